@@ -1,0 +1,41 @@
+#!/bin/sh
+# install-deps.sh [--test]: install the Debian packages llmgw needs, only
+# those missing. Build + runtime always; --test adds what the tests need.
+# Runs apt-get as root (or through sudo); prints the command otherwise.
+set -eu
+
+pkgs="gcc make pkg-config ca-certificates curl libfcgi-dev libjson-c-dev libpq-dev
+libcurl4-openssl-dev libjwt-dev postgresql lighttpd spawn-fcgi"
+if [ "${1:-}" = "--test" ]; then
+    pkgs="$pkgs libcmocka-dev python3 python3-pytest procps"
+fi
+
+missing=""
+for p in $pkgs; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing"
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+    sudo="sudo"
+else
+    echo "install-deps: not root and no sudo; run as root:" >&2
+    echo "  apt-get update && apt-get install -y$missing" >&2
+    exit 1
+fi
+# Do not let the postgresql package create and start a system cluster:
+# llmgw runs its own under var/.
+if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    $sudo mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "install-deps: done"

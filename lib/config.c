@@ -1,0 +1,675 @@
+/*
+ * config.c: the INI parser behind struct gw_cfg. One declarative key table,
+ * alphabetical within each section; defaults are strings parsed by the same
+ * code as the file, so a default can never be out of range.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+enum ctype { CT_STR, CT_PATH, CT_INT, CT_LONG, CT_BOOL, CT_ENUM };
+
+struct enum_map {
+	const char *name;
+	int value;
+};
+
+struct key_def {
+	const char *section;
+	const char *key;
+	enum ctype type;
+	size_t off;
+	const char *def;
+	long min, max;
+	const struct enum_map *map;
+};
+
+static const struct enum_map log_levels[] = {{"err", GW_LOG_ERR},
+    {"error", GW_LOG_ERR}, {"warn", GW_LOG_WARN}, {"info", GW_LOG_INFO},
+    {"debug", GW_LOG_DEBUG}, {NULL, 0}};
+static const struct enum_map lf_formats[] = {{"otel", GW_LANGFUSE_OTEL},
+    {"legacy", GW_LANGFUSE_LEGACY}, {NULL, 0}};
+static const struct enum_map lf_records[] = {
+    {"full", GW_LANGFUSE_RECORD_FULL}, {"redacted", GW_LANGFUSE_RECORD_REDACTED},
+    {"none", GW_LANGFUSE_RECORD_NONE}, {NULL, 0}};
+
+#define O(f) offsetof(struct gw_cfg, f)
+static const struct key_def keys[] = {
+    {"auth", "master_key_file", CT_PATH, O(master_key_file), "", 0, 0, NULL},
+    {"database", "conninfo", CT_STR, O(db_conninfo),
+	"host=/var/run/postgresql dbname=llmgw", 0, 0, NULL},
+    {"database", "connect_timeout_s", CT_INT, O(db_connect_timeout_s), "3", 1,
+	60, NULL},
+    {"database", "statement_timeout_ms", CT_INT, O(db_statement_timeout_ms),
+	"5000", 0, 600000, NULL},
+    {"gateway", "access_log", CT_BOOL, O(access_log), "on", 0, 1, NULL},
+    {"gateway", "listen", CT_STR, O(listen), "127.0.0.1:4000", 0, 0, NULL},
+    {"gateway", "max_body_bytes", CT_LONG, O(max_body_bytes), "8388608", 1024,
+	1073741824L, NULL},
+    {"gateway", "processes", CT_INT, O(processes), "2", 1, 64, NULL},
+    {"gateway", "shutdown_timeout_s", CT_INT, O(shutdown_timeout_s), "30", 0,
+	3600, NULL},
+    {"gateway", "thread_stack_kb", CT_INT, O(thread_stack_kb), "256", 64, 8192,
+	NULL},
+    {"gateway", "threads", CT_INT, O(threads), "16", 1, 256, NULL},
+    {"langfuse", "batch_size", CT_INT, O(langfuse_batch_size), "100", 1, 1000,
+	NULL},
+    {"langfuse", "enabled", CT_BOOL, O(langfuse_enabled), "off", 0, 1, NULL},
+    {"langfuse", "format", CT_ENUM, O(langfuse_format), "otel", 0, 0,
+	lf_formats},
+    {"langfuse", "host", CT_STR, O(langfuse_host), "https://cloud.langfuse.com",
+	0, 0, NULL},
+    {"langfuse", "public_key", CT_STR, O(langfuse_public_key), "", 0, 0, NULL},
+    {"langfuse", "record", CT_ENUM, O(langfuse_record), "full", 0, 0,
+	lf_records},
+    {"langfuse", "retention_days", CT_INT, O(langfuse_retention_days), "7", 0,
+	3650, NULL},
+    {"langfuse", "secret_key_file", CT_PATH, O(langfuse_secret_key_file), "", 0,
+	0, NULL},
+    {"log", "file", CT_PATH, O(log_file), "", 0, 0, NULL},
+    {"log", "level", CT_ENUM, O(log_level), "info", 0, 0, log_levels},
+    {"log", "prompts", CT_BOOL, O(log_prompts), "off", 0, 1, NULL},
+    {"rate_limit", "burst", CT_INT, O(rate_limit_burst), "200", 1, 10000000,
+	NULL},
+    {"rate_limit", "rps", CT_INT, O(rate_limit_rps), "100", 0, 10000000, NULL},
+    {"upstream", "api_key_file", CT_PATH, O(upstream_api_key_file), "", 0, 0,
+	NULL},
+    {"upstream", "base_url", CT_STR, O(upstream_url), "http://127.0.0.1:8080",
+	0, 0, NULL},
+    {"upstream", "connect_timeout_ms", CT_INT, O(upstream_connect_timeout_ms),
+	"5000", 1, 600000, NULL},
+    {"upstream", "first_byte_timeout_s", CT_INT,
+	O(upstream_first_byte_timeout_s), "600", 1, 86400, NULL},
+    {"upstream", "health_path", CT_STR, O(upstream_health_path), "/health", 0,
+	0, NULL},
+    {"upstream", "health_timeout_ms", CT_INT, O(upstream_health_timeout_ms),
+	"2000", 1, 60000, NULL},
+    {"upstream", "idle_timeout_s", CT_INT, O(upstream_idle_timeout_s), "120", 1,
+	86400, NULL},
+    {"upstream", "models_cache_s", CT_INT, O(upstream_models_cache_s), "5", 0,
+	3600, NULL},
+    {"upstream", "retries", CT_INT, O(upstream_retries), "1", 0, 10, NULL},
+    {"upstream", "stream_keepalive_s", CT_INT, O(stream_keepalive_s), "15", 0,
+	3600, NULL},
+};
+#undef O
+
+static const char *const map_sections[] = {"aliases", "prices"};
+
+struct parse {
+	struct gw_cfg *cfg;
+	const char *path;
+	char *dir;		/* directory of path, for relative paths */
+	int line;
+	int seen[GW_ARRAY_LEN(keys)];
+	char *err;
+	size_t errlen;
+};
+
+static enum gw_status GW_PRINTF(4, 5)
+fail(struct parse *p, const struct key_def *k, const char *where,
+    const char *fmt, ...)
+{
+	char reason[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	if (where != NULL)
+		snprintf(p->err, p->errlen, "%s: %s", where, reason);
+	else if (k != NULL)
+		snprintf(p->err, p->errlen, "%s:%d: [%s] %s: %s", p->path,
+		    p->line, k->section, k->key, reason);
+	else
+		snprintf(p->err, p->errlen, "%s:%d: %s", p->path, p->line,
+		    reason);
+	return GW_E_INVALID;
+}
+
+static char **
+str_field(struct gw_cfg *cfg, const struct key_def *k)
+{
+	return (char **)((char *)cfg + k->off);
+}
+
+static int *
+int_field(struct gw_cfg *cfg, const struct key_def *k)
+{
+	return (int *)((char *)cfg + k->off);
+}
+
+static enum gw_status
+parse_long(const char *v, long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0')
+		return GW_E_INVALID;
+	return GW_OK;
+}
+
+/* Store value v into k's field; where names an env var, else the line. */
+static enum gw_status
+set_value(struct parse *p, const struct key_def *k, const char *v,
+    const char *where)
+{
+	struct gw_cfg *cfg = p->cfg;
+	const struct enum_map *m;
+	long n;
+	char **s;
+
+	switch (k->type) {
+	case CT_STR:
+	case CT_PATH:
+		s = str_field(cfg, k);
+		free(*s);
+		if (k->type == CT_PATH && v[0] != '\0' && v[0] != '/' &&
+		    p->dir != NULL)
+			*s = gw_xasprintf("%s/%s", p->dir, v);
+		else
+			*s = gw_xstrdup(v);
+		return GW_OK;
+	case CT_INT:
+	case CT_LONG:
+		if (parse_long(v, &n) != GW_OK)
+			return fail(p, k, where, "'%s' is not an integer", v);
+		if (n < k->min || n > k->max)
+			return fail(p, k, where, "%ld is out of range %ld..%ld",
+			    n, k->min, k->max);
+		if (k->type == CT_INT)
+			*int_field(cfg, k) = (int)n;
+		else
+			*(long *)((char *)cfg + k->off) = n;
+		return GW_OK;
+	case CT_BOOL:
+		if (!strcmp(v, "on") || !strcmp(v, "true") ||
+		    !strcmp(v, "yes") || !strcmp(v, "1"))
+			*int_field(cfg, k) = 1;
+		else if (!strcmp(v, "off") || !strcmp(v, "false") ||
+		    !strcmp(v, "no") || !strcmp(v, "0"))
+			*int_field(cfg, k) = 0;
+		else
+			return fail(p, k, where,
+			    "'%s' is not a boolean (on/off)", v);
+		return GW_OK;
+	case CT_ENUM:
+		for (m = k->map; m->name != NULL; m++) {
+			if (!strcmp(m->name, v)) {
+				*int_field(cfg, k) = m->value;
+				return GW_OK;
+			}
+		}
+		return fail(p, k, where, "'%s' is not one of the allowed values",
+		    v);
+	}
+	return GW_E_INTERNAL;
+}
+
+static const struct key_def *
+find_key(const char *section, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < GW_ARRAY_LEN(keys); i++)
+		if (!strcmp(keys[i].section, section) &&
+		    !strcmp(keys[i].key, key))
+			return &keys[i];
+	return NULL;
+}
+
+static int
+known_section(const char *section)
+{
+	size_t i;
+
+	for (i = 0; i < GW_ARRAY_LEN(keys); i++)
+		if (!strcmp(keys[i].section, section))
+			return 1;
+	for (i = 0; i < GW_ARRAY_LEN(map_sections); i++)
+		if (!strcmp(map_sections[i], section))
+			return 1;
+	return 0;
+}
+
+static enum gw_status
+add_alias(struct parse *p, const char *name, const char *value)
+{
+	struct gw_cfg *cfg = p->cfg;
+	struct gw_alias *a;
+	char *copy = gw_xstrdup(value), *tok, *save = NULL;
+	size_t i;
+
+	for (i = 0; i < cfg->naliases; i++)
+		if (!strcmp(cfg->aliases[i].name, name)) {
+			free(copy);
+			return fail(p, NULL, NULL, "[aliases] %s: set twice",
+			    name);
+		}
+	cfg->aliases = gw_xrealloc(cfg->aliases,
+	    (cfg->naliases + 1) * sizeof(*cfg->aliases));
+	a = &cfg->aliases[cfg->naliases++];
+	a->name = gw_xstrdup(name);
+	a->targets = NULL;
+	a->ntargets = 0;
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		tok = gw_strtrim(tok);
+		if (tok[0] == '\0')
+			continue;
+		a->targets = gw_xrealloc(a->targets,
+		    (a->ntargets + 1) * sizeof(*a->targets));
+		a->targets[a->ntargets++] = gw_xstrdup(tok);
+	}
+	free(copy);
+	if (a->ntargets == 0)
+		return fail(p, NULL, NULL, "[aliases] %s: no target model",
+		    name);
+	return GW_OK;
+}
+
+static enum gw_status
+parse_price(const char *s, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	if (errno != 0 || end == s || !isfinite(*out) || *out < 0)
+		return GW_E_INVALID;
+	return *end == '\0' || isspace((unsigned char)*end) ? GW_OK
+							     : GW_E_INVALID;
+}
+
+static enum gw_status
+add_price(struct parse *p, const char *model, const char *value)
+{
+	struct gw_cfg *cfg = p->cfg;
+	struct gw_price pr = {0};
+	char *copy = gw_xstrdup(value), *in, *outp, *extra, *save = NULL;
+	enum gw_status st = GW_E_INVALID;
+
+	in = strtok_r(copy, " \t", &save);
+	outp = strtok_r(NULL, " \t", &save);
+	extra = strtok_r(NULL, " \t", &save);
+	if (in == NULL || outp == NULL || extra != NULL ||
+	    parse_price(in, &pr.input_per_m) != GW_OK ||
+	    parse_price(outp, &pr.output_per_m) != GW_OK) {
+		st = fail(p, NULL, NULL,
+		    "[prices] %s: expected '<input> <output>' USD per 1M tokens, "
+		    "two non-negative numbers",
+		    model);
+		goto out;
+	}
+	if (gw_cfg_find_price(cfg, model) != NULL) {
+		st = fail(p, NULL, NULL, "[prices] %s: set twice", model);
+		goto out;
+	}
+	cfg->prices = gw_xrealloc(cfg->prices,
+	    (cfg->nprices + 1) * sizeof(*cfg->prices));
+	pr.model = gw_xstrdup(model);
+	cfg->prices[cfg->nprices++] = pr;
+	st = GW_OK;
+out:
+	free(copy);
+	return st;
+}
+
+static enum gw_status
+parse_line(struct parse *p, char *line, char *section, size_t seclen)
+{
+	char *s = gw_strtrim(line), *eq, *key, *val;
+	const struct key_def *k;
+	size_t len, idx;
+
+	if (s[0] == '\0' || s[0] == '#' || s[0] == ';')
+		return GW_OK;
+	if (s[0] == '[') {
+		len = strlen(s);
+		if (s[len - 1] != ']')
+			return fail(p, NULL, NULL, "malformed section header");
+		s[len - 1] = '\0';
+		s = gw_strtrim(s + 1);
+		if (!known_section(s))
+			return fail(p, NULL, NULL, "unknown section [%s]", s);
+		snprintf(section, seclen, "%s", s);
+		return GW_OK;
+	}
+	eq = strchr(s, '=');
+	if (eq == NULL)
+		return fail(p, NULL, NULL, "expected 'key = value'");
+	*eq = '\0';
+	key = gw_strtrim(s);
+	val = gw_strtrim(eq + 1);
+	len = strlen(val);
+	if (len >= 2 && val[0] == '"' && val[len - 1] == '"') {
+		val[len - 1] = '\0';
+		val++;
+	}
+	if (section[0] == '\0')
+		return fail(p, NULL, NULL, "setting '%s' outside any section",
+		    key);
+	if (key[0] == '\0')
+		return fail(p, NULL, NULL, "empty key in [%s]", section);
+	if (!strcmp(section, "aliases"))
+		return add_alias(p, key, val);
+	if (!strcmp(section, "prices"))
+		return add_price(p, key, val);
+	k = find_key(section, key);
+	if (k == NULL)
+		return fail(p, NULL, NULL, "[%s] %s: unknown setting", section,
+		    key);
+	idx = (size_t)(k - keys);
+	if (p->seen[idx])
+		return fail(p, k, NULL, "set twice (first at line %d)",
+		    p->seen[idx]);
+	p->seen[idx] = p->line;
+	return set_value(p, k, val, NULL);
+}
+
+static enum gw_status
+apply_env(struct parse *p)
+{
+	char name[128], *c;
+	const char *v;
+	size_t i;
+	enum gw_status st;
+
+	for (i = 0; i < GW_ARRAY_LEN(keys); i++) {
+		snprintf(name, sizeof(name), "LLMGW_%s_%s", keys[i].section,
+		    keys[i].key);
+		for (c = name; *c; c++)
+			*c = (char)toupper((unsigned char)*c);
+		v = getenv(name);
+		if (v == NULL)
+			continue;
+		p->seen[i] = 0;	/* errors now name the environment */
+		/* Relative paths from the environment are relative to cwd. */
+		if (keys[i].type == CT_PATH) {
+			char **s = str_field(p->cfg, &keys[i]);
+			free(*s);
+			*s = gw_xstrdup(v);
+			continue;
+		}
+		if ((st = set_value(p, &keys[i], v, name)) != GW_OK)
+			return st;
+	}
+	if ((v = getenv("LANGFUSE_HOST")) != NULL && v[0] != '\0') {
+		free(p->cfg->langfuse_host);
+		p->cfg->langfuse_host = gw_xstrdup(v);
+	}
+	if ((v = getenv("LANGFUSE_PUBLIC_KEY")) != NULL && v[0] != '\0') {
+		free(p->cfg->langfuse_public_key);
+		p->cfg->langfuse_public_key = gw_xstrdup(v);
+	}
+	return GW_OK;
+}
+
+/* Read the first line of k's secret file into *out (caller frees). */
+static enum gw_status
+read_secret(struct parse *p, const char *section, const char *key,
+    const char *file, char **out)
+{
+	const struct key_def *k = find_key(section, key);
+	char where[160];
+	const char *w = NULL;
+	FILE *fp = NULL;
+	char *line = NULL;
+	size_t cap = 0;
+	enum gw_status st = GW_E_INVALID;
+
+	GW_ASSERT(k != NULL);
+	/* Name the line that set it, or the environment / default. */
+	p->line = p->seen[k - keys];
+	if (p->line == 0) {
+		snprintf(where, sizeof(where),
+		    "[%s] %s (from the environment or the default)", section,
+		    key);
+		w = where;
+	}
+	fp = fopen(file, "r");
+	if (fp == NULL) {
+		st = fail(p, k, w, "cannot read '%s': %s", file,
+		    strerror(errno));
+		goto out;
+	}
+	if (getline(&line, &cap, fp) < 0 || gw_strtrim(line)[0] == '\0') {
+		st = fail(p, k, w, "'%s' is empty", file);
+		goto out;
+	}
+	*out = gw_xstrdup(gw_strtrim(line));
+	st = GW_OK;
+out:
+	if (line != NULL) {
+		explicit_bzero(line, cap);
+		free(line);
+	}
+	if (fp != NULL)
+		fclose(fp);
+	return st;
+}
+
+static enum gw_status
+load_secrets(struct parse *p)
+{
+	struct gw_cfg *cfg = p->cfg;
+	const char *v;
+	enum gw_status st;
+
+	if ((v = getenv("LLMGW_MASTER_KEY")) != NULL && v[0] != '\0')
+		cfg->master_key = gw_xstrdup(v);
+	else if (cfg->master_key_file[0] != '\0' &&
+	    (st = read_secret(p, "auth", "master_key_file",
+		 cfg->master_key_file, &cfg->master_key)) != GW_OK)
+		return st;
+	if (cfg->upstream_api_key_file[0] != '\0' &&
+	    (st = read_secret(p, "upstream", "api_key_file",
+		 cfg->upstream_api_key_file, &cfg->upstream_api_key)) != GW_OK)
+		return st;
+	if ((v = getenv("LANGFUSE_SECRET_KEY")) != NULL && v[0] != '\0')
+		cfg->langfuse_secret_key = gw_xstrdup(v);
+	else if (cfg->langfuse_secret_key_file[0] != '\0' &&
+	    (st = read_secret(p, "langfuse", "secret_key_file",
+		 cfg->langfuse_secret_key_file,
+		 &cfg->langfuse_secret_key)) != GW_OK)
+		return st;
+	return GW_OK;
+}
+
+static enum gw_status
+validate(struct parse *p)
+{
+	struct gw_cfg *cfg = p->cfg;
+	const char *colon;
+
+	if (strncmp(cfg->upstream_url, "http://", 7) != 0 &&
+	    strncmp(cfg->upstream_url, "https://", 8) != 0)
+		return fail(p, NULL, "[upstream] base_url",
+		    "'%s' must start with http:// or https://",
+		    cfg->upstream_url);
+	if (cfg->upstream_health_path[0] != '/')
+		return fail(p, NULL, "[upstream] health_path",
+		    "'%s' must start with /", cfg->upstream_health_path);
+	colon = strrchr(cfg->listen, ':');
+	if (colon == NULL || colon == cfg->listen || atoi(colon + 1) <= 0 ||
+	    atoi(colon + 1) > 65535)
+		return fail(p, NULL, "[gateway] listen",
+		    "'%s' must be host:port", cfg->listen);
+	if (cfg->langfuse_enabled == 0 && cfg->langfuse_public_key[0] != '\0' &&
+	    getenv("LANGFUSE_PUBLIC_KEY") != NULL)
+		cfg->langfuse_enabled = 1;
+	return GW_OK;
+}
+
+enum gw_status
+gw_cfg_load(const char *path, struct gw_cfg **out, char *err, size_t errlen)
+{
+	struct parse p = {0};
+	struct gw_cfg *cfg = gw_xcalloc(1, sizeof(*cfg));
+	FILE *fp = NULL;
+	char *line = NULL, section[64] = "", *slash;
+	size_t cap = 0, i;
+	enum gw_status st = GW_OK;
+
+	*out = NULL;
+	cfg->refs = 1;
+	cfg->path = gw_xstrdup(path);
+	p.cfg = cfg;
+	p.path = path;
+	p.err = err;
+	p.errlen = errlen;
+	p.dir = gw_xstrdup(path);
+	slash = strrchr(p.dir, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	else {
+		free(p.dir);
+		p.dir = NULL;
+	}
+	for (i = 0; i < GW_ARRAY_LEN(keys) && st == GW_OK; i++)
+		st = set_value(&p, &keys[i], keys[i].def, "default");
+	GW_ASSERT(st == GW_OK);
+
+	fp = fopen(path, "r");
+	if (fp == NULL) {
+		st = fail(&p, NULL, path, "cannot open: %s", strerror(errno));
+		goto out;
+	}
+	while (getline(&line, &cap, fp) >= 0) {
+		p.line++;
+		if ((st = parse_line(&p, line, section, sizeof(section))) !=
+		    GW_OK)
+			goto out;
+	}
+	if ((st = apply_env(&p)) != GW_OK)
+		goto out;
+	if ((st = validate(&p)) != GW_OK)
+		goto out;
+	st = load_secrets(&p);
+out:
+	free(line);
+	free(p.dir);
+	if (fp != NULL)
+		fclose(fp);
+	if (st != GW_OK)
+		gw_cfg_unref(cfg);
+	else
+		*out = cfg;
+	return st;
+}
+
+struct gw_cfg *
+gw_cfg_ref(struct gw_cfg *cfg)
+{
+	if (cfg != NULL)
+		__atomic_add_fetch(&cfg->refs, 1, __ATOMIC_RELAXED);
+	return cfg;
+}
+
+static void
+free_secret(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+void
+gw_cfg_unref(struct gw_cfg *cfg)
+{
+	size_t i, j;
+
+	if (cfg == NULL || __atomic_sub_fetch(&cfg->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	for (i = 0; i < GW_ARRAY_LEN(keys); i++)
+		if (keys[i].type == CT_STR || keys[i].type == CT_PATH)
+			free(*str_field(cfg, &keys[i]));
+	for (i = 0; i < cfg->naliases; i++) {
+		for (j = 0; j < cfg->aliases[i].ntargets; j++)
+			free(cfg->aliases[i].targets[j]);
+		free(cfg->aliases[i].targets);
+		free(cfg->aliases[i].name);
+	}
+	free(cfg->aliases);
+	for (i = 0; i < cfg->nprices; i++)
+		free(cfg->prices[i].model);
+	free(cfg->prices);
+	free_secret(cfg->master_key);
+	free_secret(cfg->upstream_api_key);
+	free_secret(cfg->langfuse_secret_key);
+	free(cfg->path);
+	free(cfg);
+}
+
+const struct gw_alias *
+gw_cfg_find_alias(const struct gw_cfg *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->naliases; i++)
+		if (!strcmp(cfg->aliases[i].name, name))
+			return &cfg->aliases[i];
+	return NULL;
+}
+
+const struct gw_price *
+gw_cfg_find_price(const struct gw_cfg *cfg, const char *model)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nprices; i++)
+		if (!strcmp(cfg->prices[i].model, model))
+			return &cfg->prices[i];
+	return NULL;
+}
+
+enum gw_status
+gw_cfg_print_value(const struct gw_cfg *cfg, const char *name, FILE *fp)
+{
+	const struct key_def *k;
+	const struct enum_map *m;
+	char section[64];
+	const char *dot = strchr(name, '.');
+	int v;
+
+	if (dot == NULL || (size_t)(dot - name) >= sizeof(section))
+		return GW_E_NOTFOUND;
+	memcpy(section, name, (size_t)(dot - name));
+	section[dot - name] = '\0';
+	if ((k = find_key(section, dot + 1)) == NULL)
+		return GW_E_NOTFOUND;
+	switch (k->type) {
+	case CT_STR:
+	case CT_PATH:
+		fprintf(fp, "%s\n", *(char **)((const char *)cfg + k->off));
+		break;
+	case CT_INT:
+	case CT_BOOL:
+		fprintf(fp, "%d\n", *(const int *)((const char *)cfg + k->off));
+		break;
+	case CT_LONG:
+		fprintf(fp, "%ld\n", *(const long *)((const char *)cfg + k->off));
+		break;
+	case CT_ENUM:
+		v = *(const int *)((const char *)cfg + k->off);
+		for (m = k->map; m->name != NULL; m++)
+			if (m->value == v) {
+				fprintf(fp, "%s\n", m->name);
+				break;
+			}
+		break;
+	}
+	return GW_OK;
+}

@@ -1,0 +1,119 @@
+/*
+ * config.h: llmgw.conf, an INI file with sections [gateway] [database]
+ * [upstream] [auth] [rate_limit] [langfuse] [log] [aliases] [prices].
+ * Parsed and validated once per process (and again on SIGHUP); never per
+ * request. Every setting may be overridden from the environment as
+ * LLMGW_<SECTION>_<KEY> (e.g. LLMGW_UPSTREAM_BASE_URL); LLMGW_MASTER_KEY
+ * and the LANGFUSE_* variables are honoured as well.
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "err.h"
+
+/* An alias: requests for name go to targets[0], then fallbacks in order. */
+struct gw_alias {
+	char *name;
+	char **targets;
+	size_t ntargets;
+};
+
+/* Price of one actual model in USD per 1M tokens. */
+struct gw_price {
+	char *model;
+	double input_per_m;
+	double output_per_m;
+};
+
+enum gw_langfuse_format { GW_LANGFUSE_OTEL = 0, GW_LANGFUSE_LEGACY };
+enum gw_langfuse_record {
+	GW_LANGFUSE_RECORD_FULL = 0,
+	GW_LANGFUSE_RECORD_REDACTED,
+	GW_LANGFUSE_RECORD_NONE,
+};
+
+/* A plain value struct: fields are read directly. */
+struct gw_cfg {
+	char *path;	/* the file this was loaded from */
+	/* [gateway] */
+	char *listen;	/* host:port lighttpd listens on */
+	int processes;	/* worker processes per route family */
+	int threads;	/* FastCGI threads per process */
+	long max_body_bytes;
+	int shutdown_timeout_s;
+	int access_log;
+	int thread_stack_kb;
+	/* [database] */
+	char *db_conninfo;
+	int db_connect_timeout_s;
+	int db_statement_timeout_ms;
+	/* [upstream] */
+	char *upstream_url;
+	char *upstream_health_path;
+	char *upstream_api_key_file;
+	char *upstream_api_key;	/* loaded from the file, or NULL */
+	int upstream_connect_timeout_ms;
+	int upstream_first_byte_timeout_s;
+	int upstream_idle_timeout_s;
+	int upstream_health_timeout_ms;
+	int upstream_retries;
+	int upstream_models_cache_s;
+	int stream_keepalive_s;
+	/* [auth] */
+	char *master_key_file;
+	char *master_key;	/* the secret itself; LLMGW_MASTER_KEY wins */
+	/* [rate_limit] */
+	int rate_limit_rps;
+	int rate_limit_burst;
+	/* [langfuse] */
+	int langfuse_enabled;
+	char *langfuse_host;
+	char *langfuse_public_key;
+	char *langfuse_secret_key_file;
+	char *langfuse_secret_key;
+	int langfuse_format;	/* enum gw_langfuse_format */
+	int langfuse_record;	/* enum gw_langfuse_record */
+	int langfuse_batch_size;
+	int langfuse_retention_days;
+	/* [log] */
+	int log_level;	/* enum gw_log_level */
+	char *log_file;
+	int log_prompts;
+	/* [aliases] and [prices] */
+	struct gw_alias *aliases;
+	size_t naliases;
+	struct gw_price *prices;
+	size_t nprices;
+
+	int refs;	/* see gw_cfg_ref */
+};
+
+/*
+ * Load and validate path. On success *out is a new config with one
+ * reference (release with gw_cfg_unref). On failure *out is NULL and err
+ * holds "FILE:LINE: [section] key: reason".
+ */
+enum gw_status gw_cfg_load(const char *path, struct gw_cfg **out, char *err,
+    size_t errlen) GW_NONNULL(1, 2, 3);
+/* Take / drop a reference; the last unref frees. Both NULL-safe. */
+struct gw_cfg *gw_cfg_ref(struct gw_cfg *cfg);
+void gw_cfg_unref(struct gw_cfg *cfg);
+
+/* Borrowed alias for name, or NULL when the name passes through. */
+const struct gw_alias *gw_cfg_find_alias(const struct gw_cfg *cfg,
+    const char *name) GW_NONNULL(1, 2);
+/* Borrowed price for an actual model, or NULL (cost 0). */
+const struct gw_price *gw_cfg_find_price(const struct gw_cfg *cfg,
+    const char *model) GW_NONNULL(1, 2);
+
+/*
+ * Print the effective value of "section.key" (secrets print as "(set)")
+ * followed by a newline. GW_E_NOTFOUND for an unknown name.
+ */
+enum gw_status gw_cfg_print_value(const struct gw_cfg *cfg, const char *name,
+    FILE *fp) GW_NONNULL(1, 2, 3);
+
+#endif /* GW_CONFIG_H */

@@ -1,0 +1,218 @@
+/* db.c: the only libpq caller. */
+#include "db.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+/* After a failed connect, wait this long before trying again. */
+#define DB_RETRY_US (250 * 1000)
+
+struct gw_db {
+	PGconn *conn;
+	char *conninfo;
+	char connect_timeout[16];
+	char options[64];
+	int64_t next_try_us;
+	int was_up;		/* for logging state changes once */
+	char sqlstate[6];
+};
+
+struct gw_db_rows {
+	PGresult *res;
+};
+
+struct gw_db *
+gw_db_new(const char *conninfo, int connect_timeout_s, int statement_timeout_ms)
+{
+	struct gw_db *db = gw_xcalloc(1, sizeof(*db));
+
+	db->conninfo = gw_xstrdup(conninfo);
+	snprintf(db->connect_timeout, sizeof(db->connect_timeout), "%d",
+	    connect_timeout_s > 0 ? connect_timeout_s : 3);
+	if (statement_timeout_ms > 0)
+		snprintf(db->options, sizeof(db->options),
+		    "-c statement_timeout=%d", statement_timeout_ms);
+	return db;
+}
+
+void
+gw_db_free(struct gw_db *db)
+{
+	if (db == NULL)
+		return;
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	free(db->conninfo);
+	free(db);
+}
+
+/* Copy libpq's message into err without its trailing newline. */
+static void
+set_err(char *err, size_t errlen, const char *msg, const char *sqlstate)
+{
+	size_t n;
+
+	if (err == NULL || errlen == 0)
+		return;
+	if (sqlstate != NULL && sqlstate[0] != '\0')
+		snprintf(err, errlen, "%s (SQLSTATE %s)", msg, sqlstate);
+	else
+		snprintf(err, errlen, "%s", msg);
+	n = strlen(err);
+	while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
+		err[--n] = '\0';
+	/* Keep it on one line. */
+	for (n = 0; err[n]; n++)
+		if (err[n] == '\n')
+			err[n] = ' ';
+}
+
+enum gw_status
+gw_db_ensure(struct gw_db *db, char *err, size_t errlen)
+{
+	/* Defaults first, the operator's conninfo (expanded) last to win. */
+	const char *kw[5], *val[5];
+	int n = 0;
+	int64_t now;
+
+	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
+		return GW_OK;
+	now = gw_now_mono_us();
+	if (db->conn != NULL) {
+		PQfinish(db->conn);
+		db->conn = NULL;
+	} else if (now < db->next_try_us) {
+		set_err(err, errlen, "database unreachable (retrying)", NULL);
+		return GW_E_DB;
+	}
+	kw[n] = "connect_timeout";
+	val[n++] = db->connect_timeout;
+	kw[n] = "application_name";
+	val[n++] = "llmgw";
+	if (db->options[0] != '\0') {
+		kw[n] = "options";
+		val[n++] = db->options;
+	}
+	kw[n] = "dbname";
+	val[n++] = db->conninfo;
+	kw[n] = NULL;
+	val[n] = NULL;
+	db->conn = PQconnectdbParams(kw, val, 1);
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+		char msg[512];
+
+		set_err(msg, sizeof(msg),
+		    db->conn ? PQerrorMessage(db->conn) : "out of memory", NULL);
+		set_err(err, errlen, msg, NULL);
+		if (db->was_up)
+			gw_log_warn(NULL, "db", "connection lost: %s", msg);
+		db->was_up = 0;
+		PQfinish(db->conn);
+		db->conn = NULL;
+		db->next_try_us = now + DB_RETRY_US;
+		return GW_E_DB;
+	}
+	if (!db->was_up)
+		gw_log_info(NULL, "db", "connected to PostgreSQL %d",
+		    PQserverVersion(db->conn));
+	db->was_up = 1;
+	return GW_OK;
+}
+
+static enum gw_status
+exec_once(struct gw_db *db, const char *sql, int nparams,
+    const char *const *params, int script, struct gw_db_rows **rows,
+    char *err, size_t errlen)
+{
+	PGresult *res = NULL;
+	ExecStatusType rs;
+	const char *state;
+	enum gw_status st;
+
+	if ((st = gw_db_ensure(db, err, errlen)) != GW_OK)
+		return st;
+	db->sqlstate[0] = '\0';
+	if (script)
+		res = PQexec(db->conn, sql);
+	else
+		res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL,
+		    NULL, 0);
+	rs = PQresultStatus(res);
+	if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
+		if (rows != NULL) {
+			*rows = gw_xmalloc(sizeof(**rows));
+			(*rows)->res = res;
+		} else {
+			PQclear(res);
+		}
+		return GW_OK;
+	}
+	state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
+	set_err(err, errlen,
+	    res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn), state);
+	PQclear(res);
+	return GW_E_DB;
+}
+
+enum gw_status
+gw_db_exec(struct gw_db *db, const char *sql, int nparams,
+    const char *const *params, int retry, struct gw_db_rows **rows,
+    char *err, size_t errlen)
+{
+	enum gw_status st;
+
+	if (rows != NULL)
+		*rows = NULL;
+	st = exec_once(db, sql, nparams, params, 0, rows, err, errlen);
+	if (st == GW_E_DB && retry && db->conn != NULL &&
+	    PQstatus(db->conn) != CONNECTION_OK) {
+		/* The server restarted under us: one fresh connection. */
+		PQfinish(db->conn);
+		db->conn = NULL;
+		db->next_try_us = 0;
+		st = exec_once(db, sql, nparams, params, 0, rows, err, errlen);
+	}
+	return st;
+}
+
+enum gw_status
+gw_db_exec_script(struct gw_db *db, const char *sql, char *err, size_t errlen)
+{
+	return exec_once(db, sql, 0, NULL, 1, NULL, err, errlen);
+}
+
+const char *
+gw_db_last_sqlstate(const struct gw_db *db)
+{
+	return db->sqlstate;
+}
+
+int
+gw_db_rows_count(const struct gw_db_rows *rows)
+{
+	return PQntuples(rows->res);
+}
+
+const char *
+gw_db_rows_get(const struct gw_db_rows *rows, int row, int col)
+{
+	if (row < 0 || row >= PQntuples(rows->res) || col < 0 ||
+	    col >= PQnfields(rows->res) || PQgetisnull(rows->res, row, col))
+		return NULL;
+	return PQgetvalue(rows->res, row, col);
+}
+
+void
+gw_db_rows_free(struct gw_db_rows *rows)
+{
+	if (rows == NULL)
+		return;
+	PQclear(rows->res);
+	free(rows);
+}

@@ -1,0 +1,57 @@
+/*
+ * db.h: the only libpq user. One struct gw_db per worker thread (never
+ * shared between threads): connected lazily, reconnected after a failure
+ * with a short backoff, so a PostgreSQL restart needs no worker restart.
+ */
+#ifndef GW_DB_H
+#define GW_DB_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct gw_db;
+struct gw_db_rows;
+
+/*
+ * A handle for conninfo (a libpq connection string or URI). Does not
+ * connect. statement_timeout_ms of 0 leaves the server default.
+ */
+struct gw_db *gw_db_new(const char *conninfo, int connect_timeout_s,
+    int statement_timeout_ms) GW_NONNULL(1);
+/* Close and free; NULL-safe. */
+void gw_db_free(struct gw_db *db);
+
+/*
+ * Connect if not connected (or the connection broke). GW_E_DB when the
+ * server cannot be reached; err then says why (no password in it).
+ */
+enum gw_status gw_db_ensure(struct gw_db *db, char *err, size_t errlen)
+    GW_NONNULL(1);
+
+/*
+ * Run sql with text parameters (params may be NULL when nparams is 0; a
+ * NULL entry is SQL NULL). When rows is non-NULL it receives the result
+ * (caller frees with gw_db_rows_free). A broken connection is reconnected
+ * and the statement tried once more when retry is set (idempotent reads
+ * only). Errors: GW_E_DB with "message (SQLSTATE xxxxx)" in err.
+ */
+enum gw_status gw_db_exec(struct gw_db *db, const char *sql, int nparams,
+    const char *const *params, int retry, struct gw_db_rows **rows,
+    char *err, size_t errlen) GW_NONNULL(1, 2);
+/*
+ * Run a multi-statement script (no parameters), e.g. a migration file.
+ * Errors as gw_db_exec.
+ */
+enum gw_status gw_db_exec_script(struct gw_db *db, const char *sql,
+    char *err, size_t errlen) GW_NONNULL(1, 2);
+/* The SQLSTATE of the last failed statement, or "" (borrowed). */
+const char *gw_db_last_sqlstate(const struct gw_db *db) GW_NONNULL(1);
+
+/* Rows of a result: count, and a borrowed value (NULL for SQL NULL). */
+int gw_db_rows_count(const struct gw_db_rows *rows) GW_NONNULL(1);
+const char *gw_db_rows_get(const struct gw_db_rows *rows, int row, int col)
+    GW_NONNULL(1);
+void gw_db_rows_free(struct gw_db_rows *rows);
+
+#endif /* GW_DB_H */

@@ -1,0 +1,268 @@
+/* health.c: liveness, readiness, the /health report and /metrics. */
+#include "health.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "http_upstream.h"
+#include "log.h"
+#include "req.h"
+#include "server.h"
+#include "util.h"
+
+#include "migrations.h"	/* generated: gw_migrations[] */
+
+#ifndef GW_VERSION
+#define GW_VERSION "dev"
+#endif
+
+const char *const *
+gw_health_expected_migrations(size_t *n)
+{
+	*n = GW_ARRAY_LEN(gw_migrations);
+	return gw_migrations;
+}
+
+static int
+is_get(const struct gw_req *req)
+{
+	return !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
+}
+
+/* Milliseconds since t0 as a JSON number with three decimals. */
+static json_object *
+ms_since(int64_t t0)
+{
+	char s[32];
+	double ms = (double)(gw_now_mono_us() - t0) / 1000.0;
+
+	snprintf(s, sizeof(s), "%.3f", ms);
+	return json_object_new_double_s(ms, s);
+}
+
+/* {"status":"ok","latency_ms":..} or {"status":"error","error":..}. */
+static json_object *
+check_db(struct gw_req *req, int *ok)
+{
+	json_object *o = json_object_new_object();
+	char err[512] = "";
+	int64_t t0 = gw_now_mono_us();
+
+	*ok = gw_db_exec(gw_thread_db(req->th), "SELECT 1", 0, NULL, 1, NULL,
+		  err, sizeof(err)) == GW_OK;
+	json_object_object_add(o, "status",
+	    json_object_new_string(*ok ? "ok" : "error"));
+	json_object_object_add(o, "latency_ms",
+	    ms_since(t0));
+	if (!*ok)
+		json_object_object_add(o, "error", json_object_new_string(err));
+	return o;
+}
+
+/* GET {base_url}{health_path}: llama-swap's /health, never a completion. */
+static json_object *
+check_upstream(struct gw_req *req, int *ok)
+{
+	const struct gw_cfg *cfg = req->cfg;
+	json_object *o = json_object_new_object();
+	char url[2048], err[512] = "";
+	size_t blen = strlen(cfg->upstream_url);
+	int status = 0;
+	int64_t t0 = gw_now_mono_us();
+	enum gw_status st;
+
+	while (blen > 0 && cfg->upstream_url[blen - 1] == '/')
+		blen--;
+	snprintf(url, sizeof(url), "%.*s%s", (int)blen, cfg->upstream_url,
+	    cfg->upstream_health_path);
+	st = gw_upstream_get(req->th->up, url, cfg->upstream_connect_timeout_ms,
+	    cfg->upstream_health_timeout_ms, &status, NULL, 0, err,
+	    sizeof(err));
+	*ok = st == GW_OK && status >= 200 && status < 300;
+	json_object_object_add(o, "status",
+	    json_object_new_string(*ok ? "ok" : "error"));
+	json_object_object_add(o, "url", json_object_new_string(url));
+	json_object_object_add(o, "latency_ms",
+	    ms_since(t0));
+	if (status != 0)
+		json_object_object_add(o, "http_status",
+		    json_object_new_int(status));
+	if (st != GW_OK)
+		json_object_object_add(o, "error", json_object_new_string(err));
+	return o;
+}
+
+static void
+add_common(json_object *o, const char *status)
+{
+	char ts[32];
+
+	gw_time_rfc3339(gw_now_real_us(), ts);
+	json_object_object_add(o, "status", json_object_new_string(status));
+	json_object_object_add(o, "version", json_object_new_string(GW_VERSION));
+	json_object_object_add(o, "timestamp", json_object_new_string(ts));
+}
+
+/*
+ * /health: 200 "healthy" when the database and the upstream answer, 200
+ * "degraded" when only the upstream is down (requests would fail but the
+ * gateway runs), 503 "unhealthy" when the database is down.
+ */
+static enum gw_status
+handle_health(struct gw_req *req)
+{
+	json_object *o = json_object_new_object(), *checks;
+	int db_ok, up_ok;
+	const char *status;
+
+	checks = json_object_new_object();
+	json_object_object_add(checks, "database", check_db(req, &db_ok));
+	json_object_object_add(checks, "upstream", check_upstream(req, &up_ok));
+	status = !db_ok ? "unhealthy" : !up_ok ? "degraded" : "healthy";
+	add_common(o, status);
+	json_object_object_add(o, "checks", checks);
+	gw_reply_json(req, db_ok ? 200 : 503, o);
+	json_object_put(o);
+	return GW_OK;
+}
+
+static enum gw_status
+handle_liveliness(struct gw_req *req)
+{
+	static const char body[] = "{\"status\":\"healthy\"}";
+
+	gw_reply(req, 200, "application/json", body, sizeof(body) - 1);
+	return GW_OK;
+}
+
+/* Build the array literal '{001_init,002_x}' from the expected names. */
+static char *
+migrations_literal(void)
+{
+	struct gw_buf b = {0};
+	size_t i, n;
+	const char *const *names = gw_health_expected_migrations(&n);
+
+	gw_buf_puts(&b, "{");
+	for (i = 0; i < n; i++) {
+		if (i)
+			gw_buf_puts(&b, ",");
+		gw_buf_puts(&b, names[i]);
+	}
+	gw_buf_puts(&b, "}");
+	return b.p;
+}
+
+/* 200 only when PostgreSQL answers and every migration is applied. */
+static enum gw_status
+handle_readiness(struct gw_req *req)
+{
+	struct gw_db *db = gw_thread_db(req->th);
+	struct gw_db_rows *rows = NULL;
+	json_object *o = json_object_new_object();
+	char err[512] = "", reason[700];
+	char *lit = migrations_literal();
+	const char *params[1] = {lit};
+	size_t expected;
+	long applied = 0;
+	enum gw_status st;
+
+	gw_health_expected_migrations(&expected);
+	st = gw_db_exec(db,
+	    "SELECT count(*) FROM schema_migrations WHERE name = ANY($1::text[])",
+	    1, params, 1, &rows, err, sizeof(err));
+	if (st == GW_OK)
+		applied = atol(gw_db_rows_get(rows, 0, 0));
+	if (st != GW_OK && strcmp(gw_db_last_sqlstate(db), "42P01") == 0) {
+		/* undefined_table: the server answers, no migration ran yet. */
+		st = GW_OK;
+		applied = 0;
+	}
+	if (st != GW_OK) {
+		snprintf(reason, sizeof(reason), "database unreachable: %s", err);
+	} else if ((size_t)applied < expected) {
+		snprintf(reason, sizeof(reason),
+		    "migrations pending: %ld of %zu applied", applied, expected);
+	} else {
+		reason[0] = '\0';
+	}
+	add_common(o, reason[0] ? "not_ready" : "ready");
+	json_object_object_add(o, "database",
+	    json_object_new_string(st == GW_OK ? "connected" : "unreachable"));
+	if (st == GW_OK) {
+		json_object *m = json_object_new_object();
+
+		json_object_object_add(m, "applied", json_object_new_int64(applied));
+		json_object_object_add(m, "expected",
+		    json_object_new_int64((int64_t)expected));
+		json_object_object_add(o, "migrations", m);
+	}
+	if (reason[0])
+		json_object_object_add(o, "reason", json_object_new_string(reason));
+	gw_reply_json(req, reason[0] ? 503 : 200, o);
+	json_object_put(o);
+	gw_db_rows_free(rows);
+	free(lit);
+	return GW_OK;
+}
+
+/* A first /metrics: process facts; the full set comes with shared metrics. */
+static enum gw_status
+handle_metrics(struct gw_req *req)
+{
+	struct gw_buf b = {0};
+
+	gw_buf_printf(&b,
+	    "# HELP llmgw_build_info Build information.\n"
+	    "# TYPE llmgw_build_info gauge\n"
+	    "llmgw_build_info{version=\"%s\"} 1\n",
+	    GW_VERSION);
+	gw_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.p,
+	    b.len);
+	gw_buf_fini(&b);
+	return GW_OK;
+}
+
+struct route {
+	const char *path;
+	const char *label;
+	enum gw_status (*fn)(struct gw_req *);
+};
+
+static const struct route routes[] = {
+    {"/health", "health", handle_health},
+    {"/health/liveliness", "liveliness", handle_liveliness},
+    {"/health/liveness", "liveliness", handle_liveliness},
+    {"/health/readiness", "readiness", handle_readiness},
+    {"/metrics", "metrics", handle_metrics},
+};
+
+enum gw_status
+gw_health_handle(struct gw_req *req)
+{
+	size_t i, len = strlen(req->path);
+	char msg[300];
+
+	/* A trailing slash names the same resource. */
+	while (len > 1 && req->path[len - 1] == '/')
+		req->path[--len] = '\0';
+	for (i = 0; i < GW_ARRAY_LEN(routes); i++) {
+		if (strcmp(req->path, routes[i].path) != 0)
+			continue;
+		req->route = routes[i].label;
+		if (!is_get(req)) {
+			gw_req_add_header(req, "Allow", "GET, HEAD");
+			gw_reply_error(req, GW_E_METHOD, NULL);
+			return GW_OK;
+		}
+		return routes[i].fn(req);
+	}
+	req->route = "unknown";
+	snprintf(msg, sizeof(msg), "Route not found: %s %s", req->method,
+	    req->path);
+	gw_reply_error_ex(req, 404, "not_found_error", NULL, msg);
+	return GW_OK;
+}

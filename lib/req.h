@@ -1,0 +1,104 @@
+/*
+ * req.h: one FastCGI request: its parameters, its body (capped), the
+ * response head and body, the request id, and the access log line.
+ * struct gw_req lives in the worker thread and is reused request after
+ * request; gw_req_end frees what the request owned.
+ */
+#ifndef GW_REQ_H
+#define GW_REQ_H
+
+#include <fcgiapp.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "util.h"
+
+struct gw_thread;
+struct json_object;
+
+struct gw_req {
+	FCGX_Request *fr;	/* borrowed from the worker thread */
+	struct gw_thread *th;	/* borrowed: per-thread db, upstream, rng */
+	const struct gw_cfg *cfg; /* held for the whole request */
+	char id[37];		/* x-request-id, a UUIDv4 */
+	const char *method;	/* borrowed from the FastCGI params */
+	char *path;		/* REQUEST_URI up to '?', owned */
+	const char *query;	/* after '?' (or ""), inside the same copy */
+	const char *route;	/* a static label for logs and metrics */
+	int64_t start_mono_us;
+	int64_t start_real_us;
+	int status;		/* HTTP status sent, 0 before the head */
+	int head_sent;
+	uint64_t bytes_out;
+	struct gw_buf hdrs;	/* response headers added before the head */
+	struct gw_buf body;	/* request body once read */
+};
+
+/*
+ * Start a request accepted on fr: take the request id, split the URI.
+ * cfg stays borrowed by req until gw_req_end.
+ */
+void gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_thread *th,
+    const struct gw_cfg *cfg) GW_NONNULL(1, 2, 4);
+/* Write the access log line and release what the request owned. */
+void gw_req_end(struct gw_req *req) GW_NONNULL(1);
+/* Free buffers kept for reuse (at thread exit). */
+void gw_req_fini(struct gw_req *req) GW_NONNULL(1);
+
+/* A FastCGI parameter (e.g. "REQUEST_METHOD"), borrowed, or NULL. */
+const char *gw_req_param(const struct gw_req *req, const char *name)
+    GW_NONNULL(1, 2);
+/*
+ * A request header by its HTTP name (e.g. "Authorization"), borrowed, or
+ * NULL. Content-Type and Content-Length are found too.
+ */
+const char *gw_req_header(const struct gw_req *req, const char *name)
+    GW_NONNULL(1, 2);
+/*
+ * Copy the URL-decoded value of query parameter name into out (NUL-ended).
+ * GW_OK when present, GW_E_NOTFOUND when absent, GW_E_INVALID when the
+ * value does not fit or decodes to a NUL byte.
+ */
+enum gw_status gw_req_query(const struct gw_req *req, const char *name,
+    char *out, size_t outlen) GW_NONNULL(1, 2, 3);
+/*
+ * Read the whole body into req->body. GW_E_TOOBIG when CONTENT_LENGTH or
+ * the bytes received exceed cfg->max_body_bytes, GW_E_INVALID when the
+ * body is shorter than announced.
+ */
+enum gw_status gw_req_read_body(struct gw_req *req) GW_NONNULL(1);
+
+/* Add a response header ("Name: value") before the head is sent. */
+void gw_req_add_header(struct gw_req *req, const char *name,
+    const char *fmt, ...) GW_PRINTF(3, 4) GW_NONNULL(1, 2, 3);
+/*
+ * Send the response head: Status, Content-Type (if non-NULL), the request
+ * id headers and every added header. A second call does nothing.
+ */
+void gw_req_send_head(struct gw_req *req, int status, const char *ctype)
+    GW_NONNULL(1);
+/* Write body bytes (sending a 200 head first if none was sent). */
+enum gw_status gw_req_write(struct gw_req *req, const void *p, size_t n)
+    GW_NONNULL(1);
+/* Push buffered bytes to the web server now (for SSE chunks). */
+enum gw_status gw_req_flush(struct gw_req *req) GW_NONNULL(1);
+
+/* A complete response with a body given as text. */
+void gw_reply(struct gw_req *req, int status, const char *ctype,
+    const char *body, size_t len) GW_NONNULL(1, 3, 4);
+/* A complete JSON response; obj is serialized, not consumed. */
+void gw_reply_json(struct gw_req *req, int status, struct json_object *obj)
+    GW_NONNULL(1, 3);
+/*
+ * The OpenAI error shape for st with message msg (NULL: a default one).
+ * Only mains and handlers' top levels call this; nothing is sent when the
+ * head already went out.
+ */
+void gw_reply_error(struct gw_req *req, enum gw_status st, const char *msg)
+    GW_NONNULL(1);
+/* As gw_reply_error with an explicit HTTP status, type and param. */
+void gw_reply_error_ex(struct gw_req *req, int status, const char *type,
+    const char *param, const char *msg) GW_NONNULL(1);
+
+#endif /* GW_REQ_H */

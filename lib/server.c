@@ -1,0 +1,430 @@
+/* server.c: supervisor, worker processes, accept threads, signals. */
+#include "server.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "http_upstream.h"
+#include "log.h"
+#include "req.h"
+#include "util.h"
+
+#define MAX_PROCESSES 64
+
+/* The current configuration; threads pick up a new one by generation. */
+static pthread_mutex_t cfg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct gw_cfg *cur_cfg;
+static unsigned cur_gen;
+
+static const struct gw_server_ops *g_ops;
+static int listen_fd;
+static int stopping;
+
+/* Live worker threads, for a bounded wait at shutdown. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t live_cond = PTHREAD_COND_INITIALIZER;
+static int live_threads;
+
+static void
+usage(const char *prog)
+{
+	fprintf(stderr,
+	    "usage: llmgw-%s [-c config] [-t] [-g section.key] [-s socket] [-1]\n"
+	    "  -c FILE  configuration (default $LLMGW_CONFIG or "
+	    "/etc/llmgw/llmgw.conf)\n"
+	    "  -t       check the configuration and exit\n"
+	    "  -g NAME  print the effective value of section.key and exit\n"
+	    "  -s PATH  listen on this unix socket instead of fd 0 "
+	    "(spawn-fcgi)\n"
+	    "  -1       one worker process, no supervisor (debugging)\n",
+	    prog);
+}
+
+static void
+swap_cfg(struct gw_cfg *cfg)
+{
+	struct gw_cfg *old;
+
+	pthread_mutex_lock(&cfg_lock);
+	old = cur_cfg;
+	cur_cfg = cfg;
+	__atomic_add_fetch(&cur_gen, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&cfg_lock);
+	gw_cfg_unref(old);
+}
+
+/* Load the file again; on success make it current. Old config stays else. */
+static int
+reload_cfg(void)
+{
+	struct gw_cfg *cfg = NULL;
+	char err[1024];
+
+	if (gw_cfg_load(cur_cfg->path, &cfg, err, sizeof(err)) != GW_OK) {
+		gw_log_err(NULL, "config", "reload refused, keeping the old "
+		    "configuration: %s", err);
+		return -1;
+	}
+	gw_log_set_level((enum gw_log_level)cfg->log_level);
+	swap_cfg(cfg);
+	if (gw_log_reopen() < 0)
+		gw_log_errno(NULL, "log", "cannot reopen the log file");
+	gw_log_info(NULL, "config", "configuration reloaded from %s",
+	    cur_cfg->path);
+	return 0;
+}
+
+static void
+thread_refresh_cfg(struct gw_thread *th)
+{
+	const struct gw_cfg *old = th->cfg;
+
+	if (th->cfg != NULL &&
+	    th->cfg_gen == __atomic_load_n(&cur_gen, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&cfg_lock);
+	th->cfg = gw_cfg_ref(cur_cfg);
+	th->cfg_gen = cur_gen;
+	pthread_mutex_unlock(&cfg_lock);
+	if (old != NULL && th->db != NULL &&
+	    strcmp(old->db_conninfo, th->cfg->db_conninfo) != 0) {
+		gw_db_free(th->db);
+		th->db = NULL;
+	}
+	gw_cfg_unref((struct gw_cfg *)old);
+}
+
+struct gw_db *
+gw_thread_db(struct gw_thread *th)
+{
+	if (th->db == NULL)
+		th->db = gw_db_new(th->cfg->db_conninfo,
+		    th->cfg->db_connect_timeout_s,
+		    th->cfg->db_statement_timeout_ms);
+	return th->db;
+}
+
+static void *
+worker_thread(void *arg)
+{
+	struct gw_thread *th = arg;
+	struct gw_req req = {0};
+	FCGX_Request fr;
+	enum gw_status st;
+
+	th->up = gw_upstream_new();
+	thread_refresh_cfg(th);
+	if (g_ops->thread_init != NULL)
+		th->app = g_ops->thread_init(th);
+	FCGX_InitRequest(&fr, listen_fd, 0);
+	for (;;) {
+		if (FCGX_Accept_r(&fr) < 0) {
+			if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE))
+				break;
+			gw_log_errno(NULL, "server", "accept failed");
+			usleep(100 * 1000);
+			continue;
+		}
+		thread_refresh_cfg(th);
+		gw_req_begin(&req, &fr, th, th->cfg);
+		if ((st = g_ops->handle(&req)) != GW_OK)
+			gw_reply_error(&req, st, NULL);
+		gw_req_end(&req);
+		FCGX_Finish_r(&fr);
+		if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE))
+			break;
+	}
+	FCGX_Free(&fr, 0);
+	gw_req_fini(&req);
+	if (g_ops->thread_fini != NULL)
+		g_ops->thread_fini(th);
+	gw_db_free(th->db);
+	gw_upstream_free(th->up);
+	gw_cfg_unref((struct gw_cfg *)th->cfg);
+	pthread_mutex_lock(&live_lock);
+	live_threads--;
+	pthread_cond_signal(&live_cond);
+	pthread_mutex_unlock(&live_lock);
+	return NULL;
+}
+
+/* Wait for worker threads up to timeout_s; 1 when all have ended. */
+static int
+wait_threads(int timeout_s)
+{
+	struct timespec dl;
+	int done;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_s;
+	pthread_mutex_lock(&live_lock);
+	while (live_threads > 0 &&
+	    pthread_cond_timedwait(&live_cond, &live_lock, &dl) != ETIMEDOUT)
+		;
+	done = live_threads == 0;
+	pthread_mutex_unlock(&live_lock);
+	return done;
+}
+
+/* One worker process: threads accept; this thread handles signals. */
+static int
+run_worker(const sigset_t *sigs)
+{
+	struct gw_thread *ths;
+	pthread_attr_t attr;
+	pthread_t tid;
+	int i, n = cur_cfg->threads, sig;
+
+	if (FCGX_Init() != 0 || gw_upstream_global_init() != GW_OK) {
+		gw_log_err(NULL, "server", "library initialisation failed");
+		return 1;
+	}
+	ths = gw_xcalloc((size_t)n, sizeof(*ths));
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, (size_t)cur_cfg->thread_stack_kb * 1024);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	for (i = 0; i < n; i++) {
+		ths[i].idx = i;
+		pthread_mutex_lock(&live_lock);
+		live_threads++;
+		pthread_mutex_unlock(&live_lock);
+		if ((errno = pthread_create(&tid, &attr, worker_thread,
+			 &ths[i])) != 0) {
+			gw_log_errno(NULL, "server", "pthread_create");
+			return 1;
+		}
+	}
+	pthread_attr_destroy(&attr);
+	gw_log_info(NULL, "server", "worker ready with %d threads", n);
+	for (;;) {
+		if (sigwait(sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			reload_cfg();
+			continue;
+		}
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+	}
+	gw_log_info(NULL, "server", "stopping: finishing requests in flight");
+	__atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
+	/* Wakes every thread blocked in accept(2), here and in siblings. */
+	shutdown(listen_fd, SHUT_RDWR);
+	if (!wait_threads(cur_cfg->shutdown_timeout_s)) {
+		gw_log_warn(NULL, "server", "requests still running after %d s; "
+		    "exiting anyway", cur_cfg->shutdown_timeout_s);
+		_exit(0);
+	}
+	free(ths);
+	gw_cfg_unref(cur_cfg);
+	return 0;
+}
+
+struct child {
+	pid_t pid;
+	int64_t started_us;
+	int64_t restart_at_us;	/* 0: running or not due */
+};
+
+static pid_t
+spawn_worker(const sigset_t *sigs, struct child *c)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		gw_log_errno(NULL, "server", "fork");
+		return -1;
+	}
+	if (pid == 0) {
+		/* A worker never outlives its supervisor. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			_exit(0);
+		_exit(run_worker(sigs));
+	}
+	c->pid = pid;
+	c->started_us = gw_now_mono_us();
+	c->restart_at_us = 0;
+	return pid;
+}
+
+static void
+reap(struct child *kids, int n)
+{
+	int status, i;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < n; i++) {
+			if (kids[i].pid != pid)
+				continue;
+			kids[i].pid = 0;
+			if (stopping)
+				break;
+			if (WIFSIGNALED(status))
+				gw_log_err(NULL, "server", "worker %d killed by "
+				    "signal %d; restarting", (int)pid,
+				    WTERMSIG(status));
+			else
+				gw_log_err(NULL, "server", "worker %d exited "
+				    "with status %d; restarting", (int)pid,
+				    WEXITSTATUS(status));
+			/* Crash loops are slowed to one restart a second. */
+			kids[i].restart_at_us = gw_now_mono_us() +
+			    (gw_now_mono_us() - kids[i].started_us < 1000000
+				    ? 1000000
+				    : 0);
+		}
+	}
+}
+
+static int
+alive(const struct child *kids, int n)
+{
+	int i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += kids[i].pid > 0;
+	return k;
+}
+
+/* The supervisor: keeps n workers running until SIGTERM. */
+static int
+run_supervisor(const sigset_t *sigs)
+{
+	struct child kids[MAX_PROCESSES] = {{0}};
+	int n = cur_cfg->processes, i, sig;
+	int64_t deadline = 0;
+	struct timespec ts = {0, 100 * 1000 * 1000};
+	siginfo_t si;
+
+	for (i = 0; i < n; i++)
+		spawn_worker(sigs, &kids[i]);
+	gw_log_info(NULL, "server", "supervisor started %d workers", n);
+	for (;;) {
+		sig = sigtimedwait(sigs, &si, &ts);
+		if (sig == SIGCHLD)
+			reap(kids, n);
+		else if (sig == SIGHUP && !stopping) {
+			if (reload_cfg() == 0)
+				for (i = 0; i < n; i++)
+					if (kids[i].pid > 0)
+						kill(kids[i].pid, SIGHUP);
+		} else if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+			stopping = 1;
+			deadline = gw_now_mono_us() +
+			    (int64_t)(cur_cfg->shutdown_timeout_s + 5) * 1000000;
+			for (i = 0; i < n; i++)
+				if (kids[i].pid > 0)
+					kill(kids[i].pid, SIGTERM);
+		}
+		reap(kids, n);
+		if (stopping) {
+			if (alive(kids, n) == 0)
+				break;
+			if (gw_now_mono_us() > deadline) {
+				for (i = 0; i < n; i++)
+					if (kids[i].pid > 0)
+						kill(kids[i].pid, SIGKILL);
+				deadline = gw_now_mono_us() + 1000000;
+			}
+			continue;
+		}
+		for (i = 0; i < n; i++)
+			if (kids[i].pid == 0 && kids[i].restart_at_us &&
+			    gw_now_mono_us() >= kids[i].restart_at_us)
+				spawn_worker(sigs, &kids[i]);
+	}
+	gw_log_info(NULL, "server", "supervisor stopped");
+	gw_cfg_unref(cur_cfg);
+	return 0;
+}
+
+int
+gw_server_main(int argc, char **argv, const struct gw_server_ops *ops)
+{
+	const char *path = getenv("LLMGW_CONFIG"), *get = NULL, *sock = NULL;
+	int check = 0, single = 0, opt, type;
+	socklen_t tlen = sizeof(type);
+	struct gw_cfg *cfg = NULL;
+	char err[1024], prog[64];
+	sigset_t sigs;
+
+	if (path == NULL || path[0] == '\0')
+		path = "/etc/llmgw/llmgw.conf";
+	while ((opt = getopt(argc, argv, "c:tg:s:1h")) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 't': check = 1; break;
+		case 'g': get = optarg; break;
+		case 's': sock = optarg; break;
+		case '1': single = 1; break;
+		default: usage(ops->prog); return opt == 'h' ? 0 : 2;
+		}
+	}
+	snprintf(prog, sizeof(prog), "%s", ops->prog);
+	gw_log_init(prog, GW_LOG_INFO, NULL);
+	if (gw_cfg_load(path, &cfg, err, sizeof(err)) != GW_OK) {
+		fprintf(stderr, "llmgw-%s: configuration error: %s\n", prog,
+		    err);
+		return 1;
+	}
+	if (check || get != NULL) {
+		int rc = 0;
+
+		if (get != NULL && gw_cfg_print_value(cfg, get, stdout) != GW_OK) {
+			fprintf(stderr, "llmgw-%s: unknown setting '%s'\n", prog,
+			    get);
+			rc = 1;
+		} else if (check) {
+			printf("%s: configuration ok\n", path);
+		}
+		gw_cfg_unref(cfg);
+		return rc;
+	}
+	if (gw_log_init(prog, (enum gw_log_level)cfg->log_level,
+		cfg->log_file) < 0) {
+		fprintf(stderr, "llmgw-%s: cannot open log file %s: %s\n", prog,
+		    cfg->log_file, strerror(errno));
+		gw_cfg_unref(cfg);
+		return 1;
+	}
+	cur_cfg = cfg;
+	g_ops = ops;
+	if (sock != NULL) {
+		listen_fd = FCGX_OpenSocket(sock, 4096);
+		if (listen_fd < 0) {
+			gw_log_errno(NULL, "server", "cannot listen on %s", sock);
+			return 1;
+		}
+	} else if (getsockopt(0, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0) {
+		fprintf(stderr, "llmgw-%s: fd 0 is not a socket: start me with "
+		    "spawn-fcgi, or pass -s SOCKET\n", prog);
+		gw_cfg_unref(cfg);
+		return 1;
+	}
+	if (cfg->master_key == NULL)
+		gw_log_warn(NULL, "config", "no master key set: admin routes "
+		    "will refuse every caller");
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	if (single)
+		return run_worker(&sigs);
+	return run_supervisor(&sigs);
+}

@@ -1,0 +1,61 @@
+/*
+ * server.h: the FastCGI process model shared by every llmgw-* program.
+ *
+ * A supervisor process forks [gateway] processes workers on the listening
+ * socket that spawn-fcgi passes as fd 0 (or that -s opens) and restarts any
+ * that dies. Each worker runs [gateway] threads threads, each blocked in
+ * FCGX_Accept_r with its own FCGX_Request, so one slow request never holds
+ * up another. SIGHUP reloads the configuration without dropping requests
+ * in flight; SIGTERM stops accepting, lets requests in flight finish (up to
+ * shutdown_timeout_s) and exits.
+ */
+#ifndef GW_SERVER_H
+#define GW_SERVER_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+
+struct gw_req;
+struct gw_db;
+struct gw_upstream;
+
+/* Per-thread state: never shared between threads. */
+struct gw_thread {
+	int idx;
+	uint64_t rng[2];	/* request-id generator state */
+	const struct gw_cfg *cfg; /* this thread's reference to the config */
+	unsigned cfg_gen;
+	struct gw_db *db;	/* see gw_thread_db */
+	struct gw_upstream *up;	/* one reused libcurl handle */
+	void *app;		/* what ops->thread_init returned */
+};
+
+struct gw_server_ops {
+	const char *prog;	/* "health", "chat": program and log name */
+	/*
+	 * Answer one request. Return GW_OK once a reply is sent; any other
+	 * status is answered with gw_reply_error(req, st, NULL).
+	 */
+	enum gw_status (*handle)(struct gw_req *req);
+	/* Optional: per-thread set-up and tear-down of th->app. */
+	void *(*thread_init)(struct gw_thread *th);
+	void (*thread_fini)(struct gw_thread *th);
+};
+
+/*
+ * The whole life of a FastCGI program: options (-c FILE, -t, -g NAME,
+ * -s SOCKET, -1), configuration, logging, supervisor, workers, threads and
+ * signals. Returns the process exit code.
+ */
+int gw_server_main(int argc, char **argv, const struct gw_server_ops *ops)
+    GW_NONNULL(2, 3);
+
+/*
+ * This thread's database handle for the current configuration, created on
+ * first use (it connects lazily; see db.h). Borrowed.
+ */
+struct gw_db *gw_thread_db(struct gw_thread *th) GW_NONNULL(1);
+
+#endif /* GW_SERVER_H */

@@ -1,0 +1,292 @@
+/* util.c: small helpers with no dependency beyond libc. */
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "log.h"
+
+void
+gw_assert_fail(const char *expr, const char *file, int line)
+{
+	gw_log_err(NULL, "assert", "assertion failed: %s at %s:%d", expr, file,
+	    line);
+	abort();
+}
+
+static void
+oom(size_t n)
+{
+	gw_log_err(NULL, "mem", "out of memory allocating %zu bytes", n);
+	abort();
+}
+
+void *
+gw_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		oom(n);
+	return p;
+}
+
+void *
+gw_xcalloc(size_t nmemb, size_t size)
+{
+	void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+
+	if (p == NULL)
+		oom(nmemb * size);
+	return p;
+}
+
+void *
+gw_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (q == NULL)
+		oom(n);
+	return q;
+}
+
+char *
+gw_xstrdup(const char *s)
+{
+	return gw_xstrndup(s, strlen(s));
+}
+
+char *
+gw_xstrndup(const char *s, size_t n)
+{
+	size_t len = strnlen(s, n);
+	char *p = gw_xmalloc(len + 1);
+
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+char *
+gw_xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	char *p;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	GW_ASSERT(n >= 0);
+	p = gw_xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+static void
+buf_reserve(struct gw_buf *b, size_t extra)
+{
+	size_t need = b->len + extra + 1;
+	size_t cap = b->cap ? b->cap : 256;
+
+	if (need <= b->cap)
+		return;
+	while (cap < need)
+		cap *= 2;
+	b->p = gw_xrealloc(b->p, cap);
+	b->cap = cap;
+}
+
+void
+gw_buf_append(struct gw_buf *b, const void *data, size_t n)
+{
+	buf_reserve(b, n);
+	if (n)
+		memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void
+gw_buf_puts(struct gw_buf *b, const char *s)
+{
+	gw_buf_append(b, s, strlen(s));
+}
+
+void
+gw_buf_printf(struct gw_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	GW_ASSERT(n >= 0);
+	buf_reserve(b, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+void
+gw_buf_reset(struct gw_buf *b, size_t keep_cap)
+{
+	if (b->cap > keep_cap) {
+		free(b->p);
+		b->p = NULL;
+		b->cap = 0;
+	}
+	b->len = 0;
+	if (b->p)
+		b->p[0] = '\0';
+}
+
+void
+gw_buf_fini(struct gw_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+static int64_t
+clock_us(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
+gw_now_mono_us(void)
+{
+	return clock_us(CLOCK_MONOTONIC);
+}
+
+int64_t
+gw_now_real_us(void)
+{
+	return clock_us(CLOCK_REALTIME);
+}
+
+void
+gw_time_rfc3339(int64_t real_us, char out[32])
+{
+	time_t secs = (time_t)(real_us / 1000000);
+	int ms = (int)((real_us % 1000000) / 1000);
+	struct tm tm;
+
+	gmtime_r(&secs, &tm);
+	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+
+	snprintf(out + n, 32 - n, ".%03dZ", ms % 1000);
+}
+
+int
+gw_ct_memeq(const void *a, const void *b, size_t n)
+{
+	const volatile unsigned char *x = a, *y = b;
+	unsigned char d = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
+}
+
+int
+gw_ct_streq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	const volatile unsigned char *x = (const unsigned char *)a;
+	const volatile unsigned char *y = (const unsigned char *)b;
+	unsigned char d = la != lb;
+	size_t i;
+
+	/* Walk the longer length; index the shorter one modulo its size. */
+	for (i = 0; i < (la > lb ? la : lb); i++)
+		d |= x[la ? i % la : 0] ^ y[lb ? i % lb : 0];
+	return d == 0;
+}
+
+void
+gw_random_bytes(void *buf, size_t n)
+{
+	unsigned char *p = buf;
+
+	while (n > 0) {
+		ssize_t r = getrandom(p, n, 0);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			gw_log_errno(NULL, "util", "getrandom");
+			abort();
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+}
+
+static uint64_t
+xorshift128p(uint64_t s[2])
+{
+	uint64_t a = s[0];
+	const uint64_t b = s[1];
+
+	s[0] = b;
+	a ^= a << 23;
+	s[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
+	return s[1] + b;
+}
+
+void
+gw_uuid4(uint64_t state[2], char out[37])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char r[16];
+	uint64_t a, b;
+	int i, o = 0;
+
+	if (state[0] == 0 && state[1] == 0)
+		gw_random_bytes(state, 2 * sizeof(uint64_t));
+	a = xorshift128p(state);
+	b = xorshift128p(state);
+	memcpy(r, &a, 8);
+	memcpy(r + 8, &b, 8);
+	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[r[i] >> 4];
+		out[o++] = hex[r[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+char *
+gw_strtrim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		e--;
+	*e = '\0';
+	return s;
+}

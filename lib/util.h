@@ -1,0 +1,78 @@
+/*
+ * util.h: attributes, aborting allocators, a growable byte buffer, clocks
+ * and constant-time comparison shared by every module.
+ */
+#ifndef GW_UTIL_H
+#define GW_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define GW_NONNULL(...) __attribute__((nonnull(__VA_ARGS__)))
+#define GW_NORETURN __attribute__((noreturn))
+#define GW_UNUSED __attribute__((unused))
+#define GW_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Log and abort() on a broken invariant. */
+#define GW_ASSERT(x)                                                           \
+	do {                                                                   \
+		if (!(x))                                                      \
+			gw_assert_fail(#x, __FILE__, __LINE__);                \
+	} while (0)
+
+GW_NORETURN void gw_assert_fail(const char *expr, const char *file, int line);
+
+/* Allocators that log and abort() on exhaustion: never return NULL. */
+void *gw_xmalloc(size_t n);
+void *gw_xcalloc(size_t nmemb, size_t size);
+void *gw_xrealloc(void *p, size_t n);
+char *gw_xstrdup(const char *s) GW_NONNULL(1);
+char *gw_xstrndup(const char *s, size_t n) GW_NONNULL(1);
+/* Caller frees the result. */
+char *gw_xasprintf(const char *fmt, ...) GW_PRINTF(1, 2);
+
+/* A growable byte buffer, always NUL-terminated after len bytes. */
+struct gw_buf {
+	char *p;
+	size_t len;
+	size_t cap;
+};
+
+/* Append n bytes; grows as needed (aborts on OOM). */
+void gw_buf_append(struct gw_buf *b, const void *data, size_t n);
+void gw_buf_puts(struct gw_buf *b, const char *s);
+void gw_buf_printf(struct gw_buf *b, const char *fmt, ...) GW_PRINTF(2, 3);
+/* Empty the buffer, keeping up to keep_cap bytes of storage for reuse. */
+void gw_buf_reset(struct gw_buf *b, size_t keep_cap);
+/* Free the storage; b may be reused after. */
+void gw_buf_fini(struct gw_buf *b);
+
+/* Microseconds from CLOCK_MONOTONIC, for durations. */
+int64_t gw_now_mono_us(void);
+/* Microseconds since the epoch from CLOCK_REALTIME. */
+int64_t gw_now_real_us(void);
+/*
+ * Format a realtime microsecond stamp as RFC 3339 UTC with milliseconds,
+ * e.g. "2026-11-25T22:57:31.123Z". out needs 25 bytes.
+ */
+void gw_time_rfc3339(int64_t real_us, char out[32]);
+
+/* 1 if the n bytes at a and b are equal; time depends only on n. */
+int gw_ct_memeq(const void *a, const void *b, size_t n);
+/* 1 if the strings are equal; time depends only on their lengths. */
+int gw_ct_streq(const char *a, const char *b);
+
+/* Fill buf with n bytes from the OS CSPRNG (getrandom); aborts on failure. */
+void gw_random_bytes(void *buf, size_t n);
+
+/*
+ * Format 16 random bytes from a caller-owned xorshift state as a UUIDv4
+ * string (36 chars + NUL). Not for secrets: request ids only.
+ */
+void gw_uuid4(uint64_t state[2], char out[37]);
+
+/* Trim ASCII whitespace from both ends in place; returns s. */
+char *gw_strtrim(char *s) GW_NONNULL(1);
+
+#endif /* GW_UTIL_H */

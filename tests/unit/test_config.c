@@ -1,0 +1,196 @@
+/*
+ * Unit tests for lib/config.c. Data-driven cases live in data/config/NAME.conf:
+ * the first line says "# expect: ok" or "# expect-error: <text>", the text
+ * the error message must contain (file, line, section and key).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+
+static void
+test_data_files(void **state)
+{
+	DIR *d = opendir("data/config");
+	struct dirent *e;
+	int cases = 0;
+
+	(void)state;
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		char path[512], first[512] = "", err[1024] = "";
+		struct gw_cfg *cfg = NULL;
+		enum gw_status st;
+		FILE *fp;
+		size_t n = strlen(e->d_name);
+
+		if (n < 6 || strcmp(e->d_name + n - 5, ".conf") != 0)
+			continue;
+		snprintf(path, sizeof(path), "data/config/%s", e->d_name);
+		fp = fopen(path, "r");
+		assert_non_null(fp);
+		assert_non_null(fgets(first, sizeof(first), fp));
+		fclose(fp);
+		first[strcspn(first, "\n")] = '\0';
+		st = gw_cfg_load(path, &cfg, err, sizeof(err));
+		if (strcmp(first, "# expect: ok") == 0) {
+			if (st != GW_OK)
+				fail_msg("%s: unexpected error: %s", path, err);
+			assert_non_null(cfg);
+		} else {
+			const char *want = strstr(first, "expect-error: ");
+
+			assert_non_null(want);
+			want += strlen("expect-error: ");
+			assert_int_equal(st, GW_E_INVALID);
+			assert_null(cfg);
+			if (strstr(err, want) == NULL)
+				fail_msg("%s: error '%s' lacks '%s'", path, err,
+				    want);
+		}
+		gw_cfg_unref(cfg);
+		cases++;
+	}
+	closedir(d);
+	assert_true(cases >= 10);
+}
+
+static void
+test_defaults_and_values(void **state)
+{
+	struct gw_cfg *cfg = NULL;
+	const struct gw_alias *a;
+	const struct gw_price *p;
+	char err[512];
+
+	(void)state;
+	unsetenv("LLMGW_MASTER_KEY");
+	assert_int_equal(gw_cfg_load("data/config/full.conf", &cfg, err,
+			     sizeof(err)),
+	    GW_OK);
+	assert_int_equal(cfg->threads, 8);
+	assert_int_equal(cfg->processes, 2);		/* default */
+	assert_int_equal(cfg->max_body_bytes, 8388608); /* default */
+	assert_int_equal(cfg->upstream_first_byte_timeout_s, 600);
+	assert_int_equal(cfg->upstream_connect_timeout_ms, 5000);
+	assert_string_equal(cfg->upstream_url, "http://127.0.0.1:9999");
+	assert_string_equal(cfg->db_conninfo, "host=/tmp dbname=llmgw");
+	assert_int_equal(cfg->rate_limit_rps, 100);
+	assert_int_equal(cfg->rate_limit_burst, 200);
+	assert_int_equal(cfg->log_level, GW_LOG_DEBUG);
+	assert_int_equal(cfg->langfuse_format, GW_LANGFUSE_LEGACY);
+	/* Relative secret path resolved against the file's directory. */
+	assert_string_equal(cfg->master_key_file, "data/config/master.key.txt");
+	assert_string_equal(cfg->master_key, "sk-test-master");
+
+	a = gw_cfg_find_alias(cfg, "gpt-4");
+	assert_non_null(a);
+	assert_int_equal(a->ntargets, 2);
+	assert_string_equal(a->targets[0], "qwen3-30b-a3b");
+	assert_string_equal(a->targets[1], "qwen2.5-14b-instruct");
+	a = gw_cfg_find_alias(cfg, "gpt-3.5-turbo");
+	assert_non_null(a);
+	assert_int_equal(a->ntargets, 1);
+	assert_null(gw_cfg_find_alias(cfg, "qwen3-30b-a3b"));
+
+	p = gw_cfg_find_price(cfg, "qwen3-30b-a3b");
+	assert_non_null(p);
+	assert_true(p->input_per_m == 0.15);
+	assert_true(p->output_per_m == 0.6);
+	assert_null(gw_cfg_find_price(cfg, "other"));
+	gw_cfg_unref(cfg);
+}
+
+static void
+test_env_overrides(void **state)
+{
+	struct gw_cfg *cfg = NULL;
+	char err[512];
+
+	(void)state;
+	setenv("LLMGW_MASTER_KEY", "sk-from-env", 1);
+	setenv("LLMGW_GATEWAY_THREADS", "3", 1);
+	setenv("LLMGW_RATE_LIMIT_RPS", "0", 1);
+	assert_int_equal(gw_cfg_load("data/config/full.conf", &cfg, err,
+			     sizeof(err)),
+	    GW_OK);
+	assert_string_equal(cfg->master_key, "sk-from-env");
+	assert_int_equal(cfg->threads, 3);
+	assert_int_equal(cfg->rate_limit_rps, 0);
+	gw_cfg_unref(cfg);
+
+	setenv("LLMGW_GATEWAY_THREADS", "zero", 1);
+	assert_int_equal(gw_cfg_load("data/config/full.conf", &cfg, err,
+			     sizeof(err)),
+	    GW_E_INVALID);
+	assert_non_null(strstr(err, "LLMGW_GATEWAY_THREADS"));
+	unsetenv("LLMGW_GATEWAY_THREADS");
+	unsetenv("LLMGW_RATE_LIMIT_RPS");
+	unsetenv("LLMGW_MASTER_KEY");
+}
+
+static void
+test_print_and_refs(void **state)
+{
+	struct gw_cfg *cfg = NULL;
+	char err[512], *out = NULL;
+	size_t len = 0;
+	FILE *fp;
+
+	(void)state;
+	assert_int_equal(gw_cfg_load("data/config/full.conf", &cfg, err,
+			     sizeof(err)),
+	    GW_OK);
+	fp = open_memstream(&out, &len);
+	assert_int_equal(gw_cfg_print_value(cfg, "gateway.threads", fp), GW_OK);
+	assert_int_equal(gw_cfg_print_value(cfg, "log.level", fp), GW_OK);
+	assert_int_equal(gw_cfg_print_value(cfg, "nope.x", fp), GW_E_NOTFOUND);
+	assert_int_equal(gw_cfg_print_value(cfg, "nodot", fp), GW_E_NOTFOUND);
+	fclose(fp);
+	assert_string_equal(out, "8\ndebug\n");
+	free(out);
+	/* A second reference keeps it alive after the first is dropped. */
+	assert_ptr_equal(gw_cfg_ref(cfg), cfg);
+	gw_cfg_unref(cfg);
+	assert_int_equal(cfg->threads, 8);
+	gw_cfg_unref(cfg);
+	gw_cfg_unref(NULL);
+}
+
+static void
+test_missing_file(void **state)
+{
+	struct gw_cfg *cfg = NULL;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(gw_cfg_load("data/config/none-such", &cfg, err,
+			     sizeof(err)),
+	    GW_E_INVALID);
+	assert_non_null(strstr(err, "none-such"));
+	assert_non_null(strstr(err, "No such file"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_data_files),
+	    cmocka_unit_test(test_defaults_and_values),
+	    cmocka_unit_test(test_env_overrides),
+	    cmocka_unit_test(test_print_and_refs),
+	    cmocka_unit_test(test_missing_file),
+	};
+
+	gw_log_init("unit", GW_LOG_ERR, NULL);
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

@@ -1,0 +1,155 @@
+/* Unit tests for lib/util.c and lib/err.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "util.h"
+
+static void
+test_buf(void **state)
+{
+	struct gw_buf b = {0};
+	int i;
+
+	(void)state;
+	for (i = 0; i < 1000; i++)
+		gw_buf_printf(&b, "%d,", i);
+	assert_int_equal(b.len, strlen(b.p));
+	assert_memory_equal(b.p, "0,1,2,", 6);
+	assert_string_equal(b.p + b.len - 4, "999,");
+	gw_buf_reset(&b, 16);
+	assert_int_equal(b.len, 0);
+	assert_null(b.p);	/* large storage released */
+	gw_buf_puts(&b, "x");
+	gw_buf_reset(&b, 1 << 20);
+	assert_non_null(b.p);	/* small storage kept for reuse */
+	assert_string_equal(b.p, "");
+	gw_buf_fini(&b);
+}
+
+static void
+test_ct_compare(void **state)
+{
+	(void)state;
+	assert_true(gw_ct_streq("sk-abc", "sk-abc"));
+	assert_false(gw_ct_streq("sk-abc", "sk-abd"));
+	assert_false(gw_ct_streq("sk-abc", "sk-ab"));
+	assert_false(gw_ct_streq("", "x"));
+	assert_true(gw_ct_streq("", ""));
+	assert_true(gw_ct_memeq("abc", "abc", 3));
+	assert_false(gw_ct_memeq("abc", "abd", 3));
+}
+
+static void
+test_rfc3339(void **state)
+{
+	char out[32];
+
+	(void)state;
+	gw_time_rfc3339(INT64_C(1764111451123456), out);
+	assert_string_equal(out, "2025-11-25T22:57:31.123Z");
+	gw_time_rfc3339(0, out);
+	assert_string_equal(out, "1970-01-01T00:00:00.000Z");
+}
+
+static void
+test_uuid(void **state)
+{
+	uint64_t st[2] = {0, 0};
+	char a[37], b[37];
+	int i;
+
+	(void)state;
+	gw_uuid4(st, a);
+	gw_uuid4(st, b);
+	assert_int_equal(strlen(a), 36);
+	assert_string_not_equal(a, b);
+	assert_int_equal(a[8], '-');
+	assert_int_equal(a[14], '4');
+	assert_true(strchr("89ab", a[19]) != NULL);
+	for (i = 0; i < 36; i++)
+		assert_true(a[i] == '-' || strchr("0123456789abcdef", a[i]));
+}
+
+static void
+test_strtrim(void **state)
+{
+	char s1[] = "  a b \t\n", s2[] = "", s3[] = "   ";
+
+	(void)state;
+	assert_string_equal(gw_strtrim(s1), "a b");
+	assert_string_equal(gw_strtrim(s2), "");
+	assert_string_equal(gw_strtrim(s3), "");
+}
+
+static void
+test_err_map(void **state)
+{
+	(void)state;
+	assert_int_equal(gw_err_http_status(GW_OK), 200);
+	assert_int_equal(gw_err_http_status(GW_E_INVALID), 400);
+	assert_int_equal(gw_err_http_status(GW_E_AUTH), 401);
+	assert_int_equal(gw_err_http_status(GW_E_FORBIDDEN), 403);
+	assert_int_equal(gw_err_http_status(GW_E_NOTFOUND), 404);
+	assert_int_equal(gw_err_http_status(GW_E_METHOD), 405);
+	assert_int_equal(gw_err_http_status(GW_E_TOOBIG), 413);
+	assert_int_equal(gw_err_http_status(GW_E_RATELIMIT), 429);
+	assert_int_equal(gw_err_http_status(GW_E_UPSTREAM), 502);
+	assert_int_equal(gw_err_http_status(GW_E_DB), 503);
+	assert_int_equal(gw_err_http_status(GW_E_TIMEOUT), 504);
+	assert_int_equal(gw_err_http_status((enum gw_status)999), 500);
+	assert_string_equal(gw_err_type(GW_E_RATELIMIT), "rate_limit_error");
+	assert_string_equal(gw_err_reason(404), "Not Found");
+}
+
+static void
+test_err_json(void **state)
+{
+	char *s = gw_err_json_new(400, "invalid_request_error", "model",
+	    "bad \"model\"\n");
+	json_object *o = json_tokener_parse(s), *e, *v;
+
+	(void)state;
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "error", &e));
+	assert_true(json_object_object_get_ex(e, "message", &v));
+	assert_string_equal(json_object_get_string(v), "bad \"model\"\n");
+	assert_true(json_object_object_get_ex(e, "type", &v));
+	assert_string_equal(json_object_get_string(v), "invalid_request_error");
+	assert_true(json_object_object_get_ex(e, "param", &v));
+	assert_string_equal(json_object_get_string(v), "model");
+	assert_true(json_object_object_get_ex(e, "code", &v));
+	assert_true(json_object_is_type(v, json_type_string));
+	assert_string_equal(json_object_get_string(v), "400");
+	json_object_put(o);
+	free(s);
+
+	s = gw_err_json_new(404, NULL, NULL, NULL);
+	assert_string_equal(s, "{\"error\":{\"message\":\"Not Found\",\"type\":"
+			       "\"internal_server_error\",\"param\":null,"
+			       "\"code\":\"404\"}}");
+	free(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_buf),
+	    cmocka_unit_test(test_ct_compare),
+	    cmocka_unit_test(test_rfc3339),
+	    cmocka_unit_test(test_uuid),
+	    cmocka_unit_test(test_strtrim),
+	    cmocka_unit_test(test_err_map),
+	    cmocka_unit_test(test_err_json),
+	};
+
+	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+}
