@@ -1,0 +1,276 @@
+"""Integration fixtures: a real PostgreSQL cluster, spawn-fcgi workers and
+lighttpd on free loopback ports, all started through deploy/llmgwctl (the
+same scripts and templates as `make demo`) in a private temporary directory,
+and torn down by pid file, also when a test fails."""
+import atexit
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+TREE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CTL = os.path.join(TREE, "deploy", "llmgwctl")
+MASTER_KEY = "sk-test-master-0123456789abcdef"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Response:
+    def __init__(self, status, headers, body, elapsed):
+        self.status = status
+        self.headers = {k.lower(): v for k, v in headers}
+        self.body = body
+        self.elapsed = elapsed
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<%d %r>" % (self.status, self.body[:300])
+
+
+def request(port, method, path, body=None, headers=None, timeout=30):
+    """One HTTP request on a fresh connection; returns a Response."""
+    t0 = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            headers = dict(headers or {}, **{"Content-Type": "application/json"})
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, r.getheaders(), data, time.monotonic() - t0)
+    finally:
+        conn.close()
+
+
+def assert_openai_error(resp, status, etype=None):
+    """The body is {"error":{"message","type","param","code"}}, code = status."""
+    assert resp.status == status, resp
+    assert resp.headers["content-type"].startswith("application/json")
+    err = resp.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"}, err
+    assert err["code"] == str(status)
+    assert isinstance(err["message"], str) and err["message"]
+    if etype is not None:
+        assert err["type"] == etype, err
+    return err
+
+
+class Pg:
+    """The cluster shared by every stack of the session."""
+
+    def __init__(self, base):
+        self.dir = os.path.join(base, "pg")
+        self.env = dict(os.environ, LLMGW_VAR=os.path.join(base, "pgvar"),
+                        LLMGW_PG_DIR=self.dir, LLMGW_PG_FAST="1")
+
+    def ctl(self, *args, check=True):
+        return subprocess.run([CTL, *args], env=self.env, check=check,
+                              capture_output=True, text=True, timeout=120)
+
+    def start(self):
+        self.ctl("pg-start")
+
+    def stop(self):
+        self.ctl("pg-stop", check=False)
+
+    @property
+    def sock(self):
+        return os.path.join(self.dir, "run")
+
+    def conninfo(self, db="llmgw"):
+        return "host=%s user=llmgw dbname=%s" % (self.sock, db)
+
+    def psql(self, sql, db="llmgw"):
+        out = subprocess.run(["psql", "-h", self.sock, "-U", "llmgw", "-d", db,
+                              "-tAX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                             check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def createdb(self, name):
+        self.psql("DROP DATABASE IF EXISTS %s" % name, db="postgres")
+        self.psql("CREATE DATABASE %s" % name, db="postgres")
+
+
+class Stack:
+    """Workers + lighttpd rendered from conf/llmgw.conf and deploy/."""
+
+    def __init__(self, base, name, pg, upstream, overrides=(), db="llmgw"):
+        self.var = os.path.join(base, name)
+        self.port = free_port()
+        self.pg = pg
+        lines = ["database.conninfo=" + pg.conninfo(db),
+                 "gateway.processes=2", "gateway.threads=8",
+                 "gateway.shutdown_timeout_s=10"]
+        lines += list(overrides)
+        self.env = dict(os.environ, LLMGW_VAR=self.var,
+                        LLMGW_LISTEN="127.0.0.1:%d" % self.port,
+                        LLMGW_PG_DIR=pg.dir, LLMGW_MASTER_KEY=MASTER_KEY,
+                        LLMGW_CONF_OVERRIDES="\n".join(lines))
+        self.upstream = upstream
+        self.started = False
+
+    def ctl(self, *args, check=True):
+        r = subprocess.run([CTL, *args], env=self.env, capture_output=True,
+                           text=True, timeout=120)
+        if check and r.returncode != 0:
+            raise RuntimeError("llmgwctl %s failed:\n%s%s" % (args, r.stdout, r.stderr))
+        return r
+
+    def start(self):
+        self.started = True
+        self.ctl("render", self.upstream)
+        self.ctl("workers-start")
+        self.ctl("lighttpd-start")
+        return self
+
+    def stop(self):
+        if self.started:
+            self.ctl("lighttpd-stop", check=False)
+            self.ctl("workers-stop", check=False)
+            self.started = False
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        return request(self.port, method, path, body, headers, timeout)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def conf(self):
+        return os.path.join(self.var, "llmgw.conf")
+
+    def log(self, family):
+        with open(os.path.join(self.var, "log", family + ".log")) as f:
+            return f.read()
+
+    def pid(self, name):
+        with open(os.path.join(self.var, "run", name + ".pid")) as f:
+            return int(f.read())
+
+    def children(self, name):
+        """Worker process pids under a family's supervisor."""
+        out = subprocess.run(["pgrep", "-P", str(self.pid(name))],
+                             capture_output=True, text=True)
+        return sorted(int(p) for p in out.stdout.split())
+
+
+class FakeUpstream:
+    """A tiny stand-in upstream for health probes: /health answers after
+    `delay` seconds with `status`; every request is recorded."""
+
+    def __init__(self):
+        self.delay = 0.0
+        self.status = 200
+        self.seen = []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                outer.seen.append(("GET", self.path))
+                time.sleep(outer.delay)
+                body = b"OK"
+                self.send_response(outer.status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                outer.seen.append(("POST", self.path))
+                self.send_response(500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_cleanups = []
+
+
+def _cleanup_all():
+    while _cleanups:
+        try:
+            _cleanups.pop()()
+        except Exception:
+            pass
+
+
+atexit.register(_cleanup_all)
+
+
+@pytest.fixture(scope="session")
+def base_dir():
+    d = tempfile.mkdtemp(prefix="llmgw-it-")
+    os.chmod(d, 0o755)
+    yield d
+    _cleanup_all()
+    if os.environ.get("LLMGW_KEEP_TEST_DIR") != "1":
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg(base_dir):
+    p = Pg(base_dir)
+    _cleanups.append(p.stop)
+    p.start()
+    r = subprocess.run([os.path.join(TREE, "bin", "llmgw-migrate"), "-d",
+                        p.conninfo(), "-m", os.path.join(TREE, "migrations")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_upstream():
+    u = FakeUpstream()
+    yield u
+    u.close()
+
+
+@pytest.fixture(scope="session")
+def make_stack(base_dir, pg):
+    """Factory: make_stack(name, upstream_url, overrides=[...], db=...)."""
+    made = []
+
+    def make(name, upstream, overrides=(), db="llmgw"):
+        s = Stack(base_dir, name, pg, upstream, overrides, db)
+        made.append(s)
+        _cleanups.append(s.stop)
+        return s.start()
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(make_stack, fake_upstream):
+    """The default stack: health family in front of the fake upstream."""
+    return make_stack("main", fake_upstream.url)
