@@ -36,70 +36,70 @@ struct key_def {
 static const struct enum_map log_levels[] = {{"err", GW_LOG_ERR},
     {"error", GW_LOG_ERR}, {"warn", GW_LOG_WARN}, {"info", GW_LOG_INFO},
     {"debug", GW_LOG_DEBUG}, {NULL, 0}};
-static const struct enum_map lf_formats[] = {{"otel", GW_LANGFUSE_OTEL},
-    {"legacy", GW_LANGFUSE_LEGACY}, {NULL, 0}};
-static const struct enum_map lf_records[] = {
-    {"full", GW_LANGFUSE_RECORD_FULL}, {"redacted", GW_LANGFUSE_RECORD_REDACTED},
+static const struct enum_map lf_formats[] = {
+    {"otel", GW_LANGFUSE_OTEL}, {"legacy", GW_LANGFUSE_LEGACY}, {NULL, 0}};
+static const struct enum_map lf_records[] = {{"full", GW_LANGFUSE_RECORD_FULL},
+    {"redacted", GW_LANGFUSE_RECORD_REDACTED},
     {"none", GW_LANGFUSE_RECORD_NONE}, {NULL, 0}};
 
 #define O(f) offsetof(struct gw_cfg, f)
 static const struct key_def keys[] = {
     {"auth", "master_key_file", CT_PATH, O(master_key_file), "", 0, 0, NULL},
     {"database", "conninfo", CT_STR, O(db_conninfo),
-	"host=/var/run/postgresql dbname=llmgw", 0, 0, NULL},
+        "host=/var/run/postgresql dbname=llmgw", 0, 0, NULL},
     {"database", "connect_timeout_s", CT_INT, O(db_connect_timeout_s), "3", 1,
-	60, NULL},
+        60, NULL},
     {"database", "statement_timeout_ms", CT_INT, O(db_statement_timeout_ms),
-	"5000", 0, 600000, NULL},
+        "5000", 0, 600000, NULL},
     {"gateway", "access_log", CT_BOOL, O(access_log), "on", 0, 1, NULL},
     {"gateway", "listen", CT_STR, O(listen), "127.0.0.1:4000", 0, 0, NULL},
     {"gateway", "max_body_bytes", CT_LONG, O(max_body_bytes), "8388608", 1024,
-	1073741824L, NULL},
+        1073741824L, NULL},
     {"gateway", "processes", CT_INT, O(processes), "2", 1, 64, NULL},
     {"gateway", "shutdown_timeout_s", CT_INT, O(shutdown_timeout_s), "30", 0,
-	3600, NULL},
+        3600, NULL},
     {"gateway", "thread_stack_kb", CT_INT, O(thread_stack_kb), "256", 64, 8192,
-	NULL},
+        NULL},
     {"gateway", "threads", CT_INT, O(threads), "16", 1, 256, NULL},
     {"langfuse", "batch_size", CT_INT, O(langfuse_batch_size), "100", 1, 1000,
-	NULL},
+        NULL},
     {"langfuse", "enabled", CT_BOOL, O(langfuse_enabled), "off", 0, 1, NULL},
     {"langfuse", "format", CT_ENUM, O(langfuse_format), "otel", 0, 0,
-	lf_formats},
+        lf_formats},
     {"langfuse", "host", CT_STR, O(langfuse_host), "https://cloud.langfuse.com",
-	0, 0, NULL},
+        0, 0, NULL},
     {"langfuse", "public_key", CT_STR, O(langfuse_public_key), "", 0, 0, NULL},
     {"langfuse", "record", CT_ENUM, O(langfuse_record), "full", 0, 0,
-	lf_records},
+        lf_records},
     {"langfuse", "retention_days", CT_INT, O(langfuse_retention_days), "7", 0,
-	3650, NULL},
+        3650, NULL},
     {"langfuse", "secret_key_file", CT_PATH, O(langfuse_secret_key_file), "", 0,
-	0, NULL},
+        0, NULL},
     {"log", "file", CT_PATH, O(log_file), "", 0, 0, NULL},
     {"log", "level", CT_ENUM, O(log_level), "info", 0, 0, log_levels},
     {"log", "prompts", CT_BOOL, O(log_prompts), "off", 0, 1, NULL},
     {"rate_limit", "burst", CT_INT, O(rate_limit_burst), "200", 1, 10000000,
-	NULL},
+        NULL},
     {"rate_limit", "rps", CT_INT, O(rate_limit_rps), "100", 0, 10000000, NULL},
     {"upstream", "api_key_file", CT_PATH, O(upstream_api_key_file), "", 0, 0,
-	NULL},
+        NULL},
     {"upstream", "base_url", CT_STR, O(upstream_url), "http://127.0.0.1:8080",
-	0, 0, NULL},
+        0, 0, NULL},
     {"upstream", "connect_timeout_ms", CT_INT, O(upstream_connect_timeout_ms),
-	"5000", 1, 600000, NULL},
+        "5000", 1, 600000, NULL},
     {"upstream", "first_byte_timeout_s", CT_INT,
-	O(upstream_first_byte_timeout_s), "600", 1, 86400, NULL},
+        O(upstream_first_byte_timeout_s), "600", 1, 86400, NULL},
     {"upstream", "health_path", CT_STR, O(upstream_health_path), "/health", 0,
-	0, NULL},
+        0, NULL},
     {"upstream", "health_timeout_ms", CT_INT, O(upstream_health_timeout_ms),
-	"2000", 1, 60000, NULL},
+        "2000", 1, 60000, NULL},
     {"upstream", "idle_timeout_s", CT_INT, O(upstream_idle_timeout_s), "120", 1,
-	86400, NULL},
+        86400, NULL},
     {"upstream", "models_cache_s", CT_INT, O(upstream_models_cache_s), "5", 0,
-	3600, NULL},
+        3600, NULL},
     {"upstream", "retries", CT_INT, O(upstream_retries), "1", 0, 10, NULL},
     {"upstream", "stream_keepalive_s", CT_INT, O(stream_keepalive_s), "15", 0,
-	3600, NULL},
+        3600, NULL},
 };
 #undef O
 
@@ -108,16 +108,15 @@ static const char *const map_sections[] = {"aliases", "prices"};
 struct parse {
 	struct gw_cfg *cfg;
 	const char *path;
-	char *dir;		/* directory of path, for relative paths */
+	char *dir; /* directory of path, for relative paths */
 	int line;
 	int seen[GW_ARRAY_LEN(keys)];
 	char *err;
 	size_t errlen;
 };
 
-static enum gw_status GW_PRINTF(4, 5)
-fail(struct parse *p, const struct key_def *k, const char *where,
-    const char *fmt, ...)
+static enum gw_status GW_PRINTF(4, 5) fail(struct parse *p,
+    const struct key_def *k, const char *where, const char *fmt, ...)
 {
 	char reason[512];
 	va_list ap;
@@ -131,8 +130,8 @@ fail(struct parse *p, const struct key_def *k, const char *where,
 		snprintf(p->err, p->errlen, "%s:%d: [%s] %s: %s", p->path,
 		    p->line, k->section, k->key, reason);
 	else
-		snprintf(p->err, p->errlen, "%s:%d: %s", p->path, p->line,
-		    reason);
+		snprintf(
+		    p->err, p->errlen, "%s:%d: %s", p->path, p->line, reason);
 	return GW_E_INVALID;
 }
 
@@ -162,8 +161,8 @@ parse_long(const char *v, long *out)
 
 /* Store value v into k's field; where names an env var, else the line. */
 static enum gw_status
-set_value(struct parse *p, const struct key_def *k, const char *v,
-    const char *where)
+set_value(
+    struct parse *p, const struct key_def *k, const char *v, const char *where)
 {
 	struct gw_cfg *cfg = p->cfg;
 	const struct enum_map *m;
@@ -198,11 +197,11 @@ set_value(struct parse *p, const struct key_def *k, const char *v,
 		    !strcmp(v, "yes") || !strcmp(v, "1"))
 			*int_field(cfg, k) = 1;
 		else if (!strcmp(v, "off") || !strcmp(v, "false") ||
-		    !strcmp(v, "no") || !strcmp(v, "0"))
+		         !strcmp(v, "no") || !strcmp(v, "0"))
 			*int_field(cfg, k) = 0;
 		else
-			return fail(p, k, where,
-			    "'%s' is not a boolean (on/off)", v);
+			return fail(
+			    p, k, where, "'%s' is not a boolean (on/off)", v);
 		return GW_OK;
 	case CT_ENUM:
 		for (m = k->map; m->name != NULL; m++) {
@@ -211,8 +210,8 @@ set_value(struct parse *p, const struct key_def *k, const char *v,
 				return GW_OK;
 			}
 		}
-		return fail(p, k, where, "'%s' is not one of the allowed values",
-		    v);
+		return fail(
+		    p, k, where, "'%s' is not one of the allowed values", v);
 	}
 	return GW_E_INTERNAL;
 }
@@ -254,11 +253,11 @@ add_alias(struct parse *p, const char *name, const char *value)
 	for (i = 0; i < cfg->naliases; i++)
 		if (!strcmp(cfg->aliases[i].name, name)) {
 			free(copy);
-			return fail(p, NULL, NULL, "[aliases] %s: set twice",
-			    name);
+			return fail(
+			    p, NULL, NULL, "[aliases] %s: set twice", name);
 		}
-	cfg->aliases = gw_xrealloc(cfg->aliases,
-	    (cfg->naliases + 1) * sizeof(*cfg->aliases));
+	cfg->aliases = gw_xrealloc(
+	    cfg->aliases, (cfg->naliases + 1) * sizeof(*cfg->aliases));
 	a = &cfg->aliases[cfg->naliases++];
 	a->name = gw_xstrdup(name);
 	a->targets = NULL;
@@ -268,14 +267,14 @@ add_alias(struct parse *p, const char *name, const char *value)
 		tok = gw_strtrim(tok);
 		if (tok[0] == '\0')
 			continue;
-		a->targets = gw_xrealloc(a->targets,
-		    (a->ntargets + 1) * sizeof(*a->targets));
+		a->targets = gw_xrealloc(
+		    a->targets, (a->ntargets + 1) * sizeof(*a->targets));
 		a->targets[a->ntargets++] = gw_xstrdup(tok);
 	}
 	free(copy);
 	if (a->ntargets == 0)
-		return fail(p, NULL, NULL, "[aliases] %s: no target model",
-		    name);
+		return fail(
+		    p, NULL, NULL, "[aliases] %s: no target model", name);
 	return GW_OK;
 }
 
@@ -289,7 +288,7 @@ parse_price(const char *s, double *out)
 	if (errno != 0 || end == s || !isfinite(*out) || *out < 0)
 		return GW_E_INVALID;
 	return *end == '\0' || isspace((unsigned char)*end) ? GW_OK
-							     : GW_E_INVALID;
+	                                                    : GW_E_INVALID;
 }
 
 static enum gw_status
@@ -307,7 +306,8 @@ add_price(struct parse *p, const char *model, const char *value)
 	    parse_price(in, &pr.input_per_m) != GW_OK ||
 	    parse_price(outp, &pr.output_per_m) != GW_OK) {
 		st = fail(p, NULL, NULL,
-		    "[prices] %s: expected '<input> <output>' USD per 1M tokens, "
+		    "[prices] %s: expected '<input> <output>' USD per 1M "
+		    "tokens, "
 		    "two non-negative numbers",
 		    model);
 		goto out;
@@ -316,8 +316,8 @@ add_price(struct parse *p, const char *model, const char *value)
 		st = fail(p, NULL, NULL, "[prices] %s: set twice", model);
 		goto out;
 	}
-	cfg->prices = gw_xrealloc(cfg->prices,
-	    (cfg->nprices + 1) * sizeof(*cfg->prices));
+	cfg->prices =
+	    gw_xrealloc(cfg->prices, (cfg->nprices + 1) * sizeof(*cfg->prices));
 	pr.model = gw_xstrdup(model);
 	cfg->prices[cfg->nprices++] = pr;
 	st = GW_OK;
@@ -358,8 +358,8 @@ parse_line(struct parse *p, char *line, char *section, size_t seclen)
 		val++;
 	}
 	if (section[0] == '\0')
-		return fail(p, NULL, NULL, "setting '%s' outside any section",
-		    key);
+		return fail(
+		    p, NULL, NULL, "setting '%s' outside any section", key);
 	if (key[0] == '\0')
 		return fail(p, NULL, NULL, "empty key in [%s]", section);
 	if (!strcmp(section, "aliases"))
@@ -368,12 +368,12 @@ parse_line(struct parse *p, char *line, char *section, size_t seclen)
 		return add_price(p, key, val);
 	k = find_key(section, key);
 	if (k == NULL)
-		return fail(p, NULL, NULL, "[%s] %s: unknown setting", section,
-		    key);
+		return fail(
+		    p, NULL, NULL, "[%s] %s: unknown setting", section, key);
 	idx = (size_t)(k - keys);
 	if (p->seen[idx])
-		return fail(p, k, NULL, "set twice (first at line %d)",
-		    p->seen[idx]);
+		return fail(
+		    p, k, NULL, "set twice (first at line %d)", p->seen[idx]);
 	p->seen[idx] = p->line;
 	return set_value(p, k, val, NULL);
 }
@@ -394,7 +394,7 @@ apply_env(struct parse *p)
 		v = getenv(name);
 		if (v == NULL)
 			continue;
-		p->seen[i] = 0;	/* errors now name the environment */
+		p->seen[i] = 0; /* errors now name the environment */
 		/* Relative paths from the environment are relative to cwd. */
 		if (keys[i].type == CT_PATH) {
 			char **s = str_field(p->cfg, &keys[i]);
@@ -440,8 +440,8 @@ read_secret(struct parse *p, const char *section, const char *key,
 	}
 	fp = fopen(file, "r");
 	if (fp == NULL) {
-		st = fail(p, k, w, "cannot read '%s': %s", file,
-		    strerror(errno));
+		st = fail(
+		    p, k, w, "cannot read '%s': %s", file, strerror(errno));
 		goto out;
 	}
 	if (getline(&line, &cap, fp) < 0 || gw_strtrim(line)[0] == '\0') {
@@ -470,19 +470,19 @@ load_secrets(struct parse *p)
 	if ((v = getenv("LLMGW_MASTER_KEY")) != NULL && v[0] != '\0')
 		cfg->master_key = gw_xstrdup(v);
 	else if (cfg->master_key_file[0] != '\0' &&
-	    (st = read_secret(p, "auth", "master_key_file",
-		 cfg->master_key_file, &cfg->master_key)) != GW_OK)
+	         (st = read_secret(p, "auth", "master_key_file",
+	              cfg->master_key_file, &cfg->master_key)) != GW_OK)
 		return st;
 	if (cfg->upstream_api_key_file[0] != '\0' &&
 	    (st = read_secret(p, "upstream", "api_key_file",
-		 cfg->upstream_api_key_file, &cfg->upstream_api_key)) != GW_OK)
+	         cfg->upstream_api_key_file, &cfg->upstream_api_key)) != GW_OK)
 		return st;
 	if ((v = getenv("LANGFUSE_SECRET_KEY")) != NULL && v[0] != '\0')
 		cfg->langfuse_secret_key = gw_xstrdup(v);
 	else if (cfg->langfuse_secret_key_file[0] != '\0' &&
-	    (st = read_secret(p, "langfuse", "secret_key_file",
-		 cfg->langfuse_secret_key_file,
-		 &cfg->langfuse_secret_key)) != GW_OK)
+	         (st = read_secret(p, "langfuse", "secret_key_file",
+	              cfg->langfuse_secret_key_file,
+	              &cfg->langfuse_secret_key)) != GW_OK)
 		return st;
 	return GW_OK;
 }
@@ -660,7 +660,8 @@ gw_cfg_print_value(const struct gw_cfg *cfg, const char *name, FILE *fp)
 		fprintf(fp, "%d\n", *(const int *)((const char *)cfg + k->off));
 		break;
 	case CT_LONG:
-		fprintf(fp, "%ld\n", *(const long *)((const char *)cfg + k->off));
+		fprintf(
+		    fp, "%ld\n", *(const long *)((const char *)cfg + k->off));
 		break;
 	case CT_ENUM:
 		v = *(const int *)((const char *)cfg + k->off);

@@ -37,11 +37,11 @@ enum gw_langfuse_record {
 
 /* A plain value struct: fields are read directly. */
 struct gw_cfg {
-	char *path;	/* the file this was loaded from */
+	char *path; /* the file this was loaded from */
 	/* [gateway] */
-	char *listen;	/* host:port lighttpd listens on */
-	int processes;	/* worker processes per route family */
-	int threads;	/* FastCGI threads per process */
+	char *listen;  /* host:port lighttpd listens on */
+	int processes; /* worker processes per route family */
+	int threads;   /* FastCGI threads per process */
 	long max_body_bytes;
 	int shutdown_timeout_s;
 	int access_log;
@@ -54,7 +54,7 @@ struct gw_cfg {
 	char *upstream_url;
 	char *upstream_health_path;
 	char *upstream_api_key_file;
-	char *upstream_api_key;	/* loaded from the file, or NULL */
+	char *upstream_api_key; /* loaded from the file, or NULL */
 	int upstream_connect_timeout_ms;
 	int upstream_first_byte_timeout_s;
 	int upstream_idle_timeout_s;
@@ -64,7 +64,7 @@ struct gw_cfg {
 	int stream_keepalive_s;
 	/* [auth] */
 	char *master_key_file;
-	char *master_key;	/* the secret itself; LLMGW_MASTER_KEY wins */
+	char *master_key; /* the secret itself; LLMGW_MASTER_KEY wins */
 	/* [rate_limit] */
 	int rate_limit_rps;
 	int rate_limit_burst;
@@ -74,12 +74,12 @@ struct gw_cfg {
 	char *langfuse_public_key;
 	char *langfuse_secret_key_file;
 	char *langfuse_secret_key;
-	int langfuse_format;	/* enum gw_langfuse_format */
-	int langfuse_record;	/* enum gw_langfuse_record */
+	int langfuse_format; /* enum gw_langfuse_format */
+	int langfuse_record; /* enum gw_langfuse_record */
 	int langfuse_batch_size;
 	int langfuse_retention_days;
 	/* [log] */
-	int log_level;	/* enum gw_log_level */
+	int log_level; /* enum gw_log_level */
 	char *log_file;
 	int log_prompts;
 	/* [aliases] and [prices] */
@@ -88,7 +88,7 @@ struct gw_cfg {
 	struct gw_price *prices;
 	size_t nprices;
 
-	int refs;	/* see gw_cfg_ref */
+	int refs; /* see gw_cfg_ref */
 };
 
 /*
@@ -103,17 +103,17 @@ struct gw_cfg *gw_cfg_ref(struct gw_cfg *cfg);
 void gw_cfg_unref(struct gw_cfg *cfg);
 
 /* Borrowed alias for name, or NULL when the name passes through. */
-const struct gw_alias *gw_cfg_find_alias(const struct gw_cfg *cfg,
-    const char *name) GW_NONNULL(1, 2);
+const struct gw_alias *gw_cfg_find_alias(
+    const struct gw_cfg *cfg, const char *name) GW_NONNULL(1, 2);
 /* Borrowed price for an actual model, or NULL (cost 0). */
-const struct gw_price *gw_cfg_find_price(const struct gw_cfg *cfg,
-    const char *model) GW_NONNULL(1, 2);
+const struct gw_price *gw_cfg_find_price(
+    const struct gw_cfg *cfg, const char *model) GW_NONNULL(1, 2);
 
 /*
  * Print the effective value of "section.key" (secrets print as "(set)")
  * followed by a newline. GW_E_NOTFOUND for an unknown name.
  */
-enum gw_status gw_cfg_print_value(const struct gw_cfg *cfg, const char *name,
-    FILE *fp) GW_NONNULL(1, 2, 3);
+enum gw_status gw_cfg_print_value(
+    const struct gw_cfg *cfg, const char *name, FILE *fp) GW_NONNULL(1, 2, 3);
 
 #endif /* GW_CONFIG_H */

@@ -18,7 +18,7 @@ struct gw_db {
 	char connect_timeout[16];
 	char options[64];
 	int64_t next_try_us;
-	int was_up;		/* for logging state changes once */
+	int was_up; /* for logging state changes once */
 	char sqlstate[6];
 };
 
@@ -107,7 +107,8 @@ gw_db_ensure(struct gw_db *db, char *err, size_t errlen)
 		char msg[512];
 
 		set_err(msg, sizeof(msg),
-		    db->conn ? PQerrorMessage(db->conn) : "out of memory", NULL);
+		    db->conn ? PQerrorMessage(db->conn) : "out of memory",
+		    NULL);
 		set_err(err, errlen, msg, NULL);
 		if (db->was_up)
 			gw_log_warn(NULL, "db", "connection lost: %s", msg);
@@ -126,8 +127,8 @@ gw_db_ensure(struct gw_db *db, char *err, size_t errlen)
 
 static enum gw_status
 exec_once(struct gw_db *db, const char *sql, int nparams,
-    const char *const *params, int script, struct gw_db_rows **rows,
-    char *err, size_t errlen)
+    const char *const *params, int script, struct gw_db_rows **rows, char *err,
+    size_t errlen)
 {
 	PGresult *res = NULL;
 	ExecStatusType rs;
@@ -140,8 +141,8 @@ exec_once(struct gw_db *db, const char *sql, int nparams,
 	if (script)
 		res = PQexec(db->conn, sql);
 	else
-		res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL,
-		    NULL, 0);
+		res = PQexecParams(
+		    db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	rs = PQresultStatus(res);
 	if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
 		if (rows != NULL) {
@@ -162,8 +163,8 @@ exec_once(struct gw_db *db, const char *sql, int nparams,
 
 enum gw_status
 gw_db_exec(struct gw_db *db, const char *sql, int nparams,
-    const char *const *params, int retry, struct gw_db_rows **rows,
-    char *err, size_t errlen)
+    const char *const *params, int retry, struct gw_db_rows **rows, char *err,
+    size_t errlen)
 {
 	enum gw_status st;
 

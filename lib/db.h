@@ -37,14 +37,14 @@ enum gw_status gw_db_ensure(struct gw_db *db, char *err, size_t errlen)
  * only). Errors: GW_E_DB with "message (SQLSTATE xxxxx)" in err.
  */
 enum gw_status gw_db_exec(struct gw_db *db, const char *sql, int nparams,
-    const char *const *params, int retry, struct gw_db_rows **rows,
-    char *err, size_t errlen) GW_NONNULL(1, 2);
+    const char *const *params, int retry, struct gw_db_rows **rows, char *err,
+    size_t errlen) GW_NONNULL(1, 2);
 /*
  * Run a multi-statement script (no parameters), e.g. a migration file.
  * Errors as gw_db_exec.
  */
-enum gw_status gw_db_exec_script(struct gw_db *db, const char *sql,
-    char *err, size_t errlen) GW_NONNULL(1, 2);
+enum gw_status gw_db_exec_script(struct gw_db *db, const char *sql, char *err,
+    size_t errlen) GW_NONNULL(1, 2);
 /* The SQLSTATE of the last failed statement, or "" (borrowed). */
 const char *gw_db_last_sqlstate(const struct gw_db *db) GW_NONNULL(1);
 

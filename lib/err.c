@@ -59,33 +59,54 @@ const char *
 gw_err_reason(int http_status)
 {
 	switch (http_status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 411: return "Length Required";
-	case 413: return "Payload Too Large";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Entity";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return http_status < 400 ? "OK" : "Error";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Payload Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Entity";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return http_status < 400 ? "OK" : "Error";
 	}
 }
 
 char *
-gw_err_json_new(int http_status, const char *type, const char *param,
-    const char *message)
+gw_err_json_new(
+    int http_status, const char *type, const char *param, const char *message)
 {
 	json_object *root = json_object_new_object();
 	json_object *e = json_object_new_object();
@@ -94,15 +115,16 @@ gw_err_json_new(int http_status, const char *type, const char *param,
 
 	snprintf(code, sizeof(code), "%d", http_status);
 	json_object_object_add(e, "message",
-	    json_object_new_string(message ? message : gw_err_reason(http_status)));
+	    json_object_new_string(
+	        message ? message : gw_err_reason(http_status)));
 	json_object_object_add(e, "type",
 	    json_object_new_string(type ? type : "internal_server_error"));
-	json_object_object_add(e, "param",
-	    param ? json_object_new_string(param) : NULL);
+	json_object_object_add(
+	    e, "param", param ? json_object_new_string(param) : NULL);
 	json_object_object_add(e, "code", json_object_new_string(code));
 	json_object_object_add(root, "error", e);
-	out = gw_xstrdup(json_object_to_json_string_ext(root,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	out = gw_xstrdup(json_object_to_json_string_ext(
+	    root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(root);
 	return out;
 }

@@ -11,18 +11,18 @@
 
 enum gw_status {
 	GW_OK = 0,
-	GW_E_INVALID,	  /* 400 invalid_request_error */
-	GW_E_AUTH,	  /* 401 auth_error */
-	GW_E_FORBIDDEN,	  /* 403 permission_error */
-	GW_E_NOTFOUND,	  /* 404 not_found_error */
-	GW_E_RATELIMIT,	  /* 429 rate_limit_error */
-	GW_E_UPSTREAM,	  /* 502 upstream_error */
-	GW_E_TIMEOUT,	  /* 504 timeout_error */
-	GW_E_DB,	  /* 503 no_db_connection */
-	GW_E_NOMEM,	  /* 500 internal_server_error */
-	GW_E_INTERNAL,	  /* 500 internal_server_error */
-	GW_E_METHOD,	  /* 405 method_not_allowed */
-	GW_E_TOOBIG,	  /* 413 request_too_large */
+	GW_E_INVALID,     /* 400 invalid_request_error */
+	GW_E_AUTH,        /* 401 auth_error */
+	GW_E_FORBIDDEN,   /* 403 permission_error */
+	GW_E_NOTFOUND,    /* 404 not_found_error */
+	GW_E_RATELIMIT,   /* 429 rate_limit_error */
+	GW_E_UPSTREAM,    /* 502 upstream_error */
+	GW_E_TIMEOUT,     /* 504 timeout_error */
+	GW_E_DB,          /* 503 no_db_connection */
+	GW_E_NOMEM,       /* 500 internal_server_error */
+	GW_E_INTERNAL,    /* 500 internal_server_error */
+	GW_E_METHOD,      /* 405 method_not_allowed */
+	GW_E_TOOBIG,      /* 413 request_too_large */
 	GW_E_UNAVAILABLE, /* 503 service_unavailable */
 };
 
@@ -40,7 +40,7 @@ const char *gw_err_reason(int http_status);
  * then "internal_server_error", param JSON null, message the reason
  * phrase). Caller frees the result.
  */
-char *gw_err_json_new(int http_status, const char *type, const char *param,
-    const char *message);
+char *gw_err_json_new(
+    int http_status, const char *type, const char *param, const char *message);
 
 #endif /* GW_ERR_H */

@@ -13,7 +13,7 @@
 #include "server.h"
 #include "util.h"
 
-#include "migrations.h"	/* generated: gw_migrations[] */
+#include "migrations.h" /* generated: gw_migrations[] */
 
 #ifndef GW_VERSION
 #define GW_VERSION "dev"
@@ -52,11 +52,10 @@ check_db(struct gw_req *req, int *ok)
 	int64_t t0 = gw_now_mono_us();
 
 	*ok = gw_db_exec(gw_thread_db(req->th), "SELECT 1", 0, NULL, 1, NULL,
-		  err, sizeof(err)) == GW_OK;
-	json_object_object_add(o, "status",
-	    json_object_new_string(*ok ? "ok" : "error"));
-	json_object_object_add(o, "latency_ms",
-	    ms_since(t0));
+	          err, sizeof(err)) == GW_OK;
+	json_object_object_add(
+	    o, "status", json_object_new_string(*ok ? "ok" : "error"));
+	json_object_object_add(o, "latency_ms", ms_since(t0));
 	if (!*ok)
 		json_object_object_add(o, "error", json_object_new_string(err));
 	return o;
@@ -82,14 +81,13 @@ check_upstream(struct gw_req *req, int *ok)
 	    cfg->upstream_health_timeout_ms, &status, NULL, 0, err,
 	    sizeof(err));
 	*ok = st == GW_OK && status >= 200 && status < 300;
-	json_object_object_add(o, "status",
-	    json_object_new_string(*ok ? "ok" : "error"));
+	json_object_object_add(
+	    o, "status", json_object_new_string(*ok ? "ok" : "error"));
 	json_object_object_add(o, "url", json_object_new_string(url));
-	json_object_object_add(o, "latency_ms",
-	    ms_since(t0));
+	json_object_object_add(o, "latency_ms", ms_since(t0));
 	if (status != 0)
-		json_object_object_add(o, "http_status",
-		    json_object_new_int(status));
+		json_object_object_add(
+		    o, "http_status", json_object_new_int(status));
 	if (st != GW_OK)
 		json_object_object_add(o, "error", json_object_new_string(err));
 	return o;
@@ -102,7 +100,8 @@ add_common(json_object *o, const char *status)
 
 	gw_time_rfc3339(gw_now_real_us(), ts);
 	json_object_object_add(o, "status", json_object_new_string(status));
-	json_object_object_add(o, "version", json_object_new_string(GW_VERSION));
+	json_object_object_add(
+	    o, "version", json_object_new_string(GW_VERSION));
 	json_object_object_add(o, "timestamp", json_object_new_string(ts));
 }
 
@@ -172,7 +171,8 @@ handle_readiness(struct gw_req *req)
 
 	gw_health_expected_migrations(&expected);
 	st = gw_db_exec(db,
-	    "SELECT count(*) FROM schema_migrations WHERE name = ANY($1::text[])",
+	    "SELECT count(*) FROM schema_migrations WHERE name = "
+	    "ANY($1::text[])",
 	    1, params, 1, &rows, err, sizeof(err));
 	if (st == GW_OK)
 		applied = atol(gw_db_rows_get(rows, 0, 0));
@@ -182,10 +182,12 @@ handle_readiness(struct gw_req *req)
 		applied = 0;
 	}
 	if (st != GW_OK) {
-		snprintf(reason, sizeof(reason), "database unreachable: %s", err);
+		snprintf(
+		    reason, sizeof(reason), "database unreachable: %s", err);
 	} else if ((size_t)applied < expected) {
 		snprintf(reason, sizeof(reason),
-		    "migrations pending: %ld of %zu applied", applied, expected);
+		    "migrations pending: %ld of %zu applied", applied,
+		    expected);
 	} else {
 		reason[0] = '\0';
 	}
@@ -195,13 +197,15 @@ handle_readiness(struct gw_req *req)
 	if (st == GW_OK) {
 		json_object *m = json_object_new_object();
 
-		json_object_object_add(m, "applied", json_object_new_int64(applied));
-		json_object_object_add(m, "expected",
-		    json_object_new_int64((int64_t)expected));
+		json_object_object_add(
+		    m, "applied", json_object_new_int64(applied));
+		json_object_object_add(
+		    m, "expected", json_object_new_int64((int64_t)expected));
 		json_object_object_add(o, "migrations", m);
 	}
 	if (reason[0])
-		json_object_object_add(o, "reason", json_object_new_string(reason));
+		json_object_object_add(
+		    o, "reason", json_object_new_string(reason));
 	gw_reply_json(req, reason[0] ? 503 : 200, o);
 	json_object_put(o);
 	gw_db_rows_free(rows);
@@ -220,8 +224,8 @@ handle_metrics(struct gw_req *req)
 	    "# TYPE llmgw_build_info gauge\n"
 	    "llmgw_build_info{version=\"%s\"} 1\n",
 	    GW_VERSION);
-	gw_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.p,
-	    b.len);
+	gw_reply(
+	    req, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
 	gw_buf_fini(&b);
 	return GW_OK;
 }
@@ -261,8 +265,8 @@ gw_health_handle(struct gw_req *req)
 		return routes[i].fn(req);
 	}
 	req->route = "unknown";
-	snprintf(msg, sizeof(msg), "Route not found: %s %s", req->method,
-	    req->path);
+	snprintf(
+	    msg, sizeof(msg), "Route not found: %s %s", req->method, req->path);
 	gw_reply_error_ex(req, 404, "not_found_error", NULL, msg);
 	return GW_OK;
 }

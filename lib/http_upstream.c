@@ -21,8 +21,8 @@ enum gw_status
 gw_upstream_global_init(void)
 {
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK
-	    ? GW_OK
-	    : GW_E_INTERNAL;
+	           ? GW_OK
+	           : GW_E_INTERNAL;
 }
 
 struct gw_upstream *
@@ -62,7 +62,8 @@ static void
 base_options(CURL *h, int connect_timeout_ms)
 {
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_timeout_ms);
+	curl_easy_setopt(
+	    h, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");

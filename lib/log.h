@@ -1,8 +1,8 @@
 /*
  * log.h: one event = one logfmt line on fd 2, e.g.
- *   ts=2026-11-25T12:00:00.123Z lvl=warn prog=chat pid=412 req=7f3a.. mod=db msg="..."
- * Never pass bearer tokens, Authorization values, DSN passwords or prompt
- * bodies to these functions.
+ *   ts=2026-11-25T12:00:00.123Z lvl=warn prog=chat pid=412 req=7f3a.. mod=db
+ * msg="..." Never pass bearer tokens, Authorization values, DSN passwords or
+ * prompt bodies to these functions.
  */
 #ifndef GW_LOG_H
 #define GW_LOG_H

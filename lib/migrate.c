@@ -16,7 +16,7 @@
 
 struct mig {
 	long version;
-	char *name;	/* file name without .sql */
+	char *name; /* file name without .sql */
 	char *path;
 };
 
@@ -55,8 +55,8 @@ valid_name(const char *f, long *version)
 		return 0;
 	*version = strtol(f, NULL, 10);
 	for (p++; p < f + len - 4; p++)
-		if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) ||
-			*p == '_'))
+		if (!(islower((unsigned char)*p) ||
+		        isdigit((unsigned char)*p) || *p == '_'))
 			return 0;
 	return 1;
 }
@@ -148,14 +148,14 @@ apply_one(struct gw_db *db, const struct mig *m, const char *sql, char *err,
 
 	snprintf(ver, sizeof(ver), "%ld", m->version);
 	if (gw_db_exec(db, "BEGIN", 0, NULL, 0, NULL, pgerr, sizeof(pgerr)) !=
-		GW_OK ||
+	        GW_OK ||
 	    gw_db_exec_script(db, sql, pgerr, sizeof(pgerr)) != GW_OK ||
 	    gw_db_exec(db,
-		"INSERT INTO schema_migrations (version, name, checksum) "
-		"VALUES ($1::integer, $2, md5($3))",
-		3, params, 0, NULL, pgerr, sizeof(pgerr)) != GW_OK ||
+	        "INSERT INTO schema_migrations (version, name, checksum) "
+	        "VALUES ($1::integer, $2, md5($3))",
+	        3, params, 0, NULL, pgerr, sizeof(pgerr)) != GW_OK ||
 	    gw_db_exec(db, "COMMIT", 0, NULL, 0, NULL, pgerr, sizeof(pgerr)) !=
-		GW_OK) {
+	        GW_OK) {
 		snprintf(err, errlen, "%s.sql: %s", m->name, pgerr);
 		gw_db_exec(db, "ROLLBACK", 0, NULL, 0, NULL, NULL, 0);
 		return GW_E_DB;
@@ -172,7 +172,7 @@ checksum_matches(struct gw_db *db, const char *sql, const char *sum)
 	int same = 1;
 
 	if (gw_db_exec(db, "SELECT md5($1) = $2", 2, params, 0, &rows, NULL,
-		0) == GW_OK)
+	        0) == GW_OK)
 		same = strcmp(gw_db_rows_get(rows, 0, 0), "t") == 0;
 	gw_db_rows_free(rows);
 	return same;
@@ -194,15 +194,15 @@ run(struct gw_db *db, const char *dir, FILE *out, int apply, int *applied,
 	if ((st = list_dir(dir, &m, &n, err, errlen)) != GW_OK)
 		goto out;
 	if ((st = gw_db_exec(db, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")", 0,
-		 NULL, 0, NULL, err, errlen)) != GW_OK)
+	         NULL, 0, NULL, err, errlen)) != GW_OK)
 		goto out;
 	locked = 1;
-	if ((st = gw_db_exec(db, create_table, 0, NULL, 0, NULL, err,
-		 errlen)) != GW_OK)
+	if ((st = gw_db_exec(
+	         db, create_table, 0, NULL, 0, NULL, err, errlen)) != GW_OK)
 		goto out;
 	if ((st = gw_db_exec(db,
-		 "SELECT version, name, checksum FROM schema_migrations", 0,
-		 NULL, 0, &rows, err, errlen)) != GW_OK)
+	         "SELECT version, name, checksum FROM schema_migrations", 0,
+	         NULL, 0, &rows, err, errlen)) != GW_OK)
 		goto out;
 	for (i = 0; i < n; i++) {
 		free(sql);
@@ -213,8 +213,10 @@ run(struct gw_db *db, const char *dir, FILE *out, int apply, int *applied,
 		sum = recorded(rows, m[i].version);
 		if (sum != NULL) {
 			if (!checksum_matches(db, sql, sum) && out != NULL)
-				fprintf(out, "warning: %s.sql changed after it "
-				    "was applied\n", m[i].name);
+				fprintf(out,
+				    "warning: %s.sql changed after it "
+				    "was applied\n",
+				    m[i].name);
 			if (!apply && out != NULL)
 				fprintf(out, "applied  %s\n", m[i].name);
 			continue;
@@ -249,8 +251,8 @@ gw_migrate_apply(struct gw_db *db, const char *dir, FILE *out, int *applied,
 }
 
 enum gw_status
-gw_migrate_status(struct gw_db *db, const char *dir, FILE *out, char *err,
-    size_t errlen)
+gw_migrate_status(
+    struct gw_db *db, const char *dir, FILE *out, char *err, size_t errlen)
 {
 	int dummy;
 

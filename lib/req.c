@@ -102,8 +102,9 @@ gw_req_header(const struct gw_req *req, const char *name)
 		return gw_req_param(req, "CONTENT_LENGTH");
 	o = (size_t)snprintf(env, sizeof(env), "HTTP_");
 	for (i = 0; name[i] != '\0' && o + 1 < sizeof(env); i++)
-		env[o++] = name[i] == '-' ? '_'
-					  : (char)toupper((unsigned char)name[i]);
+		env[o++] = name[i] == '-'
+		               ? '_'
+		               : (char)toupper((unsigned char)name[i]);
 	env[o] = '\0';
 	return gw_req_param(req, env);
 }
@@ -131,7 +132,7 @@ url_decode(const char *s, size_t n, char *out, size_t outlen)
 		if (c == '+') {
 			c = ' ';
 		} else if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-		    hexval(s[i + 2]) >= 0) {
+		           hexval(s[i + 2]) >= 0) {
 			c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
 			i += 2;
 		}
@@ -144,8 +145,8 @@ url_decode(const char *s, size_t n, char *out, size_t outlen)
 }
 
 enum gw_status
-gw_req_query(const struct gw_req *req, const char *name, char *out,
-    size_t outlen)
+gw_req_query(
+    const struct gw_req *req, const char *name, char *out, size_t outlen)
 {
 	const char *p = req->query, *amp, *eq;
 	size_t nlen = strlen(name);
@@ -164,9 +165,9 @@ gw_req_query(const struct gw_req *req, const char *name, char *out,
 				return GW_OK;
 			}
 			return url_decode(eq + 1, (size_t)(amp - eq - 1), out,
-				   outlen) == 0
-			    ? GW_OK
-			    : GW_E_INVALID;
+			           outlen) == 0
+			           ? GW_OK
+			           : GW_E_INVALID;
 		}
 		p = *amp ? amp + 1 : amp;
 	}
@@ -279,8 +280,8 @@ void
 gw_reply_json(struct gw_req *req, int status, struct json_object *obj)
 {
 	size_t len = 0;
-	const char *s = json_object_to_json_string_length(obj,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	const char *s = json_object_to_json_string_length(
+	    obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 
 	gw_reply(req, status, "application/json", s, len);
 }

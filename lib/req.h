@@ -18,21 +18,21 @@ struct gw_thread;
 struct json_object;
 
 struct gw_req {
-	FCGX_Request *fr;	/* borrowed from the worker thread */
-	struct gw_thread *th;	/* borrowed: per-thread db, upstream, rng */
+	FCGX_Request *fr;         /* borrowed from the worker thread */
+	struct gw_thread *th;     /* borrowed: per-thread db, upstream, rng */
 	const struct gw_cfg *cfg; /* held for the whole request */
-	char id[37];		/* x-request-id, a UUIDv4 */
-	const char *method;	/* borrowed from the FastCGI params */
-	char *path;		/* REQUEST_URI up to '?', owned */
-	const char *query;	/* after '?' (or ""), inside the same copy */
-	const char *route;	/* a static label for logs and metrics */
+	char id[37];              /* x-request-id, a UUIDv4 */
+	const char *method;       /* borrowed from the FastCGI params */
+	char *path;               /* REQUEST_URI up to '?', owned */
+	const char *query;        /* after '?' (or ""), inside the same copy */
+	const char *route;        /* a static label for logs and metrics */
 	int64_t start_mono_us;
 	int64_t start_real_us;
-	int status;		/* HTTP status sent, 0 before the head */
+	int status; /* HTTP status sent, 0 before the head */
 	int head_sent;
 	uint64_t bytes_out;
-	struct gw_buf hdrs;	/* response headers added before the head */
-	struct gw_buf body;	/* request body once read */
+	struct gw_buf hdrs; /* response headers added before the head */
+	struct gw_buf body; /* request body once read */
 };
 
 /*
@@ -70,8 +70,8 @@ enum gw_status gw_req_query(const struct gw_req *req, const char *name,
 enum gw_status gw_req_read_body(struct gw_req *req) GW_NONNULL(1);
 
 /* Add a response header ("Name: value") before the head is sent. */
-void gw_req_add_header(struct gw_req *req, const char *name,
-    const char *fmt, ...) GW_PRINTF(3, 4) GW_NONNULL(1, 2, 3);
+void gw_req_add_header(struct gw_req *req, const char *name, const char *fmt,
+    ...) GW_PRINTF(3, 4) GW_NONNULL(1, 2, 3);
 /*
  * Send the response head: Status, Content-Type (if non-NULL), the request
  * id headers and every added header. A second call does nothing.

@@ -40,7 +40,8 @@ static void
 usage(const char *prog)
 {
 	fprintf(stderr,
-	    "usage: llmgw-%s [-c config] [-t] [-g section.key] [-s socket] [-1]\n"
+	    "usage: llmgw-%s [-c config] [-t] [-g section.key] [-s socket] "
+	    "[-1]\n"
 	    "  -c FILE  configuration (default $LLMGW_CONFIG or "
 	    "/etc/llmgw/llmgw.conf)\n"
 	    "  -t       check the configuration and exit\n"
@@ -72,16 +73,18 @@ reload_cfg(void)
 	char err[1024];
 
 	if (gw_cfg_load(cur_cfg->path, &cfg, err, sizeof(err)) != GW_OK) {
-		gw_log_err(NULL, "config", "reload refused, keeping the old "
-		    "configuration: %s", err);
+		gw_log_err(NULL, "config",
+		    "reload refused, keeping the old "
+		    "configuration: %s",
+		    err);
 		return -1;
 	}
 	gw_log_set_level((enum gw_log_level)cfg->log_level);
 	swap_cfg(cfg);
 	if (gw_log_reopen() < 0)
 		gw_log_errno(NULL, "log", "cannot reopen the log file");
-	gw_log_info(NULL, "config", "configuration reloaded from %s",
-	    cur_cfg->path);
+	gw_log_info(
+	    NULL, "config", "configuration reloaded from %s", cur_cfg->path);
 	return 0;
 }
 
@@ -170,7 +173,7 @@ wait_threads(int timeout_s)
 	dl.tv_sec += timeout_s;
 	pthread_mutex_lock(&live_lock);
 	while (live_threads > 0 &&
-	    pthread_cond_timedwait(&live_cond, &live_lock, &dl) != ETIMEDOUT)
+	       pthread_cond_timedwait(&live_cond, &live_lock, &dl) != ETIMEDOUT)
 		;
 	done = live_threads == 0;
 	pthread_mutex_unlock(&live_lock);
@@ -192,15 +195,16 @@ run_worker(const sigset_t *sigs)
 	}
 	ths = gw_xcalloc((size_t)n, sizeof(*ths));
 	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, (size_t)cur_cfg->thread_stack_kb * 1024);
+	pthread_attr_setstacksize(
+	    &attr, (size_t)cur_cfg->thread_stack_kb * 1024);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	for (i = 0; i < n; i++) {
 		ths[i].idx = i;
 		pthread_mutex_lock(&live_lock);
 		live_threads++;
 		pthread_mutex_unlock(&live_lock);
-		if ((errno = pthread_create(&tid, &attr, worker_thread,
-			 &ths[i])) != 0) {
+		if ((errno = pthread_create(
+		         &tid, &attr, worker_thread, &ths[i])) != 0) {
 			gw_log_errno(NULL, "server", "pthread_create");
 			return 1;
 		}
@@ -222,8 +226,10 @@ run_worker(const sigset_t *sigs)
 	/* Wakes every thread blocked in accept(2), here and in siblings. */
 	shutdown(listen_fd, SHUT_RDWR);
 	if (!wait_threads(cur_cfg->shutdown_timeout_s)) {
-		gw_log_warn(NULL, "server", "requests still running after %d s; "
-		    "exiting anyway", cur_cfg->shutdown_timeout_s);
+		gw_log_warn(NULL, "server",
+		    "requests still running after %d s; "
+		    "exiting anyway",
+		    cur_cfg->shutdown_timeout_s);
 		_exit(0);
 	}
 	free(ths);
@@ -234,7 +240,7 @@ run_worker(const sigset_t *sigs)
 struct child {
 	pid_t pid;
 	int64_t started_us;
-	int64_t restart_at_us;	/* 0: running or not due */
+	int64_t restart_at_us; /* 0: running or not due */
 };
 
 static pid_t
@@ -273,18 +279,21 @@ reap(struct child *kids, int n)
 			if (stopping)
 				break;
 			if (WIFSIGNALED(status))
-				gw_log_err(NULL, "server", "worker %d killed by "
-				    "signal %d; restarting", (int)pid,
-				    WTERMSIG(status));
+				gw_log_err(NULL, "server",
+				    "worker %d killed by "
+				    "signal %d; restarting",
+				    (int)pid, WTERMSIG(status));
 			else
-				gw_log_err(NULL, "server", "worker %d exited "
-				    "with status %d; restarting", (int)pid,
-				    WEXITSTATUS(status));
+				gw_log_err(NULL, "server",
+				    "worker %d exited "
+				    "with status %d; restarting",
+				    (int)pid, WEXITSTATUS(status));
 			/* Crash loops are slowed to one restart a second. */
-			kids[i].restart_at_us = gw_now_mono_us() +
+			kids[i].restart_at_us =
+			    gw_now_mono_us() +
 			    (gw_now_mono_us() - kids[i].started_us < 1000000
-				    ? 1000000
-				    : 0);
+			            ? 1000000
+			            : 0);
 		}
 	}
 }
@@ -324,7 +333,8 @@ run_supervisor(const sigset_t *sigs)
 		} else if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
 			stopping = 1;
 			deadline = gw_now_mono_us() +
-			    (int64_t)(cur_cfg->shutdown_timeout_s + 5) * 1000000;
+			           (int64_t)(cur_cfg->shutdown_timeout_s + 5) *
+			               1000000;
 			for (i = 0; i < n; i++)
 				if (kids[i].pid > 0)
 					kill(kids[i].pid, SIGTERM);
@@ -365,27 +375,40 @@ gw_server_main(int argc, char **argv, const struct gw_server_ops *ops)
 		path = "/etc/llmgw/llmgw.conf";
 	while ((opt = getopt(argc, argv, "c:tg:s:1h")) != -1) {
 		switch (opt) {
-		case 'c': path = optarg; break;
-		case 't': check = 1; break;
-		case 'g': get = optarg; break;
-		case 's': sock = optarg; break;
-		case '1': single = 1; break;
-		default: usage(ops->prog); return opt == 'h' ? 0 : 2;
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check = 1;
+			break;
+		case 'g':
+			get = optarg;
+			break;
+		case 's':
+			sock = optarg;
+			break;
+		case '1':
+			single = 1;
+			break;
+		default:
+			usage(ops->prog);
+			return opt == 'h' ? 0 : 2;
 		}
 	}
 	snprintf(prog, sizeof(prog), "%s", ops->prog);
 	gw_log_init(prog, GW_LOG_INFO, NULL);
 	if (gw_cfg_load(path, &cfg, err, sizeof(err)) != GW_OK) {
-		fprintf(stderr, "llmgw-%s: configuration error: %s\n", prog,
-		    err);
+		fprintf(
+		    stderr, "llmgw-%s: configuration error: %s\n", prog, err);
 		return 1;
 	}
 	if (check || get != NULL) {
 		int rc = 0;
 
-		if (get != NULL && gw_cfg_print_value(cfg, get, stdout) != GW_OK) {
-			fprintf(stderr, "llmgw-%s: unknown setting '%s'\n", prog,
-			    get);
+		if (get != NULL &&
+		    gw_cfg_print_value(cfg, get, stdout) != GW_OK) {
+			fprintf(stderr, "llmgw-%s: unknown setting '%s'\n",
+			    prog, get);
 			rc = 1;
 		} else if (check) {
 			printf("%s: configuration ok\n", path);
@@ -393,8 +416,8 @@ gw_server_main(int argc, char **argv, const struct gw_server_ops *ops)
 		gw_cfg_unref(cfg);
 		return rc;
 	}
-	if (gw_log_init(prog, (enum gw_log_level)cfg->log_level,
-		cfg->log_file) < 0) {
+	if (gw_log_init(
+	        prog, (enum gw_log_level)cfg->log_level, cfg->log_file) < 0) {
 		fprintf(stderr, "llmgw-%s: cannot open log file %s: %s\n", prog,
 		    cfg->log_file, strerror(errno));
 		gw_cfg_unref(cfg);
@@ -405,17 +428,21 @@ gw_server_main(int argc, char **argv, const struct gw_server_ops *ops)
 	if (sock != NULL) {
 		listen_fd = FCGX_OpenSocket(sock, 4096);
 		if (listen_fd < 0) {
-			gw_log_errno(NULL, "server", "cannot listen on %s", sock);
+			gw_log_errno(
+			    NULL, "server", "cannot listen on %s", sock);
 			return 1;
 		}
 	} else if (getsockopt(0, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0) {
-		fprintf(stderr, "llmgw-%s: fd 0 is not a socket: start me with "
-		    "spawn-fcgi, or pass -s SOCKET\n", prog);
+		fprintf(stderr,
+		    "llmgw-%s: fd 0 is not a socket: start me with "
+		    "spawn-fcgi, or pass -s SOCKET\n",
+		    prog);
 		gw_cfg_unref(cfg);
 		return 1;
 	}
 	if (cfg->master_key == NULL)
-		gw_log_warn(NULL, "config", "no master key set: admin routes "
+		gw_log_warn(NULL, "config",
+		    "no master key set: admin routes "
 		    "will refuse every caller");
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&sigs);

@@ -24,16 +24,16 @@ struct gw_upstream;
 /* Per-thread state: never shared between threads. */
 struct gw_thread {
 	int idx;
-	uint64_t rng[2];	/* request-id generator state */
+	uint64_t rng[2];          /* request-id generator state */
 	const struct gw_cfg *cfg; /* this thread's reference to the config */
 	unsigned cfg_gen;
-	struct gw_db *db;	/* see gw_thread_db */
-	struct gw_upstream *up;	/* one reused libcurl handle */
-	void *app;		/* what ops->thread_init returned */
+	struct gw_db *db;       /* see gw_thread_db */
+	struct gw_upstream *up; /* one reused libcurl handle */
+	void *app;              /* what ops->thread_init returned */
 };
 
 struct gw_server_ops {
-	const char *prog;	/* "health", "chat": program and log name */
+	const char *prog; /* "health", "chat": program and log name */
 	/*
 	 * Answer one request. Return GW_OK once a reply is sent; any other
 	 * status is answered with gw_reply_error(req, st, NULL).

@@ -15,8 +15,8 @@
 void
 gw_assert_fail(const char *expr, const char *file, int line)
 {
-	gw_log_err(NULL, "assert", "assertion failed: %s at %s:%d", expr, file,
-	    line);
+	gw_log_err(
+	    NULL, "assert", "assertion failed: %s at %s:%d", expr, file, line);
 	abort();
 }
 

@@ -16,8 +16,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: llmgw-migrate [-c config | -d conninfo] "
-			"[-m migrations_dir] [-s]\n"
-			"  -s  show applied and pending migrations only\n");
+	                "[-m migrations_dir] [-s]\n"
+	                "  -s  show applied and pending migrations only\n");
 }
 
 int
@@ -33,11 +33,21 @@ main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "c:d:m:sh")) != -1) {
 		switch (opt) {
-		case 'c': path = optarg; break;
-		case 'd': conninfo = optarg; break;
-		case 'm': dir = optarg; break;
-		case 's': status_only = 1; break;
-		default: usage(); return opt == 'h' ? 0 : 2;
+		case 'c':
+			path = optarg;
+			break;
+		case 'd':
+			conninfo = optarg;
+			break;
+		case 'm':
+			dir = optarg;
+			break;
+		case 's':
+			status_only = 1;
+			break;
+		default:
+			usage();
+			return opt == 'h' ? 0 : 2;
 		}
 	}
 	gw_log_init("migrate", GW_LOG_WARN, NULL);
@@ -45,8 +55,10 @@ main(int argc, char **argv)
 		if (path == NULL)
 			path = "/etc/llmgw/llmgw.conf";
 		if (gw_cfg_load(path, &cfg, err, sizeof(err)) != GW_OK) {
-			fprintf(stderr, "llmgw-migrate: configuration error: "
-			    "%s\n", err);
+			fprintf(stderr,
+			    "llmgw-migrate: configuration error: "
+			    "%s\n",
+			    err);
 			return 1;
 		}
 		conninfo = cfg->db_conninfo;
@@ -59,8 +71,8 @@ main(int argc, char **argv)
 	if (status_only)
 		st = gw_migrate_status(db, dir, stdout, err, sizeof(err));
 	else
-		st = gw_migrate_apply(db, dir, stdout, &applied, err,
-		    sizeof(err));
+		st = gw_migrate_apply(
+		    db, dir, stdout, &applied, err, sizeof(err));
 	if (st != GW_OK) {
 		fprintf(stderr, "llmgw-migrate: %s\n", err);
 		goto out;

@@ -74,11 +74,11 @@ test_defaults_and_values(void **state)
 
 	(void)state;
 	unsetenv("LLMGW_MASTER_KEY");
-	assert_int_equal(gw_cfg_load("data/config/full.conf", &cfg, err,
-			     sizeof(err)),
+	assert_int_equal(
+	    gw_cfg_load("data/config/full.conf", &cfg, err, sizeof(err)),
 	    GW_OK);
 	assert_int_equal(cfg->threads, 8);
-	assert_int_equal(cfg->processes, 2);		/* default */
+	assert_int_equal(cfg->processes, 2);            /* default */
 	assert_int_equal(cfg->max_body_bytes, 8388608); /* default */
 	assert_int_equal(cfg->upstream_first_byte_timeout_s, 600);
 	assert_int_equal(cfg->upstream_connect_timeout_ms, 5000);
@@ -120,8 +120,8 @@ test_env_overrides(void **state)
 	setenv("LLMGW_MASTER_KEY", "sk-from-env", 1);
 	setenv("LLMGW_GATEWAY_THREADS", "3", 1);
 	setenv("LLMGW_RATE_LIMIT_RPS", "0", 1);
-	assert_int_equal(gw_cfg_load("data/config/full.conf", &cfg, err,
-			     sizeof(err)),
+	assert_int_equal(
+	    gw_cfg_load("data/config/full.conf", &cfg, err, sizeof(err)),
 	    GW_OK);
 	assert_string_equal(cfg->master_key, "sk-from-env");
 	assert_int_equal(cfg->threads, 3);
@@ -129,8 +129,8 @@ test_env_overrides(void **state)
 	gw_cfg_unref(cfg);
 
 	setenv("LLMGW_GATEWAY_THREADS", "zero", 1);
-	assert_int_equal(gw_cfg_load("data/config/full.conf", &cfg, err,
-			     sizeof(err)),
+	assert_int_equal(
+	    gw_cfg_load("data/config/full.conf", &cfg, err, sizeof(err)),
 	    GW_E_INVALID);
 	assert_non_null(strstr(err, "LLMGW_GATEWAY_THREADS"));
 	unsetenv("LLMGW_GATEWAY_THREADS");
@@ -147,8 +147,8 @@ test_print_and_refs(void **state)
 	FILE *fp;
 
 	(void)state;
-	assert_int_equal(gw_cfg_load("data/config/full.conf", &cfg, err,
-			     sizeof(err)),
+	assert_int_equal(
+	    gw_cfg_load("data/config/full.conf", &cfg, err, sizeof(err)),
 	    GW_OK);
 	fp = open_memstream(&out, &len);
 	assert_int_equal(gw_cfg_print_value(cfg, "gateway.threads", fp), GW_OK);
@@ -173,8 +173,8 @@ test_missing_file(void **state)
 	char err[512];
 
 	(void)state;
-	assert_int_equal(gw_cfg_load("data/config/none-such", &cfg, err,
-			     sizeof(err)),
+	assert_int_equal(
+	    gw_cfg_load("data/config/none-such", &cfg, err, sizeof(err)),
 	    GW_E_INVALID);
 	assert_non_null(strstr(err, "none-such"));
 	assert_non_null(strstr(err, "No such file"));

@@ -60,7 +60,7 @@ test_line(void **state)
 	assert_null(fgets(line, sizeof(line), fp));
 	fclose(fp);
 	unlink(path);
-	dup2(saved, 2);	/* cmocka reports on stderr */
+	dup2(saved, 2); /* cmocka reports on stderr */
 	close(saved);
 }
 

@@ -26,10 +26,10 @@ test_buf(void **state)
 	assert_string_equal(b.p + b.len - 4, "999,");
 	gw_buf_reset(&b, 16);
 	assert_int_equal(b.len, 0);
-	assert_null(b.p);	/* large storage released */
+	assert_null(b.p); /* large storage released */
 	gw_buf_puts(&b, "x");
 	gw_buf_reset(&b, 1 << 20);
-	assert_non_null(b.p);	/* small storage kept for reuse */
+	assert_non_null(b.p); /* small storage kept for reuse */
 	assert_string_equal(b.p, "");
 	gw_buf_fini(&b);
 }
@@ -112,8 +112,8 @@ test_err_map(void **state)
 static void
 test_err_json(void **state)
 {
-	char *s = gw_err_json_new(400, "invalid_request_error", "model",
-	    "bad \"model\"\n");
+	char *s = gw_err_json_new(
+	    400, "invalid_request_error", "model", "bad \"model\"\n");
 	json_object *o = json_tokener_parse(s), *e, *v;
 
 	(void)state;
@@ -133,8 +133,8 @@ test_err_json(void **state)
 
 	s = gw_err_json_new(404, NULL, NULL, NULL);
 	assert_string_equal(s, "{\"error\":{\"message\":\"Not Found\",\"type\":"
-			       "\"internal_server_error\",\"param\":null,"
-			       "\"code\":\"404\"}}");
+	                       "\"internal_server_error\",\"param\":null,"
+	                       "\"code\":\"404\"}}");
 	free(s);
 }
 
