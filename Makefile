@@ -31,7 +31,7 @@ endif
 LIB_SRC   = $(wildcard lib/*.c)
 LIB_OBJ   = $(LIB_SRC:lib/%.c=build/lib/%.o)
 LIB       = lib/libllmgw.a
-FAMILIES  = health
+FAMILIES  = health chat embeddings
 CGI       = $(FAMILIES:%=cgi-bin/llmgw-%)
 TOOLS     = bin/llmgw-migrate $(if $(wildcard tests/mock/mock_upstream.c),bin/mock-upstream)
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
@@ -72,7 +72,8 @@ bin/llmgw-migrate: build/src/migrate_main.o $(LIB)
 
 bin/mock-upstream: tests/mock/mock_upstream.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LDFLAGS) $(PKG_LIBS)
+	$(CC) $(filter-out -MMD -MP,$(CPPFLAGS)) $(CFLAGS) $(WARN) -o $@ $< \
+	    $(LDFLAGS) $(PKG_LIBS)
 
 build/tests/test_%: tests/unit/test_%.c $(LIB)
 	@mkdir -p $(@D)

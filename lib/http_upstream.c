@@ -2,6 +2,7 @@
 #include "http_upstream.h"
 
 #include <curl/curl.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,5 +99,169 @@ gw_upstream_get(struct gw_upstream *up, const char *url, int connect_timeout_ms,
 		return map_curl_error(rc, url, err, errlen);
 	curl_easy_getinfo(up->h, CURLINFO_RESPONSE_CODE, &code);
 	*http_status = (int)code;
+	return GW_OK;
+}
+
+struct post_ctx {
+	const struct gw_upstream_cb *cb;
+	struct gw_upstream_result *res;
+	CURL *h;
+	int head_done;
+	char ctype[128];
+	char retry_after[64];
+};
+
+/* Copy a header's value when its name matches (case-insensitively). */
+static void
+header_value(
+    const char *line, size_t n, const char *name, char *out, size_t outlen)
+{
+	size_t nl = strlen(name), vl;
+
+	if (n <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+		return;
+	line += nl + 1;
+	n -= nl + 1;
+	while (n > 0 && (*line == ' ' || *line == '\t'))
+		line++, n--;
+	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n' ||
+	                    line[n - 1] == ' '))
+		n--;
+	vl = n < outlen - 1 ? n : outlen - 1;
+	memcpy(out, line, vl);
+	out[vl] = '\0';
+}
+
+static size_t
+post_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct post_ctx *c = arg;
+	size_t len = size * n;
+
+	/* A new status line (after 100 Continue or a redirect) resets. */
+	if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
+		c->ctype[0] = c->retry_after[0] = '\0';
+		return len;
+	}
+	header_value(p, len, "Content-Type", c->ctype, sizeof(c->ctype));
+	header_value(
+	    p, len, "Retry-After", c->retry_after, sizeof(c->retry_after));
+	return len;
+}
+
+static int
+deliver_head(struct post_ctx *c)
+{
+	long code = 0;
+
+	if (c->head_done)
+		return 0;
+	c->head_done = 1;
+	curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &code);
+	c->res->http_status = (int)code;
+	if (c->cb->on_head != NULL &&
+	    c->cb->on_head(c->cb->arg, (int)code, c->ctype[0] ? c->ctype : NULL,
+	        c->retry_after[0] ? c->retry_after : NULL) < 0) {
+		c->res->aborted = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static size_t
+post_write(char *p, size_t size, size_t n, void *arg)
+{
+	struct post_ctx *c = arg;
+	size_t len = size * n;
+
+	if (deliver_head(c) < 0)
+		return 0;
+	c->res->bytes += len;
+	if (c->cb->on_data != NULL && c->cb->on_data(c->cb->arg, p, len) < 0) {
+		c->res->aborted = 1;
+		return 0;
+	}
+	return len;
+}
+
+static int
+post_tick(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
+{
+	struct post_ctx *c = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	if (c->cb->on_tick != NULL && c->cb->on_tick(c->cb->arg) < 0) {
+		c->res->aborted = 1;
+		return 1;
+	}
+	return 0;
+}
+
+enum gw_status
+gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
+    const struct gw_upstream_cb *cb, struct gw_upstream_result *res)
+{
+	struct post_ctx c = {cb, res, up->h, 0, "", ""};
+	struct curl_slist *hdrs = NULL;
+	char line[600];
+	CURLcode rc;
+
+	memset(res, 0, sizeof(*res));
+	curl_easy_reset(up->h);
+	base_options(up->h, p->connect_timeout_ms);
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	hdrs = curl_slist_append(
+	    hdrs, "Accept: application/json, text/event-stream");
+	/* No "Expect: 100-continue" round trip for large bodies. */
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (p->bearer != NULL) {
+		snprintf(
+		    line, sizeof(line), "Authorization: Bearer %s", p->bearer);
+		hdrs = curl_slist_append(hdrs, line);
+		explicit_bzero(line, sizeof(line));
+	}
+	if (p->request_id != NULL) {
+		snprintf(line, sizeof(line), "x-request-id: %s", p->request_id);
+		hdrs = curl_slist_append(hdrs, line);
+	}
+	curl_easy_setopt(up->h, CURLOPT_URL, p->url);
+	curl_easy_setopt(up->h, CURLOPT_POST, 1L);
+	curl_easy_setopt(up->h, CURLOPT_POSTFIELDS, p->body);
+	curl_easy_setopt(
+	    up->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body_len);
+	curl_easy_setopt(up->h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(up->h, CURLOPT_HEADERFUNCTION, post_header);
+	curl_easy_setopt(up->h, CURLOPT_HEADERDATA, &c);
+	curl_easy_setopt(up->h, CURLOPT_WRITEFUNCTION, post_write);
+	curl_easy_setopt(up->h, CURLOPT_WRITEDATA, &c);
+	curl_easy_setopt(up->h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(up->h, CURLOPT_XFERINFOFUNCTION, post_tick);
+	curl_easy_setopt(up->h, CURLOPT_XFERINFODATA, &c);
+	rc = curl_easy_perform(up->h);
+	/* An answer with an empty body still has a head to deliver. */
+	if (rc == CURLE_OK && deliver_head(&c) < 0)
+		rc = CURLE_WRITE_ERROR;
+	curl_slist_free_all(hdrs);
+	if (res->aborted)
+		return GW_OK;
+	if (rc != CURLE_OK) {
+		snprintf(
+		    res->err, sizeof(res->err), "%s", curl_easy_strerror(rc));
+		res->connect_failed = rc == CURLE_COULDNT_CONNECT ||
+		                      rc == CURLE_COULDNT_RESOLVE_HOST ||
+		                      (rc == CURLE_OPERATION_TIMEDOUT &&
+		                          !c.head_done && res->bytes == 0);
+		if (!c.head_done) {
+			long code = 0;
+
+			curl_easy_getinfo(up->h, CURLINFO_RESPONSE_CODE, &code);
+			res->http_status = (int)code;
+		}
+		return GW_E_UPSTREAM;
+	}
 	return GW_OK;
 }

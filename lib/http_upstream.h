@@ -7,6 +7,7 @@
 #define GW_HTTP_UPSTREAM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 #include "util.h"
@@ -30,5 +31,51 @@ enum gw_status gw_upstream_get(struct gw_upstream *up, const char *url,
     int connect_timeout_ms, int timeout_ms, int *http_status,
     struct gw_buf *body, size_t cap, char *err, size_t errlen)
     GW_NONNULL(1, 2, 5);
+
+/*
+ * What the caller hears during a POST. Every callback may be NULL and may
+ * return -1 to abort the transfer at once.
+ */
+struct gw_upstream_cb {
+	void *arg;
+	/*
+	 * The answer's status line and headers are in. retry_after is the
+	 * Retry-After header or NULL; content_type may be NULL.
+	 */
+	int (*on_head)(void *arg, int status, const char *content_type,
+	    const char *retry_after);
+	/* Body bytes, as they arrive. */
+	int (*on_data)(void *arg, const char *p, size_t n);
+	/* Called several times a second, also while no byte arrives. */
+	int (*on_tick)(void *arg);
+};
+
+struct gw_upstream_post {
+	const char *url;
+	const char *body;
+	size_t body_len;
+	const char *bearer;     /* Authorization: Bearer ..., or NULL */
+	const char *request_id; /* sent as x-request-id, or NULL */
+	int connect_timeout_ms;
+};
+
+struct gw_upstream_result {
+	int http_status;    /* 0 when no status line came */
+	uint64_t bytes;     /* body bytes received */
+	int aborted;        /* a callback returned -1 */
+	int connect_failed; /* refused, unreachable or connect timeout */
+	char err[256];      /* curl's words when the transfer failed */
+};
+
+/*
+ * POST a JSON body on this thread's kept-alive connection and stream the
+ * answer into cb. GW_OK when an answer was read to its end (any HTTP
+ * status) or a callback aborted it (res->aborted); GW_E_UPSTREAM when the
+ * transfer failed (res->connect_failed tells a failure to connect, and
+ * res->bytes == 0 one before any byte).
+ */
+enum gw_status gw_upstream_post(struct gw_upstream *up,
+    const struct gw_upstream_post *p, const struct gw_upstream_cb *cb,
+    struct gw_upstream_result *res) GW_NONNULL(1, 2, 3, 4);
 
 #endif /* GW_HTTP_UPSTREAM_H */

@@ -1,9 +1,11 @@
 /* req.c: the FastCGI request wrapper (fcgiapp.h only, never fcgi_stdio). */
+#define _GNU_SOURCE /* POLLRDHUP */
 #include "req.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +50,7 @@ gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_thread *th,
 	}
 	gw_buf_reset(&req->hdrs, REQ_KEEP_BYTES);
 	gw_buf_reset(&req->body, REQ_KEEP_BYTES);
+	gw_buf_reset(&req->logx, REQ_KEEP_BYTES);
 }
 
 void
@@ -64,6 +67,8 @@ gw_req_end(struct gw_req *req)
 		gw_buf_printf(&f, " route=%s status=%d bytes=%llu dur_ms=%.3f",
 		    req->route, req->status, (unsigned long long)req->bytes_out,
 		    (double)(gw_now_mono_us() - req->start_mono_us) / 1000.0);
+		if (req->logx.len > 0)
+			gw_buf_append(&f, req->logx.p, req->logx.len);
 		gw_log_fields(GW_LOG_INFO, req, "access", f.p);
 		gw_buf_fini(&f);
 	}
@@ -72,6 +77,7 @@ gw_req_end(struct gw_req *req)
 	req->query = "";
 	gw_buf_reset(&req->hdrs, REQ_KEEP_BYTES);
 	gw_buf_reset(&req->body, REQ_KEEP_BYTES);
+	gw_buf_reset(&req->logx, REQ_KEEP_BYTES);
 	req->cfg = NULL;
 }
 
@@ -82,6 +88,26 @@ gw_req_fini(struct gw_req *req)
 	req->path = NULL;
 	gw_buf_fini(&req->hdrs);
 	gw_buf_fini(&req->body);
+	gw_buf_fini(&req->logx);
+}
+
+int
+gw_req_client_gone(const struct gw_req *req)
+{
+	struct pollfd p = {.fd = req->fr->ipcFd, .events = POLLRDHUP};
+
+	if (req->fr->ipcFd < 0)
+		return 1;
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+void
+gw_req_log_field(struct gw_req *req, const char *name, const char *value)
+{
+	gw_buf_printf(&req->logx, " %s=", name);
+	gw_log_append_value(&req->logx, value);
 }
 
 const char *

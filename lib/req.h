@@ -33,6 +33,7 @@ struct gw_req {
 	uint64_t bytes_out;
 	struct gw_buf hdrs; /* response headers added before the head */
 	struct gw_buf body; /* request body once read */
+	struct gw_buf logx; /* extra logfmt fields for the access line */
 };
 
 /*
@@ -81,6 +82,14 @@ void gw_req_send_head(struct gw_req *req, int status, const char *ctype)
 /* Write body bytes (sending a 200 head first if none was sent). */
 enum gw_status gw_req_write(struct gw_req *req, const void *p, size_t n)
     GW_NONNULL(1);
+/*
+ * 1 when the web server has closed this request's connection (the client
+ * went away): checked without blocking.
+ */
+int gw_req_client_gone(const struct gw_req *req) GW_NONNULL(1);
+/* Append " name=value" (value logfmt-quoted) to the access line. */
+void gw_req_log_field(struct gw_req *req, const char *name, const char *value)
+    GW_NONNULL(1, 2, 3);
 /* Push buffered bytes to the web server now (for SSE chunks). */
 enum gw_status gw_req_flush(struct gw_req *req) GW_NONNULL(1);
 

@@ -1,0 +1,35 @@
+/*
+ * json_util.h: strict parsing of request bodies (one json-c call per
+ * document: json-c switches locale on every parse call) and small typed
+ * accessors returning borrowed values.
+ */
+#ifndef GW_JSON_UTIL_H
+#define GW_JSON_UTIL_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+/*
+ * Parse exactly one JSON document from buf: invalid UTF-8, trailing
+ * garbage, an empty body, nesting deeper than 64, and NaN or Infinity
+ * anywhere are refused. On success *out is a new reference (caller puts).
+ * On failure GW_E_INVALID with a message for the client in msg.
+ */
+enum gw_status gw_json_parse(const char *buf, size_t len, json_object **out,
+    char *msg, size_t msglen) GW_NONNULL(3, 4);
+
+/* Borrowed member of obj, or NULL when absent or obj is not an object. */
+json_object *gw_json_get(json_object *obj, const char *key) GW_NONNULL(2);
+/* Borrowed string member, or NULL when absent or not a string. */
+const char *gw_json_get_str(json_object *obj, const char *key) GW_NONNULL(2);
+/* Integer member into *out; 0 when present and an integer, -1 otherwise. */
+int gw_json_get_int(json_object *obj, const char *key, int64_t *out)
+    GW_NONNULL(2, 3);
+
+/* Serialize compactly (no slash escaping); borrowed until obj changes. */
+const char *gw_json_str(json_object *obj, size_t *len) GW_NONNULL(1);
+
+#endif /* GW_JSON_UTIL_H */

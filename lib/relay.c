@@ -1,0 +1,617 @@
+/* relay.c: the OpenAI relay engine behind the chat and embeddings families. */
+#include "relay.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alias.h"
+#include "auth.h"
+#include "http_upstream.h"
+#include "json_util.h"
+#include "log.h"
+#include "req.h"
+#include "server.h"
+#include "sse.h"
+#include "util.h"
+#include "validate.h"
+
+/* Error bodies from the upstream are kept up to this size. */
+#define ERROR_BODY_MAX (64 * 1024)
+/* A whole (non-streamed) answer is kept up to this size. */
+#define ANSWER_MAX (64 * 1024 * 1024)
+
+enum mode { MODE_NONE = 0, MODE_SSE, MODE_BUFFER, MODE_ERROR };
+enum abort_reason {
+	ABORT_NONE = 0,
+	ABORT_CLIENT,
+	ABORT_FIRST_BYTE,
+	ABORT_IDLE,
+	ABORT_TOO_BIG,
+};
+
+struct relay {
+	struct gw_req *req;
+	const struct gw_cfg *cfg;
+	enum gw_call call;
+	int stream;       /* the client asked for SSE */
+	int client_usage; /* ... and for the usage chunk */
+	/* One attempt upstream. */
+	int up_status;
+	enum mode mode;
+	char retry_after[64];
+	struct gw_buf resp; /* a buffered answer or error body */
+	struct gw_sse sse;
+	int64_t t_start; /* request start (monotonic us) */
+	int64_t t_attempt;
+	int64_t t_last_data;
+	int64_t t_last_keepalive;
+	int64_t t_first_token;
+	int done_seen;
+	enum abort_reason abort;
+	/* What the request amounted to. */
+	struct gw_usage usage;
+	int64_t chunks;
+	int client_gone;
+};
+
+char *
+gw_relay_url(const char *base, const char *path)
+{
+	size_t n = strlen(base);
+
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	if (n >= 3 && strncmp(base + n - 3, "/v1", 3) == 0)
+		return gw_xasprintf("%.*s%s", (int)n, base, path);
+	return gw_xasprintf("%.*s/v1%s", (int)n, base, path);
+}
+
+static const char *
+call_path(enum gw_call call)
+{
+	switch (call) {
+	case GW_CALL_CHAT:
+		return "/chat/completions";
+	case GW_CALL_COMPLETION:
+		return "/completions";
+	case GW_CALL_EMBEDDING:
+		return "/embeddings";
+	}
+	return "/chat/completions";
+}
+
+/* Read usage {prompt_tokens, completion_tokens, total_tokens} of a reply. */
+static void
+take_usage(struct relay *r, json_object *msg)
+{
+	json_object *u = gw_json_get(msg, "usage");
+	int64_t v;
+
+	if (u == NULL || !json_object_is_type(u, json_type_object))
+		return;
+	r->usage.known = 1;
+	if (gw_json_get_int(u, "prompt_tokens", &v) == 0)
+		r->usage.prompt = v;
+	if (gw_json_get_int(u, "completion_tokens", &v) == 0)
+		r->usage.completion = v;
+	if (gw_json_get_int(u, "total_tokens", &v) == 0)
+		r->usage.total = v;
+	else
+		r->usage.total = r->usage.prompt + r->usage.completion;
+}
+
+/* Commit the client's answer to 200 text/event-stream. */
+static void
+sse_head(struct relay *r)
+{
+	if (r->req->head_sent)
+		return;
+	gw_req_add_header(r->req, "Cache-Control", "no-cache");
+	gw_req_add_header(r->req, "X-Accel-Buffering", "no");
+	gw_req_send_head(r->req, 200, "text/event-stream");
+}
+
+/* Write to the client; a failure means it is gone. */
+static int
+client_write(struct relay *r, const char *p, size_t n)
+{
+	if (gw_req_write(r->req, p, n) != GW_OK) {
+		r->client_gone = 1;
+		r->abort = ABORT_CLIENT;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+client_flush(struct relay *r)
+{
+	if (gw_req_flush(r->req) != GW_OK) {
+		r->client_gone = 1;
+		r->abort = ABORT_CLIENT;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+keepalive(struct relay *r, int64_t now)
+{
+	static const char ka[] = ": keepalive\n\n";
+
+	sse_head(r);
+	r->t_last_keepalive = now;
+	if (client_write(r, ka, sizeof(ka) - 1) < 0 || client_flush(r) < 0)
+		return -1;
+	return 0;
+}
+
+/* One upstream SSE event: note usage, drop what the client did not ask. */
+static int
+on_event(void *arg, const char *ev, size_t len)
+{
+	struct relay *r = arg;
+	const char *data;
+	size_t dlen;
+
+	if (gw_sse_data(ev, len, &data, &dlen) == 0) {
+		if (gw_sse_is_done(data, dlen)) {
+			r->done_seen = 1;
+		} else {
+			if (r->t_first_token == 0)
+				r->t_first_token = gw_now_mono_us();
+			r->chunks++;
+			if (gw_sse_has_usage(data, dlen)) {
+				json_object *o = NULL, *ch;
+				char msg[128];
+				int usage_only = 0;
+
+				if (gw_json_parse(data, dlen, &o, msg,
+				        sizeof(msg)) == GW_OK) {
+					take_usage(r, o);
+					ch = gw_json_get(o, "choices");
+					usage_only =
+					    ch != NULL &&
+					    json_object_is_type(
+					        ch, json_type_array) &&
+					    json_object_array_length(ch) == 0;
+				}
+				json_object_put(o);
+				if (usage_only) {
+					r->chunks--;
+					if (!r->client_usage)
+						return 0;
+				}
+			}
+		}
+	}
+	if (client_write(r, ev, len) < 0 || client_write(r, "\n\n", 2) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+on_head(void *arg, int status, const char *ctype, const char *retry_after)
+{
+	struct relay *r = arg;
+
+	r->up_status = status;
+	r->t_last_data = gw_now_mono_us();
+	snprintf(r->retry_after, sizeof(r->retry_after), "%s",
+	    retry_after ? retry_after : "");
+	if (status >= 200 && status < 300 && r->stream && ctype != NULL &&
+	    strncmp(ctype, "text/event-stream", 17) == 0) {
+		r->mode = MODE_SSE;
+		sse_head(r);
+	} else if (status >= 200 && status < 300) {
+		r->mode = MODE_BUFFER;
+	} else {
+		r->mode = MODE_ERROR;
+	}
+	return 0;
+}
+
+static int
+on_data(void *arg, const char *p, size_t n)
+{
+	struct relay *r = arg;
+	size_t cap;
+
+	r->t_last_data = gw_now_mono_us();
+	if (r->mode == MODE_SSE) {
+		if (gw_sse_feed(&r->sse, p, n, on_event, r) < 0)
+			return -1;
+		return client_flush(r);
+	}
+	cap = r->mode == MODE_ERROR ? ERROR_BODY_MAX : ANSWER_MAX;
+	if (r->resp.len + n > cap) {
+		if (r->mode == MODE_ERROR) {
+			/* Enough of an error message: keep the head. */
+			if (r->resp.len < cap)
+				gw_buf_append(&r->resp, p, cap - r->resp.len);
+			return 0;
+		}
+		r->abort = ABORT_TOO_BIG;
+		return -1;
+	}
+	gw_buf_append(&r->resp, p, n);
+	return 0;
+}
+
+static int
+on_tick(void *arg)
+{
+	struct relay *r = arg;
+	const struct gw_cfg *cfg = r->cfg;
+	int64_t now = gw_now_mono_us();
+	int64_t ka = (int64_t)cfg->stream_keepalive_s * 1000000;
+	int64_t last;
+
+	if (gw_req_client_gone(r->req)) {
+		r->client_gone = 1;
+		r->abort = ABORT_CLIENT;
+		return -1;
+	}
+	if (r->mode == MODE_NONE) {
+		if (now - r->t_attempt >
+		    (int64_t)cfg->upstream_first_byte_timeout_s * 1000000) {
+			r->abort = ABORT_FIRST_BYTE;
+			return -1;
+		}
+	} else if (now - r->t_last_data >
+	           (int64_t)cfg->upstream_idle_timeout_s * 1000000) {
+		r->abort = ABORT_IDLE;
+		return -1;
+	}
+	/* Keep a silent stream (cold model load, slow prefill) alive. */
+	if (r->stream && ka > 0 &&
+	    (r->mode == MODE_NONE || r->mode == MODE_SSE)) {
+		last = r->t_last_keepalive > r->t_last_data
+		           ? r->t_last_keepalive
+		           : r->t_last_data;
+		if (last == 0)
+			last = r->t_start;
+		if (now - last >= ka && keepalive(r, now) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+attempt_reset(struct relay *r)
+{
+	r->up_status = 0;
+	r->mode = MODE_NONE;
+	r->retry_after[0] = '\0';
+	r->done_seen = 0;
+	r->abort = ABORT_NONE;
+	r->t_attempt = gw_now_mono_us();
+	r->t_last_data = 0;
+	gw_buf_reset(&r->resp, 64 * 1024);
+	gw_sse_reset(&r->sse);
+}
+
+/* A final SSE error event once the stream has started, then the end. */
+static void
+sse_error(struct relay *r, int status, const char *type, const char *msg)
+{
+	char *body = gw_err_json_new(status, type, NULL, msg);
+
+	if (client_write(r, "data: ", 6) == 0 &&
+	    client_write(r, body, strlen(body)) == 0 &&
+	    client_write(r, "\n\n", 2) == 0)
+		client_flush(r);
+	free(body);
+}
+
+static const char *
+default_type(int status)
+{
+	switch (status) {
+	case 400:
+		return "invalid_request_error";
+	case 401:
+		return "auth_error";
+	case 403:
+		return "permission_error";
+	case 404:
+		return "not_found_error";
+	case 408:
+		return "timeout_error";
+	case 413:
+		return "request_too_large";
+	case 422:
+		return "invalid_request_error";
+	case 429:
+		return "rate_limit_error";
+	default:
+		return status >= 500 ? "upstream_error"
+		                     : "invalid_request_error";
+	}
+}
+
+/*
+ * The upstream said no (4xx/5xx): the same status, its message in the
+ * OpenAI error shape (wrapping a plain-text or foreign JSON error).
+ */
+static void
+reply_upstream_error(struct relay *r)
+{
+	json_object *o = NULL, *e;
+	const char *type = NULL, *param = NULL, *msg = NULL;
+	char text[512], m[128];
+	int status = r->up_status;
+
+	if (r->resp.len > 0 &&
+	    gw_json_parse(r->resp.p, r->resp.len, &o, m, sizeof(m)) == GW_OK) {
+		e = gw_json_get(o, "error");
+		if (e != NULL && json_object_is_type(e, json_type_object)) {
+			msg = gw_json_get_str(e, "message");
+			type = gw_json_get_str(e, "type");
+			param = gw_json_get_str(e, "param");
+		} else if (e != NULL &&
+		           json_object_is_type(e, json_type_string)) {
+			msg = json_object_get_string(e);
+		} else {
+			msg = gw_json_get_str(o, "message");
+			if (msg == NULL)
+				msg = gw_json_get_str(o, "detail");
+		}
+	}
+	if (msg == NULL && r->resp.len > 0) {
+		snprintf(text, sizeof(text), "%.*s",
+		    (int)(r->resp.len < sizeof(text) - 1 ? r->resp.len
+		                                         : sizeof(text) - 1),
+		    r->resp.p);
+		msg = gw_strtrim(text);
+	}
+	if (msg == NULL || msg[0] == '\0')
+		msg = gw_err_reason(status);
+	if (type == NULL || type[0] == '\0')
+		type = default_type(status);
+	if (status == 429)
+		gw_req_add_header(r->req, "Retry-After", "%s",
+		    r->retry_after[0] ? r->retry_after : "1");
+	gw_reply_error_ex(r->req, status, type, param, msg);
+	json_object_put(o);
+}
+
+static void
+reply_answer(struct relay *r)
+{
+	json_object *o = NULL;
+	char m[256];
+
+	if (gw_json_parse(r->resp.p, r->resp.len, &o, m, sizeof(m)) != GW_OK ||
+	    !json_object_is_type(o, json_type_object)) {
+		gw_log_warn(r->req, "relay",
+		    "upstream sent malformed JSON (%zu "
+		    "bytes, status %d)",
+		    r->resp.len, r->up_status);
+		gw_reply_error_ex(r->req, 502, "upstream_error", NULL,
+		    "Upstream returned a malformed response");
+		json_object_put(o);
+		return;
+	}
+	take_usage(r, o);
+	json_object_put(o);
+	gw_reply(
+	    r->req, r->up_status, "application/json", r->resp.p, r->resp.len);
+}
+
+static enum gw_status
+bad_request(struct gw_req *req, const struct gw_verr *e)
+{
+	gw_reply_error_ex(req, 400, "invalid_request_error",
+	    e->param[0] ? e->param : NULL, e->msg);
+	return GW_OK;
+}
+
+/* Ask the upstream for usage in streams; remember if the client did. */
+static void
+force_stream_usage(struct relay *r, json_object *body)
+{
+	json_object *so = gw_json_get(body, "stream_options"), *iu;
+
+	if (so == NULL || !json_object_is_type(so, json_type_object)) {
+		so = json_object_new_object();
+		json_object_object_add(body, "stream_options", so);
+	}
+	iu = gw_json_get(so, "include_usage");
+	r->client_usage = iu != NULL && json_object_get_boolean(iu);
+	json_object_object_add(so, "include_usage", json_object_new_boolean(1));
+}
+
+static void
+log_outcome(struct relay *r, const char *model, const char *target)
+{
+	char n[32];
+
+	gw_req_log_field(r->req, "model", model);
+	gw_req_log_field(r->req, "target", target ? target : "-");
+	gw_req_log_field(r->req, "stream", r->stream ? "1" : "0");
+	if (r->up_status) {
+		snprintf(n, sizeof(n), "%d", r->up_status);
+		gw_req_log_field(r->req, "up_status", n);
+	}
+	if (r->usage.known) {
+		snprintf(n, sizeof(n), "%lld", (long long)r->usage.prompt);
+		gw_req_log_field(r->req, "prompt_tokens", n);
+		snprintf(n, sizeof(n), "%lld", (long long)r->usage.completion);
+		gw_req_log_field(r->req, "completion_tokens", n);
+	}
+	if (r->t_first_token) {
+		snprintf(n, sizeof(n), "%.3f",
+		    (double)(r->t_first_token - r->t_start) / 1000.0);
+		gw_req_log_field(r->req, "ttft_ms", n);
+	}
+	if (r->client_gone)
+		gw_req_log_field(r->req, "client_gone", "1");
+}
+
+/* After the last attempt: answer from what the relay saw. */
+static void
+finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
+{
+	struct gw_req *req = r->req;
+	char msg[512];
+
+	if (r->client_gone)
+		return;
+	if (r->abort == ABORT_FIRST_BYTE || r->abort == ABORT_IDLE) {
+		snprintf(msg, sizeof(msg),
+		    r->abort == ABORT_FIRST_BYTE
+		        ? "Upstream did not answer within %d s"
+		        : "Upstream stalled for more than %d s",
+		    r->abort == ABORT_FIRST_BYTE
+		        ? r->cfg->upstream_first_byte_timeout_s
+		        : r->cfg->upstream_idle_timeout_s);
+		if (req->head_sent)
+			sse_error(r, 504, "timeout_error", msg);
+		else
+			gw_reply_error_ex(req, 504, "timeout_error", NULL, msg);
+		return;
+	}
+	if (r->abort == ABORT_TOO_BIG) {
+		gw_reply_error_ex(req, 502, "upstream_error", NULL,
+		    "Upstream answer is too large");
+		return;
+	}
+	if (st != GW_OK) {
+		snprintf(msg, sizeof(msg), "%s: %s",
+		    res->connect_failed ? "Upstream unreachable"
+		                        : "Upstream connection failed",
+		    res->err);
+		if (req->head_sent)
+			sse_error(r, 502, "upstream_error", msg);
+		else
+			gw_reply_error_ex(
+			    req, 502, "upstream_error", NULL, msg);
+		return;
+	}
+	switch (r->mode) {
+	case MODE_SSE:
+		break;
+	case MODE_BUFFER:
+		reply_answer(r);
+		break;
+	case MODE_ERROR:
+		if (req->head_sent)
+			sse_error(r, r->up_status, default_type(r->up_status),
+			    "Upstream error");
+		else
+			reply_upstream_error(r);
+		break;
+	case MODE_NONE:
+		gw_reply_error_ex(req, 502, "upstream_error", NULL,
+		    "Upstream sent no answer");
+		break;
+	}
+}
+
+enum gw_status
+gw_relay(struct gw_req *req, enum gw_call call)
+{
+	struct relay r = {0};
+	struct gw_principal who;
+	struct gw_targets targets;
+	struct gw_verr verr = {"", ""};
+	struct gw_upstream_result res = {0};
+	struct gw_upstream_post post = {0};
+	struct gw_upstream_cb cb = {&r, on_head, on_data, on_tick};
+	json_object *body = NULL, *sv;
+	char msg[512], *url = NULL, *model = NULL;
+	const char *target = NULL, *payload;
+	enum gw_status st = GW_OK;
+	size_t t;
+	int attempt;
+
+	r.req = req;
+	r.cfg = req->cfg;
+	r.call = call;
+	r.t_start = req->start_mono_us;
+	if (gw_auth_check(req, &who, msg, sizeof(msg)) != GW_OK) {
+		gw_reply_error(req, GW_E_AUTH, msg);
+		goto out;
+	}
+	if ((st = gw_req_read_body(req)) != GW_OK) {
+		if (st == GW_E_TOOBIG)
+			snprintf(msg, sizeof(msg),
+			    "Request body exceeds %ld bytes",
+			    req->cfg->max_body_bytes);
+		else
+			snprintf(msg, sizeof(msg), "Request body incomplete");
+		gw_reply_error(req, st, msg);
+		st = GW_OK;
+		goto out;
+	}
+	if (gw_json_parse(
+	        req->body.p, req->body.len, &body, msg, sizeof(msg)) != GW_OK) {
+		gw_reply_error_ex(req, 400, "invalid_request_error", NULL, msg);
+		goto out;
+	}
+	if ((call == GW_CALL_CHAT ? gw_validate_chat(body, &verr)
+	        : call == GW_CALL_COMPLETION
+	            ? gw_validate_completion(body, &verr)
+	            : gw_validate_embedding(body, &verr)) != GW_OK) {
+		bad_request(req, &verr);
+		goto out;
+	}
+	model = gw_xstrdup(gw_json_get_str(body, "model"));
+	if (call != GW_CALL_EMBEDDING) {
+		sv = gw_json_get(body, "stream");
+		r.stream = sv != NULL && json_object_get_boolean(sv);
+		if (r.stream)
+			force_stream_usage(&r, body);
+	}
+	gw_alias_resolve(req->cfg, model, &targets);
+	url = gw_relay_url(req->cfg->upstream_url, call_path(call));
+	post.url = url;
+	post.bearer = req->cfg->upstream_api_key;
+	post.request_id = req->id;
+	post.connect_timeout_ms = req->cfg->upstream_connect_timeout_ms;
+	for (t = 0; t < targets.n; t++) {
+		target = targets.models[t];
+		json_object_object_add(
+		    body, "model", json_object_new_string(target));
+		payload = gw_json_str(body, &post.body_len);
+		post.body = payload;
+		for (attempt = 0; attempt <= req->cfg->upstream_retries;
+		     attempt++) {
+			attempt_reset(&r);
+			st = gw_upstream_post(req->th->up, &post, &cb, &res);
+			/* Retry only what failed before any byte came back. */
+			if (st == GW_OK || r.client_gone || req->head_sent ||
+			    res.bytes > 0 || res.http_status != 0)
+				break;
+			gw_log_warn(req, "relay",
+			    "upstream %s for %s (try %d): %s",
+			    res.connect_failed ? "unreachable" : "failed",
+			    target, attempt + 1, res.err);
+		}
+		if (r.client_gone || req->head_sent)
+			break;
+		/* Fall back to the alias's next model on 5xx or no answer. */
+		if (t + 1 < targets.n &&
+		    ((st != GW_OK && res.bytes == 0 && r.abort == ABORT_NONE) ||
+		        (st == GW_OK && r.mode == MODE_ERROR &&
+		            r.up_status >= 500))) {
+			gw_log_warn(req, "relay", "falling back from %s to %s",
+			    target, targets.models[t + 1]);
+			continue;
+		}
+		break;
+	}
+	finish(&r, st, &res);
+	log_outcome(&r, model, target);
+	st = GW_OK;
+out:
+	json_object_put(body);
+	gw_buf_fini(&r.resp);
+	gw_sse_fini(&r.sse);
+	free(url);
+	free(model);
+	return st;
+}

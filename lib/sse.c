@@ -1,0 +1,142 @@
+/* sse.c: SSE event splitting without copying complete events. */
+#define _GNU_SOURCE /* memmem */
+#include "sse.h"
+
+#include <string.h>
+
+/*
+ * End of the first event in [p, p+n): index just past its blank line, with
+ * *evlen the event's own length; 0 when no complete event is there.
+ */
+static size_t
+event_end(const char *p, size_t n, size_t *evlen)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < n; i++) {
+		if (p[i] != '\n')
+			continue;
+		if (p[i + 1] == '\n') {
+			*evlen = i > 0 && p[i - 1] == '\r' ? i - 1 : i;
+			return i + 2;
+		}
+		if (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n') {
+			*evlen = i > 0 && p[i - 1] == '\r' ? i - 1 : i;
+			return i + 3;
+		}
+	}
+	return 0;
+}
+
+int
+gw_sse_feed(
+    struct gw_sse *s, const char *p, size_t n, gw_sse_event_fn fn, void *arg)
+{
+	size_t end, evlen, off = 0;
+
+	if (s->pending.len > 0) {
+		/* Complete the pending event with as little as it needs. */
+		gw_buf_append(&s->pending, p, n);
+		off = 0;
+		while ((end = event_end(s->pending.p + off,
+		            s->pending.len - off, &evlen)) != 0) {
+			if (fn(arg, s->pending.p + off, evlen) < 0)
+				return -1;
+			off += end;
+		}
+		if (s->pending.len - off > GW_SSE_MAX_EVENT) {
+			if (fn(arg, s->pending.p + off, s->pending.len - off) <
+			    0)
+				return -1;
+			off = s->pending.len;
+		}
+		memmove(s->pending.p, s->pending.p + off, s->pending.len - off);
+		s->pending.len -= off;
+		s->pending.p[s->pending.len] = '\0';
+		return 0;
+	}
+	while ((end = event_end(p + off, n - off, &evlen)) != 0) {
+		if (fn(arg, p + off, evlen) < 0)
+			return -1;
+		off += end;
+	}
+	if (off < n)
+		gw_buf_append(&s->pending, p + off, n - off);
+	return 0;
+}
+
+size_t
+gw_sse_pending(const struct gw_sse *s)
+{
+	return s->pending.len;
+}
+
+void
+gw_sse_reset(struct gw_sse *s)
+{
+	gw_buf_reset(&s->pending, 64 * 1024);
+}
+
+void
+gw_sse_fini(struct gw_sse *s)
+{
+	gw_buf_fini(&s->pending);
+}
+
+int
+gw_sse_data(const char *ev, size_t len, const char **json, size_t *jlen)
+{
+	size_t i = 0;
+
+	/* Skip comment and non-data lines ("event:", "id:") before data. */
+	while (i < len) {
+		const char *nl = memchr(ev + i, '\n', len - i);
+		size_t line = nl ? (size_t)(nl - (ev + i)) : len - i;
+
+		if (line >= 5 && memcmp(ev + i, "data:", 5) == 0) {
+			i += 5;
+			if (i < len && ev[i] == ' ')
+				i++;
+			*json = ev + i;
+			*jlen = (nl ? (size_t)(nl - ev) : len) - i;
+			if (*jlen > 0 && (*json)[*jlen - 1] == '\r')
+				(*jlen)--;
+			return 0;
+		}
+		i += line + 1;
+	}
+	return -1;
+}
+
+int
+gw_sse_is_done(const char *data, size_t len)
+{
+	while (len > 0 && (data[len - 1] == ' ' || data[len - 1] == '\r'))
+		len--;
+	return len == 6 && memcmp(data, "[DONE]", 6) == 0;
+}
+
+int
+gw_sse_has_usage(const char *data, size_t len)
+{
+	static const char key[] = "\"usage\"";
+	const char *p = data, *end = data + len, *q;
+
+	while (
+	    (q = memmem(p, (size_t)(end - p), key, sizeof(key) - 1)) != NULL) {
+		q += sizeof(key) - 1;
+		while (q < end &&
+		       (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+			q++;
+		if (q < end && *q == ':') {
+			q++;
+			while (q < end && (*q == ' ' || *q == '\t' ||
+			                      *q == '\n' || *q == '\r'))
+				q++;
+			if (q < end && *q == '{')
+				return 1;
+		}
+		p = q;
+	}
+	return 0;
+}

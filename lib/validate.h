@@ -1,0 +1,29 @@
+/*
+ * validate.h: request bodies checked against the spec before anything goes
+ * upstream. Fields the spec does not constrain pass through untouched.
+ */
+#ifndef GW_VALIDATE_H
+#define GW_VALIDATE_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+#include "err.h"
+
+/* Where a request went wrong: the field (OpenAI's "param") and why. */
+struct gw_verr {
+	char param[96];
+	char msg[320];
+};
+
+/* POST /v1/chat/completions body. GW_E_INVALID with *e filled. */
+enum gw_status gw_validate_chat(json_object *body, struct gw_verr *e)
+    GW_NONNULL(2);
+/* POST /v1/completions body. */
+enum gw_status gw_validate_completion(json_object *body, struct gw_verr *e)
+    GW_NONNULL(2);
+/* POST /v1/embeddings body. */
+enum gw_status gw_validate_embedding(json_object *body, struct gw_verr *e)
+    GW_NONNULL(2);
+
+#endif /* GW_VALIDATE_H */

@@ -1,0 +1,117 @@
+/* Unit tests for lib/json_util.c: what strict parsing accepts and refuses. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "json_util.h"
+
+static enum gw_status
+parse(const char *s, char *msg)
+{
+	json_object *o = NULL;
+	enum gw_status st = gw_json_parse(s, strlen(s), &o, msg, 256);
+
+	if (st == GW_OK)
+		assert_non_null(o);
+	else
+		assert_null(o);
+	json_object_put(o);
+	return st;
+}
+
+static void
+test_accepts(void **state)
+{
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(parse("{\"a\":1}", msg), GW_OK);
+	assert_int_equal(
+	    parse("  {\"a\":[1,2.5,\"x\",null,true]}\n ", msg), GW_OK);
+	assert_int_equal(parse("[]", msg), GW_OK);
+	assert_int_equal(parse("{\"t\":\"\xc3\xa9\"}", msg), GW_OK);
+}
+
+static void
+test_refuses(void **state)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+	    {"", "empty"},
+	    {"  \n", "empty"},
+	    {"{\"a\":1", "unexpected end"},
+	    {"{\"a\":1} x", "at byte 8"},
+	    {"{\"a\":1}{}", "Invalid JSON"},
+	    {"{\"a\":NaN}", "NaN and Infinity"},
+	    {"{\"a\":[1,-Infinity]}", "NaN and Infinity"},
+	    {"{\"a\":{\"b\":1e999}}", "NaN and Infinity"},
+	    {"{\"a\":\"\xff\"}", "utf-8"},
+	    {"[1,]", "Invalid JSON"},
+	    {"nope", "Invalid JSON"},
+	};
+	char msg[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		msg[0] = '\0';
+		assert_int_equal(parse(cases[i].in, msg), GW_E_INVALID);
+		if (strstr(msg, cases[i].want) == NULL)
+			fail_msg("'%s': message '%s' lacks '%s'", cases[i].in,
+			    msg, cases[i].want);
+	}
+}
+
+static void
+test_depth(void **state)
+{
+	char deep[300], msg[256];
+	int i;
+
+	(void)state;
+	for (i = 0; i < 100; i++)
+		deep[i] = '[';
+	for (i = 100; i < 200; i++)
+		deep[i] = ']';
+	deep[200] = '\0';
+	assert_int_equal(parse(deep, msg), GW_E_INVALID);
+}
+
+static void
+test_accessors(void **state)
+{
+	json_object *o = NULL;
+	char msg[256];
+	int64_t n = 0;
+	const char *s = "{\"m\":\"x\",\"n\":7,\"d\":1.5}";
+
+	(void)state;
+	assert_int_equal(
+	    gw_json_parse(s, strlen(s), &o, msg, sizeof(msg)), GW_OK);
+	assert_string_equal(gw_json_get_str(o, "m"), "x");
+	assert_null(gw_json_get_str(o, "n"));
+	assert_null(gw_json_get(o, "zz"));
+	assert_int_equal(gw_json_get_int(o, "n", &n), 0);
+	assert_int_equal(n, 7);
+	assert_int_equal(gw_json_get_int(o, "d", &n), -1);
+	assert_string_equal(gw_json_str(o, NULL), s);
+	json_object_put(o);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_accepts),
+	    cmocka_unit_test(test_refuses),
+	    cmocka_unit_test(test_depth),
+	    cmocka_unit_test(test_accessors),
+	};
+
+	return cmocka_run_group_tests_name("json_util", tests, NULL, NULL);
+}

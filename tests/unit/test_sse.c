@@ -1,0 +1,168 @@
+/* Unit tests for lib/sse.c: splitting at every byte boundary, usage scan. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "sse.h"
+
+struct seen {
+	char ev[8][128];
+	int n;
+};
+
+static int
+collect(void *arg, const char *ev, size_t len)
+{
+	struct seen *s = arg;
+
+	assert_true(s->n < 8 && len < 128);
+	memcpy(s->ev[s->n], ev, len);
+	s->ev[s->n][len] = '\0';
+	s->n++;
+	return 0;
+}
+
+static const char stream[] = "data: {\"a\":1}\n\n"
+                             ": keepalive\n\n"
+                             "data: {\"b\":2}\r\n\r\n"
+                             "event: x\ndata: {\"c\":3}\n\n"
+                             "data: [DONE]\n\n";
+
+static void
+check_events(const struct seen *s)
+{
+	assert_int_equal(s->n, 5);
+	assert_string_equal(s->ev[0], "data: {\"a\":1}");
+	assert_string_equal(s->ev[1], ": keepalive");
+	assert_string_equal(s->ev[2], "data: {\"b\":2}");
+	assert_string_equal(s->ev[3], "event: x\ndata: {\"c\":3}");
+	assert_string_equal(s->ev[4], "data: [DONE]");
+}
+
+static void
+test_whole(void **state)
+{
+	struct gw_sse sse = {0};
+	struct seen s = {0};
+
+	(void)state;
+	assert_int_equal(
+	    gw_sse_feed(&sse, stream, strlen(stream), collect, &s), 0);
+	check_events(&s);
+	assert_int_equal(gw_sse_pending(&sse), 0);
+	gw_sse_fini(&sse);
+}
+
+/* Every split point of the stream into two pieces gives the same events. */
+static void
+test_every_split(void **state)
+{
+	size_t cut, n = strlen(stream);
+
+	(void)state;
+	for (cut = 0; cut <= n; cut++) {
+		struct gw_sse sse = {0};
+		struct seen s = {0};
+
+		gw_sse_feed(&sse, stream, cut, collect, &s);
+		gw_sse_feed(&sse, stream + cut, n - cut, collect, &s);
+		check_events(&s);
+		assert_int_equal(gw_sse_pending(&sse), 0);
+		gw_sse_fini(&sse);
+	}
+}
+
+static void
+test_byte_by_byte_and_pending(void **state)
+{
+	struct gw_sse sse = {0};
+	struct seen s = {0};
+	size_t i, n = strlen(stream);
+
+	(void)state;
+	for (i = 0; i < n; i++)
+		gw_sse_feed(&sse, stream + i, 1, collect, &s);
+	check_events(&s);
+	gw_sse_feed(&sse, "data: {\"unfinished", 18, collect, &s);
+	assert_int_equal(gw_sse_pending(&sse), 18);
+	gw_sse_reset(&sse);
+	assert_int_equal(gw_sse_pending(&sse), 0);
+	gw_sse_fini(&sse);
+}
+
+static int
+stop_at_second(void *arg, const char *ev, size_t len)
+{
+	int *n = arg;
+
+	(void)ev;
+	(void)len;
+	return ++*n == 2 ? -1 : 0;
+}
+
+static void
+test_stop(void **state)
+{
+	struct gw_sse sse = {0};
+	int n = 0;
+
+	(void)state;
+	assert_int_equal(
+	    gw_sse_feed(&sse, stream, strlen(stream), stop_at_second, &n), -1);
+	assert_int_equal(n, 2);
+	gw_sse_fini(&sse);
+}
+
+static void
+test_data_and_done(void **state)
+{
+	const char *j = NULL;
+	size_t jl = 0;
+
+	(void)state;
+	assert_int_equal(gw_sse_data("data: {\"x\":1}", 13, &j, &jl), 0);
+	assert_int_equal(jl, 7);
+	assert_memory_equal(j, "{\"x\":1}", 7);
+	assert_int_equal(gw_sse_data("data:{}", 7, &j, &jl), 0);
+	assert_int_equal(jl, 2);
+	assert_int_equal(gw_sse_data("event: e\ndata: {}\r", 18, &j, &jl), 0);
+	assert_int_equal(jl, 2);
+	assert_int_equal(gw_sse_data(": comment", 9, &j, &jl), -1);
+	assert_true(gw_sse_is_done("[DONE]", 6));
+	assert_true(gw_sse_is_done("[DONE]\r", 7));
+	assert_false(gw_sse_is_done("[DONE]x", 7));
+}
+
+static void
+test_has_usage(void **state)
+{
+	const char *a = "{\"choices\":[],\"usage\":{\"prompt_tokens\":3}}";
+	const char *b = "{\"choices\":[{}],\"usage\":null}";
+	const char *c = "{\"usage\" : \n {}}";
+	const char *d = "{\"content\":\"the \\\"usage\\\" word\"}";
+
+	(void)state;
+	assert_true(gw_sse_has_usage(a, strlen(a)));
+	assert_false(gw_sse_has_usage(b, strlen(b)));
+	assert_true(gw_sse_has_usage(c, strlen(c)));
+	assert_false(gw_sse_has_usage(d, strlen(d)));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_whole),
+	    cmocka_unit_test(test_every_split),
+	    cmocka_unit_test(test_byte_by_byte_and_pending),
+	    cmocka_unit_test(test_stop),
+	    cmocka_unit_test(test_data_and_done),
+	    cmocka_unit_test(test_has_usage),
+	};
+
+	return cmocka_run_group_tests_name("sse", tests, NULL, NULL);
+}
