@@ -2,6 +2,7 @@
 #include "validate.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,7 +46,7 @@ number_in(
 	return GW_OK;
 }
 
-/* An optional integer field >= lo (and <= hi when hi > lo). */
+/* An optional integer field within [lo, hi]. */
 static enum gw_status
 integer_min(json_object *body, const char *key, int64_t lo, int64_t hi,
     struct gw_verr *e)
@@ -61,7 +62,7 @@ integer_min(json_object *body, const char *key, int64_t lo, int64_t hi,
 	if (n < lo)
 		return bad(e, key, "'%s' must be at least %lld, got %lld", key,
 		    (long long)lo, (long long)n);
-	if (hi > lo && n > hi)
+	if (n > hi)
 		return bad(e, key, "'%s' must be at most %lld, got %lld", key,
 		    (long long)hi, (long long)n);
 	return GW_OK;
@@ -108,11 +109,11 @@ check_sampling(json_object *body, struct gw_verr *e)
 	    (st = number_in(body, "top_p", 0, 1, e)) != GW_OK ||
 	    (st = number_in(body, "presence_penalty", -2, 2, e)) != GW_OK ||
 	    (st = number_in(body, "frequency_penalty", -2, 2, e)) != GW_OK ||
-	    (st = integer_min(body, "max_tokens", 1, 0, e)) != GW_OK ||
-	    (st = integer_min(body, "max_completion_tokens", 1, 0, e)) !=
+	    (st = integer_min(body, "max_tokens", 1, INT64_MAX, e)) != GW_OK ||
+	    (st = integer_min(body, "max_completion_tokens", 1, INT64_MAX, e)) !=
 	        GW_OK ||
 	    (st = integer_min(body, "n", 1, 128, e)) != GW_OK ||
-	    (st = integer_min(body, "seed", INT64_MIN, 0, e)) != GW_OK ||
+	    (st = integer_min(body, "seed", INT64_MIN, INT64_MAX, e)) != GW_OK ||
 	    (st = optional_type(
 	         body, "stream", json_type_boolean, "a boolean", e)) != GW_OK ||
 	    (st = optional_type(body, "stream_options", json_type_object,
@@ -280,7 +281,7 @@ gw_validate_embedding(json_object *body, struct gw_verr *e)
 
 	if ((st = check_model(body, e)) != GW_OK ||
 	    (st = check_text_input(body, "input", 0, e)) != GW_OK ||
-	    (st = integer_min(body, "dimensions", 1, 0, e)) != GW_OK ||
+	    (st = integer_min(body, "dimensions", 1, INT64_MAX, e)) != GW_OK ||
 	    (st = optional_type(
 	         body, "user", json_type_string, "a string", e)) != GW_OK)
 		return st;

@@ -274,3 +274,70 @@ def make_stack(base_dir, pg):
 def stack(make_stack, fake_upstream):
     """The default stack: health family in front of the fake upstream."""
     return make_stack("main", fake_upstream.url)
+
+
+class Mock:
+    """bin/mock-upstream (tests/mock/mock_upstream.c) on a free port."""
+
+    def __init__(self, base):
+        self.port_file = os.path.join(base, "mock.port")
+        self.log = open(os.path.join(base, "mock.log"), "ab")
+        self.proc = subprocess.Popen(
+            [os.path.join(TREE, "bin", "mock-upstream"), "--port", "0",
+             "--port-file", self.port_file, "--quiet"],
+            stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if os.path.exists(self.port_file) and open(self.port_file).read().strip():
+                break
+            time.sleep(0.02)
+        self.port = int(open(self.port_file).read())
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def get(self, path):
+        return request(self.port, "GET", path).json()
+
+    def post(self, path, body):
+        return request(self.port, "POST", path, body)
+
+    def last(self):
+        return self.get("/__last")
+
+    def stats(self):
+        return self.get("/__stats")
+
+    def reset(self):
+        self.post("/__reset", {})
+        self.post("/__control", {})
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def mock(base_dir):
+    m = Mock(base_dir)
+    _cleanups.append(m.close)
+    yield m
+    m.close()
+
+
+AUTH = {"Authorization": "Bearer " + MASTER_KEY}
+
+
+@pytest.fixture(scope="session")
+def relay(make_stack, mock):
+    """Chat, embeddings and health families in front of the C mock."""
+    return make_stack("relay", mock.url, [
+        "gateway.threads=64",
+        "upstream.stream_keepalive_s=1",
+        "upstream.first_byte_timeout_s=3",
+        "upstream.idle_timeout_s=3",
+        "aliases.fb-test=m@fault=500, qwen3-30b-a3b",
+        "aliases.fb-down=x@fault=drop_before, qwen2.5-14b-instruct",
+    ])

@@ -1,0 +1,408 @@
+"""The relay through lighttpd: aliases, pass-through, streaming, usage,
+upstream faults, retries, fallbacks, concurrency and client disconnects."""
+import http.client
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import AUTH, MASTER_KEY, assert_openai_error, free_port
+
+MSGS = [{"role": "user", "content": "hello there friend"}]
+
+
+def chat(stack, body, headers=AUTH, timeout=30):
+    return stack.request("POST", "/v1/chat/completions", body=body,
+                         headers=headers, timeout=timeout)
+
+
+def sse_events(raw):
+    """Split an SSE body into its events (comments included)."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    return [e for e in text.split("\n\n") if e.strip()]
+
+
+def data_events(raw):
+    out = []
+    for e in sse_events(raw):
+        for line in e.split("\n"):
+            if line.startswith("data: "):
+                d = line[6:]
+                out.append(d if d == "[DONE]" else json.loads(d))
+    return out
+
+
+def stream_timed(port, path, body, headers=AUTH, timeout=30):
+    """POST and read the SSE answer line by line: [(t, line)], status."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request("POST", path, body=json.dumps(body),
+                 headers=dict(headers, **{"Content-Type": "application/json"}))
+    r = conn.getresponse()
+    lines = []
+    t0 = time.monotonic()
+    while True:
+        line = r.readline()
+        if not line:
+            break
+        lines.append((time.monotonic() - t0, line.decode().rstrip("\n")))
+    conn.close()
+    return r.status, dict((k.lower(), v) for k, v in r.getheaders()), lines
+
+
+def test_alias_rewrite_and_passthrough(relay, mock):
+    body = {"model": "gpt-4", "messages": MSGS, "temperature": 0.7,
+            "top_p": 0.9, "seed": 42, "n": 1, "logprobs": False,
+            "stop": ["\n\n", "END"], "user": "u-1",
+            "tools": [{"type": "function", "function": {
+                "name": "f", "parameters": {"type": "object", "properties": {}}}}],
+            "tool_choice": "auto", "response_format": {"type": "text"},
+            "x_custom": {"nested": [1, 2.5, "x", None, True]}}
+    r = chat(relay, body)
+    assert r.status == 200, r
+    sent = json.loads(mock.last()["body"])
+    assert sent["model"] == "qwen3-30b-a3b"
+    expect = dict(body, model="qwen3-30b-a3b")
+    assert sent == expect
+    # Number text survives the round trip (0.7 stays 0.7).
+    assert '"temperature":0.7' in mock.last()["body"].replace(" ", "")
+    out = r.json()
+    assert out["choices"][0]["message"]["content"] == "tok1 tok2 tok3 tok4 tok5 "
+    assert out["usage"] == {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}
+
+
+@pytest.mark.parametrize("client,actual", [
+    ("gpt-4-turbo", "qwen3-30b-a3b"),
+    ("gpt-3.5-turbo", "qwen2.5-14b-instruct"),
+    ("qwen3-30b-a3b", "qwen3-30b-a3b"),
+    ("some/other-model:Q4", "some/other-model:Q4"),
+])
+def test_aliases_from_config(relay, mock, client, actual):
+    r = chat(relay, {"model": client, "messages": MSGS})
+    assert r.status == 200, r
+    assert json.loads(mock.last()["body"])["model"] == actual
+
+
+def test_request_id_reaches_upstream(relay, mock):
+    r = chat(relay, {"model": "gpt-4", "messages": MSGS})
+    rid = r.headers["x-request-id"]
+    assert r.headers["x-litellm-call-id"] == rid
+    assert mock.last()["headers"]["x-request-id"] == rid
+
+
+def test_completions_and_unprefixed_paths(relay, mock):
+    r = relay.request("POST", "/v1/completions", headers=AUTH,
+                      body={"model": "gpt-3.5-turbo", "prompt": "one two", "max_tokens": 3})
+    assert r.status == 200, r
+    out = r.json()
+    assert out["object"] == "text_completion"
+    assert out["usage"]["prompt_tokens"] == 2
+    assert json.loads(mock.last()["body"])["model"] == "qwen2.5-14b-instruct"
+    r = relay.request("POST", "/chat/completions", headers=AUTH,
+                      body={"model": "gpt-4", "messages": MSGS})
+    assert r.status == 200
+    r = relay.request("POST", "/completions", headers=AUTH,
+                      body={"model": "gpt-4", "prompt": ["a", "b"]})
+    assert r.status == 200
+
+
+def test_stream_arrives_in_pieces(relay):
+    body = {"model": "qwen3-30b-a3b@chunks=5,chunk_delay_ms=200",
+            "messages": MSGS, "stream": True}
+    status, headers, lines = stream_timed(relay.port, "/v1/chat/completions", body)
+    assert status == 200
+    assert headers["content-type"].startswith("text/event-stream")
+    data = [(t, l) for t, l in lines if l.startswith("data: ")]
+    assert data[-1][1] == "data: [DONE]"
+    contents = [json.loads(l[6:])["choices"][0]["delta"].get("content")
+                for t, l in data if l != "data: [DONE]" and json.loads(l[6:])["choices"]]
+    assert "".join(c for c in contents if c) == "tok1 tok2 tok3 tok4 tok5 "
+    # The chunks came as the upstream made them, not at the end.
+    first, last = data[0][0], data[-1][0]
+    assert last - first > 0.7, (first, last)
+
+
+def test_stream_usage_chunk_stripped_unless_asked(relay, mock):
+    body = {"model": "gpt-4", "messages": MSGS, "stream": True}
+    r = chat(relay, body)
+    ev = data_events(r.body)
+    assert ev[-1] == "[DONE]"
+    assert not any(isinstance(e, dict) and e.get("usage") for e in ev)
+    # The gateway asked upstream for usage all the same.
+    assert json.loads(mock.last()["body"])["stream_options"] == {"include_usage": True}
+    log_deadline = time.time() + 3
+    rid = r.headers["x-request-id"]
+    while time.time() < log_deadline and rid not in relay.log("chat"):
+        time.sleep(0.05)
+    line = [l for l in relay.log("chat").splitlines() if rid in l and "mod=access" in l][0]
+    assert "prompt_tokens=3" in line and "completion_tokens=5" in line
+
+    body["stream_options"] = {"include_usage": True}
+    ev = data_events(chat(relay, body).body)
+    usage = [e for e in ev if isinstance(e, dict) and e.get("usage")]
+    assert len(usage) == 1 and usage[0]["choices"] == []
+    assert usage[0]["usage"] == {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}
+
+
+def test_loading_reasoning_chunks_are_relayed(relay):
+    body = {"model": "qwen3-30b-a3b@reasoning_chunks=3", "messages": MSGS,
+            "stream": True, "stream_options": {"include_usage": True}}
+    ev = data_events(chat(relay, body).body)
+    reasoning = [e for e in ev if isinstance(e, dict) and e["choices"]
+                 and e["choices"][0]["delta"].get("reasoning_content")]
+    assert len(reasoning) == 3
+    usage = [e for e in ev if isinstance(e, dict) and e.get("usage")]
+    assert usage[0]["usage"]["completion_tokens"] == 5
+
+
+def test_keepalive_while_upstream_is_silent(relay):
+    body = {"model": "qwen3-30b-a3b@delay_ms=2500", "messages": MSGS, "stream": True}
+    status, _, lines = stream_timed(relay.port, "/v1/chat/completions", body)
+    assert status == 200
+    ka = [t for t, l in lines if l == ": keepalive"]
+    first_data = [t for t, l in lines if l.startswith("data: ")][0]
+    assert len(ka) >= 2, lines[:5]
+    assert ka[0] < first_data and ka[0] < 2.0
+    assert lines[-1][1] == "data: [DONE]" or lines[-2][1] == "data: [DONE]"
+
+
+@pytest.mark.parametrize("fault,status,etype,needle", [
+    ("500", 500, "server_error", "mock internal error"),
+    ("503", 503, None, None),
+    ("400", 400, "invalid_request_error", "mock bad request"),
+    ("404", 404, None, None),
+    ("text500", 500, "upstream_error", "upstream exploded"),
+    ("drop_before", 502, "upstream_error", "Upstream"),
+    ("reset_before", 502, "upstream_error", "Upstream"),
+    ("malformed", 502, "upstream_error", "malformed"),
+    ("drop_mid", 502, "upstream_error", None),
+])
+def test_upstream_faults(relay, fault, status, etype, needle):
+    r = chat(relay, {"model": "m@fault=%s" % fault, "messages": MSGS})
+    err = assert_openai_error(r, status, etype)
+    if needle:
+        assert needle in err["message"]
+
+
+def test_upstream_429_keeps_retry_after(relay):
+    r = chat(relay, {"model": "m@fault=429", "messages": MSGS})
+    assert_openai_error(r, 429)
+    assert r.headers["retry-after"] == "7"
+
+
+def test_first_byte_timeout_is_504(relay):
+    t0 = time.monotonic()
+    r = chat(relay, {"model": "m@fault=hang", "messages": MSGS})
+    err = assert_openai_error(r, 504, "timeout_error")
+    assert "3 s" in err["message"]
+    assert 2.5 < time.monotonic() - t0 < 8
+
+
+def test_connection_refused_is_502(make_stack):
+    s = make_stack("refused", "http://127.0.0.1:%d" % free_port(),
+                   ["upstream.retries=2"])
+    t0 = time.monotonic()
+    r = chat(s, {"model": "gpt-4", "messages": MSGS})
+    err = assert_openai_error(r, 502, "upstream_error")
+    assert "unreachable" in err["message"].lower()
+    assert time.monotonic() - t0 < 3
+    assert "try 3" in s.log("chat")
+    s.stop()
+
+
+def test_retry_after_dropped_connection(relay, mock):
+    # The first attempt is dropped before any byte; the retry succeeds.
+    chunks = time.monotonic_ns() % 1000 + 1  # a fresh fail_times counter
+    r = chat(relay, {"model": "qwen3-30b-a3b@fault=drop_before,fail_times=1,chunks=%d"
+                     % chunks, "messages": MSGS})
+    assert r.status == 200, r
+    assert "chunks=%d (try 1)" % chunks in relay.log("chat")
+
+
+def test_alias_fallback_on_5xx(relay, mock):
+    r = chat(relay, {"model": "fb-test", "messages": MSGS})
+    assert r.status == 200, r
+    assert json.loads(mock.last()["body"])["model"] == "qwen3-30b-a3b"
+    r = chat(relay, {"model": "fb-down", "messages": MSGS})
+    assert r.status == 200, r
+    assert json.loads(mock.last()["body"])["model"] == "qwen2.5-14b-instruct"
+
+
+def test_failure_mid_stream_ends_with_error_event(relay):
+    body = {"model": "m@fault=drop_mid,chunks=8", "messages": MSGS, "stream": True}
+    r = chat(relay, body)
+    assert r.status == 200
+    ev = data_events(r.body)
+    assert "[DONE]" not in ev
+    assert ev[-1]["error"]["code"] == "502"
+    assert ev[-1]["error"]["type"] == "upstream_error"
+    assert any(e.get("choices") for e in ev[:-1])
+
+
+def test_hundred_concurrent_streams(relay):
+    body = {"model": "qwen3-30b-a3b@chunks=5,chunk_delay_ms=100", "messages": MSGS,
+            "stream": True}
+    results = [None] * 100
+
+    def one(i):
+        try:
+            r = chat(relay, body, timeout=60)
+            results[i] = (r.status, data_events(r.body)[-1])
+        except Exception as e:  # recorded, asserted below
+            results[i] = ("exc", repr(e))
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r == (200, "[DONE]") for r in results), [r for r in results if r != (200, "[DONE]")][:3]
+    # 128 threads serve 100 streams of ~0.5 s side by side.
+    assert time.monotonic() - t0 < 10
+
+
+def test_client_disconnect_aborts_upstream(relay, mock):
+    before = mock.stats()["streams_aborted"]
+    body = json.dumps({"model": "qwen3-30b-a3b@chunks=100,chunk_delay_ms=100",
+                       "messages": MSGS, "stream": True}).encode()
+    s = socket.create_connection(("127.0.0.1", relay.port))
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+              b"Authorization: Bearer " + MASTER_KEY.encode() + b"\r\n"
+              b"Content-Type: application/json\r\nContent-Length: "
+              + str(len(body)).encode() + b"\r\n\r\n" + body)
+    got = b""
+    while got.count(b"data: ") < 3:
+        got += s.recv(4096)
+    s.close()
+    deadline = time.time() + 5
+    while time.time() < deadline and mock.stats()["streams_aborted"] == before:
+        time.sleep(0.05)
+    assert mock.stats()["streams_aborted"] == before + 1
+    time.sleep(0.3)
+    assert "client_gone=1" in relay.log("chat")
+
+
+def test_auth_required(relay):
+    r = chat(relay, {"model": "gpt-4", "messages": MSGS}, headers={})
+    err = assert_openai_error(r, 401, "auth_error")
+    assert "No api key" in err["message"]
+    r = chat(relay, {"model": "gpt-4", "messages": MSGS},
+             headers={"Authorization": "Bearer sk-wrong-key-1234"})
+    err = assert_openai_error(r, 401)
+    assert "sk-wrong-key" not in err["message"]
+    assert relay.get("/v1/models").status == 401
+
+
+BAD = [
+    ('not json', None, "Invalid JSON"),
+    ('{"model":"gpt-4","messages":[]} trailing', None, "Invalid JSON"),
+    (b'{"model":"gpt-4","messages":[{"role":"user","content":"\xff"}]}', None, "utf-8"),
+    ('[1,2]', None, "JSON object"),
+    ('{"model":"gpt-4","messages":[{"role":"user","content":"x"}],"temperature":NaN}', None, "NaN"),
+    ({"messages": MSGS}, "model", "required"),
+    ({"model": "", "messages": MSGS}, "model", "empty"),
+    ({"model": 5, "messages": MSGS}, "model", "string"),
+    ({"model": "gpt-4"}, "messages", "required"),
+    ({"model": "gpt-4", "messages": []}, "messages", "empty"),
+    ({"model": "gpt-4", "messages": "hi"}, "messages", "array"),
+    ({"model": "gpt-4", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role", "wizard"),
+    ({"model": "gpt-4", "messages": [{"content": "x"}]}, "messages[0].role", "required"),
+    ({"model": "gpt-4", "messages": [{"role": "user"}]}, "messages[0].content", "required"),
+    ({"model": "gpt-4", "messages": MSGS, "temperature": 2.5}, "temperature", "between"),
+    ({"model": "gpt-4", "messages": MSGS, "temperature": "hot"}, "temperature", "number"),
+    ({"model": "gpt-4", "messages": MSGS, "top_p": 1.5}, "top_p", "between"),
+    ({"model": "gpt-4", "messages": MSGS, "max_tokens": 0}, "max_tokens", "at least 1"),
+    ({"model": "gpt-4", "messages": MSGS, "max_tokens": 2.5}, "max_tokens", "integer"),
+    ({"model": "gpt-4", "messages": MSGS, "presence_penalty": -3}, "presence_penalty", "between"),
+    ({"model": "gpt-4", "messages": MSGS, "frequency_penalty": 2.1}, "frequency_penalty", "between"),
+    ({"model": "gpt-4", "messages": MSGS, "stream": "yes"}, "stream", "boolean"),
+    ({"model": "gpt-4", "messages": MSGS, "n": 0}, "n", "at least 1"),
+    ({"model": "gpt-4", "messages": MSGS, "stop": [1]}, "stop", "strings"),
+]
+
+
+@pytest.mark.parametrize("body,param,needle", BAD)
+def test_validation(relay, mock, body, param, needle):
+    mock.reset()
+    r = chat(relay, body)
+    err = assert_openai_error(r, 400, "invalid_request_error")
+    assert err["param"] == param
+    assert needle in err["message"], err
+    # Nothing went upstream.
+    assert mock.stats()["chat"] == 0
+
+
+def test_developer_role_and_content_parts_accepted(relay):
+    r = chat(relay, {"model": "gpt-4", "messages": [
+        {"role": "developer", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "hi there"}]},
+        {"role": "assistant", "content": None, "tool_calls": []}]})
+    assert r.status == 200, r
+
+
+def test_body_over_cap_is_413(make_stack, mock):
+    s = make_stack("smallcap", mock.url, ["gateway.max_body_bytes=4096"])
+    big = {"model": "gpt-4", "messages": [{"role": "user", "content": "x" * 5000}]}
+    err = assert_openai_error(chat(s, big), 413)
+    assert "4096" in err["message"]
+    assert chat(s, {"model": "gpt-4", "messages": MSGS}).status == 200
+    s.stop()
+
+
+def test_wrong_method_and_unknown_route(relay):
+    r = relay.get("/v1/chat/completions", headers=AUTH)
+    assert_openai_error(r, 405)
+    assert r.headers["allow"] == "POST"
+    assert_openai_error(relay.get("/v1/chat/nothing", headers=AUTH), 404)
+
+
+def test_models_list_and_get(relay, mock):
+    r = relay.get("/v1/models", headers=AUTH)
+    assert r.status == 200
+    body = r.json()
+    assert body["object"] == "list"
+    ids = [m["id"] for m in body["data"]]
+    for want in ("gpt-4", "gpt-4-turbo", "gpt-3.5-turbo", "qwen3-30b-a3b",
+                 "qwen2.5-14b-instruct", "nomic-embed-text-v1.5", "fb-test"):
+        assert want in ids
+    for m in body["data"]:
+        assert set(m) == {"id", "object", "created", "owned_by"} and m["object"] == "model"
+    r = relay.get("/v1/models/gpt-4", headers=AUTH)
+    assert r.status == 200 and r.json()["id"] == "gpt-4"
+    r = relay.get("/models/qwen3-30b-a3b", headers=AUTH)
+    assert r.status == 200 and r.json()["owned_by"] == "llama-swap"
+    err = assert_openai_error(relay.get("/v1/models/nope", headers=AUTH), 404)
+    assert err["param"] == "model" and "nope" in err["message"]
+
+
+def test_models_cached_not_fetched_per_request(relay, mock):
+    relay.get("/v1/models", headers=AUTH)
+    before = mock.stats()["models"]
+    for _ in range(20):
+        assert relay.get("/v1/models", headers=AUTH).status == 200
+    # At most one refresh per worker process within the cache period.
+    assert mock.stats()["models"] - before <= 2
+
+
+def test_embeddings(relay, mock):
+    r = relay.request("POST", "/v1/embeddings", headers=AUTH,
+                      body={"model": "nomic-embed-text-v1.5", "input": "hello world"})
+    assert r.status == 200, r
+    out = r.json()
+    assert len(out["data"]) == 1 and len(out["data"][0]["embedding"]) == 8
+    assert out["usage"]["prompt_tokens"] == 2
+    r2 = relay.request("POST", "/embeddings", headers=AUTH,
+                       body={"model": "nomic-embed-text-v1.5", "input": ["hello world", "x"],
+                             "encoding_format": "base64"})
+    assert r2.status == 200
+    d = r2.json()["data"]
+    assert len(d) == 2 and isinstance(d[0]["embedding"], str)
+    assert json.loads(mock.last()["body"])["encoding_format"] == "base64"
+    for bad, param in (({"model": "m"}, "input"), ({"model": "m", "input": ""}, "input"),
+                       ({"model": "m", "input": []}, "input"),
+                       ({"model": "m", "input": "x", "encoding_format": "hex"}, "encoding_format"),
+                       ({"input": "x"}, "model")):
+        err = assert_openai_error(relay.request("POST", "/v1/embeddings", headers=AUTH, body=bad), 400)
+        assert err["param"] == param
