@@ -16,6 +16,11 @@ for p in $pkgs; do
         missing="$missing $p"
     fi
 done
+# Node.js runs the openai SDK compatibility test. Any node >= 18 will do
+# (some images ship their own nodejs build that bundles npm).
+if [ "${1:-}" = "--test" ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
 [ -z "$missing" ] && exit 0
 
 echo "install-deps: installing:$missing"

@@ -1,6 +1,7 @@
 """The relay through lighttpd: aliases, pass-through, streaming, usage,
 upstream faults, retries, fallbacks, concurrency and client disconnects."""
 import http.client
+import os
 import json
 import socket
 import threading
@@ -406,3 +407,30 @@ def test_embeddings(relay, mock):
                        ({"input": "x"}, "model")):
         err = assert_openai_error(relay.request("POST", "/v1/embeddings", headers=AUTH, body=bad), 400)
         assert err["param"] == param
+
+
+def test_reload_keeps_streams_in_flight(make_stack, mock):
+    import signal
+    s = make_stack("relay-reload", mock.url)
+    body = {"model": "qwen3-30b-a3b@chunks=10,chunk_delay_ms=100", "messages": MSGS,
+            "stream": True}
+    out = []
+    t = threading.Thread(target=lambda: out.append(chat(s, body)))
+    t.start()
+    time.sleep(0.3)
+    conf = s.conf()
+    text = open(conf).read()
+    open(conf, "w").write(text.replace("gpt-4 = qwen3-30b-a3b", "gpt-4 = qwen2.5-14b-instruct"))
+    os.kill(s.pid("chat"), signal.SIGHUP)
+    t.join()
+    assert out[0].status == 200
+    assert data_events(out[0].body)[-1] == "[DONE]"
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        chat(s, {"model": "gpt-4", "messages": MSGS})
+        if json.loads(mock.last()["body"])["model"] == "qwen2.5-14b-instruct":
+            break
+        time.sleep(0.1)
+    assert json.loads(mock.last()["body"])["model"] == "qwen2.5-14b-instruct"
+    assert "configuration reloaded" in s.log("chat")
+    s.stop()
