@@ -1,6 +1,7 @@
 """The health family through lighttpd: /health, liveliness, readiness,
 /metrics, unknown routes, concurrency, reload, restart and stop."""
 import glob
+import json
 import os
 import re
 import signal
@@ -225,3 +226,27 @@ def test_stop_lets_requests_in_flight_finish(make_stack):
         open("/proc/%d/stat" % sup).read().split()[2] == "Z"
     s.stop()
     slow.close()
+
+
+def test_web_server_errors_are_openai_shaped(make_stack, fake_upstream):
+    s = make_stack("weberrors", fake_upstream.url)
+    # lighttpd's own 411 (a POST with no body and no length).
+    import socket
+    c = socket.create_connection(("127.0.0.1", s.port))
+    c.sendall(b"POST /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    raw = b""
+    while True:
+        b = c.recv(4096)
+        if not b:
+            break
+        raw += b
+    c.close()
+    head, body = raw.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 411"), head
+    assert b"Content-Type: application/json" in head
+    assert json.loads(body)["error"]["code"] == "411"
+    # A family whose worker is down: lighttpd's 503, still JSON.
+    s.ctl("workers-stop")
+    r = s.get("/health/liveliness")
+    assert_openai_error(r, 503, "service_unavailable")
+    s.stop()
