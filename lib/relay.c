@@ -442,6 +442,11 @@ log_outcome(struct relay *r, const char *model, const char *target)
 		snprintf(n, sizeof(n), "%lld", (long long)r->usage.completion);
 		gw_req_log_field(r->req, "completion_tokens", n);
 	}
+	if (r->stream) {
+		/* Chunks relayed: what accounting can use when usage is lost. */
+		snprintf(n, sizeof(n), "%lld", (long long)r->chunks);
+		gw_req_log_field(r->req, "chunks", n);
+	}
 	if (r->t_first_token) {
 		snprintf(n, sizeof(n), "%.3f",
 		    (double)(r->t_first_token - r->t_start) / 1000.0);
