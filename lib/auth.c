@@ -1,11 +1,16 @@
-/* auth.c: bearer-token authentication. */
+/* auth.c: master key, JWT and virtual key authentication. */
 #include "auth.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "authcache.h"
+#include "jwtauth.h"
+#include "log.h"
 #include "req.h"
+#include "server.h"
+#include "sha256.h"
 #include "util.h"
 
 const char *
@@ -27,37 +32,133 @@ gw_auth_bearer(const struct gw_req *req)
 
 /* "sk-...wxyz" from the last four characters, for logs and messages. */
 static void
-abbreviate(const char *token, char out[16])
+abbreviate(const char *token, char out[24])
 {
 	size_t n = strlen(token);
 
-	snprintf(out, 16, "sk-...%s", n >= 4 ? token + n - 4 : "");
+	snprintf(out, 24, "sk-...%s", n >= 4 ? token + n - 4 : "");
+}
+
+static enum gw_status
+check_key(struct gw_req *req, const char *token, struct gw_principal *who,
+    char *msg, size_t msglen)
+{
+	struct gw_keyrec *rec = NULL;
+	char hash[65], when[32];
+	enum gw_status st;
+
+	gw_sha256_hex(token, strlen(token), hash);
+	st = gw_authcache_get(gw_thread_db(req->th), req->cfg, hash, &rec);
+	explicit_bzero(hash, sizeof(hash));
+	if (st != GW_OK) {
+		snprintf(msg, msglen,
+		    "Authentication Error, the key could not "
+		    "be checked: database unavailable");
+		who->err_type = "no_db_connection";
+		return GW_E_DB;
+	}
+	if (!rec->found) {
+		snprintf(msg, msglen,
+		    "Authentication Error, Invalid proxy server token passed. "
+		    "Received API Key = %s",
+		    who->key_name);
+		gw_keyrec_unref(rec);
+		return GW_E_AUTH;
+	}
+	if (rec->blocked || rec->team_blocked) {
+		snprintf(msg, msglen,
+		    "Authentication Error, %s is blocked. Update via "
+		    "/%s/unblock if you're admin.",
+		    rec->blocked ? "Key" : "Team",
+		    rec->blocked ? "key" : "team");
+		gw_keyrec_unref(rec);
+		return GW_E_AUTH;
+	}
+	if (rec->expires_us != 0 && gw_now_real_us() >= rec->expires_us) {
+		gw_time_rfc3339(rec->expires_us, when);
+		snprintf(msg, msglen,
+		    "Authentication Error - Expired Key. Key Expiry time %s",
+		    when);
+		who->err_type = "expired_key";
+		gw_keyrec_unref(rec);
+		return GW_E_AUTH;
+	}
+	who->role = GW_ROLE_KEY;
+	who->rec = rec;
+	return GW_OK;
 }
 
 enum gw_status
-gw_auth_check(const struct gw_req *req, struct gw_principal *who, char *msg,
-    size_t msglen)
+gw_auth_check(
+    struct gw_req *req, struct gw_principal *who, char *msg, size_t msglen)
 {
 	const char *token = gw_auth_bearer(req);
 	const char *master = req->cfg->master_key;
+	int admin = 0;
 
 	memset(who, 0, sizeof(*who));
+	who->err_type = "auth_error";
 	if (token == NULL) {
 		snprintf(msg, msglen,
 		    "Authentication Error, No api key passed in. Send "
 		    "'Authorization: Bearer <key>'.");
 		return GW_E_AUTH;
 	}
+	abbreviate(token, who->key_name);
 	if (master != NULL && gw_ct_streq(token, master)) {
-		who->role = GW_ROLE_ADMIN;
-		abbreviate(token, who->key_name);
+		who->role = GW_ROLE_MASTER;
+		who->admin = 1;
 		return GW_OK;
 	}
-	abbreviate(token, who->key_name);
-	snprintf(msg, msglen,
-	    "Authentication Error, Invalid proxy server token passed. "
-	    "Received API Key = %s",
-	    who->key_name);
+	if (gw_jwt_looks_like(token) && gw_jwt_enabled(req->cfg)) {
+		snprintf(who->key_name, sizeof(who->key_name), "jwt");
+		if (gw_jwt_verify(req->cfg, token, &who->rec, &admin, msg,
+		        msglen) != GW_OK)
+			return GW_E_AUTH;
+		who->role = GW_ROLE_JWT;
+		who->admin = admin;
+		return GW_OK;
+	}
+	return check_key(req, token, who, msg, msglen);
+}
+
+void
+gw_auth_reply(struct gw_req *req, enum gw_status st,
+    const struct gw_principal *who, const char *msg)
+{
+	gw_reply_error_ex(req, gw_err_http_status(st),
+	    who->err_type ? who->err_type : gw_err_type(st), NULL, msg);
+}
+
+void
+gw_auth_release(struct gw_principal *who)
+{
+	gw_keyrec_unref(who->rec);
+	who->rec = NULL;
 	who->role = GW_ROLE_NONE;
-	return GW_E_AUTH;
+}
+
+enum gw_status
+gw_auth_model(const struct gw_principal *who, const char *model, char *msg,
+    size_t msglen, const char **type)
+{
+	if (who->admin || who->rec == NULL)
+		return GW_OK;
+	if (!gw_strlist_allows(&who->rec->models, model)) {
+		snprintf(msg, msglen,
+		    "key not allowed to access model. This key cannot access "
+		    "model '%.200s'",
+		    model);
+		*type = "key_model_access_denied";
+		return GW_E_AUTH;
+	}
+	if (!gw_strlist_allows(&who->rec->team_models, model)) {
+		snprintf(msg, msglen,
+		    "team not allowed to access model. This team cannot "
+		    "access model '%.200s'",
+		    model);
+		*type = "team_model_access_denied";
+		return GW_E_AUTH;
+	}
+	return GW_OK;
 }

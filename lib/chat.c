@@ -74,20 +74,24 @@ models(struct gw_req *req, const char *p)
 {
 	struct gw_principal who;
 	char msg[300];
+	enum gw_status st;
 
 	req->route = "models";
 	if (!method_is(req, "GET"))
 		return GW_OK;
-	if (gw_auth_check(req, &who, msg, sizeof(msg)) != GW_OK) {
-		gw_reply_error(req, GW_E_AUTH, msg);
+	if ((st = gw_auth_check(req, &who, msg, sizeof(msg))) != GW_OK) {
+		gw_auth_reply(req, st, &who, msg);
 		return GW_OK;
 	}
 	if (p[7] == '\0')
-		return gw_models_list(req);
+		st = gw_models_list(req, &who);
 	/* /models/{id}: the id may itself hold slashes ("org/model"). */
-	if (pct_decode((char *)p + 8) < 0 || p[8] == '\0')
-		return not_found(req);
-	return gw_models_get(req, p + 8);
+	else if (pct_decode((char *)p + 8) < 0 || p[8] == '\0')
+		st = not_found(req);
+	else
+		st = gw_models_get(req, &who, p + 8);
+	gw_auth_release(&who);
+	return st;
 }
 
 enum gw_status

@@ -44,6 +44,23 @@ static const struct enum_map lf_records[] = {{"full", GW_LANGFUSE_RECORD_FULL},
 
 #define O(f) offsetof(struct gw_cfg, f)
 static const struct key_def keys[] = {
+    {"auth", "jwt_admin_role", CT_STR, O(jwt_admin_role), "proxy_admin", 0, 0,
+        NULL},
+    {"auth", "jwt_audience", CT_STR, O(jwt_audience), "", 0, 0, NULL},
+    {"auth", "jwt_issuer", CT_STR, O(jwt_issuer), "", 0, 0, NULL},
+    {"auth", "jwt_leeway_s", CT_INT, O(jwt_leeway_s), "30", 0, 3600, NULL},
+    {"auth", "jwt_models_claim", CT_STR, O(jwt_models_claim), "models", 0, 0,
+        NULL},
+    {"auth", "jwt_public_key_file", CT_PATH, O(jwt_public_key_file), "", 0, 0,
+        NULL},
+    {"auth", "jwt_role_claim", CT_STR, O(jwt_role_claim), "role", 0, 0, NULL},
+    {"auth", "jwt_secret_file", CT_PATH, O(jwt_secret_file), "", 0, 0, NULL},
+    {"auth", "jwt_team_id_claim", CT_STR, O(jwt_team_id_claim), "team_id", 0, 0,
+        NULL},
+    {"auth", "jwt_user_id_claim", CT_STR, O(jwt_user_id_claim), "sub", 0, 0,
+        NULL},
+    {"auth", "key_cache_ttl_s", CT_INT, O(key_cache_ttl_s), "60", 1, 3600,
+        NULL},
     {"auth", "master_key_file", CT_PATH, O(master_key_file), "", 0, 0, NULL},
     {"database", "conninfo", CT_STR, O(db_conninfo),
         "host=/var/run/postgresql dbname=llmgw", 0, 0, NULL},
@@ -460,6 +477,34 @@ out:
 	return st;
 }
 
+/* Read a whole (PEM) file into *out (caller frees). */
+static enum gw_status
+read_whole(struct parse *p, const char *section, const char *key,
+    const char *file, char **out)
+{
+	const struct key_def *k = find_key(section, key);
+	struct gw_buf b = {0};
+	char chunk[4096];
+	size_t n;
+	FILE *fp;
+
+	GW_ASSERT(k != NULL);
+	p->line = p->seen[k - keys];
+	fp = fopen(file, "r");
+	if (fp == NULL)
+		return fail(p, k, p->line ? NULL : key, "cannot read '%s': %s",
+		    file, strerror(errno));
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0 && b.len < 65536)
+		gw_buf_append(&b, chunk, n);
+	fclose(fp);
+	if (b.len == 0) {
+		gw_buf_fini(&b);
+		return fail(p, k, p->line ? NULL : key, "'%s' is empty", file);
+	}
+	*out = b.p;
+	return GW_OK;
+}
+
 static enum gw_status
 load_secrets(struct parse *p)
 {
@@ -476,6 +521,14 @@ load_secrets(struct parse *p)
 	if (cfg->upstream_api_key_file[0] != '\0' &&
 	    (st = read_secret(p, "upstream", "api_key_file",
 	         cfg->upstream_api_key_file, &cfg->upstream_api_key)) != GW_OK)
+		return st;
+	if (cfg->jwt_secret_file[0] != '\0' &&
+	    (st = read_secret(p, "auth", "jwt_secret_file",
+	         cfg->jwt_secret_file, &cfg->jwt_secret)) != GW_OK)
+		return st;
+	if (cfg->jwt_public_key_file[0] != '\0' &&
+	    (st = read_whole(p, "auth", "jwt_public_key_file",
+	         cfg->jwt_public_key_file, &cfg->jwt_public_key)) != GW_OK)
 		return st;
 	if ((v = getenv("LANGFUSE_SECRET_KEY")) != NULL && v[0] != '\0')
 		cfg->langfuse_secret_key = gw_xstrdup(v);
@@ -609,6 +662,8 @@ gw_cfg_unref(struct gw_cfg *cfg)
 	free_secret(cfg->master_key);
 	free_secret(cfg->upstream_api_key);
 	free_secret(cfg->langfuse_secret_key);
+	free_secret(cfg->jwt_secret);
+	free(cfg->jwt_public_key);
 	free(cfg->path);
 	free(cfg);
 }

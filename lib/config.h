@@ -65,6 +65,19 @@ struct gw_cfg {
 	/* [auth] */
 	char *master_key_file;
 	char *master_key; /* the secret itself; LLMGW_MASTER_KEY wins */
+	int key_cache_ttl_s;
+	char *jwt_secret_file; /* HS256/384/512 shared secret */
+	char *jwt_secret;
+	char *jwt_public_key_file; /* PEM for RS256/ES256 */
+	char *jwt_public_key;
+	char *jwt_issuer;   /* checked when non-empty */
+	char *jwt_audience; /* checked when non-empty */
+	char *jwt_user_id_claim;
+	char *jwt_team_id_claim;
+	char *jwt_models_claim;
+	char *jwt_role_claim;
+	char *jwt_admin_role;
+	int jwt_leeway_s;
 	/* [rate_limit] */
 	int rate_limit_rps;
 	int rate_limit_burst;

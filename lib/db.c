@@ -2,6 +2,7 @@
 #include "db.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@ struct gw_db {
 	PGconn *conn;
 	char *conninfo;
 	char connect_timeout[16];
-	char options[64];
+	char options[96];
 	int64_t next_try_us;
 	int was_up; /* for logging state changes once */
 	char sqlstate[6];
@@ -34,9 +35,13 @@ gw_db_new(const char *conninfo, int connect_timeout_s, int statement_timeout_ms)
 	db->conninfo = gw_xstrdup(conninfo);
 	snprintf(db->connect_timeout, sizeof(db->connect_timeout), "%d",
 	    connect_timeout_s > 0 ? connect_timeout_s : 3);
+	/* Timestamps leave the server in UTC (RFC 3339 in JSON answers). */
 	if (statement_timeout_ms > 0)
 		snprintf(db->options, sizeof(db->options),
-		    "-c statement_timeout=%d", statement_timeout_ms);
+		    "-c timezone=UTC -c statement_timeout=%d",
+		    statement_timeout_ms);
+	else
+		snprintf(db->options, sizeof(db->options), "-c timezone=UTC");
 	return db;
 }
 
@@ -70,6 +75,14 @@ set_err(char *err, size_t errlen, const char *msg, const char *sqlstate)
 	for (n = 0; err[n]; n++)
 		if (err[n] == '\n')
 			err[n] = ' ';
+}
+
+/* Server notices (e.g. "already exists, skipping") go to the debug log. */
+static void
+on_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	gw_log_debug(NULL, "db", "notice: %s", msg);
 }
 
 enum gw_status
@@ -118,6 +131,7 @@ gw_db_ensure(struct gw_db *db, char *err, size_t errlen)
 		db->next_try_us = now + DB_RETRY_US;
 		return GW_E_DB;
 	}
+	PQsetNoticeProcessor(db->conn, on_notice, NULL);
 	if (!db->was_up)
 		gw_log_info(NULL, "db", "connected to PostgreSQL %d",
 		    PQserverVersion(db->conn));
@@ -216,4 +230,42 @@ gw_db_rows_free(struct gw_db_rows *rows)
 		return;
 	PQclear(rows->res);
 	free(rows);
+}
+
+enum gw_status
+gw_db_listen(struct gw_db *db, const char *channel, char *err, size_t errlen)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "LISTEN %s", channel);
+	return gw_db_exec(db, sql, 0, NULL, 0, NULL, err, errlen);
+}
+
+enum gw_status
+gw_db_wait_notify(struct gw_db *db, int timeout_ms,
+    void (*fn)(void *arg, const char *payload), void *arg)
+{
+	struct pollfd p;
+	PGnotify *n;
+
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
+		return GW_E_DB;
+	p.fd = PQsocket(db->conn);
+	p.events = POLLIN;
+	p.revents = 0;
+	if (poll(&p, 1, timeout_ms) < 0)
+		return GW_OK; /* EINTR: the caller loops */
+	if (p.revents != 0 && !PQconsumeInput(db->conn)) {
+		gw_log_warn(NULL, "db", "notification connection lost: %s",
+		    PQerrorMessage(db->conn));
+		PQfinish(db->conn);
+		db->conn = NULL;
+		db->was_up = 0;
+		return GW_E_DB;
+	}
+	while ((n = PQnotifies(db->conn)) != NULL) {
+		fn(arg, n->extra);
+		PQfreemem(n);
+	}
+	return GW_OK;
 }

@@ -48,6 +48,17 @@ enum gw_status gw_db_exec_script(struct gw_db *db, const char *sql, char *err,
 /* The SQLSTATE of the last failed statement, or "" (borrowed). */
 const char *gw_db_last_sqlstate(const struct gw_db *db) GW_NONNULL(1);
 
+/* LISTEN on channel (a fixed identifier), connecting first. */
+enum gw_status gw_db_listen(struct gw_db *db, const char *channel, char *err,
+    size_t errlen) GW_NONNULL(1, 2);
+/*
+ * Wait up to timeout_ms for notifications on a listening handle and call
+ * fn with each payload. GW_E_DB when the connection is gone (LISTEN again
+ * after gw_db_ensure).
+ */
+enum gw_status gw_db_wait_notify(struct gw_db *db, int timeout_ms,
+    void (*fn)(void *arg, const char *payload), void *arg) GW_NONNULL(1, 3);
+
 /* Rows of a result: count, and a borrowed value (NULL for SQL NULL). */
 int gw_db_rows_count(const struct gw_db_rows *rows) GW_NONNULL(1);
 const char *gw_db_rows_get(const struct gw_db_rows *rows, int row, int col)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "http_upstream.h"
 #include "json_util.h"
 #include "log.h"
@@ -107,9 +108,18 @@ model_obj(const char *id, int64_t created, const char *owner)
 	return m;
 }
 
+static int
+allowed(const struct gw_principal *who, const char *id)
+{
+	char msg[8];
+	const char *type;
+
+	return gw_auth_model(who, id, msg, sizeof(msg), &type) == GW_OK;
+}
+
 /* The merged list: aliases first, then upstream models not shadowed. */
 static json_object *
-build_list(struct gw_req *req)
+build_list(struct gw_req *req, const struct gw_principal *who)
 {
 	const struct gw_cfg *cfg = req->cfg;
 	json_object *arr = json_object_new_array();
@@ -123,10 +133,13 @@ build_list(struct gw_req *req)
 	if (cache_created == 0)
 		cache_created = gw_now_real_us() / 1000000;
 	for (i = 0; i < cfg->naliases; i++)
-		json_object_array_add(arr,
-		    model_obj(cfg->aliases[i].name, cache_created, "llmgw"));
+		if (allowed(who, cfg->aliases[i].name))
+			json_object_array_add(
+			    arr, model_obj(cfg->aliases[i].name, cache_created,
+			             "llmgw"));
 	for (i = 0; i < ncache; i++)
-		if (gw_cfg_find_alias(cfg, cache[i].id) == NULL)
+		if (gw_cfg_find_alias(cfg, cache[i].id) == NULL &&
+		    allowed(who, cache[i].id))
 			json_object_array_add(
 			    arr, model_obj(cache[i].id, cache[i].created,
 			             cache[i].owned_by));
@@ -135,21 +148,22 @@ build_list(struct gw_req *req)
 }
 
 enum gw_status
-gw_models_list(struct gw_req *req)
+gw_models_list(struct gw_req *req, const struct gw_principal *who)
 {
 	json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "object", json_object_new_string("list"));
-	json_object_object_add(o, "data", build_list(req));
+	json_object_object_add(o, "data", build_list(req, who));
 	gw_reply_json(req, 200, o);
 	json_object_put(o);
 	return GW_OK;
 }
 
 enum gw_status
-gw_models_get(struct gw_req *req, const char *id)
+gw_models_get(
+    struct gw_req *req, const struct gw_principal *who, const char *id)
 {
-	json_object *arr = build_list(req), *it;
+	json_object *arr = build_list(req, who), *it;
 	const char *mid;
 	char msg[400];
 	size_t i, n = json_object_array_length(arr);

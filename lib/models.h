@@ -10,11 +10,14 @@
 #include "err.h"
 
 struct gw_req;
+struct gw_principal;
 
-/* Answer GET /v1/models (authenticated by the caller). */
-enum gw_status gw_models_list(struct gw_req *req) GW_NONNULL(1);
-/* Answer GET /v1/models/{id}: the Model object or 404. */
-enum gw_status gw_models_get(struct gw_req *req, const char *id)
-    GW_NONNULL(1, 2);
+/* Answer GET /v1/models with the models who may call. */
+enum gw_status gw_models_list(
+    struct gw_req *req, const struct gw_principal *who) GW_NONNULL(1, 2);
+/* Answer GET /v1/models/{id}: the Model object, or 404 (also when who may
+ * not call it). */
+enum gw_status gw_models_get(struct gw_req *req, const struct gw_principal *who,
+    const char *id) GW_NONNULL(1, 2, 3);
 
 #endif /* GW_MODELS_H */

@@ -443,7 +443,8 @@ log_outcome(struct relay *r, const char *model, const char *target)
 		gw_req_log_field(r->req, "completion_tokens", n);
 	}
 	if (r->stream) {
-		/* Chunks relayed: what accounting can use when usage is lost. */
+		/* Chunks relayed: what accounting can use when usage is lost.
+		 */
 		snprintf(n, sizeof(n), "%lld", (long long)r->chunks);
 		gw_req_log_field(r->req, "chunks", n);
 	}
@@ -528,7 +529,7 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	struct gw_upstream_cb cb = {&r, on_head, on_data, on_tick};
 	json_object *body = NULL, *sv;
 	char msg[512], *url = NULL, *model = NULL;
-	const char *target = NULL, *payload;
+	const char *target = NULL, *payload, *deny = NULL;
 	enum gw_status st = GW_OK;
 	size_t t;
 	int attempt;
@@ -537,8 +538,10 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	r.cfg = req->cfg;
 	r.call = call;
 	r.t_start = req->start_mono_us;
-	if (gw_auth_check(req, &who, msg, sizeof(msg)) != GW_OK) {
-		gw_reply_error(req, GW_E_AUTH, msg);
+	memset(&who, 0, sizeof(who));
+	if ((st = gw_auth_check(req, &who, msg, sizeof(msg))) != GW_OK) {
+		gw_auth_reply(req, st, &who, msg);
+		st = GW_OK;
 		goto out;
 	}
 	if ((st = gw_req_read_body(req)) != GW_OK) {
@@ -565,6 +568,10 @@ gw_relay(struct gw_req *req, enum gw_call call)
 		goto out;
 	}
 	model = gw_xstrdup(gw_json_get_str(body, "model"));
+	if (gw_auth_model(&who, model, msg, sizeof(msg), &deny) != GW_OK) {
+		gw_reply_error_ex(req, 401, deny, "model", msg);
+		goto out;
+	}
 	if (call != GW_CALL_EMBEDDING) {
 		sv = gw_json_get(body, "stream");
 		r.stream = sv != NULL && json_object_get_boolean(sv);
@@ -613,6 +620,7 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	log_outcome(&r, model, target);
 	st = GW_OK;
 out:
+	gw_auth_release(&who);
 	json_object_put(body);
 	gw_buf_fini(&r.resp);
 	gw_sse_fini(&r.sse);

@@ -110,10 +110,11 @@ check_sampling(json_object *body, struct gw_verr *e)
 	    (st = number_in(body, "presence_penalty", -2, 2, e)) != GW_OK ||
 	    (st = number_in(body, "frequency_penalty", -2, 2, e)) != GW_OK ||
 	    (st = integer_min(body, "max_tokens", 1, INT64_MAX, e)) != GW_OK ||
-	    (st = integer_min(body, "max_completion_tokens", 1, INT64_MAX, e)) !=
-	        GW_OK ||
+	    (st = integer_min(
+	         body, "max_completion_tokens", 1, INT64_MAX, e)) != GW_OK ||
 	    (st = integer_min(body, "n", 1, 128, e)) != GW_OK ||
-	    (st = integer_min(body, "seed", INT64_MIN, INT64_MAX, e)) != GW_OK ||
+	    (st = integer_min(body, "seed", INT64_MIN, INT64_MAX, e)) !=
+	        GW_OK ||
 	    (st = optional_type(
 	         body, "stream", json_type_boolean, "a boolean", e)) != GW_OK ||
 	    (st = optional_type(body, "stream_options", json_type_object,

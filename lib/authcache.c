@@ -1,0 +1,254 @@
+/* authcache.c: the per-process key cache and its LISTEN thread. */
+#include "authcache.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "log.h"
+#include "util.h"
+
+#define NBUCKETS 4096
+#define MAX_ENTRIES 100000
+#define UNTRUSTED_AGE_US 1000000
+
+struct node {
+	struct gw_keyrec *rec;
+	struct node *next;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct node *buckets[NBUCKETS];
+static size_t nentries;
+static uint64_t inval_gen; /* bumped by every invalidation */
+static int listener_up;    /* guarded by lock */
+static pthread_once_t listener_once = PTHREAD_ONCE_INIT;
+static char *listener_conninfo;
+
+static unsigned
+bucket_of(const char *token)
+{
+	uint32_t h = 2166136261u;
+
+	while (*token)
+		h = (h ^ (unsigned char)*token++) * 16777619u;
+	return h % NBUCKETS;
+}
+
+/* Remove the nodes for which drop() says so; lock held. */
+static void
+remove_if(int (*drop)(const struct gw_keyrec *, const char *), const char *arg)
+{
+	struct node **pp, *n;
+	size_t b;
+
+	inval_gen++;
+	for (b = 0; b < NBUCKETS; b++) {
+		pp = &buckets[b];
+		while ((n = *pp) != NULL) {
+			if (drop(n->rec, arg)) {
+				*pp = n->next;
+				gw_keyrec_unref(n->rec);
+				free(n);
+				nentries--;
+			} else {
+				pp = &n->next;
+			}
+		}
+	}
+}
+
+static int
+drop_all(const struct gw_keyrec *r, const char *arg)
+{
+	(void)r;
+	(void)arg;
+	return 1;
+}
+
+static int
+drop_team(const struct gw_keyrec *r, const char *team)
+{
+	return r->team_id != NULL && strcmp(r->team_id, team) == 0;
+}
+
+static int
+drop_user(const struct gw_keyrec *r, const char *user)
+{
+	return r->user_id != NULL && strcmp(r->user_id, user) == 0;
+}
+
+static void
+remove_token(const char *token)
+{
+	struct node **pp = &buckets[bucket_of(token)], *n;
+
+	inval_gen++;
+	while ((n = *pp) != NULL) {
+		if (strcmp(n->rec->token, token) == 0) {
+			*pp = n->next;
+			gw_keyrec_unref(n->rec);
+			free(n);
+			nentries--;
+			return;
+		}
+		pp = &n->next;
+	}
+}
+
+void
+gw_authcache_flush(void)
+{
+	pthread_mutex_lock(&lock);
+	remove_if(drop_all, NULL);
+	pthread_mutex_unlock(&lock);
+}
+
+void
+gw_authcache_invalidate(const char *payload)
+{
+	pthread_mutex_lock(&lock);
+	if (strncmp(payload, "key:", 4) == 0)
+		remove_token(payload + 4);
+	else if (strncmp(payload, "team:", 5) == 0)
+		remove_if(drop_team, payload + 5);
+	else if (strncmp(payload, "user:", 5) == 0)
+		remove_if(drop_user, payload + 5);
+	else
+		remove_if(drop_all, NULL);
+	pthread_mutex_unlock(&lock);
+}
+
+static void
+on_notify(void *arg, const char *payload)
+{
+	(void)arg;
+	gw_log_debug(NULL, "auth", "invalidate %.12s", payload);
+	gw_authcache_invalidate(payload);
+}
+
+static void
+set_listener_up(int up)
+{
+	pthread_mutex_lock(&lock);
+	listener_up = up;
+	/* Whatever was cached may have missed a notification: re-read it. */
+	remove_if(drop_all, NULL);
+	pthread_mutex_unlock(&lock);
+}
+
+static void *
+listener(void *arg)
+{
+	struct gw_db *db = gw_db_new(listener_conninfo, 3, 0);
+	char err[512];
+
+	(void)arg;
+	for (;;) {
+		if (gw_db_listen(db, "llmgw_auth", err, sizeof(err)) != GW_OK) {
+			sleep(1);
+			continue;
+		}
+		set_listener_up(1);
+		while (gw_db_wait_notify(db, 1000, on_notify, NULL) == GW_OK)
+			;
+		set_listener_up(0);
+	}
+	return NULL;
+}
+
+static void
+start_listener(void)
+{
+	pthread_t t;
+	pthread_attr_t a;
+
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&a, 256 * 1024);
+	if (pthread_create(&t, &a, listener, NULL) != 0)
+		gw_log_errno(NULL, "auth", "cannot start the key listener");
+	pthread_attr_destroy(&a);
+}
+
+/* A cached record still good to use at time now; lock held. */
+static int
+fresh(const struct gw_keyrec *r, const struct gw_cfg *cfg, int64_t now)
+{
+	int64_t age = now - r->fetched_us;
+
+	if (!listener_up)
+		return age < UNTRUSTED_AGE_US;
+	return age < (int64_t)cfg->key_cache_ttl_s * 1000000;
+}
+
+static struct node *
+find(const char *token)
+{
+	struct node *n;
+
+	for (n = buckets[bucket_of(token)]; n != NULL; n = n->next)
+		if (strcmp(n->rec->token, token) == 0)
+			return n;
+	return NULL;
+}
+
+enum gw_status
+gw_authcache_get(struct gw_db *db, const struct gw_cfg *cfg, const char *token,
+    struct gw_keyrec **out)
+{
+	struct gw_keyrec *rec = NULL;
+	struct node *n;
+	enum gw_status st;
+	uint64_t gen;
+
+	if (listener_conninfo == NULL) {
+		pthread_mutex_lock(&lock);
+		if (listener_conninfo == NULL)
+			listener_conninfo = gw_xstrdup(cfg->db_conninfo);
+		pthread_mutex_unlock(&lock);
+	}
+	pthread_once(&listener_once, start_listener);
+	pthread_mutex_lock(&lock);
+	n = find(token);
+	if (n != NULL && fresh(n->rec, cfg, gw_now_mono_us())) {
+		*out = gw_keyrec_ref(n->rec);
+		pthread_mutex_unlock(&lock);
+		return GW_OK;
+	}
+	gen = inval_gen;
+	pthread_mutex_unlock(&lock);
+
+	st = gw_keystore_lookup(db, token, &rec);
+	pthread_mutex_lock(&lock);
+	if (st != GW_OK) {
+		/* Database down: a stale answer beats refusing every key. */
+		n = find(token);
+		if (n != NULL && n->rec->found) {
+			*out = gw_keyrec_ref(n->rec);
+			pthread_mutex_unlock(&lock);
+			return GW_OK;
+		}
+		pthread_mutex_unlock(&lock);
+		return st;
+	}
+	if (gen != inval_gen) {
+		/* Something changed while we read: use it, do not keep it. */
+		pthread_mutex_unlock(&lock);
+		*out = rec;
+		return GW_OK;
+	}
+	remove_token(token);
+	if (nentries >= MAX_ENTRIES)
+		remove_if(drop_all, NULL);
+	n = gw_xmalloc(sizeof(*n));
+	n->rec = gw_keyrec_ref(rec);
+	n->next = buckets[bucket_of(token)];
+	buckets[bucket_of(token)] = n;
+	nentries++;
+	pthread_mutex_unlock(&lock);
+	*out = rec;
+	return GW_OK;
+}

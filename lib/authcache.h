@@ -1,0 +1,35 @@
+/*
+ * authcache.h: each worker process caches key records, so authentication
+ * costs no database round trip per request. A listener thread per process
+ * holds its own connection with LISTEN llmgw_auth; the triggers of
+ * migration 002 announce every change to a key, team or user, and the
+ * listener drops the affected records at once (on every host sharing the
+ * database). [auth] key_cache_ttl_s bounds a record's age as a safety net;
+ * while the listener is disconnected, records older than 1 s are re-read.
+ * When the database cannot be reached, a cached record is used however old
+ * it is, so traffic keeps flowing through a PostgreSQL outage.
+ */
+#ifndef GW_AUTHCACHE_H
+#define GW_AUTHCACHE_H
+
+#include "config.h"
+#include "err.h"
+#include "keystore.h"
+
+struct gw_db;
+
+/*
+ * The record for key hash token: cached, or read through db (this
+ * thread's connection). GW_OK with *out referenced (found may be 0), or
+ * GW_E_DB when neither the cache nor the database has an answer.
+ */
+enum gw_status gw_authcache_get(struct gw_db *db, const struct gw_cfg *cfg,
+    const char *token, struct gw_keyrec **out) GW_NONNULL(1, 2, 3, 4);
+
+/* Drop every record (e.g. after the listener missed notifications). */
+void gw_authcache_flush(void);
+
+/* Apply one notification payload ("key:<hash>", "team:<id>", "user:<id>"). */
+void gw_authcache_invalidate(const char *payload) GW_NONNULL(1);
+
+#endif /* GW_AUTHCACHE_H */

@@ -1,0 +1,213 @@
+/* keystore.c: key records, read from PostgreSQL as one JSON object. */
+#include "keystore.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "json_util.h"
+#include "log.h"
+#include "sha256.h"
+#include "util.h"
+
+static const char lookup_sql[] =
+    "SELECT json_build_object("
+    " 'token', k.token, 'key_name', k.key_name, 'key_alias', k.key_alias,"
+    " 'user_id', k.user_id, 'team_id', k.team_id, 'models', k.models,"
+    " 'blocked', k.blocked, 'expires', extract(epoch FROM k.expires),"
+    " 'max_budget', k.max_budget, 'spend', k.spend,"
+    " 'tpm_limit', k.tpm_limit, 'rpm_limit', k.rpm_limit,"
+    " 'max_parallel_requests', k.max_parallel_requests,"
+    " 'team_models', t.models, 'team_blocked', t.blocked,"
+    " 'team_max_budget', t.max_budget, 'team_spend', t.spend,"
+    " 'team_tpm_limit', t.tpm_limit, 'team_rpm_limit', t.rpm_limit,"
+    " 'team_max_parallel_requests', t.max_parallel_requests,"
+    " 'user_max_budget', u.max_budget, 'user_spend', u.spend,"
+    " 'user_role', u.user_role)::text"
+    " FROM keys k LEFT JOIN teams t ON t.team_id = k.team_id"
+    " LEFT JOIN users u ON u.user_id = k.user_id WHERE k.token = $1";
+
+static char *
+opt_str(json_object *o, const char *key)
+{
+	const char *s = gw_json_get_str(o, key);
+
+	return s != NULL ? gw_xstrdup(s) : NULL;
+}
+
+static int64_t
+opt_int(json_object *o, const char *key)
+{
+	int64_t v;
+
+	return gw_json_get_int(o, key, &v) == 0 ? v : -1;
+}
+
+static double
+opt_num(json_object *o, const char *key, double dflt)
+{
+	json_object *v = gw_json_get(o, key);
+
+	if (v == NULL || !(json_object_is_type(v, json_type_double) ||
+	                     json_object_is_type(v, json_type_int)))
+		return dflt;
+	return json_object_get_double(v);
+}
+
+static void
+strlist_from(json_object *o, const char *key, struct gw_strlist *l)
+{
+	json_object *a = gw_json_get(o, key), *it;
+	size_t i, n;
+
+	l->v = NULL;
+	l->n = 0;
+	if (a == NULL || !json_object_is_type(a, json_type_array))
+		return;
+	n = json_object_array_length(a);
+	l->v = gw_xcalloc(n ? n : 1, sizeof(char *));
+	for (i = 0; i < n; i++) {
+		it = json_object_array_get_idx(a, i);
+		if (json_object_is_type(it, json_type_string))
+			l->v[l->n++] = gw_xstrdup(json_object_get_string(it));
+	}
+}
+
+static void
+strlist_free(struct gw_strlist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+struct gw_keyrec *
+gw_keyrec_from_json(const char *json)
+{
+	struct gw_keyrec *r = gw_xcalloc(1, sizeof(*r));
+	json_object *o = NULL, *b;
+	char msg[128];
+	const char *s;
+
+	r->refs = 1;
+	r->fetched_us = gw_now_mono_us();
+	if (gw_json_parse(json, strlen(json), &o, msg, sizeof(msg)) != GW_OK)
+		return r; /* found = 0 */
+	r->found = 1;
+	if ((s = gw_json_get_str(o, "token")) != NULL)
+		snprintf(r->token, sizeof(r->token), "%s", s);
+	if ((s = gw_json_get_str(o, "key_name")) != NULL)
+		snprintf(r->key_name, sizeof(r->key_name), "%s", s);
+	r->key_alias = opt_str(o, "key_alias");
+	r->user_id = opt_str(o, "user_id");
+	r->team_id = opt_str(o, "team_id");
+	r->user_role = opt_str(o, "user_role");
+	strlist_from(o, "models", &r->models);
+	strlist_from(o, "team_models", &r->team_models);
+	b = gw_json_get(o, "blocked");
+	r->blocked = b != NULL && json_object_get_boolean(b);
+	b = gw_json_get(o, "team_blocked");
+	r->team_blocked = b != NULL && json_object_get_boolean(b);
+	r->expires_us = (int64_t)(opt_num(o, "expires", 0) * 1e6);
+	r->tpm_limit = opt_int(o, "tpm_limit");
+	r->rpm_limit = opt_int(o, "rpm_limit");
+	r->max_parallel = opt_int(o, "max_parallel_requests");
+	r->team_tpm_limit = opt_int(o, "team_tpm_limit");
+	r->team_rpm_limit = opt_int(o, "team_rpm_limit");
+	r->team_max_parallel = opt_int(o, "team_max_parallel_requests");
+	r->max_budget = opt_num(o, "max_budget", -1);
+	r->spend = opt_num(o, "spend", 0);
+	r->team_max_budget = opt_num(o, "team_max_budget", -1);
+	r->team_spend = opt_num(o, "team_spend", 0);
+	r->user_max_budget = opt_num(o, "user_max_budget", -1);
+	r->user_spend = opt_num(o, "user_spend", 0);
+	json_object_put(o);
+	return r;
+}
+
+enum gw_status
+gw_keystore_lookup(struct gw_db *db, const char *token, struct gw_keyrec **out)
+{
+	struct gw_db_rows *rows = NULL;
+	const char *params[1] = {token};
+	char err[512];
+	enum gw_status st;
+
+	*out = NULL;
+	st = gw_db_exec(db, lookup_sql, 1, params, 1, &rows, err, sizeof(err));
+	if (st != GW_OK) {
+		gw_log_warn(NULL, "auth", "key lookup failed: %s", err);
+		return st;
+	}
+	if (gw_db_rows_count(rows) == 0) {
+		*out = gw_xcalloc(1, sizeof(**out));
+		(*out)->refs = 1;
+		(*out)->fetched_us = gw_now_mono_us();
+		snprintf((*out)->token, sizeof((*out)->token), "%s", token);
+	} else {
+		*out = gw_keyrec_from_json(gw_db_rows_get(rows, 0, 0));
+	}
+	gw_db_rows_free(rows);
+	return GW_OK;
+}
+
+struct gw_keyrec *
+gw_keyrec_ref(struct gw_keyrec *r)
+{
+	if (r != NULL)
+		__atomic_add_fetch(&r->refs, 1, __ATOMIC_RELAXED);
+	return r;
+}
+
+void
+gw_keyrec_unref(struct gw_keyrec *r)
+{
+	if (r == NULL || __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	free(r->key_alias);
+	free(r->user_id);
+	free(r->team_id);
+	free(r->user_role);
+	strlist_free(&r->models);
+	strlist_free(&r->team_models);
+	free(r);
+}
+
+int
+gw_strlist_allows(const struct gw_strlist *l, const char *name)
+{
+	size_t i;
+
+	if (l->n == 0)
+		return 1;
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], name) == 0 || strcmp(l->v[i], "*") == 0 ||
+		    strcmp(l->v[i], "all-proxy-models") == 0)
+			return 1;
+	return 0;
+}
+
+enum gw_status
+gw_keystore_hash_of(const char *key, char out[65])
+{
+	size_t i;
+
+	if (strncmp(key, "sk-", 3) == 0) {
+		gw_sha256_hex(key, strlen(key), out);
+		return GW_OK;
+	}
+	if (strlen(key) != 64)
+		return GW_E_INVALID;
+	for (i = 0; i < 64; i++) {
+		if (!((key[i] >= '0' && key[i] <= '9') ||
+		        (key[i] >= 'a' && key[i] <= 'f')))
+			return GW_E_INVALID;
+		out[i] = key[i];
+	}
+	out[64] = '\0';
+	return GW_OK;
+}

@@ -1,0 +1,72 @@
+/*
+ * keystore.h: what authentication needs to know about a virtual key,
+ * read from PostgreSQL in one query (the key, its team and its user).
+ * Records are shared between threads through the auth cache and are
+ * reference counted; they are never modified once built.
+ */
+#ifndef GW_KEYSTORE_H
+#define GW_KEYSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct gw_db;
+
+/* A list of model names (e.g. a key's or a team's allowed models). */
+struct gw_strlist {
+	char **v;
+	size_t n;
+};
+
+struct gw_keyrec {
+	int refs;
+	int found;         /* 0: a cached "no such key" */
+	char token[65];    /* lowercase hex SHA-256 of the raw key */
+	char key_name[24]; /* "sk-...abcd" */
+	char *key_alias;   /* NULL when none; same for the ids below */
+	char *user_id;
+	char *team_id;
+	char *user_role;
+	struct gw_strlist models;      /* empty: every model */
+	struct gw_strlist team_models; /* empty: every model */
+	int blocked;
+	int team_blocked;
+	int64_t expires_us; /* epoch microseconds; 0: never */
+	/* Limits and budgets; -1 (or < 0 budgets) when not set. */
+	int64_t tpm_limit, rpm_limit, max_parallel;
+	int64_t team_tpm_limit, team_rpm_limit, team_max_parallel;
+	double max_budget, spend;
+	double team_max_budget, team_spend;
+	double user_max_budget, user_spend;
+	int64_t fetched_us; /* monotonic time of the read */
+};
+
+/*
+ * Read the key whose hash is token. GW_OK with *out a new record (one
+ * reference; found = 0 when no such key), or GW_E_DB.
+ */
+enum gw_status gw_keystore_lookup(struct gw_db *db, const char *token,
+    struct gw_keyrec **out) GW_NONNULL(1, 2, 3);
+
+/* Build a record from the JSON object the lookup query returns (tests). */
+struct gw_keyrec *gw_keyrec_from_json(const char *json) GW_NONNULL(1);
+
+struct gw_keyrec *gw_keyrec_ref(struct gw_keyrec *r);
+/* Drop a reference; NULL-safe. The last one frees. */
+void gw_keyrec_unref(struct gw_keyrec *r);
+
+/* 1 when name is in the list (or the list holds "*"/"all-proxy-models"). */
+int gw_strlist_allows(const struct gw_strlist *l, const char *name)
+    GW_NONNULL(1, 2);
+
+/*
+ * The hash of a key as given by an admin: a raw key ("sk-...") is hashed,
+ * anything else is taken as a hash already (LiteLLM's rule). out gets 65
+ * bytes; GW_E_INVALID when the result is not 64 lowercase hex digits.
+ */
+enum gw_status gw_keystore_hash_of(const char *key, char out[65])
+    GW_NONNULL(1, 2);
+
+#endif /* GW_KEYSTORE_H */
