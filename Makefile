@@ -89,7 +89,7 @@ unit: $(UNIT_BIN)
 	    (cd tests/unit && ../../$$t); done
 
 itest: all
-	cd tests/integration && /usr/bin/python3 -m pytest -q -p no:cacheprovider .
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/langfuse tests/integration
 
 # The README's test command: packages, build, unit tests, integration tests.
 check:
