@@ -341,3 +341,79 @@ def relay(make_stack, mock):
         "aliases.fb-test=m@fault=500, qwen3-30b-a3b",
         "aliases.fb-down=x@fault=drop_before, qwen2.5-14b-instruct",
     ])
+
+
+RAW_KEYS = []  # every raw key the tests saw: none may be stored or logged
+
+
+def jwt_b64(data):
+    import base64
+    if isinstance(data, (dict, list)):
+        data = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(claims, secret=None, alg="HS256", key_pem=None, header=None):
+    """Sign claims: HS256 with secret, RS256/ES256 with openssl and key_pem."""
+    import hashlib
+    import hmac
+    head = jwt_b64(header or {"alg": alg, "typ": "JWT"})
+    signing = (head + "." + jwt_b64(claims)).encode()
+    if alg == "none":
+        return head + "." + jwt_b64(claims) + "."
+    if alg == "HS256":
+        sig = hmac.new(secret.encode(), signing, hashlib.sha256).digest()
+    else:
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key_pem],
+                             input=signing, capture_output=True, check=True).stdout
+        if alg == "ES256":
+            sig = der_to_raw_ecdsa(sig)
+    return signing.decode() + "." + jwt_b64(sig)
+
+
+def der_to_raw_ecdsa(der):
+    """ASN.1 SEQUENCE{INTEGER r, INTEGER s} -> r||s, 32 bytes each."""
+    i = 2 if der[1] < 0x80 else 3
+    out = b""
+    for _ in range(2):
+        assert der[i] == 0x02
+        n = der[i + 1]
+        v = der[i + 2:i + 2 + n].lstrip(b"\0")
+        out += v.rjust(32, b"\0")
+        i += 2 + n
+    return out
+
+
+class JwtKeys:
+    def __init__(self, base):
+        self.dir = os.path.join(base, "jwt")
+        os.makedirs(self.dir, exist_ok=True)
+        self.secret = "jwt-test-secret-0123456789abcdef0123456789"
+        self.secret_file = os.path.join(self.dir, "secret")
+        open(self.secret_file, "w").write(self.secret + "\n")
+        self.rsa = os.path.join(self.dir, "rsa.pem")
+        self.rsa_pub = os.path.join(self.dir, "rsa.pub.pem")
+        self.ec = os.path.join(self.dir, "ec.pem")
+        self.ec_pub = os.path.join(self.dir, "ec.pub.pem")
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+        run("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", self.rsa)
+        run("openssl", "pkey", "-in", self.rsa, "-pubout", "-out", self.rsa_pub)
+        run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", self.ec)
+        run("openssl", "pkey", "-in", self.ec, "-pubout", "-out", self.ec_pub)
+
+
+@pytest.fixture(scope="session")
+def jwt_keys(base_dir):
+    return JwtKeys(base_dir)
+
+
+@pytest.fixture(scope="session")
+def keys_stack(make_stack, mock, jwt_keys):
+    """Every family, with JWTs (HS256 secret + RS256 public key) accepted."""
+    return make_stack("keys", mock.url, [
+        "gateway.threads=16",
+        "auth.jwt_secret_file=" + jwt_keys.secret_file,
+        "auth.jwt_public_key_file=" + jwt_keys.rsa_pub,
+        "auth.jwt_issuer=https://issuer.test",
+        "auth.jwt_audience=llmgw",
+    ])
