@@ -31,7 +31,7 @@ endif
 LIB_SRC   = $(wildcard lib/*.c)
 LIB_OBJ   = $(LIB_SRC:lib/%.c=build/lib/%.o)
 LIB       = lib/libllmgw.a
-FAMILIES  = health chat embeddings keys
+FAMILIES  = health chat embeddings keys spend
 CGI       = $(FAMILIES:%=cgi-bin/llmgw-%)
 TOOLS     = bin/llmgw-migrate $(if $(wildcard tests/mock/mock_upstream.c),bin/mock-upstream)
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)

@@ -91,6 +91,13 @@ struct gw_cfg {
 	int langfuse_record; /* enum gw_langfuse_record */
 	int langfuse_batch_size;
 	int langfuse_retention_days;
+	/* [spend] */
+	char *spool_dir;
+	int spend_flush_ms;
+	int spend_batch_rows;
+	int budget_refresh_ms;
+	int budget_reset_check_s;
+	int spend_logs_max_limit;
 	/* [log] */
 	int log_level; /* enum gw_log_level */
 	char *log_file;

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "req.h"
 #include "server.h"
+#include "spend.h"
 #include "sse.h"
 #include "util.h"
 #include "validate.h"
@@ -54,6 +55,8 @@ struct relay {
 	struct gw_usage usage;
 	int64_t chunks;
 	int client_gone;
+	const struct gw_principal *who;
+	const char *target; /* the model of the current attempt */
 };
 
 char *
@@ -108,8 +111,12 @@ sse_head(struct relay *r)
 {
 	if (r->req->head_sent)
 		return;
+	double ks = gw_spend_key_spend(r->who);
+
 	gw_req_add_header(r->req, "Cache-Control", "no-cache");
 	gw_req_add_header(r->req, "X-Accel-Buffering", "no");
+	if (ks >= 0)
+		gw_req_add_header(r->req, "x-litellm-key-spend", "%.10g", ks);
 	gw_req_send_head(r->req, 200, "text/event-stream");
 }
 
@@ -223,7 +230,11 @@ on_data(void *arg, const char *p, size_t n)
 	if (r->mode == MODE_SSE) {
 		if (gw_sse_feed(&r->sse, p, n, on_event, r) < 0)
 			return -1;
-		return client_flush(r);
+		/*
+		 * After [DONE] the end of the request flushes, once the spend
+		 * row is spooled: an answer complete means a row recorded.
+		 */
+		return r->done_seen ? 0 : client_flush(r);
 	}
 	cap = r->mode == MODE_ERROR ? ERROR_BODY_MAX : ANSWER_MAX;
 	if (r->resp.len + n > cap) {
@@ -299,6 +310,7 @@ sse_error(struct relay *r, int status, const char *type, const char *msg)
 {
 	char *body = gw_err_json_new(status, type, NULL, msg);
 
+	snprintf(r->req->err_type, sizeof(r->req->err_type), "%s", type);
 	if (client_write(r, "data: ", 6) == 0 &&
 	    client_write(r, body, strlen(body)) == 0 &&
 	    client_write(r, "\n\n", 2) == 0)
@@ -397,6 +409,17 @@ reply_answer(struct relay *r)
 	}
 	take_usage(r, o);
 	json_object_put(o);
+	if (r->usage.known) {
+		double cost = gw_spend_cost(
+		    r->cfg, r->target, r->usage.prompt, r->usage.completion);
+		double ks = gw_spend_key_spend(r->who);
+
+		gw_req_add_header(
+		    r->req, "x-litellm-response-cost", "%.10g", cost);
+		if (ks >= 0)
+			gw_req_add_header(
+			    r->req, "x-litellm-key-spend", "%.10g", ks + cost);
+	}
 	gw_reply(
 	    r->req, r->up_status, "application/json", r->resp.p, r->resp.len);
 }
@@ -517,6 +540,109 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 	}
 }
 
+/* Characters of text a request sends, for a usage estimate. */
+static size_t
+text_chars(json_object *v)
+{
+	size_t n = 0, i;
+
+	if (v == NULL)
+		return 0;
+	if (json_object_is_type(v, json_type_string))
+		return (size_t)json_object_get_string_len(v);
+	if (json_object_is_type(v, json_type_array)) {
+		for (i = 0; i < json_object_array_length(v); i++)
+			n += text_chars(json_object_array_get_idx(v, i));
+		return n;
+	}
+	if (json_object_is_type(v, json_type_object)) {
+		n += text_chars(gw_json_get(v, "content"));
+		n += text_chars(gw_json_get(v, "text"));
+	}
+	return n;
+}
+
+/*
+ * The estimate stored (flagged usage_estimated) when the upstream reported
+ * no usage: 4 characters of prompt text per token, and one token per
+ * streamed chunk.
+ */
+static void
+estimate_usage(struct relay *r, json_object *body)
+{
+	size_t chars = 0;
+
+	if (body != NULL)
+		chars = text_chars(gw_json_get(body, "messages")) +
+		        text_chars(gw_json_get(body, "prompt")) +
+		        text_chars(gw_json_get(body, "input"));
+	r->usage.prompt = (int64_t)((chars + 3) / 4);
+	r->usage.completion = r->chunks;
+	r->usage.total = r->usage.prompt + r->usage.completion;
+}
+
+static const char *const call_names[] = {"chat", "completion", "embedding"};
+
+/* The request's metadata and end user, for the spend row. */
+static json_object *
+spend_metadata(json_object *body)
+{
+	json_object *m = gw_json_get(body, "metadata"), *out;
+	const char *user = gw_json_get_str(body, "user");
+
+	out = json_object_new_object();
+	if (m != NULL && json_object_is_type(m, json_type_object)) {
+		json_object_object_foreach(m, k, v)
+		{
+			json_object_object_add(out, k, json_object_get(v));
+		}
+	}
+	if (user != NULL)
+		json_object_object_add(
+		    out, "end_user", json_object_new_string(user));
+	return out;
+}
+
+/* Spool the request's spend row (before its answer is complete). */
+static void
+record_spend(struct relay *r, json_object *body, const char *model)
+{
+	struct gw_req *req = r->req;
+	struct gw_spend_rec s = {0};
+	int reached = r->up_status >= 200 && r->up_status < 300;
+
+	if (!r->usage.known && reached)
+		estimate_usage(r, body);
+	s.request_id = req->id;
+	s.who = r->who;
+	s.model = model;
+	s.actual_model = r->up_status ? r->target : NULL;
+	s.call_type = call_names[r->call];
+	s.usage_estimated = !r->usage.known && reached;
+	if (r->usage.known || reached) {
+		s.prompt_tokens = r->usage.prompt;
+		s.completion_tokens = r->usage.completion;
+		s.total_tokens = r->usage.total;
+	}
+	s.cost = gw_spend_cost(
+	    req->cfg, s.actual_model, s.prompt_tokens, s.completion_tokens);
+	s.start_us = req->start_real_us;
+	s.end_us = gw_now_real_us();
+	s.first_token_us =
+	    r->t_first_token
+	        ? req->start_real_us + (r->t_first_token - req->start_mono_us)
+	        : 0;
+	s.status = req->status ? req->status : 499;
+	s.error_type = req->err_type[0] ? req->err_type
+	               : r->client_gone ? "client_disconnected"
+	                                : NULL;
+	s.stream = r->stream;
+	s.client_disconnected = r->client_gone;
+	s.metadata = body ? spend_metadata(body) : NULL;
+	gw_spend_record(req->cfg, &s);
+	json_object_put(s.metadata);
+}
+
 enum gw_status
 gw_relay(struct gw_req *req, enum gw_call call)
 {
@@ -539,6 +665,7 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	r.call = call;
 	r.t_start = req->start_mono_us;
 	memset(&who, 0, sizeof(who));
+	r.who = &who;
 	if ((st = gw_auth_check(req, &who, msg, sizeof(msg))) != GW_OK) {
 		gw_auth_reply(req, st, &who, msg);
 		st = GW_OK;
@@ -572,6 +699,11 @@ gw_relay(struct gw_req *req, enum gw_call call)
 		gw_reply_error_ex(req, 401, deny, "model", msg);
 		goto out;
 	}
+	if (gw_spend_check_budget(gw_thread_db(req->th), req->cfg, &who, msg,
+	        sizeof(msg)) != GW_OK) {
+		gw_reply_error_ex(req, 400, "budget_exceeded", NULL, msg);
+		goto out;
+	}
 	if (call != GW_CALL_EMBEDDING) {
 		sv = gw_json_get(body, "stream");
 		r.stream = sv != NULL && json_object_get_boolean(sv);
@@ -586,6 +718,7 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	post.connect_timeout_ms = req->cfg->upstream_connect_timeout_ms;
 	for (t = 0; t < targets.n; t++) {
 		target = targets.models[t];
+		r.target = target;
 		json_object_object_add(
 		    body, "model", json_object_new_string(target));
 		payload = gw_json_str(body, &post.body_len);
@@ -620,6 +753,8 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	log_outcome(&r, model, target);
 	st = GW_OK;
 out:
+	if (who.role != GW_ROLE_NONE)
+		record_spend(&r, body, model);
 	gw_auth_release(&who);
 	json_object_put(body);
 	gw_buf_fini(&r.resp);

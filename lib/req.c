@@ -31,6 +31,7 @@ gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_thread *th,
 	req->head_sent = 0;
 	req->bytes_out = 0;
 	req->route = "-";
+	req->err_type[0] = '\0';
 	req->start_mono_us = gw_now_mono_us();
 	req->start_real_us = gw_now_real_us();
 	gw_uuid4(th ? th->rng : (uint64_t[2]){0, 0}, req->id);
@@ -320,6 +321,8 @@ gw_reply_error_ex(struct gw_req *req, int status, const char *type,
 
 	if (req->head_sent)
 		return;
+	snprintf(req->err_type, sizeof(req->err_type), "%s",
+	    type ? type : "internal_server_error");
 	body = gw_err_json_new(status, type, param, msg);
 	gw_reply(req, status, "application/json", body, strlen(body));
 	free(body);

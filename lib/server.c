@@ -193,6 +193,8 @@ run_worker(const sigset_t *sigs)
 		gw_log_err(NULL, "server", "library initialisation failed");
 		return 1;
 	}
+	if (g_ops->process_init != NULL)
+		g_ops->process_init(cur_cfg);
 	ths = gw_xcalloc((size_t)n, sizeof(*ths));
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(
@@ -232,6 +234,8 @@ run_worker(const sigset_t *sigs)
 		    cur_cfg->shutdown_timeout_s);
 		_exit(0);
 	}
+	if (g_ops->process_fini != NULL)
+		g_ops->process_fini();
 	free(ths);
 	gw_cfg_unref(cur_cfg);
 	return 0;

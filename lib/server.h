@@ -39,6 +39,9 @@ struct gw_server_ops {
 	 * status is answered with gw_reply_error(req, st, NULL).
 	 */
 	enum gw_status (*handle)(struct gw_req *req);
+	/* Optional: once per worker process, before / after its threads. */
+	void (*process_init)(const struct gw_cfg *cfg);
+	void (*process_fini)(void);
 	/* Optional: per-thread set-up and tear-down of th->app. */
 	void *(*thread_init)(struct gw_thread *th);
 	void (*thread_fini)(struct gw_thread *th);

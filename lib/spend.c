@@ -1,0 +1,726 @@
+/* spend.c: the spool, its writer thread, and budget checks. */
+#include "spend.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "db.h"
+#include "json_util.h"
+#include "keystore.h"
+#include "log.h"
+#include "util.h"
+
+/* A spool file is replaced once this big and fully shipped. */
+#define SPOOL_ROTATE_BYTES (8 * 1024 * 1024)
+/* One batch reads at most this much of a spool. */
+#define READ_CHUNK (1024 * 1024)
+#define ORPHAN_SCAN_US (2 * 1000000)
+#define NENTITIES 1024
+
+/* A key, user or team: spend as last read, plus this process's unshipped. */
+struct entity {
+	char *id; /* "k:<hash>", "u:<user>", "t:<team>" */
+	double db_spend;
+	double db_budget;   /* < 0: none (users read fresh, for JWTs) */
+	int64_t fetched_us; /* 0: never read */
+	double pending;     /* spooled here, not yet shipped */
+	struct entity *next;
+};
+
+/* Costs of one spooled line, to release from pending once shipped. */
+struct inflight {
+	uint64_t end; /* spool offset just past the line */
+	char *ids[3];
+	double cost;
+	struct inflight *next;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static const struct gw_cfg *start_cfg; /* referenced for the writer */
+static struct entity *entities[NENTITIES];
+/* The file appended to; guarded by lock. */
+static int append_fd = -1;
+static char append_path[4096];
+static uint64_t append_size;
+static unsigned append_seq;
+static struct inflight *inflight_head, *inflight_tail;
+static uint64_t shipped_total, spooled_total;
+static int writer_running;
+
+double
+gw_spend_cost(const struct gw_cfg *cfg, const char *actual_model,
+    int64_t prompt_tokens, int64_t completion_tokens)
+{
+	const struct gw_price *p;
+
+	if (actual_model == NULL ||
+	    (p = gw_cfg_find_price(cfg, actual_model)) == NULL)
+		return 0;
+	return ((double)prompt_tokens * p->input_per_m +
+	           (double)completion_tokens * p->output_per_m) /
+	       1e6;
+}
+
+static unsigned
+hash_of(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h % NENTITIES;
+}
+
+/* The entity named id, created on first use; lock held. */
+static struct entity *
+entity_get(const char *id)
+{
+	struct entity *e;
+	unsigned b = hash_of(id);
+
+	for (e = entities[b]; e != NULL; e = e->next)
+		if (strcmp(e->id, id) == 0)
+			return e;
+	e = gw_xcalloc(1, sizeof(*e));
+	e->id = gw_xstrdup(id);
+	e->db_budget = -1;
+	e->next = entities[b];
+	entities[b] = e;
+	return e;
+}
+
+/* Open a new spool file: created under a temporary name, locked, renamed. */
+static int
+spool_open(const char *dir, char *path, size_t pathlen)
+{
+	char tmp[4200];
+	int fd;
+
+	snprintf(
+	    tmp, sizeof(tmp), "%s/.new-%d-%u", dir, (int)getpid(), append_seq);
+	snprintf(path, pathlen, "%s/%d-%ld-%u.spool", dir, (int)getpid(),
+	    (long)time(NULL), append_seq++);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	/* Held until this process exits: a free lock marks an orphan. */
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || rename(tmp, path) != 0) {
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+json_add_str(json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
+}
+
+static void
+json_add_time(json_object *o, const char *k, int64_t us)
+{
+	char ts[32];
+
+	if (us == 0) {
+		json_object_object_add(o, k, NULL);
+		return;
+	}
+	gw_time_rfc3339(us, ts);
+	json_object_object_add(o, k, json_object_new_string(ts));
+}
+
+/* The spend_logs row for r, as one JSON line. Caller frees. */
+static char *
+row_line(const struct gw_spend_rec *r)
+{
+	const struct gw_keyrec *k = r->who->rec;
+	json_object *o = json_object_new_object();
+	char *line;
+
+	json_add_str(o, "request_id", r->request_id);
+	json_add_str(o, "api_key",
+	    r->who->role == GW_ROLE_KEY && k != NULL ? k->token : "");
+	json_add_str(o, "key_alias", k ? k->key_alias : NULL);
+	json_add_str(o, "user_id", k ? k->user_id : NULL);
+	json_add_str(o, "team_id", k ? k->team_id : NULL);
+	json_add_str(o, "model", r->model ? r->model : "");
+	json_add_str(o, "actual_model", r->actual_model);
+	json_add_str(o, "call_type", r->call_type);
+	json_object_object_add(
+	    o, "prompt_tokens", json_object_new_int64(r->prompt_tokens));
+	json_object_object_add(o, "completion_tokens",
+	    json_object_new_int64(r->completion_tokens));
+	json_object_object_add(
+	    o, "total_tokens", json_object_new_int64(r->total_tokens));
+	json_object_object_add(o, "spend", json_object_new_double(r->cost));
+	json_object_object_add(
+	    o, "usage_estimated", json_object_new_boolean(r->usage_estimated));
+	json_add_time(o, "start_time", r->start_us);
+	json_add_time(o, "end_time", r->end_us);
+	json_add_time(o, "completion_start_time", r->first_token_us);
+	json_object_object_add(o, "ttft_ms",
+	    r->first_token_us
+	        ? json_object_new_double(
+	              (double)(r->first_token_us - r->start_us) / 1000.0)
+	        : NULL);
+	json_object_object_add(o, "status", json_object_new_int(r->status));
+	json_add_str(o, "error_type", r->error_type);
+	json_object_object_add(o, "stream", json_object_new_boolean(r->stream));
+	json_object_object_add(o, "client_disconnected",
+	    json_object_new_boolean(r->client_disconnected));
+	json_object_object_add(o, "metadata",
+	    r->metadata ? json_object_get(r->metadata)
+	                : json_object_new_object());
+	line = gw_xasprintf("%s\n", gw_json_str(o, NULL));
+	json_object_put(o);
+	return line;
+}
+
+enum gw_status
+gw_spend_record(const struct gw_cfg *cfg, const struct gw_spend_rec *r)
+{
+	const struct gw_keyrec *k = r->who->rec;
+	struct inflight *f = gw_xcalloc(1, sizeof(*f));
+	char *line = row_line(r), id[300];
+	size_t len = strlen(line);
+	ssize_t n;
+	int i = 0;
+
+	gw_spend_start(cfg);
+	f->cost = r->cost;
+	if (r->cost > 0 && k != NULL) {
+		if (r->who->role == GW_ROLE_KEY) {
+			snprintf(id, sizeof(id), "k:%s", k->token);
+			f->ids[i++] = gw_xstrdup(id);
+		}
+		if (k->user_id != NULL) {
+			snprintf(id, sizeof(id), "u:%s", k->user_id);
+			f->ids[i++] = gw_xstrdup(id);
+		}
+		if (k->team_id != NULL) {
+			snprintf(id, sizeof(id), "t:%s", k->team_id);
+			f->ids[i++] = gw_xstrdup(id);
+		}
+	}
+	pthread_mutex_lock(&lock);
+	if (append_fd < 0)
+		append_fd = spool_open(
+		    cfg->spool_dir, append_path, sizeof(append_path));
+	n = append_fd < 0 ? -1 : write(append_fd, line, len);
+	if (n != (ssize_t)len) {
+		pthread_mutex_unlock(&lock);
+		gw_log_errno(NULL, "spend", "cannot spool request %s in %s",
+		    r->request_id, cfg->spool_dir);
+		for (i = 0; i < 3; i++)
+			free(f->ids[i]);
+		free(f);
+		free(line);
+		return GW_E_INTERNAL;
+	}
+	append_size += len;
+	spooled_total += len;
+	f->end = append_size;
+	for (i = 0; i < 3 && f->ids[i] != NULL; i++)
+		entity_get(f->ids[i])->pending += r->cost;
+	if (inflight_tail != NULL)
+		inflight_tail->next = f;
+	else
+		inflight_head = f;
+	inflight_tail = f;
+	pthread_cond_signal(&wake);
+	pthread_mutex_unlock(&lock);
+	free(line);
+	return GW_OK;
+}
+
+/* Release pending costs of lines shipped up to offset end; lock held. */
+static void
+release_inflight(uint64_t end)
+{
+	struct inflight *f;
+	int i;
+
+	while ((f = inflight_head) != NULL && f->end <= end) {
+		inflight_head = f->next;
+		if (inflight_head == NULL)
+			inflight_tail = NULL;
+		for (i = 0; i < 3 && f->ids[i] != NULL; i++) {
+			entity_get(f->ids[i])->pending -= f->cost;
+			free(f->ids[i]);
+		}
+		free(f);
+	}
+}
+
+static const char ship_sql[] =
+    "WITH rows AS (SELECT * FROM json_populate_recordset(NULL::spend_logs, "
+    "$1::json)), "
+    "ins AS (INSERT INTO spend_logs (request_id, api_key, key_alias, "
+    "user_id, team_id, model, actual_model, call_type, prompt_tokens, "
+    "completion_tokens, total_tokens, spend, usage_estimated, start_time, "
+    "end_time, completion_start_time, ttft_ms, status, error_type, stream, "
+    "client_disconnected, metadata) SELECT request_id, "
+    "coalesce(api_key, ''), key_alias, user_id, team_id, coalesce(model, "
+    "''), actual_model, call_type, coalesce(prompt_tokens, 0), "
+    "coalesce(completion_tokens, 0), coalesce(total_tokens, 0), "
+    "coalesce(spend, 0), coalesce(usage_estimated, false), start_time, "
+    "end_time, completion_start_time, ttft_ms, status, error_type, "
+    "coalesce(stream, false), coalesce(client_disconnected, false), "
+    "coalesce(metadata, '{}') FROM rows "
+    "ON CONFLICT (request_id) DO NOTHING "
+    "RETURNING api_key, user_id, team_id, spend), "
+    "k AS (UPDATE keys SET spend = keys.spend + s.total FROM (SELECT "
+    "api_key, sum(spend) AS total FROM ins WHERE api_key <> '' GROUP BY "
+    "api_key) s WHERE keys.token = s.api_key RETURNING 1), "
+    "u AS (INSERT INTO users (user_id, spend) SELECT user_id, sum(spend) "
+    "FROM ins WHERE user_id IS NOT NULL GROUP BY user_id ON CONFLICT "
+    "(user_id) DO UPDATE SET spend = users.spend + EXCLUDED.spend "
+    "RETURNING 1), "
+    "t AS (UPDATE teams SET spend = teams.spend + s.total FROM (SELECT "
+    "team_id, sum(spend) AS total FROM ins WHERE team_id IS NOT NULL GROUP "
+    "BY team_id) s WHERE teams.team_id = s.team_id RETURNING 1) "
+    "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM rows)";
+
+/*
+ * Ship the complete lines of fd from *off, at most max_rows of them, as one
+ * batch. Returns the number of lines shipped (0: nothing to do), or -1
+ * when the database refused (the spool stays for the next try).
+ */
+static int
+ship_from(struct gw_db *db, int fd, uint64_t *off, int max_rows)
+{
+	struct gw_buf arr = {0};
+	char *buf = gw_xmalloc(READ_CHUNK), err[512];
+	const char *params[1];
+	ssize_t n;
+	size_t used = 0, start;
+	int rows = 0, rc = 0;
+
+	n = pread(fd, buf, READ_CHUNK, (off_t)*off);
+	if (n <= 0)
+		goto out;
+	gw_buf_puts(&arr, "[");
+	for (start = 0; start < (size_t)n && rows < max_rows;) {
+		char *nl = memchr(buf + start, '\n', (size_t)n - start);
+
+		if (nl == NULL)
+			break; /* an incomplete line: not yet written */
+		if (nl > buf + start) {
+			if (rows > 0)
+				gw_buf_puts(&arr, ",");
+			gw_buf_append(
+			    &arr, buf + start, (size_t)(nl - (buf + start)));
+			rows++;
+		}
+		start = (size_t)(nl - buf) + 1;
+		used = start;
+	}
+	gw_buf_puts(&arr, "]");
+	if (used == 0)
+		goto out;
+	params[0] = arr.p;
+	if (gw_db_exec(db, ship_sql, 1, params, 0, NULL, err, sizeof(err)) !=
+	    GW_OK) {
+		gw_log_warn(NULL, "spend",
+		    "shipping %d spooled row(s) failed, "
+		    "will retry: %s",
+		    rows, err);
+		rc = -1;
+		goto out;
+	}
+	*off += used;
+	rc = rows > 0 ? rows : 1;
+out:
+	gw_buf_fini(&arr);
+	free(buf);
+	return rc;
+}
+
+/* Ship and remove the spool files of processes that are gone. */
+static void
+ship_orphans(struct gw_db *db, const struct gw_cfg *cfg)
+{
+	DIR *d = opendir(cfg->spool_dir);
+	struct dirent *e;
+	char path[4400];
+	uint64_t off;
+	int fd, r;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+
+		if (len < 7 || strcmp(e->d_name + len - 6, ".spool") != 0)
+			continue;
+		snprintf(
+		    path, sizeof(path), "%s/%s", cfg->spool_dir, e->d_name);
+		pthread_mutex_lock(&lock);
+		r = strcmp(path, append_path) == 0;
+		pthread_mutex_unlock(&lock);
+		if (r)
+			continue;
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+			close(fd); /* its process lives */
+			continue;
+		}
+		off = 0;
+		while ((r = ship_from(db, fd, &off, cfg->spend_batch_rows)) > 0)
+			;
+		if (r == 0) {
+			gw_log_info(NULL, "spend", "shipped orphan spool %s",
+			    e->d_name);
+			unlink(path);
+		}
+		close(fd);
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+}
+
+/* Zero spend whose budget_duration elapsed, recording each reset. */
+static void
+reset_budgets(struct gw_db *db)
+{
+	static const char *const sql[] = {
+	    "WITH due AS (SELECT token, spend, budget_duration FROM keys WHERE "
+	    "budget_reset_at <= now() AND budget_duration IS NOT NULL FOR "
+	    "UPDATE SKIP LOCKED), upd AS (UPDATE keys k SET spend = 0, "
+	    "budget_reset_at = now() + llmgw_interval(due.budget_duration) "
+	    "FROM "
+	    "due WHERE k.token = due.token RETURNING k.token, due.spend, "
+	    "k.budget_reset_at) INSERT INTO budget_resets (entity_type, "
+	    "entity_id, spend_before, next_reset_at) SELECT 'key', token, "
+	    "spend, "
+	    "budget_reset_at FROM upd",
+	    "WITH due AS (SELECT user_id, spend, budget_duration FROM users "
+	    "WHERE budget_reset_at <= now() AND budget_duration IS NOT NULL "
+	    "FOR "
+	    "UPDATE SKIP LOCKED), upd AS (UPDATE users u SET spend = 0, "
+	    "budget_reset_at = now() + llmgw_interval(due.budget_duration) "
+	    "FROM "
+	    "due WHERE u.user_id = due.user_id RETURNING u.user_id, due.spend, "
+	    "u.budget_reset_at) INSERT INTO budget_resets (entity_type, "
+	    "entity_id, spend_before, next_reset_at) SELECT 'user', user_id, "
+	    "spend, budget_reset_at FROM upd",
+	    "WITH due AS (SELECT team_id, spend, budget_duration FROM teams "
+	    "WHERE budget_reset_at <= now() AND budget_duration IS NOT NULL "
+	    "FOR "
+	    "UPDATE SKIP LOCKED), upd AS (UPDATE teams t SET spend = 0, "
+	    "budget_reset_at = now() + llmgw_interval(due.budget_duration) "
+	    "FROM "
+	    "due WHERE t.team_id = due.team_id RETURNING t.team_id, due.spend, "
+	    "t.budget_reset_at) INSERT INTO budget_resets (entity_type, "
+	    "entity_id, spend_before, next_reset_at) SELECT 'team', team_id, "
+	    "spend, budget_reset_at FROM upd",
+	};
+	char err[512];
+	size_t i;
+
+	for (i = 0; i < GW_ARRAY_LEN(sql); i++)
+		if (gw_db_exec(db, sql[i], 0, NULL, 0, NULL, err,
+		        sizeof(err)) != GW_OK) {
+			gw_log_warn(
+			    NULL, "spend", "budget reset failed: %s", err);
+			return;
+		}
+}
+
+/* The writer: own spool first, then orphans and budget resets. */
+static void *
+writer(void *arg)
+{
+	const struct gw_cfg *cfg = arg;
+	struct gw_db *db = gw_db_new(cfg->db_conninfo, 3, 30000);
+	char reading[4096] = "";
+	int rfd = -1, n;
+	uint64_t roff = 0;
+	int64_t next_orphans = 0, next_reset = 0, now;
+	struct timespec dl;
+
+	for (;;) {
+		pthread_mutex_lock(&lock);
+		/* Follow the append file; the old one, once shipped, goes. */
+		if (strcmp(reading, append_path) != 0 &&
+		    append_path[0] != '\0') {
+			uint64_t sz = 0;
+			struct stat stt;
+
+			if (rfd >= 0 && fstat(rfd, &stt) == 0)
+				sz = (uint64_t)stt.st_size;
+			if (rfd < 0 || roff >= sz) {
+				if (rfd >= 0) {
+					close(rfd);
+					unlink(reading);
+				}
+				snprintf(reading, sizeof(reading), "%s",
+				    append_path);
+				rfd = open(reading, O_RDONLY | O_CLOEXEC);
+				roff = 0;
+			}
+		}
+		pthread_mutex_unlock(&lock);
+		n = rfd >= 0 ? ship_from(db, rfd, &roff, cfg->spend_batch_rows)
+		             : 0;
+		pthread_mutex_lock(&lock);
+		if (n > 0 && strcmp(reading, append_path) == 0) {
+			shipped_total = spooled_total - (append_size - roff);
+			release_inflight(roff);
+			/* Rotate a big, fully shipped file. */
+			if (roff == append_size &&
+			    append_size > SPOOL_ROTATE_BYTES) {
+				int fd = spool_open(cfg->spool_dir, append_path,
+				    sizeof(append_path));
+
+				if (fd >= 0) {
+					close(append_fd);
+					append_fd = fd;
+					append_size = 0;
+				}
+			}
+		}
+		if (n == 0 || n < 0) {
+			/* Idle (or failing): sleep until woken or flush_ms. */
+			clock_gettime(CLOCK_REALTIME, &dl);
+			dl.tv_nsec +=
+			    (long)(n < 0 ? 1000 : cfg->spend_flush_ms) *
+			    1000000L;
+			dl.tv_sec += dl.tv_nsec / 1000000000L;
+			dl.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&wake, &lock, &dl);
+		}
+		pthread_mutex_unlock(&lock);
+		now = gw_now_mono_us();
+		if (now >= next_orphans) {
+			ship_orphans(db, cfg);
+			next_orphans = now + ORPHAN_SCAN_US;
+		}
+		if (now >= next_reset) {
+			reset_budgets(db);
+			next_reset =
+			    now + (int64_t)cfg->budget_reset_check_s * 1000000;
+		}
+	}
+	return NULL;
+}
+
+static void
+start_writer(void)
+{
+	pthread_t t;
+	pthread_attr_t a;
+
+	if (mkdir(start_cfg->spool_dir, 0700) != 0 && errno != EEXIST)
+		gw_log_errno(NULL, "spend", "cannot create spool dir %s",
+		    start_cfg->spool_dir);
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&a, 512 * 1024);
+	if (pthread_create(&t, &a, writer, (void *)start_cfg) != 0)
+		gw_log_errno(NULL, "spend", "cannot start the spend writer");
+	else
+		writer_running = 1;
+	pthread_attr_destroy(&a);
+}
+
+void
+gw_spend_start(const struct gw_cfg *cfg)
+{
+	if (start_cfg == NULL) {
+		pthread_mutex_lock(&lock);
+		if (start_cfg == NULL)
+			start_cfg = gw_cfg_ref((struct gw_cfg *)cfg);
+		pthread_mutex_unlock(&lock);
+	}
+	pthread_once(&once, start_writer);
+}
+
+void
+gw_spend_drain(int timeout_ms)
+{
+	int64_t until = gw_now_mono_us() + (int64_t)timeout_ms * 1000;
+
+	if (!writer_running)
+		return;
+	while (gw_spend_backlog() > 0 && gw_now_mono_us() < until) {
+		pthread_mutex_lock(&lock);
+		pthread_cond_signal(&wake);
+		pthread_mutex_unlock(&lock);
+		usleep(20 * 1000);
+	}
+}
+
+uint64_t
+gw_spend_backlog(void)
+{
+	uint64_t b;
+
+	pthread_mutex_lock(&lock);
+	b = spooled_total - shipped_total;
+	pthread_mutex_unlock(&lock);
+	return b;
+}
+
+double
+gw_spend_key_spend(const struct gw_principal *who)
+{
+	char id[80];
+	double s;
+
+	if (who->role != GW_ROLE_KEY || who->rec == NULL)
+		return -1;
+	snprintf(id, sizeof(id), "k:%s", who->rec->token);
+	pthread_mutex_lock(&lock);
+	s = entity_get(id)->fetched_us ? entity_get(id)->db_spend
+	                               : who->rec->spend;
+	s += entity_get(id)->pending;
+	pthread_mutex_unlock(&lock);
+	return s;
+}
+
+static const char budget_sql[] =
+    "SELECT (SELECT spend FROM keys WHERE token = $1), "
+    "(SELECT spend FROM users WHERE user_id = $2), "
+    "(SELECT max_budget FROM users WHERE user_id = $2), "
+    "(SELECT spend FROM teams WHERE team_id = $3), "
+    "(SELECT max_budget FROM teams WHERE team_id = $3), "
+    "(SELECT max_budget FROM keys WHERE token = $1)";
+
+/* Re-read spend (and budgets) of the key, user and team when stale. */
+static void
+refresh(struct gw_db *db, const struct gw_cfg *cfg,
+    const struct gw_principal *who, struct entity **ents)
+{
+	const struct gw_keyrec *k = who->rec;
+	struct gw_db_rows *rows = NULL;
+	const char *p[3] = {
+	    who->role == GW_ROLE_KEY ? k->token : NULL, k->user_id, k->team_id};
+	int64_t now = gw_now_mono_us(), stale = 0;
+	const char *v;
+	char err[256];
+	int i;
+
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < 3; i++)
+		if (ents[i] != NULL &&
+		    now - ents[i]->fetched_us >=
+		        (int64_t)cfg->budget_refresh_ms * 1000)
+			stale = 1;
+	pthread_mutex_unlock(&lock);
+	if (!stale || gw_db_exec(db, budget_sql, 3, p, 1, &rows, err,
+	                  sizeof(err)) != GW_OK)
+		goto out; /* fresh, or the database is down: last known */
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < 3; i++) {
+		static const int spend_col[3] = {0, 1, 3};
+		static const int budget_col[3] = {5, 2, 4};
+
+		if (ents[i] == NULL)
+			continue;
+		v = gw_db_rows_get(rows, 0, spend_col[i]);
+		ents[i]->db_spend = v ? atof(v) : 0;
+		v = gw_db_rows_get(rows, 0, budget_col[i]);
+		ents[i]->db_budget = v ? atof(v) : -1;
+		ents[i]->fetched_us = now;
+	}
+	pthread_mutex_unlock(&lock);
+out:
+	gw_db_rows_free(rows);
+}
+
+enum gw_status
+gw_spend_check_budget(struct gw_db *db, const struct gw_cfg *cfg,
+    const struct gw_principal *who, char *msg, size_t msglen)
+{
+	const struct gw_keyrec *k = who->rec;
+	static const char *const what[3] = {"", "User=", "Team="};
+	struct entity *ents[3] = {NULL, NULL, NULL};
+	double budget[3], spend;
+	const char *names[3];
+	char id[300];
+	int i, any = 0;
+
+	if (who->admin || k == NULL)
+		return GW_OK;
+	budget[0] = who->role == GW_ROLE_KEY ? k->max_budget : -1;
+	budget[1] = k->user_max_budget;
+	budget[2] = k->team_max_budget;
+	names[0] = "";
+	names[1] = k->user_id;
+	names[2] = k->team_id;
+	pthread_mutex_lock(&lock);
+	if (who->role == GW_ROLE_KEY) {
+		snprintf(id, sizeof(id), "k:%s", k->token);
+		ents[0] = entity_get(id);
+	}
+	if (k->user_id != NULL) {
+		snprintf(id, sizeof(id), "u:%s", k->user_id);
+		ents[1] = entity_get(id);
+	}
+	if (k->team_id != NULL) {
+		snprintf(id, sizeof(id), "t:%s", k->team_id);
+		ents[2] = entity_get(id);
+	}
+	for (i = 0; i < 3; i++)
+		any |= ents[i] != NULL && (budget[i] >= 0 || i == 1);
+	pthread_mutex_unlock(&lock);
+	if (!any)
+		return GW_OK;
+	refresh(db, cfg, who, ents);
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < 3; i++) {
+		double b;
+
+		if (ents[i] == NULL)
+			continue;
+		/* Budgets read with the spend are fresher than the cache's. */
+		b = ents[i]->fetched_us ? ents[i]->db_budget : budget[i];
+		if (b < 0)
+			continue;
+		spend = (ents[i]->fetched_us ? ents[i]->db_spend
+		                             : (i == 0      ? k->spend
+		                                   : i == 1 ? k->user_spend
+		                                            : k->team_spend)) +
+		        ents[i]->pending;
+		if (spend >= b) {
+			pthread_mutex_unlock(&lock);
+			snprintf(msg, msglen,
+			    "Budget has been exceeded! %s%s%sCurrent cost: "
+			    "%.10g, Max budget: %.10g",
+			    what[i], i ? names[i] : "", i ? " " : "", spend, b);
+			return GW_E_INVALID;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return GW_OK;
+}
+
+void
+gw_spend_process_init(const struct gw_cfg *cfg)
+{
+	gw_spend_start(cfg);
+}
+
+void
+gw_spend_process_fini(void)
+{
+	gw_spend_drain(2000);
+}

@@ -1,0 +1,227 @@
+/* spend_api.c: GET /spend/logs. */
+#include "spend_api.h"
+
+#include <ctype.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "db.h"
+#include "json_util.h"
+#include "keystore.h"
+#include "log.h"
+#include "req.h"
+#include "server.h"
+#include "util.h"
+
+int
+gw_spend_valid_date(const char *s)
+{
+	static const int mdays[] = {
+	    31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int i, y, m, d;
+
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+		return 0;
+	for (i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
+			return 0;
+	y = atoi(s);
+	m = atoi(s + 5);
+	d = atoi(s + 8);
+	if (y < 1970 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
+		return 0;
+	if (m == 2 && d == 29 &&
+	    !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		return 0;
+	return 1;
+}
+
+static enum gw_status
+bad(struct gw_req *req, int status, const char *type, const char *param,
+    const char *msg)
+{
+	gw_reply_error_ex(req, status, type, param, msg);
+	return GW_OK;
+}
+
+/* ?name= into out ("" when absent); 0, or -1 when malformed. */
+static int
+opt(struct gw_req *req, const char *name, char *out, size_t len)
+{
+	enum gw_status st = gw_req_query(req, name, out, len);
+
+	if (st == GW_E_NOTFOUND) {
+		out[0] = '\0';
+		return 0;
+	}
+	return st == GW_OK ? 0 : -1;
+}
+
+static const char where_sql[] =
+    " FROM spend_logs s WHERE ($1::date IS NULL OR s.start_time >= "
+    "$1::date::timestamptz) AND ($2::date IS NULL OR s.start_time < "
+    "($2::date + 1)::timestamptz) AND ($3::text IS NULL OR s.user_id = $3) "
+    "AND ($4::text IS NULL OR s.api_key = $4) AND ($5::text IS NULL OR "
+    "s.request_id = $5) AND ($6::text IS NULL OR s.model = $6 OR "
+    "s.actual_model = $6)";
+
+static enum gw_status
+logs(struct gw_req *req, const struct gw_principal *who)
+{
+	struct gw_db *db = gw_thread_db(req->th);
+	struct gw_db_rows *rows = NULL, *cnt = NULL;
+	struct gw_buf body = {0}, sql = {0};
+	char start[32], end[32], user[256], key[160], rid[128], model[256];
+	char lim[32], off[32], hash[65], err[512], *e;
+	const char *p[8];
+	long limit = 100, offset = 0, total;
+	int i;
+	enum gw_status st = GW_OK;
+
+	if (opt(req, "start_date", start, sizeof(start)) < 0 ||
+	    (start[0] && !gw_spend_valid_date(start)))
+		return bad(req, 400, "invalid_request_error", "start_date",
+		    "'start_date' must be a date YYYY-MM-DD (UTC)");
+	if (opt(req, "end_date", end, sizeof(end)) < 0 ||
+	    (end[0] && !gw_spend_valid_date(end)))
+		return bad(req, 400, "invalid_request_error", "end_date",
+		    "'end_date' must be a date YYYY-MM-DD (UTC)");
+	if (start[0] && end[0] && strcmp(start, end) > 0)
+		return bad(req, 400, "invalid_request_error", "end_date",
+		    "'end_date' is before 'start_date'");
+	if (opt(req, "user_id", user, sizeof(user)) < 0)
+		return bad(req, 400, "invalid_request_error", "user_id",
+		    "'user_id' is malformed");
+	if (opt(req, "api_key", key, sizeof(key)) < 0 ||
+	    (key[0] && gw_keystore_hash_of(key, hash) != GW_OK))
+		return bad(req, 400, "invalid_request_error", "api_key",
+		    "'api_key' must be a key (sk-...) or its hash");
+	if (opt(req, "request_id", rid, sizeof(rid)) < 0)
+		return bad(req, 400, "invalid_request_error", "request_id",
+		    "'request_id' is malformed");
+	if (opt(req, "model", model, sizeof(model)) < 0)
+		return bad(req, 400, "invalid_request_error", "model",
+		    "'model' is malformed");
+	if (opt(req, "limit", lim, sizeof(lim)) < 0 ||
+	    (lim[0] && ((limit = strtol(lim, &e, 10)) < 1 || *e != '\0' ||
+	                   limit > req->cfg->spend_logs_max_limit))) {
+		snprintf(err, sizeof(err),
+		    "'limit' must be an integer between 1 and %d",
+		    req->cfg->spend_logs_max_limit);
+		return bad(req, 400, "invalid_request_error", "limit", err);
+	}
+	if (opt(req, "offset", off, sizeof(off)) < 0 ||
+	    (off[0] && ((offset = strtol(off, &e, 10)) < 0 || *e != '\0')))
+		return bad(req, 400, "invalid_request_error", "offset",
+		    "'offset' must be an integer >= 0");
+	/* Who may see what. */
+	if (!who->admin) {
+		const char *own_user = who->rec ? who->rec->user_id : NULL;
+
+		if (user[0] &&
+		    (own_user == NULL || strcmp(user, own_user) != 0))
+			return bad(req, 403, "permission_error", "user_id",
+			    "Only an admin can filter by another user_id");
+		if (who->role == GW_ROLE_KEY) {
+			if (key[0] && strcmp(hash, who->rec->token) != 0)
+				return bad(req, 403, "permission_error",
+				    "api_key",
+				    "A key can only read its own spend logs");
+			snprintf(hash, sizeof(hash), "%s", who->rec->token);
+			key[0] = 'k';
+		} else if (own_user != NULL) {
+			snprintf(user, sizeof(user), "%s", own_user);
+		} else {
+			return bad(req, 403, "permission_error", NULL,
+			    "This caller has no spend logs");
+		}
+	}
+	snprintf(lim, sizeof(lim), "%ld", limit);
+	snprintf(off, sizeof(off), "%ld", offset);
+	p[0] = start[0] ? start : NULL;
+	p[1] = end[0] ? end : NULL;
+	p[2] = user[0] ? user : NULL;
+	p[3] = key[0] ? hash : NULL;
+	p[4] = rid[0] ? rid : NULL;
+	p[5] = model[0] ? model : NULL;
+	p[6] = lim;
+	p[7] = off;
+	gw_buf_printf(&sql, "SELECT count(*)%s", where_sql);
+	if ((st = gw_db_exec(db, sql.p, 6, p, 1, &cnt, err, sizeof(err))) !=
+	    GW_OK)
+		goto dberr;
+	gw_buf_reset(&sql, 0);
+	gw_buf_printf(&sql,
+	    "SELECT (to_jsonb(s) || jsonb_build_object('tokens', "
+	    "s.total_tokens, 'cost', s.spend, 'timestamp', s.start_time))::text"
+	    "%s ORDER BY s.start_time DESC, s.request_id LIMIT $7::bigint "
+	    "OFFSET $8::bigint",
+	    where_sql);
+	if ((st = gw_db_exec(db, sql.p, 8, p, 1, &rows, err, sizeof(err))) !=
+	    GW_OK)
+		goto dberr;
+	total = atol(gw_db_rows_get(cnt, 0, 0));
+	gw_buf_puts(&body, "[");
+	for (i = 0; i < gw_db_rows_count(rows); i++) {
+		if (i)
+			gw_buf_puts(&body, ",");
+		gw_buf_puts(&body, gw_db_rows_get(rows, i, 0));
+	}
+	gw_buf_puts(&body, "]");
+	gw_req_add_header(req, "X-Total-Count", "%ld", total);
+	gw_req_add_header(req, "X-Limit", "%ld", limit);
+	gw_req_add_header(req, "X-Offset", "%ld", offset);
+	if (offset + limit < total)
+		gw_req_add_header(req, "Link",
+		    "<%s?%s%soffset=%ld>; rel=\"next\"", req->path, req->query,
+		    req->query[0] ? "&" : "", offset + limit);
+	gw_reply(req, 200, "application/json", body.p, body.len);
+	goto out;
+dberr:
+	gw_log_err(req, "spend", "spend logs query failed: %s", err);
+	gw_reply_error_ex(
+	    req, 503, "no_db_connection", NULL, "Database unavailable");
+	st = GW_OK;
+out:
+	gw_buf_fini(&body);
+	gw_buf_fini(&sql);
+	gw_db_rows_free(rows);
+	gw_db_rows_free(cnt);
+	return st;
+}
+
+enum gw_status
+gw_spend_handle(struct gw_req *req)
+{
+	struct gw_principal who;
+	char msg[400];
+	size_t len = strlen(req->path);
+	enum gw_status st;
+
+	while (len > 1 && req->path[len - 1] == '/')
+		req->path[--len] = '\0';
+	if (strcmp(req->path, "/spend/logs") != 0) {
+		req->route = "unknown";
+		snprintf(msg, sizeof(msg), "Route not found: %s %.200s",
+		    req->method, req->path);
+		gw_reply_error_ex(req, 404, "not_found_error", NULL, msg);
+		return GW_OK;
+	}
+	req->route = "spend_logs";
+	if (strcmp(req->method, "GET") != 0 &&
+	    strcmp(req->method, "HEAD") != 0) {
+		gw_req_add_header(req, "Allow", "GET, HEAD");
+		gw_reply_error(req, GW_E_METHOD, NULL);
+		return GW_OK;
+	}
+	if ((st = gw_auth_check(req, &who, msg, sizeof(msg))) != GW_OK) {
+		gw_auth_reply(req, st, &who, msg);
+		return GW_OK;
+	}
+	st = logs(req, &who);
+	gw_auth_release(&who);
+	return st;
+}

@@ -1,0 +1,14 @@
+/* llmgw-spend: GET /spend/logs. */
+#include "server.h"
+#include "spend_api.h"
+
+int
+main(int argc, char **argv)
+{
+	static const struct gw_server_ops ops = {
+	    .prog = "spend",
+	    .handle = gw_spend_handle,
+	};
+
+	return gw_server_main(argc, argv, &ops);
+}
