@@ -134,8 +134,14 @@ set_listener_up(int up)
 {
 	pthread_mutex_lock(&lock);
 	listener_up = up;
-	/* Whatever was cached may have missed a notification: re-read it. */
-	remove_if(drop_all, NULL);
+	/*
+	 * Back after a gap: whatever is cached may have missed a
+	 * notification, so re-read it. Going down keeps the records: they
+	 * are re-read when older than 1 s, and used as they are while the
+	 * database cannot answer.
+	 */
+	if (up)
+		remove_if(drop_all, NULL);
 	pthread_mutex_unlock(&lock);
 }
 

@@ -259,7 +259,14 @@ release_inflight(uint64_t end)
 		if (inflight_head == NULL)
 			inflight_tail = NULL;
 		for (i = 0; i < 3 && f->ids[i] != NULL; i++) {
-			entity_get(f->ids[i])->pending -= f->cost;
+			struct entity *e = entity_get(f->ids[i]);
+
+			/*
+			 * Now in the database, but not in the spend read
+			 * before: count it there until the next read.
+			 */
+			e->pending -= f->cost;
+			e->db_spend += f->cost;
 			free(f->ids[i]);
 		}
 		free(f);
