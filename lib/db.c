@@ -185,9 +185,15 @@ gw_db_exec(struct gw_db *db, const char *sql, int nparams,
 	if (rows != NULL)
 		*rows = NULL;
 	st = exec_once(db, sql, nparams, params, 0, rows, err, errlen);
-	if (st == GW_E_DB && retry && db->conn != NULL &&
-	    PQstatus(db->conn) != CONNECTION_OK) {
-		/* The server restarted under us: one fresh connection. */
+	/*
+	 * After a server restart the first statement on an old connection
+	 * fails: with 57P01 (terminated before it ran: always safe to run
+	 * again) or with a broken socket (run again only if idempotent).
+	 */
+	if (st == GW_E_DB && db->conn != NULL &&
+	    (strncmp(db->sqlstate, "57P", 3) == 0 ||
+	        (retry && (PQstatus(db->conn) != CONNECTION_OK ||
+	                      strncmp(db->sqlstate, "08", 2) == 0)))) {
 		PQfinish(db->conn);
 		db->conn = NULL;
 		db->next_try_us = 0;

@@ -336,16 +336,34 @@ take_fields(json_object *body, const struct field *fields, size_t nfields,
 	return GW_OK;
 }
 
-/* Run SQL; a database failure becomes a 503 (or a caller-chosen 400). */
+/* This thread has a transaction open (statements in it are not retried). */
+static __thread int in_tx;
+
+/*
+ * Run SQL; a database failure becomes a 503 (or a caller-chosen 400). A
+ * statement on its own (or BEGIN) is tried again on a fresh connection when
+ * the old one broke (a PostgreSQL restart); one inside a transaction is not.
+ */
 static enum gw_status
 run(struct gw_req *req, const char *sql, int n, const char *const *params,
     struct gw_db_rows **rows, struct fail *f)
 {
 	struct gw_db *db = gw_thread_db(req->th);
+	int begin = strcmp(sql, "BEGIN") == 0;
 	char err[512];
 
-	if (gw_db_exec(db, sql, n, params, 0, rows, err, sizeof(err)) == GW_OK)
+	if (strcmp(sql, "COMMIT") == 0 || strcmp(sql, "ROLLBACK") == 0)
+		in_tx = 0;
+	if (gw_db_exec(db, sql, n, params, !in_tx, rows, err, sizeof(err)) ==
+	    GW_OK) {
+		in_tx |= begin;
 		return GW_OK;
+	}
+	if (in_tx) {
+		/* The transaction is lost with its statement: start clean. */
+		gw_db_exec(db, "ROLLBACK", 0, NULL, 0, NULL, NULL, 0);
+		in_tx = 0;
+	}
 	if (strcmp(gw_db_last_sqlstate(db), "23505") == 0 &&
 	    strstr(err, "key_alias") != NULL)
 		return set_fail(f, 400, "invalid_request_error", "key_alias",

@@ -30,6 +30,7 @@ static unsigned cur_gen;
 static const struct gw_server_ops *g_ops;
 static int listen_fd;
 static int stopping;
+static int accept_errors;
 
 /* Live worker threads, for a bounded wait at shutdown. */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -135,7 +136,13 @@ worker_thread(void *arg)
 		if (FCGX_Accept_r(&fr) < 0) {
 			if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE))
 				break;
-			gw_log_errno(NULL, "server", "accept failed");
+			/*
+			 * A sibling stopping shuts the shared socket down
+			 * (EINVAL) just before our own SIGTERM: say it once.
+			 */
+			if (__atomic_fetch_add(
+			        &accept_errors, 1, __ATOMIC_RELAXED) == 0)
+				gw_log_errno(NULL, "server", "accept failed");
 			usleep(100 * 1000);
 			continue;
 		}

@@ -154,9 +154,10 @@ def test_client_disconnect_keeps_an_estimate(spend, pg):
 
 def test_outage_loses_nothing(spend, pg):
     k = new_key(spend)
-    assert chat(spend, k["key"]).status == 200  # warm the key caches
-    for _ in range(4):
-        chat(spend, k["key"])
+    # Warm the key cache of every chat worker (requests go round the
+    # accepting threads of both processes).
+    for _ in range(40):
+        assert chat(spend, k["key"]).status == 200
     time.sleep(0.5)
     before = int(pg.psql("SELECT count(*) FROM spend_logs WHERE api_key = '%s'" % k["token"]))
     pg.stop()
@@ -175,6 +176,7 @@ def test_outage_loses_nothing(spend, pg):
     assert float(pg.psql("SELECT spend FROM keys WHERE token = '%s'" % k["token"])) == \
         pytest.approx(total, rel=1e-9)
     assert total == pytest.approx((before + 200) * cost(3, 5), rel=1e-9)
+    assert before == 40
 
 
 def test_kill_9_after_a_burst_loses_nothing(make_stack, mock, pg):
