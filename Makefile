@@ -33,7 +33,7 @@ LIB_OBJ   = $(LIB_SRC:lib/%.c=build/lib/%.o)
 LIB       = lib/libllmgw.a
 FAMILIES  = health chat embeddings keys spend
 CGI       = $(FAMILIES:%=cgi-bin/llmgw-%)
-TOOLS     = bin/llmgw-migrate $(if $(wildcard tests/mock/mock_upstream.c),bin/mock-upstream)
+TOOLS     = bin/llmgw-migrate bin/llmgw-langfuse-export $(if $(wildcard tests/mock/mock_upstream.c),bin/mock-upstream)
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 MIGRATIONS = $(sort $(wildcard migrations/*.sql))
@@ -67,6 +67,10 @@ cgi-bin/llmgw-%: build/src/%_main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 bin/llmgw-migrate: build/src/migrate_main.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+bin/llmgw-langfuse-export: build/src/langfuse_export_main.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 

@@ -209,6 +209,7 @@ gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
 	struct curl_slist *hdrs = NULL;
 	char line[600];
 	CURLcode rc;
+	size_t i;
 
 	memset(res, 0, sizeof(*res));
 	curl_easy_reset(up->h);
@@ -228,6 +229,12 @@ gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
 		snprintf(line, sizeof(line), "x-request-id: %s", p->request_id);
 		hdrs = curl_slist_append(hdrs, line);
 	}
+	for (i = 0; p->headers != NULL && p->headers[i] != NULL; i++)
+		hdrs = curl_slist_append(hdrs, p->headers[i]);
+	if (p->userpwd != NULL)
+		curl_easy_setopt(up->h, CURLOPT_USERPWD, p->userpwd);
+	if (p->timeout_ms > 0)
+		curl_easy_setopt(up->h, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
 	curl_easy_setopt(up->h, CURLOPT_URL, p->url);
 	curl_easy_setopt(up->h, CURLOPT_POST, 1L);
 	curl_easy_setopt(up->h, CURLOPT_POSTFIELDS, p->body);

@@ -8,6 +8,7 @@
 
 #include "alias.h"
 #include "auth.h"
+#include "capture.h"
 #include "http_upstream.h"
 #include "json_util.h"
 #include "log.h"
@@ -57,6 +58,7 @@ struct relay {
 	int client_gone;
 	const struct gw_principal *who;
 	const char *target; /* the model of the current attempt */
+	struct gw_capture cap; /* input/output for Langfuse */
 };
 
 char *
@@ -170,19 +172,20 @@ on_event(void *arg, const char *ev, size_t len)
 			if (r->t_first_token == 0)
 				r->t_first_token = gw_now_mono_us();
 			r->chunks++;
-			if (gw_sse_has_usage(data, dlen)) {
+			/* Parse only chunks that matter: usage, or capture. */
+			if (r->cap.on || gw_sse_has_usage(data, dlen)) {
 				json_object *o = NULL, *ch;
 				char msg[128];
 				int usage_only = 0;
 
 				if (gw_json_parse(data, dlen, &o, msg,
-				        sizeof(msg)) == GW_OK) {
+					sizeof(msg)) == GW_OK) {
 					take_usage(r, o);
+					gw_capture_chunk(&r->cap, o);
 					ch = gw_json_get(o, "choices");
-					usage_only =
-					    ch != NULL &&
-					    json_object_is_type(
-					        ch, json_type_array) &&
+					usage_only = ch != NULL &&
+					    json_object_is_type(ch,
+						json_type_array) &&
 					    json_object_array_length(ch) == 0;
 				}
 				json_object_put(o);
@@ -408,6 +411,7 @@ reply_answer(struct relay *r)
 		return;
 	}
 	take_usage(r, o);
+	gw_capture_answer(&r->cap, o);
 	json_object_put(o);
 	if (r->usage.known) {
 		double cost = gw_spend_cost(
@@ -639,8 +643,15 @@ record_spend(struct relay *r, json_object *body, const char *model)
 	s.stream = r->stream;
 	s.client_disconnected = r->client_gone;
 	s.metadata = body ? spend_metadata(body) : NULL;
+	if (req->cfg->langfuse_enabled) {
+		s.lf_mode = gw_capture_mode_name(&r->cap);
+		s.lf_input = gw_capture_input(&r->cap, body);
+		s.lf_output = gw_capture_output(&r->cap);
+	}
 	gw_spend_record(req->cfg, &s);
 	json_object_put(s.metadata);
+	json_object_put(s.lf_input);
+	json_object_put(s.lf_output);
 }
 
 enum gw_status
@@ -664,6 +675,8 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	r.cfg = req->cfg;
 	r.call = call;
 	r.t_start = req->start_mono_us;
+	gw_capture_init(&r.cap, req->cfg->langfuse_enabled,
+	    req->cfg->langfuse_record, call);
 	memset(&who, 0, sizeof(who));
 	r.who = &who;
 	if ((st = gw_auth_check(req, &who, msg, sizeof(msg))) != GW_OK) {
@@ -759,6 +772,7 @@ out:
 	json_object_put(body);
 	gw_buf_fini(&r.resp);
 	gw_sse_fini(&r.sse);
+	gw_capture_fini(&r.cap);
 	free(url);
 	free(model);
 	return st;

@@ -25,6 +25,8 @@
 /* One batch reads at most this much of a spool. */
 #define READ_CHUNK (1024 * 1024)
 #define ORPHAN_SCAN_US (2 * 1000000)
+/* No spooled line is longer (captures are bounded well below). */
+#define SPOOL_LINE_MAX (64 * 1024 * 1024)
 #define NENTITIES 1024
 
 /* A key, user or team: spend as last read, plus this process's unshipped. */
@@ -185,6 +187,12 @@ row_line(const struct gw_spend_rec *r)
 	json_object_object_add(o, "metadata",
 	    r->metadata ? json_object_get(r->metadata)
 	                : json_object_new_object());
+	if (r->lf_mode != NULL) {
+		json_add_str(o, "lf_mode", r->lf_mode);
+		json_object_object_add(o, "lf_input", json_object_get(r->lf_input));
+		json_object_object_add(o, "lf_output",
+		    json_object_get(r->lf_output));
+	}
 	line = gw_xasprintf("%s\n", gw_json_str(o, NULL));
 	json_object_put(o);
 	return line;
@@ -273,9 +281,16 @@ release_inflight(uint64_t end)
 	}
 }
 
+/*
+ * One batch: a JSON array of spooled lines. Rows go to spend_logs (once:
+ * ON CONFLICT DO NOTHING), their Langfuse payloads beside them, and the
+ * totals of the key, user and team move by what was actually inserted.
+ */
 static const char ship_sql[] =
-    "WITH rows AS (SELECT * FROM json_populate_recordset(NULL::spend_logs, "
-    "$1::json)), "
+    "WITH src AS (SELECT value AS j FROM json_array_elements($1::json)), "
+    "rows AS (SELECT (json_populate_record(NULL::spend_logs, j)).*, "
+    "j->'lf_input' AS lf_input, j->'lf_output' AS lf_output, "
+    "j->>'lf_mode' AS lf_mode FROM src), "
     "ins AS (INSERT INTO spend_logs (request_id, api_key, key_alias, "
     "user_id, team_id, model, actual_model, call_type, prompt_tokens, "
     "completion_tokens, total_tokens, spend, usage_estimated, start_time, "
@@ -289,7 +304,11 @@ static const char ship_sql[] =
     "coalesce(stream, false), coalesce(client_disconnected, false), "
     "coalesce(metadata, '{}') FROM rows "
     "ON CONFLICT (request_id) DO NOTHING "
-    "RETURNING api_key, user_id, team_id, spend), "
+    "RETURNING request_id, api_key, user_id, team_id, spend), "
+    "pay AS (INSERT INTO request_payloads (request_id, record_mode, input, "
+    "output) SELECT r.request_id, r.lf_mode, r.lf_input::jsonb, "
+    "r.lf_output::jsonb FROM rows r JOIN ins USING (request_id) WHERE "
+    "r.lf_mode IS NOT NULL ON CONFLICT (request_id) DO NOTHING RETURNING 1), "
     "k AS (UPDATE keys SET spend = keys.spend + s.total FROM (SELECT "
     "api_key, sum(spend) AS total FROM ins WHERE api_key <> '' GROUP BY "
     "api_key) s WHERE keys.token = s.api_key RETURNING 1), "
@@ -300,7 +319,7 @@ static const char ship_sql[] =
     "t AS (UPDATE teams SET spend = teams.spend + s.total FROM (SELECT "
     "team_id, sum(spend) AS total FROM ins WHERE team_id IS NOT NULL GROUP "
     "BY team_id) s WHERE teams.team_id = s.team_id RETURNING 1) "
-    "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM rows)";
+    "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM pay)";
 
 /*
  * Ship the complete lines of fd from *off, at most max_rows of them, as one
@@ -311,13 +330,21 @@ static int
 ship_from(struct gw_db *db, int fd, uint64_t *off, int max_rows)
 {
 	struct gw_buf arr = {0};
-	char *buf = gw_xmalloc(READ_CHUNK), err[512];
+	size_t cap = READ_CHUNK;
+	char *buf = gw_xmalloc(cap), err[512];
 	const char *params[1];
 	ssize_t n;
 	size_t used = 0, start;
 	int rows = 0, rc = 0;
 
-	n = pread(fd, buf, READ_CHUNK, (off_t)*off);
+	n = pread(fd, buf, cap, (off_t)*off);
+	/* A line longer than the chunk (a big captured answer): read more. */
+	while (n == (ssize_t)cap && memchr(buf, '\n', cap) == NULL &&
+	    cap < SPOOL_LINE_MAX) {
+		cap *= 4;
+		buf = gw_xrealloc(buf, cap);
+		n = pread(fd, buf, cap, (off_t)*off);
+	}
 	if (n <= 0)
 		goto out;
 	gw_buf_puts(&arr, "[");

@@ -53,6 +53,10 @@ struct gw_spend_rec {
 	int stream;
 	int client_disconnected;
 	json_object *metadata; /* the request's "metadata", may be NULL */
+	/* For Langfuse export (lf_mode NULL: not recorded). */
+	const char *lf_mode; /* "full", "redacted" or "none" */
+	json_object *lf_input;  /* may be NULL */
+	json_object *lf_output; /* may be NULL */
 };
 
 /* USD for usage on an actual model, from [prices] (0 when unlisted). */

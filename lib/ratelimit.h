@@ -1,0 +1,113 @@
+/*
+ * ratelimit.h: host-wide rate limits kept in the shared memory region
+ * (shm.h), so that they hold across every process and thread of every
+ * route family. The common path is a handful of atomic operations and no
+ * system call. Without an attached region every call admits (fail open,
+ * logged once).
+ *
+ * Clock: every now_ns must come from one host-wide clock; use
+ * CLOCK_MONOTONIC (gw_now_mono_us() * 1000).
+ *
+ * Global bucket: a token bucket of rate tokens/s and depth burst, kept as
+ * GCRA (one 64-bit "theoretical arrival time" updated with one CAS), which
+ * admits exactly what a token bucket admits.
+ *
+ * Per-entity limits (an entity is a string such as "k:<key hash>" or
+ * "t:<team id>"): requests per minute, tokens per minute and requests in
+ * parallel. Windows are FIXED minute windows aligned to the clock
+ * (now_ns / 60 s): counts reset at the window end, which gw_rl_reset_ms
+ * gives for x-ratelimit-reset-* headers. A client may therefore get up to
+ * twice a limit across a window boundary. A request is admitted while the
+ * tokens counted in the current window are below tpm; its tokens are added
+ * by gw_rl_done, to the window current when it ends.
+ *
+ * Refusals are counted in GW_METRIC_RATELIMITED (metrics.h) with
+ * reason="global|rpm|tpm|parallel"; fail-open events in
+ * GW_METRIC_RATELIMIT_FAILOPEN.
+ */
+#ifndef GW_RATELIMIT_H
+#define GW_RATELIMIT_H
+
+#include <stdint.h>
+
+#include "util.h"
+
+/* Limits of one entity; a negative value means no limit. */
+struct gw_rl_limits {
+	int64_t rpm;      /* requests per minute */
+	int64_t tpm;      /* tokens per minute */
+	int64_t parallel; /* requests in flight */
+};
+
+/*
+ * What gw_rl_admit took, for gw_rl_done / gw_rl_undo. Caller storage;
+ * zero-initialise it or pass it to gw_rl_admit first. Fields are private.
+ */
+struct gw_rl_ticket {
+	uint64_t h1, h2;     /* entity identity */
+	uint64_t lease_word; /* what the lease slot holds */
+	int64_t req_win;     /* window the request was counted in, or -1 */
+	int32_t idx;         /* entity slot, or -1 when not tracked */
+	int32_t lease;       /* lease slot, or -1 */
+	int32_t state;       /* 0 nothing held, 1 held, 2 released */
+	int32_t tokens;      /* 1 when gw_rl_done counts tokens */
+};
+
+enum gw_rl_verdict {
+	GW_RL_OK = 0,
+	GW_RL_RPM,
+	GW_RL_TPM,
+	GW_RL_PARALLEL,
+};
+
+/*
+ * Take one token from the host-wide bucket: rate tokens/s on average, at
+ * most burst at once (rate <= 0: no limit, always 1). Returns 1 when
+ * admitted; 0 when refused, with *retry_after_s (NULL-ok) set to the whole
+ * seconds until a token is available, rounded up, at least 1.
+ */
+int gw_rl_take_global(
+    double rate, double burst, int64_t now_ns, int *retry_after_s);
+
+/*
+ * Check and take one request for entity under lim. On GW_RL_OK the ticket
+ * holds what was taken: end it with gw_rl_done (or gw_rl_undo). On a
+ * refusal nothing is held and *retry_after_s (NULL-ok) is set: whole
+ * seconds >= 1 until the window ends (rpm, tpm) or 1 (parallel).
+ * *remaining_requests and *remaining_tokens (NULL-ok) get what is left in
+ * the current window after this request, -1 for no limit. An entity with
+ * no limit at all costs nothing and is not tracked.
+ */
+enum gw_rl_verdict gw_rl_admit(const char *entity,
+    const struct gw_rl_limits *lim, int64_t now_ns, struct gw_rl_ticket *t,
+    int *retry_after_s, int64_t *remaining_requests,
+    int64_t *remaining_tokens) GW_NONNULL(1, 2, 4);
+
+/*
+ * The request ended (success, error, timeout, client gone): count its
+ * tokens (>= 0) in the current window and release its parallel slot.
+ * Idempotent per ticket; a no-op on a refused or zeroed ticket.
+ */
+void gw_rl_done(struct gw_rl_ticket *t, int64_t tokens, int64_t now_ns)
+    GW_NONNULL(1);
+
+/*
+ * Take back an admission that never ran, e.g. the key was admitted but its
+ * team refused: release the parallel slot and uncount the request (when
+ * still in the same window). Idempotent; a no-op after gw_rl_done.
+ */
+void gw_rl_undo(struct gw_rl_ticket *t, int64_t now_ns) GW_NONNULL(1);
+
+/*
+ * Reclaim the parallel slots of processes that died without releasing them
+ * (kill -9): scans the lease table and frees leases whose pid is gone.
+ * Call about once a second from one thread per process. Returns the number
+ * of leases freed. Only leases of reaped processes are freed: a zombie's
+ * stay until its parent waits for it.
+ */
+int gw_rl_reap(void);
+
+/* Milliseconds until the current minute window ends (>= 1). */
+int64_t gw_rl_reset_ms(int64_t now_ns);
+
+#endif /* GW_RATELIMIT_H */

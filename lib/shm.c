@@ -1,0 +1,369 @@
+/* shm.c: the per-host shared memory region, its header and its areas. */
+#include "shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define SHM_MAGIC UINT64_C(0x4c4c4d4757534d31) /* "LLMGWSM1" */
+#define SHM_HDR_SIZE 4096
+#define SHM_MIN_SIZE ((size_t)64 << 10)
+#define SHM_ALIGN 4096
+/* area_dir.off: 0 free, CARVING|pid while being carved, else the offset. */
+#define AREA_CARVING (UINT64_C(1) << 63)
+#define AREA_FAILED UINT64_MAX
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2,
+    "64-bit atomics must be lock-free to live in shared memory");
+
+struct area_dir {
+	_Atomic uint64_t off;
+	_Atomic uint64_t size; /* as requested, before rounding */
+};
+
+/* The first page of the file. magic is written last, with release. */
+struct shm_hdr {
+	_Atomic uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_size;
+	uint64_t size;
+	_Atomic uint64_t used; /* bytes handed out, from the file start */
+	int64_t created_real_us;
+	int32_t creator_pid;
+	uint32_t pad;
+	struct area_dir area[GW_SHM_AREA_MAX];
+};
+_Static_assert(sizeof(struct shm_hdr) <= SHM_HDR_SIZE, "header too big");
+
+struct gw_shm {
+	void *base;
+	size_t size;
+	char *path;
+	_Atomic(void *) cache[GW_SHM_AREA_MAX];
+	atomic_int failed[GW_SHM_AREA_MAX];
+};
+
+static _Atomic(struct gw_shm *) g_shm;
+static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int cached_pid;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+fork_prepare(void)
+{
+	pthread_mutex_lock(&attach_lock);
+}
+
+static void
+fork_parent(void)
+{
+	pthread_mutex_unlock(&attach_lock);
+}
+
+static void
+fork_child(void)
+{
+	pthread_mutex_unlock(&attach_lock);
+	atomic_store_explicit(&cached_pid, 0, memory_order_relaxed);
+}
+
+static void
+register_atfork(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+pid_t
+gw_shm_pid(void)
+{
+	int p = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+
+	if (p != 0)
+		return (pid_t)p;
+	pthread_once(&atfork_once, register_atfork);
+	p = (int)getpid();
+	atomic_store_explicit(&cached_pid, p, memory_order_relaxed);
+	return (pid_t)p;
+}
+
+int
+gw_shm_pid_dead(pid_t pid)
+{
+	int saved = errno, dead;
+
+	/* kill(0 or negative) would signal a process group. */
+	if (pid <= 0)
+		return 1;
+	dead = kill(pid, 0) == -1 && errno == ESRCH;
+	errno = saved;
+	return dead;
+}
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    GW_PRINTF(3, 4);
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Create or check the header. Runs under flock(LOCK_EX) on a descriptor of
+ * our own, so exactly one process at a time gets here; a process that dies
+ * half-way leaves magic unwritten and the next one starts over.
+ */
+static void
+init_header(struct shm_hdr *h, size_t size, const char *path)
+{
+	if (atomic_load_explicit(&h->magic, memory_order_acquire) ==
+	        SHM_MAGIC &&
+	    h->version == GW_SHM_LAYOUT_VERSION &&
+	    h->hdr_size == SHM_HDR_SIZE && h->size == size)
+		return;
+	if (atomic_load_explicit(&h->magic, memory_order_relaxed) != 0)
+		gw_log_warn(NULL, "shm",
+		    "%s: header does not match (version %u size %llu, want "
+		    "%d and %zu); re-initialising",
+		    path, h->version, (unsigned long long)h->size,
+		    GW_SHM_LAYOUT_VERSION, size);
+	memset((void *)h, 0, size);
+	h->version = GW_SHM_LAYOUT_VERSION;
+	h->hdr_size = SHM_HDR_SIZE;
+	h->size = size;
+	atomic_store_explicit(&h->used, SHM_HDR_SIZE, memory_order_relaxed);
+	h->created_real_us = gw_now_real_us();
+	h->creator_pid = (int32_t)gw_shm_pid();
+	atomic_store_explicit(&h->magic, SHM_MAGIC, memory_order_release);
+}
+
+struct gw_shm *
+gw_shm_open(const char *path, size_t size, char *err, size_t errlen)
+{
+	struct gw_shm *shm = NULL;
+	struct stat st;
+	void *base = MAP_FAILED;
+	int fd = -1, rc;
+
+	if (size < SHM_MIN_SIZE) {
+		seterr(err, errlen, "size %zu below %zu", size, SHM_MIN_SIZE);
+		goto out;
+	}
+	size = (size + SHM_ALIGN - 1) / SHM_ALIGN * SHM_ALIGN;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+	if (fd < 0) {
+		seterr(err, errlen, "open %s: %s", path, strerror(errno));
+		goto out;
+	}
+	while ((rc = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+		;
+	if (rc < 0 || fstat(fd, &st) < 0) {
+		seterr(err, errlen, "lock %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		seterr(err, errlen, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((size_t)st.st_size < size) {
+		if (ftruncate(fd, (off_t)size) < 0) {
+			seterr(err, errlen, "ftruncate %s: %s", path,
+			    strerror(errno));
+			goto out;
+		}
+		/* Reserve the pages now: a full tmpfs must fail here, not
+		 * with SIGBUS in the middle of a request. */
+		rc = posix_fallocate(fd, 0, (off_t)size);
+		if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
+			seterr(err, errlen, "fallocate %s: %s", path,
+			    strerror(rc));
+			goto out;
+		}
+	}
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		seterr(err, errlen, "mmap %s: %s", path, strerror(errno));
+		goto out;
+	}
+	init_header(base, size, path);
+	shm = gw_xcalloc(1, sizeof(*shm));
+	shm->base = base;
+	shm->size = size;
+	shm->path = gw_xstrdup(path);
+	base = MAP_FAILED;
+out:
+	if (base != MAP_FAILED)
+		munmap(base, size);
+	if (fd >= 0)
+		close(fd); /* drops the flock; the mapping stays */
+	return shm;
+}
+
+void *
+gw_shm_base(const struct gw_shm *shm)
+{
+	return shm->base;
+}
+
+size_t
+gw_shm_size(const struct gw_shm *shm)
+{
+	return shm->size;
+}
+
+/* The slow path of gw_shm_area: returns the area's offset, or 0. */
+static uint64_t
+carve(struct gw_shm *shm, enum gw_shm_area id, size_t size)
+{
+	struct shm_hdr *h = shm->base;
+	struct area_dir *d = &h->area[id];
+	uint64_t off, want, o, mark;
+	int spins = 0;
+
+	want = (size + SHM_ALIGN - 1) / SHM_ALIGN * SHM_ALIGN;
+	mark = AREA_CARVING | (uint64_t)(uint32_t)gw_shm_pid();
+	for (;;) {
+		off = atomic_load_explicit(&d->off, memory_order_acquire);
+		if (off == 0) {
+			if (!atomic_compare_exchange_strong(&d->off, &off, mark))
+				continue;
+			o = atomic_fetch_add(&h->used, want);
+			if (o + want > shm->size) {
+				gw_log_err(NULL, "shm",
+				    "%s: no room for area %d (%zu bytes, "
+				    "%llu used of %zu)",
+				    shm->path, (int)id, size,
+				    (unsigned long long)o, shm->size);
+				atomic_store(&d->off, AREA_FAILED);
+				return 0;
+			}
+			atomic_store_explicit(
+			    &d->size, size, memory_order_relaxed);
+			atomic_store_explicit(&d->off, o, memory_order_release);
+			return o;
+		}
+		if (off == AREA_FAILED)
+			return 0;
+		if (!(off & AREA_CARVING))
+			break;
+		/* Another process is carving: a few stores away. */
+		if (++spins < 1000) {
+			sched_yield();
+			continue;
+		}
+		spins = 0;
+		if (gw_shm_pid_dead((pid_t)(off & UINT32_MAX)))
+			atomic_compare_exchange_strong(&d->off, &off, 0);
+	}
+	if (atomic_load_explicit(&d->size, memory_order_relaxed) != size) {
+		gw_log_err(NULL, "shm",
+		    "%s: area %d has %llu bytes, want %zu: bump "
+		    "GW_SHM_LAYOUT_VERSION",
+		    shm->path, (int)id,
+		    (unsigned long long)atomic_load(&d->size), size);
+		return 0;
+	}
+	return off;
+}
+
+void *
+gw_shm_area(struct gw_shm *shm, enum gw_shm_area id, size_t size)
+{
+	void *p;
+	uint64_t off;
+
+	GW_ASSERT((unsigned)id < GW_SHM_AREA_MAX && size > 0);
+	p = atomic_load_explicit(&shm->cache[id], memory_order_acquire);
+	if (p != NULL)
+		return p;
+	if (atomic_load_explicit(&shm->failed[id], memory_order_relaxed))
+		return NULL;
+	off = carve(shm, id, size);
+	if (off == 0) {
+		atomic_store(&shm->failed[id], 1);
+		return NULL;
+	}
+	p = (char *)shm->base + off;
+	atomic_store_explicit(&shm->cache[id], p, memory_order_release);
+	return p;
+}
+
+void
+gw_shm_close(struct gw_shm *shm)
+{
+	if (shm == NULL)
+		return;
+	munmap(shm->base, shm->size);
+	free(shm->path);
+	free(shm);
+}
+
+enum gw_status
+gw_shm_attach(const char *path)
+{
+	struct gw_shm *s;
+	enum gw_status st = GW_OK;
+	char err[256];
+
+	pthread_once(&atfork_once, register_atfork);
+	s = atomic_load_explicit(&g_shm, memory_order_acquire);
+	if (s == NULL) {
+		pthread_mutex_lock(&attach_lock);
+		s = atomic_load_explicit(&g_shm, memory_order_acquire);
+		if (s == NULL) {
+			s = gw_shm_open(path, GW_SHM_SIZE, err, sizeof(err));
+			if (s == NULL) {
+				gw_log_err(NULL, "shm", "%s", err);
+				st = GW_E_INTERNAL;
+			} else {
+				atomic_store_explicit(
+				    &g_shm, s, memory_order_release);
+			}
+		}
+		pthread_mutex_unlock(&attach_lock);
+	}
+	if (s != NULL && strcmp(s->path, path) != 0) {
+		gw_log_err(NULL, "shm",
+		    "%s already mapped; keeping it instead of %s (restart to "
+		    "change shm_path)",
+		    s->path, path);
+		st = GW_E_INVALID;
+	}
+	return st;
+}
+
+struct gw_shm *
+gw_shm_get(void)
+{
+	return atomic_load_explicit(&g_shm, memory_order_acquire);
+}
+
+void
+gw_shm_detach(void)
+{
+	struct gw_shm *s;
+
+	pthread_mutex_lock(&attach_lock);
+	s = atomic_exchange(&g_shm, NULL);
+	pthread_mutex_unlock(&attach_lock);
+	gw_shm_close(s);
+}

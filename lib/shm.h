@@ -1,0 +1,84 @@
+/*
+ * shm.h: one shared memory region per host, a file mapped MAP_SHARED by
+ * every process of every route family, for state that must hold across
+ * all workers (rate limits, metrics). Everything in it is updated with
+ * lock-free atomics; no lock is ever held across a request.
+ *
+ * Layout: a 4 KiB header {magic, layout version, size, carve cursor, area
+ * directory}, then page-aligned areas carved on first use, one per
+ * enum gw_shm_area. A new file, or one whose header does not match (magic,
+ * GW_SHM_LAYOUT_VERSION or size), is zeroed and re-initialised under
+ * flock(2), so exactly one process initialises it. Areas start zeroed:
+ * their users treat all-zero as the empty state.
+ *
+ * Bump GW_SHM_LAYOUT_VERSION whenever an area's layout changes. A changed
+ * layout or size re-initialises the file: restart every family together.
+ */
+#ifndef GW_SHM_H
+#define GW_SHM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+#define GW_SHM_LAYOUT_VERSION 1
+/* The size gw_shm_attach maps: room for every area below with headroom. */
+#define GW_SHM_SIZE ((size_t)4 << 20)
+
+enum gw_shm_area {
+	GW_SHM_AREA_RATELIMIT = 0,
+	GW_SHM_AREA_METRICS,
+	GW_SHM_AREA_MAX = 8
+};
+
+struct gw_shm;
+
+/*
+ * Open or create the file at path, size it to size bytes (at least 64 KiB)
+ * and map it shared, initialising the header once across processes.
+ * Returns NULL with a message in err (errlen bytes, may be 0) on failure.
+ * Free with gw_shm_close.
+ */
+struct gw_shm *gw_shm_open(const char *path, size_t size, char *err,
+    size_t errlen) GW_NONNULL(1);
+/* The start of the mapping (the header) and its size; borrowed. */
+void *gw_shm_base(const struct gw_shm *shm) GW_NONNULL(1);
+size_t gw_shm_size(const struct gw_shm *shm) GW_NONNULL(1);
+/*
+ * The area id of size bytes, carved (zeroed, page-aligned) by whichever
+ * process asks first and found by the others; lock-free and, after the
+ * first call per process, two loads. Every caller must pass the same size
+ * for an id. NULL (logged) when the region is full or the size differs
+ * from the carved one (layout version not bumped).
+ */
+void *gw_shm_area(struct gw_shm *shm, enum gw_shm_area id, size_t size)
+    GW_NONNULL(1);
+/* Unmap and free; NULL-ok. No thread may still use the mapping. */
+void gw_shm_close(struct gw_shm *shm);
+
+/*
+ * The process-wide region: map path (GW_SHM_SIZE bytes) unless already
+ * mapped. Safe from several threads; idempotent, including in a forked
+ * child, which inherits its parent's mapping. A different path while one
+ * is mapped is refused (GW_E_INVALID, logged); failures are logged.
+ */
+enum gw_status gw_shm_attach(const char *path) GW_NONNULL(1);
+/* The region gw_shm_attach mapped, or NULL; one atomic load. Borrowed. */
+struct gw_shm *gw_shm_get(void);
+/* Unmap the process-wide region (tests, exit); no thread may still use it. */
+void gw_shm_detach(void);
+
+/*
+ * getpid() cached per process and refreshed in a fork child (pthread_atfork),
+ * so hot paths that tag shared state with the pid make no system call.
+ */
+pid_t gw_shm_pid(void);
+/*
+ * 1 when process pid is gone (kill(pid, 0) fails with ESRCH). A zombie not
+ * yet reaped by its parent still counts as alive.
+ */
+int gw_shm_pid_dead(pid_t pid);
+
+#endif /* GW_SHM_H */
