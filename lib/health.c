@@ -213,19 +213,37 @@ handle_readiness(struct gw_req *req)
 	return GW_OK;
 }
 
-/* A first /metrics: process facts; the full set comes with shared metrics. */
+/*
+ * /metrics, Prometheus text. Process facts, and the Langfuse export lag
+ * read from PostgreSQL (the age of the oldest request not exported yet;
+ * 0 when none waits or export is off).
+ */
 static enum gw_status
 handle_metrics(struct gw_req *req)
 {
 	struct gw_buf b = {0};
+	struct gw_db_rows *rows = NULL;
+	char err[256];
 
 	gw_buf_printf(&b,
 	    "# HELP llmgw_build_info Build information.\n"
 	    "# TYPE llmgw_build_info gauge\n"
 	    "llmgw_build_info{version=\"%s\"} 1\n",
 	    GW_VERSION);
-	gw_reply(
-	    req, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
+	if (gw_db_exec(gw_thread_db(req->th),
+		"SELECT coalesce(extract(epoch FROM now() - min(s.start_time)), "
+		"0) FROM request_payloads p JOIN spend_logs s USING (request_id) "
+		"WHERE p.exported_at IS NULL",
+		0, NULL, 1, &rows, err, sizeof(err)) == GW_OK)
+		gw_buf_printf(&b,
+		    "# HELP llmgw_langfuse_export_lag_seconds Age of the oldest "
+		    "request not yet exported to Langfuse.\n"
+		    "# TYPE llmgw_langfuse_export_lag_seconds gauge\n"
+		    "llmgw_langfuse_export_lag_seconds %s\n",
+		    gw_db_rows_get(rows, 0, 0));
+	gw_db_rows_free(rows);
+	gw_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.p,
+	    b.len);
 	gw_buf_fini(&b);
 	return GW_OK;
 }

@@ -351,6 +351,43 @@ gw_shm_attach(const char *path)
 	return st;
 }
 
+static uint64_t
+fmix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64_C(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return h;
+}
+
+/* Eight bytes a step, each multiplied into the state, then a finaliser. */
+uint64_t
+gw_shm_hash(const void *p, size_t n, uint64_t seed)
+{
+	const unsigned char *s = p;
+	const uint64_t k1 = UINT64_C(0x9e3779b97f4a7c15);
+	const uint64_t k2 = UINT64_C(0xbf58476d1ce4e5b9);
+	uint64_t h = seed ^ ((uint64_t)n * k1), w;
+
+	for (; n >= 8; s += 8, n -= 8) {
+		memcpy(&w, s, 8);
+		w *= k2;
+		w ^= w >> 31;
+		h = (h ^ w) * k1;
+		h = (h << 27) | (h >> 37);
+	}
+	if (n > 0) {
+		w = 0;
+		memcpy(&w, s, n);
+		w *= k2;
+		w ^= w >> 31;
+		h = (h ^ w) * k1;
+	}
+	return fmix64(h);
+}
+
 struct gw_shm *
 gw_shm_get(void)
 {

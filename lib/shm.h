@@ -71,6 +71,13 @@ struct gw_shm *gw_shm_get(void);
 void gw_shm_detach(void);
 
 /*
+ * A 64-bit hash of n bytes for keys stored in the region: the same in every
+ * process and build on a host (no random seed), so not meant to resist
+ * keys chosen to collide.
+ */
+uint64_t gw_shm_hash(const void *p, size_t n, uint64_t seed);
+
+/*
  * getpid() cached per process and refreshed in a fork child (pthread_atfork),
  * so hot paths that tag shared state with the pid make no system call.
  */

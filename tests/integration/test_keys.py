@@ -395,6 +395,20 @@ def test_jwt_es256(make_stack, mock, jwt_keys):
     s.stop()
 
 
+def test_jwt_spend_is_tracked_under_its_user(keys_stack, jwt_keys, pg):
+    tok = make_jwt(claims(sub="jwt-spender"), jwt_keys.secret)
+    r = chat(keys_stack, tok)
+    assert r.status == 200
+    rid = r.headers["x-request-id"]
+    deadline = time.time() + 10
+    while time.time() < deadline and pg.psql(
+            "SELECT count(*) FROM spend_logs WHERE request_id = '%s'" % rid) == "0":
+        time.sleep(0.05)
+    assert pg.psql("SELECT user_id || ' ' || api_key || '.' FROM spend_logs "
+                   "WHERE request_id = '%s'" % rid) == "jwt-spender ."
+    assert pg.psql("SELECT count(*) FROM users WHERE user_id = 'jwt-spender'") == "1"
+
+
 def test_zz_no_raw_key_in_database_or_logs(keys_stack, pg, base_dir):
     """Run last in this module: every raw key seen so far, searched for."""
     assert len(RAW_KEYS) > 50

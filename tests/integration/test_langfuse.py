@@ -174,6 +174,9 @@ def test_down_loses_nothing_and_catches_up(stack, lf, pg):
     assert pg.psql("SELECT count(*) FROM request_payloads WHERE exported_at IS NULL "
                    "AND request_id IN ('%s')" % "','".join(rids)) == "3"
     assert float(out.split("lag_s=")[1].split()[0]) > 0
+    m = stack.get("/metrics").body.decode()
+    lag = [l for l in m.splitlines() if l.startswith("llmgw_langfuse_export_lag_seconds ")]
+    assert lag and float(lag[0].split()[1]) > 0
     lf.set_mode("ok")
     rc, out, _ = export(stack)
     assert rc == 0 and "sent=3" in out

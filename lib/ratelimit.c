@@ -1,0 +1,658 @@
+/*
+ * ratelimit.c: the host-wide global bucket, per-entity rpm/tpm/parallel
+ * limits and the parallel-slot leases, all in the shared memory area
+ * GW_SHM_AREA_RATELIMIT.
+ *
+ * Entities live in an open-addressing table of RL_ENTRIES slots probed
+ * linearly from hash & mask; a walk ends at the first never-used slot
+ * (h1 == 0). Slots are never emptied again, only recycled in place: a slot
+ * may be taken over by another entity when nothing in it matters any more
+ * (no pins, no parallel leases, no count in the current window). Identity
+ * is two independent 64-bit hashes of the entity string (h1 picks the home
+ * slot; both must match), so a false match needs a 128-bit collision.
+ *
+ * Each slot has a ref word: REF_LOCK|pid while a thread (re)claims the slot
+ * for an entity, else the number of threads that pinned it. Admission pins
+ * the slot, re-checks its identity, works on its counters and unpins;
+ * recycling needs ref == 0, so an entity cannot change under a pinned slot
+ * or under a held parallel lease (par > 0). A claimer that dies while
+ * holding REF_LOCK is detected by pid and its slot turned into a tombstone
+ * (h1 == H1_TOMB), which is recyclable.
+ *
+ * Counts are words of (minute window << 40 | count) so that one CAS both
+ * resets a stale window and counts; a count in another window reads as 0.
+ */
+#include "ratelimit.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "shm.h"
+
+#define RL_ENTRIES 8192
+#define RL_MASK (RL_ENTRIES - 1)
+#define RL_LEASES 16384
+#define RL_MAXPROBE 64
+#define WIN_NS INT64_C(60000000000)
+#define CNT_BITS 40
+#define CNT_MASK ((UINT64_C(1) << CNT_BITS) - 1)
+#define WIN_MASK ((UINT64_C(1) << 24) - 1)
+#define REF_LOCK (UINT64_C(1) << 63)
+#define H1_TOMB 1 /* real h1 values are >= 2; 0 is never used */
+#define SPIN_YIELD 64
+#define SPIN_CHECK 4096
+
+struct rl_entry {
+	_Atomic uint64_t h1;
+	_Atomic uint64_t h2;
+	_Atomic uint64_t ref; /* REF_LOCK|pid, or the number of pins */
+	_Atomic uint64_t par; /* parallel leases held */
+	_Atomic uint64_t req; /* window << 40 | requests */
+	_Atomic uint64_t tok; /* window << 40 | tokens */
+	uint64_t pad[2];
+};
+_Static_assert(sizeof(struct rl_entry) == 64, "one cache line per entity");
+
+/*
+ * A lease is (pid << 32 | (entity slot + 1) << 16 | sequence); 0 is free.
+ * The sequence tells two leases of one thread on one slot apart.
+ */
+struct rl_area {
+	_Atomic int64_t tat; /* GCRA theoretical arrival time, ns */
+	char pad[56];
+	struct rl_entry ent[RL_ENTRIES];
+	_Atomic uint64_t lease[RL_LEASES];
+};
+
+static atomic_int warned_noshm, warned_full, warned_leases;
+static _Thread_local uint32_t lease_cursor;
+static _Thread_local uint16_t lease_seq;
+
+static void
+warn_once(atomic_int *flag, const char *msg)
+{
+	if (!atomic_exchange_explicit(flag, 1, memory_order_relaxed))
+		gw_log_warn(NULL, "ratelimit", "%s", msg);
+}
+
+static struct rl_area *
+area(void)
+{
+	struct gw_shm *s = gw_shm_get();
+	struct rl_area *a = NULL;
+
+	if (s != NULL)
+		a = gw_shm_area(s, GW_SHM_AREA_RATELIMIT, sizeof(*a));
+	if (a == NULL)
+		warn_once(&warned_noshm,
+		    "no shared memory region: rate limits are not enforced");
+	return a;
+}
+
+static uint64_t
+win_of(int64_t now_ns)
+{
+	return (uint64_t)((now_ns < 0 ? 0 : now_ns) / WIN_NS) & WIN_MASK;
+}
+
+static uint64_t
+cnt_in(uint64_t word, uint64_t win)
+{
+	return (word >> CNT_BITS) == win ? (word & CNT_MASK) : 0;
+}
+
+static uint64_t
+pack(uint64_t win, uint64_t n)
+{
+	return win << CNT_BITS | (n > CNT_MASK ? CNT_MASK : n);
+}
+
+/* Whole seconds in ns, rounded up, at least 1. */
+static int
+ceil_s(int64_t ns)
+{
+	int64_t s = (ns + 999999999) / 1000000000;
+
+	if (s < 1)
+		return 1;
+	return s > 86400 ? 86400 : (int)s;
+}
+
+int64_t
+gw_rl_reset_ms(int64_t now_ns)
+{
+	int64_t left = WIN_NS - (now_ns < 0 ? 0 : now_ns) % WIN_NS;
+
+	return (left + 999999) / 1000000;
+}
+
+/*
+ * GCRA: with T = 1/rate, a request at now is admitted when
+ * max(tat, now) - now <= (burst - 1) * T, and then tat = max(tat, now) + T.
+ * That is a token bucket holding burst - (tat - now) / T tokens, with the
+ * whole state in one word.
+ */
+int
+gw_rl_take_global(double rate, double burst, int64_t now_ns, int *retry_after_s)
+{
+	struct rl_area *a;
+	double tf, tauf;
+	int64_t t, tau, tat, base;
+
+	if (!(rate > 0))
+		return 1;
+	if ((a = area()) == NULL)
+		return 1;
+	tf = 1e9 / rate;
+	t = tf < 1 ? 1 : tf > 1e15 ? (int64_t)1e15 : (int64_t)(tf + 0.5);
+	tauf = (!(burst >= 1) ? 0 : burst - 1) * (double)t;
+	tau = tauf > 1e18 ? (int64_t)1e18 : (int64_t)tauf;
+	tat = atomic_load_explicit(&a->tat, memory_order_relaxed);
+	do {
+		base = tat > now_ns ? tat : now_ns;
+		if (base - now_ns > tau) {
+			if (retry_after_s != NULL)
+				*retry_after_s = ceil_s(base - now_ns - tau);
+			gw_metrics_inc(
+			    GW_METRIC_RATELIMITED, "reason=\"global\"", 1);
+			return 0;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(&a->tat, &tat,
+	    base + t, memory_order_relaxed, memory_order_relaxed));
+	return 1;
+}
+
+static void
+entity_hash(const char *entity, uint64_t *h1, uint64_t *h2)
+{
+	size_t n = strlen(entity);
+
+	*h1 = gw_shm_hash(entity, n, UINT64_C(0x6c6c6d67772d726c));
+	*h2 = gw_shm_hash(entity, n, UINT64_C(0x2d6b65792d696432));
+	if (*h1 < 2)
+		*h1 += 2;
+}
+
+/* Back off while another thread holds the slot's lock. */
+static void
+spin(int *spins)
+{
+	if (++*spins > SPIN_YIELD)
+		sched_yield();
+}
+
+/*
+ * Wait until e is not locked and return its ref word. A lock held by a
+ * dead process (killed while claiming) is broken: the slot becomes a
+ * recyclable tombstone.
+ */
+static uint64_t
+ref_wait(struct rl_entry *e)
+{
+	uint64_t r;
+	int spins = 0;
+
+	while ((r = atomic_load_explicit(&e->ref, memory_order_acquire)) &
+	       REF_LOCK) {
+		if (spins < SPIN_CHECK) {
+			spin(&spins);
+			continue;
+		}
+		spins = 0;
+		if (!gw_shm_pid_dead((pid_t)(r & UINT32_MAX)) ||
+		    !atomic_compare_exchange_strong(&e->ref, &r,
+		        REF_LOCK | (uint32_t)gw_shm_pid()))
+			continue;
+		atomic_store(&e->h2, 0);
+		atomic_store(&e->req, 0);
+		atomic_store(&e->tok, 0);
+		atomic_store(&e->h1, H1_TOMB);
+		atomic_store_explicit(&e->ref, 0, memory_order_release);
+	}
+	return r;
+}
+
+static void
+pin(struct rl_entry *e)
+{
+	uint64_t r = atomic_load_explicit(&e->ref, memory_order_relaxed);
+
+	for (;;) {
+		if (r & REF_LOCK)
+			r = ref_wait(e);
+		if (atomic_compare_exchange_weak_explicit(&e->ref, &r, r + 1,
+		        memory_order_acq_rel, memory_order_relaxed))
+			return;
+	}
+}
+
+static void
+unpin(struct rl_entry *e)
+{
+	atomic_fetch_sub_explicit(&e->ref, 1, memory_order_release);
+}
+
+static int
+matches(struct rl_entry *e, uint64_t h1, uint64_t h2)
+{
+	return atomic_load_explicit(&e->h1, memory_order_acquire) == h1 &&
+	       atomic_load_explicit(&e->h2, memory_order_relaxed) == h2;
+}
+
+/* Nothing in e matters any more in window win (the caller holds no pin). */
+static int
+recyclable(struct rl_entry *e, uint64_t win)
+{
+	if (atomic_load(&e->ref) != 0 || atomic_load(&e->par) != 0)
+		return 0;
+	if (atomic_load(&e->h1) == H1_TOMB)
+		return 1;
+	return cnt_in(atomic_load(&e->req), win) == 0 &&
+	       cnt_in(atomic_load(&e->tok), win) == 0;
+}
+
+/*
+ * Walk the chain of h1 for (h1, h2): its slot, or -1. When cand is set it
+ * gets the first slot the entity could take (never used or recyclable),
+ * or stays -1. wait: wait for slots being claimed; without it (a claimer
+ * re-checking, which must not wait on another claimer) such slots, and the
+ * slot skip, are passed over.
+ */
+static int
+walk(struct rl_area *a, uint64_t h1, uint64_t h2, uint64_t win, int *cand,
+    int wait, int skip)
+{
+	uint32_t i = (uint32_t)h1 & RL_MASK;
+	struct rl_entry *e;
+	uint64_t k;
+	int n;
+
+	for (n = 0; n < RL_MAXPROBE; n++, i = (i + 1) & RL_MASK) {
+		e = &a->ent[i];
+		if ((int)i == skip)
+			continue;
+		if (atomic_load_explicit(&e->ref, memory_order_acquire) &
+		    REF_LOCK) {
+			if (!wait)
+				continue;
+			ref_wait(e);
+		}
+		k = atomic_load_explicit(&e->h1, memory_order_acquire);
+		if (k == h1 &&
+		    atomic_load_explicit(&e->h2, memory_order_relaxed) == h2)
+			return (int)i;
+		if (k == 0) {
+			if (cand != NULL && *cand < 0)
+				*cand = (int)i;
+			return -1;
+		}
+		if (cand != NULL && *cand < 0 && recyclable(e, win))
+			*cand = (int)i;
+	}
+	return -1;
+}
+
+/*
+ * Take slot c for (h1, h2): lock it, check it is still free to take, look
+ * again for the entity (another thread may have added it meanwhile), then
+ * write the identity. Returns the pinned slot of the entity, or -1 to walk
+ * again.
+ */
+static int
+claim(struct rl_area *a, int c, uint64_t h1, uint64_t h2, uint64_t win)
+{
+	struct rl_entry *e = &a->ent[c];
+	uint64_t zero = 0, k;
+	int f;
+
+	if (!atomic_compare_exchange_strong(
+	        &e->ref, &zero, REF_LOCK | (uint32_t)gw_shm_pid()))
+		return -1;
+	k = atomic_load(&e->h1);
+	if (k != 0 &&
+	    (atomic_load(&e->par) != 0 ||
+	        (k != H1_TOMB && (cnt_in(atomic_load(&e->req), win) != 0 ||
+	                             cnt_in(atomic_load(&e->tok), win) != 0)))) {
+		atomic_store_explicit(&e->ref, 0, memory_order_release);
+		return -1;
+	}
+	f = walk(a, h1, h2, win, NULL, 0, c);
+	if (f >= 0) {
+		atomic_store_explicit(&e->ref, 0, memory_order_release);
+		pin(&a->ent[f]);
+		if (matches(&a->ent[f], h1, h2))
+			return f;
+		unpin(&a->ent[f]);
+		return -1;
+	}
+	atomic_store(&e->h2, h2);
+	atomic_store(&e->req, 0);
+	atomic_store(&e->tok, 0);
+	atomic_store_explicit(&e->h1, h1, memory_order_release);
+	/* Unlock, keeping one pin for the caller. */
+	atomic_store_explicit(&e->ref, 1, memory_order_release);
+	return c;
+}
+
+/* The slot of (h1, h2), created when missing and returned pinned; -1 full. */
+static int
+entry_get(struct rl_area *a, uint64_t h1, uint64_t h2, uint64_t win)
+{
+	int attempt, i, cand;
+
+	for (attempt = 0; attempt < 32; attempt++) {
+		cand = -1;
+		i = walk(a, h1, h2, win, &cand, 1, -1);
+		if (i >= 0) {
+			pin(&a->ent[i]);
+			if (matches(&a->ent[i], h1, h2))
+				return i;
+			unpin(&a->ent[i]);
+			continue;
+		}
+		if (cand < 0)
+			return -1;
+		if ((i = claim(a, cand, h1, h2, win)) >= 0)
+			return i;
+	}
+	return -1;
+}
+
+/* Decrement a count word if it is in window win and above 0. */
+static void
+uncount(_Atomic uint64_t *p, uint64_t win)
+{
+	uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+
+	do {
+		if (cnt_in(w, win) == 0)
+			return;
+	} while (!atomic_compare_exchange_weak_explicit(
+	    p, &w, w - 1, memory_order_relaxed, memory_order_relaxed));
+}
+
+static void
+count_add(_Atomic uint64_t *p, uint64_t win, uint64_t n)
+{
+	uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+
+	while (!atomic_compare_exchange_weak_explicit(p, &w,
+	    pack(win, cnt_in(w, win) + n), memory_order_relaxed,
+	    memory_order_relaxed))
+		;
+}
+
+/* Decrement a parallel count, never below 0. */
+static void
+par_release(struct rl_entry *e)
+{
+	uint64_t w = atomic_load_explicit(&e->par, memory_order_relaxed);
+
+	do {
+		if (w == 0)
+			return;
+	} while (!atomic_compare_exchange_weak_explicit(&e->par, &w, w - 1,
+	    memory_order_release, memory_order_relaxed));
+}
+
+/* Record a held parallel slot of entity slot idx; the lease index or -1. */
+static int
+lease_take(struct rl_area *a, int idx, uint64_t *word)
+{
+	uintptr_t self = (uintptr_t)&lease_cursor;
+	uint32_t n, i;
+	uint64_t w, zero;
+
+	/* Threads start their searches at different places. */
+	if (lease_cursor == 0)
+		lease_cursor = (uint32_t)gw_shm_hash(
+		    &self, sizeof(self), (uint64_t)gw_shm_pid());
+	w = (uint64_t)(uint32_t)gw_shm_pid() << 32 | (uint64_t)(idx + 1) << 16 |
+	    ++lease_seq;
+	for (n = 0; n < RL_LEASES; n++) {
+		i = (lease_cursor + n) & (RL_LEASES - 1);
+		if (atomic_load_explicit(&a->lease[i], memory_order_relaxed))
+			continue;
+		zero = 0;
+		if (atomic_compare_exchange_strong(&a->lease[i], &zero, w)) {
+			lease_cursor = i + 1;
+			*word = w;
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+static void
+refused_metric(enum gw_rl_verdict v)
+{
+	static const char *const reasons[] = {
+	    [GW_RL_RPM] = "reason=\"rpm\"",
+	    [GW_RL_TPM] = "reason=\"tpm\"",
+	    [GW_RL_PARALLEL] = "reason=\"parallel\"",
+	};
+
+	gw_metrics_inc(GW_METRIC_RATELIMITED, reasons[v], 1);
+}
+
+static void
+fail_open(atomic_int *flag, const char *reason, const char *msg)
+{
+	warn_once(flag, msg);
+	gw_metrics_inc(GW_METRIC_RATELIMIT_FAILOPEN, reason, 1);
+}
+
+enum gw_rl_verdict
+gw_rl_admit(const char *entity, const struct gw_rl_limits *lim,
+    int64_t now_ns, struct gw_rl_ticket *t, int *retry_after_s,
+    int64_t *remaining_requests, int64_t *remaining_tokens)
+{
+	enum gw_rl_verdict v = GW_RL_OK;
+	struct rl_area *a;
+	struct rl_entry *e = NULL;
+	uint64_t h1, h2, win, w, n = 0, used;
+	int64_t rr = lim->rpm < 0 ? -1 : lim->rpm;
+	int64_t rt = lim->tpm < 0 ? -1 : lim->tpm;
+	int idx;
+
+	memset(t, 0, sizeof(*t));
+	t->idx = -1;
+	t->lease = -1;
+	t->req_win = -1;
+	if (lim->rpm < 0 && lim->tpm < 0 && lim->parallel < 0)
+		goto out;
+	if ((a = area()) == NULL)
+		goto out;
+	win = win_of(now_ns);
+	entity_hash(entity, &h1, &h2);
+	if ((idx = entry_get(a, h1, h2, win)) < 0) {
+		fail_open(&warned_full, "reason=\"entity_table_full\"",
+		    "entity table full: admitting without per-key limits");
+		goto out;
+	}
+	e = &a->ent[idx];
+	if (lim->tpm >= 0) {
+		used = cnt_in(atomic_load_explicit(&e->tok,
+		                  memory_order_relaxed),
+		    win);
+		rt = (int64_t)used >= lim->tpm ? 0 : lim->tpm - (int64_t)used;
+		if (rt == 0) {
+			v = GW_RL_TPM;
+			n = cnt_in(atomic_load(&e->req), win);
+			if (lim->rpm >= 0)
+				rr = (int64_t)n >= lim->rpm
+				         ? 0
+				         : lim->rpm - (int64_t)n;
+			goto refused;
+		}
+	}
+	if (lim->rpm >= 0) {
+		w = atomic_load_explicit(&e->req, memory_order_relaxed);
+		do {
+			n = cnt_in(w, win);
+			if ((int64_t)n >= lim->rpm) {
+				v = GW_RL_RPM;
+				rr = 0;
+				goto refused;
+			}
+		} while (!atomic_compare_exchange_weak_explicit(&e->req, &w,
+		    pack(win, n + 1), memory_order_relaxed,
+		    memory_order_relaxed));
+		rr = lim->rpm - (int64_t)n - 1;
+		t->req_win = (int64_t)win;
+	}
+	if (lim->parallel >= 0) {
+		w = atomic_load_explicit(&e->par, memory_order_relaxed);
+		do {
+			if ((int64_t)w >= lim->parallel) {
+				v = GW_RL_PARALLEL;
+				if (t->req_win >= 0) {
+					uncount(&e->req, win);
+					rr++;
+				}
+				goto refused;
+			}
+		} while (!atomic_compare_exchange_weak_explicit(&e->par, &w,
+		    w + 1, memory_order_acquire, memory_order_relaxed));
+		if ((t->lease = lease_take(a, idx, &t->lease_word)) < 0) {
+			par_release(e);
+			fail_open(&warned_leases, "reason=\"lease_table_full\"",
+			    "lease table full: admitting without a parallel "
+			    "slot");
+		}
+	}
+	t->h1 = h1;
+	t->h2 = h2;
+	t->idx = idx;
+	t->state = 1;
+	t->tokens = lim->tpm >= 0;
+	unpin(e);
+	goto out;
+refused:
+	unpin(e);
+	t->req_win = -1;
+	if (retry_after_s != NULL)
+		*retry_after_s = v == GW_RL_PARALLEL
+		                     ? 1
+		                     : ceil_s(gw_rl_reset_ms(now_ns) * 1000000);
+	refused_metric(v);
+out:
+	if (remaining_requests != NULL)
+		*remaining_requests = rr;
+	if (remaining_tokens != NULL)
+		*remaining_tokens = rt;
+	return v;
+}
+
+/* Add tokens to the ticket's entity, wherever it lives now. */
+static void
+add_tokens(struct rl_area *a, const struct gw_rl_ticket *t, uint64_t tokens,
+    uint64_t win)
+{
+	struct rl_entry *e = &a->ent[t->idx];
+	int idx;
+
+	if (t->lease >= 0) {
+		/* Our lease keeps the slot from being recycled. */
+		count_add(&e->tok, win, tokens);
+		return;
+	}
+	pin(e);
+	if (!matches(e, t->h1, t->h2)) {
+		unpin(e);
+		if ((idx = entry_get(a, t->h1, t->h2, win)) < 0)
+			return;
+		e = &a->ent[idx];
+	}
+	count_add(&e->tok, win, tokens);
+	unpin(e);
+}
+
+static void
+lease_release(struct rl_area *a, const struct gw_rl_ticket *t)
+{
+	uint64_t w = t->lease_word;
+
+	if (atomic_compare_exchange_strong(&a->lease[t->lease], &w, 0))
+		par_release(&a->ent[t->idx]);
+}
+
+void
+gw_rl_done(struct gw_rl_ticket *t, int64_t tokens, int64_t now_ns)
+{
+	struct rl_area *a;
+
+	if (t->state != 1)
+		return;
+	t->state = 2;
+	if ((a = area()) == NULL)
+		return;
+	if (t->tokens && tokens > 0)
+		add_tokens(a, t, (uint64_t)tokens, win_of(now_ns));
+	if (t->lease >= 0)
+		lease_release(a, t);
+}
+
+void
+gw_rl_undo(struct gw_rl_ticket *t, int64_t now_ns)
+{
+	struct rl_area *a;
+
+	if (t->state != 1)
+		return;
+	t->state = 2;
+	if ((a = area()) == NULL)
+		return;
+	if (t->lease >= 0)
+		lease_release(a, t);
+	/* The window check makes this safe even if the slot was recycled:
+	 * a new entity's counts are in a later window. */
+	if (t->req_win >= 0 && (uint64_t)t->req_win == win_of(now_ns))
+		uncount(&a->ent[t->idx].req, (uint64_t)t->req_win);
+}
+
+int
+gw_rl_reap(void)
+{
+	struct {
+		pid_t pid;
+		int dead;
+	} seen[64];
+	struct rl_area *a;
+	uint64_t w;
+	pid_t me = gw_shm_pid(), pid;
+	int nseen = 0, freed = 0, i, j, dead, idx;
+
+	if ((a = area()) == NULL)
+		return 0;
+	for (i = 0; i < RL_LEASES; i++) {
+		w = atomic_load_explicit(&a->lease[i], memory_order_relaxed);
+		if (w == 0 || (pid = (pid_t)(w >> 32)) == me)
+			continue;
+		for (j = 0; j < nseen && seen[j].pid != pid; j++)
+			;
+		if (j < nseen) {
+			dead = seen[j].dead;
+		} else {
+			dead = gw_shm_pid_dead(pid);
+			if (nseen < (int)GW_ARRAY_LEN(seen)) {
+				seen[nseen].pid = pid;
+				seen[nseen++].dead = dead;
+			}
+		}
+		if (!dead || !atomic_compare_exchange_strong(&a->lease[i], &w, 0))
+			continue;
+		idx = (int)((w >> 16) & 0xffff) - 1;
+		if (idx >= 0 && idx < RL_ENTRIES)
+			par_release(&a->ent[idx]);
+		freed++;
+	}
+	if (freed > 0)
+		gw_log_info(NULL, "ratelimit",
+		    "freed %d parallel slots held by dead processes", freed);
+	return freed;
+}
