@@ -33,10 +33,10 @@
 #include "metrics.h"
 #include "shm.h"
 
-#define RL_ENTRIES 8192
+#define RL_ENTRIES 16384
 #define RL_MASK (RL_ENTRIES - 1)
 #define RL_LEASES 16384
-#define RL_MAXPROBE 64
+#define RL_MAXPROBE 128
 #define WIN_NS INT64_C(60000000000)
 #define CNT_BITS 40
 #define CNT_MASK ((UINT64_C(1) << CNT_BITS) - 1)
@@ -161,8 +161,8 @@ gw_rl_take_global(double rate, double burst, int64_t now_ns, int *retry_after_s)
 			    GW_METRIC_RATELIMITED, "reason=\"global\"", 1);
 			return 0;
 		}
-	} while (!atomic_compare_exchange_weak_explicit(&a->tat, &tat,
-	    base + t, memory_order_relaxed, memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(&a->tat, &tat, base + t,
+	    memory_order_relaxed, memory_order_relaxed));
 	return 1;
 }
 
@@ -204,8 +204,8 @@ ref_wait(struct rl_entry *e)
 		}
 		spins = 0;
 		if (!gw_shm_pid_dead((pid_t)(r & UINT32_MAX)) ||
-		    !atomic_compare_exchange_strong(&e->ref, &r,
-		        REF_LOCK | (uint32_t)gw_shm_pid()))
+		    !atomic_compare_exchange_strong(
+		        &e->ref, &r, REF_LOCK | (uint32_t)gw_shm_pid()))
 			continue;
 		atomic_store(&e->h2, 0);
 		atomic_store(&e->req, 0);
@@ -313,10 +313,10 @@ claim(struct rl_area *a, int c, uint64_t h1, uint64_t h2, uint64_t win)
 	        &e->ref, &zero, REF_LOCK | (uint32_t)gw_shm_pid()))
 		return -1;
 	k = atomic_load(&e->h1);
-	if (k != 0 &&
-	    (atomic_load(&e->par) != 0 ||
-	        (k != H1_TOMB && (cnt_in(atomic_load(&e->req), win) != 0 ||
-	                             cnt_in(atomic_load(&e->tok), win) != 0)))) {
+	if (k != 0 && (atomic_load(&e->par) != 0 ||
+	                  (k != H1_TOMB &&
+	                      (cnt_in(atomic_load(&e->req), win) != 0 ||
+	                          cnt_in(atomic_load(&e->tok), win) != 0)))) {
 		atomic_store_explicit(&e->ref, 0, memory_order_release);
 		return -1;
 	}
@@ -395,8 +395,8 @@ par_release(struct rl_entry *e)
 	do {
 		if (w == 0)
 			return;
-	} while (!atomic_compare_exchange_weak_explicit(&e->par, &w, w - 1,
-	    memory_order_release, memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &e->par, &w, w - 1, memory_order_release, memory_order_relaxed));
 }
 
 /* Record a held parallel slot of entity slot idx; the lease index or -1. */
@@ -447,9 +447,9 @@ fail_open(atomic_int *flag, const char *reason, const char *msg)
 }
 
 enum gw_rl_verdict
-gw_rl_admit(const char *entity, const struct gw_rl_limits *lim,
-    int64_t now_ns, struct gw_rl_ticket *t, int *retry_after_s,
-    int64_t *remaining_requests, int64_t *remaining_tokens)
+gw_rl_admit(const char *entity, const struct gw_rl_limits *lim, int64_t now_ns,
+    struct gw_rl_ticket *t, int *retry_after_s, int64_t *remaining_requests,
+    int64_t *remaining_tokens)
 {
 	enum gw_rl_verdict v = GW_RL_OK;
 	struct rl_area *a;
@@ -476,9 +476,8 @@ gw_rl_admit(const char *entity, const struct gw_rl_limits *lim,
 	}
 	e = &a->ent[idx];
 	if (lim->tpm >= 0) {
-		used = cnt_in(atomic_load_explicit(&e->tok,
-		                  memory_order_relaxed),
-		    win);
+		used = cnt_in(
+		    atomic_load_explicit(&e->tok, memory_order_relaxed), win);
 		rt = (int64_t)used >= lim->tpm ? 0 : lim->tpm - (int64_t)used;
 		if (rt == 0) {
 			v = GW_RL_TPM;
@@ -644,7 +643,8 @@ gw_rl_reap(void)
 				seen[nseen++].dead = dead;
 			}
 		}
-		if (!dead || !atomic_compare_exchange_strong(&a->lease[i], &w, 0))
+		if (!dead ||
+		    !atomic_compare_exchange_strong(&a->lease[i], &w, 0))
 			continue;
 		idx = (int)((w >> 16) & 0xffff) - 1;
 		if (idx >= 0 && idx < RL_ENTRIES)

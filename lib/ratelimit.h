@@ -80,8 +80,8 @@ int gw_rl_take_global(
  */
 enum gw_rl_verdict gw_rl_admit(const char *entity,
     const struct gw_rl_limits *lim, int64_t now_ns, struct gw_rl_ticket *t,
-    int *retry_after_s, int64_t *remaining_requests,
-    int64_t *remaining_tokens) GW_NONNULL(1, 2, 4);
+    int *retry_after_s, int64_t *remaining_requests, int64_t *remaining_tokens)
+    GW_NONNULL(1, 2, 4);
 
 /*
  * The request ended (success, error, timeout, client gone): count its

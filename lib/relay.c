@@ -24,6 +24,9 @@
 /* A whole (non-streamed) answer is kept up to this size. */
 #define ANSWER_MAX (64 * 1024 * 1024)
 
+/* Timeouts, keep-alives and disconnects are checked this often. */
+#define TICK_US (100 * 1000)
+
 enum mode { MODE_NONE = 0, MODE_SSE, MODE_BUFFER, MODE_ERROR };
 enum abort_reason {
 	ABORT_NONE = 0,
@@ -50,6 +53,7 @@ struct relay {
 	int64_t t_last_data;
 	int64_t t_last_keepalive;
 	int64_t t_first_token;
+	int64_t t_last_tick;
 	int done_seen;
 	enum abort_reason abort;
 	/* What the request amounted to. */
@@ -263,6 +267,13 @@ on_tick(void *arg)
 	int64_t ka = (int64_t)cfg->stream_keepalive_s * 1000000;
 	int64_t last;
 
+	/*
+	 * libcurl calls this on every turn of its loop: the checks below
+	 * (a poll(2) among them) run at most every TICK_US.
+	 */
+	if (now - r->t_last_tick < TICK_US)
+		return 0;
+	r->t_last_tick = now;
 	if (gw_req_client_gone(r->req)) {
 		r->client_gone = 1;
 		r->abort = ABORT_CLIENT;
@@ -302,6 +313,7 @@ attempt_reset(struct relay *r)
 	r->done_seen = 0;
 	r->abort = ABORT_NONE;
 	r->t_attempt = gw_now_mono_us();
+	r->t_last_tick = r->t_attempt;
 	r->t_last_data = 0;
 	gw_buf_reset(&r->resp, 64 * 1024);
 	gw_sse_reset(&r->sse);

@@ -244,9 +244,14 @@ carve(struct gw_shm *shm, enum gw_shm_area id, size_t size)
 	for (;;) {
 		off = atomic_load_explicit(&d->off, memory_order_acquire);
 		if (off == 0) {
-			if (!atomic_compare_exchange_strong(&d->off, &off, mark))
+			if (!atomic_compare_exchange_strong(
+			        &d->off, &off, mark))
 				continue;
-			o = atomic_fetch_add(&h->used, want);
+			o = atomic_load(&h->used);
+			while (o + want <= shm->size &&
+			       !atomic_compare_exchange_weak(
+			           &h->used, &o, o + want))
+				;
 			if (o + want > shm->size) {
 				gw_log_err(NULL, "shm",
 				    "%s: no room for area %d (%zu bytes, "

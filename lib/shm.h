@@ -41,8 +41,8 @@ struct gw_shm;
  * Returns NULL with a message in err (errlen bytes, may be 0) on failure.
  * Free with gw_shm_close.
  */
-struct gw_shm *gw_shm_open(const char *path, size_t size, char *err,
-    size_t errlen) GW_NONNULL(1);
+struct gw_shm *gw_shm_open(
+    const char *path, size_t size, char *err, size_t errlen) GW_NONNULL(1);
 /* The start of the mapping (the header) and its size; borrowed. */
 void *gw_shm_base(const struct gw_shm *shm) GW_NONNULL(1);
 size_t gw_shm_size(const struct gw_shm *shm) GW_NONNULL(1);

@@ -249,7 +249,7 @@ gw_spend_record(const struct gw_cfg *cfg, const struct gw_spend_rec *r)
 	else
 		inflight_head = f;
 	inflight_tail = f;
-	pthread_cond_signal(&wake);
+	/* No wake-up: the writer gathers rows for flush_ms per batch. */
 	pthread_mutex_unlock(&lock);
 	free(line);
 	return GW_OK;
@@ -288,9 +288,11 @@ release_inflight(uint64_t end)
  */
 static const char ship_sql[] =
     "WITH src AS (SELECT value AS j FROM json_array_elements($1::json)), "
-    "rows AS (SELECT (json_populate_record(NULL::spend_logs, j)).*, "
-    "j->'lf_input' AS lf_input, j->'lf_output' AS lf_output, "
-    "j->>'lf_mode' AS lf_mode FROM src), "
+    /* LATERAL: "(f(j)).*" would parse j once per column. */
+    "rows AS (SELECT r.*, src.j->'lf_input' AS lf_input, "
+    "src.j->'lf_output' AS lf_output, src.j->>'lf_mode' AS lf_mode FROM "
+    "src CROSS JOIN LATERAL json_populate_record(NULL::spend_logs, src.j) "
+    "AS r), "
     "ins AS (INSERT INTO spend_logs (request_id, api_key, key_alias, "
     "user_id, team_id, model, actual_model, call_type, prompt_tokens, "
     "completion_tokens, total_tokens, spend, usage_estimated, start_time, "
@@ -531,8 +533,12 @@ writer(void *arg)
 				}
 			}
 		}
-		if (n == 0 || n < 0) {
-			/* Idle (or failing): sleep until woken or flush_ms. */
+		if (n < cfg->spend_batch_rows) {
+			/*
+			 * Idle, failing, or less than a full batch: let rows
+			 * gather for flush_ms (or 1 s after a failure) so that
+			 * PostgreSQL sees a few big statements, not many small.
+			 */
 			clock_gettime(CLOCK_REALTIME, &dl);
 			dl.tv_nsec +=
 			    (long)(n < 0 ? 1000 : cfg->spend_flush_ms) *
