@@ -9,8 +9,8 @@
  * route="chat",model="gpt-4o",status="200" (names [a-zA-Z_][a-zA-Z0-9_]*,
  * values escaped with gw_metrics_label_escape or built with
  * gw_metrics_labels), "" for none, at most GW_METRICS_LABELS_MAX - 1 bytes.
- * Series are claimed on first use in fixed-size tables (2048 counter and
- * gauge series, 512 histogram series); when a table is full, or a label
+ * Series are claimed on first use in fixed-size tables (4096 counter and
+ * gauge series, 2048 histogram series); when a table is full, or a label
  * string is NULL, too long or malformed, the update goes to the metric's
  * "other" series (every label value "other") and
  * llmgw_metrics_series_overflow_total counts it, so totals stay exact.

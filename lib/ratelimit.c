@@ -21,6 +21,14 @@
  *
  * Counts are words of (minute window << 40 | count) so that one CAS both
  * resets a stale window and counts; a count in another window reads as 0.
+ *
+ * XXX: a process killed while it pins a slot (a few instructions inside
+ * gw_rl_admit) leaves the pin behind: the slot keeps working but is never
+ * recycled. Two threads adding the same new entity at a window boundary
+ * (their clocks on either side of it) can each take a slot; the duplicate
+ * splits that entity's counts until it goes stale. A dead process's pid
+ * reused before gw_rl_reap runs keeps its leases until the new process
+ * exits.
  */
 #include "ratelimit.h"
 
@@ -150,7 +158,7 @@ gw_rl_take_global(double rate, double burst, int64_t now_ns, int *retry_after_s)
 	tf = 1e9 / rate;
 	t = tf < 1 ? 1 : tf > 1e15 ? (int64_t)1e15 : (int64_t)(tf + 0.5);
 	tauf = (!(burst >= 1) ? 0 : burst - 1) * (double)t;
-	tau = tauf > 1e18 ? (int64_t)1e18 : (int64_t)tauf;
+	tau = tauf > 4e18 ? (int64_t)4e18 : (int64_t)tauf;
 	tat = atomic_load_explicit(&a->tat, memory_order_relaxed);
 	do {
 		base = tat > now_ns ? tat : now_ns;

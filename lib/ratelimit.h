@@ -21,6 +21,12 @@
  * tokens counted in the current window are below tpm; its tokens are added
  * by gw_rl_done, to the window current when it ends.
  *
+ * Capacity: 16384 entity slots, recycled once an entity has nothing
+ * counted in the current window and no request in flight (about 12000
+ * entities active in one minute fit before one is admitted untracked),
+ * and 16384 parallel leases. When either table is full the request is
+ * admitted (fail open), logged once per process.
+ *
  * Refusals are counted in GW_METRIC_RATELIMITED (metrics.h) with
  * reason="global|rpm|tpm|parallel"; fail-open events in
  * GW_METRIC_RATELIMIT_FAILOPEN.

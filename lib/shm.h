@@ -25,7 +25,7 @@
 
 #define GW_SHM_LAYOUT_VERSION 1
 /* The size gw_shm_attach maps: room for every area below with headroom. */
-#define GW_SHM_SIZE ((size_t)4 << 20)
+#define GW_SHM_SIZE ((size_t)8 << 20)
 
 enum gw_shm_area {
 	GW_SHM_AREA_RATELIMIT = 0,

@@ -1,0 +1,654 @@
+/*
+ * Unit tests for lib/ratelimit.c. The file is included to reach its
+ * statics: collisions need chosen hashes and a full lease table.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../lib/ratelimit.c"
+
+#define SEC INT64_C(1000000000)
+/* A fake clock 15 s into a minute window. */
+#define T0 (INT64_C(1000) * 60 * SEC + 15 * SEC)
+
+static char path[256];
+
+static int
+setup(void **state)
+{
+	const char *dir = getenv("TMPDIR");
+	int fd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/llmgw-test-rl-XXXXXX",
+	    dir != NULL && dir[0] ? dir : "/tmp");
+	if ((fd = mkstemp(path)) < 0)
+		return -1;
+	close(fd);
+	return gw_shm_attach(path) == GW_OK ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	gw_shm_detach();
+	unlink(path);
+	return 0;
+}
+
+static const struct gw_rl_limits none = {-1, -1, -1};
+
+static int64_t
+refused_count(const char *reason)
+{
+	char l[64];
+
+	snprintf(l, sizeof(l), "reason=\"%s\"", reason);
+	return (int64_t)gw_metrics_value(GW_METRIC_RATELIMITED, l);
+}
+
+static int64_t
+failopen_count(void)
+{
+	return (int64_t)(gw_metrics_value(GW_METRIC_RATELIMIT_FAILOPEN,
+	                     "reason=\"entity_table_full\"") +
+	                 gw_metrics_value(GW_METRIC_RATELIMIT_FAILOPEN,
+	                     "reason=\"lease_table_full\""));
+}
+
+static void
+test_global_bucket(void **state)
+{
+	int64_t now = T0;
+	int i, ok = 0, retry = 0;
+
+	(void)state;
+	/* Burst 200 at once, then refused with Retry-After 1. */
+	for (i = 0; i < 300; i++)
+		ok += gw_rl_take_global(100, 200, now, &retry);
+	assert_int_equal(ok, 200);
+	assert_int_equal(retry, 1);
+	/* 10 ms later one token is back, and only one. */
+	now += SEC / 100;
+	assert_int_equal(gw_rl_take_global(100, 200, now, NULL), 1);
+	assert_int_equal(gw_rl_take_global(100, 200, now, NULL), 0);
+	/* Steady state: 100 a second. */
+	now += SEC;
+	for (ok = 0, i = 0; i < 300; i++)
+		ok += gw_rl_take_global(100, 200, now, NULL);
+	assert_int_equal(ok, 100);
+	/* Idle long enough refills to the burst, never beyond. */
+	now += 60 * SEC;
+	for (ok = 0, i = 0; i < 300; i++)
+		ok += gw_rl_take_global(100, 200, now, NULL);
+	assert_int_equal(ok, 200);
+	assert_int_equal(refused_count("global"), 401);
+	/* rate 0: off */
+	for (i = 0; i < 1000; i++)
+		assert_int_equal(gw_rl_take_global(0, 200, now, NULL), 1);
+}
+
+static void
+test_global_retry_after(void **state)
+{
+	int64_t now = T0;
+	int retry = 0;
+
+	(void)state;
+	/* One token every 10 s: Retry-After 10, then less as time goes. */
+	assert_int_equal(gw_rl_take_global(0.1, 1, now, &retry), 1);
+	assert_int_equal(gw_rl_take_global(0.1, 1, now, &retry), 0);
+	assert_int_equal(retry, 10);
+	assert_int_equal(
+	    gw_rl_take_global(0.1, 1, now + 2500000000, &retry), 0);
+	assert_int_equal(retry, 8); /* 7.5 s rounded up */
+	assert_int_equal(gw_rl_take_global(0.1, 1, now + 10 * SEC, &retry), 1);
+	/* 1.5 s a token: 2. */
+	now += 100 * SEC;
+	assert_int_equal(gw_rl_take_global(1 / 1.5, 2, now, &retry), 1);
+	assert_int_equal(gw_rl_take_global(1 / 1.5, 2, now, &retry), 1);
+	assert_int_equal(gw_rl_take_global(1 / 1.5, 2, now, &retry), 0);
+	assert_int_equal(retry, 2);
+	/* A burst below 1 still lets one through. */
+	now += 100 * SEC;
+	assert_int_equal(gw_rl_take_global(1, 0, now, &retry), 1);
+	assert_int_equal(gw_rl_take_global(1, 0, now, &retry), 0);
+}
+
+static void
+test_rpm(void **state)
+{
+	struct gw_rl_limits lim = {3, -1, -1};
+	struct gw_rl_ticket t;
+	int64_t rr, rt;
+	int retry = 0, i;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(
+		    gw_rl_admit("k:a", &lim, T0, &t, &retry, &rr, &rt),
+		    GW_RL_OK);
+		assert_int_equal(rr, 2 - i);
+		assert_int_equal(rt, -1);
+		gw_rl_done(&t, 10, T0);
+	}
+	assert_int_equal(
+	    gw_rl_admit("k:a", &lim, T0, &t, &retry, &rr, &rt), GW_RL_RPM);
+	assert_int_equal(retry, 45); /* the window ends 45 s later */
+	assert_int_equal(rr, 0);
+	gw_rl_done(&t, 10, T0); /* refused: a no-op */
+	assert_int_equal(gw_rl_reset_ms(T0), 45000);
+	assert_int_equal(gw_rl_reset_ms(T0 + 44 * SEC + 1), 1000);
+	/* Another entity is not affected. */
+	assert_int_equal(
+	    gw_rl_admit("k:b", &lim, T0, &t, NULL, NULL, NULL), GW_RL_OK);
+	/* The next window starts afresh. */
+	assert_int_equal(
+	    gw_rl_admit("k:a", &lim, T0 + 45 * SEC, &t, &retry, &rr, &rt),
+	    GW_RL_OK);
+	assert_int_equal(rr, 2);
+	/* rpm 0 refuses everything. */
+	lim.rpm = 0;
+	assert_int_equal(
+	    gw_rl_admit("k:z", &lim, T0, &t, &retry, &rr, NULL), GW_RL_RPM);
+	assert_int_equal(refused_count("rpm"), 2);
+}
+
+static void
+test_tpm(void **state)
+{
+	struct gw_rl_limits lim = {-1, 100, -1};
+	struct gw_rl_ticket t;
+	int64_t rr, rt;
+	int retry = 0;
+
+	(void)state;
+	assert_int_equal(
+	    gw_rl_admit("t:team", &lim, T0, &t, &retry, &rr, &rt), GW_RL_OK);
+	assert_int_equal(rt, 100);
+	assert_int_equal(rr, -1);
+	gw_rl_done(&t, 60, T0);
+	gw_rl_done(&t, 60, T0); /* idempotent */
+	assert_int_equal(
+	    gw_rl_admit("t:team", &lim, T0, &t, &retry, &rr, &rt), GW_RL_OK);
+	assert_int_equal(rt, 40);
+	gw_rl_done(&t, 50, T0 + SEC);
+	/* 110 used: refused until the window ends. */
+	assert_int_equal(
+	    gw_rl_admit("t:team", &lim, T0 + 2 * SEC, &t, &retry, &rr, &rt),
+	    GW_RL_TPM);
+	assert_int_equal(retry, 43);
+	assert_int_equal(rt, 0);
+	assert_int_equal(
+	    gw_rl_admit("t:team", &lim, T0 + 45 * SEC, &t, &retry, &rr, &rt),
+	    GW_RL_OK);
+	assert_int_equal(rt, 100);
+	/* Tokens land in the window current when the request ends. */
+	gw_rl_done(&t, 100, T0 + 106 * SEC);
+	assert_int_equal(
+	    gw_rl_admit("t:team", &lim, T0 + 106 * SEC, &t, &retry, &rr, &rt),
+	    GW_RL_TPM);
+	assert_int_equal(refused_count("tpm"), 2);
+}
+
+static void
+test_parallel(void **state)
+{
+	struct gw_rl_limits lim = {-1, -1, 2};
+	struct gw_rl_ticket a, b, c;
+	int retry = 0;
+
+	(void)state;
+	assert_int_equal(
+	    gw_rl_admit("k:p", &lim, T0, &a, &retry, NULL, NULL), GW_RL_OK);
+	assert_int_equal(
+	    gw_rl_admit("k:p", &lim, T0, &b, &retry, NULL, NULL), GW_RL_OK);
+	assert_int_equal(gw_rl_admit("k:p", &lim, T0, &c, &retry, NULL, NULL),
+	    GW_RL_PARALLEL);
+	assert_int_equal(retry, 1);
+	gw_rl_done(&a, 0, T0);
+	gw_rl_done(&a, 0, T0); /* must not free b's slot */
+	assert_int_equal(
+	    gw_rl_admit("k:p", &lim, T0, &c, &retry, NULL, NULL), GW_RL_OK);
+	assert_int_equal(gw_rl_admit("k:p", &lim, T0, &a, &retry, NULL, NULL),
+	    GW_RL_PARALLEL);
+	/* Slots do not depend on windows. */
+	assert_int_equal(
+	    gw_rl_admit("k:p", &lim, T0 + 3600 * SEC, &a, &retry, NULL, NULL),
+	    GW_RL_PARALLEL);
+	gw_rl_done(&b, 0, T0);
+	gw_rl_done(&c, 0, T0);
+	assert_int_equal(
+	    gw_rl_admit("k:p", &lim, T0, &a, &retry, NULL, NULL), GW_RL_OK);
+	gw_rl_done(&a, 0, T0);
+	assert_int_equal(refused_count("parallel"), 3);
+}
+
+/* Key admitted, team refused: the key's request and slot are given back. */
+static void
+test_undo(void **state)
+{
+	struct gw_rl_limits key = {1, -1, 1}, team = {-1, -1, 0};
+	struct gw_rl_ticket tk, tt;
+	int64_t rr;
+
+	(void)state;
+	assert_int_equal(
+	    gw_rl_admit("k:u", &key, T0, &tk, NULL, &rr, NULL), GW_RL_OK);
+	assert_int_equal(rr, 0);
+	assert_int_equal(gw_rl_admit("t:u", &team, T0, &tt, NULL, NULL, NULL),
+	    GW_RL_PARALLEL);
+	gw_rl_undo(&tk, T0);
+	gw_rl_undo(&tk, T0); /* idempotent */
+	assert_int_equal(
+	    gw_rl_admit("k:u", &key, T0, &tk, NULL, &rr, NULL), GW_RL_OK);
+	assert_int_equal(rr, 0);
+	gw_rl_done(&tk, 5, T0);
+	gw_rl_undo(&tk, T0); /* after done: a no-op */
+	assert_int_equal(
+	    gw_rl_admit("k:u", &key, T0, &tk, NULL, NULL, NULL), GW_RL_RPM);
+	/* A refusal on parallel gives the rpm count back itself. */
+	key.rpm = 2;
+	assert_int_equal(
+	    gw_rl_admit("k:v", &key, T0, &tk, NULL, &rr, NULL), GW_RL_OK);
+	assert_int_equal(
+	    gw_rl_admit("k:v", &key, T0, &tt, NULL, &rr, NULL), GW_RL_PARALLEL);
+	assert_int_equal(rr, 1);
+	gw_rl_done(&tk, 0, T0);
+	assert_int_equal(
+	    gw_rl_admit("k:v", &key, T0, &tk, NULL, &rr, NULL), GW_RL_OK);
+	assert_int_equal(rr, 0);
+}
+
+static void
+test_unlimited(void **state)
+{
+	struct gw_rl_ticket t;
+	int64_t rr = 0, rt = 0;
+
+	(void)state;
+	assert_int_equal(
+	    gw_rl_admit("k:free", &none, T0, &t, NULL, &rr, &rt), GW_RL_OK);
+	assert_int_equal(rr, -1);
+	assert_int_equal(rt, -1);
+	assert_int_equal(t.state, 0);
+	assert_int_equal(t.idx, -1);
+	gw_rl_done(&t, 100, T0);
+	gw_rl_undo(&t, T0);
+}
+
+static void
+test_collisions(void **state)
+{
+	struct gw_rl_limits lim = {1, -1, -1};
+	struct gw_rl_ticket t;
+	struct rl_area *a = area();
+	uint64_t h1, h2, g1, g2, win = win_of(T0);
+	char e1[32], e2[32];
+	int i, j, x, y;
+
+	(void)state;
+	/* Two entities with the same home slot. */
+	snprintf(e1, sizeof(e1), "k:0");
+	entity_hash(e1, &h1, &h2);
+	for (i = 1;; i++) {
+		snprintf(e2, sizeof(e2), "k:%d", i);
+		entity_hash(e2, &g1, &g2);
+		if ((g1 & RL_MASK) == (h1 & RL_MASK))
+			break;
+	}
+	assert_int_equal(
+	    gw_rl_admit(e1, &lim, T0, &t, NULL, NULL, NULL), GW_RL_OK);
+	assert_int_equal(
+	    gw_rl_admit(e2, &lim, T0, &t, NULL, NULL, NULL), GW_RL_OK);
+	assert_int_equal(
+	    gw_rl_admit(e1, &lim, T0, &t, NULL, NULL, NULL), GW_RL_RPM);
+	assert_int_equal(
+	    gw_rl_admit(e2, &lim, T0, &t, NULL, NULL, NULL), GW_RL_RPM);
+	/* The same h1 and a different h2: two entities. */
+	x = entry_get(a, 12345, 1, win);
+	y = entry_get(a, 12345, 2, win);
+	assert_true(x >= 0 && y >= 0 && x != y);
+	assert_int_equal(entry_get(a, 12345, 1, win), x);
+	unpin(&a->ent[x]);
+	unpin(&a->ent[x]);
+	unpin(&a->ent[y]);
+	/* Many entities: each keeps its own count. */
+	for (j = 0; j < 2; j++)
+		for (i = 0; i < 3000; i++) {
+			snprintf(e1, sizeof(e1), "t:team-%d", i);
+			assert_int_equal(
+			    gw_rl_admit(e1, &lim, T0, &t, NULL, NULL, NULL),
+			    j == 0 ? GW_RL_OK : GW_RL_RPM);
+		}
+	assert_int_equal(failopen_count(), 0);
+}
+
+/* Stale entries are recycled: the table holds more entities over time. */
+static void
+test_recycle(void **state)
+{
+	struct gw_rl_limits lim = {1, 1000, -1};
+	struct gw_rl_ticket t;
+	char e[32];
+	int i, w;
+
+	(void)state;
+	for (w = 0; w < 4; w++)
+		for (i = 0; i < 5000; i++) {
+			snprintf(e, sizeof(e), "k:w%d-%d", w, i);
+			assert_int_equal(gw_rl_admit(e, &lim, T0 + w * 60 * SEC,
+			                     &t, NULL, NULL, NULL),
+			    GW_RL_OK);
+			gw_rl_done(&t, 1, T0 + w * 60 * SEC);
+			assert_int_equal(gw_rl_admit(e, &lim, T0 + w * 60 * SEC,
+			                     &t, NULL, NULL, NULL),
+			    GW_RL_RPM);
+		}
+	assert_int_equal(failopen_count(), 0);
+	/* Tokens of a request whose entity was recycled meanwhile still
+	 * reach that entity. */
+	lim.rpm = -1;
+	assert_int_equal(gw_rl_admit("k:long", &lim, T0 + 4 * 60 * SEC, &t,
+	                     NULL, NULL, NULL),
+	    GW_RL_OK);
+	for (i = 0; i < 6000; i++) {
+		struct gw_rl_ticket u;
+
+		snprintf(e, sizeof(e), "k:x-%d", i);
+		gw_rl_admit(e, &lim, T0 + 6 * 60 * SEC, &u, NULL, NULL, NULL);
+		gw_rl_done(&u, 1, T0 + 6 * 60 * SEC);
+	}
+	gw_rl_done(&t, 5000, T0 + 6 * 60 * SEC);
+	assert_int_equal(gw_rl_admit("k:long", &lim, T0 + 6 * 60 * SEC, &t,
+	                     NULL, NULL, NULL),
+	    GW_RL_TPM);
+}
+
+/* A child takes a parallel slot and dies: gw_rl_reap gives it back. */
+static void
+test_reap_dead(void **state)
+{
+	struct gw_rl_limits lim = {-1, -1, 1};
+	struct gw_rl_ticket t;
+	int status, p[2];
+	pid_t pid;
+	char c = 0;
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		if (gw_rl_admit("k:dead", &lim, T0, &t, NULL, NULL, NULL) !=
+		    GW_RL_OK)
+			_exit(1);
+		if (write(p[1], "x", 1) != 1)
+			_exit(2);
+		pause(); /* killed, never releases */
+		_exit(3);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &c, 1), 1);
+	close(p[0]);
+	/* Alive: its lease stays. */
+	assert_int_equal(gw_rl_reap(), 0);
+	assert_int_equal(gw_rl_admit("k:dead", &lim, T0, &t, NULL, NULL, NULL),
+	    GW_RL_PARALLEL);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(gw_rl_reap(), 1);
+	assert_int_equal(gw_rl_reap(), 0);
+	assert_int_equal(
+	    gw_rl_admit("k:dead", &lim, T0, &t, NULL, NULL, NULL), GW_RL_OK);
+	/* Our own lease is never reaped. */
+	assert_int_equal(gw_rl_reap(), 0);
+	gw_rl_done(&t, 0, T0);
+	assert_int_equal(
+	    gw_rl_admit("k:dead", &lim, T0, &t, NULL, NULL, NULL), GW_RL_OK);
+	gw_rl_done(&t, 0, T0);
+}
+
+/* Full lease table: admit anyway (fail open), count it. */
+static void
+test_lease_table_full(void **state)
+{
+	struct gw_rl_limits lim = {-1, -1, 1};
+	struct gw_rl_ticket t, u;
+	struct rl_area *a = area();
+	int i;
+
+	(void)state;
+	for (i = 0; i < RL_LEASES; i++)
+		atomic_store(&a->lease[i], UINT64_C(0xffff) << 16);
+	assert_int_equal(
+	    gw_rl_admit("k:f", &lim, T0, &t, NULL, NULL, NULL), GW_RL_OK);
+	assert_int_equal(t.lease, -1);
+	assert_int_equal(
+	    gw_rl_admit("k:f", &lim, T0, &u, NULL, NULL, NULL), GW_RL_OK);
+	assert_int_equal(failopen_count(), 2);
+	gw_rl_done(&t, 0, T0);
+	gw_rl_done(&u, 0, T0);
+	for (i = 0; i < RL_LEASES; i++)
+		atomic_store(&a->lease[i], 0);
+	assert_int_equal(
+	    gw_rl_admit("k:f", &lim, T0, &t, NULL, NULL, NULL), GW_RL_OK);
+	assert_int_equal(
+	    gw_rl_admit("k:f", &lim, T0, &u, NULL, NULL, NULL), GW_RL_PARALLEL);
+}
+
+/* Results children report through an anonymous shared mapping. */
+struct shared {
+	_Atomic int64_t ok, refused, inflight, max_inflight;
+};
+
+static struct shared *
+shared_new(void)
+{
+	struct shared *s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	assert_true(s != MAP_FAILED);
+	memset(s, 0, sizeof(*s));
+	return s;
+}
+
+static void
+wait_all(pid_t *pids, int n)
+{
+	int i, status;
+
+	for (i = 0; i < n; i++) {
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+}
+
+/* K processes hammer the global bucket at one instant: exactly burst. */
+static void
+test_cross_process_global(void **state)
+{
+	enum { K = 8, N = 20000, BURST = 50000 };
+	struct shared *sh = shared_new();
+	pid_t pids[K];
+	int i, j, ok;
+
+	(void)state;
+	for (i = 0; i < K; i++) {
+		if ((pids[i] = fork()) == 0) {
+			for (ok = 0, j = 0; j < N; j++)
+				ok += gw_rl_take_global(0.001, BURST, T0, NULL);
+			atomic_fetch_add(&sh->ok, ok);
+			_exit(0);
+		}
+	}
+	wait_all(pids, K);
+	assert_int_equal(atomic_load(&sh->ok), BURST);
+	munmap(sh, sizeof(*sh));
+}
+
+/* K processes on one entity: exact rpm, parallel never exceeded. */
+static void
+test_cross_process_entity(void **state)
+{
+	enum { K = 8, N = 5000, RPM = 12345, PAR = 3 };
+	struct gw_rl_limits rpm = {RPM, -1, -1}, par = {-1, 1000000, PAR};
+	struct shared *sh = shared_new();
+	struct gw_rl_ticket t;
+	pid_t pids[K];
+	int64_t in, mx;
+	int i, j;
+
+	(void)state;
+	for (i = 0; i < K; i++) {
+		if ((pids[i] = fork()) == 0) {
+			for (j = 0; j < N; j++) {
+				if (gw_rl_admit("k:shared", &rpm, T0, &t, NULL,
+				        NULL, NULL) == GW_RL_OK)
+					atomic_fetch_add(&sh->ok, 1);
+				if (gw_rl_admit("t:shared", &par, T0, &t, NULL,
+				        NULL, NULL) != GW_RL_OK)
+					continue;
+				in = atomic_fetch_add(&sh->inflight, 1) + 1;
+				mx = atomic_load(&sh->max_inflight);
+				while (
+				    in > mx && !atomic_compare_exchange_weak(
+				                   &sh->max_inflight, &mx, in))
+					;
+				atomic_fetch_sub(&sh->inflight, 1);
+				gw_rl_done(&t, 1, T0);
+			}
+			_exit(0);
+		}
+	}
+	wait_all(pids, K);
+	assert_int_equal(atomic_load(&sh->ok), RPM);
+	assert_true(atomic_load(&sh->max_inflight) <= PAR);
+	assert_true(atomic_load(&sh->max_inflight) >= 1);
+	/* Every slot came back. */
+	for (i = 0; i < PAR; i++)
+		assert_int_equal(
+		    gw_rl_admit("t:shared", &par, T0, &t, NULL, NULL, NULL),
+		    GW_RL_OK);
+	assert_int_equal(
+	    gw_rl_admit("t:shared", &par, T0, &t, NULL, NULL, NULL),
+	    GW_RL_PARALLEL);
+	assert_int_equal(gw_rl_reap(), 0);
+	munmap(sh, sizeof(*sh));
+}
+
+/* No region: everything is admitted. */
+static void
+test_no_shm(void **state)
+{
+	struct gw_rl_limits lim = {0, 0, 0};
+	struct gw_rl_ticket t;
+
+	(void)state;
+	gw_shm_detach();
+	assert_int_equal(gw_rl_take_global(1, 1, T0, NULL), 1);
+	assert_int_equal(gw_rl_take_global(1, 1, T0, NULL), 1);
+	assert_int_equal(
+	    gw_rl_admit("k:x", &lim, T0, &t, NULL, NULL, NULL), GW_RL_OK);
+	gw_rl_done(&t, 1, T0);
+	assert_int_equal(gw_rl_reap(), 0);
+}
+
+static int64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * SEC + ts.tv_nsec;
+}
+
+/*
+ * The common path of one request: global take, admit key and team, a few
+ * metric updates, done for both. Prints ns per request.
+ */
+static void
+test_perf(void **state)
+{
+	enum { N = 200000 };
+	struct gw_rl_limits key = {1000000000, 1000000000, 100},
+	                    team = {1000000000, 1000000000, 1000};
+	const char *kent = "k:0123456789abcdef0123456789abcdef"
+	                   "0123456789abcdef0123456789abcdef";
+	struct gw_rl_ticket tk, tt;
+	int64_t t0, t1, t2, now = T0;
+	int i;
+
+	(void)state;
+	t0 = mono_ns();
+	for (i = 0; i < N; i++, now += 1000) {
+		gw_rl_take_global(1e9, 1e9, now, NULL);
+		gw_rl_admit(kent, &key, now, &tk, NULL, NULL, NULL);
+		gw_rl_admit("t:team-1", &team, now, &tt, NULL, NULL, NULL);
+		gw_rl_done(&tt, 42, now);
+		gw_rl_done(&tk, 42, now);
+	}
+	t1 = mono_ns();
+	for (i = 0; i < N; i++, now += 1000) {
+		gw_rl_take_global(1e9, 1e9, now, NULL);
+		gw_rl_admit(kent, &key, now, &tk, NULL, NULL, NULL);
+		gw_rl_admit("t:team-1", &team, now, &tt, NULL, NULL, NULL);
+		gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, 1);
+		gw_metrics_inc(GW_METRIC_REQUESTS,
+		    "route=\"chat\",model=\"gpt-4o\",status=\"200\"", 1);
+		gw_metrics_inc(
+		    GW_METRIC_TOKENS, "model=\"gpt-4o\",kind=\"prompt\"", 30);
+		gw_metrics_inc(GW_METRIC_TOKENS,
+		    "model=\"gpt-4o\",kind=\"completion\"", 12);
+		gw_metrics_add_double(
+		    GW_METRIC_SPEND_USD, "model=\"gpt-4o\"", 0.00042);
+		gw_metrics_observe(
+		    GW_HIST_REQUEST, "route=\"chat\",model=\"gpt-4o\"", 0.25);
+		gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, -1);
+		gw_rl_done(&tt, 42, now);
+		gw_rl_done(&tk, 42, now);
+	}
+	t2 = mono_ns();
+	print_message("perf: ratelimit path %.0f ns/request; with 7 metric "
+	              "updates %.0f ns/request\n",
+	    (double)(t1 - t0) / N, (double)(t2 - t1) / N);
+}
+
+int
+main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+	    T(test_global_bucket),
+	    T(test_global_retry_after),
+	    T(test_rpm),
+	    T(test_tpm),
+	    T(test_parallel),
+	    T(test_undo),
+	    T(test_unlimited),
+	    T(test_collisions),
+	    T(test_recycle),
+	    T(test_reap_dead),
+	    T(test_lease_table_full),
+	    T(test_cross_process_global),
+	    T(test_cross_process_entity),
+	    T(test_no_shm),
+	    T(test_perf),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
