@@ -30,9 +30,12 @@ const char *
 gw_capture_mode_name(const struct gw_capture *c)
 {
 	switch (c->mode) {
-	case GW_LANGFUSE_RECORD_REDACTED: return "redacted";
-	case GW_LANGFUSE_RECORD_NONE: return "none";
-	default: return "full";
+	case GW_LANGFUSE_RECORD_REDACTED:
+		return "redacted";
+	case GW_LANGFUSE_RECORD_NONE:
+		return "none";
+	default:
+		return "full";
 	}
 }
 
@@ -67,19 +70,21 @@ take_tool_deltas(struct gw_capture *c, json_object *deltas)
 	if (c->tool_calls == NULL)
 		c->tool_calls = json_object_new_array();
 	for (i = 0; i < n; i++) {
-		json_object *d = json_object_array_get_idx(deltas, i), *call, *fn,
-			    *dfn, *v;
+		json_object *d = json_object_array_get_idx(deltas, i), *call,
+		            *fn, *dfn, *v;
 		const char *args, *old;
 
 		if (gw_json_get_int(d, "index", &idx) != 0 || idx < 0 ||
 		    idx > 127)
 			idx = (int64_t)i;
-		while ((int64_t)json_object_array_length(c->tool_calls) <= idx) {
+		while (
+		    (int64_t)json_object_array_length(c->tool_calls) <= idx) {
 			call = json_object_new_object();
 			fn = json_object_new_object();
-			json_object_object_add(fn, "name", json_object_new_string(""));
-			json_object_object_add(fn, "arguments",
-			    json_object_new_string(""));
+			json_object_object_add(
+			    fn, "name", json_object_new_string(""));
+			json_object_object_add(
+			    fn, "arguments", json_object_new_string(""));
 			json_object_object_add(call, "function", fn);
 			json_object_array_add(c->tool_calls, call);
 		}
@@ -87,7 +92,8 @@ take_tool_deltas(struct gw_capture *c, json_object *deltas)
 		if ((v = gw_json_get(d, "id")) != NULL)
 			json_object_object_add(call, "id", json_object_get(v));
 		if ((v = gw_json_get(d, "type")) != NULL)
-			json_object_object_add(call, "type", json_object_get(v));
+			json_object_object_add(
+			    call, "type", json_object_get(v));
 		dfn = gw_json_get(d, "function");
 		fn = gw_json_get(call, "function");
 		if (dfn == NULL || fn == NULL)
@@ -103,8 +109,8 @@ take_tool_deltas(struct gw_capture *c, json_object *deltas)
 
 			gw_buf_puts(&b, old);
 			gw_buf_puts(&b, args);
-			json_object_object_add(fn, "arguments",
-			    json_object_new_string(b.p));
+			json_object_object_add(
+			    fn, "arguments", json_object_new_string(b.p));
 			gw_buf_fini(&b);
 		}
 	}
@@ -148,16 +154,16 @@ gw_capture_answer(struct gw_capture *c, json_object *answer)
 		data = gw_json_get(answer, "data");
 		c->extra = json_object_new_object();
 		json_object_object_add(c->extra, "embeddings",
-		    json_object_new_int64(data && json_object_is_type(data,
-						      json_type_array)
-			    ? (int64_t)json_object_array_length(data)
-			    : 0));
+		    json_object_new_int64(
+		        data && json_object_is_type(data, json_type_array)
+		            ? (int64_t)json_object_array_length(data)
+		            : 0));
 		first = data ? json_object_array_get_idx(data, 0) : NULL;
 		emb = first ? gw_json_get(first, "embedding") : NULL;
 		if (emb != NULL && json_object_is_type(emb, json_type_array))
 			json_object_object_add(c->extra, "dimensions",
 			    json_object_new_int64(
-				(int64_t)json_object_array_length(emb)));
+			        (int64_t)json_object_array_length(emb)));
 		return;
 	}
 	choices = gw_json_get(answer, "choices");
@@ -232,29 +238,30 @@ gw_capture_input(const struct gw_capture *c, json_object *body)
 		/* Redacted: roles and lengths only. */
 		arr = json_object_new_array();
 		n = msgs && json_object_is_type(msgs, json_type_array)
-		    ? json_object_array_length(msgs)
-		    : 0;
+		        ? json_object_array_length(msgs)
+		        : 0;
 		for (i = 0; i < n; i++) {
 			it = json_object_array_get_idx(msgs, i);
 			m = json_object_new_object();
 			json_object_object_add(m, "role",
-			    json_object_new_string(gw_json_get_str(it, "role")
-				    ? gw_json_get_str(it, "role")
-				    : ""));
+			    json_object_new_string(
+			        gw_json_get_str(it, "role")
+			            ? gw_json_get_str(it, "role")
+			            : ""));
 			json_object_object_add(m, "chars",
 			    json_object_new_int64(
-				(int64_t)chars_of(gw_json_get(it, "content"))));
+			        (int64_t)chars_of(gw_json_get(it, "content"))));
 			json_object_array_add(arr, m);
 		}
 		return arr;
 	}
-	it = gw_json_get(body,
-	    c->call == GW_CALL_COMPLETION ? "prompt" : "input");
+	it = gw_json_get(
+	    body, c->call == GW_CALL_COMPLETION ? "prompt" : "input");
 	if (c->mode == GW_LANGFUSE_RECORD_FULL)
 		return bounded(it);
 	out = json_object_new_object();
-	json_object_object_add(out, "chars",
-	    json_object_new_int64((int64_t)chars_of(it)));
+	json_object_object_add(
+	    out, "chars", json_object_new_int64((int64_t)chars_of(it)));
 	return out;
 }
 
@@ -270,8 +277,8 @@ gw_capture_output(const struct gw_capture *c)
 		return json_object_get(c->extra);
 	o = json_object_new_object();
 	if (c->mode == GW_LANGFUSE_RECORD_REDACTED) {
-		json_object_object_add(o, "chars",
-		    json_object_new_int64((int64_t)c->text_total));
+		json_object_object_add(
+		    o, "chars", json_object_new_int64((int64_t)c->text_total));
 	} else {
 		struct gw_buf t = {0};
 
@@ -283,12 +290,12 @@ gw_capture_output(const struct gw_capture *c)
 			    c->text_total - c->text.len);
 			gw_buf_puts(&t, marker);
 		}
-		json_object_object_add(o, "content",
-		    json_object_new_string(t.p ? t.p : ""));
+		json_object_object_add(
+		    o, "content", json_object_new_string(t.p ? t.p : ""));
 		gw_buf_fini(&t);
 		if (c->tool_calls != NULL)
-			json_object_object_add(o, "tool_calls",
-			    json_object_get(c->tool_calls));
+			json_object_object_add(
+			    o, "tool_calls", json_object_get(c->tool_calls));
 	}
 	if (c->finish_reason[0])
 		json_object_object_add(o, "finish_reason",

@@ -17,13 +17,13 @@
 #define GW_CAPTURE_MAX (256 * 1024)
 
 struct gw_capture {
-	int on;			/* 0: nothing is captured */
-	int mode;		/* enum gw_langfuse_record */
-	int call;		/* enum gw_call */
-	struct gw_buf text;	/* accumulated completion text */
-	size_t text_total;	/* characters seen, kept or not */
-	json_object *tool_calls;	/* accumulated tool calls, or NULL */
-	json_object *extra;	/* a whole-answer summary (embeddings) */
+	int on;                  /* 0: nothing is captured */
+	int mode;                /* enum gw_langfuse_record */
+	int call;                /* enum gw_call */
+	struct gw_buf text;      /* accumulated completion text */
+	size_t text_total;       /* characters seen, kept or not */
+	json_object *tool_calls; /* accumulated tool calls, or NULL */
+	json_object *extra;      /* a whole-answer summary (embeddings) */
 	char finish_reason[32];
 };
 

@@ -73,6 +73,7 @@ static const struct key_def keys[] = {
     {"gateway", "max_body_bytes", CT_LONG, O(max_body_bytes), "8388608", 1024,
         1073741824L, NULL},
     {"gateway", "processes", CT_INT, O(processes), "2", 1, 64, NULL},
+    {"gateway", "shm_path", CT_PATH, O(shm_path), "/dev/shm/llmgw", 0, 0, NULL},
     {"gateway", "shutdown_timeout_s", CT_INT, O(shutdown_timeout_s), "30", 0,
         3600, NULL},
     {"gateway", "thread_stack_kb", CT_INT, O(thread_stack_kb), "256", 64, 8192,

@@ -46,6 +46,7 @@ struct gw_cfg {
 	int shutdown_timeout_s;
 	int access_log;
 	int thread_stack_kb;
+	char *shm_path; /* host-wide rate limits and metrics */
 	/* [database] */
 	char *db_conninfo;
 	int db_connect_timeout_s;

@@ -9,6 +9,7 @@
 #include "db.h"
 #include "http_upstream.h"
 #include "log.h"
+#include "metrics.h"
 #include "req.h"
 #include "server.h"
 #include "util.h"
@@ -231,19 +232,19 @@ handle_metrics(struct gw_req *req)
 	    "llmgw_build_info{version=\"%s\"} 1\n",
 	    GW_VERSION);
 	if (gw_db_exec(gw_thread_db(req->th),
-		"SELECT coalesce(extract(epoch FROM now() - min(s.start_time)), "
-		"0) FROM request_payloads p JOIN spend_logs s USING (request_id) "
-		"WHERE p.exported_at IS NULL",
-		0, NULL, 1, &rows, err, sizeof(err)) == GW_OK)
-		gw_buf_printf(&b,
-		    "# HELP llmgw_langfuse_export_lag_seconds Age of the oldest "
-		    "request not yet exported to Langfuse.\n"
-		    "# TYPE llmgw_langfuse_export_lag_seconds gauge\n"
-		    "llmgw_langfuse_export_lag_seconds %s\n",
-		    gw_db_rows_get(rows, 0, 0));
+	        "SELECT coalesce(extract(epoch FROM now() - "
+	        "min(s.start_time)), "
+	        "0) FROM request_payloads p JOIN spend_logs s USING "
+	        "(request_id) "
+	        "WHERE p.exported_at IS NULL",
+	        0, NULL, 1, &rows, err, sizeof(err)) == GW_OK)
+		gw_metrics_gauge_set(GW_METRIC_LANGFUSE_LAG, "",
+		    atof(gw_db_rows_get(rows, 0, 0)));
+	/* Everything else lives in shared memory, summed over processes. */
+	gw_metrics_render(&b);
 	gw_db_rows_free(rows);
-	gw_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.p,
-	    b.len);
+	gw_reply(
+	    req, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
 	gw_buf_fini(&b);
 	return GW_OK;
 }

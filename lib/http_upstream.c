@@ -234,7 +234,8 @@ gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
 	if (p->userpwd != NULL)
 		curl_easy_setopt(up->h, CURLOPT_USERPWD, p->userpwd);
 	if (p->timeout_ms > 0)
-		curl_easy_setopt(up->h, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
+		curl_easy_setopt(
+		    up->h, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
 	curl_easy_setopt(up->h, CURLOPT_URL, p->url);
 	curl_easy_setopt(up->h, CURLOPT_POST, 1L);
 	curl_easy_setopt(up->h, CURLOPT_POSTFIELDS, p->body);

@@ -57,8 +57,8 @@ struct gw_upstream_post {
 	const char *bearer;     /* Authorization: Bearer ..., or NULL */
 	const char *request_id; /* sent as x-request-id, or NULL */
 	int connect_timeout_ms;
-	int timeout_ms;           /* whole transfer; 0: none */
-	const char *userpwd;      /* HTTP basic auth "user:password", or NULL */
+	int timeout_ms;      /* whole transfer; 0: none */
+	const char *userpwd; /* HTTP basic auth "user:password", or NULL */
 	const char *const *headers; /* more "Name: value" lines, NULL-ended */
 };
 

@@ -70,7 +70,7 @@ num_or(json_object *row, const char *key, double dflt)
 	json_object *v = gw_json_get(row, key);
 
 	if (v == NULL || !(json_object_is_type(v, json_type_double) ||
-			      json_object_is_type(v, json_type_int)))
+	                     json_object_is_type(v, json_type_int)))
 		return dflt;
 	return json_object_get_double(v);
 }
@@ -79,7 +79,7 @@ static int
 failed_row(json_object *row)
 {
 	return int_or(row, "status", 200) >= 400 ||
-	    gw_json_get_str(row, "error_type") != NULL;
+	       gw_json_get_str(row, "error_type") != NULL;
 }
 
 static void
@@ -110,12 +110,12 @@ usage_details(json_object *row)
 {
 	json_object *u = json_object_new_object();
 
-	json_object_object_add(u, "input",
-	    json_object_new_int64(int_or(row, "prompt_tokens", 0)));
+	json_object_object_add(
+	    u, "input", json_object_new_int64(int_or(row, "prompt_tokens", 0)));
 	json_object_object_add(u, "output",
 	    json_object_new_int64(int_or(row, "completion_tokens", 0)));
-	json_object_object_add(u, "total",
-	    json_object_new_int64(int_or(row, "total_tokens", 0)));
+	json_object_object_add(
+	    u, "total", json_object_new_int64(int_or(row, "total_tokens", 0)));
 	return u;
 }
 
@@ -124,8 +124,8 @@ cost_details(json_object *row)
 {
 	json_object *c = json_object_new_object();
 
-	json_object_object_add(c, "total",
-	    json_object_new_double(num_or(row, "spend", 0)));
+	json_object_object_add(
+	    c, "total", json_object_new_double(num_or(row, "spend", 0)));
 	return c;
 }
 
@@ -143,10 +143,11 @@ lf_metadata(json_object *row)
 		if ((v = gw_json_get(row, keys[i])) != NULL)
 			json_object_object_add(m,
 			    strcmp(keys[i], "model") == 0 ? "requested_model"
-							  : keys[i],
+			                                  : keys[i],
 			    json_object_get(v));
 	if ((v = gw_json_get(row, "metadata")) != NULL)
-		json_object_object_add(m, "request_metadata", json_object_get(v));
+		json_object_object_add(
+		    m, "request_metadata", json_object_get(v));
 	return m;
 }
 
@@ -154,7 +155,8 @@ lf_metadata(json_object *row)
 static void
 attr(json_object *attrs, const char *key, const char *type, json_object *val)
 {
-	json_object *a = json_object_new_object(), *v = json_object_new_object();
+	json_object *a = json_object_new_object(),
+	            *v = json_object_new_object();
 
 	json_object_object_add(v, type, val);
 	json_object_object_add(a, "key", json_object_new_string(key));
@@ -197,8 +199,8 @@ gw_lf_otlp_body(json_object *row)
 {
 	const char *rid = str_or(row, "request_id", "");
 	json_object *root = json_object_new_object(), *rs, *res, *rattrs,
-		    *scope_spans, *ss, *scope, *spans, *span, *attrs, *status,
-		    *tmp;
+	            *scope_spans, *ss, *scope, *spans, *span, *attrs, *status,
+	            *tmp;
 	char trace[33], sid[17], ns[32], msg[160], ts[32];
 	int64_t first = int_or(row, "first_us", 0);
 	int failed = failed_row(row);
@@ -213,11 +215,11 @@ gw_lf_otlp_body(json_object *row)
 	    json_object_new_string(str_or(row, "call_type", "llm")));
 	json_object_object_add(span, "kind", json_object_new_int(3));
 	ns_string(int_or(row, "start_us", 0), ns);
-	json_object_object_add(span, "startTimeUnixNano",
-	    json_object_new_string(ns));
+	json_object_object_add(
+	    span, "startTimeUnixNano", json_object_new_string(ns));
 	ns_string(int_or(row, "end_us", int_or(row, "start_us", 0)), ns);
-	json_object_object_add(span, "endTimeUnixNano",
-	    json_object_new_string(ns));
+	json_object_object_add(
+	    span, "endTimeUnixNano", json_object_new_string(ns));
 	attrs = json_object_new_array();
 	attr_str(attrs, "langfuse.observation.type", "generation");
 	attr_str(attrs, "langfuse.observation.model.name",
@@ -238,19 +240,22 @@ gw_lf_otlp_body(json_object *row)
 	json_object_put(tmp);
 	if (first > 0) {
 		gw_time_rfc3339(first, ts);
-		attr_str(attrs, "langfuse.observation.completion_start_time", ts);
+		attr_str(
+		    attrs, "langfuse.observation.completion_start_time", ts);
 	}
-	attr_json(attrs, "langfuse.observation.input", gw_json_get(row, "lf_input"));
+	attr_json(
+	    attrs, "langfuse.observation.input", gw_json_get(row, "lf_input"));
 	attr_json(attrs, "langfuse.observation.output",
 	    gw_json_get(row, "lf_output"));
-	attr_str(attrs, "langfuse.observation.level", failed ? "ERROR" : "DEFAULT");
+	attr_str(
+	    attrs, "langfuse.observation.level", failed ? "ERROR" : "DEFAULT");
 	status = json_object_new_object();
 	if (failed) {
 		status_message(row, msg, sizeof(msg));
 		attr_str(attrs, "langfuse.observation.status_message", msg);
 		json_object_object_add(status, "code", json_object_new_int(2));
-		json_object_object_add(status, "message",
-		    json_object_new_string(msg));
+		json_object_object_add(
+		    status, "message", json_object_new_string(msg));
 	} else {
 		json_object_object_add(status, "code", json_object_new_int(1));
 	}
@@ -296,8 +301,9 @@ accepted(json_object *row, const char *kind)
 	if (a == NULL || !json_object_is_type(a, json_type_array))
 		return 0;
 	for (i = 0; i < json_object_array_length(a); i++)
-		if (strcmp(json_object_get_string(json_object_array_get_idx(a, i)),
-			kind) == 0)
+		if (strcmp(
+		        json_object_get_string(json_object_array_get_idx(a, i)),
+		        kind) == 0)
 			return 1;
 	return 0;
 }
@@ -338,34 +344,36 @@ gw_lf_legacy_events(json_object *row, json_object *events)
 	if (!accepted(row, "trace")) {
 		b = json_object_new_object();
 		json_object_object_add(b, "id", json_object_new_string(rid));
-		json_object_object_add(b, "timestamp",
-		    json_object_new_string(start));
+		json_object_object_add(
+		    b, "timestamp", json_object_new_string(start));
 		json_object_object_add(b, "name",
 		    json_object_new_string(str_or(row, "call_type", "llm")));
 		if (gw_json_get_str(row, "user_id") != NULL)
 			json_object_object_add(b, "userId",
 			    json_object_new_string(
-				gw_json_get_str(row, "user_id")));
+			        gw_json_get_str(row, "user_id")));
 		add_copy(b, "input", gw_json_get(row, "lf_input"));
 		add_copy(b, "output", gw_json_get(row, "lf_output"));
 		json_object_object_add(b, "metadata", lf_metadata(row));
 		tags = json_object_new_array();
-		json_object_array_add(tags,
-		    json_object_new_string(str_or(row, "model", "")));
+		json_object_array_add(
+		    tags, json_object_new_string(str_or(row, "model", "")));
 		json_object_object_add(b, "tags", tags);
-		json_object_array_add(events,
-		    event(rid, "trace", "trace-create", start, b));
+		json_object_array_add(
+		    events, event(rid, "trace", "trace-create", start, b));
 	}
 	if (!accepted(row, "generation")) {
 		snprintf(gen_id, sizeof(gen_id), "%s-gen", rid);
 		b = json_object_new_object();
 		json_object_object_add(b, "id", json_object_new_string(gen_id));
-		json_object_object_add(b, "traceId", json_object_new_string(rid));
+		json_object_object_add(
+		    b, "traceId", json_object_new_string(rid));
 		json_object_object_add(b, "name",
 		    json_object_new_string(str_or(row, "call_type", "llm")));
-		json_object_object_add(b, "startTime",
-		    json_object_new_string(start));
-		json_object_object_add(b, "endTime", json_object_new_string(end));
+		json_object_object_add(
+		    b, "startTime", json_object_new_string(start));
+		json_object_object_add(
+		    b, "endTime", json_object_new_string(end));
 		if (f > 0) {
 			gw_time_rfc3339(f, first);
 			json_object_object_add(b, "completionStartTime",
@@ -373,17 +381,18 @@ gw_lf_legacy_events(json_object *row, json_object *events)
 		}
 		json_object_object_add(b, "model",
 		    json_object_new_string(
-			str_or(row, "actual_model", str_or(row, "model", ""))));
+		        str_or(row, "actual_model", str_or(row, "model", ""))));
 		add_copy(b, "input", gw_json_get(row, "lf_input"));
 		add_copy(b, "output", gw_json_get(row, "lf_output"));
 		json_object_object_add(b, "usageDetails", usage_details(row));
 		json_object_object_add(b, "costDetails", cost_details(row));
 		json_object_object_add(b, "level",
-		    json_object_new_string(failed_row(row) ? "ERROR" : "DEFAULT"));
+		    json_object_new_string(
+		        failed_row(row) ? "ERROR" : "DEFAULT"));
 		if (failed_row(row)) {
 			status_message(row, msg, sizeof(msg));
-			json_object_object_add(b, "statusMessage",
-			    json_object_new_string(msg));
+			json_object_object_add(
+			    b, "statusMessage", json_object_new_string(msg));
 		}
 		json_object_object_add(b, "metadata", lf_metadata(row));
 		json_object_array_add(events,
@@ -486,13 +495,15 @@ mark(struct gw_db *db, json_object *ids, int ok, const char *error)
 	if (json_object_array_length(ids) == 0)
 		return;
 	if (gw_db_exec(db,
-		ok ? "UPDATE request_payloads SET exported_at = now(), attempts = "
-		     "attempts + 1, last_error = NULL WHERE request_id IN (SELECT "
-		     "json_array_elements_text($1::json))"
-		   : "UPDATE request_payloads SET attempts = attempts + 1, "
-		     "last_error = $2 WHERE request_id IN (SELECT "
-		     "json_array_elements_text($1::json))",
-		ok ? 1 : 2, p, 1, NULL, err, sizeof(err)) != GW_OK)
+	        ok ? "UPDATE request_payloads SET exported_at = now(), "
+	             "attempts = "
+	             "attempts + 1, last_error = NULL WHERE request_id IN "
+	             "(SELECT "
+	             "json_array_elements_text($1::json))"
+	           : "UPDATE request_payloads SET attempts = attempts + 1, "
+	             "last_error = $2 WHERE request_id IN (SELECT "
+	             "json_array_elements_text($1::json))",
+	        ok ? 1 : 2, p, 1, NULL, err, sizeof(err)) != GW_OK)
 		gw_log_err(NULL, "langfuse", "cannot mark rows: %s", err);
 }
 
@@ -502,7 +513,8 @@ send_otel(const struct gw_cfg *cfg, struct gw_db *db, struct gw_upstream *up,
     json_object *rows, FILE *log, struct gw_lf_stats *st)
 {
 	struct answer a = {0};
-	json_object *ok = json_object_new_array(), *bad = json_object_new_array();
+	json_object *ok = json_object_new_array(),
+	            *bad = json_object_new_array();
 	json_object *resp = NULL, *ps;
 	char m[64];
 	size_t i;
@@ -515,10 +527,11 @@ send_otel(const struct gw_cfg *cfg, struct gw_db *db, struct gw_upstream *up,
 		char *body = gw_lf_otlp_body(row);
 
 		if (post(cfg, up, "/api/public/otel/v1/traces", body, 1, &a,
-			log) != GW_OK) {
+		        log) != GW_OK) {
 			free(body);
 			st->transport_failed = 1;
-			st->failed += (int64_t)(json_object_array_length(rows) - i);
+			st->failed +=
+			    (int64_t)(json_object_array_length(rows) - i);
 			rc = GW_E_UPSTREAM;
 			break;
 		}
@@ -526,14 +539,14 @@ send_otel(const struct gw_cfg *cfg, struct gw_db *db, struct gw_upstream *up,
 		rejected = a.status >= 200 && a.status < 300 ? 0 : 1;
 		if (!rejected && a.body.len > 0 &&
 		    gw_json_parse(a.body.p, a.body.len, &resp, m, sizeof(m)) ==
-			GW_OK &&
+		        GW_OK &&
 		    (ps = gw_json_get(resp, "partialSuccess")) != NULL &&
 		    gw_json_get_int(ps, "rejectedSpans", &rejected) != 0)
 			rejected = 0;
 		json_object_put(resp);
 		resp = NULL;
-		json_object_array_add(rejected ? bad : ok,
-		    json_object_new_string(rid));
+		json_object_array_add(
+		    rejected ? bad : ok, json_object_new_string(rid));
 		if (rejected)
 			st->failed++;
 		else
@@ -549,9 +562,8 @@ send_otel(const struct gw_cfg *cfg, struct gw_db *db, struct gw_upstream *up,
 
 /* Legacy: batches of events; a 207 names what was accepted. */
 static enum gw_status
-send_legacy(const struct gw_cfg *cfg, struct gw_db *db,
-    struct gw_upstream *up, json_object *rows, FILE *log,
-    struct gw_lf_stats *st)
+send_legacy(const struct gw_cfg *cfg, struct gw_db *db, struct gw_upstream *up,
+    json_object *rows, FILE *log, struct gw_lf_stats *st)
 {
 	struct answer a = {0};
 	json_object *events = json_object_new_array(), *batch, *resp = NULL;
@@ -566,7 +578,7 @@ send_legacy(const struct gw_cfg *cfg, struct gw_db *db,
 	batch = json_object_new_object();
 	json_object_object_add(batch, "batch", events);
 	if (post(cfg, up, "/api/public/ingestion", gw_json_str(batch, NULL), 0,
-		&a, log) != GW_OK) {
+	        &a, log) != GW_OK) {
 		st->transport_failed = 1;
 		st->failed += (int64_t)n;
 		rc = GW_E_UPSTREAM;
@@ -575,15 +587,15 @@ send_legacy(const struct gw_cfg *cfg, struct gw_db *db,
 	if (a.status >= 300 || a.body.len == 0 ||
 	    gw_json_parse(a.body.p, a.body.len, &resp, m, sizeof(m)) != GW_OK) {
 		if (log != NULL)
-			fprintf(log, "langfuse: ingestion answered %d\n",
-			    a.status);
+			fprintf(
+			    log, "langfuse: ingestion answered %d\n", a.status);
 		st->failed += (int64_t)n;
 		ok = json_object_new_array();
 		for (i = 0; i < n; i++)
-			json_object_array_add(ok,
-			    json_object_new_string(str_or(
-				json_object_array_get_idx(rows, i),
-				"request_id", "")));
+			json_object_array_add(
+			    ok, json_object_new_string(
+			            str_or(json_object_array_get_idx(rows, i),
+			                "request_id", "")));
 		mark(db, ok, 0, "ingestion refused the batch");
 		json_object_put(ok);
 		goto out;
@@ -628,8 +640,8 @@ send_legacy(const struct gw_cfg *cfg, struct gw_db *db,
 			    id[strlen(rid)] == '-')
 				refused = 1;
 		}
-		json_object_array_add(refused ? bad : ok,
-		    json_object_new_string(rid));
+		json_object_array_add(
+		    refused ? bad : ok, json_object_new_string(rid));
 		if (refused)
 			st->failed++;
 		else
@@ -678,7 +690,8 @@ take_chunk(json_object *rows, size_t *from)
 
 		bound_row(row);
 		gw_json_str(row, &len);
-		/* Each row becomes two events holding input and output twice. */
+		/* Each row becomes two events holding input and output twice.
+		 */
 		len *= 2;
 		if (json_object_array_length(chunk) > 0 &&
 		    bytes + len > BATCH_BYTES)
@@ -691,8 +704,8 @@ take_chunk(json_object *rows, size_t *from)
 }
 
 enum gw_status
-gw_lf_export(const struct gw_cfg *cfg, struct gw_db *db,
-    struct gw_upstream *up, FILE *log, struct gw_lf_stats *st)
+gw_lf_export(const struct gw_cfg *cfg, struct gw_db *db, struct gw_upstream *up,
+    FILE *log, struct gw_lf_stats *st)
 {
 	struct gw_db_rows *rows = NULL;
 	json_object *batch = NULL, *chunk;
@@ -704,7 +717,7 @@ gw_lf_export(const struct gw_cfg *cfg, struct gw_db *db,
 
 	memset(st, 0, sizeof(*st));
 	if (gw_db_exec(db, "SELECT pg_try_advisory_lock(" LOCK_KEY ")", 0, NULL,
-		1, &rows, err, sizeof(err)) != GW_OK) {
+	        1, &rows, err, sizeof(err)) != GW_OK) {
 		if (log != NULL)
 			fprintf(log, "langfuse: database: %s\n", err);
 		return GW_E_DB;
@@ -719,7 +732,7 @@ gw_lf_export(const struct gw_cfg *cfg, struct gw_db *db,
 	snprintf(lim, sizeof(lim), "%d", cfg->langfuse_batch_size);
 	for (;;) {
 		if (gw_db_exec(db, queue_sql, 3, params, 0, &rows, err,
-			sizeof(err)) != GW_OK) {
+		        sizeof(err)) != GW_OK) {
 			if (log != NULL)
 				fprintf(log, "langfuse: database: %s\n", err);
 			rc = GW_E_DB;
@@ -733,7 +746,8 @@ gw_lf_export(const struct gw_cfg *cfg, struct gw_db *db,
 		if (cfg->langfuse_format == GW_LANGFUSE_OTEL) {
 			rc = send_otel(cfg, db, up, batch, log, st);
 		} else {
-			for (from = 0; rc == GW_OK &&
+			for (from = 0;
+			     rc == GW_OK &&
 			     from < json_object_array_length(batch);) {
 				chunk = take_chunk(batch, &from);
 				rc = send_legacy(cfg, db, up, chunk, log, st);
@@ -751,18 +765,20 @@ gw_lf_export(const struct gw_cfg *cfg, struct gw_db *db,
 	snprintf(days, sizeof(days), "%d", cfg->langfuse_retention_days);
 	params[0] = days;
 	if (gw_db_exec(db,
-		"WITH d AS (DELETE FROM request_payloads WHERE exported_at < "
-		"now() - make_interval(days => $1::int) RETURNING 1) SELECT "
-		"count(*) FROM d",
-		1, params, 1, &rows, err, sizeof(err)) == GW_OK)
+	        "WITH d AS (DELETE FROM request_payloads WHERE exported_at < "
+	        "now() - make_interval(days => $1::int) RETURNING 1) SELECT "
+	        "count(*) FROM d",
+	        1, params, 1, &rows, err, sizeof(err)) == GW_OK)
 		st->pruned = atol(gw_db_rows_get(rows, 0, 0));
 	gw_db_rows_free(rows);
 	rows = NULL;
 	if (gw_db_exec(db,
-		"SELECT coalesce(extract(epoch FROM now() - min(s.start_time)), "
-		"0) FROM request_payloads p JOIN spend_logs s USING (request_id) "
-		"WHERE p.exported_at IS NULL",
-		0, NULL, 1, &rows, err, sizeof(err)) == GW_OK)
+	        "SELECT coalesce(extract(epoch FROM now() - "
+	        "min(s.start_time)), "
+	        "0) FROM request_payloads p JOIN spend_logs s USING "
+	        "(request_id) "
+	        "WHERE p.exported_at IS NULL",
+	        0, NULL, 1, &rows, err, sizeof(err)) == GW_OK)
 		st->lag_s = atof(gw_db_rows_get(rows, 0, 0));
 	gw_db_rows_free(rows);
 	gw_db_exec(db, "SELECT pg_advisory_unlock(" LOCK_KEY ")", 0, NULL, 1,

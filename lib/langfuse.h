@@ -33,12 +33,12 @@ struct gw_db;
 struct gw_upstream;
 
 struct gw_lf_stats {
-	int64_t sent;		/* requests Langfuse accepted this run */
-	int64_t failed;		/* requests refused or not sent this run */
-	int64_t pruned;		/* exported rows removed (retention) */
-	double lag_s;		/* age of the oldest request still pending */
-	int locked_out;		/* another run held the lock */
-	int transport_failed;	/* Langfuse unreachable, 429 or 5xx */
+	int64_t sent;         /* requests Langfuse accepted this run */
+	int64_t failed;       /* requests refused or not sent this run */
+	int64_t pruned;       /* exported rows removed (retention) */
+	double lag_s;         /* age of the oldest request still pending */
+	int locked_out;       /* another run held the lock */
+	int transport_failed; /* Langfuse unreachable, 429 or 5xx */
 };
 
 /*

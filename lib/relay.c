@@ -12,6 +12,8 @@
 #include "http_upstream.h"
 #include "json_util.h"
 #include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
 #include "req.h"
 #include "server.h"
 #include "spend.h"
@@ -61,7 +63,11 @@ struct relay {
 	int64_t chunks;
 	int client_gone;
 	const struct gw_principal *who;
-	const char *target; /* the model of the current attempt */
+	struct gw_rl_ticket key_ticket; /* per-key limits held */
+	struct gw_rl_ticket team_ticket;
+	int64_t up_us;         /* time spent on upstream transfers */
+	const char *up_error;  /* upstream error kind, for metrics */
+	const char *target;    /* the model of the current attempt */
 	struct gw_capture cap; /* input/output for Langfuse */
 };
 
@@ -183,13 +189,14 @@ on_event(void *arg, const char *ev, size_t len)
 				int usage_only = 0;
 
 				if (gw_json_parse(data, dlen, &o, msg,
-					sizeof(msg)) == GW_OK) {
+				        sizeof(msg)) == GW_OK) {
 					take_usage(r, o);
 					gw_capture_chunk(&r->cap, o);
 					ch = gw_json_get(o, "choices");
-					usage_only = ch != NULL &&
-					    json_object_is_type(ch,
-						json_type_array) &&
+					usage_only =
+					    ch != NULL &&
+					    json_object_is_type(
+					        ch, json_type_array) &&
 					    json_object_array_length(ch) == 0;
 				}
 				json_object_put(o);
@@ -413,6 +420,7 @@ reply_answer(struct relay *r)
 
 	if (gw_json_parse(r->resp.p, r->resp.len, &o, m, sizeof(m)) != GW_OK ||
 	    !json_object_is_type(o, json_type_object)) {
+		r->up_error = "malformed";
 		gw_log_warn(r->req, "relay",
 		    "upstream sent malformed JSON (%zu "
 		    "bytes, status %d)",
@@ -503,6 +511,19 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 	struct gw_req *req = r->req;
 	char msg[512];
 
+	/* The upstream's failure, if any, by kind (for metrics). */
+	if (r->abort == ABORT_FIRST_BYTE || r->abort == ABORT_IDLE)
+		r->up_error = "timeout";
+	else if (r->abort == ABORT_TOO_BIG)
+		r->up_error = "too_large";
+	else if (st != GW_OK && !r->client_gone)
+		r->up_error = res->connect_failed ? "connect"
+		              : req->head_sent    ? "midstream"
+		                                  : "connection";
+	else if (r->mode == MODE_ERROR)
+		r->up_error = r->up_status == 429   ? "status_429"
+		              : r->up_status >= 500 ? "status_5xx"
+		                                    : "status_4xx";
 	if (r->client_gone)
 		return;
 	if (r->abort == ABORT_FIRST_BYTE || r->abort == ABORT_IDLE) {
@@ -554,6 +575,134 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 		    "Upstream sent no answer");
 		break;
 	}
+}
+
+/* "12s": the reset header value OpenAI sends. */
+static void
+add_limit_headers(struct gw_req *req, const struct gw_keyrec *k,
+    int64_t left_req, int64_t left_tok, int64_t now_ns)
+{
+	int64_t reset_s = (gw_rl_reset_ms(now_ns) + 999) / 1000;
+
+	if (k->rpm_limit >= 0) {
+		gw_req_add_header(req, "x-ratelimit-limit-requests", "%lld",
+		    (long long)k->rpm_limit);
+		gw_req_add_header(req, "x-ratelimit-remaining-requests", "%lld",
+		    (long long)(left_req < 0 ? 0 : left_req));
+		gw_req_add_header(req, "x-ratelimit-reset-requests", "%llds",
+		    (long long)reset_s);
+	}
+	if (k->tpm_limit >= 0) {
+		gw_req_add_header(req, "x-ratelimit-limit-tokens", "%lld",
+		    (long long)k->tpm_limit);
+		gw_req_add_header(req, "x-ratelimit-remaining-tokens", "%lld",
+		    (long long)(left_tok < 0 ? 0 : left_tok));
+		gw_req_add_header(req, "x-ratelimit-reset-tokens", "%llds",
+		    (long long)reset_s);
+	}
+}
+
+static const char *const limit_names[] = {
+    "", "rpm_limit", "tpm_limit", "max_parallel_requests"};
+static const char *const limit_words[] = {
+    "", "requests per minute", "tokens per minute", "requests at once"};
+
+/*
+ * The key's and its team's rpm/tpm/parallel limits, host-wide. 0 when
+ * admitted (tickets held until the request ends), else answered 429.
+ */
+static int
+admit_limits(struct relay *r)
+{
+	const struct gw_keyrec *k = r->who->rec;
+	struct gw_rl_limits kl, tl;
+	enum gw_rl_verdict v = GW_RL_OK;
+	int64_t now = gw_now_mono_us() * 1000, lr = -1, lt = -1, limit = 0;
+	int retry = 1, team = 0;
+	char ent[300], msg[300];
+
+	if (k == NULL || r->who->admin)
+		return 0;
+	kl.rpm = k->rpm_limit;
+	kl.tpm = k->tpm_limit;
+	kl.parallel = k->max_parallel;
+	if (r->who->role == GW_ROLE_KEY) {
+		snprintf(ent, sizeof(ent), "k:%s", k->token);
+		v = gw_rl_admit(
+		    ent, &kl, now, &r->key_ticket, &retry, &lr, &lt);
+	}
+	if (v == GW_RL_OK && k->team_id != NULL) {
+		tl.rpm = k->team_rpm_limit;
+		tl.tpm = k->team_tpm_limit;
+		tl.parallel = k->team_max_parallel;
+		snprintf(ent, sizeof(ent), "t:%s", k->team_id);
+		v = gw_rl_admit(
+		    ent, &tl, now, &r->team_ticket, &retry, NULL, NULL);
+		if (v != GW_RL_OK) {
+			gw_rl_undo(&r->key_ticket, now);
+			team = 1;
+		}
+	}
+	if (v == GW_RL_OK) {
+		add_limit_headers(r->req, k, lr, lt, now);
+		return 0;
+	}
+	if (team)
+		limit = v == GW_RL_RPM   ? k->team_rpm_limit
+		        : v == GW_RL_TPM ? k->team_tpm_limit
+		                         : k->team_max_parallel;
+	else
+		limit = v == GW_RL_RPM   ? k->rpm_limit
+		        : v == GW_RL_TPM ? k->tpm_limit
+		                         : k->max_parallel;
+	snprintf(msg, sizeof(msg),
+	    "Rate limit exceeded for %s %s: %s %lld (%s) reached. Retry in "
+	    "%d s.",
+	    team ? "team" : "key", team ? k->team_id : r->who->key_name,
+	    limit_names[v], (long long)limit, limit_words[v], retry);
+	gw_req_add_header(r->req, "Retry-After", "%d", retry);
+	gw_reply_error_ex(r->req, 429, "rate_limit_error", NULL, msg);
+	return -1;
+}
+
+/* Tokens, spend, upstream latency and errors, time to first token. */
+static void
+count_metrics(struct relay *r, const struct gw_spend_rec *s)
+{
+	char labels[GW_METRICS_LABELS_MAX], n[24];
+	const char *model = s->actual_model ? s->actual_model : "";
+
+	if (s->prompt_tokens > 0)
+		gw_metrics_inc(GW_METRIC_TOKENS,
+		    gw_metrics_labels(labels, sizeof(labels), "model", model,
+		        "kind", "prompt", NULL),
+		    (uint64_t)s->prompt_tokens);
+	if (s->completion_tokens > 0)
+		gw_metrics_inc(GW_METRIC_TOKENS,
+		    gw_metrics_labels(labels, sizeof(labels), "model", model,
+		        "kind", "completion", NULL),
+		    (uint64_t)s->completion_tokens);
+	if (s->cost > 0)
+		gw_metrics_add_double(GW_METRIC_SPEND_USD,
+		    gw_metrics_labels(
+		        labels, sizeof(labels), "model", model, NULL),
+		    s->cost);
+	if (r->up_status != 0 || r->up_error != NULL)
+		gw_metrics_observe(GW_HIST_UPSTREAM,
+		    gw_metrics_labels(
+		        labels, sizeof(labels), "model", model, NULL),
+		    (double)r->up_us / 1e6);
+	if (r->up_error != NULL)
+		gw_metrics_inc(GW_METRIC_UPSTREAM_ERRORS,
+		    gw_metrics_labels(
+		        labels, sizeof(labels), "kind", r->up_error, NULL),
+		    1);
+	if (r->stream && s->first_token_us)
+		gw_metrics_observe(GW_HIST_TTFT,
+		    gw_metrics_labels(
+		        labels, sizeof(labels), "model", model, NULL),
+		    (double)(s->first_token_us - s->start_us) / 1e6);
+	(void)n;
 }
 
 /* Characters of text a request sends, for a usage estimate. */
@@ -661,6 +810,7 @@ record_spend(struct relay *r, json_object *body, const char *model)
 		s.lf_output = gw_capture_output(&r->cap);
 	}
 	gw_spend_record(req->cfg, &s);
+	count_metrics(r, &s);
 	json_object_put(s.metadata);
 	json_object_put(s.lf_input);
 	json_object_put(s.lf_output);
@@ -720,6 +870,7 @@ gw_relay(struct gw_req *req, enum gw_call call)
 		goto out;
 	}
 	model = gw_xstrdup(gw_json_get_str(body, "model"));
+	snprintf(req->model, sizeof(req->model), "%s", model);
 	if (gw_auth_model(&who, model, msg, sizeof(msg), &deny) != GW_OK) {
 		gw_reply_error_ex(req, 401, deny, "model", msg);
 		goto out;
@@ -729,6 +880,8 @@ gw_relay(struct gw_req *req, enum gw_call call)
 		gw_reply_error_ex(req, 400, "budget_exceeded", NULL, msg);
 		goto out;
 	}
+	if (admit_limits(&r) != 0)
+		goto out;
 	if (call != GW_CALL_EMBEDDING) {
 		sv = gw_json_get(body, "stream");
 		r.stream = sv != NULL && json_object_get_boolean(sv);
@@ -750,8 +903,11 @@ gw_relay(struct gw_req *req, enum gw_call call)
 		post.body = payload;
 		for (attempt = 0; attempt <= req->cfg->upstream_retries;
 		     attempt++) {
+			int64_t t0 = gw_now_mono_us();
+
 			attempt_reset(&r);
 			st = gw_upstream_post(req->th->up, &post, &cb, &res);
+			r.up_us += gw_now_mono_us() - t0;
 			/* Retry only what failed before any byte came back. */
 			if (st == GW_OK || r.client_gone || req->head_sent ||
 			    res.bytes > 0 || res.http_status != 0)
@@ -780,6 +936,9 @@ gw_relay(struct gw_req *req, enum gw_call call)
 out:
 	if (who.role != GW_ROLE_NONE)
 		record_spend(&r, body, model);
+	/* However the request ended, its slots go back. */
+	gw_rl_done(&r.key_ticket, r.usage.total, gw_now_mono_us() * 1000);
+	gw_rl_done(&r.team_ticket, r.usage.total, gw_now_mono_us() * 1000);
 	gw_auth_release(&who);
 	json_object_put(body);
 	gw_buf_fini(&r.resp);

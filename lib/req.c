@@ -32,6 +32,7 @@ gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_thread *th,
 	req->bytes_out = 0;
 	req->route = "-";
 	req->err_type[0] = '\0';
+	req->model[0] = '\0';
 	req->start_mono_us = gw_now_mono_us();
 	req->start_real_us = gw_now_real_us();
 	gw_uuid4(th ? th->rng : (uint64_t[2]){0, 0}, req->id);

@@ -35,6 +35,7 @@ struct gw_req {
 	struct gw_buf body; /* request body once read */
 	struct gw_buf logx; /* extra logfmt fields for the access line */
 	char err_type[48];  /* type of the error answered, or "" */
+	char model[96];     /* the model asked for, for metrics ("" if none) */
 };
 
 /*

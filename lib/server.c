@@ -17,6 +17,9 @@
 #include "db.h"
 #include "http_upstream.h"
 #include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
+#include "shm.h"
 #include "req.h"
 #include "util.h"
 
@@ -119,6 +122,61 @@ gw_thread_db(struct gw_thread *th)
 	return th->db;
 }
 
+/*
+ * The host-wide bucket ([rate_limit] rps, burst; rps 0: off), before any
+ * other work. Health routes are never limited. 0 when refused (answered).
+ */
+static int
+admit_global(struct gw_req *req)
+{
+	const struct gw_cfg *cfg = req->cfg;
+	char msg[160];
+	int retry = 1;
+
+	if (!g_ops->rate_limited || cfg->rate_limit_rps <= 0)
+		return 1;
+	if (gw_rl_take_global((double)cfg->rate_limit_rps,
+	        (double)cfg->rate_limit_burst, gw_now_mono_us() * 1000, &retry))
+		return 1;
+	req->route = "rate_limited";
+	snprintf(msg, sizeof(msg),
+	    "Rate limit exceeded: this gateway takes %d requests/s (bursts of "
+	    "%d). Retry in %d s.",
+	    cfg->rate_limit_rps, cfg->rate_limit_burst, retry);
+	gw_req_add_header(req, "Retry-After", "%d", retry);
+	gw_reply_error_ex(req, 429, "rate_limit_error", NULL, msg);
+	return 0;
+}
+
+/* requests_total{route,model,status} and the request duration. */
+static void
+count_request(struct gw_req *req)
+{
+	char labels[GW_METRICS_LABELS_MAX], status[8];
+
+	snprintf(status, sizeof(status), "%d", req->status ? req->status : 499);
+	gw_metrics_inc(GW_METRIC_REQUESTS,
+	    gw_metrics_labels(labels, sizeof(labels), "route", req->route,
+	        "model", req->model, "status", status, NULL),
+	    1);
+	gw_metrics_observe(GW_HIST_REQUEST,
+	    gw_metrics_labels(labels, sizeof(labels), "route", req->route,
+	        "model", req->model, NULL),
+	    (double)(gw_now_mono_us() - req->start_mono_us) / 1e6);
+}
+
+/* Frees the parallel-request slots of workers that died (kill -9). */
+static void *
+reaper(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		sleep(1);
+		gw_rl_reap();
+	}
+	return NULL;
+}
+
 static void *
 worker_thread(void *arg)
 {
@@ -148,8 +206,13 @@ worker_thread(void *arg)
 		}
 		thread_refresh_cfg(th);
 		gw_req_begin(&req, &fr, th, th->cfg);
-		if ((st = g_ops->handle(&req)) != GW_OK)
+		gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, 1);
+		if (!admit_global(&req))
+			; /* answered 429 */
+		else if ((st = g_ops->handle(&req)) != GW_OK)
 			gw_reply_error(&req, st, NULL);
+		gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, -1);
+		count_request(&req);
 		gw_req_end(&req);
 		FCGX_Finish_r(&fr);
 		if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE))
@@ -200,6 +263,9 @@ run_worker(const sigset_t *sigs)
 		gw_log_err(NULL, "server", "library initialisation failed");
 		return 1;
 	}
+	gw_metrics_set_family(g_ops->prog);
+	if (pthread_create(&tid, NULL, reaper, NULL) == 0)
+		pthread_detach(tid);
 	if (g_ops->process_init != NULL)
 		g_ops->process_init(cur_cfg);
 	ths = gw_xcalloc((size_t)n, sizeof(*ths));
@@ -436,6 +502,13 @@ gw_server_main(int argc, char **argv, const struct gw_server_ops *ops)
 	}
 	cur_cfg = cfg;
 	g_ops = ops;
+	/* Mapped here, inherited by every worker forked below. */
+	if (gw_shm_attach(cfg->shm_path) != GW_OK) {
+		fprintf(stderr, "llmgw-%s: cannot map shared memory %s\n", prog,
+		    cfg->shm_path);
+		gw_cfg_unref(cfg);
+		return 1;
+	}
 	if (sock != NULL) {
 		listen_fd = FCGX_OpenSocket(sock, 4096);
 		if (listen_fd < 0) {

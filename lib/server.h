@@ -39,6 +39,8 @@ struct gw_server_ops {
 	 * status is answered with gw_reply_error(req, st, NULL).
 	 */
 	enum gw_status (*handle)(struct gw_req *req);
+	/* 1: requests count against the host-wide [rate_limit] bucket. */
+	int rate_limited;
 	/* Optional: once per worker process, before / after its threads. */
 	void (*process_init)(const struct gw_cfg *cfg);
 	void (*process_fini)(void);

@@ -213,8 +213,14 @@ gw_shm_open(const char *path, size_t size, char *err, size_t errlen)
 out:
 	if (base != MAP_FAILED)
 		munmap(base, size);
-	if (fd >= 0)
-		close(fd); /* drops the flock; the mapping stays */
+	if (fd >= 0) {
+		/*
+		 * Unlock explicitly: the mapping keeps the open file alive,
+		 * and with it a flock that close() alone would not drop.
+		 */
+		flock(fd, LOCK_UN);
+		close(fd);
+	}
 	return shm;
 }
 

@@ -18,6 +18,7 @@
 #include "json_util.h"
 #include "keystore.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 /* A spool file is replaced once this big and fully shipped. */
@@ -59,6 +60,7 @@ static uint64_t append_size;
 static unsigned append_seq;
 static struct inflight *inflight_head, *inflight_tail;
 static uint64_t shipped_total, spooled_total;
+static uint64_t rows_spooled, rows_shipped; /* for the backlog gauge */
 static int writer_running;
 
 double
@@ -189,9 +191,10 @@ row_line(const struct gw_spend_rec *r)
 	                : json_object_new_object());
 	if (r->lf_mode != NULL) {
 		json_add_str(o, "lf_mode", r->lf_mode);
-		json_object_object_add(o, "lf_input", json_object_get(r->lf_input));
-		json_object_object_add(o, "lf_output",
-		    json_object_get(r->lf_output));
+		json_object_object_add(
+		    o, "lf_input", json_object_get(r->lf_input));
+		json_object_object_add(
+		    o, "lf_output", json_object_get(r->lf_output));
 	}
 	line = gw_xasprintf("%s\n", gw_json_str(o, NULL));
 	json_object_put(o);
@@ -241,6 +244,9 @@ gw_spend_record(const struct gw_cfg *cfg, const struct gw_spend_rec *r)
 	}
 	append_size += len;
 	spooled_total += len;
+	rows_spooled++;
+	gw_metrics_gauge_set_pid(
+	    GW_METRIC_SPEND_BACKLOG, (int64_t)(rows_spooled - rows_shipped));
 	f->end = append_size;
 	for (i = 0; i < 3 && f->ids[i] != NULL; i++)
 		entity_get(f->ids[i])->pending += r->cost;
@@ -342,7 +348,7 @@ ship_from(struct gw_db *db, int fd, uint64_t *off, int max_rows)
 	n = pread(fd, buf, cap, (off_t)*off);
 	/* A line longer than the chunk (a big captured answer): read more. */
 	while (n == (ssize_t)cap && memchr(buf, '\n', cap) == NULL &&
-	    cap < SPOOL_LINE_MAX) {
+	       cap < SPOOL_LINE_MAX) {
 		cap *= 4;
 		buf = gw_xrealloc(buf, cap);
 		n = pread(fd, buf, cap, (off_t)*off);
@@ -520,6 +526,9 @@ writer(void *arg)
 		if (n > 0 && strcmp(reading, append_path) == 0) {
 			shipped_total = spooled_total - (append_size - roff);
 			release_inflight(roff);
+			rows_shipped += (uint64_t)n;
+			gw_metrics_gauge_set_pid(GW_METRIC_SPEND_BACKLOG,
+			    (int64_t)(rows_spooled - rows_shipped));
 			/* Rotate a big, fully shipped file. */
 			if (roff == append_size &&
 			    append_size > SPOOL_ROTATE_BYTES) {

@@ -54,7 +54,7 @@ struct gw_spend_rec {
 	int client_disconnected;
 	json_object *metadata; /* the request's "metadata", may be NULL */
 	/* For Langfuse export (lf_mode NULL: not recorded). */
-	const char *lf_mode; /* "full", "redacted" or "none" */
+	const char *lf_mode;    /* "full", "redacted" or "none" */
 	json_object *lf_input;  /* may be NULL */
 	json_object *lf_output; /* may be NULL */
 };

@@ -10,6 +10,7 @@ main(int argc, char **argv)
 	    .prog = "chat",
 	    .process_init = gw_spend_process_init,
 	    .process_fini = gw_spend_process_fini,
+	    .rate_limited = 1,
 	    .handle = gw_chat_handle,
 	};
 

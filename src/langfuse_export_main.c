@@ -27,11 +27,16 @@ main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "c:qh")) != -1) {
 		switch (opt) {
-		case 'c': path = optarg; break;
-		case 'q': quiet = 1; break;
+		case 'c':
+			path = optarg;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
 		default:
-			fprintf(stderr, "usage: llmgw-langfuse-export [-c config] "
-					"[-q]\n");
+			fprintf(stderr,
+			    "usage: llmgw-langfuse-export [-c config] "
+			    "[-q]\n");
 			return opt == 'h' ? 0 : 2;
 		}
 	}
@@ -39,22 +44,25 @@ main(int argc, char **argv)
 		path = "/etc/llmgw/llmgw.conf";
 	gw_log_init("langfuse-export", GW_LOG_WARN, NULL);
 	if (gw_cfg_load(path, &cfg, err, sizeof(err)) != GW_OK) {
-		fprintf(stderr, "llmgw-langfuse-export: configuration error: "
-				"%s\n", err);
+		fprintf(stderr,
+		    "llmgw-langfuse-export: configuration error: "
+		    "%s\n",
+		    err);
 		return 1;
 	}
 	if (!cfg->langfuse_enabled) {
 		if (!quiet)
-			printf("langfuse-export: disabled ([langfuse] enabled = "
-			       "off and no LANGFUSE_PUBLIC_KEY)\n");
+			printf(
+			    "langfuse-export: disabled ([langfuse] enabled = "
+			    "off and no LANGFUSE_PUBLIC_KEY)\n");
 		rc = 0;
 		goto out;
 	}
 	if (cfg->langfuse_public_key[0] == '\0' ||
 	    cfg->langfuse_secret_key == NULL) {
 		fprintf(stderr, "llmgw-langfuse-export: set [langfuse] "
-				"public_key and secret_key_file (or "
-				"LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY)\n");
+		                "public_key and secret_key_file (or "
+		                "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY)\n");
 		goto out;
 	}
 	if (gw_upstream_global_init() != GW_OK)
@@ -73,9 +81,9 @@ main(int argc, char **argv)
 	    (long long)st.sent, (long long)st.failed, (long long)st.pruned,
 	    st.lag_s,
 	    cfg->langfuse_format == GW_LANGFUSE_OTEL ? "otel" : "legacy",
-	    s == GW_E_DB ? " error=database"
+	    s == GW_E_DB          ? " error=database"
 	    : st.transport_failed ? " error=langfuse-unreachable"
-				   : "");
+	                          : "");
 	rc = s == GW_OK && st.failed == 0 ? 0 : 1;
 out:
 	gw_upstream_free(up);

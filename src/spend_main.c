@@ -7,6 +7,7 @@ main(int argc, char **argv)
 {
 	static const struct gw_server_ops ops = {
 	    .prog = "spend",
+	    .rate_limited = 1,
 	    .handle = gw_spend_handle,
 	};
 

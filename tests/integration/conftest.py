@@ -115,7 +115,9 @@ class Stack:
         self.pg = pg
         lines = ["database.conninfo=" + pg.conninfo(db),
                  "gateway.processes=2", "gateway.threads=8",
-                 "gateway.shutdown_timeout_s=10"]
+                 "gateway.shutdown_timeout_s=10",
+                 # The global bucket is tested on its own (test_limits.py).
+                 "rate_limit.rps=0"]
         lines += list(overrides)
         self.env = dict(os.environ, LLMGW_VAR=self.var,
                         LLMGW_LISTEN="127.0.0.1:%d" % self.port,
