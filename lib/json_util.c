@@ -141,3 +141,108 @@ gw_json_str(json_object *obj, size_t *len)
 		*len = n;
 	return s;
 }
+
+void
+gw_jw_quote(struct gw_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s, *run = p;
+	char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+
+	gw_buf_append(b, "\"", 1);
+	for (; *p; p++) {
+		if (*p >= 0x20 && *p != '"' && *p != '\\')
+			continue;
+		gw_buf_append(b, run, (size_t)(p - run));
+		run = p + 1;
+		if (*p == '"')
+			gw_buf_append(b, "\\\"", 2);
+		else if (*p == '\\')
+			gw_buf_append(b, "\\\\", 2);
+		else if (*p == '\n')
+			gw_buf_append(b, "\\n", 2);
+		else if (*p == '\t')
+			gw_buf_append(b, "\\t", 2);
+		else if (*p == '\r')
+			gw_buf_append(b, "\\r", 2);
+		else {
+			esc[4] = hex[*p >> 4];
+			esc[5] = hex[*p & 15];
+			gw_buf_append(b, esc, 6);
+		}
+	}
+	gw_buf_append(b, run, (size_t)(p - run));
+	gw_buf_append(b, "\"", 1);
+}
+
+void
+gw_jw_begin(struct gw_buf *b)
+{
+	gw_buf_append(b, "{", 1);
+}
+
+void
+gw_jw_end(struct gw_buf *b)
+{
+	if (b->len > 0 && b->p[b->len - 1] == ',')
+		b->p[b->len - 1] = '}';
+	else
+		gw_buf_append(b, "}", 1);
+}
+
+static void
+jw_key(struct gw_buf *b, const char *key)
+{
+	gw_jw_quote(b, key);
+	gw_buf_append(b, ":", 1);
+}
+
+void
+gw_jw_str(struct gw_buf *b, const char *key, const char *value)
+{
+	jw_key(b, key);
+	if (value != NULL)
+		gw_jw_quote(b, value);
+	else
+		gw_buf_append(b, "null", 4);
+	gw_buf_append(b, ",", 1);
+}
+
+void
+gw_jw_int(struct gw_buf *b, const char *key, int64_t v)
+{
+	jw_key(b, key);
+	gw_buf_printf(b, "%lld,", (long long)v);
+}
+
+void
+gw_jw_num(struct gw_buf *b, const char *key, double v)
+{
+	jw_key(b, key);
+	if (isfinite(v))
+		gw_buf_printf(b, "%.17g,", v);
+	else
+		gw_buf_append(b, "null,", 5);
+}
+
+void
+gw_jw_bool(struct gw_buf *b, const char *key, int v)
+{
+	jw_key(b, key);
+	gw_buf_puts(b, v ? "true," : "false,");
+}
+
+void
+gw_jw_null(struct gw_buf *b, const char *key)
+{
+	jw_key(b, key);
+	gw_buf_append(b, "null,", 5);
+}
+
+void
+gw_jw_raw(struct gw_buf *b, const char *key, const char *json)
+{
+	jw_key(b, key);
+	gw_buf_puts(b, json);
+	gw_buf_append(b, ",", 1);
+}

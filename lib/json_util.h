@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "util.h"
 
 /*
  * Parse exactly one JSON document from buf: invalid UTF-8, trailing
@@ -28,6 +29,25 @@ const char *gw_json_get_str(json_object *obj, const char *key) GW_NONNULL(2);
 /* Integer member into *out; 0 when present and an integer, -1 otherwise. */
 int gw_json_get_int(json_object *obj, const char *key, int64_t *out)
     GW_NONNULL(2, 3);
+
+/*
+ * A JSON object written straight into a buffer (no json-c objects): open
+ * with gw_jw_begin, add members, close with gw_jw_end. For hot paths.
+ */
+void gw_jw_begin(struct gw_buf *b) GW_NONNULL(1);
+void gw_jw_end(struct gw_buf *b) GW_NONNULL(1);
+/* "key":"value" with escaping; value NULL writes null. */
+void gw_jw_str(struct gw_buf *b, const char *key, const char *value)
+    GW_NONNULL(1, 2);
+void gw_jw_int(struct gw_buf *b, const char *key, int64_t v) GW_NONNULL(1, 2);
+void gw_jw_num(struct gw_buf *b, const char *key, double v) GW_NONNULL(1, 2);
+void gw_jw_bool(struct gw_buf *b, const char *key, int v) GW_NONNULL(1, 2);
+void gw_jw_null(struct gw_buf *b, const char *key) GW_NONNULL(1, 2);
+/* "key":<json>, json being already-serialized JSON text. */
+void gw_jw_raw(struct gw_buf *b, const char *key, const char *json)
+    GW_NONNULL(1, 2, 3);
+/* Append s as a JSON string literal (quotes and escapes). */
+void gw_jw_quote(struct gw_buf *b, const char *s) GW_NONNULL(1, 2);
 
 /* Serialize compactly (no slash escaping); borrowed until obj changes. */
 const char *gw_json_str(json_object *obj, size_t *len) GW_NONNULL(1);

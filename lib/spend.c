@@ -129,76 +129,67 @@ spool_open(const char *dir, char *path, size_t pathlen)
 }
 
 static void
-json_add_str(json_object *o, const char *k, const char *v)
-{
-	json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
-}
-
-static void
-json_add_time(json_object *o, const char *k, int64_t us)
+jw_time(struct gw_buf *b, const char *key, int64_t us)
 {
 	char ts[32];
 
 	if (us == 0) {
-		json_object_object_add(o, k, NULL);
+		gw_jw_null(b, key);
 		return;
 	}
 	gw_time_rfc3339(us, ts);
-	json_object_object_add(o, k, json_object_new_string(ts));
+	gw_jw_str(b, key, ts);
 }
 
-/* The spend_logs row for r, as one JSON line. Caller frees. */
+/*
+ * The spend_logs row for r, as one JSON line, written directly (this runs
+ * for every request). Caller frees.
+ */
 static char *
 row_line(const struct gw_spend_rec *r)
 {
 	const struct gw_keyrec *k = r->who->rec;
-	json_object *o = json_object_new_object();
-	char *line;
+	struct gw_buf b = {0};
 
-	json_add_str(o, "request_id", r->request_id);
-	json_add_str(o, "api_key",
+	gw_jw_begin(&b);
+	gw_jw_str(&b, "request_id", r->request_id);
+	gw_jw_str(&b, "api_key",
 	    r->who->role == GW_ROLE_KEY && k != NULL ? k->token : "");
-	json_add_str(o, "key_alias", k ? k->key_alias : NULL);
-	json_add_str(o, "user_id", k ? k->user_id : NULL);
-	json_add_str(o, "team_id", k ? k->team_id : NULL);
-	json_add_str(o, "model", r->model ? r->model : "");
-	json_add_str(o, "actual_model", r->actual_model);
-	json_add_str(o, "call_type", r->call_type);
-	json_object_object_add(
-	    o, "prompt_tokens", json_object_new_int64(r->prompt_tokens));
-	json_object_object_add(o, "completion_tokens",
-	    json_object_new_int64(r->completion_tokens));
-	json_object_object_add(
-	    o, "total_tokens", json_object_new_int64(r->total_tokens));
-	json_object_object_add(o, "spend", json_object_new_double(r->cost));
-	json_object_object_add(
-	    o, "usage_estimated", json_object_new_boolean(r->usage_estimated));
-	json_add_time(o, "start_time", r->start_us);
-	json_add_time(o, "end_time", r->end_us);
-	json_add_time(o, "completion_start_time", r->first_token_us);
-	json_object_object_add(o, "ttft_ms",
-	    r->first_token_us
-	        ? json_object_new_double(
-	              (double)(r->first_token_us - r->start_us) / 1000.0)
-	        : NULL);
-	json_object_object_add(o, "status", json_object_new_int(r->status));
-	json_add_str(o, "error_type", r->error_type);
-	json_object_object_add(o, "stream", json_object_new_boolean(r->stream));
-	json_object_object_add(o, "client_disconnected",
-	    json_object_new_boolean(r->client_disconnected));
-	json_object_object_add(o, "metadata",
-	    r->metadata ? json_object_get(r->metadata)
-	                : json_object_new_object());
+	gw_jw_str(&b, "key_alias", k ? k->key_alias : NULL);
+	gw_jw_str(&b, "user_id", k ? k->user_id : NULL);
+	gw_jw_str(&b, "team_id", k ? k->team_id : NULL);
+	gw_jw_str(&b, "model", r->model ? r->model : "");
+	gw_jw_str(&b, "actual_model", r->actual_model);
+	gw_jw_str(&b, "call_type", r->call_type);
+	gw_jw_int(&b, "prompt_tokens", r->prompt_tokens);
+	gw_jw_int(&b, "completion_tokens", r->completion_tokens);
+	gw_jw_int(&b, "total_tokens", r->total_tokens);
+	gw_jw_num(&b, "spend", r->cost);
+	gw_jw_bool(&b, "usage_estimated", r->usage_estimated);
+	jw_time(&b, "start_time", r->start_us);
+	jw_time(&b, "end_time", r->end_us);
+	jw_time(&b, "completion_start_time", r->first_token_us);
+	if (r->first_token_us)
+		gw_jw_num(&b, "ttft_ms",
+		    (double)(r->first_token_us - r->start_us) / 1000.0);
+	else
+		gw_jw_null(&b, "ttft_ms");
+	gw_jw_int(&b, "status", r->status);
+	gw_jw_str(&b, "error_type", r->error_type);
+	gw_jw_bool(&b, "stream", r->stream);
+	gw_jw_bool(&b, "client_disconnected", r->client_disconnected);
+	gw_jw_raw(&b, "metadata",
+	    r->metadata ? gw_json_str(r->metadata, NULL) : "{}");
 	if (r->lf_mode != NULL) {
-		json_add_str(o, "lf_mode", r->lf_mode);
-		json_object_object_add(
-		    o, "lf_input", json_object_get(r->lf_input));
-		json_object_object_add(
-		    o, "lf_output", json_object_get(r->lf_output));
+		gw_jw_str(&b, "lf_mode", r->lf_mode);
+		gw_jw_raw(&b, "lf_input",
+		    r->lf_input ? gw_json_str(r->lf_input, NULL) : "null");
+		gw_jw_raw(&b, "lf_output",
+		    r->lf_output ? gw_json_str(r->lf_output, NULL) : "null");
 	}
-	line = gw_xasprintf("%s\n", gw_json_str(o, NULL));
-	json_object_put(o);
-	return line;
+	gw_jw_end(&b);
+	gw_buf_append(&b, "\n", 1);
+	return b.p;
 }
 
 enum gw_status

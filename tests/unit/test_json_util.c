@@ -103,6 +103,44 @@ test_accessors(void **state)
 	json_object_put(o);
 }
 
+/* The direct writer's output parses back to what was written. */
+static void
+test_writer(void **state)
+{
+	struct gw_buf b = {0};
+	json_object *o = NULL;
+	char msg[256];
+	const char *tricky = "q\"uote\\ back\nline\ttab\x01ctl \xc3\xa9";
+
+	(void)state;
+	gw_jw_begin(&b);
+	gw_jw_end(&b);
+	assert_string_equal(b.p, "{}");
+	gw_buf_reset(&b, 0);
+	gw_jw_begin(&b);
+	gw_jw_str(&b, "s", tricky);
+	gw_jw_str(&b, "n", NULL);
+	gw_jw_int(&b, "i", -42);
+	gw_jw_num(&b, "d", 0.1);
+	gw_jw_bool(&b, "t", 1);
+	gw_jw_null(&b, "z");
+	gw_jw_raw(&b, "r", "{\"a\":[1,2]}");
+	gw_jw_end(&b);
+	assert_int_equal(
+	    gw_json_parse(b.p, b.len, &o, msg, sizeof(msg)), GW_OK);
+	assert_string_equal(gw_json_get_str(o, "s"), tricky);
+	assert_true(json_object_is_type(gw_json_get(o, "n"), json_type_null) ||
+	            gw_json_get(o, "n") == NULL);
+	assert_int_equal(json_object_get_int64(gw_json_get(o, "i")), -42);
+	assert_true(json_object_get_double(gw_json_get(o, "d")) == 0.1);
+	assert_true(json_object_get_boolean(gw_json_get(o, "t")));
+	assert_int_equal(
+	    json_object_array_length(gw_json_get(gw_json_get(o, "r"), "a")), 2);
+	assert_non_null(strstr(b.p, "\\u0001"));
+	json_object_put(o);
+	gw_buf_fini(&b);
+}
+
 int
 main(void)
 {
@@ -111,6 +149,7 @@ main(void)
 	    cmocka_unit_test(test_refuses),
 	    cmocka_unit_test(test_depth),
 	    cmocka_unit_test(test_accessors),
+	    cmocka_unit_test(test_writer),
 	};
 
 	return cmocka_run_group_tests_name("json_util", tests, NULL, NULL);
