@@ -110,7 +110,8 @@ test_writer(void **state)
 	struct gw_buf b = {0};
 	json_object *o = NULL;
 	char msg[256];
-	const char *tricky = "q\"uote\\ back\nline\ttab\x01ctl \xc3\xa9";
+	const char *tricky = "q\"uote\\ back\nline\ttab\x01"
+	                     "ctl \xc3\xa9";
 
 	(void)state;
 	gw_jw_begin(&b);
