@@ -30,11 +30,7 @@ static char *listener_conninfo;
 static unsigned
 bucket_of(const char *token)
 {
-	uint32_t h = 2166136261u;
-
-	while (*token)
-		h = (h ^ (unsigned char)*token++) * 16777619u;
-	return h % NBUCKETS;
+	return gw_hash_str(token) % NBUCKETS;
 }
 
 /* Remove the nodes for which drop() says so; lock held. */

@@ -185,9 +185,8 @@ gw_capture_answer(struct gw_capture *c, json_object *answer)
 		c->tool_calls = json_object_get(tc);
 }
 
-/* The length of the text in a message content (string or parts). */
-static size_t
-chars_of(json_object *v)
+size_t
+gw_capture_text_chars(json_object *v)
 {
 	size_t n = 0, i;
 
@@ -195,11 +194,15 @@ chars_of(json_object *v)
 		return 0;
 	if (json_object_is_type(v, json_type_string))
 		return (size_t)json_object_get_string_len(v);
-	if (json_object_is_type(v, json_type_array))
+	if (json_object_is_type(v, json_type_array)) {
 		for (i = 0; i < json_object_array_length(v); i++)
-			n += chars_of(json_object_array_get_idx(v, i));
-	else if (json_object_is_type(v, json_type_object))
-		n += chars_of(gw_json_get(v, "text"));
+			n += gw_capture_text_chars(
+			    json_object_array_get_idx(v, i));
+		return n;
+	}
+	if (json_object_is_type(v, json_type_object))
+		n = gw_capture_text_chars(gw_json_get(v, "content")) +
+		    gw_capture_text_chars(gw_json_get(v, "text"));
 	return n;
 }
 
@@ -250,7 +253,8 @@ gw_capture_input(const struct gw_capture *c, json_object *body)
 			            : ""));
 			json_object_object_add(m, "chars",
 			    json_object_new_int64(
-			        (int64_t)chars_of(gw_json_get(it, "content"))));
+			        (int64_t)gw_capture_text_chars(
+			            gw_json_get(it, "content"))));
 			json_object_array_add(arr, m);
 		}
 		return arr;
@@ -260,8 +264,8 @@ gw_capture_input(const struct gw_capture *c, json_object *body)
 	if (c->mode == GW_LANGFUSE_RECORD_FULL)
 		return bounded(it);
 	out = json_object_new_object();
-	json_object_object_add(
-	    out, "chars", json_object_new_int64((int64_t)chars_of(it)));
+	json_object_object_add(out, "chars",
+	    json_object_new_int64((int64_t)gw_capture_text_chars(it)));
 	return out;
 }
 

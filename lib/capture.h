@@ -44,5 +44,10 @@ json_object *gw_capture_output(const struct gw_capture *c) GW_NONNULL(1);
 /* "full", "redacted", "none" for the mode; static. */
 const char *gw_capture_mode_name(const struct gw_capture *c) GW_NONNULL(1);
 void gw_capture_fini(struct gw_capture *c) GW_NONNULL(1);
+/*
+ * Characters of text in a request value: a string, an array of them, of
+ * content parts ({"text"}) or of messages ({"content"}).
+ */
+size_t gw_capture_text_chars(json_object *v);
 
 #endif /* GW_CAPTURE_H */

@@ -8,6 +8,7 @@
 
 #include "db.h"
 #include "http_upstream.h"
+#include "langfuse.h"
 #include "log.h"
 #include "metrics.h"
 #include "req.h"
@@ -223,26 +224,17 @@ static enum gw_status
 handle_metrics(struct gw_req *req)
 {
 	struct gw_buf b = {0};
-	struct gw_db_rows *rows = NULL;
-	char err[256];
+	double lag;
 
 	gw_buf_printf(&b,
 	    "# HELP llmgw_build_info Build information.\n"
 	    "# TYPE llmgw_build_info gauge\n"
 	    "llmgw_build_info{version=\"%s\"} 1\n",
 	    GW_VERSION);
-	if (gw_db_exec(gw_thread_db(req->th),
-	        "SELECT coalesce(extract(epoch FROM now() - "
-	        "min(s.start_time)), "
-	        "0) FROM request_payloads p JOIN spend_logs s USING "
-	        "(request_id) "
-	        "WHERE p.exported_at IS NULL",
-	        0, NULL, 1, &rows, err, sizeof(err)) == GW_OK)
-		gw_metrics_gauge_set(GW_METRIC_LANGFUSE_LAG, "",
-		    atof(gw_db_rows_get(rows, 0, 0)));
+	if (gw_lf_lag(gw_thread_db(req->th), &lag) == GW_OK)
+		gw_metrics_gauge_set(GW_METRIC_LANGFUSE_LAG, "", lag);
 	/* Everything else lives in shared memory, summed over processes. */
 	gw_metrics_render(&b);
-	gw_db_rows_free(rows);
 	gw_reply(
 	    req, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
 	gw_buf_fini(&b);

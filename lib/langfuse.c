@@ -772,16 +772,27 @@ gw_lf_export(const struct gw_cfg *cfg, struct gw_db *db, struct gw_upstream *up,
 		st->pruned = atol(gw_db_rows_get(rows, 0, 0));
 	gw_db_rows_free(rows);
 	rows = NULL;
-	if (gw_db_exec(db,
-	        "SELECT coalesce(extract(epoch FROM now() - "
-	        "min(s.start_time)), "
-	        "0) FROM request_payloads p JOIN spend_logs s USING "
-	        "(request_id) "
-	        "WHERE p.exported_at IS NULL",
-	        0, NULL, 1, &rows, err, sizeof(err)) == GW_OK)
-		st->lag_s = atof(gw_db_rows_get(rows, 0, 0));
-	gw_db_rows_free(rows);
+	gw_lf_lag(db, &st->lag_s);
 	gw_db_exec(db, "SELECT pg_advisory_unlock(" LOCK_KEY ")", 0, NULL, 1,
 	    NULL, NULL, 0);
 	return rc;
+}
+
+enum gw_status
+gw_lf_lag(struct gw_db *db, double *lag_s)
+{
+	struct gw_db_rows *rows = NULL;
+	char err[256];
+	enum gw_status st;
+
+	*lag_s = 0;
+	st = gw_db_exec(db,
+	    "SELECT coalesce(extract(epoch FROM now() - min(s.start_time)), 0) "
+	    "FROM request_payloads p JOIN spend_logs s USING (request_id) "
+	    "WHERE p.exported_at IS NULL",
+	    0, NULL, 1, &rows, err, sizeof(err));
+	if (st == GW_OK)
+		*lag_s = atof(gw_db_rows_get(rows, 0, 0));
+	gw_db_rows_free(rows);
+	return st;
 }

@@ -51,6 +51,12 @@ enum gw_status gw_lf_export(const struct gw_cfg *cfg, struct gw_db *db,
     GW_NONNULL(1, 2, 3, 5);
 
 /*
+ * Seconds since the oldest request still waiting for export started (0
+ * when none waits). GW_E_DB when the database cannot say.
+ */
+enum gw_status gw_lf_lag(struct gw_db *db, double *lag_s) GW_NONNULL(1, 2);
+
+/*
  * The OTLP JSON (ExportTraceServiceRequest) for one exported row, as the
  * queue query returns it. Caller frees. (Exposed for the unit tests.)
  */

@@ -705,28 +705,6 @@ count_metrics(struct relay *r, const struct gw_spend_rec *s)
 	(void)n;
 }
 
-/* Characters of text a request sends, for a usage estimate. */
-static size_t
-text_chars(json_object *v)
-{
-	size_t n = 0, i;
-
-	if (v == NULL)
-		return 0;
-	if (json_object_is_type(v, json_type_string))
-		return (size_t)json_object_get_string_len(v);
-	if (json_object_is_type(v, json_type_array)) {
-		for (i = 0; i < json_object_array_length(v); i++)
-			n += text_chars(json_object_array_get_idx(v, i));
-		return n;
-	}
-	if (json_object_is_type(v, json_type_object)) {
-		n += text_chars(gw_json_get(v, "content"));
-		n += text_chars(gw_json_get(v, "text"));
-	}
-	return n;
-}
-
 /*
  * The estimate stored (flagged usage_estimated) when the upstream reported
  * no usage: 4 characters of prompt text per token, and one token per
@@ -738,9 +716,9 @@ estimate_usage(struct relay *r, json_object *body)
 	size_t chars = 0;
 
 	if (body != NULL)
-		chars = text_chars(gw_json_get(body, "messages")) +
-		        text_chars(gw_json_get(body, "prompt")) +
-		        text_chars(gw_json_get(body, "input"));
+		chars = gw_capture_text_chars(gw_json_get(body, "messages")) +
+		        gw_capture_text_chars(gw_json_get(body, "prompt")) +
+		        gw_capture_text_chars(gw_json_get(body, "input"));
 	r->usage.prompt = (int64_t)((chars + 3) / 4);
 	r->usage.completion = r->chunks;
 	r->usage.total = r->usage.prompt + r->usage.completion;

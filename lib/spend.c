@@ -80,11 +80,7 @@ gw_spend_cost(const struct gw_cfg *cfg, const char *actual_model,
 static unsigned
 hash_of(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h % NENTITIES;
+	return gw_hash_str(s) % NENTITIES;
 }
 
 /* The entity named id, created on first use; lock held. */

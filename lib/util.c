@@ -297,3 +297,13 @@ gw_strtrim(char *s)
 	*e = '\0';
 	return s;
 }
+
+uint32_t
+gw_hash_str(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}

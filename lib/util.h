@@ -72,6 +72,9 @@ void gw_random_bytes(void *buf, size_t n);
  */
 void gw_uuid4(uint64_t state[2], char out[37]);
 
+/* FNV-1a of a NUL-terminated string: for in-process hash tables only. */
+uint32_t gw_hash_str(const char *s) GW_NONNULL(1);
+
 /* Trim ASCII whitespace from both ends in place; returns s. */
 char *gw_strtrim(char *s) GW_NONNULL(1);
 
