@@ -5,6 +5,7 @@
 #   make up         the same against the configured upstream (UPSTREAM_URL=)
 #   make stop       stop what demo/up started (pid files under var/run)
 #   make check      install test packages, build, run unit + integration tests
+#   make bench      benchmarks side by side (tests/bench, BENCHMARKS.md)
 VERSION  := $(shell cat VERSION)
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -38,7 +39,7 @@ UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 MIGRATIONS = $(sort $(wildcard migrations/*.sql))
 
-.PHONY: all deps check unit itest asan ubsan valgrind headercheck format \
+.PHONY: all deps check unit itest bench asan ubsan valgrind headercheck format \
         format-check clean demo up stop status install
 all: $(LIB) $(CGI) $(TOOLS)
 
@@ -101,6 +102,11 @@ check:
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory itest
+
+# Benchmarks (not part of check): loopback only, every load bounded in time.
+# BENCH_ARGS=--quick for a short run; see tests/bench/README.md.
+bench: all
+	/usr/bin/python3 tests/bench/bench.py $(BENCH_ARGS)
 
 asan:
 	$(MAKE) clean
