@@ -3,7 +3,9 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -175,6 +177,51 @@ start_listener(void)
 	pthread_attr_destroy(&a);
 }
 
+/* Keys being read from the database right now; lock held. */
+#define MAX_FETCHING 64
+static char fetching_tokens[MAX_FETCHING][65];
+static pthread_cond_t fetched = PTHREAD_COND_INITIALIZER;
+
+static int
+fetching(const char *token)
+{
+	int i;
+
+	for (i = 0; i < MAX_FETCHING; i++)
+		if (strcmp(fetching_tokens[i], token) == 0)
+			return 1;
+	return 0;
+}
+
+/* Mark (or clear) token as being read; when the table is full, no mark. */
+static void
+set_fetching(const char *token, int on)
+{
+	int i;
+
+	for (i = 0; i < MAX_FETCHING; i++) {
+		if (on && fetching_tokens[i][0] == '\0') {
+			snprintf(fetching_tokens[i], 65, "%s", token);
+			return;
+		}
+		if (!on && strcmp(fetching_tokens[i], token) == 0) {
+			fetching_tokens[i][0] = '\0';
+			return;
+		}
+	}
+}
+
+/* Wait for a lookup under way (lock held); -1 after 5 s. */
+static int
+wait_fetch(void)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 5;
+	return pthread_cond_timedwait(&fetched, &lock, &dl) == 0 ? 0 : -1;
+}
+
 /* A cached record still good to use at time now; lock held. */
 static int
 fresh(const struct gw_keyrec *r, const struct gw_cfg *cfg, int64_t now)
@@ -214,17 +261,28 @@ gw_authcache_get(struct gw_db *db, const struct gw_cfg *cfg, const char *token,
 	}
 	pthread_once(&listener_once, start_listener);
 	pthread_mutex_lock(&lock);
-	n = find(token);
-	if (n != NULL && fresh(n->rec, cfg, gw_now_mono_us())) {
-		*out = gw_keyrec_ref(n->rec);
-		pthread_mutex_unlock(&lock);
-		return GW_OK;
+	for (;;) {
+		n = find(token);
+		if (n != NULL && fresh(n->rec, cfg, gw_now_mono_us())) {
+			*out = gw_keyrec_ref(n->rec);
+			pthread_mutex_unlock(&lock);
+			return GW_OK;
+		}
+		/*
+		 * One lookup per key at a time in a process: a burst on a cold
+		 * key would otherwise open a connection per thread at once.
+		 */
+		if (!fetching(token) || wait_fetch() != 0)
+			break;
 	}
+	set_fetching(token, 1);
 	gen = inval_gen;
 	pthread_mutex_unlock(&lock);
 
 	st = gw_keystore_lookup(db, token, &rec);
 	pthread_mutex_lock(&lock);
+	set_fetching(token, 0);
+	pthread_cond_broadcast(&fetched);
 	if (st != GW_OK) {
 		/* Database down: a stale answer beats refusing every key. */
 		n = find(token);

@@ -196,10 +196,12 @@ worker_thread(void *arg)
 				break;
 			/*
 			 * A sibling stopping shuts the shared socket down
-			 * (EINVAL) just before our own SIGTERM: say it once.
+			 * (EINVAL) just before our own SIGTERM: no error to report.
+			 * Anything else is said once.
 			 */
 			if (__atomic_fetch_add(
-			        &accept_errors, 1, __ATOMIC_RELAXED) == 0)
+			        &accept_errors, 1, __ATOMIC_RELAXED) == 0 &&
+			    errno != EINVAL)
 				gw_log_errno(NULL, "server", "accept failed");
 			usleep(100 * 1000);
 			continue;
