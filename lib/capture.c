@@ -116,23 +116,36 @@ take_tool_deltas(struct gw_capture *c, json_object *deltas)
 	}
 }
 
+/*
+ * The first choice of an answer or a chunk, its finish reason taken, and
+ * for completions its text too; NULL when nothing more is to be read.
+ */
+static json_object *
+first_choice(struct gw_capture *c, json_object *o)
+{
+	json_object *choices = gw_json_get(o, "choices"), *ch;
+	const char *s;
+
+	if (choices == NULL || !json_object_is_type(choices, json_type_array) ||
+	    json_object_array_length(choices) == 0)
+		return NULL;
+	ch = json_object_array_get_idx(choices, 0);
+	take_finish(c, ch);
+	if (c->call != GW_CALL_COMPLETION)
+		return ch;
+	if ((s = gw_json_get_str(ch, "text")) != NULL)
+		add_text(c, s, strlen(s));
+	return NULL;
+}
+
 void
 gw_capture_chunk(struct gw_capture *c, json_object *chunk)
 {
-	json_object *choices = gw_json_get(chunk, "choices"), *ch, *delta, *tc;
+	json_object *ch, *delta, *tc;
 	const char *s;
 
-	if (!c->on || choices == NULL ||
-	    !json_object_is_type(choices, json_type_array) ||
-	    json_object_array_length(choices) == 0)
+	if (!c->on || (ch = first_choice(c, chunk)) == NULL)
 		return;
-	ch = json_object_array_get_idx(choices, 0);
-	take_finish(c, ch);
-	if (c->call == GW_CALL_COMPLETION) {
-		if ((s = gw_json_get_str(ch, "text")) != NULL)
-			add_text(c, s, strlen(s));
-		return;
-	}
 	delta = gw_json_get(ch, "delta");
 	if ((s = gw_json_get_str(delta, "content")) != NULL)
 		add_text(c, s, strlen(s));
@@ -144,7 +157,7 @@ gw_capture_chunk(struct gw_capture *c, json_object *chunk)
 void
 gw_capture_answer(struct gw_capture *c, json_object *answer)
 {
-	json_object *choices, *ch, *msg, *tc, *data, *first, *emb;
+	json_object *ch, *msg, *tc, *data, *first, *emb;
 	const char *s;
 
 	if (!c->on)
@@ -166,17 +179,8 @@ gw_capture_answer(struct gw_capture *c, json_object *answer)
 			        (int64_t)json_object_array_length(emb)));
 		return;
 	}
-	choices = gw_json_get(answer, "choices");
-	if (choices == NULL || !json_object_is_type(choices, json_type_array) ||
-	    json_object_array_length(choices) == 0)
+	if ((ch = first_choice(c, answer)) == NULL)
 		return;
-	ch = json_object_array_get_idx(choices, 0);
-	take_finish(c, ch);
-	if (c->call == GW_CALL_COMPLETION) {
-		if ((s = gw_json_get_str(ch, "text")) != NULL)
-			add_text(c, s, strlen(s));
-		return;
-	}
 	msg = gw_json_get(ch, "message");
 	if ((s = gw_json_get_str(msg, "content")) != NULL)
 		add_text(c, s, strlen(s));
