@@ -11,6 +11,7 @@
 
 struct gw_upstream {
 	CURL *h;
+	int post_ready; /* the handle holds the options every POST shares */
 };
 
 struct sink {
@@ -89,6 +90,7 @@ gw_upstream_get(struct gw_upstream *up, const char *url, int connect_timeout_ms,
 
 	*http_status = 0;
 	curl_easy_reset(up->h);
+	up->post_ready = 0;
 	base_options(up->h, connect_timeout_ms);
 	curl_easy_setopt(up->h, CURLOPT_URL, url);
 	curl_easy_setopt(up->h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
@@ -212,8 +214,22 @@ gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
 	size_t i;
 
 	memset(res, 0, sizeof(*res));
-	curl_easy_reset(up->h);
-	base_options(up->h, p->connect_timeout_ms);
+	/*
+	 * POSTs follow POSTs on a worker thread: set the options they share
+	 * once, not curl_easy_reset and all again per request.
+	 */
+	if (!up->post_ready) {
+		curl_easy_reset(up->h);
+		base_options(up->h, p->connect_timeout_ms);
+		curl_easy_setopt(up->h, CURLOPT_POST, 1L);
+		curl_easy_setopt(up->h, CURLOPT_HEADERFUNCTION, post_header);
+		curl_easy_setopt(up->h, CURLOPT_WRITEFUNCTION, post_write);
+		curl_easy_setopt(up->h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(up->h, CURLOPT_XFERINFOFUNCTION, post_tick);
+		up->post_ready = 1;
+	}
+	curl_easy_setopt(
+	    up->h, CURLOPT_CONNECTTIMEOUT_MS, (long)p->connect_timeout_ms);
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	hdrs = curl_slist_append(
 	    hdrs, "Accept: application/json, text/event-stream");
@@ -231,28 +247,24 @@ gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
 	}
 	for (i = 0; p->headers != NULL && p->headers[i] != NULL; i++)
 		hdrs = curl_slist_append(hdrs, p->headers[i]);
-	if (p->userpwd != NULL)
-		curl_easy_setopt(up->h, CURLOPT_USERPWD, p->userpwd);
-	if (p->timeout_ms > 0)
-		curl_easy_setopt(
-		    up->h, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
+	/* NULL and 0 clear what a previous POST set. */
+	curl_easy_setopt(up->h, CURLOPT_USERPWD, p->userpwd);
+	curl_easy_setopt(up->h, CURLOPT_TIMEOUT_MS,
+	    (long)(p->timeout_ms > 0 ? p->timeout_ms : 0));
 	curl_easy_setopt(up->h, CURLOPT_URL, p->url);
-	curl_easy_setopt(up->h, CURLOPT_POST, 1L);
 	curl_easy_setopt(up->h, CURLOPT_POSTFIELDS, p->body);
 	curl_easy_setopt(
 	    up->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body_len);
 	curl_easy_setopt(up->h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(up->h, CURLOPT_HEADERFUNCTION, post_header);
 	curl_easy_setopt(up->h, CURLOPT_HEADERDATA, &c);
-	curl_easy_setopt(up->h, CURLOPT_WRITEFUNCTION, post_write);
 	curl_easy_setopt(up->h, CURLOPT_WRITEDATA, &c);
-	curl_easy_setopt(up->h, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(up->h, CURLOPT_XFERINFOFUNCTION, post_tick);
 	curl_easy_setopt(up->h, CURLOPT_XFERINFODATA, &c);
 	rc = curl_easy_perform(up->h);
 	/* An answer with an empty body still has a head to deliver. */
 	if (rc == CURLE_OK && deliver_head(&c) < 0)
 		rc = CURLE_WRITE_ERROR;
+	/* The list is freed: the handle must not point at it any more. */
+	curl_easy_setopt(up->h, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
 	if (res->aborted)
 		return GW_OK;
