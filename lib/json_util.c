@@ -130,6 +130,25 @@ gw_json_get_int(json_object *obj, const char *key, int64_t *out)
 	return 0;
 }
 
+int64_t
+gw_json_int_or(json_object *obj, const char *key, int64_t dflt)
+{
+	int64_t v;
+
+	return gw_json_get_int(obj, key, &v) == 0 ? v : dflt;
+}
+
+double
+gw_json_num_or(json_object *obj, const char *key, double dflt)
+{
+	json_object *v = gw_json_get(obj, key);
+
+	if (v == NULL || !(json_object_is_type(v, json_type_double) ||
+	                     json_object_is_type(v, json_type_int)))
+		return dflt;
+	return json_object_get_double(v);
+}
+
 const char *
 gw_json_str(json_object *obj, size_t *len)
 {

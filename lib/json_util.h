@@ -49,6 +49,13 @@ void gw_jw_raw(struct gw_buf *b, const char *key, const char *json)
 /* Append s as a JSON string literal (quotes and escapes). */
 void gw_jw_quote(struct gw_buf *b, const char *s) GW_NONNULL(1, 2);
 
+/* An integer member, or dflt when absent or not an integer. */
+int64_t gw_json_int_or(json_object *obj, const char *key, int64_t dflt)
+    GW_NONNULL(2);
+/* A number member (integer or not), or dflt when absent or not a number. */
+double gw_json_num_or(json_object *obj, const char *key, double dflt)
+    GW_NONNULL(2);
+
 /* Serialize compactly (no slash escaping); borrowed until obj changes. */
 const char *gw_json_str(json_object *obj, size_t *len) GW_NONNULL(1);
 

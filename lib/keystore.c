@@ -37,25 +37,6 @@ opt_str(json_object *o, const char *key)
 	return s != NULL ? gw_xstrdup(s) : NULL;
 }
 
-static int64_t
-opt_int(json_object *o, const char *key)
-{
-	int64_t v;
-
-	return gw_json_get_int(o, key, &v) == 0 ? v : -1;
-}
-
-static double
-opt_num(json_object *o, const char *key, double dflt)
-{
-	json_object *v = gw_json_get(o, key);
-
-	if (v == NULL || !(json_object_is_type(v, json_type_double) ||
-	                     json_object_is_type(v, json_type_int)))
-		return dflt;
-	return json_object_get_double(v);
-}
-
 static void
 strlist_from(json_object *o, const char *key, struct gw_strlist *l)
 {
@@ -112,19 +93,20 @@ gw_keyrec_from_json(const char *json)
 	r->blocked = b != NULL && json_object_get_boolean(b);
 	b = gw_json_get(o, "team_blocked");
 	r->team_blocked = b != NULL && json_object_get_boolean(b);
-	r->expires_us = (int64_t)(opt_num(o, "expires", 0) * 1e6);
-	r->tpm_limit = opt_int(o, "tpm_limit");
-	r->rpm_limit = opt_int(o, "rpm_limit");
-	r->max_parallel = opt_int(o, "max_parallel_requests");
-	r->team_tpm_limit = opt_int(o, "team_tpm_limit");
-	r->team_rpm_limit = opt_int(o, "team_rpm_limit");
-	r->team_max_parallel = opt_int(o, "team_max_parallel_requests");
-	r->max_budget = opt_num(o, "max_budget", -1);
-	r->spend = opt_num(o, "spend", 0);
-	r->team_max_budget = opt_num(o, "team_max_budget", -1);
-	r->team_spend = opt_num(o, "team_spend", 0);
-	r->user_max_budget = opt_num(o, "user_max_budget", -1);
-	r->user_spend = opt_num(o, "user_spend", 0);
+	r->expires_us = (int64_t)(gw_json_num_or(o, "expires", 0) * 1e6);
+	r->tpm_limit = gw_json_int_or(o, "tpm_limit", -1);
+	r->rpm_limit = gw_json_int_or(o, "rpm_limit", -1);
+	r->max_parallel = gw_json_int_or(o, "max_parallel_requests", -1);
+	r->team_tpm_limit = gw_json_int_or(o, "team_tpm_limit", -1);
+	r->team_rpm_limit = gw_json_int_or(o, "team_rpm_limit", -1);
+	r->team_max_parallel =
+	    gw_json_int_or(o, "team_max_parallel_requests", -1);
+	r->max_budget = gw_json_num_or(o, "max_budget", -1);
+	r->spend = gw_json_num_or(o, "spend", 0);
+	r->team_max_budget = gw_json_num_or(o, "team_max_budget", -1);
+	r->team_spend = gw_json_num_or(o, "team_spend", 0);
+	r->user_max_budget = gw_json_num_or(o, "user_max_budget", -1);
+	r->user_spend = gw_json_num_or(o, "user_spend", 0);
 	json_object_put(o);
 	return r;
 }

@@ -56,36 +56,18 @@ str_or(json_object *row, const char *key, const char *dflt)
 	return s != NULL ? s : dflt;
 }
 
-static int64_t
-int_or(json_object *row, const char *key, int64_t dflt)
-{
-	int64_t v;
-
-	return gw_json_get_int(row, key, &v) == 0 ? v : dflt;
-}
-
-static double
-num_or(json_object *row, const char *key, double dflt)
-{
-	json_object *v = gw_json_get(row, key);
-
-	if (v == NULL || !(json_object_is_type(v, json_type_double) ||
-	                     json_object_is_type(v, json_type_int)))
-		return dflt;
-	return json_object_get_double(v);
-}
-
 static int
 failed_row(json_object *row)
 {
-	return int_or(row, "status", 200) >= 400 ||
+	return gw_json_int_or(row, "status", 200) >= 400 ||
 	       gw_json_get_str(row, "error_type") != NULL;
 }
 
 static void
 status_message(json_object *row, char *out, size_t len)
 {
-	snprintf(out, len, "HTTP %lld%s%s", (long long)int_or(row, "status", 0),
+	snprintf(out, len, "HTTP %lld%s%s",
+	    (long long)gw_json_int_or(row, "status", 0),
 	    gw_json_get_str(row, "error_type") ? ": " : "",
 	    str_or(row, "error_type", ""));
 }
@@ -110,12 +92,12 @@ usage_details(json_object *row)
 {
 	json_object *u = json_object_new_object();
 
-	json_object_object_add(
-	    u, "input", json_object_new_int64(int_or(row, "prompt_tokens", 0)));
+	json_object_object_add(u, "input",
+	    json_object_new_int64(gw_json_int_or(row, "prompt_tokens", 0)));
 	json_object_object_add(u, "output",
-	    json_object_new_int64(int_or(row, "completion_tokens", 0)));
-	json_object_object_add(
-	    u, "total", json_object_new_int64(int_or(row, "total_tokens", 0)));
+	    json_object_new_int64(gw_json_int_or(row, "completion_tokens", 0)));
+	json_object_object_add(u, "total",
+	    json_object_new_int64(gw_json_int_or(row, "total_tokens", 0)));
 	return u;
 }
 
@@ -124,8 +106,8 @@ cost_details(json_object *row)
 {
 	json_object *c = json_object_new_object();
 
-	json_object_object_add(
-	    c, "total", json_object_new_double(num_or(row, "spend", 0)));
+	json_object_object_add(c, "total",
+	    json_object_new_double(gw_json_num_or(row, "spend", 0)));
 	return c;
 }
 
@@ -202,7 +184,7 @@ gw_lf_otlp_body(json_object *row)
 	            *scope_spans, *ss, *scope, *spans, *span, *attrs, *status,
 	            *tmp;
 	char trace[33], sid[17], ns[32], msg[160], ts[32];
-	int64_t first = int_or(row, "first_us", 0);
+	int64_t first = gw_json_int_or(row, "first_us", 0);
 	int failed = failed_row(row);
 	char *out;
 
@@ -214,10 +196,12 @@ gw_lf_otlp_body(json_object *row)
 	json_object_object_add(span, "name",
 	    json_object_new_string(str_or(row, "call_type", "llm")));
 	json_object_object_add(span, "kind", json_object_new_int(3));
-	ns_string(int_or(row, "start_us", 0), ns);
+	ns_string(gw_json_int_or(row, "start_us", 0), ns);
 	json_object_object_add(
 	    span, "startTimeUnixNano", json_object_new_string(ns));
-	ns_string(int_or(row, "end_us", int_or(row, "start_us", 0)), ns);
+	ns_string(
+	    gw_json_int_or(row, "end_us", gw_json_int_or(row, "start_us", 0)),
+	    ns);
 	json_object_object_add(
 	    span, "endTimeUnixNano", json_object_new_string(ns));
 	attrs = json_object_new_array();
@@ -229,9 +213,9 @@ gw_lf_otlp_body(json_object *row)
 	    str_or(row, "actual_model", str_or(row, "model", "")));
 	attr_str(attrs, "gen_ai.operation.name", str_or(row, "call_type", ""));
 	attr_int(attrs, "gen_ai.usage.input_tokens",
-	    int_or(row, "prompt_tokens", 0));
+	    gw_json_int_or(row, "prompt_tokens", 0));
 	attr_int(attrs, "gen_ai.usage.output_tokens",
-	    int_or(row, "completion_tokens", 0));
+	    gw_json_int_or(row, "completion_tokens", 0));
 	tmp = usage_details(row);
 	attr_json(attrs, "langfuse.observation.usage_details", tmp);
 	json_object_put(tmp);
@@ -336,11 +320,13 @@ gw_lf_legacy_events(json_object *row, json_object *events)
 	const char *rid = str_or(row, "request_id", "");
 	char start[32], end[32], first[32], gen_id[160], msg[160];
 	json_object *b, *tags;
-	int64_t f = int_or(row, "first_us", 0);
+	int64_t f = gw_json_int_or(row, "first_us", 0);
 
 	bound_row(row);
-	gw_time_rfc3339(int_or(row, "start_us", 0), start);
-	gw_time_rfc3339(int_or(row, "end_us", int_or(row, "start_us", 0)), end);
+	gw_time_rfc3339(gw_json_int_or(row, "start_us", 0), start);
+	gw_time_rfc3339(
+	    gw_json_int_or(row, "end_us", gw_json_int_or(row, "start_us", 0)),
+	    end);
 	if (!accepted(row, "trace")) {
 		b = json_object_new_object();
 		json_object_object_add(b, "id", json_object_new_string(rid));

@@ -56,7 +56,6 @@ refresh(struct gw_req *req)
 	char err[256] = "", m[128];
 	int status = 0;
 	size_t i, n;
-	int64_t v;
 
 	if (gw_upstream_get(req->th->up, url, cfg->upstream_connect_timeout_ms,
 	        cfg->upstream_health_timeout_ms, &status, &body,
@@ -84,8 +83,7 @@ refresh(struct gw_req *req)
 		owner = gw_json_get_str(it, "owned_by");
 		cache[ncache].id = gw_xstrdup(id);
 		cache[ncache].owned_by = gw_xstrdup(owner ? owner : "upstream");
-		cache[ncache].created =
-		    gw_json_get_int(it, "created", &v) == 0 ? v : 0;
+		cache[ncache].created = gw_json_int_or(it, "created", 0);
 		ncache++;
 	}
 out:

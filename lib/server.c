@@ -196,8 +196,8 @@ worker_thread(void *arg)
 				break;
 			/*
 			 * A sibling stopping shuts the shared socket down
-			 * (EINVAL) just before our own SIGTERM: no error to report.
-			 * Anything else is said once.
+			 * (EINVAL) just before our own SIGTERM: no error to
+			 * report. Anything else is said once.
 			 */
 			if (__atomic_fetch_add(
 			        &accept_errors, 1, __ATOMIC_RELAXED) == 0 &&
