@@ -419,3 +419,21 @@ def keys_stack(make_stack, mock, jwt_keys):
         "auth.jwt_issuer=https://issuer.test",
         "auth.jwt_audience=llmgw",
     ])
+
+
+def post(stack, path, body, headers=AUTH, timeout=30):
+    return stack.request("POST", path, body=body, headers=headers, timeout=timeout)
+
+
+def bearer(key):
+    return {"Authorization": "Bearer " + key}
+
+
+def new_key(stack, **fields):
+    """POST /key/generate with the master key; the whole answer. Its raw key
+    is remembered for the search of the database and logs (test_keys)."""
+    r = post(stack, "/key/generate", fields)
+    assert r.status == 200, r
+    out = r.json()
+    RAW_KEYS.append(out["key"])
+    return out

@@ -9,26 +9,10 @@ import time
 
 import pytest
 
-from conftest import (AUTH, MASTER_KEY, RAW_KEYS, assert_openai_error,
-                      make_jwt)
+from conftest import (AUTH, MASTER_KEY, RAW_KEYS, assert_openai_error, bearer,
+                      make_jwt, new_key, post)
 
 MSGS = [{"role": "user", "content": "hi"}]
-
-
-def post(stack, path, body, headers=AUTH):
-    return stack.request("POST", path, body=body, headers=headers)
-
-
-def bearer(key):
-    return {"Authorization": "Bearer " + key}
-
-
-def generate(stack, **fields):
-    r = post(stack, "/key/generate", fields)
-    assert r.status == 200, r
-    out = r.json()
-    RAW_KEYS.append(out["key"])
-    return out
 
 
 def chat(stack, key, model="gpt-4"):
@@ -48,7 +32,7 @@ def settle(stack, key, status, model="gpt-4", within=1.0):
 
 
 def test_generate_shape_and_storage(keys_stack, pg):
-    out = generate(keys_stack, models=["gpt-4"], user_id="u-gen", max_budget=12.5,
+    out = new_key(keys_stack, models=["gpt-4"], user_id="u-gen", max_budget=12.5,
                    duration="30d", metadata={"team": "ml"}, key_alias="gen-1",
                    rpm_limit=10, tpm_limit=1000, max_parallel_requests=3,
                    budget_duration="1mo")
@@ -93,7 +77,7 @@ def test_generate_rejects_bad_fields(keys_stack, body, param):
 
 
 def test_admin_routes_need_admin(keys_stack):
-    k = generate(keys_stack)["key"]
+    k = new_key(keys_stack)["key"]
     for path in ("/key/generate", "/key/update", "/key/delete", "/key/block",
                  "/key/unblock", "/key/regenerate", "/user/new", "/team/new"):
         err = assert_openai_error(post(keys_stack, path, {}, bearer(k)), 403,
@@ -105,8 +89,8 @@ def test_admin_routes_need_admin(keys_stack):
 
 
 def test_key_info_own_and_admin(keys_stack):
-    a = generate(keys_stack, user_id="u-info", models=["gpt-4"], max_budget=3)
-    b = generate(keys_stack, user_id="u-other")
+    a = new_key(keys_stack, user_id="u-info", models=["gpt-4"], max_budget=3)
+    b = new_key(keys_stack, user_id="u-other")
     r = keys_stack.get("/key/info", headers=bearer(a["key"]))
     assert r.status == 200, r
     info = r.json()
@@ -128,7 +112,7 @@ def test_key_info_own_and_admin(keys_stack):
 
 
 def test_update_block_unblock(keys_stack):
-    k = generate(keys_stack, models=["gpt-4"])
+    k = new_key(keys_stack, models=["gpt-4"])
     assert chat(keys_stack, k["key"]).status == 200
     r = post(keys_stack, "/key/update", {"key": k["key"], "models": ["gpt-3.5-turbo"],
                                           "metadata": {"x": 1}})
@@ -147,7 +131,7 @@ def test_update_block_unblock(keys_stack):
 
 
 def test_regenerate_refuses_old_key_at_once(keys_stack):
-    k = generate(keys_stack, key_alias="regen-me")
+    k = new_key(keys_stack, key_alias="regen-me")
     assert chat(keys_stack, k["key"]).status == 200
     r = post(keys_stack, "/key/regenerate", {"key": k["key"]})
     assert r.status == 200
@@ -165,9 +149,9 @@ def test_regenerate_refuses_old_key_at_once(keys_stack):
 
 
 def test_delete_by_key_hash_and_alias(keys_stack, pg):
-    a = generate(keys_stack, key_alias="del-a")
-    b = generate(keys_stack, key_alias="del-b")
-    c = generate(keys_stack, key_alias="del-c")
+    a = new_key(keys_stack, key_alias="del-a")
+    b = new_key(keys_stack, key_alias="del-b")
+    c = new_key(keys_stack, key_alias="del-c")
     r = post(keys_stack, "/key/delete", {"keys": [a["key"], b["token"], "0" * 64]})
     assert r.status == 200
     assert sorted(r.json()["deleted_keys"]) == sorted([a["token"], b["token"]])
@@ -184,7 +168,7 @@ def test_delete_by_key_hash_and_alias(keys_stack, pg):
 
 def test_list_paginates_and_filters(keys_stack):
     for i in range(7):
-        generate(keys_stack, user_id="u-list", team_id=None, key_alias="list-%d" % i)
+        new_key(keys_stack, user_id="u-list", team_id=None, key_alias="list-%d" % i)
     r = keys_stack.get("/key/list?user_id=u-list&page=2&size=3", headers=AUTH)
     assert r.status == 200, r
     out = r.json()
@@ -226,7 +210,7 @@ def test_users_and_teams(keys_stack):
     r = keys_stack.get("/team/info?team_id=team-a", headers=bearer(u["key"]))
     assert r.status == 200 and r.json()["team_info"]["team_alias"] == "A"
     assert len(r.json()["keys"]) == 1
-    other = generate(keys_stack)
+    other = new_key(keys_stack)
     assert_openai_error(keys_stack.get("/team/info?team_id=team-a", headers=bearer(other["key"])), 403)
     r = post(keys_stack, "/user/update", {"user_id": "u-new", "max_budget": 5})
     assert r.status == 200 and r.json()["max_budget"] == 5
@@ -241,7 +225,7 @@ def test_users_and_teams(keys_stack):
 
 
 def test_model_restrictions_with_aliases_and_teams(keys_stack, mock):
-    k = generate(keys_stack, models=["gpt-4"])["key"]
+    k = new_key(keys_stack, models=["gpt-4"])["key"]
     assert chat(keys_stack, k, "gpt-4").status == 200
     assert json.loads(mock.last()["body"])["model"] == "qwen3-30b-a3b"
     # Not the alias's target by its own name.
@@ -258,16 +242,16 @@ def test_model_restrictions_with_aliases_and_teams(keys_stack, mock):
     assert_openai_error(r, 401, "key_model_access_denied")
     # A team's list narrows its keys further.
     post(keys_stack, "/team/new", {"team_id": "team-narrow", "models": ["gpt-3.5-turbo"]})
-    t = generate(keys_stack, team_id="team-narrow")["key"]
+    t = new_key(keys_stack, team_id="team-narrow")["key"]
     assert chat(keys_stack, t, "gpt-3.5-turbo").status == 200
     assert_openai_error(chat(keys_stack, t, "gpt-4"), 401, "team_model_access_denied")
     # No list at all: every model.
-    free = generate(keys_stack)["key"]
+    free = new_key(keys_stack)["key"]
     assert chat(keys_stack, free, "qwen3-30b-a3b").status == 200
 
 
 def test_duration_expiry(keys_stack):
-    k = generate(keys_stack, duration="2s")["key"]
+    k = new_key(keys_stack, duration="2s")["key"]
     assert chat(keys_stack, k).status == 200
     time.sleep(2.3)
     err = assert_openai_error(chat(keys_stack, k), 401, "expired_key")
@@ -275,7 +259,7 @@ def test_duration_expiry(keys_stack):
 
 
 def test_delete_reaches_other_processes_within_a_second(keys_stack):
-    k = generate(keys_stack)["key"]
+    k = new_key(keys_stack)["key"]
     # Warm the caches of the chat workers (two processes).
     for _ in range(20):
         assert chat(keys_stack, k).status == 200
@@ -295,7 +279,7 @@ def test_delete_reaches_other_processes_within_a_second(keys_stack):
 def test_sql_metacharacters_stored_verbatim(keys_stack, pg):
     alias = "o'reilly\"; DROP TABLE keys; --"
     meta = {"note": "'); DELETE FROM users; --", "nested": {"q": "a\\b\"c"}}
-    out = generate(keys_stack, key_alias=alias, metadata=meta)
+    out = new_key(keys_stack, key_alias=alias, metadata=meta)
     assert out["key_alias"] == alias and out["metadata"] == meta
     info = keys_stack.get("/key/info?key=" + out["token"], headers=AUTH).json()
     assert info["key_alias"] == alias and info["info"]["metadata"] == meta

@@ -9,24 +9,9 @@ import time
 
 import pytest
 
-from conftest import AUTH, RAW_KEYS, assert_openai_error
+from conftest import AUTH, assert_openai_error, bearer, new_key, post
 
 MSGS = [{"role": "user", "content": "hi"}]
-
-
-def post(stack, path, body, headers=AUTH, timeout=30):
-    return stack.request("POST", path, body=body, headers=headers, timeout=timeout)
-
-
-def bearer(k):
-    return {"Authorization": "Bearer " + k}
-
-
-def new_key(stack, **fields):
-    r = post(stack, "/key/generate", fields)
-    assert r.status == 200, r
-    RAW_KEYS.append(r.json()["key"])
-    return r.json()["key"]
 
 
 def chat(stack, key, model="gpt-4", **extra):
@@ -117,8 +102,8 @@ def test_health_is_never_limited(make_stack, mock):
 
 def test_rpm_limit_per_key(limited):
     time.sleep(2.5)
-    k = new_key(limited, rpm_limit=5)
-    other = new_key(limited, rpm_limit=5)
+    k = new_key(limited, rpm_limit=5)["key"]
+    other = new_key(limited, rpm_limit=5)["key"]
     rs = [chat(limited, k) for _ in range(5)]
     assert [r.status for r in rs] == [200] * 5
     assert rs[0].headers["x-ratelimit-limit-requests"] == "5"
@@ -133,7 +118,7 @@ def test_rpm_limit_per_key(limited):
 
 
 def test_tpm_limit(limited):
-    k = new_key(limited, tpm_limit=10)
+    k = new_key(limited, tpm_limit=10)["key"]
     assert chat(limited, k).status == 200  # 1 + 5 = 6 tokens
     r = chat(limited, k)
     assert r.status == 200 and r.headers["x-ratelimit-remaining-tokens"] == "4"
@@ -155,7 +140,7 @@ def open_stream(stack, key, chunks=50, delay=100):
 
 
 def test_max_parallel_holds_and_recovers(limited):
-    k = new_key(limited, max_parallel_requests=2)
+    k = new_key(limited, max_parallel_requests=2)["key"]
     a = open_stream(limited, k)
     b = open_stream(limited, k)
     err = assert_openai_error(chat(limited, k), 429)
@@ -170,7 +155,7 @@ def test_max_parallel_holds_and_recovers(limited):
 
 def test_dead_worker_slots_are_reclaimed(make_stack, mock):
     s = make_stack("reap", mock.url, ["gateway.processes=1"])
-    k = new_key(s, max_parallel_requests=1)
+    k = new_key(s, max_parallel_requests=1)["key"]
     a = open_stream(s, k, chunks=500)
     assert_openai_error(chat(s, k), 429)
     os.kill(s.children("chat")[0], signal.SIGKILL)
@@ -200,7 +185,7 @@ def metric(text, name, **labels):
 def test_metrics_sum_over_processes(make_stack, mock):
     s = make_stack("metrics", mock.url, ["gateway.processes=3", "gateway.threads=4",
                                          "prices.qwen3-30b-a3b=1 2"])
-    k = new_key(s)
+    k = new_key(s)["key"]
     before = s.get("/metrics").body.decode()
     n = 60
     threads = [threading.Thread(target=lambda: chat(s, k, "gpt-3.5-turbo")) for _ in range(n)]

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import AUTH, MASTER_KEY, RAW_KEYS, assert_openai_error
+from conftest import AUTH, MASTER_KEY, assert_openai_error, bearer, new_key, post
 
 MSGS = [{"role": "user", "content": "hello there friend"}]  # 3 prompt tokens
 PRICE_IN, PRICE_OUT = 1.5, 2.5  # USD per 1M tokens for qwen3-30b-a3b
@@ -18,21 +18,6 @@ PRICE_IN, PRICE_OUT = 1.5, 2.5  # USD per 1M tokens for qwen3-30b-a3b
 
 def cost(prompt, completion):
     return (prompt * PRICE_IN + completion * PRICE_OUT) / 1e6
-
-
-def post(stack, path, body, headers=AUTH, timeout=30):
-    return stack.request("POST", path, body=body, headers=headers, timeout=timeout)
-
-
-def bearer(k):
-    return {"Authorization": "Bearer " + k}
-
-
-def new_key(stack, **fields):
-    r = post(stack, "/key/generate", fields)
-    assert r.status == 200, r
-    RAW_KEYS.append(r.json()["key"])
-    return r.json()
 
 
 def chat(stack, key, model="gpt-4", **extra):
