@@ -258,10 +258,25 @@ gw_jw_null(struct gw_buf *b, const char *key)
 	gw_buf_append(b, "null,", 5);
 }
 
+/*
+ * PostgreSQL's text and jsonb cannot hold U+0000: one "\u0000" in a spooled
+ * row would make every batch holding it fail forever. Escapes are the only
+ * backslashes in serialized JSON, so walking them pairwise is exact.
+ */
 void
 gw_jw_raw(struct gw_buf *b, const char *key, const char *json)
 {
+	const char *p = json, *run = json;
+
 	jw_key(b, key);
-	gw_buf_puts(b, json);
+	while ((p = strchr(p, '\\')) != NULL && p[1] != '\0') {
+		if (strncmp(p + 1, "u0000", 5) == 0) {
+			gw_buf_append(b, run, (size_t)(p - run));
+			gw_buf_append(b, "\\ufffd", 6);
+			run = p += 6;
+		} else
+			p += 2;
+	}
+	gw_buf_puts(b, run);
 	gw_buf_append(b, ",", 1);
 }

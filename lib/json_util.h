@@ -43,7 +43,10 @@ void gw_jw_int(struct gw_buf *b, const char *key, int64_t v) GW_NONNULL(1, 2);
 void gw_jw_num(struct gw_buf *b, const char *key, double v) GW_NONNULL(1, 2);
 void gw_jw_bool(struct gw_buf *b, const char *key, int v) GW_NONNULL(1, 2);
 void gw_jw_null(struct gw_buf *b, const char *key) GW_NONNULL(1, 2);
-/* "key":<json>, json being already-serialized JSON text. */
+/*
+ * "key":<json>, json being already-serialized JSON text; "\u0000" in it is
+ * written as "\ufffd" (PostgreSQL's text and jsonb cannot hold U+0000).
+ */
 void gw_jw_raw(struct gw_buf *b, const char *key, const char *json)
     GW_NONNULL(1, 2, 3);
 /* Append s as a JSON string literal (quotes and escapes). */

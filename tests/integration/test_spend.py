@@ -195,6 +195,50 @@ def test_kill_9_after_a_burst_loses_nothing(make_stack, mock, pg):
     s.stop()
 
 
+def test_nul_in_metadata_does_not_stall_the_spool(spend, pg):
+    # PostgreSQL's text and jsonb cannot hold U+0000: written as U+FFFD.
+    k = new_key(spend)
+    r = post(spend, "/v1/chat/completions",
+             '{"model":"gpt-4","messages":[{"role":"user","content":"hi"}],'
+             '"metadata":{"a":"x\\u0000y","b":"\\\\u0000"}}', bearer(k["key"]))
+    assert r.status == 200
+    after = chat(spend, k["key"])
+    assert after.status == 200
+    ids = (r.headers["x-request-id"], after.headers["x-request-id"])
+    assert wait_rows(pg, "request_id IN ('%s','%s')" % ids, 2) == 2
+    meta = json.loads(pg.psql("SELECT metadata FROM spend_logs WHERE request_id = '%s'" % ids[0]))
+    assert meta == {"a": "x\ufffdy", "b": "\\u0000"}
+
+
+def test_a_refused_row_is_kept_aside_and_the_rest_shipped(spend, pg):
+    # A spool left by a dead process (an older version, say) holding a row
+    # PostgreSQL refuses: its neighbours ship, it goes to rejected.jsonl.
+    spool = os.path.join(spend.var, "spool")
+    good = ["orphan-good-%d" % i for i in range(3)]
+    row = {"api_key": "", "model": "m", "call_type": "chat", "status": 200,
+           "start_time": "2020-01-01T00:00:00Z", "end_time": "2020-01-01T00:00:01Z"}
+    lines = [json.dumps(dict(row, request_id=good[0])),
+             json.dumps(dict(row, request_id="orphan-bad")).replace('"m"', '"x\\u0000"'),
+             json.dumps(dict(row, request_id=good[1])),
+             json.dumps(dict(row, request_id=good[2], status="not a number"))]
+    assert "\\u0000" in lines[1]
+    path = os.path.join(spool, "999999-1-1.spool")
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.rename(path + ".tmp", path)
+    assert wait_rows(pg, "request_id IN ('%s','%s')" % tuple(good[:2]), 2, timeout=20) == 2
+    deadline = time.time() + 20
+    while os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(path)
+    assert pg.psql("SELECT count(*) FROM spend_logs WHERE request_id LIKE 'orphan-%'") == "2"
+    with open(os.path.join(spool, "rejected.jsonl")) as f:
+        kept = f.read().splitlines()
+    assert sorted(json.loads(l)["request_id"] for l in kept) == ["orphan-bad", good[2]]
+    log = spend.log("chat")
+    assert "refused a spooled row" in log and "x\\u0000" not in log
+
+
 def test_budget_refuses_before_upstream(spend, mock, pg):
     one = cost(3, 5)
     k = new_key(spend, max_budget=one * 2.5)

@@ -142,6 +142,25 @@ test_writer(void **state)
 	gw_buf_fini(&b);
 }
 
+/*
+ * U+0000 never reaches a spooled row (PostgreSQL refuses it, and one such row
+ * would stall its whole batch); an escaped backslash before "u0000" is text.
+ */
+static void
+test_writer_nul(void **state)
+{
+	struct gw_buf b = {0};
+
+	(void)state;
+	gw_jw_raw(&b, "m", "{\"a\":\"x\\u0000y\\\\u0000\\\\\\u0000\"}");
+	assert_string_equal(
+	    b.p, "\"m\":{\"a\":\"x\\ufffdy\\\\u0000\\\\\\ufffd\"},");
+	gw_buf_reset(&b, 0);
+	gw_jw_raw(&b, "t", "\"trailing\\\\\"");
+	assert_string_equal(b.p, "\"t\":\"trailing\\\\\",");
+	gw_buf_fini(&b);
+}
+
 int
 main(void)
 {
@@ -151,6 +170,7 @@ main(void)
 	    cmocka_unit_test(test_depth),
 	    cmocka_unit_test(test_accessors),
 	    cmocka_unit_test(test_writer),
+	    cmocka_unit_test(test_writer_nul),
 	};
 
 	return cmocka_run_group_tests_name("json_util", tests, NULL, NULL);
