@@ -35,7 +35,9 @@ gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_thread *th,
 	req->model[0] = '\0';
 	req->start_mono_us = gw_now_mono_us();
 	req->start_real_us = gw_now_real_us();
-	gw_uuid4(th ? th->rng : (uint64_t[2]){0, 0}, req->id);
+	/* Time-ordered: spend_logs' primary key then grows at its end. */
+	gw_uuid7(th ? th->rng : (uint64_t[2]){0, 0}, req->start_real_us / 1000,
+	    req->id);
 	req->method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
 	if (req->method == NULL)
 		req->method = "GET";

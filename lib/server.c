@@ -216,6 +216,14 @@ worker_thread(void *arg)
 		gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, -1);
 		count_request(&req);
 		gw_req_end(&req);
+		/*
+		 * libfcgi closes by shutdown(), then waits for the web server
+		 * to close first (a second poll and read per request, and the
+		 * thread held meanwhile). With the request read to its end,
+		 * the web server sends nothing more: a plain close is safe.
+		 */
+		if (FCGX_HasSeenEOF(fr.in) == EOF)
+			FCGX_Detach(&fr);
 		FCGX_Finish_r(&fr);
 		if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE))
 			break;

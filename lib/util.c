@@ -259,22 +259,12 @@ xorshift128p(uint64_t s[2])
 	return s[1] + b;
 }
 
-void
-gw_uuid4(uint64_t state[2], char out[37])
+static void
+uuid_format(const unsigned char r[16], char out[37])
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char r[16];
-	uint64_t a, b;
 	int i, o = 0;
 
-	if (state[0] == 0 && state[1] == 0)
-		gw_random_bytes(state, 2 * sizeof(uint64_t));
-	a = xorshift128p(state);
-	b = xorshift128p(state);
-	memcpy(r, &a, 8);
-	memcpy(r + 8, &b, 8);
-	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
-	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
 	for (i = 0; i < 16; i++) {
 		if (i == 4 || i == 6 || i == 8 || i == 10)
 			out[o++] = '-';
@@ -282,6 +272,43 @@ gw_uuid4(uint64_t state[2], char out[37])
 		out[o++] = hex[r[i] & 15];
 	}
 	out[o] = '\0';
+}
+
+static void
+uuid_random(uint64_t state[2], unsigned char r[16])
+{
+	uint64_t a, b;
+
+	if (state[0] == 0 && state[1] == 0)
+		gw_random_bytes(state, 2 * sizeof(uint64_t));
+	a = xorshift128p(state);
+	b = xorshift128p(state);
+	memcpy(r, &a, 8);
+	memcpy(r + 8, &b, 8);
+	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 9562 variant */
+}
+
+void
+gw_uuid4(uint64_t state[2], char out[37])
+{
+	unsigned char r[16];
+
+	uuid_random(state, r);
+	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+	uuid_format(r, out);
+}
+
+void
+gw_uuid7(uint64_t state[2], int64_t unix_ms, char out[37])
+{
+	unsigned char r[16];
+	int i;
+
+	uuid_random(state, r);
+	for (i = 0; i < 6; i++)
+		r[i] = (unsigned char)((uint64_t)unix_ms >> (40 - 8 * i));
+	r[6] = (unsigned char)((r[6] & 0x0f) | 0x70);
+	uuid_format(r, out);
 }
 
 char *

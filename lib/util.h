@@ -71,6 +71,11 @@ void gw_random_bytes(void *buf, size_t n);
  * string (36 chars + NUL). Not for secrets: request ids only.
  */
 void gw_uuid4(uint64_t state[2], char out[37]);
+/*
+ * A UUIDv7 (RFC 9562): unix_ms in the first 48 bits, then random bits, so
+ * ids sort by time and a table keyed by them grows at one end of its index.
+ */
+void gw_uuid7(uint64_t state[2], int64_t unix_ms, char out[37]);
 
 /* FNV-1a of a NUL-terminated string: for in-process hash tables only. */
 uint32_t gw_hash_str(const char *s) GW_NONNULL(1);

@@ -14,7 +14,7 @@ from conftest import TREE, FakeUpstream, assert_openai_error, free_port
 
 VERSION = open(os.path.join(TREE, "VERSION")).read().strip()
 N_MIGRATIONS = len(glob.glob(os.path.join(TREE, "migrations", "*.sql")))
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
 def parse_rfc3339(s):
@@ -121,6 +121,8 @@ def test_request_id_headers_and_access_log(stack):
         assert UUID.match(rid), rid
         assert r.headers["x-litellm-call-id"] == rid
         ids.add(rid)
+        # UUIDv7: the first 48 bits are the time in ms.
+        assert abs(int(rid.replace("-", "")[:12], 16) / 1000 - time.time()) < 60
     assert len(ids) == 5
     deadline = time.time() + 5
     while time.time() < deadline and rid not in stack.log("health"):

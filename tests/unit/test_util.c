@@ -78,6 +78,24 @@ test_uuid(void **state)
 		assert_true(a[i] == '-' || strchr("0123456789abcdef", a[i]));
 }
 
+/* UUIDv7: version 7, the variant, the time in front, so ids sort by time. */
+static void
+test_uuid7(void **state)
+{
+	uint64_t st[2] = {0, 0};
+	char a[37], b[37], c[37];
+
+	(void)state;
+	gw_uuid7(st, 0x0191a2b3c4d5LL, a);
+	gw_uuid7(st, 0x0191a2b3c4d5LL, b);
+	gw_uuid7(st, 0x0191a2b3c4d6LL, c);
+	assert_int_equal(strlen(a), 36);
+	assert_memory_equal(a, "0191a2b3-c4d5-7", 15);
+	assert_true(strchr("89ab", a[19]) != NULL);
+	assert_string_not_equal(a, b);
+	assert_true(strcmp(a, c) < 0 && strcmp(b, c) < 0);
+}
+
 static void
 test_strtrim(void **state)
 {
@@ -146,6 +164,7 @@ main(void)
 	    cmocka_unit_test(test_ct_compare),
 	    cmocka_unit_test(test_rfc3339),
 	    cmocka_unit_test(test_uuid),
+	    cmocka_unit_test(test_uuid7),
 	    cmocka_unit_test(test_strtrim),
 	    cmocka_unit_test(test_err_map),
 	    cmocka_unit_test(test_err_json),
