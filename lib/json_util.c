@@ -36,6 +36,314 @@ all_finite(json_object *o)
 	}
 }
 
+/*
+ * A validating JSON scanner that builds nothing, RFC 8259 to the letter:
+ * UTF-8 (no overlong forms, no surrogates), depth 64, nothing trailing.
+ * Numbers are checked for their grammar, not converted. It backs up
+ * json-c in gw_json_parse, and checks upstream answers, which are relayed
+ * as they came: only their well-formedness and "usage" matter.
+ */
+#define SC_DIGIT(c) ((c) >= '0' && (c) <= '9')
+#define SC_XDIGIT(c)                                                           \
+	(SC_DIGIT(c) || ((c) >= 'a' && (c) <= 'f') ||                          \
+	    ((c) >= 'A' && (c) <= 'F'))
+
+struct scan {
+	const unsigned char *p, *end;
+};
+
+static int
+sc_ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' ||
+	                            *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+	return s->p < s->end;
+}
+
+static int
+sc_cont(const unsigned char *p, const unsigned char *end, int n)
+{
+	int i;
+
+	if (end - p < n)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return 1;
+}
+
+/* Length of the UTF-8 sequence at p (c >= 0x80), 0 when invalid. */
+static int
+sc_utf8(const unsigned char *p, const unsigned char *end)
+{
+	unsigned c = p[0], c1 = end - p > 1 ? p[1] : 0;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		return sc_cont(p + 1, end, 1) ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f))
+			return 0;
+		return sc_cont(p + 1, end, 2) ? 3 : 0;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if ((c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 > 0x8f))
+			return 0;
+		return sc_cont(p + 1, end, 3) ? 4 : 0;
+	}
+	return 0;
+}
+
+/* A string; [*start, *start + *len) is its raw (still escaped) text. */
+static int
+sc_string(struct scan *s, const unsigned char **start, size_t *len)
+{
+	int i, n;
+
+	if (s->p >= s->end || *s->p != '"')
+		return -1;
+	*start = ++s->p;
+	while (s->p < s->end) {
+		unsigned c = *s->p;
+
+		if (c == '"') {
+			*len = (size_t)(s->p++ - *start);
+			return 0;
+		}
+		if (c < 0x20)
+			return -1;
+		if (c == '\\') {
+			if (++s->p >= s->end)
+				return -1;
+			c = *s->p++;
+			if (c == 'u') {
+				if (s->end - s->p < 4)
+					return -1;
+				for (i = 0; i < 4; i++)
+					if (!SC_XDIGIT(s->p[i]))
+						return -1;
+				s->p += 4;
+			} else if (strchr("\"\\/bfnrt", (int)c) == NULL ||
+			           c == 0)
+				return -1;
+			continue;
+		}
+		if (c < 0x80) {
+			s->p++;
+			continue;
+		}
+		if ((n = sc_utf8(s->p, s->end)) == 0)
+			return -1;
+		s->p += n;
+	}
+	return -1;
+}
+
+/* A number; *is_int and *v when it is an integer that fits int64. */
+static int
+sc_number(struct scan *s, int *is_int, int64_t *v)
+{
+	uint64_t mag = 0;
+	int neg = 0, fits = 1;
+
+	if (s->p < s->end && *s->p == '-') {
+		neg = 1;
+		s->p++;
+	}
+	if (s->p >= s->end || !SC_DIGIT(*s->p))
+		return -1;
+	if (*s->p == '0')
+		s->p++;
+	else
+		for (; s->p < s->end && SC_DIGIT(*s->p); s->p++) {
+			if (mag > (UINT64_MAX - 9) / 10)
+				fits = 0;
+			mag = mag * 10 + (uint64_t)(*s->p - '0');
+		}
+	*is_int = 1;
+	if (s->p < s->end && *s->p == '.') {
+		*is_int = 0;
+		if (++s->p >= s->end || !SC_DIGIT(*s->p))
+			return -1;
+		while (s->p < s->end && SC_DIGIT(*s->p))
+			s->p++;
+	}
+	if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+		*is_int = 0;
+		if (++s->p < s->end && (*s->p == '+' || *s->p == '-'))
+			s->p++;
+		if (s->p >= s->end || !SC_DIGIT(*s->p))
+			return -1;
+		while (s->p < s->end && SC_DIGIT(*s->p))
+			s->p++;
+	}
+	if (mag > (uint64_t)INT64_MAX + (uint64_t)neg)
+		fits = 0;
+	if (*is_int && !fits)
+		*is_int = 0;
+	if (*is_int)
+		*v = neg ? (int64_t)(0 - mag) : (int64_t)mag;
+	return 0;
+}
+
+static int sc_value(struct scan *s, int depth);
+
+static int
+sc_literal(struct scan *s, const char *word)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+		return -1;
+	s->p += n;
+	return 0;
+}
+
+/*
+ * The members of an object ('{' already taken). on_member, when set, is
+ * offered each member first: it scans the value itself and returns 0, or
+ * returns 1 to leave it to the generic scan.
+ */
+typedef int (*sc_member_fn)(
+    struct scan *s, const unsigned char *key, size_t klen, void *arg);
+
+static int
+sc_members(struct scan *s, int depth, sc_member_fn on_member, void *arg)
+{
+	const unsigned char *key;
+	size_t klen;
+	int r;
+
+	if (!sc_ws(s))
+		return -1;
+	if (*s->p == '}') {
+		s->p++;
+		return 0;
+	}
+	for (;;) {
+		if (sc_string(s, &key, &klen) < 0 || !sc_ws(s) || *s->p != ':')
+			return -1;
+		s->p++;
+		if (!sc_ws(s))
+			return -1;
+		r = on_member ? on_member(s, key, klen, arg) : 1;
+		if (r < 0 || (r == 1 && sc_value(s, depth + 1) < 0))
+			return -1;
+		if (!sc_ws(s))
+			return -1;
+		if (*s->p == '}') {
+			s->p++;
+			return 0;
+		}
+		if (*s->p++ != ',' || !sc_ws(s))
+			return -1;
+	}
+}
+
+static int
+sc_value(struct scan *s, int depth)
+{
+	const unsigned char *str;
+	size_t len;
+	int64_t v;
+	int is_int;
+
+	if (depth > JSON_MAX_DEPTH || !sc_ws(s))
+		return -1;
+	switch (*s->p) {
+	case '{':
+		s->p++;
+		return sc_members(s, depth, NULL, NULL);
+	case '[':
+		s->p++;
+		if (!sc_ws(s))
+			return -1;
+		if (*s->p == ']') {
+			s->p++;
+			return 0;
+		}
+		for (;;) {
+			if (sc_value(s, depth + 1) < 0 || !sc_ws(s))
+				return -1;
+			if (*s->p == ']') {
+				s->p++;
+				return 0;
+			}
+			if (*s->p++ != ',')
+				return -1;
+		}
+	case '"':
+		return sc_string(s, &str, &len);
+	case 't':
+		return sc_literal(s, "true");
+	case 'f':
+		return sc_literal(s, "false");
+	case 'n':
+		return sc_literal(s, "null");
+	default:
+		return sc_number(s, &is_int, &v);
+	}
+}
+
+static int
+key_is(const unsigned char *key, size_t klen, const char *want)
+{
+	return klen == strlen(want) && memcmp(key, want, klen) == 0;
+}
+
+static int
+usage_member(struct scan *s, const unsigned char *key, size_t klen, void *arg)
+{
+	static const char *const names[3] = {
+	    "prompt_tokens", "completion_tokens", "total_tokens"};
+	struct gw_json_usage *u = arg;
+	int64_t v;
+	int i, is_int;
+
+	for (i = 0; i < 3; i++)
+		if (key_is(key, klen, names[i]))
+			break;
+	if (i == 3 || !(*s->p == '-' || SC_DIGIT(*s->p)))
+		return 1;
+	if (sc_number(s, &is_int, &v) < 0)
+		return -1;
+	if (is_int) {
+		u->has[i] = 1;
+		u->v[i] = v;
+	} else
+		u->has[i] = 0; /* the last one counts, as in a parse */
+	return 0;
+}
+
+static int
+top_member(struct scan *s, const unsigned char *key, size_t klen, void *arg)
+{
+	struct gw_json_usage *u = arg;
+
+	if (!key_is(key, klen, "usage"))
+		return 1;
+	/* The last "usage" counts, as in a parse. */
+	memset(u, 0, sizeof(*u));
+	if (*s->p != '{')
+		return 1;
+	s->p++;
+	u->known = 1;
+	return sc_members(s, 1, usage_member, u);
+}
+
+/* SIZE_MAX when buf is one strict JSON value, else where it is not. */
+static size_t
+sc_document(const char *buf, size_t len)
+{
+	struct scan s = {
+	    (const unsigned char *)buf, (const unsigned char *)buf + len};
+
+	if (sc_value(&s, 1) < 0 || sc_ws(&s))
+		return (size_t)(s.p - (const unsigned char *)buf);
+	return SIZE_MAX;
+}
+
 enum gw_status
 gw_json_parse(
     const char *buf, size_t len, json_object **out, char *msg, size_t msglen)
@@ -88,6 +396,18 @@ gw_json_parse(
 		snprintf(msg, msglen,
 		    "Invalid JSON in request body: NaN and "
 		    "Infinity are not numbers");
+		goto out;
+	}
+	/*
+	 * json-c lets through what RFC 8259 does not: 'single quotes', "1.",
+	 * raw control characters in strings, overlong UTF-8 (which
+	 * PostgreSQL would then refuse in a spend row).
+	 */
+	if ((i = sc_document(buf, len)) != SIZE_MAX) {
+		snprintf(msg, msglen,
+		    "Invalid JSON in request body: not strict JSON (RFC "
+		    "8259) at byte %zu",
+		    i);
 		goto out;
 	}
 	*out = o;
@@ -231,7 +551,8 @@ void
 gw_jw_int(struct gw_buf *b, const char *key, int64_t v)
 {
 	jw_key(b, key);
-	gw_buf_printf(b, "%lld,", (long long)v);
+	gw_buf_put_i64(b, v);
+	gw_buf_append(b, ",", 1);
 }
 
 void
@@ -279,4 +600,21 @@ gw_jw_raw(struct gw_buf *b, const char *key, const char *json)
 	}
 	gw_buf_puts(b, run);
 	gw_buf_append(b, ",", 1);
+}
+
+enum gw_status
+gw_json_scan_usage(const char *buf, size_t len, struct gw_json_usage *u)
+{
+	struct scan s = {
+	    (const unsigned char *)buf, (const unsigned char *)buf + len};
+
+	memset(u, 0, sizeof(*u));
+	if (buf == NULL || !sc_ws(&s) || *s.p != '{')
+		return GW_E_INVALID;
+	s.p++;
+	if (sc_members(&s, 1, top_member, u) < 0 || sc_ws(&s)) {
+		memset(u, 0, sizeof(*u));
+		return GW_E_INVALID;
+	}
+	return GW_OK;
 }

@@ -14,13 +14,33 @@
 #include "util.h"
 
 /*
- * Parse exactly one JSON document from buf: invalid UTF-8, trailing
- * garbage, an empty body, nesting deeper than 64, and NaN or Infinity
- * anywhere are refused. On success *out is a new reference (caller puts).
- * On failure GW_E_INVALID with a message for the client in msg.
+ * Parse exactly one JSON document from buf: anything RFC 8259 refuses
+ * (invalid or overlong UTF-8, 'single quotes', raw control characters in
+ * strings, trailing garbage), an empty body, nesting deeper than 64, and
+ * NaN or Infinity anywhere are refused. On success *out is a new reference
+ * (caller puts). On failure GW_E_INVALID with a message for the client in msg.
  */
 enum gw_status gw_json_parse(const char *buf, size_t len, json_object **out,
     char *msg, size_t msglen) GW_NONNULL(3, 4);
+
+/*
+ * "usage" of an upstream answer, read without building the document:
+ * known when the answer had a "usage" object; has[i] when its member i
+ * (0 prompt_tokens, 1 completion_tokens, 2 total_tokens) was an integer.
+ */
+struct gw_json_usage {
+	int known;
+	int has[3];
+	int64_t v[3];
+};
+
+/*
+ * Check that buf is one JSON object by gw_json_parse's rules (except that
+ * numbers beyond a double pass: they are not converted), reading its
+ * top-level "usage" on the way. GW_E_INVALID (and *u zeroed) when not.
+ */
+enum gw_status gw_json_scan_usage(
+    const char *buf, size_t len, struct gw_json_usage *u) GW_NONNULL(3);
 
 /* Borrowed member of obj, or NULL when absent or obj is not an object. */
 json_object *gw_json_get(json_object *obj, const char *key) GW_NONNULL(2);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,10 +16,25 @@ static enum gw_log_level log_level = GW_LOG_INFO;
 static char log_path[4096];
 
 static const char *const level_names[] = {"err", "warn", "info", "debug"};
+/* getpid(2) is a system call per line otherwise; forks refresh it. */
+static pid_t log_pid;
+
+static void
+log_after_fork(void)
+{
+	log_pid = getpid();
+}
 
 int
 gw_log_init(const char *prog, enum gw_log_level level, const char *file)
 {
+	static int hooked;
+
+	if (!hooked) {
+		pthread_atfork(NULL, NULL, log_after_fork);
+		hooked = 1;
+	}
+	log_pid = getpid();
 	log_prog = prog;
 	log_level = level;
 	log_path[0] = '\0';
@@ -100,10 +116,18 @@ line_begin(struct gw_buf *b, enum gw_log_level level, const struct gw_req *req,
 	char ts[32];
 
 	gw_time_rfc3339(gw_now_real_us(), ts);
-	gw_buf_printf(b, "ts=%s lvl=%s prog=%s pid=%d", ts, level_names[level],
-	    log_prog, (int)getpid());
-	if (req != NULL && req->id[0] != '\0')
-		gw_buf_printf(b, " req=%s", req->id);
+	gw_buf_puts(b, "ts=");
+	gw_buf_puts(b, ts);
+	gw_buf_puts(b, " lvl=");
+	gw_buf_puts(b, level_names[level]);
+	gw_buf_puts(b, " prog=");
+	gw_buf_puts(b, log_prog);
+	gw_buf_puts(b, " pid=");
+	gw_buf_put_i64(b, log_pid);
+	if (req != NULL && req->id[0] != '\0') {
+		gw_buf_puts(b, " req=");
+		gw_buf_puts(b, req->id);
+	}
 	gw_buf_puts(b, " mod=");
 	gw_log_append_value(b, mod);
 }

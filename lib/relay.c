@@ -416,10 +416,22 @@ static void
 reply_answer(struct relay *r)
 {
 	json_object *o = NULL;
+	struct gw_json_usage u;
 	char m[256];
+	int ok;
 
-	if (gw_json_parse(r->resp.p, r->resp.len, &o, m, sizeof(m)) != GW_OK ||
-	    !json_object_is_type(o, json_type_object)) {
+	/*
+	 * The answer is relayed as it came: unless it is captured, check it
+	 * and read its usage without building it (a json-c parse costs more
+	 * than the rest of the request).
+	 */
+	if (r->cap.on)
+		ok = gw_json_parse(r->resp.p, r->resp.len, &o, m, sizeof(m)) ==
+		         GW_OK &&
+		     json_object_is_type(o, json_type_object);
+	else
+		ok = gw_json_scan_usage(r->resp.p, r->resp.len, &u) == GW_OK;
+	if (!ok) {
 		r->up_error = "malformed";
 		gw_log_warn(r->req, "relay",
 		    "upstream sent malformed JSON (%zu "
@@ -430,9 +442,17 @@ reply_answer(struct relay *r)
 		json_object_put(o);
 		return;
 	}
-	take_usage(r, o);
-	gw_capture_answer(&r->cap, o);
-	json_object_put(o);
+	if (o != NULL) {
+		take_usage(r, o);
+		gw_capture_answer(&r->cap, o);
+		json_object_put(o);
+	} else if (u.known) {
+		r->usage.known = 1;
+		r->usage.prompt = u.has[0] ? u.v[0] : 0;
+		r->usage.completion = u.has[1] ? u.v[1] : 0;
+		r->usage.total =
+		    u.has[2] ? u.v[2] : r->usage.prompt + r->usage.completion;
+	}
 	if (r->usage.known) {
 		double cost = gw_spend_cost(
 		    r->cfg, r->target, r->usage.prompt, r->usage.completion);

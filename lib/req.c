@@ -68,9 +68,14 @@ gw_req_end(struct gw_req *req)
 		gw_log_append_value(&f, req->method);
 		gw_buf_puts(&f, " path=");
 		gw_log_append_value(&f, req->path);
-		gw_buf_printf(&f, " route=%s status=%d bytes=%llu dur_ms=%.3f",
-		    req->route, req->status, (unsigned long long)req->bytes_out,
-		    (double)(gw_now_mono_us() - req->start_mono_us) / 1000.0);
+		gw_buf_puts(&f, " route=");
+		gw_buf_puts(&f, req->route);
+		gw_buf_puts(&f, " status=");
+		gw_buf_put_i64(&f, req->status);
+		gw_buf_puts(&f, " bytes=");
+		gw_buf_put_i64(&f, (int64_t)req->bytes_out);
+		gw_buf_puts(&f, " dur_ms=");
+		gw_buf_put_milli(&f, gw_now_mono_us() - req->start_mono_us);
 		if (req->logx.len > 0)
 			gw_buf_append(&f, req->logx.p, req->logx.len);
 		gw_log_fields(GW_LOG_INFO, req, "access", f.p);
@@ -110,7 +115,9 @@ gw_req_client_gone(const struct gw_req *req)
 void
 gw_req_log_field(struct gw_req *req, const char *name, const char *value)
 {
-	gw_buf_printf(&req->logx, " %s=", name);
+	gw_buf_append(&req->logx, " ", 1);
+	gw_buf_puts(&req->logx, name);
+	gw_buf_append(&req->logx, "=", 1);
 	gw_log_append_value(&req->logx, value);
 }
 
@@ -258,20 +265,28 @@ gw_req_add_header(struct gw_req *req, const char *name, const char *fmt, ...)
 void
 gw_req_send_head(struct gw_req *req, int status, const char *ctype)
 {
-	struct gw_buf h = {0};
+	char code[21];
+	FCGX_Stream *out = req->fr->out;
 
 	if (req->head_sent)
 		return;
-	gw_buf_printf(&h, "Status: %d %s\r\n", status, gw_err_reason(status));
-	if (ctype != NULL)
-		gw_buf_printf(&h, "Content-Type: %s\r\n", ctype);
-	gw_buf_printf(&h, "x-request-id: %s\r\nx-litellm-call-id: %s\r\n",
-	    req->id, req->id);
+	/* Straight into libfcgi's buffer: no formatting, no allocation. */
+	FCGX_PutS("Status: ", out);
+	FCGX_PutStr(code, (int)gw_fmt_u64(code, (uint64_t)status), out);
+	FCGX_PutS(" ", out);
+	FCGX_PutS(gw_err_reason(status), out);
+	if (ctype != NULL) {
+		FCGX_PutS("\r\nContent-Type: ", out);
+		FCGX_PutS(ctype, out);
+	}
+	FCGX_PutS("\r\nx-request-id: ", out);
+	FCGX_PutS(req->id, out);
+	FCGX_PutS("\r\nx-litellm-call-id: ", out);
+	FCGX_PutS(req->id, out);
+	FCGX_PutS("\r\n", out);
 	if (req->hdrs.len)
-		gw_buf_append(&h, req->hdrs.p, req->hdrs.len);
-	gw_buf_append(&h, "\r\n", 2);
-	FCGX_PutStr(h.p, (int)h.len, req->fr->out);
-	gw_buf_fini(&h);
+		FCGX_PutStr(req->hdrs.p, (int)req->hdrs.len, out);
+	FCGX_PutS("\r\n", out);
 	req->status = status;
 	req->head_sent = 1;
 }
@@ -301,7 +316,9 @@ gw_reply(struct gw_req *req, int status, const char *ctype, const char *body,
 {
 	if (req->head_sent)
 		return;
-	gw_req_add_header(req, "Content-Length", "%zu", len);
+	gw_buf_puts(&req->hdrs, "Content-Length: ");
+	gw_buf_put_i64(&req->hdrs, (int64_t)len);
+	gw_buf_append(&req->hdrs, "\r\n", 2);
 	gw_req_send_head(req, status, ctype);
 	gw_req_write(req, body, len);
 }

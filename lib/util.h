@@ -42,6 +42,11 @@ struct gw_buf {
 /* Append n bytes; grows as needed (aborts on OOM). */
 void gw_buf_append(struct gw_buf *b, const void *data, size_t n);
 void gw_buf_puts(struct gw_buf *b, const char *s);
+/* Decimal digits without printf (hot paths): returns the length. */
+size_t gw_fmt_u64(char out[21], uint64_t v);
+void gw_buf_put_i64(struct gw_buf *b, int64_t v);
+/* thousandths / 1000 with three decimals ("%.3f" of a fixed-point value). */
+void gw_buf_put_milli(struct gw_buf *b, int64_t thousandths);
 void gw_buf_printf(struct gw_buf *b, const char *fmt, ...) GW_PRINTF(2, 3);
 /* Empty the buffer, keeping up to keep_cap bytes of storage for reuse. */
 void gw_buf_reset(struct gw_buf *b, size_t keep_cap);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "json_util.h"
@@ -53,6 +54,11 @@ test_refuses(void **state)
 	    {"{\"a\":\"\xff\"}", "utf-8"},
 	    {"[1,]", "Invalid JSON"},
 	    {"nope", "Invalid JSON"},
+	    /* json-c takes these; RFC 8259 does not, nor do we. */
+	    {"{'a':1}", "not strict JSON (RFC 8259) at byte 1"},
+	    {"{\"a\":1.}", "not strict JSON"},
+	    {"{\"a\":\"\t\"}", "not strict JSON (RFC 8259) at byte 6"},
+	    {"{\"a\":\"\xc0\x80\"}", "not strict JSON"},
 	};
 	char msg[256];
 	size_t i;
@@ -161,6 +167,176 @@ test_writer_nul(void **state)
 	gw_buf_fini(&b);
 }
 
+static enum gw_status
+scan(const char *s, struct gw_json_usage *u)
+{
+	return gw_json_scan_usage(s, strlen(s), u);
+}
+
+/* The scanner reads "usage" the way a parse and take_usage would. */
+static void
+test_scan_usage(void **state)
+{
+	struct gw_json_usage u;
+
+	(void)state;
+	assert_int_equal(scan("{\"id\":\"x\",\"usage\":{\"prompt_tokens\":3,"
+	                      "\"completion_tokens\":5,\"total_tokens\":8}}",
+	                     &u),
+	    GW_OK);
+	assert_true(u.known && u.has[0] && u.has[1] && u.has[2]);
+	assert_true(u.v[0] == 3 && u.v[1] == 5 && u.v[2] == 8);
+	/* Nested "usage" is not the answer's; a non-integer is not counted. */
+	assert_int_equal(scan(" {\"a\":{\"usage\":{\"prompt_tokens\":9}},"
+	                      "\"usage\":{\"prompt_tokens\":2.0,"
+	                      "\"completion_tokens\":-4,\"x\":[{}]}} ",
+	                     &u),
+	    GW_OK);
+	assert_true(u.known && !u.has[0] && u.has[1] && !u.has[2]);
+	assert_true(u.v[1] == -4);
+	/* The last duplicate wins; "usage" that is not an object is not. */
+	assert_int_equal(
+	    scan("{\"usage\":{\"prompt_tokens\":1},\"usage\":null}", &u),
+	    GW_OK);
+	assert_false(u.known);
+	assert_int_equal(scan("{\"usage\":{\"total_tokens\":"
+	                      "99999999999999999999}}",
+	                     &u),
+	    GW_OK);
+	assert_true(u.known && !u.has[2]);
+	assert_int_equal(scan("{}", &u), GW_OK);
+	assert_false(u.known);
+	/* Only an object; broken documents are refused and say nothing. */
+	assert_int_equal(scan("[]", &u), GW_E_INVALID);
+	assert_int_equal(
+	    scan("{\"usage\":{\"prompt_tokens\":1}", &u), GW_E_INVALID);
+	assert_false(u.known);
+}
+
+/*
+ * Differential: the scanner accepts exactly the objects gw_json_parse
+ * accepts, over fixed cases and seeded random mutations of an answer.
+ * Known differences are skipped: json-c refuses numbers beyond a double
+ * (relayed verbatim, they are fine) and takes 'single quotes', "1.", raw
+ * control characters in strings and overlong UTF-8, which the scanner
+ * refuses (RFC 8259).
+ */
+/* json-c alone, as gw_json_parse calls it: 1 for an object. */
+static int
+jsonc_object(const char *doc, size_t len, char *msg, size_t msglen)
+{
+	struct json_tokener *tok = json_tokener_new_ex(64);
+	json_object *o;
+	size_t i;
+	int ok;
+
+	json_tokener_set_flags(
+	    tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, doc, (int)len);
+	ok = o != NULL && json_tokener_get_error(tok) == json_tokener_success &&
+	     json_object_is_type(o, json_type_object);
+	for (i = json_tokener_get_parse_end(tok); ok && i < len; i++)
+		ok = strchr(" \t\r\n", doc[i]) != NULL && doc[i] != '\0';
+	snprintf(msg, msglen, "%s",
+	    json_tokener_error_desc(json_tokener_get_error(tok)));
+	json_object_put(o);
+	json_tokener_free(tok);
+	return ok;
+}
+
+static int
+has_high(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
+static int
+has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20)
+			return 1;
+	return 0;
+}
+
+static int
+lax_number(const char *s)
+{
+	for (; s[0] && s[1]; s++)
+		if (s[0] >= '0' && s[0] <= '9' && s[1] == '.' &&
+		    !(s[2] >= '0' && s[2] <= '9'))
+			return 1;
+	return 0;
+}
+
+static void
+test_scan_matches_parse(void **state)
+{
+	static const char *const fixed[] = {"{\"a\":1}",
+	    "{\"a\":\"\\u00e9\\n\"}",
+	    "{\"a\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}", "{\"a\":01}",
+	    "{\"a\":-}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":1e}",
+	    "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"\t\"}",
+	    "{\"a\":\"\xc0\x80\"}", "{\"a\":\"\xed\xa0\x80\"}",
+	    "{\"a\":\"\xf4\x90\x80\x80\"}", "{\"a\":tru}", "{\"a\" 1}", "{,}",
+	    "{\"a\":1,}", "{\"a\":[1 2]}", "{\"a\":1}}", "{\"\":-0.0e+1}",
+	    "\t{ \"a\" : [ ] , \"b\" : { } }\r\n"};
+	static const char base[] =
+	    "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":"
+	    "1795654720,\"model\":\"q\",\"choices\":[{\"index\":0,\"message\":"
+	    "{\"role\":\"assistant\",\"content\":\"t\\u00e9 \\\"x\\\" "
+	    "\xc3\xa9\"},"
+	    "\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{"
+	    "\"prompt_tokens\":1,\"completion_tokens\":5,\"total_tokens\":6},"
+	    "\"ok\":true,\"f\":false,\"n\":-1.5e-3}";
+	static const char alphabet[] =
+	    "{}[]\":,\\ 0123456789.-+eEtrufalsn\x80\xc3\xa9\x01'";
+	char doc[sizeof(base) + 8], msg[256];
+	struct gw_json_usage u;
+	uint64_t seed = 42;
+	size_t i, n, len;
+	int k, got, want, compared = 0;
+
+	(void)state;
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]) + 20000; i++) {
+		if (i < sizeof(fixed) / sizeof(fixed[0])) {
+			snprintf(doc, sizeof(doc), "%s", fixed[i]);
+			len = strlen(doc);
+		} else {
+			memcpy(doc, base, sizeof(base));
+			len = sizeof(base) - 1;
+			for (k = 0; k < 1 + (int)(seed % 3); k++) {
+				seed = seed * 6364136223846793005ULL +
+				       1442695040888963407ULL;
+				n = (size_t)(seed >> 33) % len;
+				doc[n] = alphabet[(seed >> 20) %
+				                  (sizeof(alphabet) - 1)];
+			}
+			if (seed % 7 == 0)
+				len = (size_t)(seed >> 40) % len;
+			doc[len] = '\0';
+		}
+		want = jsonc_object(doc, len, msg, sizeof(msg));
+		if (!want &&
+		    (strstr(msg, "NaN") != NULL || strstr(msg, "nan") != NULL ||
+		        memchr(doc, '\'', len) != NULL ||
+		        memchr(doc, 0, len) != NULL))
+			continue;
+		got = gw_json_scan_usage(doc, len, &u) == GW_OK;
+		if (!got && want &&
+		    (lax_number(doc) || has_control(doc) || has_high(doc)))
+			continue;
+		if (got != want)
+			fail_msg("scan %s, parse %s: '%s'",
+			    got ? "ok" : "refused", want ? "ok" : msg, doc);
+		compared++;
+	}
+	assert_true(compared > 15000);
+}
+
 int
 main(void)
 {
@@ -171,6 +347,8 @@ main(void)
 	    cmocka_unit_test(test_accessors),
 	    cmocka_unit_test(test_writer),
 	    cmocka_unit_test(test_writer_nul),
+	    cmocka_unit_test(test_scan_usage),
+	    cmocka_unit_test(test_scan_matches_parse),
 	};
 
 	return cmocka_run_group_tests_name("json_util", tests, NULL, NULL);

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,39 @@ test_rfc3339(void **state)
 	assert_string_equal(out, "2025-11-25T22:57:31.123Z");
 	gw_time_rfc3339(0, out);
 	assert_string_equal(out, "1970-01-01T00:00:00.000Z");
+	gw_time_rfc3339(INT64_C(951782400007000), out); /* a leap day */
+	assert_string_equal(out, "2000-02-29T00:00:00.007Z");
+}
+
+/* The printf-free number writers agree with printf. */
+static void
+test_numbers(void **state)
+{
+	static const int64_t v[] = {0, 1, -1, 9, 10, 999, 1000, -1234567,
+	    INT64_MAX, INT64_MIN, 4200042};
+	struct gw_buf b = {0};
+	char want[64], d[21];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		gw_buf_reset(&b, 0);
+		gw_buf_put_i64(&b, v[i]);
+		snprintf(want, sizeof(want), "%lld", (long long)v[i]);
+		assert_string_equal(b.p, want);
+		if (v[i] == INT64_MIN)
+			continue;
+		gw_buf_reset(&b, 0);
+		gw_buf_put_milli(&b, v[i]);
+		snprintf(want, sizeof(want), "%s%lld.%03lld",
+		    v[i] < 0 ? "-" : "",
+		    (long long)(v[i] < 0 ? -v[i] : v[i]) / 1000,
+		    (long long)(v[i] < 0 ? -v[i] : v[i]) % 1000);
+		assert_string_equal(b.p, want);
+	}
+	assert_int_equal(gw_fmt_u64(d, UINT64_MAX), 20);
+	assert_string_equal(d, "18446744073709551615");
+	gw_buf_fini(&b);
 }
 
 static void
@@ -163,6 +197,7 @@ main(void)
 	    cmocka_unit_test(test_buf),
 	    cmocka_unit_test(test_ct_compare),
 	    cmocka_unit_test(test_rfc3339),
+	    cmocka_unit_test(test_numbers),
 	    cmocka_unit_test(test_uuid),
 	    cmocka_unit_test(test_uuid7),
 	    cmocka_unit_test(test_strtrim),
