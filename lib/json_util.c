@@ -2,6 +2,7 @@
 #include "json_util.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -344,6 +345,39 @@ sc_document(const char *buf, size_t len)
 	return SIZE_MAX;
 }
 
+/* One tokener per thread, kept: making one allocates its whole stack. */
+static pthread_key_t tok_key;
+static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
+
+static void
+tok_free(void *tok)
+{
+	json_tokener_free(tok);
+}
+
+static void
+tok_key_init(void)
+{
+	GW_ASSERT(pthread_key_create(&tok_key, tok_free) == 0);
+}
+
+static struct json_tokener *
+thread_tokener(void)
+{
+	struct json_tokener *tok;
+
+	pthread_once(&tok_once, tok_key_init);
+	tok = pthread_getspecific(tok_key);
+	if (tok == NULL) {
+		tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+		GW_ASSERT(tok != NULL);
+		json_tokener_set_flags(
+		    tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+		GW_ASSERT(pthread_setspecific(tok_key, tok) == 0);
+	}
+	return tok;
+}
+
 enum gw_status
 gw_json_parse(
     const char *buf, size_t len, json_object **out, char *msg, size_t msglen)
@@ -365,9 +399,7 @@ gw_json_parse(
 		    "object");
 		return GW_E_INVALID;
 	}
-	tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-	json_tokener_set_flags(
-	    tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	tok = thread_tokener();
 	o = json_tokener_parse_ex(tok, buf, (int)len);
 	e = json_tokener_get_error(tok);
 	if (o == NULL || e != json_tokener_success) {
@@ -415,7 +447,7 @@ gw_json_parse(
 	st = GW_OK;
 out:
 	json_object_put(o);
-	json_tokener_free(tok);
+	json_tokener_reset(tok);
 	return st;
 }
 
@@ -488,6 +520,18 @@ gw_jw_quote(struct gw_buf *b, const char *s)
 	const unsigned char *p = (const unsigned char *)s, *run = p;
 	char esc[6] = {'\\', 'u', '0', '0', 0, 0};
 
+	/* Most strings need no escape: one copy, quotes included. */
+	while (*p >= 0x20 && *p != '"' && *p != '\\')
+		p++;
+	if (*p == '\0') {
+		size_t n = (size_t)(p - run);
+		char *d = gw_buf_extend(b, n + 2);
+
+		d[0] = '"';
+		memcpy(d + 1, run, n);
+		d[n + 1] = '"';
+		return;
+	}
 	gw_buf_append(b, "\"", 1);
 	for (; *p; p++) {
 		if (*p >= 0x20 && *p != '"' && *p != '\\')
@@ -533,7 +577,7 @@ static void
 jw_key(struct gw_buf *b, const char *key)
 {
 	gw_jw_quote(b, key);
-	gw_buf_append(b, ":", 1);
+	*gw_buf_extend(b, 1) = ':';
 }
 
 void

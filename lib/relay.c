@@ -79,8 +79,8 @@ gw_relay_url(const char *base, const char *path)
 	while (n > 0 && base[n - 1] == '/')
 		n--;
 	if (n >= 3 && strncmp(base + n - 3, "/v1", 3) == 0)
-		return gw_xasprintf("%.*s%s", (int)n, base, path);
-	return gw_xasprintf("%.*s/v1%s", (int)n, base, path);
+		return gw_xstrcat3(base, n, "", path);
+	return gw_xstrcat3(base, n, "/v1", path);
 }
 
 static const char *
@@ -494,31 +494,22 @@ force_stream_usage(struct relay *r, json_object *body)
 static void
 log_outcome(struct relay *r, const char *model, const char *target)
 {
-	char n[32];
-
 	gw_req_log_field(r->req, "model", model);
 	gw_req_log_field(r->req, "target", target ? target : "-");
 	gw_req_log_field(r->req, "stream", r->stream ? "1" : "0");
-	if (r->up_status) {
-		snprintf(n, sizeof(n), "%d", r->up_status);
-		gw_req_log_field(r->req, "up_status", n);
-	}
+	if (r->up_status)
+		gw_req_log_int(r->req, "up_status", r->up_status);
 	if (r->usage.known) {
-		snprintf(n, sizeof(n), "%lld", (long long)r->usage.prompt);
-		gw_req_log_field(r->req, "prompt_tokens", n);
-		snprintf(n, sizeof(n), "%lld", (long long)r->usage.completion);
-		gw_req_log_field(r->req, "completion_tokens", n);
+		gw_req_log_int(r->req, "prompt_tokens", r->usage.prompt);
+		gw_req_log_int(
+		    r->req, "completion_tokens", r->usage.completion);
 	}
-	if (r->stream) {
-		/* Chunks relayed: what accounting can use when usage is lost.
-		 */
-		snprintf(n, sizeof(n), "%lld", (long long)r->chunks);
-		gw_req_log_field(r->req, "chunks", n);
-	}
+	/* Chunks relayed: what accounting can use when usage is lost. */
+	if (r->stream)
+		gw_req_log_int(r->req, "chunks", r->chunks);
 	if (r->t_first_token) {
-		snprintf(n, sizeof(n), "%.3f",
-		    (double)(r->t_first_token - r->t_start) / 1000.0);
-		gw_req_log_field(r->req, "ttft_ms", n);
+		gw_buf_puts(&r->req->logx, " ttft_ms=");
+		gw_buf_put_milli(&r->req->logx, r->t_first_token - r->t_start);
 	}
 	if (r->client_gone)
 		gw_req_log_field(r->req, "client_gone", "1");
@@ -868,7 +859,7 @@ gw_relay(struct gw_req *req, enum gw_call call)
 		goto out;
 	}
 	model = gw_xstrdup(gw_json_get_str(body, "model"));
-	snprintf(req->model, sizeof(req->model), "%s", model);
+	gw_strlcpy(req->model, model, sizeof(req->model));
 	if (gw_auth_model(&who, model, msg, sizeof(msg), &deny) != GW_OK) {
 		gw_reply_error_ex(req, 401, deny, "model", msg);
 		goto out;

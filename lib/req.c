@@ -113,6 +113,15 @@ gw_req_client_gone(const struct gw_req *req)
 }
 
 void
+gw_req_log_int(struct gw_req *req, const char *name, int64_t value)
+{
+	gw_buf_append(&req->logx, " ", 1);
+	gw_buf_puts(&req->logx, name);
+	gw_buf_append(&req->logx, "=", 1);
+	gw_buf_put_i64(&req->logx, value);
+}
+
+void
 gw_req_log_field(struct gw_req *req, const char *name, const char *value)
 {
 	gw_buf_append(&req->logx, " ", 1);
@@ -259,7 +268,10 @@ gw_req_add_header(struct gw_req *req, const char *name, const char *fmt, ...)
 	for (c = value; *c; c++)
 		if (*c == '\r' || *c == '\n')
 			*c = ' ';
-	gw_buf_printf(&req->hdrs, "%s: %s\r\n", name, value);
+	gw_buf_puts(&req->hdrs, name);
+	gw_buf_append(&req->hdrs, ": ", 2);
+	gw_buf_puts(&req->hdrs, value);
+	gw_buf_append(&req->hdrs, "\r\n", 2);
 }
 
 void

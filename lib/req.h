@@ -92,6 +92,9 @@ int gw_req_client_gone(const struct gw_req *req) GW_NONNULL(1);
 /* Append " name=value" (value logfmt-quoted) to the access line. */
 void gw_req_log_field(struct gw_req *req, const char *name, const char *value)
     GW_NONNULL(1, 2, 3);
+/* The same for an integer value. */
+void gw_req_log_int(struct gw_req *req, const char *name, int64_t value)
+    GW_NONNULL(1, 2);
 /* Push buffered bytes to the web server now (for SSE chunks). */
 enum gw_status gw_req_flush(struct gw_req *req) GW_NONNULL(1);
 

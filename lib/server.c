@@ -152,9 +152,9 @@ admit_global(struct gw_req *req)
 static void
 count_request(struct gw_req *req)
 {
-	char labels[GW_METRICS_LABELS_MAX], status[8];
+	char labels[GW_METRICS_LABELS_MAX], status[21];
 
-	snprintf(status, sizeof(status), "%d", req->status ? req->status : 499);
+	gw_fmt_u64(status, (uint64_t)(req->status ? req->status : 499));
 	gw_metrics_inc(GW_METRIC_REQUESTS,
 	    gw_metrics_labels(labels, sizeof(labels), "route", req->route,
 	        "model", req->model, "status", status, NULL),

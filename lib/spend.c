@@ -193,7 +193,7 @@ gw_spend_record(const struct gw_cfg *cfg, const struct gw_spend_rec *r)
 {
 	const struct gw_keyrec *k = r->who->rec;
 	struct inflight *f = gw_xcalloc(1, sizeof(*f));
-	char *line = row_line(r), id[300];
+	char *line = row_line(r);
 	size_t len = strlen(line);
 	ssize_t n;
 	int i = 0;
@@ -202,16 +202,13 @@ gw_spend_record(const struct gw_cfg *cfg, const struct gw_spend_rec *r)
 	f->cost = r->cost;
 	if (r->cost > 0 && k != NULL) {
 		if (r->who->role == GW_ROLE_KEY) {
-			snprintf(id, sizeof(id), "k:%s", k->token);
-			f->ids[i++] = gw_xstrdup(id);
+			f->ids[i++] = gw_xstrcat3("k:", 2, "", k->token);
 		}
 		if (k->user_id != NULL) {
-			snprintf(id, sizeof(id), "u:%s", k->user_id);
-			f->ids[i++] = gw_xstrdup(id);
+			f->ids[i++] = gw_xstrcat3("u:", 2, "", k->user_id);
 		}
 		if (k->team_id != NULL) {
-			snprintf(id, sizeof(id), "t:%s", k->team_id);
-			f->ids[i++] = gw_xstrdup(id);
+			f->ids[i++] = gw_xstrcat3("t:", 2, "", k->team_id);
 		}
 	}
 	pthread_mutex_lock(&lock);
@@ -675,7 +672,8 @@ gw_spend_key_spend(const struct gw_principal *who)
 
 	if (who->role != GW_ROLE_KEY || who->rec == NULL)
 		return -1;
-	snprintf(id, sizeof(id), "k:%s", who->rec->token);
+	memcpy(id, "k:", 2);
+	gw_strlcpy(id + 2, who->rec->token, sizeof(id) - 2);
 	pthread_mutex_lock(&lock);
 	s = entity_get(id)->fetched_us ? entity_get(id)->db_spend
 	                               : who->rec->spend;

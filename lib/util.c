@@ -64,6 +64,27 @@ gw_xstrdup(const char *s)
 }
 
 char *
+gw_xstrcat3(const char *a, size_t n, const char *b, const char *c)
+{
+	size_t lb = strlen(b), lc = strlen(c);
+	char *s = gw_xmalloc(n + lb + lc + 1);
+
+	memcpy(s, a, n);
+	memcpy(s + n, b, lb);
+	memcpy(s + n + lb, c, lc + 1);
+	return s;
+}
+
+void
+gw_strlcpy(char *dst, const char *src, size_t n)
+{
+	size_t len = strnlen(src, n - 1);
+
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+char *
 gw_xstrndup(const char *s, size_t n)
 {
 	size_t len = strnlen(s, n);
@@ -114,6 +135,18 @@ gw_buf_append(struct gw_buf *b, const void *data, size_t n)
 		memcpy(b->p + b->len, data, n);
 	b->len += n;
 	b->p[b->len] = '\0';
+}
+
+char *
+gw_buf_extend(struct gw_buf *b, size_t n)
+{
+	char *p;
+
+	buf_reserve(b, n);
+	p = b->p + b->len;
+	b->len += n;
+	b->p[b->len] = '\0';
+	return p;
 }
 
 void

@@ -28,6 +28,11 @@ void *gw_xmalloc(size_t n);
 void *gw_xcalloc(size_t nmemb, size_t size);
 void *gw_xrealloc(void *p, size_t n);
 char *gw_xstrdup(const char *s) GW_NONNULL(1);
+/* A new string: the first n bytes of a, then b, then c. */
+char *gw_xstrcat3(const char *a, size_t n, const char *b, const char *c)
+    GW_NONNULL(1, 3, 4);
+/* Copy src into dst of size n (n > 0), truncating; always terminated. */
+void gw_strlcpy(char *dst, const char *src, size_t n) GW_NONNULL(1, 2);
 char *gw_xstrndup(const char *s, size_t n) GW_NONNULL(1);
 /* Caller frees the result. */
 char *gw_xasprintf(const char *fmt, ...) GW_PRINTF(1, 2);
@@ -42,6 +47,8 @@ struct gw_buf {
 /* Append n bytes; grows as needed (aborts on OOM). */
 void gw_buf_append(struct gw_buf *b, const void *data, size_t n);
 void gw_buf_puts(struct gw_buf *b, const char *s);
+/* Grow by n bytes (still terminated) and return where they go. */
+char *gw_buf_extend(struct gw_buf *b, size_t n) GW_NONNULL(1);
 /* Decimal digits without printf (hot paths): returns the length. */
 size_t gw_fmt_u64(char out[21], uint64_t v);
 void gw_buf_put_i64(struct gw_buf *b, int64_t v);

@@ -154,35 +154,36 @@ check_message(json_object *m, size_t i, struct gw_verr *e)
 	const char *r;
 	size_t k;
 
-	if (!json_object_is_type(m, json_type_object)) {
-		snprintf(p, sizeof(p), "messages[%zu]", i);
-		return bad(e, p, "'%s' must be an object", p);
-	}
-	snprintf(p, sizeof(p), "messages[%zu].role", i);
+	/* The parameter's name is formatted only for an error. */
+#define PARAM(suffix) (snprintf(p, sizeof(p), "messages[%zu]" suffix, i), p)
+	if (!json_object_is_type(m, json_type_object))
+		return bad(e, PARAM(""), "'%s' must be an object", p);
 	role = gw_json_get(m, "role");
 	if (role == NULL || !json_object_is_type(role, json_type_string))
-		return bad(e, p, "'%s' is required and must be a string", p);
+		return bad(e, PARAM(".role"),
+		    "'%s' is required and must be a string", p);
 	r = json_object_get_string(role);
 	for (k = 0; k < sizeof(roles) / sizeof(roles[0]); k++)
 		if (strcmp(r, roles[k]) == 0)
 			break;
 	if (k == sizeof(roles) / sizeof(roles[0]))
-		return bad(e, p,
+		return bad(e, PARAM(".role"),
 		    "'%s' must be one of system, user, assistant, tool, "
 		    "function, developer; got '%.40s'",
 		    p, r);
-	snprintf(p, sizeof(p), "messages[%zu].content", i);
 	content = gw_json_get(m, "content");
 	if (content == NULL || json_object_is_type(content, json_type_null)) {
 		/* Only an assistant turn (tool calls) may omit content. */
 		if (strcmp(r, "assistant") == 0)
 			return GW_OK;
-		return bad(e, p, "'%s' is required for role '%s'", p, r);
+		return bad(e, PARAM(".content"),
+		    "'%s' is required for role '%s'", p, r);
 	}
 	if (!json_object_is_type(content, json_type_string) &&
 	    !json_object_is_type(content, json_type_array))
-		return bad(
-		    e, p, "'%s' must be a string or an array of parts", p);
+		return bad(e, PARAM(".content"),
+		    "'%s' must be a string or an array of parts", p);
+#undef PARAM
 	return GW_OK;
 }
 
