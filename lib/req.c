@@ -227,7 +227,6 @@ gw_req_read_body(struct gw_req *req)
 	long max = req->cfg->max_body_bytes;
 	char *end;
 	long long want = -1;
-	char chunk[16384];
 	int n;
 
 	gw_buf_reset(&req->body, REQ_KEEP_BYTES);
@@ -239,13 +238,26 @@ gw_req_read_body(struct gw_req *req)
 		if (want > max)
 			return GW_E_TOOBIG;
 	}
+	/*
+	 * Straight into the body buffer, no bounce buffer on the stack: a
+	 * stack page touched once stays with the thread (and a stream holds
+	 * a thread), so the hot path keeps its frames small.
+	 */
 	for (;;) {
-		n = FCGX_GetStr(chunk, sizeof(chunk), req->fr->in);
+		/* All that was announced, then a small look for the end. */
+		size_t room = want > 0 && (size_t)want > req->body.len
+		                  ? (size_t)want - req->body.len
+		              : want >= 0 ? 64
+		                          : 4096;
+		char *dst = gw_buf_extend(&req->body, room);
+
+		n = FCGX_GetStr(dst, (int)room, req->fr->in);
+		req->body.len -= room - (size_t)(n > 0 ? n : 0);
+		req->body.p[req->body.len] = '\0';
 		if (n <= 0)
 			break;
-		if ((long long)req->body.len + n > max)
+		if ((long long)req->body.len > max)
 			return GW_E_TOOBIG;
-		gw_buf_append(&req->body, chunk, (size_t)n);
 	}
 	if (want >= 0 && (long long)req->body.len != want)
 		return GW_E_INVALID;
