@@ -736,6 +736,8 @@ def main():
     ap.add_argument("--processes", type=int, default=2, help="llmgw and floor processes [2]")
     ap.add_argument("--workers-threads", type=int, default=16, help="threads per process [16]")
     ap.add_argument("--no-portkey", action="store_true")
+    ap.add_argument("--only", default="a,b,c,e,ir,d",
+                    help="scenarios to run, comma-separated: a b c d e ir (instructions) [all]")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = ap.parse_args()
@@ -778,149 +780,164 @@ def main():
 
 def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
     P, W = args.processes, args.workers_threads
+    only = set(x.strip() for x in args.only.split(","))
+    unknown = only - {"a", "b", "c", "d", "e", "ir"}
+    if unknown:
+        raise SetupError("--only: unknown scenario(s) %s" % ", ".join(sorted(unknown)))
+    a = a1 = ttfb = e = d = None
+    ir, perf = {}, {}
     say("setup in %s" % h.tmp)
     direct, _mock = start_mock(h)
     mock_url = "http://127.0.0.1:%d" % direct.port
     nginx = start_nginx(h, direct.port)
-    floor = start_floor(h, P, W)
+    floor = start_floor(h, P, W) if "a" in only else None
     pg = Pg(h)
     main_stack = Stack(h, pg, "llmgw", mock_url,
                        ["gateway.processes=%d" % P, "gateway.threads=%d" % W]).start()
     vkey, token = generate_key(main_stack)
     llmgw = main_stack.target(vkey)
-    pk = "disabled (--no-portkey)" if args.no_portkey else start_portkey(h, direct.port)
+    pk = ("disabled (--no-portkey)" if args.no_portkey else "not needed (--only)"
+          if "a" not in only else start_portkey(h, direct.port))
     if isinstance(pk, str):
         say("portkey: n/a (%s)" % pk)
         res["portkey"] = "n/a: " + pk
         pk = None
-    say("targets: direct :%d, nginx :%d, floor :%d, llmgw :%d%s" % (
-        direct.port, nginx.port, floor.port, llmgw.port, ", portkey :%d" % pk.port if pk else ""))
+    say("targets: direct :%d, nginx :%d, llmgw :%d%s%s" % (
+        direct.port, nginx.port, llmgw.port, ", floor :%d" % floor.port if floor else "",
+        ", portkey :%d" % pk.port if pk else ""))
     rows = []  # (scenario, {target: result})
 
     # (a) non-streaming chat, every target; then concurrency 1
-    say("(a) chat, non-streaming")
-    ts = [llmgw, nginx, floor] + ([pk] if pk else []) + [direct]
-    a = rounds(h, args, ts, CHAT, {t.name: CHAT_BODY for t in ts}, T, C, dur, "(a)")
-    rows.append(("(a) chat", a))
-    say("(a) chat, -t1 -c1")
-    a1 = rounds(h, args, [llmgw, nginx], CHAT, {"llmgw": CHAT_BODY, "nginx": CHAT_BODY}, 1, 1, dur, "(a) c=1")
-    rows.append(("(a) chat c=1", a1))
+    if "a" in only:
+        say("(a) chat, non-streaming")
+        ts = [llmgw, nginx, floor] + ([pk] if pk else []) + [direct]
+        a = rounds(h, args, ts, CHAT, {t.name: CHAT_BODY for t in ts}, T, C, dur, "(a)")
+        rows.append(("(a) chat", a))
+        say("(a) chat, -t1 -c1")
+        a1 = rounds(h, args, [llmgw, nginx], CHAT, {"llmgw": CHAT_BODY, "nginx": CHAT_BODY}, 1, 1, dur, "(a) c=1")
+        rows.append(("(a) chat c=1", a1))
 
     # (b) streaming: first chunk, then stream throughput
-    say("(b) streaming, 20 chunks")
-    sb = {"llmgw": stream_body("bench-stream20"), "nginx": stream_body(STREAM_MOCK),
-          "direct": stream_body(STREAM_MOCK)}
-    ttfb = {}
-    for i in range(args.rounds):
-        for t in (llmgw, direct):
-            r = first_chunk(t, sb[t.name], ttfb_n // args.rounds)
-            ttfb.setdefault(t.name, []).append(r)
-    ttfb = {k: {"p50": statistics.mean(r["p50"] for r in v), "p90": statistics.mean(r["p90"] for r in v),
-                "n": sum(r["n"] for r in v)} for k, v in ttfb.items()}
-    say("  first chunk p50: llmgw %.3f ms, direct %.3f ms" % (ttfb["llmgw"]["p50"], ttfb["direct"]["p50"]))
-    b = rounds(h, args, [llmgw, nginx, direct], CHAT, sb, T, C, dur, "(b)")
-    rows.append(("(b) stream 20", b))
+    if "b" in only:
+        say("(b) streaming, 20 chunks")
+        sb = {"llmgw": stream_body("bench-stream20"), "nginx": stream_body(STREAM_MOCK),
+              "direct": stream_body(STREAM_MOCK)}
+        ttfb = {}
+        for i in range(args.rounds):
+            for t in (llmgw, direct):
+                r = first_chunk(t, sb[t.name], ttfb_n // args.rounds)
+                ttfb.setdefault(t.name, []).append(r)
+        ttfb = {k: {"p50": statistics.mean(r["p50"] for r in v), "p90": statistics.mean(r["p90"] for r in v),
+                    "n": sum(r["n"] for r in v)} for k, v in ttfb.items()}
+        say("  first chunk p50: llmgw %.3f ms, direct %.3f ms" % (ttfb["llmgw"]["p50"], ttfb["direct"]["p50"]))
+        b = rounds(h, args, [llmgw, nginx, direct], CHAT, sb, T, C, dur, "(b)")
+        rows.append(("(b) stream 20", b))
 
     # (c) embeddings
-    say("(c) embeddings")
-    c = rounds(h, args, [llmgw, nginx, direct], EMB, {n: EMB_BODY for n in ("llmgw", "nginx", "direct")},
-               T, C, dur, "(c)")
-    rows.append(("(c) embeddings", c))
+    if "c" in only:
+        say("(c) embeddings")
+        c = rounds(h, args, [llmgw, nginx, direct], EMB, {n: EMB_BODY for n in ("llmgw", "nginx", "direct")},
+                   T, C, dur, "(c)")
+        rows.append(("(c) embeddings", c))
 
     # (e) spend path at the highest sustained rate
-    say("(e) spend path, %d s" % spend_s)
-    call(direct.port, "POST", "/__reset", "{}")
-    before = int(pg.psql("SELECT count(*) FROM spend_logs WHERE api_key = '%s'" % token))
-    box, during = {}, []
-    th = threading.Thread(target=lambda: box.update(wrk(h, llmgw, CHAT, CHAT_BODY, T, C, spend_s)))
-    th.start()
-    while th.is_alive():  # the backlog under load, once a second
-        th.join(1.0)
-        if th.is_alive():
-            during.append(main_stack.backlog())
-    if "rps" not in box:
-        raise SetupError("wrk failed in (e)")
-    s, t_end, trace = box, time.time(), []
-    while True:
-        n = main_stack.backlog()
-        trace.append((round(time.time() - t_end, 2), n))
-        if n == 0 or time.time() - t_end > 30:
-            break
-        time.sleep(0.05)
-    drained = time.time() - t_end
-    time.sleep(0.3)
-    after = int(pg.psql("SELECT count(*) FROM spend_logs WHERE api_key = '%s'" % token))
-    upstream = json.loads(call(direct.port, "GET", "/__stats")[1])["chat"]
-    e = {"rps": s["rps"], "wrk_2xx": s["ok"], "errors": s["errors"], "rows": after - before,
-         "upstream_calls": upstream, "drain_s": drained, "backlog_during": during,
-         "backlog_trace": trace if len(trace) <= 8 else trace[:5] + trace[-3:], "p50": s["p50"] / 1000, "p99": s["p99"] / 1000,
-         "cpu_per_1k": 1000 * s["cpu_s"] / s["requests"],
-         "cpu_parts": {g: [1000 * v / s["requests"] for v in uk] for g, uk in s["cpu"].items()}}
-    say("  %.0f req/s, wrk 2xx %d, spend rows %d, upstream calls %d, backlog 0 after %.2f s"
-        % (e["rps"], e["wrk_2xx"], e["rows"], e["upstream_calls"], e["drain_s"]))
-    say("  backlog rows under load (1/s): max %d, mean %.0f; at the end: %d"
-        % (max(during, default=0), statistics.mean(during) if during else 0, trace[0][1]))
-    res["spend"] = e
+    if "e" in only:
+        say("(e) spend path, %d s" % spend_s)
+        call(direct.port, "POST", "/__reset", "{}")
+        before = int(pg.psql("SELECT count(*) FROM spend_logs WHERE api_key = '%s'" % token))
+        box, during = {}, []
+        th = threading.Thread(target=lambda: box.update(wrk(h, llmgw, CHAT, CHAT_BODY, T, C, spend_s)))
+        th.start()
+        while th.is_alive():  # the backlog under load, once a second
+            th.join(1.0)
+            if th.is_alive():
+                during.append(main_stack.backlog())
+        if "rps" not in box:
+            raise SetupError("wrk failed in (e)")
+        s, t_end, trace = box, time.time(), []
+        while True:
+            n = main_stack.backlog()
+            trace.append((round(time.time() - t_end, 2), n))
+            if n == 0 or time.time() - t_end > 30:
+                break
+            time.sleep(0.05)
+        drained = time.time() - t_end
+        time.sleep(0.3)
+        after = int(pg.psql("SELECT count(*) FROM spend_logs WHERE api_key = '%s'" % token))
+        upstream = json.loads(call(direct.port, "GET", "/__stats")[1])["chat"]
+        e = {"rps": s["rps"], "wrk_2xx": s["ok"], "errors": s["errors"], "rows": after - before,
+             "upstream_calls": upstream, "drain_s": drained, "backlog_during": during,
+             "backlog_trace": trace if len(trace) <= 8 else trace[:5] + trace[-3:], "p50": s["p50"] / 1000, "p99": s["p99"] / 1000,
+             "cpu_per_1k": 1000 * s["cpu_s"] / s["requests"],
+             "cpu_parts": {g: [1000 * v / s["requests"] for v in uk] for g, uk in s["cpu"].items()}}
+        say("  %.0f req/s, wrk 2xx %d, spend rows %d, upstream calls %d, backlog 0 after %.2f s"
+            % (e["rps"], e["wrk_2xx"], e["rows"], e["upstream_calls"], e["drain_s"]))
+        say("  backlog rows under load (1/s): max %d, mean %.0f; at the end: %d"
+            % (max(during, default=0), statistics.mean(during) if during else 0, trace[0][1]))
+        res["spend"] = e
     main_stack.stop()
 
     # instructions per request (callgrind; perf where it counts)
-    say("instructions per request (callgrind, N=%d)" % cg_n)
-    cg = Stack(h, pg, "callgrind", mock_url, ["gateway.processes=1", "gateway.threads=4"]).start(workers=False)
-    auth = {"Authorization": "Bearer " + vkey}
-    ir = {}
-    for fam, path, body in (("chat", CHAT, CHAT_BODY), ("embeddings", EMB, EMB_BODY)):
-        base = callgrind_ir(h, cg, fam, path, body, auth, 0)
-        tot = callgrind_ir(h, cg, fam, path, body, auth, cg_n)
-        ir[fam] = {"baseline": base, "total": tot, "n": cg_n, "per_request": (tot - base) / cg_n}
-        say("  %-10s %10.0f Ir/request (baseline %d, total %d)" % (fam, ir[fam]["per_request"], base, tot))
-    cg.stop()
-    res["callgrind"] = ir
-    perf = {}
-    if perf_works():
-        main_stack.start()
+    if "ir" in only:
+        say("instructions per request (callgrind, N=%d)" % cg_n)
+        cg = Stack(h, pg, "callgrind", mock_url, ["gateway.processes=1", "gateway.threads=4"]).start(workers=False)
+        auth = {"Authorization": "Bearer " + vkey}
+        ir = {}
         for fam, path, body in (("chat", CHAT, CHAT_BODY), ("embeddings", EMB, EMB_BODY)):
-            perf[fam] = perf_instructions(h, main_stack, path, body, auth, cg_n)
-        main_stack.stop()
-    else:
-        perf = {"chat": None, "embeddings": None}
-    res["perf"] = perf
-    say("  perf stat instructions/request: chat %s, embeddings %s" % (
-        fmt(perf["chat"], "%.0f"), fmt(perf["embeddings"], "%.0f")))
+            base = callgrind_ir(h, cg, fam, path, body, auth, 0)
+            tot = callgrind_ir(h, cg, fam, path, body, auth, cg_n)
+            ir[fam] = {"baseline": base, "total": tot, "n": cg_n, "per_request": (tot - base) / cg_n}
+            say("  %-10s %10.0f Ir/request (baseline %d, total %d)" % (fam, ir[fam]["per_request"], base, tot))
+        cg.stop()
+        res["callgrind"] = ir
+        perf = {}
+        if perf_works():
+            main_stack.start()
+            for fam, path, body in (("chat", CHAT, CHAT_BODY), ("embeddings", EMB, EMB_BODY)):
+                perf[fam] = perf_instructions(h, main_stack, path, body, auth, cg_n)
+            main_stack.stop()
+        else:
+            perf = {"chat": None, "embeddings": None}
+        res["perf"] = perf
+        say("  perf stat instructions/request: chat %s, embeddings %s" % (
+            fmt(perf["chat"], "%.0f"), fmt(perf["embeddings"], "%.0f")))
 
     # (d) 1000 streams held open
-    say("(d) %d streams x %d chunks every 100 ms" % (hold_n, hold_chunks))
-    big = Stack(h, pg, "streams", mock_url, ["gateway.processes=4", "gateway.threads=256"]).start()
-    bt = big.target(vkey)
-    warm = big.warm_up(bt, 4)
-    say("  warm-up: %d sequential requests until each of the 4 chat workers had served one" % warm)
-    time.sleep(1)
-    idle = big.rss_parts()
-    errors, samples, secs = asyncio.run(hold_streams(
-        bt, stream_body(LONG_MOCK % hold_chunks), hold_n, hold_chunks, big.rss_parts))
-    most = max((o for o, _ in samples), default=0)
-    peak_open, peak = max((s for s in samples if s[0] >= 0.99 * most),
-                          key=lambda s: s[1]["total"]) if samples else (0, None)
-    per = {k: (peak[k] - idle[k]) / peak_open for k in idle} if peak else {}
-    time.sleep(1)
-    after = big.rss_parts()
-    d = {"streams": hold_n, "errors": len(errors), "error_sample": errors[:5], "seconds": secs,
-         "idle_rss_kib": idle, "hold_rss_kib": peak, "open_at_sample": peak_open,
-         "kib_per_stream": per.get("total"), "kib_per_stream_parts": per,
-         "after_rss_kib": after}
-    say("  %d errors in %.1f s; RSS idle %d KiB, held %s KiB (%d open) -> %s KiB/stream (%s)"
-        % (d["errors"], secs, idle["total"], peak and peak["total"], peak_open,
-           fmt(d["kib_per_stream"], "%.1f"),
-           ", ".join("%s %.1f" % (k, v) for k, v in per.items() if k != "total")))
-    say("  RSS 1 s after the streams ended: %d KiB (%+d KiB vs idle: kept by threads once used)"
-        % (after["total"], after["total"] - idle["total"]))
-    for er in errors[:5]:
-        say("    " + er)
-    res["streams"] = d
-    big.stop()
+    big = None
+    if "d" in only:
+        say("(d) %d streams x %d chunks every 100 ms" % (hold_n, hold_chunks))
+        big = Stack(h, pg, "streams", mock_url, ["gateway.processes=4", "gateway.threads=256"]).start()
+        bt = big.target(vkey)
+        warm = big.warm_up(bt, 4)
+        say("  warm-up: %d sequential requests until each of the 4 chat workers had served one" % warm)
+        time.sleep(1)
+        idle = big.rss_parts()
+        errors, samples, secs = asyncio.run(hold_streams(
+            bt, stream_body(LONG_MOCK % hold_chunks), hold_n, hold_chunks, big.rss_parts))
+        most = max((o for o, _ in samples), default=0)
+        peak_open, peak = max((s for s in samples if s[0] >= 0.99 * most),
+                              key=lambda s: s[1]["total"]) if samples else (0, None)
+        per = {k: (peak[k] - idle[k]) / peak_open for k in idle} if peak else {}
+        time.sleep(1)
+        after = big.rss_parts()
+        d = {"streams": hold_n, "errors": len(errors), "error_sample": errors[:5], "seconds": secs,
+             "idle_rss_kib": idle, "hold_rss_kib": peak, "open_at_sample": peak_open,
+             "kib_per_stream": per.get("total"), "kib_per_stream_parts": per,
+             "after_rss_kib": after}
+        say("  %d errors in %.1f s; RSS idle %d KiB, held %s KiB (%d open) -> %s KiB/stream (%s)"
+            % (d["errors"], secs, idle["total"], peak and peak["total"], peak_open,
+               fmt(d["kib_per_stream"], "%.1f"),
+               ", ".join("%s %.1f" % (k, v) for k, v in per.items() if k != "total")))
+        say("  RSS 1 s after the streams ended: %d KiB (%+d KiB vs idle: kept by threads once used)"
+            % (after["total"], after["total"] - idle["total"]))
+        for er in errors[:5]:
+            say("    " + er)
+        res["streams"] = d
+        big.stop()
 
     # llmgw's own complaints during the run, counted by message
     complaints = {}
-    for st in (main_stack, big):
+    for st in [main_stack] + ([big] if big else []):
         for f in st.logs():
             for line in open(f, errors="replace"):
                 if "lvl=err" in line or "lvl=warn" in line:
@@ -946,8 +963,9 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
             cpu = "-" if t == "direct" else fmt(v["cpu_per_1k"], "%.3f")
             say("| %s | %s | %.0f | %.2f | %.2f | %.2f | %d | %s | %s |"
                 % (name, t, v["rps"], v["p50"], v["p90"], v["p99"], v["errors"], cpu, ratio))
-    say("| (e) spend %ds | llmgw | %.0f | %.2f | | %.2f | %d | %.3f | |"
-        % (spend_s, e["rps"], e["p50"], e["p99"], e["errors"], e["cpu_per_1k"]))
+    if e:
+        say("| (e) spend %ds | llmgw | %.0f | %.2f | | %.2f | %d | %.3f | |"
+            % (spend_s, e["rps"], e["p50"], e["p99"], e["errors"], e["cpu_per_1k"]))
     say("")
     say("CPU: llmgw = lighttpd + every llmgw-* process + all processes of its private PostgreSQL cluster;"
         " nginx = master + workers; floor = lighttpd + fcgi_fixed; portkey = node; direct = the mock (not shown).")
@@ -955,39 +973,52 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
         for t in ("llmgw", "floor"):
             if t in r and r[t]["cpu_parts"]:
                 say("  %-15s %-6s CPU s/1k: %s" % (name, t, cpu_line(r[t]["cpu_parts"])))
-    say("first data event, %d sequential streams: llmgw p50 %.3f p90 %.3f ms; direct p50 %.3f p90 %.3f ms"
-        % (ttfb["llmgw"]["n"], ttfb["llmgw"]["p50"], ttfb["llmgw"]["p90"], ttfb["direct"]["p50"], ttfb["direct"]["p90"]))
-    say("instructions/request (callgrind, one worker, N=%d minus N=0): chat %.0f, embeddings %.0f; perf stat: %s"
-        % (cg_n, ir["chat"]["per_request"], ir["embeddings"]["per_request"],
-           "n/a (instructions not supported here)" if perf["chat"] is None else
-           "chat %.0f, embeddings %.0f" % (perf["chat"], perf["embeddings"])))
-    say("(d) %d streams: %d errors, %s KiB RSS per open stream (lighttpd + llmgw-*)"
-        % (hold_n, d["errors"], fmt(d["kib_per_stream"], "%.1f")))
-    say("  (e) spend       llmgw  CPU s/1k: %s" % cpu_line(e["cpu_parts"]))
-    say("(e) wrk 2xx %d, spend_logs rows %d, upstream calls %d, backlog 0 after %.2f s"
-        % (e["wrk_2xx"], e["rows"], e["upstream_calls"], e["drain_s"]))
+    if ttfb:
+        say("first data event, %d sequential streams: llmgw p50 %.3f p90 %.3f ms; direct p50 %.3f p90 %.3f ms"
+            % (ttfb["llmgw"]["n"], ttfb["llmgw"]["p50"], ttfb["llmgw"]["p90"], ttfb["direct"]["p50"],
+               ttfb["direct"]["p90"]))
+    if ir:
+        say("instructions/request (callgrind, one worker, N=%d minus N=0): chat %.0f, embeddings %.0f; perf stat: %s"
+            % (cg_n, ir["chat"]["per_request"], ir["embeddings"]["per_request"],
+               "n/a (instructions not supported here)" if perf["chat"] is None else
+               "chat %.0f, embeddings %.0f" % (perf["chat"], perf["embeddings"])))
+    if d:
+        say("(d) %d streams: %d errors, %s KiB RSS per open stream (lighttpd + llmgw-*)"
+            % (hold_n, d["errors"], fmt(d["kib_per_stream"], "%.1f")))
+    if e:
+        say("  (e) spend       llmgw  CPU s/1k: %s" % cpu_line(e["cpu_parts"]))
+        say("(e) wrk 2xx %d, spend_logs rows %d, upstream calls %d, backlog 0 after %.2f s"
+            % (e["wrk_2xx"], e["rows"], e["upstream_calls"], e["drain_s"]))
     say("")
-    A = a
-    tg = []
-    tg.append(("(a) llmgw >= 0.35 x nginx", A["llmgw"]["rps"] / A["nginx"]["rps"], 0.35))
-    tg.append(("(a) llmgw >= 0.7 x floor", A["llmgw"]["rps"] / A["floor"]["rps"], 0.7))
-    tg.append(("(a) llmgw >= 25 x portkey", A["llmgw"]["rps"] / A["portkey"]["rps"] if "portkey" in A else None, 25))
-    for label, val, need in tg:
-        say("%s  %-34s %s (need %s)" % (verdict(None if val is None else val >= need), label, fmt(val), need))
-    dp = a1["llmgw"]["p50"] - a1["nginx"]["p50"]
-    say("%s  %-34s %+.3f ms (llmgw %.3f, nginx %.3f)" % (verdict(dp <= 0.2), "(a) c=1 p50 <= nginx + 0.2 ms",
-                                                        dp, a1["llmgw"]["p50"], a1["nginx"]["p50"]))
-    dt = ttfb["llmgw"]["p50"] - ttfb["direct"]["p50"]
-    say("%s  %-34s %+.3f ms" % (verdict(dt <= 1.0), "(b) first chunk <= direct + 1 ms", dt))
-    ok_d = d["errors"] == 0 and d["kib_per_stream"] is not None and d["kib_per_stream"] <= 32
-    say("%s  %-34s %d errors, %s KiB/stream" % (verdict(ok_d), "(d) 0 errors, <= 32 KiB/stream",
-                                               d["errors"], fmt(d["kib_per_stream"], "%.1f")))
-    ok_e = e["rows"] >= e["wrk_2xx"] and e["rows"] == e["upstream_calls"] and e["drain_s"] <= 2
-    say("%s  %-34s rows %d vs wrk 2xx %d (+%d in flight when wrk stopped), upstream %d, drained %.2f s"
-        % (verdict(ok_e), "(e) no spend row lost", e["rows"], e["wrk_2xx"], e["rows"] - e["wrk_2xx"],
-           e["upstream_calls"], e["drain_s"]))
-    res["targets"] = {"a_nginx": tg[0][1], "a_floor": tg[1][1], "a_portkey": tg[2][1], "a_c1_dp50": dp,
-                      "b_ttfb_dp50": dt, "d_ok": ok_d, "e_ok": ok_e}
+    targets = {}
+    if a:
+        tg = [("(a) llmgw >= 0.35 x nginx", a["llmgw"]["rps"] / a["nginx"]["rps"], 0.35, "a_nginx"),
+              ("(a) llmgw >= 0.7 x floor", a["llmgw"]["rps"] / a["floor"]["rps"], 0.7, "a_floor"),
+              ("(a) llmgw >= 25 x portkey",
+               a["llmgw"]["rps"] / a["portkey"]["rps"] if "portkey" in a else None, 25, "a_portkey")]
+        for label, val, need, key in tg:
+            say("%s  %-34s %s (need %s)" % (verdict(None if val is None else val >= need), label, fmt(val), need))
+            targets[key] = val
+        dp = a1["llmgw"]["p50"] - a1["nginx"]["p50"]
+        say("%s  %-34s %+.3f ms (llmgw %.3f, nginx %.3f)" % (verdict(dp <= 0.2), "(a) c=1 p50 <= nginx + 0.2 ms",
+                                                            dp, a1["llmgw"]["p50"], a1["nginx"]["p50"]))
+        targets["a_c1_dp50"] = dp
+    if ttfb:
+        dt = ttfb["llmgw"]["p50"] - ttfb["direct"]["p50"]
+        say("%s  %-34s %+.3f ms" % (verdict(dt <= 1.0), "(b) first chunk <= direct + 1 ms", dt))
+        targets["b_ttfb_dp50"] = dt
+    if d:
+        ok_d = d["errors"] == 0 and d["kib_per_stream"] is not None and d["kib_per_stream"] <= 32
+        say("%s  %-34s %d errors, %s KiB/stream" % (verdict(ok_d), "(d) 0 errors, <= 32 KiB/stream",
+                                                   d["errors"], fmt(d["kib_per_stream"], "%.1f")))
+        targets["d_ok"] = ok_d
+    if e:
+        ok_e = e["rows"] >= e["wrk_2xx"] and e["rows"] == e["upstream_calls"] and e["drain_s"] <= 2
+        say("%s  %-34s rows %d vs wrk 2xx %d (+%d in flight when wrk stopped), upstream %d, drained %.2f s"
+            % (verdict(ok_e), "(e) no spend row lost", e["rows"], e["wrk_2xx"], e["rows"] - e["wrk_2xx"],
+               e["upstream_calls"], e["drain_s"]))
+        targets["e_ok"] = ok_e
+    res["targets"] = targets
     if complaints:
         say("")
         say("llmgw logged warn/err lines (count, message):")
