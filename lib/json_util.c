@@ -190,6 +190,16 @@ sc_number(struct scan *s, int *is_int, int64_t *v)
 
 static int sc_value(struct scan *s, int depth);
 
+/* 1 and past it when the next byte is c (whitespace already skipped). */
+static int
+sc_take(struct scan *s, int c)
+{
+	if (*s->p != c)
+		return 0;
+	s->p++;
+	return 1;
+}
+
 static int
 sc_literal(struct scan *s, const char *word)
 {
@@ -218,26 +228,19 @@ sc_members(struct scan *s, int depth, sc_member_fn on_member, void *arg)
 
 	if (!sc_ws(s))
 		return -1;
-	if (*s->p == '}') {
-		s->p++;
+	if (sc_take(s, '}'))
 		return 0;
-	}
 	for (;;) {
-		if (sc_string(s, &key, &klen) < 0 || !sc_ws(s) || *s->p != ':')
-			return -1;
-		s->p++;
-		if (!sc_ws(s))
+		if (sc_string(s, &key, &klen) < 0 || !sc_ws(s) ||
+		    !sc_take(s, ':') || !sc_ws(s))
 			return -1;
 		r = on_member ? on_member(s, key, klen, arg) : 1;
-		if (r < 0 || (r == 1 && sc_value(s, depth + 1) < 0))
+		if (r < 0 || (r == 1 && sc_value(s, depth + 1) < 0) ||
+		    !sc_ws(s))
 			return -1;
-		if (!sc_ws(s))
-			return -1;
-		if (*s->p == '}') {
-			s->p++;
+		if (sc_take(s, '}'))
 			return 0;
-		}
-		if (*s->p++ != ',' || !sc_ws(s))
+		if (!sc_take(s, ',') || !sc_ws(s))
 			return -1;
 	}
 }
@@ -260,18 +263,14 @@ sc_value(struct scan *s, int depth)
 		s->p++;
 		if (!sc_ws(s))
 			return -1;
-		if (*s->p == ']') {
-			s->p++;
+		if (sc_take(s, ']'))
 			return 0;
-		}
 		for (;;) {
 			if (sc_value(s, depth + 1) < 0 || !sc_ws(s))
 				return -1;
-			if (*s->p == ']') {
-				s->p++;
+			if (sc_take(s, ']'))
 				return 0;
-			}
-			if (*s->p++ != ',')
+			if (!sc_take(s, ','))
 				return -1;
 		}
 	case '"':
