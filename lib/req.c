@@ -244,11 +244,17 @@ gw_req_read_body(struct gw_req *req)
 	 * a thread), so the hot path keeps its frames small.
 	 */
 	for (;;) {
-		/* All that was announced, then a small look for the end. */
+		/*
+		 * What was announced (memory follows the bytes that come, not
+		 * the Content-Length claimed), then a small look for the end.
+		 */
 		size_t room = want > 0 && (size_t)want > req->body.len
 		                  ? (size_t)want - req->body.len
 		              : want >= 0 ? 64
 		                          : 4096;
+
+		if (room > 65536)
+			room = 65536;
 		char *dst = gw_buf_extend(&req->body, room);
 
 		n = FCGX_GetStr(dst, (int)room, req->fr->in);
