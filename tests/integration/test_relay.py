@@ -352,6 +352,15 @@ def test_body_over_cap_is_413(make_stack, mock):
     s.stop()
 
 
+def test_large_body_reaches_upstream_whole(relay):
+    # Read in 64 KiB steps: a megabyte prompt arrives upstream byte for byte
+    # (the mock counts one prompt token per word).
+    words = 150000
+    r = chat(relay, {"model": "gpt-4", "messages": [{"role": "user", "content": "word " * words}]})
+    assert r.status == 200, r
+    assert r.json()["usage"]["prompt_tokens"] == words
+
+
 def test_wrong_method_and_unknown_route(relay):
     r = relay.get("/v1/chat/completions", headers=AUTH)
     assert_openai_error(r, 405)
