@@ -433,6 +433,7 @@ ship_orphans(struct gw_db *db, const struct gw_cfg *cfg)
 	DIR *d = opendir(cfg->spool_dir);
 	struct dirent *e;
 	char path[4400];
+	struct stat st;
 	uint64_t off;
 	int fd, r;
 
@@ -455,6 +456,16 @@ ship_orphans(struct gw_db *db, const struct gw_cfg *cfg)
 			continue;
 		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 			close(fd); /* its process lives */
+			continue;
+		}
+		/*
+		 * Another process's writer may have shipped and unlinked it
+		 * between our open and our lock: shipping it again would be
+		 * harmless for rows (ON CONFLICT) but would keep refused rows
+		 * twice.
+		 */
+		if (fstat(fd, &st) != 0 || st.st_nlink == 0) {
+			close(fd);
 			continue;
 		}
 		off = 0;
