@@ -12,6 +12,8 @@
 struct gw_upstream {
 	CURL *h;
 	int post_ready; /* the handle holds the options every POST shares */
+	CURLU *url;     /* the last POST's URL, parsed once ... */
+	char *url_str;  /* ... from this string */
 };
 
 struct sink {
@@ -43,6 +45,8 @@ gw_upstream_free(struct gw_upstream *up)
 	if (up == NULL)
 		return;
 	curl_easy_cleanup(up->h);
+	curl_url_cleanup(up->url);
+	free(up->url_str);
 	free(up);
 }
 
@@ -203,6 +207,31 @@ post_tick(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 	return 0;
 }
 
+/*
+ * POSTs go to the same few URLs: parsed once into a URL handle (libcurl
+ * parses a CURLOPT_URL string again on every transfer). A URL the parser
+ * refuses is left to libcurl, which reports it as it would.
+ */
+static void
+set_post_url(struct gw_upstream *up, const char *url)
+{
+	if (up->url_str == NULL || strcmp(up->url_str, url) != 0) {
+		free(up->url_str);
+		up->url_str = NULL;
+		if (up->url == NULL)
+			up->url = curl_url();
+		if (up->url != NULL &&
+		    curl_url_set(up->url, CURLUPART_URL, url, 0) == CURLUE_OK)
+			up->url_str = gw_xstrdup(url);
+	}
+	if (up->url_str != NULL) {
+		curl_easy_setopt(up->h, CURLOPT_CURLU, up->url);
+	} else {
+		curl_easy_setopt(up->h, CURLOPT_CURLU, NULL);
+		curl_easy_setopt(up->h, CURLOPT_URL, url);
+	}
+}
+
 enum gw_status
 gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
     const struct gw_upstream_cb *cb, struct gw_upstream_result *res)
@@ -254,7 +283,7 @@ gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
 	curl_easy_setopt(up->h, CURLOPT_USERPWD, p->userpwd);
 	curl_easy_setopt(up->h, CURLOPT_TIMEOUT_MS,
 	    (long)(p->timeout_ms > 0 ? p->timeout_ms : 0));
-	curl_easy_setopt(up->h, CURLOPT_URL, p->url);
+	set_post_url(up, p->url);
 	curl_easy_setopt(up->h, CURLOPT_POSTFIELDS, p->body);
 	curl_easy_setopt(
 	    up->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body_len);
