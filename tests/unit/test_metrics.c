@@ -15,32 +15,13 @@
 #include <unistd.h>
 
 #include "metrics.h"
-#include "shm.h"
-
-static char path[256];
+#include "shm_fixture.h"
 
 static int
 setup(void **state)
 {
-	const char *dir = getenv("TMPDIR");
-	int fd;
-
 	(void)state;
-	snprintf(path, sizeof(path), "%s/llmgw-test-metrics-XXXXXX",
-	    dir != NULL && dir[0] ? dir : "/tmp");
-	if ((fd = mkstemp(path)) < 0)
-		return -1;
-	close(fd);
-	return gw_shm_attach(path) == GW_OK ? 0 : -1;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	gw_shm_detach();
-	unlink(path);
-	return 0;
+	return shm_fixture_attach("metrics");
 }
 
 static void

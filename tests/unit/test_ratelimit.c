@@ -17,35 +17,17 @@
 #include <unistd.h>
 
 #include "../../lib/ratelimit.c"
+#include "shm_fixture.h"
 
 #define SEC INT64_C(1000000000)
 /* A fake clock 15 s into a minute window. */
 #define T0 (INT64_C(1000) * 60 * SEC + 15 * SEC)
 
-static char path[256];
-
 static int
 setup(void **state)
 {
-	const char *dir = getenv("TMPDIR");
-	int fd;
-
 	(void)state;
-	snprintf(path, sizeof(path), "%s/llmgw-test-rl-XXXXXX",
-	    dir != NULL && dir[0] ? dir : "/tmp");
-	if ((fd = mkstemp(path)) < 0)
-		return -1;
-	close(fd);
-	return gw_shm_attach(path) == GW_OK ? 0 : -1;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	gw_shm_detach();
-	unlink(path);
-	return 0;
+	return shm_fixture_attach("rl");
 }
 
 static const struct gw_rl_limits none = {-1, -1, -1};

@@ -14,32 +14,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "shm.h"
-
-static char path[256];
+#include "shm_fixture.h"
 
 static int
 setup(void **state)
 {
-	const char *dir = getenv("TMPDIR");
-	int fd;
-
 	(void)state;
-	snprintf(path, sizeof(path), "%s/llmgw-test-shm-XXXXXX",
-	    dir != NULL && dir[0] ? dir : "/tmp");
-	if ((fd = mkstemp(path)) < 0)
+	if (shm_fixture_file("shm") != 0)
 		return -1;
-	close(fd);
 	unlink(path); /* gw_shm_open creates it */
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	gw_shm_detach();
-	unlink(path);
 	return 0;
 }
 
