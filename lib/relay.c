@@ -588,29 +588,31 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 	}
 }
 
-/* "12s": the reset header value OpenAI sends. */
+/* x-ratelimit-{limit,remaining,reset}-<what>, "12s" as OpenAI sends. */
+static void
+limit_headers(struct gw_req *req, const char *what, int64_t limit, int64_t left,
+    int64_t reset_s)
+{
+	char name[48];
+
+	snprintf(name, sizeof(name), "x-ratelimit-limit-%s", what);
+	gw_req_add_header(req, name, "%lld", (long long)limit);
+	snprintf(name, sizeof(name), "x-ratelimit-remaining-%s", what);
+	gw_req_add_header(req, name, "%lld", (long long)(left < 0 ? 0 : left));
+	snprintf(name, sizeof(name), "x-ratelimit-reset-%s", what);
+	gw_req_add_header(req, name, "%llds", (long long)reset_s);
+}
+
 static void
 add_limit_headers(struct gw_req *req, const struct gw_keyrec *k,
     int64_t left_req, int64_t left_tok, int64_t now_ns)
 {
 	int64_t reset_s = (gw_rl_reset_ms(now_ns) + 999) / 1000;
 
-	if (k->rpm_limit >= 0) {
-		gw_req_add_header(req, "x-ratelimit-limit-requests", "%lld",
-		    (long long)k->rpm_limit);
-		gw_req_add_header(req, "x-ratelimit-remaining-requests", "%lld",
-		    (long long)(left_req < 0 ? 0 : left_req));
-		gw_req_add_header(req, "x-ratelimit-reset-requests", "%llds",
-		    (long long)reset_s);
-	}
-	if (k->tpm_limit >= 0) {
-		gw_req_add_header(req, "x-ratelimit-limit-tokens", "%lld",
-		    (long long)k->tpm_limit);
-		gw_req_add_header(req, "x-ratelimit-remaining-tokens", "%lld",
-		    (long long)(left_tok < 0 ? 0 : left_tok));
-		gw_req_add_header(req, "x-ratelimit-reset-tokens", "%llds",
-		    (long long)reset_s);
-	}
+	if (k->rpm_limit >= 0)
+		limit_headers(req, "requests", k->rpm_limit, left_req, reset_s);
+	if (k->tpm_limit >= 0)
+		limit_headers(req, "tokens", k->tpm_limit, left_tok, reset_s);
 }
 
 static const char *const limit_names[] = {
