@@ -181,10 +181,11 @@ sc_number(struct scan *s, int *is_int, int64_t *v)
 	}
 	if (mag > (uint64_t)INT64_MAX + (uint64_t)neg)
 		fits = 0;
-	if (*is_int && !fits)
-		*is_int = 0;
+	/* Out of range: clamped, as json-c does (both readers agree). */
 	if (*is_int)
-		*v = neg ? (int64_t)(0 - mag) : (int64_t)mag;
+		*v = !fits ? (neg ? INT64_MIN : INT64_MAX)
+		     : neg ? (int64_t)(0 - mag)
+		           : (int64_t)mag;
 	return 0;
 }
 
@@ -292,17 +293,19 @@ key_is(const unsigned char *key, size_t klen, const char *want)
 	return klen == strlen(want) && memcmp(key, want, klen) == 0;
 }
 
+/* The members of "usage", in struct gw_json_usage's order. */
+static const char *const usage_names[3] = {
+    "prompt_tokens", "completion_tokens", "total_tokens"};
+
 static int
 usage_member(struct scan *s, const unsigned char *key, size_t klen, void *arg)
 {
-	static const char *const names[3] = {
-	    "prompt_tokens", "completion_tokens", "total_tokens"};
 	struct gw_json_usage *u = arg;
 	int64_t v;
 	int i, is_int;
 
 	for (i = 0; i < 3; i++)
-		if (key_is(key, klen, names[i]))
+		if (key_is(key, klen, usage_names[i]))
 			break;
 	if (i == 3 || !(*s->p == '-' || SC_DIGIT(*s->p)))
 		return 1;
@@ -643,6 +646,18 @@ gw_jw_raw(struct gw_buf *b, const char *key, const char *json)
 	}
 	gw_buf_puts(b, run);
 	gw_buf_append(b, ",", 1);
+}
+
+void
+gw_json_get_usage(json_object *msg, struct gw_json_usage *u)
+{
+	json_object *o = gw_json_get(msg, "usage");
+	int i;
+
+	memset(u, 0, sizeof(*u));
+	u->known = o != NULL && json_object_is_type(o, json_type_object);
+	for (i = 0; u->known && i < 3; i++)
+		u->has[i] = gw_json_get_int(o, usage_names[i], &u->v[i]) == 0;
 }
 
 enum gw_status

@@ -26,7 +26,8 @@ enum gw_status gw_json_parse(const char *buf, size_t len, json_object **out,
 /*
  * "usage" of an upstream answer, read without building the document:
  * known when the answer had a "usage" object; has[i] when its member i
- * (0 prompt_tokens, 1 completion_tokens, 2 total_tokens) was an integer.
+ * (0 prompt_tokens, 1 completion_tokens, 2 total_tokens) was an integer
+ * (one beyond int64 is clamped to its range, as json-c does).
  */
 struct gw_json_usage {
 	int known;
@@ -41,6 +42,8 @@ struct gw_json_usage {
  */
 enum gw_status gw_json_scan_usage(
     const char *buf, size_t len, struct gw_json_usage *u) GW_NONNULL(3);
+/* The same from an already parsed reply. */
+void gw_json_get_usage(json_object *msg, struct gw_json_usage *u) GW_NONNULL(2);
 
 /* Borrowed member of obj, or NULL when absent or obj is not an object. */
 json_object *gw_json_get(json_object *obj, const char *key) GW_NONNULL(2);

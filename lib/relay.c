@@ -97,24 +97,33 @@ call_path(enum gw_call call)
 	return "/chat/completions";
 }
 
-/* Read usage {prompt_tokens, completion_tokens, total_tokens} of a reply. */
+/*
+ * Note a reply's usage {prompt_tokens, completion_tokens, total_tokens}:
+ * members that are absent keep what an earlier chunk said; the total
+ * defaults to prompt + completion.
+ */
+static void
+use_usage(struct relay *r, const struct gw_json_usage *u)
+{
+	if (!u->known)
+		return;
+	r->usage.known = 1;
+	if (u->has[0])
+		r->usage.prompt = u->v[0];
+	if (u->has[1])
+		r->usage.completion = u->v[1];
+	r->usage.total =
+	    u->has[2] ? u->v[2] : r->usage.prompt + r->usage.completion;
+}
+
+/* The same from a parsed reply. */
 static void
 take_usage(struct relay *r, json_object *msg)
 {
-	json_object *u = gw_json_get(msg, "usage");
-	int64_t v;
+	struct gw_json_usage u;
 
-	if (u == NULL || !json_object_is_type(u, json_type_object))
-		return;
-	r->usage.known = 1;
-	if (gw_json_get_int(u, "prompt_tokens", &v) == 0)
-		r->usage.prompt = v;
-	if (gw_json_get_int(u, "completion_tokens", &v) == 0)
-		r->usage.completion = v;
-	if (gw_json_get_int(u, "total_tokens", &v) == 0)
-		r->usage.total = v;
-	else
-		r->usage.total = r->usage.prompt + r->usage.completion;
+	gw_json_get_usage(msg, &u);
+	use_usage(r, &u);
 }
 
 /* Commit the client's answer to 200 text/event-stream. */
@@ -446,13 +455,8 @@ reply_answer(struct relay *r)
 		take_usage(r, o);
 		gw_capture_answer(&r->cap, o);
 		json_object_put(o);
-	} else if (u.known) {
-		r->usage.known = 1;
-		r->usage.prompt = u.has[0] ? u.v[0] : 0;
-		r->usage.completion = u.has[1] ? u.v[1] : 0;
-		r->usage.total =
-		    u.has[2] ? u.v[2] : r->usage.prompt + r->usage.completion;
-	}
+	} else
+		use_usage(r, &u);
 	if (r->usage.known) {
 		double cost = gw_spend_cost(
 		    r->cfg, r->target, r->usage.prompt, r->usage.completion);

@@ -170,7 +170,23 @@ test_writer_nul(void **state)
 static enum gw_status
 scan(const char *s, struct gw_json_usage *u)
 {
-	return gw_json_scan_usage(s, strlen(s), u);
+	enum gw_status st = gw_json_scan_usage(s, strlen(s), u);
+	struct gw_json_usage p;
+	json_object *o = NULL;
+	char msg[256];
+
+	/* A parse then gw_json_get_usage reads the same. */
+	if (st == GW_OK &&
+	    gw_json_parse(s, strlen(s), &o, msg, sizeof(msg)) == GW_OK) {
+		gw_json_get_usage(o, &p);
+		assert_int_equal(p.known, u->known);
+		assert_memory_equal(p.has, u->has, sizeof(p.has));
+		for (int i = 0; i < 3; i++)
+			if (p.has[i])
+				assert_true(p.v[i] == u->v[i]);
+		json_object_put(o);
+	}
+	return st;
 }
 
 /* The scanner reads "usage" the way a parse and take_usage would. */
@@ -200,10 +216,13 @@ test_scan_usage(void **state)
 	    GW_OK);
 	assert_false(u.known);
 	assert_int_equal(scan("{\"usage\":{\"total_tokens\":"
-	                      "99999999999999999999}}",
+	                      "99999999999999999999,\"prompt_tokens\":"
+	                      "-99999999999999999999}}",
 	                     &u),
 	    GW_OK);
-	assert_true(u.known && !u.has[2]);
+	/* Beyond int64: clamped, as json-c does. */
+	assert_true(u.known && u.has[2] && u.v[2] == INT64_MAX);
+	assert_true(u.has[0] && u.v[0] == INT64_MIN);
 	assert_int_equal(scan("{}", &u), GW_OK);
 	assert_false(u.known);
 	/* Only an object; broken documents are refused and say nothing. */
