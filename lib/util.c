@@ -127,16 +127,6 @@ buf_reserve(struct gw_buf *b, size_t extra)
 	b->cap = cap;
 }
 
-void
-gw_buf_append(struct gw_buf *b, const void *data, size_t n)
-{
-	buf_reserve(b, n);
-	if (n)
-		memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
 char *
 gw_buf_extend(struct gw_buf *b, size_t n)
 {
@@ -147,6 +137,15 @@ gw_buf_extend(struct gw_buf *b, size_t n)
 	b->len += n;
 	b->p[b->len] = '\0';
 	return p;
+}
+
+void
+gw_buf_append(struct gw_buf *b, const void *data, size_t n)
+{
+	char *p = gw_buf_extend(b, n);
+
+	if (n)
+		memcpy(p, data, n);
 }
 
 void
