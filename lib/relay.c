@@ -511,10 +511,9 @@ log_outcome(struct relay *r, const char *model, const char *target)
 	/* Chunks relayed: what accounting can use when usage is lost. */
 	if (r->stream)
 		gw_req_log_int(r->req, "chunks", r->chunks);
-	if (r->t_first_token) {
-		gw_buf_puts(&r->req->logx, " ttft_ms=");
-		gw_buf_put_milli(&r->req->logx, r->t_first_token - r->t_start);
-	}
+	if (r->t_first_token)
+		gw_req_log_milli(
+		    r->req, "ttft_ms", r->t_first_token - r->t_start);
 	if (r->client_gone)
 		gw_req_log_field(r->req, "client_gone", "1");
 }

@@ -112,22 +112,32 @@ gw_req_client_gone(const struct gw_req *req)
 	return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
-void
-gw_req_log_int(struct gw_req *req, const char *name, int64_t value)
+/* " name=" on the access line; the value follows. */
+static struct gw_buf *
+log_key(struct gw_req *req, const char *name)
 {
 	gw_buf_append(&req->logx, " ", 1);
 	gw_buf_puts(&req->logx, name);
 	gw_buf_append(&req->logx, "=", 1);
-	gw_buf_put_i64(&req->logx, value);
+	return &req->logx;
+}
+
+void
+gw_req_log_int(struct gw_req *req, const char *name, int64_t value)
+{
+	gw_buf_put_i64(log_key(req, name), value);
+}
+
+void
+gw_req_log_milli(struct gw_req *req, const char *name, int64_t thousandths)
+{
+	gw_buf_put_milli(log_key(req, name), thousandths);
 }
 
 void
 gw_req_log_field(struct gw_req *req, const char *name, const char *value)
 {
-	gw_buf_append(&req->logx, " ", 1);
-	gw_buf_puts(&req->logx, name);
-	gw_buf_append(&req->logx, "=", 1);
-	gw_log_append_value(&req->logx, value);
+	gw_log_append_value(log_key(req, name), value);
 }
 
 const char *

@@ -95,6 +95,9 @@ void gw_req_log_field(struct gw_req *req, const char *name, const char *value)
 /* The same for an integer value. */
 void gw_req_log_int(struct gw_req *req, const char *name, int64_t value)
     GW_NONNULL(1, 2);
+/* The same for thousandths, written with three decimals (ms from us). */
+void gw_req_log_milli(struct gw_req *req, const char *name, int64_t thousandths)
+    GW_NONNULL(1, 2);
 /* Push buffered bytes to the web server now (for SSE chunks). */
 enum gw_status gw_req_flush(struct gw_req *req) GW_NONNULL(1);
 

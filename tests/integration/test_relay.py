@@ -3,6 +3,7 @@ upstream faults, retries, fallbacks, concurrency and client disconnects."""
 import http.client
 import os
 import json
+import re
 import socket
 import threading
 import time
@@ -138,6 +139,7 @@ def test_stream_usage_chunk_stripped_unless_asked(relay, mock):
         time.sleep(0.05)
     line = [l for l in relay.log("chat").splitlines() if rid in l and "mod=access" in l][0]
     assert "prompt_tokens=3" in line and "completion_tokens=5" in line
+    assert re.search(r" chunks=7 ttft_ms=\d+\.\d{3}( |$)", line), line
 
     body["stream_options"] = {"include_usage": True}
     ev = data_events(chat(relay, body).body)
