@@ -2,11 +2,13 @@
 #include "http_upstream.h"
 
 #include <curl/curl.h>
+#include <sys/epoll.h>
 #include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "evloop.h"
 #include "log.h"
 
 struct gw_upstream {
@@ -115,6 +117,7 @@ struct post_ctx {
 	int head_done;
 	char ctype[128];
 	char retry_after[64];
+	struct curl_slist *hdrs; /* the request's header lines */
 };
 
 /* Copy a header's value when its name matches (case-insensitively). */
@@ -180,13 +183,20 @@ post_write(char *p, size_t size, size_t n, void *arg)
 	struct post_ctx *c = arg;
 	size_t len = size * n;
 
+	int rc;
+
 	if (deliver_head(c) < 0)
 		return 0;
-	c->res->bytes += len;
-	if (c->cb->on_data != NULL && c->cb->on_data(c->cb->arg, p, len) < 0) {
+	rc = c->cb->on_data != NULL ? c->cb->on_data(c->cb->arg, p, len) : 0;
+	if (rc < 0) {
+		c->res->bytes += len;
 		c->res->aborted = 1;
 		return 0;
 	}
+	/* Held back: libcurl hands the same bytes again on resume. */
+	if (rc > 0)
+		return CURL_WRITEFUNC_PAUSE;
+	c->res->bytes += len;
 	return len;
 }
 
@@ -232,20 +242,22 @@ set_post_url(struct gw_upstream *up, const char *url)
 	}
 }
 
-enum gw_status
-gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
-    const struct gw_upstream_cb *cb, struct gw_upstream_result *res)
+/*
+ * Set up up->h for the POST p (its headers list goes to c->hdrs, freed by
+ * post_result): the part a blocking and a loop transfer share.
+ */
+static void
+post_prepare(struct gw_upstream *up, const struct gw_upstream_post *p,
+    struct post_ctx *c)
 {
-	struct post_ctx c = {cb, res, up->h, 0, "", ""};
 	struct curl_slist *hdrs = NULL;
 	char line[600];
-	CURLcode rc;
 	size_t i;
 
-	memset(res, 0, sizeof(*res));
+	memset(c->res, 0, sizeof(*c->res));
 	/*
-	 * POSTs follow POSTs on a worker thread: set the options they share
-	 * once, not curl_easy_reset and all again per request.
+	 * POSTs follow POSTs on a handle: set the options they share once,
+	 * not curl_easy_reset and all again per request.
 	 */
 	if (!up->post_ready) {
 		curl_easy_reset(up->h);
@@ -288,16 +300,25 @@ gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
 	curl_easy_setopt(
 	    up->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body_len);
 	curl_easy_setopt(up->h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(up->h, CURLOPT_HEADERDATA, &c);
-	curl_easy_setopt(up->h, CURLOPT_WRITEDATA, &c);
-	curl_easy_setopt(up->h, CURLOPT_XFERINFODATA, &c);
-	rc = curl_easy_perform(up->h);
+	curl_easy_setopt(up->h, CURLOPT_HEADERDATA, c);
+	curl_easy_setopt(up->h, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(up->h, CURLOPT_XFERINFODATA, c);
+	c->hdrs = hdrs;
+}
+
+/* The transfer ended with rc: fill c->res and say how it went. */
+static enum gw_status
+post_result(struct gw_upstream *up, struct post_ctx *c, CURLcode rc)
+{
+	struct gw_upstream_result *res = c->res;
+
 	/* An answer with an empty body still has a head to deliver. */
-	if (rc == CURLE_OK && deliver_head(&c) < 0)
+	if (rc == CURLE_OK && !res->aborted && deliver_head(c) < 0)
 		rc = CURLE_WRITE_ERROR;
 	/* The list is freed: the handle must not point at it any more. */
 	curl_easy_setopt(up->h, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hdrs);
+	curl_slist_free_all(c->hdrs);
+	c->hdrs = NULL;
 	if (res->aborted)
 		return GW_OK;
 	if (rc != CURLE_OK) {
@@ -306,8 +327,8 @@ gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
 		res->connect_failed = rc == CURLE_COULDNT_CONNECT ||
 		                      rc == CURLE_COULDNT_RESOLVE_HOST ||
 		                      (rc == CURLE_OPERATION_TIMEDOUT &&
-		                          !c.head_done && res->bytes == 0);
-		if (!c.head_done) {
+		                          !c->head_done && res->bytes == 0);
+		if (!c->head_done) {
 			long code = 0;
 
 			curl_easy_getinfo(up->h, CURLINFO_RESPONSE_CODE, &code);
@@ -316,4 +337,264 @@ gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
 		return GW_E_UPSTREAM;
 	}
 	return GW_OK;
+}
+
+enum gw_status
+gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
+    const struct gw_upstream_cb *cb, struct gw_upstream_result *res)
+{
+	struct post_ctx c = {cb, res, up->h, 0, "", "", NULL};
+
+	post_prepare(up, p, &c);
+	return post_result(up, &c, curl_easy_perform(up->h));
+}
+
+/* ------------------------------------------------------------------ */
+/* Transfers on the event loop: one libcurl multi per process.        */
+
+/* Easy handles kept for reuse (their options set), at most this many. */
+#define SPARE_MAX 32
+/* Upstream connections the multi keeps beyond those in use. */
+#define IDLE_CONNS_MAX 64
+/* Every transfer's on_tick runs this often. */
+#define LOOP_TICK_US (100 * 1000)
+
+struct gw_xfer {
+	struct gw_upstream_multi *um;
+	struct gw_upstream *up; /* the handle, borrowed from the spares */
+	struct post_ctx c;
+	struct gw_upstream_result res;
+	void (*done)(
+	    void *arg, enum gw_status st, const struct gw_upstream_result *res);
+	int resume; /* asked to go on (see gw_upstream_resume) */
+	struct gw_xfer *next, *prev; /* the multi's running transfers */
+};
+
+struct gw_upstream_multi {
+	struct gw_loop *loop;
+	CURLM *m;
+	struct gw_loop_timer timer; /* libcurl's timeout */
+	struct gw_loop_timer tick;  /* every transfer's on_tick */
+	struct gw_xfer *running;
+	struct gw_upstream *spare[SPARE_MAX];
+	int nspare;
+	int resume_posted;
+};
+
+/* A socket libcurl asked us to watch. */
+struct sock {
+	struct gw_loop_io io;
+	struct gw_upstream_multi *um;
+};
+
+static void check_done(struct gw_upstream_multi *um);
+
+static void
+on_sock_event(void *arg, uint32_t events)
+{
+	struct sock *s = arg;
+	struct gw_upstream_multi *um = s->um;
+	int flags = 0, running;
+
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))
+		flags |= CURL_CSELECT_IN;
+	if (events & EPOLLOUT)
+		flags |= CURL_CSELECT_OUT;
+	if (events & EPOLLERR)
+		flags |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(um->m, s->io.fd, flags, &running);
+	check_done(um);
+}
+
+static int
+sock_cb(CURL *h, curl_socket_t fd, int what, void *arg, void *sockp)
+{
+	struct gw_upstream_multi *um = arg;
+	struct sock *s = sockp;
+	uint32_t ev = 0;
+
+	(void)h;
+	if (what == CURL_POLL_REMOVE) {
+		if (s != NULL) {
+			gw_loop_watch(um->loop, &s->io, 0);
+			curl_multi_assign(um->m, fd, NULL);
+			/* An event of the batch at hand may still name it. */
+			gw_loop_post(um->loop, free, s);
+		}
+		return 0;
+	}
+	if (s == NULL) {
+		s = gw_xcalloc(1, sizeof(*s));
+		s->io.fn = on_sock_event;
+		s->io.arg = s;
+		s->io.fd = fd;
+		s->um = um;
+		curl_multi_assign(um->m, fd, s);
+	}
+	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+		ev |= EPOLLIN;
+	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+		ev |= EPOLLOUT;
+	gw_loop_watch(um->loop, &s->io, ev);
+	return 0;
+}
+
+static void
+on_timer(void *arg)
+{
+	struct gw_upstream_multi *um = arg;
+	int running;
+
+	curl_multi_socket_action(um->m, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(um);
+}
+
+static int
+timer_cb(CURLM *m, long timeout_ms, void *arg)
+{
+	struct gw_upstream_multi *um = arg;
+
+	(void)m;
+	gw_loop_timer_set(um->loop, &um->timer,
+	    timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000);
+	return 0;
+}
+
+/* Take x off the multi, give its handle back, tell its owner. */
+static void
+xfer_end(struct gw_upstream_multi *um, struct gw_xfer *x, CURLcode rc)
+{
+	enum gw_status st;
+
+	curl_multi_remove_handle(um->m, x->up->h);
+	if (x->prev != NULL)
+		x->prev->next = x->next;
+	else
+		um->running = x->next;
+	if (x->next != NULL)
+		x->next->prev = x->prev;
+	st = post_result(x->up, &x->c, rc);
+	if (um->nspare < SPARE_MAX)
+		um->spare[um->nspare++] = x->up;
+	else
+		gw_upstream_free(x->up);
+	x->done(x->c.cb->arg, st, &x->res);
+	free(x);
+	if (um->running == NULL)
+		gw_loop_timer_set(um->loop, &um->tick, -1);
+}
+
+static void
+check_done(struct gw_upstream_multi *um)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(um->m, &left)) != NULL) {
+		struct gw_xfer *x = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &x);
+		xfer_end(um, x, msg->data.result);
+	}
+}
+
+/* Timeouts, keep-alives and vanished clients: each transfer's on_tick. */
+static void
+on_tick(void *arg)
+{
+	struct gw_upstream_multi *um = arg;
+	struct gw_xfer *x, *next;
+
+	for (x = um->running; x != NULL; x = next) {
+		next = x->next;
+		if (x->c.cb->on_tick != NULL &&
+		    x->c.cb->on_tick(x->c.cb->arg) < 0) {
+			x->res.aborted = 1;
+			xfer_end(um, x, CURLE_ABORTED_BY_CALLBACK);
+		}
+	}
+	if (um->running != NULL)
+		gw_loop_timer_set(um->loop, &um->tick, LOOP_TICK_US);
+}
+
+struct gw_upstream_multi *
+gw_upstream_multi_new(struct gw_loop *loop)
+{
+	struct gw_upstream_multi *um = gw_xcalloc(1, sizeof(*um));
+
+	um->loop = loop;
+	um->m = curl_multi_init();
+	GW_ASSERT(um->m != NULL);
+	curl_multi_setopt(um->m, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(um->m, CURLMOPT_SOCKETDATA, um);
+	curl_multi_setopt(um->m, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(um->m, CURLMOPT_TIMERDATA, um);
+	/* Idle connections kept for reuse after a burst of streams. */
+	curl_multi_setopt(um->m, CURLMOPT_MAXCONNECTS, (long)IDLE_CONNS_MAX);
+	um->timer.fn = on_timer;
+	um->timer.arg = um;
+	um->tick.fn = on_tick;
+	um->tick.arg = um;
+	return um;
+}
+
+struct gw_xfer *
+gw_upstream_start(struct gw_upstream_multi *um,
+    const struct gw_upstream_post *p, const struct gw_upstream_cb *cb,
+    void (*done)(
+        void *arg, enum gw_status st, const struct gw_upstream_result *res))
+{
+	struct gw_xfer *x = gw_xcalloc(1, sizeof(*x));
+
+	x->um = um;
+	x->up = um->nspare > 0 ? um->spare[--um->nspare] : gw_upstream_new();
+	x->c.cb = cb;
+	x->c.res = &x->res;
+	x->c.h = x->up->h;
+	x->done = done;
+	post_prepare(x->up, p, &x->c);
+	curl_easy_setopt(x->up->h, CURLOPT_BUFFERSIZE, 4096L);
+	curl_easy_setopt(x->up->h, CURLOPT_PRIVATE, x);
+	x->next = um->running;
+	if (um->running != NULL)
+		um->running->prev = x;
+	um->running = x;
+	if (um->tick.due_us == 0)
+		gw_loop_timer_set(um->loop, &um->tick, LOOP_TICK_US);
+	/* libcurl asks for a timer at once: the transfer starts there. */
+	curl_multi_add_handle(um->m, x->up->h);
+	return x;
+}
+
+static void
+resume_all(void *arg)
+{
+	struct gw_upstream_multi *um = arg;
+	struct gw_xfer *x;
+
+	um->resume_posted = 0;
+	for (x = um->running; x != NULL; x = x->next)
+		if (x->resume) {
+			x->resume = 0;
+			curl_easy_pause(x->up->h, CURLPAUSE_CONT);
+		}
+	check_done(um);
+}
+
+void
+gw_upstream_resume(struct gw_xfer *x)
+{
+	struct gw_upstream_multi *um = x->um;
+
+	/*
+	 * Not from here: the caller may be inside one of this transfer's
+	 * callbacks. Once the events at hand are handled, outside libcurl.
+	 */
+	x->resume = 1;
+	if (!um->resume_posted) {
+		um->resume_posted = 1;
+		gw_loop_post(um->loop, resume_all, um);
+	}
 }

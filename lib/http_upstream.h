@@ -44,7 +44,11 @@ struct gw_upstream_cb {
 	 */
 	int (*on_head)(void *arg, int status, const char *content_type,
 	    const char *retry_after);
-	/* Body bytes, as they arrive. */
+	/*
+	 * Body bytes, as they arrive. On the event loop only, 1 holds them
+	 * back: the transfer pauses until gw_upstream_resume, which hands the
+	 * same bytes again.
+	 */
 	int (*on_data)(void *arg, const char *p, size_t n);
 	/* Called several times a second, also while no byte arrives. */
 	int (*on_tick)(void *arg);
@@ -80,5 +84,33 @@ struct gw_upstream_result {
 enum gw_status gw_upstream_post(struct gw_upstream *up,
     const struct gw_upstream_post *p, const struct gw_upstream_cb *cb,
     struct gw_upstream_result *res) GW_NONNULL(1, 2, 3, 4);
+
+/*
+ * Transfers on the process's event loop (evloop.h), so a long answer holds
+ * no thread: one libcurl multi drives them all, with kept-alive
+ * connections and spare easy handles shared by every transfer. Everything
+ * here runs on the loop thread.
+ */
+struct gw_loop;
+struct gw_upstream_multi;
+struct gw_xfer;
+
+/* The loop's multi; lives as long as the process. */
+struct gw_upstream_multi *gw_upstream_multi_new(struct gw_loop *loop)
+    GW_NONNULL(1);
+
+/*
+ * Start the POST p (p and everything it points at must stay valid until
+ * done is called). cb is heard as in gw_upstream_post, on_tick every
+ * 100 ms; done(cb->arg, st, res) is called once at the end, with what
+ * gw_upstream_post would have returned, and the transfer is gone then.
+ */
+struct gw_xfer *gw_upstream_start(struct gw_upstream_multi *um,
+    const struct gw_upstream_post *p, const struct gw_upstream_cb *cb,
+    void (*done)(void *arg, enum gw_status st,
+        const struct gw_upstream_result *res)) GW_NONNULL(1, 2, 3, 4);
+
+/* Go on with a transfer that on_data paused. */
+void gw_upstream_resume(struct gw_xfer *x) GW_NONNULL(1);
 
 #endif /* GW_HTTP_UPSTREAM_H */
