@@ -11,11 +11,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "evloop.h"
 #include "log.h"
 #include "server.h"
 
 /* Buffers above this size are released after a request, not kept. */
 #define REQ_KEEP_BYTES (64 * 1024)
+/* A detached request keeps this much of its queue's storage. */
+#define OUT_KEEP_BYTES 4096
+/* FastCGI records (fastcgi spec, section 8). */
+#define FCGI_HEADER_LEN 8
+#define FCGI_REC_MAX 65535
+#define FCGI_END_REQUEST 3
+#define FCGI_STDOUT 6
+#define NO_RECORD ((size_t)-1)
+/* How long an ended request waits for the web server to take its end. */
+#define LINGER_US (30 * 1000000LL)
+
+/* The output of a detached request: FastCGI records, queued. */
+struct gw_reqout {
+	struct gw_loop *loop;
+	struct gw_loop_io io; /* the connection: EPOLLRDHUP, EPOLLOUT */
+	struct gw_loop_timer linger;
+	int request_id;
+	struct gw_buf q; /* framed bytes not yet written */
+	size_t off;      /* ... from here */
+	size_t rec;      /* the open stdout record's header in q */
+	int gone;        /* the web server closed the connection */
+	int ending;      /* end records queued: close once written */
+	void (*drained)(void *arg);
+	void *drained_arg;
+	char method[16];
+};
 
 void
 gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_thread *th,
@@ -103,6 +135,8 @@ gw_req_fini(struct gw_req *req)
 int
 gw_req_client_gone(const struct gw_req *req)
 {
+	if (req->dout != NULL)
+		return req->dout->gone;
 	struct pollfd p = {.fd = req->fr->ipcFd, .events = POLLRDHUP};
 
 	if (req->fr->ipcFd < 0)
@@ -300,31 +334,86 @@ gw_req_add_header(struct gw_req *req, const char *name, const char *fmt, ...)
 	gw_buf_append(&req->hdrs, "\r\n", 2);
 }
 
+/* An 8-byte record header at h. */
+static void
+fcgi_header(unsigned char *h, int type, int request_id, size_t len)
+{
+	h[0] = 1;
+	h[1] = (unsigned char)type;
+	h[2] = (unsigned char)(request_id >> 8);
+	h[3] = (unsigned char)request_id;
+	h[4] = (unsigned char)(len >> 8);
+	h[5] = (unsigned char)len;
+	h[6] = 0; /* no padding */
+	h[7] = 0;
+}
+
+/* Queue n bytes of stdout on a detached request, in records. */
+static int
+out_put(struct gw_reqout *o, const char *p, size_t n)
+{
+	size_t have, take;
+
+	if (o->gone)
+		return -1;
+	while (n > 0) {
+		if (o->rec == NO_RECORD) {
+			o->rec = o->q.len;
+			gw_buf_extend(&o->q, FCGI_HEADER_LEN);
+		}
+		have = o->q.len - o->rec - FCGI_HEADER_LEN;
+		take = n < FCGI_REC_MAX - have ? n : FCGI_REC_MAX - have;
+		gw_buf_append(&o->q, p, take);
+		have += take;
+		fcgi_header((unsigned char *)o->q.p + o->rec, FCGI_STDOUT,
+		    o->request_id, have);
+		if (have == FCGI_REC_MAX)
+			o->rec = NO_RECORD;
+		p += take;
+		n -= take;
+	}
+	return 0;
+}
+
+/* Bytes for the client: into libfcgi's buffer, or a detached queue. */
+static int
+put(struct gw_req *req, const char *p, size_t n)
+{
+	if (req->dout != NULL)
+		return out_put(req->dout, p, n);
+	return FCGX_PutStr(p, (int)n, req->fr->out) == (int)n ? 0 : -1;
+}
+
+static void
+puts_(struct gw_req *req, const char *s)
+{
+	put(req, s, strlen(s));
+}
+
 void
 gw_req_send_head(struct gw_req *req, int status, const char *ctype)
 {
 	char code[21];
-	FCGX_Stream *out = req->fr->out;
 
 	if (req->head_sent)
 		return;
-	/* Straight into libfcgi's buffer: no formatting, no allocation. */
-	FCGX_PutS("Status: ", out);
-	FCGX_PutStr(code, (int)gw_fmt_u64(code, (uint64_t)status), out);
-	FCGX_PutS(" ", out);
-	FCGX_PutS(gw_err_reason(status), out);
+	/* Straight into the output buffer: no formatting, no allocation. */
+	puts_(req, "Status: ");
+	put(req, code, gw_fmt_u64(code, (uint64_t)status));
+	puts_(req, " ");
+	puts_(req, gw_err_reason(status));
 	if (ctype != NULL) {
-		FCGX_PutS("\r\nContent-Type: ", out);
-		FCGX_PutS(ctype, out);
+		puts_(req, "\r\nContent-Type: ");
+		puts_(req, ctype);
 	}
-	FCGX_PutS("\r\nx-request-id: ", out);
-	FCGX_PutS(req->id, out);
-	FCGX_PutS("\r\nx-litellm-call-id: ", out);
-	FCGX_PutS(req->id, out);
-	FCGX_PutS("\r\n", out);
+	puts_(req, "\r\nx-request-id: ");
+	puts_(req, req->id);
+	puts_(req, "\r\nx-litellm-call-id: ");
+	puts_(req, req->id);
+	puts_(req, "\r\n");
 	if (req->hdrs.len)
-		FCGX_PutStr(req->hdrs.p, (int)req->hdrs.len, out);
-	FCGX_PutS("\r\n", out);
+		put(req, req->hdrs.p, req->hdrs.len);
+	puts_(req, "\r\n");
 	req->status = status;
 	req->head_sent = 1;
 }
@@ -336,16 +425,196 @@ gw_req_write(struct gw_req *req, const void *p, size_t n)
 		gw_req_send_head(req, 200, NULL);
 	if (n == 0)
 		return GW_OK;
-	if (FCGX_PutStr(p, (int)n, req->fr->out) != (int)n)
+	if (put(req, p, n) < 0)
 		return GW_E_INTERNAL;
 	req->bytes_out += n;
 	return GW_OK;
 }
 
+static void out_close(struct gw_req *req);
+
+/* The web server went away: nothing queued will ever be taken. */
+static void
+out_gone(struct gw_req *req)
+{
+	struct gw_reqout *o = req->dout;
+
+	o->gone = 1;
+	o->off = 0;
+	o->rec = NO_RECORD;
+	gw_buf_reset(&o->q, 0);
+	gw_loop_watch(o->loop, &o->io, 0);
+	if (o->ending)
+		out_close(req);
+}
+
+/* Write what the queue holds, without blocking; -1 once gone. */
+static int
+out_drain(struct gw_req *req)
+{
+	struct gw_reqout *o = req->dout;
+	void (*fn)(void *arg);
+	ssize_t n;
+
+	if (o->gone)
+		return -1;
+	o->rec = NO_RECORD; /* what follows starts a new record */
+	while (o->off < o->q.len) {
+		n = send(o->io.fd, o->q.p + o->off, o->q.len - o->off,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			o->off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			gw_loop_watch(o->loop, &o->io, EPOLLRDHUP | EPOLLOUT);
+			return 0;
+		}
+		out_gone(req);
+		return -1;
+	}
+	o->off = 0;
+	gw_buf_reset(&o->q, OUT_KEEP_BYTES);
+	if (o->ending) {
+		out_close(req);
+		return 0;
+	}
+	gw_loop_watch(o->loop, &o->io, EPOLLRDHUP);
+	if ((fn = o->drained) != NULL) {
+		o->drained = NULL;
+		fn(o->drained_arg);
+	}
+	return 0;
+}
+
+static void
+on_conn_event(void *arg, uint32_t events)
+{
+	struct gw_req *req = arg;
+
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		out_gone(req);
+	else if (events & EPOLLOUT)
+		out_drain(req);
+}
+
 enum gw_status
 gw_req_flush(struct gw_req *req)
 {
+	if (req->dout != NULL)
+		return out_drain(req) == 0 ? GW_OK : GW_E_INTERNAL;
 	return FCGX_FFlush(req->fr->out) == 0 ? GW_OK : GW_E_INTERNAL;
+}
+
+struct gw_req *
+gw_req_detach(struct gw_req *req, struct gw_loop *loop)
+{
+	struct gw_req *d = gw_xmalloc(sizeof(*d));
+	struct gw_reqout *o = gw_xcalloc(1, sizeof(*o));
+	FCGX_Request *fr = req->fr;
+	int fl;
+
+	/* Whatever libfcgi holds goes first (nothing, as a rule). */
+	FCGX_FFlush(fr->out);
+	*d = *req;
+	memset(&req->hdrs, 0, sizeof(req->hdrs));
+	memset(&req->body, 0, sizeof(req->body));
+	memset(&req->logx, 0, sizeof(req->logx));
+	req->path = NULL;
+	req->fr = NULL;
+	o->loop = loop;
+	o->io.fn = on_conn_event;
+	o->io.arg = d;
+	o->io.fd = fr->ipcFd;
+	o->linger.fn = (void (*)(void *))out_close;
+	o->linger.arg = d;
+	o->request_id = fr->requestId;
+	o->rec = NO_RECORD;
+	gw_strlcpy(o->method, d->method, sizeof(o->method));
+	d->method = o->method;
+	d->dout = o;
+	d->fr = NULL;
+	d->th = NULL;
+	d->cfg = gw_cfg_ref((struct gw_cfg *)d->cfg);
+	/* The body is gone from d: the request was read to its end. */
+	gw_buf_fini(&d->body);
+	fl = fcntl(o->io.fd, F_GETFL);
+	if (fl < 0 || fcntl(o->io.fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		gw_log_errno(
+		    d, "req", "cannot make the connection non-blocking");
+	/* libfcgi lets go: its buffers and parameters are freed now. */
+	fr->ipcFd = -1;
+	FCGX_Free(fr, 0);
+	if (gw_loop_watch(loop, &o->io, EPOLLRDHUP) != GW_OK)
+		o->gone = 1;
+	return d;
+}
+
+size_t
+gw_req_backlog(const struct gw_req *req)
+{
+	return req->dout != NULL ? req->dout->q.len - req->dout->off : 0;
+}
+
+void
+gw_req_on_drain(struct gw_req *req, void (*fn)(void *arg), void *arg)
+{
+	if (req->dout == NULL)
+		return;
+	req->dout->drained = fn;
+	req->dout->drained_arg = arg;
+}
+
+static void
+free_detached(void *arg)
+{
+	struct gw_req *req = arg;
+
+	gw_buf_fini(&req->dout->q);
+	free(req->dout);
+	gw_req_fini(req);
+	free(req);
+}
+
+/* Close the connection; req is freed after the events at hand. */
+static void
+out_close(struct gw_req *req)
+{
+	struct gw_reqout *o = req->dout;
+
+	gw_loop_timer_set(o->loop, &o->linger, -1);
+	gw_loop_watch(o->loop, &o->io, 0);
+	if (o->io.fd >= 0)
+		close(o->io.fd);
+	o->io.fd = -1;
+	gw_loop_post(o->loop, free_detached, req);
+}
+
+void
+gw_req_end_detached(struct gw_req *req)
+{
+	struct gw_reqout *o = req->dout;
+	unsigned char end[FCGI_HEADER_LEN * 3] = {0};
+	const struct gw_cfg *cfg = req->cfg;
+
+	gw_req_end(req);
+	gw_cfg_unref((struct gw_cfg *)cfg);
+	o->drained = NULL;
+	if (o->gone) {
+		out_close(req);
+		return;
+	}
+	/* An empty stdout record ends the stream; then the request's end. */
+	fcgi_header(end, FCGI_STDOUT, o->request_id, 0);
+	fcgi_header(end + FCGI_HEADER_LEN, FCGI_END_REQUEST, o->request_id, 8);
+	/* appStatus 0, protocolStatus FCGI_REQUEST_COMPLETE: all zero. */
+	o->rec = NO_RECORD;
+	gw_buf_append(&o->q, end, sizeof(end));
+	o->ending = 1;
+	gw_loop_timer_set(o->loop, &o->linger, LINGER_US);
+	out_drain(req);
 }
 
 void

@@ -15,6 +15,8 @@
 #include "util.h"
 
 struct gw_thread;
+struct gw_loop;
+struct gw_reqout;
 struct json_object;
 
 struct gw_req {
@@ -36,6 +38,7 @@ struct gw_req {
 	struct gw_buf logx; /* extra logfmt fields for the access line */
 	char err_type[48];  /* type of the error answered, or "" */
 	char model[96];     /* the model asked for, for metrics ("" if none) */
+	struct gw_reqout *dout; /* after gw_req_detach: its own output */
 };
 
 /*
@@ -100,6 +103,31 @@ void gw_req_log_milli(struct gw_req *req, const char *name, int64_t thousandths)
     GW_NONNULL(1, 2);
 /* Push buffered bytes to the web server now (for SSE chunks). */
 enum gw_status gw_req_flush(struct gw_req *req) GW_NONNULL(1);
+
+/*
+ * Take the request off its thread, onto the event loop: returns the
+ * request (heap) that now owns the FastCGI connection, its buffers and a
+ * reference to its configuration; req is left for its thread's next
+ * accept (req->fr is NULL then). Call with the body read to its end.
+ * From then on, on the loop thread only, output is queued and written
+ * without blocking, and gw_req_client_gone costs no system call.
+ */
+struct gw_req *gw_req_detach(struct gw_req *req, struct gw_loop *loop)
+    GW_NONNULL(1, 2);
+/* Bytes of a detached request queued for the web server, not yet taken. */
+size_t gw_req_backlog(const struct gw_req *req) GW_NONNULL(1);
+/*
+ * fn(arg) once the queue of a detached request is written out (NULL:
+ * forget it). Called at most once per call of this.
+ */
+void gw_req_on_drain(struct gw_req *req, void (*fn)(void *arg), void *arg)
+    GW_NONNULL(1);
+/*
+ * End a detached request: the access line (as gw_req_end), then the
+ * FastCGI end records; the connection closes once they are written (at
+ * most 30 s later) and req is freed.
+ */
+void gw_req_end_detached(struct gw_req *req) GW_NONNULL(1);
 
 /* A complete response with a body given as text. */
 void gw_reply(struct gw_req *req, int status, const char *ctype,

@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "db.h"
+#include "evloop.h"
 #include "http_upstream.h"
 #include "log.h"
 #include "metrics.h"
@@ -213,18 +215,22 @@ worker_thread(void *arg)
 			; /* answered 429 */
 		else if ((st = g_ops->handle(&req)) != GW_OK)
 			gw_reply_error(&req, st, NULL);
-		gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, -1);
-		count_request(&req);
-		gw_req_end(&req);
-		/*
-		 * libfcgi closes by shutdown(), then waits for the web server
-		 * to close first (a second poll and read per request, and the
-		 * thread held meanwhile). With the request read to its end,
-		 * the web server sends nothing more: a plain close is safe.
-		 */
-		if (FCGX_HasSeenEOF(fr.in) == EOF)
-			FCGX_Detach(&fr);
-		FCGX_Finish_r(&fr);
+		/* Detached, it ends on the event loop (gw_server_end). */
+		if (req.fr != NULL) {
+			gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, -1);
+			count_request(&req);
+			gw_req_end(&req);
+			/*
+			 * libfcgi closes by shutdown(), then waits for the web
+			 * server to close first (a second poll and read per
+			 * request, and the thread held meanwhile). With the
+			 * request read to its end, the web server sends nothing
+			 * more: a plain close is safe.
+			 */
+			if (FCGX_HasSeenEOF(fr.in) == EOF)
+				FCGX_Detach(&fr);
+			FCGX_Finish_r(&fr);
+		}
 		if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE))
 			break;
 	}
@@ -240,6 +246,32 @@ worker_thread(void *arg)
 	pthread_cond_signal(&live_cond);
 	pthread_mutex_unlock(&live_lock);
 	return NULL;
+}
+
+struct gw_req *
+gw_server_detach(struct gw_req *req)
+{
+	struct gw_loop *loop = gw_loop_get();
+
+	if (loop == NULL || req->fr == NULL)
+		return NULL;
+	/* A detached request counts as a thread at shutdown. */
+	pthread_mutex_lock(&live_lock);
+	live_threads++;
+	pthread_mutex_unlock(&live_lock);
+	return gw_req_detach(req, loop);
+}
+
+void
+gw_server_end(struct gw_req *req)
+{
+	gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, -1);
+	count_request(req);
+	gw_req_end_detached(req);
+	pthread_mutex_lock(&live_lock);
+	live_threads--;
+	pthread_cond_signal(&live_cond);
+	pthread_mutex_unlock(&live_lock);
 }
 
 /* Wait for worker threads up to timeout_s; 1 when all have ended. */
@@ -260,6 +292,22 @@ wait_threads(int timeout_s)
 	return done;
 }
 
+/*
+ * An open stream holds two descriptors (the web server's connection and
+ * the upstream's): the soft limit (often 1,024) goes up to the hard one.
+ */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			gw_log_errno(NULL, "server", "setrlimit(RLIMIT_NOFILE)");
+	}
+}
+
 /* One worker process: threads accept; this thread handles signals. */
 static int
 run_worker(const sigset_t *sigs)
@@ -269,6 +317,7 @@ run_worker(const sigset_t *sigs)
 	pthread_t tid;
 	int i, n = cur_cfg->threads, sig;
 
+	raise_fd_limit();
 	if (FCGX_Init() != 0 || gw_upstream_global_init() != GW_OK) {
 		gw_log_err(NULL, "server", "library initialisation failed");
 		return 1;

@@ -63,4 +63,14 @@ int gw_server_main(int argc, char **argv, const struct gw_server_ops *ops)
  */
 struct gw_db *gw_thread_db(struct gw_thread *th) GW_NONNULL(1);
 
+/*
+ * Hand req to the process's event loop (gw_req_detach): the thread goes
+ * back to accepting as soon as its handler returns GW_OK. Returns the
+ * request that lives on, to be ended with gw_server_end on the loop
+ * thread; NULL when there is no loop (req stays on its thread).
+ */
+struct gw_req *gw_server_detach(struct gw_req *req) GW_NONNULL(1);
+/* End a detached request: metrics, access line, close, free. */
+void gw_server_end(struct gw_req *req) GW_NONNULL(1);
+
 #endif /* GW_SERVER_H */
