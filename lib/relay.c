@@ -9,6 +9,7 @@
 #include "alias.h"
 #include "auth.h"
 #include "capture.h"
+#include "evloop.h"
 #include "http_upstream.h"
 #include "json_util.h"
 #include "log.h"
@@ -69,7 +70,21 @@ struct relay {
 	const char *up_error;  /* upstream error kind, for metrics */
 	const char *target;    /* the model of the current attempt */
 	struct gw_capture cap; /* input/output for Langfuse */
+	/* The request as relayed, and where its attempts stand. */
+	struct gw_principal who_store;
+	json_object *body;
+	char *model, *url;
+	struct gw_targets targets;
+	size_t t;    /* the target tried now */
+	int attempt; /* ... for the how-many-th time (0: first) */
+	int64_t t0;  /* this attempt's start */
+	struct gw_upstream_post post;
+	struct gw_upstream_cb cb;
+	struct gw_xfer *xfer; /* on the event loop: the transfer running */
 };
+
+/* A stream's client may fall this far behind before its upstream waits. */
+#define BACKLOG_MAX (256 * 1024)
 
 char *
 gw_relay_url(const char *base, const char *path)
@@ -243,6 +258,15 @@ on_head(void *arg, int status, const char *ctype, const char *retry_after)
 	return 0;
 }
 
+static void
+on_drained(void *arg)
+{
+	struct relay *r = arg;
+
+	if (r->xfer != NULL)
+		gw_upstream_resume(r->xfer);
+}
+
 static int
 on_data(void *arg, const char *p, size_t n)
 {
@@ -251,6 +275,12 @@ on_data(void *arg, const char *p, size_t n)
 
 	r->t_last_data = gw_now_mono_us();
 	if (r->mode == MODE_SSE) {
+		/* On the loop, a slow client pauses its upstream, no one else.
+		 */
+		if (r->xfer != NULL && gw_req_backlog(r->req) > BACKLOG_MAX) {
+			gw_req_on_drain(r->req, on_drained, r);
+			return 1;
+		}
 		if (gw_sse_feed(&r->sse, p, n, on_event, r) < 0)
 			return -1;
 		/*
@@ -810,34 +840,150 @@ record_spend(struct relay *r, json_object *body, const char *model)
 	json_object_put(s.lf_output);
 }
 
+/* Aim the next attempts at targets[t]: the body names it. */
+static void
+set_target(struct relay *r)
+{
+	r->target = r->targets.models[r->t];
+	json_object_object_add(
+	    r->body, "model", json_object_new_string(r->target));
+	r->post.body = gw_json_str(r->body, &r->post.body_len);
+}
+
+/*
+ * An attempt ended with st: 1 when another follows (the same target
+ * again, or the alias's next model), 0 when that was the last.
+ */
+static int
+attempt_next(
+    struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
+{
+	struct gw_req *req = r->req;
+
+	r->up_us += gw_now_mono_us() - r->t0;
+	/* Retry only what failed before any byte came back. */
+	if (!(st == GW_OK || r->client_gone || req->head_sent ||
+	        res->bytes > 0 || res->http_status != 0)) {
+		gw_log_warn(req, "relay", "upstream %s for %s (try %d): %s",
+		    res->connect_failed ? "unreachable" : "failed", r->target,
+		    r->attempt + 1, res->err);
+		if (r->attempt < r->cfg->upstream_retries) {
+			r->attempt++;
+			return 1;
+		}
+	}
+	if (r->client_gone || req->head_sent)
+		return 0;
+	/* Fall back to the alias's next model on 5xx or no answer. */
+	if (r->t + 1 < r->targets.n &&
+	    ((st != GW_OK && res->bytes == 0 && r->abort == ABORT_NONE) ||
+	        (st == GW_OK && r->mode == MODE_ERROR &&
+	            r->up_status >= 500))) {
+		gw_log_warn(req, "relay", "falling back from %s to %s",
+		    r->target, r->targets.models[r->t + 1]);
+		r->t++;
+		r->attempt = 0;
+		set_target(r);
+		return 1;
+	}
+	return 0;
+}
+
+/* However the request ended: its spend row, its slots back, its memory. */
+static void
+relay_end(struct relay *r)
+{
+	struct gw_req *req = r->req;
+
+	if (r->who->role != GW_ROLE_NONE)
+		record_spend(r, r->body, r->model);
+	gw_rl_done(&r->key_ticket, r->usage.total, gw_now_mono_us() * 1000);
+	gw_rl_done(&r->team_ticket, r->usage.total, gw_now_mono_us() * 1000);
+	gw_auth_release(&r->who_store);
+	json_object_put(r->body);
+	gw_buf_fini(&r->resp);
+	gw_sse_fini(&r->sse);
+	gw_capture_fini(&r->cap);
+	free(r->url);
+	free(r->model);
+	if (req->dout != NULL) {
+		gw_req_on_drain(req, NULL, NULL);
+		gw_server_end(req);
+	}
+	free(r);
+}
+
+/* The last attempt is over: answer from what the relay saw, and end. */
+static void
+relay_finish(
+    struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
+{
+	finish(r, st, res);
+	log_outcome(r, r->model, r->target);
+	relay_end(r);
+}
+
+/* ---- on the event loop: streams hold no thread. */
+
+static struct gw_upstream_multi *loop_multi; /* used by the loop only */
+
+static void loop_done(
+    void *arg, enum gw_status st, const struct gw_upstream_result *res);
+
+static void
+loop_attempt(struct relay *r)
+{
+	attempt_reset(r);
+	r->t0 = gw_now_mono_us();
+	r->xfer = gw_upstream_start(loop_multi, &r->post, &r->cb, loop_done);
+}
+
+static void
+loop_done(void *arg, enum gw_status st, const struct gw_upstream_result *res)
+{
+	struct relay *r = arg;
+
+	r->xfer = NULL;
+	if (attempt_next(r, st, res))
+		loop_attempt(r);
+	else
+		relay_finish(r, st, res);
+}
+
+static void
+loop_start(void *arg)
+{
+	struct relay *r = arg;
+
+	if (loop_multi == NULL)
+		loop_multi = gw_upstream_multi_new(gw_loop_get());
+	set_target(r);
+	loop_attempt(r);
+}
+
 enum gw_status
 gw_relay(struct gw_req *req, enum gw_call call)
 {
-	struct relay r = {0};
-	struct gw_principal who;
-	struct gw_targets targets;
+	struct relay *r = gw_xcalloc(1, sizeof(*r));
 	struct gw_verr verr = {"", ""};
 	struct gw_upstream_result res = {0};
-	struct gw_upstream_post post = {0};
-	struct gw_upstream_cb cb = {&r, on_head, on_data, on_tick};
-	json_object *body = NULL, *sv;
-	char msg[512], *url = NULL, *model = NULL;
-	const char *target = NULL, *payload, *deny = NULL;
+	json_object *sv;
+	char msg[512];
+	const char *deny = NULL;
+	struct gw_req *detached;
 	enum gw_status st = GW_OK;
-	size_t t;
-	int attempt;
 
-	r.req = req;
-	r.cfg = req->cfg;
-	r.call = call;
-	r.t_start = req->start_mono_us;
-	gw_capture_init(&r.cap, req->cfg->langfuse_enabled,
+	r->req = req;
+	r->cfg = req->cfg;
+	r->call = call;
+	r->t_start = req->start_mono_us;
+	r->cb = (struct gw_upstream_cb){r, on_head, on_data, on_tick};
+	gw_capture_init(&r->cap, req->cfg->langfuse_enabled,
 	    req->cfg->langfuse_record, call);
-	memset(&who, 0, sizeof(who));
-	r.who = &who;
-	if ((st = gw_auth_check(req, &who, msg, sizeof(msg))) != GW_OK) {
-		gw_auth_reply(req, st, &who, msg);
-		st = GW_OK;
+	r->who = &r->who_store;
+	if ((st = gw_auth_check(req, &r->who_store, msg, sizeof(msg))) !=
+	    GW_OK) {
+		gw_auth_reply(req, st, r->who, msg);
 		goto out;
 	}
 	if ((st = gw_req_read_body(req)) != GW_OK) {
@@ -848,97 +994,64 @@ gw_relay(struct gw_req *req, enum gw_call call)
 		else
 			snprintf(msg, sizeof(msg), "Request body incomplete");
 		gw_reply_error(req, st, msg);
-		st = GW_OK;
 		goto out;
 	}
-	if (gw_json_parse(
-	        req->body.p, req->body.len, &body, msg, sizeof(msg)) != GW_OK) {
+	if (gw_json_parse(req->body.p, req->body.len, &r->body, msg,
+	        sizeof(msg)) != GW_OK) {
 		gw_reply_error_ex(req, 400, "invalid_request_error", NULL, msg);
 		goto out;
 	}
-	if ((call == GW_CALL_CHAT ? gw_validate_chat(body, &verr)
+	if ((call == GW_CALL_CHAT ? gw_validate_chat(r->body, &verr)
 	        : call == GW_CALL_COMPLETION
-	            ? gw_validate_completion(body, &verr)
-	            : gw_validate_embedding(body, &verr)) != GW_OK) {
+	            ? gw_validate_completion(r->body, &verr)
+	            : gw_validate_embedding(r->body, &verr)) != GW_OK) {
 		bad_request(req, &verr);
 		goto out;
 	}
-	model = gw_xstrdup(gw_json_get_str(body, "model"));
-	gw_strlcpy(req->model, model, sizeof(req->model));
-	if (gw_auth_model(&who, model, msg, sizeof(msg), &deny) != GW_OK) {
+	r->model = gw_xstrdup(gw_json_get_str(r->body, "model"));
+	gw_strlcpy(req->model, r->model, sizeof(req->model));
+	if (gw_auth_model(r->who, r->model, msg, sizeof(msg), &deny) != GW_OK) {
 		gw_reply_error_ex(req, 401, deny, "model", msg);
 		goto out;
 	}
-	if (gw_spend_check_budget(gw_thread_db(req->th), req->cfg, &who, msg,
+	if (gw_spend_check_budget(gw_thread_db(req->th), req->cfg, r->who, msg,
 	        sizeof(msg)) != GW_OK) {
 		gw_reply_error_ex(req, 400, "budget_exceeded", NULL, msg);
 		goto out;
 	}
-	if (admit_limits(&r) != 0)
+	if (admit_limits(r) != 0)
 		goto out;
 	if (call != GW_CALL_EMBEDDING) {
-		sv = gw_json_get(body, "stream");
-		r.stream = sv != NULL && json_object_get_boolean(sv);
-		if (r.stream)
-			force_stream_usage(&r, body);
+		sv = gw_json_get(r->body, "stream");
+		r->stream = sv != NULL && json_object_get_boolean(sv);
+		if (r->stream)
+			force_stream_usage(r, r->body);
 	}
-	gw_alias_resolve(req->cfg, model, &targets);
-	url = gw_relay_url(req->cfg->upstream_url, call_path(call));
-	post.url = url;
-	post.bearer = req->cfg->upstream_api_key;
-	post.request_id = req->id;
-	post.connect_timeout_ms = req->cfg->upstream_connect_timeout_ms;
-	for (t = 0; t < targets.n; t++) {
-		target = targets.models[t];
-		r.target = target;
-		json_object_object_add(
-		    body, "model", json_object_new_string(target));
-		payload = gw_json_str(body, &post.body_len);
-		post.body = payload;
-		for (attempt = 0; attempt <= req->cfg->upstream_retries;
-		     attempt++) {
-			int64_t t0 = gw_now_mono_us();
-
-			attempt_reset(&r);
-			st = gw_upstream_post(req->th->up, &post, &cb, &res);
-			r.up_us += gw_now_mono_us() - t0;
-			/* Retry only what failed before any byte came back. */
-			if (st == GW_OK || r.client_gone || req->head_sent ||
-			    res.bytes > 0 || res.http_status != 0)
-				break;
-			gw_log_warn(req, "relay",
-			    "upstream %s for %s (try %d): %s",
-			    res.connect_failed ? "unreachable" : "failed",
-			    target, attempt + 1, res.err);
-		}
-		if (r.client_gone || req->head_sent)
-			break;
-		/* Fall back to the alias's next model on 5xx or no answer. */
-		if (t + 1 < targets.n &&
-		    ((st != GW_OK && res.bytes == 0 && r.abort == ABORT_NONE) ||
-		        (st == GW_OK && r.mode == MODE_ERROR &&
-		            r.up_status >= 500))) {
-			gw_log_warn(req, "relay", "falling back from %s to %s",
-			    target, targets.models[t + 1]);
-			continue;
-		}
-		break;
+	gw_alias_resolve(req->cfg, r->model, &r->targets);
+	r->url = gw_relay_url(req->cfg->upstream_url, call_path(call));
+	r->post.url = r->url;
+	r->post.bearer = req->cfg->upstream_api_key;
+	r->post.request_id = req->id;
+	r->post.connect_timeout_ms = req->cfg->upstream_connect_timeout_ms;
+	/*
+	 * A stream may last minutes: it goes to the event loop, and this
+	 * thread back to accepting.
+	 */
+	if (r->stream && (detached = gw_server_detach(req)) != NULL) {
+		r->req = detached;
+		r->post.request_id = detached->id;
+		gw_loop_post(gw_loop_get(), loop_start, r);
+		return GW_OK;
 	}
-	finish(&r, st, &res);
-	log_outcome(&r, model, target);
-	st = GW_OK;
+	set_target(r);
+	do {
+		attempt_reset(r);
+		r->t0 = gw_now_mono_us();
+		st = gw_upstream_post(req->th->up, &r->post, &r->cb, &res);
+	} while (attempt_next(r, st, &res));
+	relay_finish(r, st, &res);
+	return GW_OK;
 out:
-	if (who.role != GW_ROLE_NONE)
-		record_spend(&r, body, model);
-	/* However the request ended, its slots go back. */
-	gw_rl_done(&r.key_ticket, r.usage.total, gw_now_mono_us() * 1000);
-	gw_rl_done(&r.team_ticket, r.usage.total, gw_now_mono_us() * 1000);
-	gw_auth_release(&who);
-	json_object_put(body);
-	gw_buf_fini(&r.resp);
-	gw_sse_fini(&r.sse);
-	gw_capture_fini(&r.cap);
-	free(url);
-	free(model);
-	return st;
+	relay_end(r);
+	return GW_OK;
 }

@@ -445,3 +445,103 @@ def test_reload_keeps_streams_in_flight(make_stack, mock):
     assert json.loads(mock.last()["body"])["model"] == "qwen2.5-14b-instruct"
     assert "configuration reloaded" in s.log("chat")
     s.stop()
+
+
+@pytest.fixture(scope="module")
+def loop_stack(make_stack, mock):
+    """One chat process with two threads: streams must not need threads."""
+    s = make_stack("relay-loop", mock.url,
+                   ["gateway.processes=1", "gateway.threads=2"])
+    yield s
+    s.stop()
+
+
+def raw_stream(port, body, rcvbuf=None):
+    """Send a streamed chat request (HTTP/1.0: no chunked framing in the
+    answer) on a raw socket; the socket, unread."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
+    data = json.dumps(body).encode()
+    s.sendall(b"POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\n"
+              b"Authorization: Bearer " + MASTER_KEY.encode() + b"\r\n"
+              b"Content-Type: application/json\r\n"
+              b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
+    return s
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def test_streams_hold_no_thread(loop_stack):
+    """60 streams of ~1 s on 2 threads run side by side; a plain request
+    meanwhile is answered at once."""
+    body = {"model": "qwen3-30b-a3b@chunks=10,chunk_delay_ms=100", "messages": MSGS,
+            "stream": True}
+    results = [None] * 60
+
+    def one(i):
+        try:
+            r = chat(loop_stack, body, timeout=60)
+            ev = data_events(r.body)
+            content = [e for e in ev[:-1] if e.get("choices")]
+            results[i] = (r.status, ev[-1], len(content))
+        except Exception as e:  # recorded, asserted below
+            results[i] = ("exc", repr(e))
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(60)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    plain = chat(loop_stack, {"model": "gpt-4", "messages": MSGS})
+    for t in threads:
+        t.join()
+    took = time.monotonic() - t0
+    # 10 content chunks, the role chunk and the finish chunk are "choices".
+    assert all(r[:2] == (200, "[DONE]") and r[2] >= 10 for r in results), \
+        [r for r in results if r[:2] != (200, "[DONE]")][:3]
+    assert plain.status == 200 and plain.elapsed < 0.5, plain.elapsed
+    # On two threads, one stream after another would take 30 s.
+    assert took < 6, took
+    log = loop_stack.log("chat")
+    assert log.count("stream=1 up_status=200 prompt_tokens=") >= 60
+
+
+def test_stalled_client_stalls_no_other_stream(loop_stack, mock):
+    """A client that stops reading a big stream pauses its own upstream; the
+    process's other streams flow on, and the stalled one ends whole once its
+    client reads again."""
+    n = 100000  # ~20 MB of events
+    worker = loop_stack.children("chat")[0]
+    rss0 = rss_kib(worker)
+    big = raw_stream(loop_stack.port, {"model": "qwen3-30b-a3b@chunks=%d" % n,
+                                       "messages": MSGS, "stream": True},
+                     rcvbuf=4096)
+    time.sleep(1.5)  # the buffers fill up; the worker's queue passes 256 KiB
+    # The worker holds at most its 256 KiB queue of it, not megabytes.
+    grew = rss_kib(worker) - rss0
+    assert grew < 4096, grew
+    small = {"model": "qwen3-30b-a3b@chunks=5,chunk_delay_ms=50", "messages": MSGS,
+             "stream": True}
+    t0 = time.monotonic()
+    r = chat(loop_stack, small, timeout=20)
+    assert r.status == 200 and data_events(r.body)[-1] == "[DONE]"
+    assert time.monotonic() - t0 < 2.0
+    # Now read the big one to its end: nothing was lost while it waited.
+    got, tail, last = 0, b"", b""
+    big.settimeout(30)
+    while True:
+        b = big.recv(1 << 16)
+        if not b:
+            break
+        got += (tail + b).count(b"data: ")
+        tail = b[-5:]
+        last = (last + b)[-64:]
+    big.close()
+    # The role chunk, n content chunks, the finish chunk, [DONE].
+    assert got >= n + 2, got
+    assert last.endswith(b"data: [DONE]\n\n"), last
