@@ -906,10 +906,12 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
     big = None
     if "d" in only:
         say("(d) %d streams x %d chunks every 100 ms" % (hold_n, hold_chunks))
-        big = Stack(h, pg, "streams", mock_url, ["gateway.processes=4", "gateway.threads=256"]).start()
+        # The same processes x threads as (a): a stream holds no thread.
+        big = Stack(h, pg, "streams", mock_url,
+                    ["gateway.processes=%d" % P, "gateway.threads=%d" % W]).start()
         bt = big.target(vkey)
-        warm = big.warm_up(bt, 4)
-        say("  warm-up: %d sequential requests until each of the 4 chat workers had served one" % warm)
+        warm = big.warm_up(bt, P)
+        say("  warm-up: %d sequential requests until each of the %d chat workers had served one" % (warm, P))
         time.sleep(1)
         idle = big.rss_parts()
         errors, samples, secs = asyncio.run(hold_streams(
@@ -928,7 +930,7 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
             % (d["errors"], secs, idle["total"], peak and peak["total"], peak_open,
                fmt(d["kib_per_stream"], "%.1f"),
                ", ".join("%s %.1f" % (k, v) for k, v in per.items() if k != "total")))
-        say("  RSS 1 s after the streams ended: %d KiB (%+d KiB vs idle: kept by threads once used)"
+        say("  RSS 1 s after the streams ended: %d KiB (%+d KiB vs idle: kept by malloc once used)"
             % (after["total"], after["total"] - idle["total"]))
         for er in errors[:5]:
             say("    " + er)
