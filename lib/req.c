@@ -508,6 +508,17 @@ gw_req_flush(struct gw_req *req)
 	return FCGX_FFlush(req->fr->out) == 0 ? GW_OK : GW_E_INTERNAL;
 }
 
+static void
+watch_conn(void *arg)
+{
+	struct gw_req *req = arg;
+	struct gw_reqout *o = req->dout;
+
+	if (o->io.events == 0 && !o->gone && !o->ending &&
+	    gw_loop_watch(o->loop, &o->io, EPOLLRDHUP) != GW_OK)
+		o->gone = 1;
+}
+
 struct gw_req *
 gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 {
@@ -547,8 +558,8 @@ gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 	/* libfcgi lets go: its buffers and parameters are freed now. */
 	fr->ipcFd = -1;
 	FCGX_Free(fr, 0);
-	if (gw_loop_watch(loop, &o->io, EPOLLRDHUP) != GW_OK)
-		o->gone = 1;
+	/* The loop takes it from here, starting with watching for a hang-up. */
+	gw_loop_post(loop, watch_conn, d);
 	return d;
 }
 
