@@ -75,6 +75,10 @@ static const struct mdef mdefs[GW_METRIC_COUNT] = {
         "Metric updates folded into an \"other\" series because the shared "
         "series table was full or the labels were unusable.",
         "", K_COUNTER, 0, 1},
+    [GW_METRIC_SLOW_CLIENT_PAUSES] = {"llmgw_slow_client_pauses_total",
+        "Times a stream's upstream was paused because its client fell "
+        "256 KiB behind.",
+        "", K_COUNTER, 0, 1},
     [GW_METRIC_IN_FLIGHT] = {"llmgw_requests_in_flight",
         "Requests being answered, by route family.", "family=\"other\"", K_PID,
         0, 1},

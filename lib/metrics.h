@@ -44,6 +44,9 @@ enum gw_metric {
 	GW_METRIC_UPSTREAM_ERRORS,
 	/* counter llmgw_metrics_series_overflow_total, by metrics.c */
 	GW_METRIC_SERIES_OVERFLOW,
+	/* counter llmgw_slow_client_pauses_total: a stream's upstream paused
+	 * because its client fell behind */
+	GW_METRIC_SLOW_CLIENT_PAUSES,
 	/* per-process gauge llmgw_requests_in_flight{family} */
 	GW_METRIC_IN_FLIGHT,
 	/* per-process gauge llmgw_spend_backlog_rows{family}: spend rows

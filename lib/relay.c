@@ -279,6 +279,7 @@ on_data(void *arg, const char *p, size_t n)
 		 */
 		if (r->xfer != NULL && gw_req_backlog(r->req) > BACKLOG_MAX) {
 			gw_req_on_drain(r->req, on_drained, r);
+			gw_metrics_inc(GW_METRIC_SLOW_CLIENT_PAUSES, "", 1);
 			return 1;
 		}
 		if (gw_sse_feed(&r->sse, p, n, on_event, r) < 0)
