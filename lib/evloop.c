@@ -124,16 +124,17 @@ gw_loop_timer_set(struct gw_loop *l, struct gw_loop_timer *t, int64_t in_us)
 static int
 run_timers(struct gw_loop *l)
 {
-	struct gw_loop_timer *t, *next;
-	int64_t now = gw_now_mono_us(), first = -1;
+	struct gw_loop_timer *t;
+	int64_t now = gw_now_mono_us(), first;
 
-	for (t = l->timers; t != NULL; t = next) {
-		next = t->next;
+again:
+	first = -1;
+	for (t = l->timers; t != NULL; t = t->next) {
 		if (t->due_us <= now) {
 			gw_loop_timer_set(l, t, -1);
 			t->fn(t->arg);
 			/* fn may have changed the list: start over. */
-			return run_timers(l);
+			goto again;
 		}
 		if (first < 0 || t->due_us < first)
 			first = t->due_us;

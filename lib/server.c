@@ -304,7 +304,8 @@ raise_fd_limit(void)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			gw_log_errno(NULL, "server", "setrlimit(RLIMIT_NOFILE)");
+			gw_log_errno(
+			    NULL, "server", "setrlimit(RLIMIT_NOFILE)");
 	}
 }
 
