@@ -81,6 +81,11 @@ struct relay {
 	struct gw_upstream_post post;
 	struct gw_upstream_cb cb;
 	struct gw_xfer *xfer; /* on the event loop: the transfer running */
+	/*
+	 * Its client fell behind: the upstream waits, and so do the idle
+	 * timeout and keep-alives (lighttpd's write timeout bounds the wait).
+	 */
+	int paused;
 };
 
 /* A stream's client may fall this far behind before its upstream waits. */
@@ -280,8 +285,14 @@ on_data(void *arg, const char *p, size_t n)
 		if (r->xfer != NULL && gw_req_backlog(r->req) > BACKLOG_MAX) {
 			gw_req_on_drain(r->req, on_drained, r);
 			gw_metrics_inc(GW_METRIC_SLOW_CLIENT_PAUSES, "", 1);
+			r->paused = 1;
+			/* The queue is being written (or the wait never ends).
+			 */
+			if (client_flush(r) < 0)
+				return -1;
 			return 1;
 		}
+		r->paused = 0;
 		if (gw_sse_feed(&r->sse, p, n, on_event, r) < 0)
 			return -1;
 		/*
@@ -332,13 +343,14 @@ on_tick(void *arg)
 			r->abort = ABORT_FIRST_BYTE;
 			return -1;
 		}
-	} else if (now - r->t_last_data >
-	           (int64_t)cfg->upstream_idle_timeout_s * 1000000) {
+	} else if (!r->paused &&
+	           now - r->t_last_data >
+	               (int64_t)cfg->upstream_idle_timeout_s * 1000000) {
 		r->abort = ABORT_IDLE;
 		return -1;
 	}
 	/* Keep a silent stream (cold model load, slow prefill) alive. */
-	if (r->stream && ka > 0 &&
+	if (r->stream && ka > 0 && !r->paused &&
 	    (r->mode == MODE_NONE || r->mode == MODE_SSE)) {
 		last = r->t_last_keepalive > r->t_last_data
 		           ? r->t_last_keepalive
