@@ -57,6 +57,7 @@ gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_thread *th,
 	char *q;
 
 	req->fr = fr;
+	req->dout = NULL;
 	req->th = th;
 	req->cfg = cfg;
 	req->status = 0;
@@ -135,10 +136,11 @@ gw_req_fini(struct gw_req *req)
 int
 gw_req_client_gone(const struct gw_req *req)
 {
+	struct pollfd p = {.events = POLLRDHUP};
+
 	if (req->dout != NULL)
 		return req->dout->gone;
-	struct pollfd p = {.fd = req->fr->ipcFd, .events = POLLRDHUP};
-
+	p.fd = req->fr->ipcFd;
 	if (req->fr->ipcFd < 0)
 		return 1;
 	if (poll(&p, 1, 0) <= 0)
@@ -508,6 +510,13 @@ gw_req_flush(struct gw_req *req)
 	return FCGX_FFlush(req->fr->out) == 0 ? GW_OK : GW_E_INTERNAL;
 }
 
+/* The web server did not take the end in LINGER_US: give up on it. */
+static void
+linger_over(void *arg)
+{
+	out_close(arg);
+}
+
 static void
 watch_conn(void *arg)
 {
@@ -539,7 +548,7 @@ gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 	o->io.fn = on_conn_event;
 	o->io.arg = d;
 	o->io.fd = fr->ipcFd;
-	o->linger.fn = (void (*)(void *))out_close;
+	o->linger.fn = linger_over;
 	o->linger.arg = d;
 	o->request_id = fr->requestId;
 	o->rec = NO_RECORD;
