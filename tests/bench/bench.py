@@ -883,11 +883,14 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
         cg = Stack(h, pg, "callgrind", mock_url, ["gateway.processes=1", "gateway.threads=4"]).start(workers=False)
         auth = {"Authorization": "Bearer " + vkey}
         ir = {}
-        for fam, path, body in (("chat", CHAT, CHAT_BODY), ("embeddings", EMB, EMB_BODY)):
-            base = callgrind_ir(h, cg, fam, path, body, auth, 0)
+        # A 20-chunk stream runs on the worker's event loop: counted too.
+        for name, fam, path, body in (("chat", "chat", CHAT, CHAT_BODY),
+                                      ("embeddings", "embeddings", EMB, EMB_BODY),
+                                      ("stream20", "chat", CHAT, stream_body("bench-stream20"))):
+            base = ir[fam]["baseline"] if fam in ir else callgrind_ir(h, cg, fam, path, body, auth, 0)
             tot = callgrind_ir(h, cg, fam, path, body, auth, cg_n)
-            ir[fam] = {"baseline": base, "total": tot, "n": cg_n, "per_request": (tot - base) / cg_n}
-            say("  %-10s %10.0f Ir/request (baseline %d, total %d)" % (fam, ir[fam]["per_request"], base, tot))
+            ir[name] = {"baseline": base, "total": tot, "n": cg_n, "per_request": (tot - base) / cg_n}
+            say("  %-10s %10.0f Ir/request (baseline %d, total %d)" % (name, ir[name]["per_request"], base, tot))
         cg.stop()
         res["callgrind"] = ir
         perf = {}
@@ -980,8 +983,9 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
             % (ttfb["llmgw"]["n"], ttfb["llmgw"]["p50"], ttfb["llmgw"]["p90"], ttfb["direct"]["p50"],
                ttfb["direct"]["p90"]))
     if ir:
-        say("instructions/request (callgrind, one worker, N=%d minus N=0): chat %.0f, embeddings %.0f; perf stat: %s"
-            % (cg_n, ir["chat"]["per_request"], ir["embeddings"]["per_request"],
+        say("instructions/request (callgrind, one worker, N=%d minus N=0): chat %.0f, embeddings %.0f, "
+            "20-chunk stream %.0f; perf stat: %s"
+            % (cg_n, ir["chat"]["per_request"], ir["embeddings"]["per_request"], ir["stream20"]["per_request"],
                "n/a (instructions not supported here)" if perf["chat"] is None else
                "chat %.0f, embeddings %.0f" % (perf["chat"], perf["embeddings"])))
     if d:
