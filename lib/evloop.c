@@ -97,6 +97,13 @@ gw_loop_watch(struct gw_loop *l, struct gw_loop_io *io, uint32_t events)
 }
 
 void
+gw_loop_forget(struct gw_loop *l, struct gw_loop_io *io)
+{
+	(void)l;
+	io->events = 0;
+}
+
+void
 gw_loop_timer_set(struct gw_loop *l, struct gw_loop_timer *t, int64_t in_us)
 {
 	if (t->due_us != 0) {

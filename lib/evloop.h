@@ -53,6 +53,13 @@ void gw_loop_post(struct gw_loop *l, void (*fn)(void *arg), void *arg)
 enum gw_status gw_loop_watch(
     struct gw_loop *l, struct gw_loop_io *io, uint32_t events) GW_NONNULL(1, 2);
 
+/*
+ * Stop watching io because its fd is about to be closed (which removes it
+ * from the epoll set without a system call): events pending for it in
+ * the batch at hand are dropped.
+ */
+void gw_loop_forget(struct gw_loop *l, struct gw_loop_io *io) GW_NONNULL(1, 2);
+
 /* Arm t to fire in in_us microseconds (re-arming moves it); < 0 disarms. */
 void gw_loop_timer_set(
     struct gw_loop *l, struct gw_loop_timer *t, int64_t in_us) GW_NONNULL(1, 2);

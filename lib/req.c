@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -534,7 +533,6 @@ gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 	struct gw_req *d = gw_xmalloc(sizeof(*d));
 	struct gw_reqout *o = gw_xcalloc(1, sizeof(*o));
 	FCGX_Request *fr = req->fr;
-	int fl;
 
 	/* Whatever libfcgi holds goes first (nothing, as a rule). */
 	FCGX_FFlush(fr->out);
@@ -560,10 +558,6 @@ gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 	d->cfg = gw_cfg_ref((struct gw_cfg *)d->cfg);
 	/* The body is gone from d: the request was read to its end. */
 	gw_buf_fini(&d->body);
-	fl = fcntl(o->io.fd, F_GETFL);
-	if (fl < 0 || fcntl(o->io.fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		gw_log_errno(
-		    d, "req", "cannot make the connection non-blocking");
 	/* libfcgi lets go: its buffers and parameters are freed now. */
 	fr->ipcFd = -1;
 	FCGX_Free(fr, 0);
@@ -605,7 +599,8 @@ out_close(struct gw_req *req)
 	struct gw_reqout *o = req->dout;
 
 	gw_loop_timer_set(o->loop, &o->linger, -1);
-	gw_loop_watch(o->loop, &o->io, 0);
+	/* close(2) takes it out of the epoll set. */
+	gw_loop_forget(o->loop, &o->io);
 	if (o->io.fd >= 0)
 		close(o->io.fd);
 	o->io.fd = -1;
