@@ -118,7 +118,8 @@ ubsan:
 
 valgrind: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do (cd tests/unit && valgrind -q \
-	    --error-exitcode=1 --leak-check=full ../../$$t); done
+	    --error-exitcode=1 --leak-check=full \
+	    --suppressions=valgrind.supp ../../$$t); done
 
 headercheck:
 	@set -e; for h in lib/*.h; do echo "#include \"$$(basename $$h)\"" | \
