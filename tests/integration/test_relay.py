@@ -244,27 +244,40 @@ def test_failure_mid_stream_ends_with_error_event(relay):
     assert any(e.get("choices") for e in ev[:-1])
 
 
-def test_hundred_concurrent_streams(relay):
-    body = {"model": "qwen3-30b-a3b@chunks=5,chunk_delay_ms=100", "messages": MSGS,
-            "stream": True}
-    results = [None] * 100
+def concurrent_streams(stack, body, n, meanwhile=None):
+    """n streamed chats at once: [(status, last event, "choices" events)]
+    in order, what meanwhile() returned (called 0.5 s in), seconds taken."""
+    results = [None] * n
 
     def one(i):
         try:
-            r = chat(relay, body, timeout=60)
-            results[i] = (r.status, data_events(r.body)[-1])
-        except Exception as e:  # recorded, asserted below
-            results[i] = ("exc", repr(e))
+            r = chat(stack, body, timeout=60)
+            ev = data_events(r.body)
+            results[i] = (r.status, ev[-1], sum(1 for e in ev[:-1] if e.get("choices")))
+        except Exception as e:  # recorded, asserted by the caller
+            results[i] = ("exc", repr(e), 0)
 
     t0 = time.monotonic()
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(100)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
+    got = None
+    if meanwhile is not None:
+        time.sleep(0.5)
+        got = meanwhile()
     for t in threads:
         t.join()
-    assert all(r == (200, "[DONE]") for r in results), [r for r in results if r != (200, "[DONE]")][:3]
-    # 128 threads serve 100 streams of ~0.5 s side by side.
-    assert time.monotonic() - t0 < 10
+    return results, got, time.monotonic() - t0
+
+
+def test_hundred_concurrent_streams(relay):
+    body = {"model": "qwen3-30b-a3b@chunks=5,chunk_delay_ms=100", "messages": MSGS,
+            "stream": True}
+    results, _, took = concurrent_streams(relay, body, 100)
+    assert all(r[:2] == (200, "[DONE]") for r in results), \
+        [r for r in results if r[:2] != (200, "[DONE]")][:3]
+    # 100 streams of ~0.5 s side by side.
+    assert took < 10
 
 
 def test_client_disconnect_aborts_upstream(relay, mock):
@@ -421,15 +434,22 @@ def test_embeddings(relay, mock):
         assert err["param"] == param
 
 
-def test_reload_keeps_streams_in_flight(make_stack, mock):
-    import signal
-    s = make_stack("relay-reload", mock.url)
+def stream_in_background(stack):
+    """Start a 10-chunk stream of ~1 s on a thread; 0.3 s later, return the
+    thread and the list its answer goes to."""
     body = {"model": "qwen3-30b-a3b@chunks=10,chunk_delay_ms=100", "messages": MSGS,
             "stream": True}
     out = []
-    t = threading.Thread(target=lambda: out.append(chat(s, body)))
+    t = threading.Thread(target=lambda: out.append(chat(stack, body)))
     t.start()
     time.sleep(0.3)
+    return t, out
+
+
+def test_reload_keeps_streams_in_flight(make_stack, mock):
+    import signal
+    s = make_stack("relay-reload", mock.url)
+    t, out = stream_in_background(s)
     conf = s.conf()
     text = open(conf).read()
     open(conf, "w").write(text.replace("gpt-4 = qwen3-30b-a3b", "gpt-4 = qwen2.5-14b-instruct"))
@@ -493,26 +513,8 @@ def test_streams_hold_no_thread(loop_stack):
     meanwhile is answered at once."""
     body = {"model": "qwen3-30b-a3b@chunks=10,chunk_delay_ms=100", "messages": MSGS,
             "stream": True}
-    results = [None] * 60
-
-    def one(i):
-        try:
-            r = chat(loop_stack, body, timeout=60)
-            ev = data_events(r.body)
-            content = [e for e in ev[:-1] if e.get("choices")]
-            results[i] = (r.status, ev[-1], len(content))
-        except Exception as e:  # recorded, asserted below
-            results[i] = ("exc", repr(e))
-
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(60)]
-    for t in threads:
-        t.start()
-    time.sleep(0.5)
-    plain = chat(loop_stack, {"model": "gpt-4", "messages": MSGS})
-    for t in threads:
-        t.join()
-    took = time.monotonic() - t0
+    results, plain, took = concurrent_streams(
+        loop_stack, body, 60, lambda: chat(loop_stack, {"model": "gpt-4", "messages": MSGS}))
     # 10 content chunks, the role chunk and the finish chunk are "choices".
     assert all(r[:2] == (200, "[DONE]") and r[2] >= 10 for r in results), \
         [r for r in results if r[:2] != (200, "[DONE]")][:3]
@@ -567,12 +569,7 @@ def test_stop_lets_streams_on_the_loop_finish(make_stack, mock):
     its spend row written, before the worker exits."""
     import signal
     s = make_stack("relay-stop", mock.url, ["gateway.processes=1"])
-    body = {"model": "qwen3-30b-a3b@chunks=10,chunk_delay_ms=100", "messages": MSGS,
-            "stream": True}
-    out = []
-    t = threading.Thread(target=lambda: out.append(chat(s, body)))
-    t.start()
-    time.sleep(0.3)
+    t, out = stream_in_background(s)
     sup = s.pid("chat")
     worker = s.children("chat")[0]
     os.kill(sup, signal.SIGTERM)
