@@ -45,6 +45,7 @@ struct gw_reqout {
 	int ending;      /* end records queued: close once written */
 	void (*drained)(void *arg);
 	void *drained_arg;
+	void (*closed)(void); /* see gw_req_end_detached */
 	char method[16];
 };
 
@@ -601,6 +602,9 @@ out_close(struct gw_req *req)
 	gw_loop_timer_set(o->loop, &o->linger, -1);
 	/* close(2) takes it out of the epoll set. */
 	gw_loop_forget(o->loop, &o->io);
+	/* Everything queued was written (or can never be): said first. */
+	if (o->closed != NULL)
+		o->closed();
 	if (o->io.fd >= 0)
 		close(o->io.fd);
 	o->io.fd = -1;
@@ -608,7 +612,7 @@ out_close(struct gw_req *req)
 }
 
 void
-gw_req_end_detached(struct gw_req *req)
+gw_req_end_detached(struct gw_req *req, void (*closed)(void))
 {
 	struct gw_reqout *o = req->dout;
 	unsigned char end[FCGI_HEADER_LEN * 3] = {0};
@@ -617,6 +621,7 @@ gw_req_end_detached(struct gw_req *req)
 	gw_req_end(req);
 	gw_cfg_unref((struct gw_cfg *)cfg);
 	o->drained = NULL;
+	o->closed = closed;
 	if (o->gone) {
 		out_close(req);
 		return;

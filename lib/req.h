@@ -125,9 +125,10 @@ void gw_req_on_drain(struct gw_req *req, void (*fn)(void *arg), void *arg)
 /*
  * End a detached request: the access line (as gw_req_end), then the
  * FastCGI end records; the connection closes once they are written (at
- * most 30 s later) and req is freed.
+ * most 30 s later), closed() is called (when not NULL) and req is freed.
  */
-void gw_req_end_detached(struct gw_req *req) GW_NONNULL(1);
+void gw_req_end_detached(struct gw_req *req, void (*closed)(void))
+    GW_NONNULL(1);
 
 /* A complete response with a body given as text. */
 void gw_reply(struct gw_req *req, int status, const char *ctype,

@@ -262,16 +262,23 @@ gw_server_detach(struct gw_req *req)
 	return gw_req_detach(req, loop);
 }
 
+/* A detached request's connection is closed: shutdown need not wait. */
+static void
+detached_closed(void)
+{
+	pthread_mutex_lock(&live_lock);
+	live_threads--;
+	pthread_cond_signal(&live_cond);
+	pthread_mutex_unlock(&live_lock);
+}
+
 void
 gw_server_end(struct gw_req *req)
 {
 	gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, -1);
 	count_request(req);
-	gw_req_end_detached(req);
-	pthread_mutex_lock(&live_lock);
-	live_threads--;
-	pthread_cond_signal(&live_cond);
-	pthread_mutex_unlock(&live_lock);
+	/* Live until its last bytes are written, also at SIGTERM. */
+	gw_req_end_detached(req, detached_closed);
 }
 
 /* Wait for worker threads up to timeout_s; 1 when all have ended. */

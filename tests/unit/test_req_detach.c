@@ -136,6 +136,13 @@ wait_steps(int n)
 }
 
 static char *payload;
+static int closed_calls;
+
+static void
+on_closed(void)
+{
+	closed_calls++; /* on the loop thread, before the test reads it */
+}
 
 static void
 answer(void *arg)
@@ -145,7 +152,7 @@ answer(void *arg)
 	gw_req_send_head(d, 200, "text/plain");
 	gw_req_write(d, payload, PAYLOAD_LEN);
 	gw_req_flush(d);
-	gw_req_end_detached(d); /* d is freed once written */
+	gw_req_end_detached(d, on_closed); /* d is freed once written */
 	step_done();
 }
 
@@ -178,6 +185,7 @@ test_detached_answer_is_framed(void **state)
 	    "%s\r\nx-litellm-call-id: %s\r\n\r\n",
 	    d->id, d->id);
 	steps = 0;
+	closed_calls = 0;
 	gw_loop_post(l, answer, d);
 	/* Read until the loop closes the connection. */
 	while ((n = read(f->client, in + got, 2 * PAYLOAD_LEN - got)) > 0)
@@ -206,6 +214,8 @@ test_detached_answer_is_framed(void **state)
 	}
 	assert_ptr_equal(p, in + got);
 	assert_true(end_seen);
+	/* The close that gave EOF came after the call back. */
+	assert_int_equal(closed_calls, 1);
 	assert_int_equal(stdout_len, strlen(expect_head) + PAYLOAD_LEN);
 	assert_memory_equal(out, expect_head, strlen(expect_head));
 	assert_memory_equal(out + strlen(expect_head), payload, PAYLOAD_LEN);
@@ -228,7 +238,7 @@ check_gone(void *arg)
 	g->gone = gw_req_client_gone(g->d);
 	if (g->gone) {
 		g->wst = gw_req_write(g->d, "late", 4);
-		gw_req_end_detached(g->d); /* closes at once, frees */
+		gw_req_end_detached(g->d, on_closed); /* closes at once */
 	}
 	step_done();
 }
@@ -242,6 +252,7 @@ test_client_gone_is_seen_without_writing(void **state)
 	int i;
 
 	g.d = gw_req_detach(&f->req, l);
+	closed_calls = 0;
 	close(f->client);
 	f->client = -1;
 	steps = 0;
@@ -253,6 +264,7 @@ test_client_gone_is_seen_without_writing(void **state)
 	}
 	assert_true(g.gone);
 	assert_int_not_equal(g.wst, GW_OK);
+	assert_int_equal(closed_calls, 1);
 }
 
 int
