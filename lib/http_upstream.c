@@ -183,21 +183,19 @@ post_write(char *p, size_t size, size_t n, void *arg)
 {
 	struct post_ctx *c = arg;
 	size_t len = size * n;
-
 	int rc;
 
 	if (deliver_head(c) < 0)
 		return 0;
 	rc = c->cb->on_data != NULL ? c->cb->on_data(c->cb->arg, p, len) : 0;
-	if (rc < 0) {
-		c->res->bytes += len;
-		c->res->aborted = 1;
-		return 0;
-	}
 	/* Held back: libcurl hands the same bytes again on resume. */
 	if (rc > 0)
 		return CURL_WRITEFUNC_PAUSE;
 	c->res->bytes += len;
+	if (rc < 0) {
+		c->res->aborted = 1;
+		return 0;
+	}
 	return len;
 }
 
