@@ -63,7 +63,7 @@ struct relay {
 	struct gw_usage usage;
 	int64_t chunks;
 	int client_gone;
-	const struct gw_principal *who;
+	struct gw_principal who;        /* released at the end */
 	struct gw_rl_ticket key_ticket; /* per-key limits held */
 	struct gw_rl_ticket team_ticket;
 	int64_t up_us;         /* time spent on upstream transfers */
@@ -71,13 +71,11 @@ struct relay {
 	const char *target;    /* the model of the current attempt */
 	struct gw_capture cap; /* input/output for Langfuse */
 	/* The request as relayed, and where its attempts stand. */
-	struct gw_principal who_store;
 	json_object *body;
 	char *model, *url;
 	struct gw_targets targets;
 	size_t t;    /* the target tried now */
 	int attempt; /* ... for the how-many-th time (0: first) */
-	int64_t t0;  /* this attempt's start */
 	struct gw_upstream_post post;
 	struct gw_upstream_cb cb;
 	struct gw_xfer *xfer; /* on the event loop: the transfer running */
@@ -152,7 +150,7 @@ sse_head(struct relay *r)
 {
 	if (r->req->head_sent)
 		return;
-	double ks = gw_spend_key_spend(r->who);
+	double ks = gw_spend_key_spend(&r->who);
 
 	gw_req_add_header(r->req, "Cache-Control", "no-cache");
 	gw_req_add_header(r->req, "X-Accel-Buffering", "no");
@@ -280,14 +278,12 @@ on_data(void *arg, const char *p, size_t n)
 
 	r->t_last_data = gw_now_mono_us();
 	if (r->mode == MODE_SSE) {
-		/* On the loop, a slow client pauses its upstream, no one else.
-		 */
+		/* On the loop, a slow client pauses only its own upstream. */
 		if (r->xfer != NULL && gw_req_backlog(r->req) > BACKLOG_MAX) {
 			gw_req_on_drain(r->req, on_drained, r);
 			gw_metrics_inc(GW_METRIC_SLOW_CLIENT_PAUSES, "", 1);
 			r->paused = 1;
-			/* The queue is being written (or the wait never ends).
-			 */
+			/* Its queue must be draining, or no resume comes. */
 			if (client_flush(r) < 0)
 				return -1;
 			return 1;
@@ -503,7 +499,7 @@ reply_answer(struct relay *r)
 	if (r->usage.known) {
 		double cost = gw_spend_cost(
 		    r->cfg, r->target, r->usage.prompt, r->usage.completion);
-		double ks = gw_spend_key_spend(r->who);
+		double ks = gw_spend_key_spend(&r->who);
 
 		gw_req_add_header(
 		    r->req, "x-litellm-response-cost", "%.10g", cost);
@@ -525,13 +521,13 @@ bad_request(struct gw_req *req, const struct gw_verr *e)
 
 /* Ask the upstream for usage in streams; remember if the client did. */
 static void
-force_stream_usage(struct relay *r, json_object *body)
+force_stream_usage(struct relay *r)
 {
-	json_object *so = gw_json_get(body, "stream_options"), *iu;
+	json_object *so = gw_json_get(r->body, "stream_options"), *iu;
 
 	if (so == NULL || !json_object_is_type(so, json_type_object)) {
 		so = json_object_new_object();
-		json_object_object_add(body, "stream_options", so);
+		json_object_object_add(r->body, "stream_options", so);
 	}
 	iu = gw_json_get(so, "include_usage");
 	r->client_usage = iu != NULL && json_object_get_boolean(iu);
@@ -539,10 +535,10 @@ force_stream_usage(struct relay *r, json_object *body)
 }
 
 static void
-log_outcome(struct relay *r, const char *model, const char *target)
+log_outcome(struct relay *r)
 {
-	gw_req_log_field(r->req, "model", model);
-	gw_req_log_field(r->req, "target", target ? target : "-");
+	gw_req_log_field(r->req, "model", r->model);
+	gw_req_log_field(r->req, "target", r->target ? r->target : "-");
 	gw_req_log_field(r->req, "stream", r->stream ? "1" : "0");
 	if (r->up_status)
 		gw_req_log_int(r->req, "up_status", r->up_status);
@@ -673,19 +669,19 @@ static const char *const limit_words[] = {
 static int
 admit_limits(struct relay *r)
 {
-	const struct gw_keyrec *k = r->who->rec;
+	const struct gw_keyrec *k = r->who.rec;
 	struct gw_rl_limits kl, tl;
 	enum gw_rl_verdict v = GW_RL_OK;
 	int64_t now = gw_now_mono_us() * 1000, lr = -1, lt = -1, limit = 0;
 	int retry = 1, team = 0;
 	char ent[300], msg[300];
 
-	if (k == NULL || r->who->admin)
+	if (k == NULL || r->who.admin)
 		return 0;
 	kl.rpm = k->rpm_limit;
 	kl.tpm = k->tpm_limit;
 	kl.parallel = k->max_parallel;
-	if (r->who->role == GW_ROLE_KEY) {
+	if (r->who.role == GW_ROLE_KEY) {
 		snprintf(ent, sizeof(ent), "k:%s", k->token);
 		v = gw_rl_admit(
 		    ent, &kl, now, &r->key_ticket, &retry, &lr, &lt);
@@ -717,7 +713,7 @@ admit_limits(struct relay *r)
 	snprintf(msg, sizeof(msg),
 	    "Rate limit exceeded for %s %s: %s %lld (%s) reached. Retry in "
 	    "%d s.",
-	    team ? "team" : "key", team ? k->team_id : r->who->key_name,
+	    team ? "team" : "key", team ? k->team_id : r->who.key_name,
 	    limit_names[v], (long long)limit, limit_words[v], retry);
 	gw_req_add_header(r->req, "Retry-After", "%d", retry);
 	gw_reply_error_ex(r->req, 429, "rate_limit_error", NULL, msg);
@@ -770,8 +766,9 @@ count_metrics(struct relay *r, const struct gw_spend_rec *s)
  * streamed chunk.
  */
 static void
-estimate_usage(struct relay *r, json_object *body)
+estimate_usage(struct relay *r)
 {
+	json_object *body = r->body;
 	size_t chars = 0;
 
 	if (body != NULL)
@@ -807,17 +804,18 @@ spend_metadata(json_object *body)
 
 /* Spool the request's spend row (before its answer is complete). */
 static void
-record_spend(struct relay *r, json_object *body, const char *model)
+record_spend(struct relay *r)
 {
 	struct gw_req *req = r->req;
+	json_object *body = r->body;
 	struct gw_spend_rec s = {0};
 	int reached = r->up_status >= 200 && r->up_status < 300;
 
 	if (!r->usage.known && reached)
-		estimate_usage(r, body);
+		estimate_usage(r);
 	s.request_id = req->id;
-	s.who = r->who;
-	s.model = model;
+	s.who = &r->who;
+	s.model = r->model;
 	s.actual_model = r->up_status ? r->target : NULL;
 	s.call_type = call_names[r->call];
 	s.usage_estimated = !r->usage.known && reached;
@@ -873,7 +871,7 @@ attempt_next(
 {
 	struct gw_req *req = r->req;
 
-	r->up_us += gw_now_mono_us() - r->t0;
+	r->up_us += gw_now_mono_us() - r->t_attempt;
 	/* Retry only what failed before any byte came back. */
 	if (!(st == GW_OK || r->client_gone || req->head_sent ||
 	        res->bytes > 0 || res->http_status != 0)) {
@@ -908,21 +906,19 @@ relay_end(struct relay *r)
 {
 	struct gw_req *req = r->req;
 
-	if (r->who->role != GW_ROLE_NONE)
-		record_spend(r, r->body, r->model);
+	if (r->who.role != GW_ROLE_NONE)
+		record_spend(r);
 	gw_rl_done(&r->key_ticket, r->usage.total, gw_now_mono_us() * 1000);
 	gw_rl_done(&r->team_ticket, r->usage.total, gw_now_mono_us() * 1000);
-	gw_auth_release(&r->who_store);
+	gw_auth_release(&r->who);
 	json_object_put(r->body);
 	gw_buf_fini(&r->resp);
 	gw_sse_fini(&r->sse);
 	gw_capture_fini(&r->cap);
 	free(r->url);
 	free(r->model);
-	if (req->dout != NULL) {
-		gw_req_on_drain(req, NULL, NULL);
+	if (req->dout != NULL)
 		gw_server_end(req);
-	}
 	free(r);
 }
 
@@ -932,7 +928,7 @@ relay_finish(
     struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 {
 	finish(r, st, res);
-	log_outcome(r, r->model, r->target);
+	log_outcome(r);
 	relay_end(r);
 }
 
@@ -947,7 +943,6 @@ static void
 loop_attempt(struct relay *r)
 {
 	attempt_reset(r);
-	r->t0 = gw_now_mono_us();
 	r->xfer = gw_upstream_start(loop_multi, &r->post, &r->cb, loop_done);
 }
 
@@ -993,10 +988,8 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	r->cb = (struct gw_upstream_cb){r, on_head, on_data, on_tick};
 	gw_capture_init(&r->cap, req->cfg->langfuse_enabled,
 	    req->cfg->langfuse_record, call);
-	r->who = &r->who_store;
-	if ((st = gw_auth_check(req, &r->who_store, msg, sizeof(msg))) !=
-	    GW_OK) {
-		gw_auth_reply(req, st, r->who, msg);
+	if ((st = gw_auth_check(req, &r->who, msg, sizeof(msg))) != GW_OK) {
+		gw_auth_reply(req, st, &r->who, msg);
 		goto out;
 	}
 	if ((st = gw_req_read_body(req)) != GW_OK) {
@@ -1023,11 +1016,12 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	}
 	r->model = gw_xstrdup(gw_json_get_str(r->body, "model"));
 	gw_strlcpy(req->model, r->model, sizeof(req->model));
-	if (gw_auth_model(r->who, r->model, msg, sizeof(msg), &deny) != GW_OK) {
+	if (gw_auth_model(&r->who, r->model, msg, sizeof(msg), &deny) !=
+	    GW_OK) {
 		gw_reply_error_ex(req, 401, deny, "model", msg);
 		goto out;
 	}
-	if (gw_spend_check_budget(gw_thread_db(req->th), req->cfg, r->who, msg,
+	if (gw_spend_check_budget(gw_thread_db(req->th), req->cfg, &r->who, msg,
 	        sizeof(msg)) != GW_OK) {
 		gw_reply_error_ex(req, 400, "budget_exceeded", NULL, msg);
 		goto out;
@@ -1038,7 +1032,7 @@ gw_relay(struct gw_req *req, enum gw_call call)
 		sv = gw_json_get(r->body, "stream");
 		r->stream = sv != NULL && json_object_get_boolean(sv);
 		if (r->stream)
-			force_stream_usage(r, r->body);
+			force_stream_usage(r);
 	}
 	gw_alias_resolve(req->cfg, r->model, &r->targets);
 	r->url = gw_relay_url(req->cfg->upstream_url, call_path(call));
@@ -1059,7 +1053,6 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	set_target(r);
 	do {
 		attempt_reset(r);
-		r->t0 = gw_now_mono_us();
 		st = gw_upstream_post(req->th->up, &r->post, &r->cb, &res);
 	} while (attempt_next(r, st, &res));
 	relay_finish(r, st, &res);

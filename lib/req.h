@@ -126,6 +126,7 @@ void gw_req_on_drain(struct gw_req *req, void (*fn)(void *arg), void *arg)
  * End a detached request: the access line (as gw_req_end), then the
  * FastCGI end records; the connection closes once they are written (at
  * most 30 s later), closed() is called (when not NULL) and req is freed.
+ * A callback set with gw_req_on_drain is not called any more.
  */
 void gw_req_end_detached(struct gw_req *req, void (*closed)(void))
     GW_NONNULL(1);
