@@ -517,14 +517,14 @@ linger_over(void *arg)
 	out_close(arg);
 }
 
+/* The loop's first job for a detached request, before any other. */
 static void
 watch_conn(void *arg)
 {
 	struct gw_req *req = arg;
 	struct gw_reqout *o = req->dout;
 
-	if (o->io.events == 0 && !o->gone && !o->ending &&
-	    gw_loop_watch(o->loop, &o->io, EPOLLRDHUP) != GW_OK)
+	if (gw_loop_watch(o->loop, &o->io, EPOLLRDHUP) != GW_OK)
 		o->gone = 1;
 }
 
@@ -538,9 +538,10 @@ gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 	/* Whatever libfcgi holds goes first (nothing, as a rule). */
 	FCGX_FFlush(fr->out);
 	*d = *req;
+	/* Its headers and log fields go with it; the body stays (read). */
 	memset(&req->hdrs, 0, sizeof(req->hdrs));
-	memset(&req->body, 0, sizeof(req->body));
 	memset(&req->logx, 0, sizeof(req->logx));
+	memset(&d->body, 0, sizeof(d->body));
 	req->path = NULL;
 	req->fr = NULL;
 	o->loop = loop;
@@ -557,8 +558,6 @@ gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 	d->fr = NULL;
 	d->th = NULL;
 	d->cfg = gw_cfg_ref((struct gw_cfg *)d->cfg);
-	/* The body is gone from d: the request was read to its end. */
-	gw_buf_fini(&d->body);
 	/* libfcgi lets go: its buffers and parameters are freed now. */
 	fr->ipcFd = -1;
 	FCGX_Free(fr, 0);

@@ -106,9 +106,11 @@ enum gw_status gw_req_flush(struct gw_req *req) GW_NONNULL(1);
 
 /*
  * Take the request off its thread, onto the event loop: returns the
- * request (heap) that now owns the FastCGI connection, its buffers and a
- * reference to its configuration; req is left for its thread's next
- * accept (req->fr is NULL then). Call with the body read to its end.
+ * request (heap) that now owns the FastCGI connection, the response
+ * headers and log fields added so far and a reference to its
+ * configuration; req keeps the body's buffer (the body was read to its
+ * end, and is empty in the returned request) for its thread's next
+ * accept (req->fr is NULL then).
  * From then on, on the loop thread only, output is queued and written
  * without blocking, and gw_req_client_gone costs no system call.
  */
