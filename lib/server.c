@@ -37,10 +37,30 @@ static int listen_fd;
 static int stopping;
 static int accept_errors;
 
-/* Live worker threads, for a bounded wait at shutdown. */
+/*
+ * Live worker threads and detached requests, for a bounded wait at
+ * shutdown.
+ */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t live_cond = PTHREAD_COND_INITIALIZER;
 static int live_threads;
+
+static void
+live_begin(void)
+{
+	pthread_mutex_lock(&live_lock);
+	live_threads++;
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void
+live_end(void)
+{
+	pthread_mutex_lock(&live_lock);
+	live_threads--;
+	pthread_cond_signal(&live_cond);
+	pthread_mutex_unlock(&live_lock);
+}
 
 static void
 usage(const char *prog)
@@ -241,10 +261,7 @@ worker_thread(void *arg)
 	gw_db_free(th->db);
 	gw_upstream_free(th->up);
 	gw_cfg_unref((struct gw_cfg *)th->cfg);
-	pthread_mutex_lock(&live_lock);
-	live_threads--;
-	pthread_cond_signal(&live_cond);
-	pthread_mutex_unlock(&live_lock);
+	live_end();
 	return NULL;
 }
 
@@ -256,20 +273,8 @@ gw_server_detach(struct gw_req *req)
 	if (loop == NULL || req->fr == NULL)
 		return NULL;
 	/* A detached request counts as a thread at shutdown. */
-	pthread_mutex_lock(&live_lock);
-	live_threads++;
-	pthread_mutex_unlock(&live_lock);
+	live_begin();
 	return gw_req_detach(req, loop);
-}
-
-/* A detached request's connection is closed: shutdown need not wait. */
-static void
-detached_closed(void)
-{
-	pthread_mutex_lock(&live_lock);
-	live_threads--;
-	pthread_cond_signal(&live_cond);
-	pthread_mutex_unlock(&live_lock);
 }
 
 void
@@ -278,7 +283,7 @@ gw_server_end(struct gw_req *req)
 	gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, -1);
 	count_request(req);
 	/* Live until its last bytes are written, also at SIGTERM. */
-	gw_req_end_detached(req, detached_closed);
+	gw_req_end_detached(req, live_end);
 }
 
 /* Wait for worker threads up to timeout_s; 1 when all have ended. */
@@ -342,9 +347,7 @@ run_worker(const sigset_t *sigs)
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	for (i = 0; i < n; i++) {
 		ths[i].idx = i;
-		pthread_mutex_lock(&live_lock);
-		live_threads++;
-		pthread_mutex_unlock(&live_lock);
+		live_begin();
 		if ((errno = pthread_create(
 		         &tid, &attr, worker_thread, &ths[i])) != 0) {
 			gw_log_errno(NULL, "server", "pthread_create");
