@@ -18,16 +18,21 @@ struct job {
 	struct job *next;
 };
 
+/* Jobs in the order posted. */
+struct jobq {
+	struct job *head, **tail;
+};
+
 struct gw_loop {
 	int ep;
 	int wake_fd;
 	pthread_t tid;
 	/* Work posted by other threads, taken in one swap per wake-up. */
 	pthread_mutex_t lock;
-	struct job *inbox, **inbox_tail;
+	struct jobq inbox;
 	int woken;
 	/* Work posted by the loop thread: runs after the current events. */
-	struct job *later, **later_tail;
+	struct jobq later;
 	struct gw_loop_timer *timers; /* armed ones, unordered */
 };
 
@@ -38,6 +43,24 @@ int
 gw_loop_is_mine(const struct gw_loop *l)
 {
 	return pthread_equal(pthread_self(), l->tid);
+}
+
+static void
+jobq_push(struct jobq *q, struct job *j)
+{
+	*q->tail = j;
+	q->tail = &j->next;
+}
+
+/* Take every job queued, leaving q empty. */
+static struct job *
+jobq_take(struct jobq *q)
+{
+	struct job *j = q->head;
+
+	q->head = NULL;
+	q->tail = &q->head;
+	return j;
 }
 
 static void
@@ -62,13 +85,11 @@ gw_loop_post(struct gw_loop *l, void (*fn)(void *arg), void *arg)
 	j->fn = fn;
 	j->arg = arg;
 	if (gw_loop_is_mine(l)) {
-		*l->later_tail = j;
-		l->later_tail = &j->next;
+		jobq_push(&l->later, j);
 		return;
 	}
 	pthread_mutex_lock(&l->lock);
-	*l->inbox_tail = j;
-	l->inbox_tail = &j->next;
+	jobq_push(&l->inbox, j);
 	wake = !l->woken;
 	l->woken = 1;
 	pthread_mutex_unlock(&l->lock);
@@ -179,18 +200,12 @@ loop_main(void *arg)
 				io->fn(io->arg, evs[i].events);
 		}
 		pthread_mutex_lock(&l->lock);
-		jobs = l->inbox;
-		l->inbox = NULL;
-		l->inbox_tail = &l->inbox;
+		jobs = jobq_take(&l->inbox);
 		l->woken = 0;
 		pthread_mutex_unlock(&l->lock);
 		run_jobs(jobs);
-		while (l->later != NULL) {
-			jobs = l->later;
-			l->later = NULL;
-			l->later_tail = &l->later;
+		while ((jobs = jobq_take(&l->later)) != NULL)
 			run_jobs(jobs);
-		}
 	}
 	return NULL;
 }
@@ -203,8 +218,8 @@ start(void)
 	pthread_attr_t attr;
 
 	pthread_mutex_init(&l->lock, NULL);
-	l->inbox_tail = &l->inbox;
-	l->later_tail = &l->later;
+	jobq_take(&l->inbox); /* empty, with its tail set */
+	jobq_take(&l->later);
 	l->ep = epoll_create1(EPOLL_CLOEXEC);
 	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (l->ep < 0 || l->wake_fd < 0 ||
