@@ -11,38 +11,15 @@
 #include <unistd.h>
 
 #include "evloop.h"
+#include "loop_wait.h"
 
-/* A one-shot signal from the loop thread to the test. */
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int signalled;
-
-static void
-signal_done(void)
-{
-	pthread_mutex_lock(&mu);
-	signalled = 1;
-	pthread_cond_signal(&cv);
-	pthread_mutex_unlock(&mu);
-}
-
-/* Post fn(arg) and wait (at most 5 s) until something signals. */
+/* Post fn(arg) and wait (at most 5 s) until it, or what it set up, signals. */
 static void
 run_and_wait(struct gw_loop *l, void (*fn)(void *), void *arg)
 {
-	struct timespec dl;
-
-	pthread_mutex_lock(&mu);
-	signalled = 0;
-	pthread_mutex_unlock(&mu);
+	loop_reset();
 	gw_loop_post(l, fn, arg);
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += 5;
-	pthread_mutex_lock(&mu);
-	while (!signalled && pthread_cond_timedwait(&cv, &mu, &dl) == 0)
-		;
-	assert_true(signalled);
-	pthread_mutex_unlock(&mu);
+	loop_wait(1);
 }
 
 struct trace {
@@ -58,7 +35,7 @@ note_mine(void *arg)
 	struct trace *t = arg;
 
 	t->mine = gw_loop_is_mine(t->l);
-	signal_done();
+	loop_signal();
 }
 
 static void
@@ -81,7 +58,7 @@ later_b(void *arg)
 	struct trace *t = arg;
 
 	t->order[t->n++] = 2;
-	signal_done();
+	loop_signal();
 }
 
 static void
@@ -121,7 +98,7 @@ fired(void *arg)
 
 	tms.t->order[tms.t->n++] = *id;
 	if (tms.t->n == 3)
-		signal_done();
+		loop_signal();
 }
 
 static void
@@ -178,7 +155,7 @@ on_readable(void *arg, uint32_t events)
 	p->mask = events;
 	p->got[n > 0 ? n : 0] = '\0';
 	gw_loop_watch(p->l, &p->io, 0);
-	signal_done();
+	loop_signal();
 }
 
 static void
@@ -187,7 +164,7 @@ watch(void *arg)
 	struct piped *p = arg;
 
 	p->watch_st = gw_loop_watch(p->l, &p->io, EPOLLIN);
-	signal_done();
+	loop_signal();
 }
 
 static void
@@ -203,14 +180,9 @@ test_watch_delivers_readiness(void **state)
 	p.io.arg = &p;
 	run_and_wait(p.l, watch, &p);
 	assert_int_equal(p.watch_st, GW_OK);
-	pthread_mutex_lock(&mu);
-	signalled = 0;
-	pthread_mutex_unlock(&mu);
+	loop_reset();
 	assert_int_equal(write(fds[1], "ping", 4), 4);
-	pthread_mutex_lock(&mu);
-	while (!signalled)
-		pthread_cond_wait(&cv, &mu);
-	pthread_mutex_unlock(&mu);
+	loop_wait(1);
 	assert_string_equal(p.got, "ping");
 	assert_int_equal(p.events, 1);
 	assert_true(p.mask & EPOLLIN);

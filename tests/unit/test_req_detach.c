@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "evloop.h"
+#include "loop_wait.h"
 #include "req.h"
 
 #define PAYLOAD_LEN (150 * 1000) /* spans three stdout records */
@@ -112,29 +113,6 @@ teardown(void **state)
 	return 0;
 }
 
-/* What the loop thread did, for the test's thread to check. */
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int steps;
-
-static void
-step_done(void)
-{
-	pthread_mutex_lock(&mu);
-	steps++;
-	pthread_cond_signal(&cv);
-	pthread_mutex_unlock(&mu);
-}
-
-static void
-wait_steps(int n)
-{
-	pthread_mutex_lock(&mu);
-	while (steps < n)
-		pthread_cond_wait(&cv, &mu);
-	pthread_mutex_unlock(&mu);
-}
-
 static char *payload;
 static int closed_calls;
 
@@ -153,7 +131,7 @@ answer(void *arg)
 	gw_req_write(d, payload, PAYLOAD_LEN);
 	gw_req_flush(d);
 	gw_req_end_detached(d, on_closed); /* d is freed once written */
-	step_done();
+	loop_signal();
 }
 
 static void
@@ -184,13 +162,13 @@ test_detached_answer_is_framed(void **state)
 	    "Status: 200 OK\r\nContent-Type: text/plain\r\nx-request-id: "
 	    "%s\r\nx-litellm-call-id: %s\r\n\r\n",
 	    d->id, d->id);
-	steps = 0;
+	loop_reset();
 	closed_calls = 0;
 	gw_loop_post(l, answer, d);
 	/* Read until the loop closes the connection. */
 	while ((n = read(f->client, in + got, 2 * PAYLOAD_LEN - got)) > 0)
 		got += (size_t)n;
-	wait_steps(1);
+	loop_wait(1);
 	for (p = in; p + 8 <= in + got;) {
 		size_t len = ((size_t)p[4] << 8) | p[5];
 
@@ -240,7 +218,7 @@ check_gone(void *arg)
 		g->wst = gw_req_write(g->d, "late", 4);
 		gw_req_end_detached(g->d, on_closed); /* closes at once */
 	}
-	step_done();
+	loop_signal();
 }
 
 static void
@@ -255,10 +233,10 @@ test_client_gone_is_seen_without_writing(void **state)
 	closed_calls = 0;
 	close(f->client);
 	f->client = -1;
-	steps = 0;
+	loop_reset();
 	for (i = 0; i < 100 && !g.gone; i++) {
 		gw_loop_post(l, check_gone, &g);
-		wait_steps(i + 1);
+		loop_wait(i + 1);
 		if (!g.gone)
 			usleep(10000);
 	}
