@@ -588,15 +588,22 @@ lease_release(struct rl_area *a, const struct gw_rl_ticket *t)
 		par_release(&a->ent[t->idx]);
 }
 
+/* Close a held ticket, once: its table, or NULL when nothing is left. */
+static struct rl_area *
+ticket_close(struct gw_rl_ticket *t)
+{
+	if (t->state != 1)
+		return NULL;
+	t->state = 2;
+	return area();
+}
+
 void
 gw_rl_done(struct gw_rl_ticket *t, int64_t tokens, int64_t now_ns)
 {
 	struct rl_area *a;
 
-	if (t->state != 1)
-		return;
-	t->state = 2;
-	if ((a = area()) == NULL)
+	if ((a = ticket_close(t)) == NULL)
 		return;
 	if (t->tokens && tokens > 0)
 		add_tokens(a, t, (uint64_t)tokens, win_of(now_ns));
@@ -609,10 +616,7 @@ gw_rl_undo(struct gw_rl_ticket *t, int64_t now_ns)
 {
 	struct rl_area *a;
 
-	if (t->state != 1)
-		return;
-	t->state = 2;
-	if ((a = area()) == NULL)
+	if ((a = ticket_close(t)) == NULL)
 		return;
 	if (t->lease >= 0)
 		lease_release(a, t);
