@@ -189,6 +189,13 @@ gw_log_errno(const struct gw_req *req, const char *mod, const char *fmt, ...)
 }
 
 void
+gw_log_warn_once(int *flag, const char *mod, const char *msg)
+{
+	if (!__atomic_exchange_n(flag, 1, __ATOMIC_RELAXED))
+		gw_log_warn(NULL, mod, "%s", msg);
+}
+
+void
 gw_log_fields(enum gw_log_level level, const struct gw_req *req,
     const char *mod, const char *fields)
 {

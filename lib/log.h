@@ -39,6 +39,12 @@ void gw_log_msg(enum gw_log_level level, const struct gw_req *req,
 void gw_log_errno(const struct gw_req *req, const char *mod, const char *fmt,
     ...) GW_PRINTF(3, 4);
 /*
+ * A warning that is logged once per process: the first call with *flag
+ * still 0 logs msg and sets it (atomically); later calls do nothing.
+ */
+void gw_log_warn_once(int *flag, const char *mod, const char *msg)
+    GW_NONNULL(1, 2, 3);
+/*
  * Write a line made of pre-built logfmt fields (no msg=), for access logs:
  * fields is e.g. `method=GET path=/health status=200 dur_ms=1.2`.
  */

@@ -151,14 +151,7 @@ struct m_area {
 
 static char my_family[M_FAMILY_MAX];
 static _Atomic(struct prow *) my_row_cache;
-static atomic_int warned_noshm, warned_labels, warned_rows;
-
-static void
-warn_once(atomic_int *flag, const char *msg)
-{
-	if (!atomic_exchange_explicit(flag, 1, memory_order_relaxed))
-		gw_log_warn(NULL, "metrics", "%s", msg);
-}
+static int warned_noshm, warned_labels, warned_rows;
 
 static struct m_area *
 area(void)
@@ -169,7 +162,7 @@ area(void)
 	if (s != NULL)
 		a = gw_shm_area(s, GW_SHM_AREA_METRICS, sizeof(*a));
 	if (a == NULL)
-		warn_once(&warned_noshm,
+		gw_log_warn_once(&warned_noshm, "metrics",
 		    "no shared memory region: metrics are not recorded");
 	return a;
 }
@@ -402,7 +395,8 @@ find(char *base, size_t stride, uint32_t n, uint32_t metric, const char *labels,
 				if (!create)
 					return NULL;
 				if (!labels_valid(labels, len)) {
-					warn_once(&warned_labels,
+					gw_log_warn_once(&warned_labels,
+					    "metrics",
 					    "malformed metric labels; "
 					    "using the other series");
 					return NULL;
@@ -597,7 +591,8 @@ my_row(struct m_area *a)
 			r = &a->proc[i];
 	}
 	if (r == NULL) {
-		warn_once(&warned_rows, "per-process metric rows full");
+		gw_log_warn_once(
+		    &warned_rows, "metrics", "per-process metric rows full");
 		return NULL;
 	}
 	/* Two threads may claim at once: keep one row per process. */

@@ -76,16 +76,9 @@ struct rl_area {
 	_Atomic uint64_t lease[RL_LEASES];
 };
 
-static atomic_int warned_noshm, warned_full, warned_leases;
+static int warned_noshm, warned_full, warned_leases;
 static _Thread_local uint32_t lease_cursor;
 static _Thread_local uint16_t lease_seq;
-
-static void
-warn_once(atomic_int *flag, const char *msg)
-{
-	if (!atomic_exchange_explicit(flag, 1, memory_order_relaxed))
-		gw_log_warn(NULL, "ratelimit", "%s", msg);
-}
 
 static struct rl_area *
 area(void)
@@ -96,7 +89,7 @@ area(void)
 	if (s != NULL)
 		a = gw_shm_area(s, GW_SHM_AREA_RATELIMIT, sizeof(*a));
 	if (a == NULL)
-		warn_once(&warned_noshm,
+		gw_log_warn_once(&warned_noshm, "ratelimit",
 		    "no shared memory region: rate limits are not enforced");
 	return a;
 }
@@ -448,9 +441,9 @@ refused_metric(enum gw_rl_verdict v)
 }
 
 static void
-fail_open(atomic_int *flag, const char *reason, const char *msg)
+fail_open(int *flag, const char *reason, const char *msg)
 {
-	warn_once(flag, msg);
+	gw_log_warn_once(flag, "ratelimit", msg);
 	gw_metrics_inc(GW_METRIC_RATELIMIT_FAILOPEN, reason, 1);
 }
 

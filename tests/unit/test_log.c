@@ -41,7 +41,7 @@ static void
 test_line(void **state)
 {
 	char path[] = "/tmp/llmgw-test-log-XXXXXX", line[1024] = "";
-	int fd = mkstemp(path), saved = dup(2);
+	int fd = mkstemp(path), saved = dup(2), once = 0;
 	FILE *fp;
 
 	(void)state;
@@ -50,6 +50,8 @@ test_line(void **state)
 	assert_int_equal(gw_log_init("unit", GW_LOG_INFO, path), 0);
 	gw_log_debug(NULL, "db", "not written %d", 1);
 	gw_log_warn(NULL, "db", "insert failed: %s", "boom");
+	gw_log_warn_once(&once, "shm", "once");
+	gw_log_warn_once(&once, "shm", "once");
 	fp = fopen(path, "r");
 	assert_non_null(fp);
 	assert_non_null(fgets(line, sizeof(line), fp));
@@ -57,6 +59,10 @@ test_line(void **state)
 	assert_non_null(strstr(line, " lvl=warn prog=unit pid="));
 	assert_non_null(strstr(line, " mod=db msg=\"insert failed: boom\"\n"));
 	assert_int_equal(strncmp(line, "ts=", 3), 0);
+	/* gw_log_warn_once: one line for two calls. */
+	assert_non_null(fgets(line, sizeof(line), fp));
+	assert_non_null(strstr(line, " mod=shm msg=once\n"));
+	assert_int_equal(once, 1);
 	assert_null(fgets(line, sizeof(line), fp));
 	fclose(fp);
 	unlink(path);
