@@ -6,10 +6,9 @@
 
 #include "config.h"
 #include "json_util.h"
-#include "relay.h"
 
 void
-gw_capture_init(struct gw_capture *c, int on, int mode, int call)
+gw_capture_init(struct gw_capture *c, int on, int mode, enum gw_call call)
 {
 	memset(c, 0, sizeof(*c));
 	c->on = on;

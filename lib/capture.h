@@ -16,10 +16,17 @@
 
 #define GW_CAPTURE_MAX (256 * 1024)
 
+/* The kinds of OpenAI call relayed; what is captured depends on it. */
+enum gw_call {
+	GW_CALL_CHAT = 0,   /* /v1/chat/completions */
+	GW_CALL_COMPLETION, /* /v1/completions */
+	GW_CALL_EMBEDDING,  /* /v1/embeddings */
+};
+
 struct gw_capture {
 	int on;                  /* 0: nothing is captured */
 	int mode;                /* enum gw_langfuse_record */
-	int call;                /* enum gw_call */
+	enum gw_call call;
 	struct gw_buf text;      /* accumulated completion text */
 	size_t text_total;       /* characters seen, kept or not */
 	json_object *tool_calls; /* accumulated tool calls, or NULL */
@@ -27,8 +34,9 @@ struct gw_capture {
 	char finish_reason[32];
 };
 
-/* Start capturing for a call (enum gw_call) in mode; on = 0 disables. */
-void gw_capture_init(struct gw_capture *c, int on, int mode, int call)
+/* Start capturing for a call in mode; on = 0 disables. */
+void gw_capture_init(
+    struct gw_capture *c, int on, int mode, enum gw_call call)
     GW_NONNULL(1);
 /* Take what a stream chunk adds (delta content/text, tool calls, finish). */
 void gw_capture_chunk(struct gw_capture *c, json_object *chunk)

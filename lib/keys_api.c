@@ -375,7 +375,7 @@ run(struct gw_req *req, const char *sql, int n, const char *const *params,
 		return set_fail(f, 400, "invalid_request_error", "team_id",
 		    "The team or user referenced does not exist, or keys still "
 		    "belong to it");
-	gw_log_err(req, "keys", "query failed: %s", err);
+	gw_log_err(req->id, "keys", "query failed: %s", err);
 	if (gw_db_last_sqlstate(db)[0] == '\0' ||
 	    strncmp(gw_db_last_sqlstate(db), "08", 2) == 0)
 		return set_fail(
@@ -583,7 +583,7 @@ key_generate(struct gw_req *req, const struct gw_principal *who)
 	st = insert_key(req, body, caller_name(who), raw, &row, &f);
 	tx_end(req, st == GW_OK);
 	if (st == GW_OK) {
-		gw_log_info(req, "keys", "generated key %s (%s)",
+		gw_log_info(req->id, "keys", "generated key %s (%s)",
 		    gw_json_get_str(row, "key_name"),
 		    gw_json_get_str(row, "key_alias")
 		        ? gw_json_get_str(row, "key_alias")
@@ -756,7 +756,7 @@ key_delete(struct gw_req *req, const struct gw_principal *who)
 		json_object_array_add(
 		    done, json_object_new_string(gw_db_rows_get(rows, i, 0)));
 	json_object_object_add(out, "deleted_keys", done);
-	gw_log_info(req, "keys", "deleted %d key(s)", n);
+	gw_log_info(req->id, "keys", "deleted %d key(s)", n);
 	gw_reply_json(req, 200, out);
 out:
 	json_object_put(body);
@@ -831,7 +831,7 @@ key_regenerate(struct gw_req *req, const char *path_key)
 		goto out;
 	}
 	row = row_json(rows, 0, 0);
-	gw_log_info(req, "keys", "regenerated key, now %s", kname);
+	gw_log_info(req->id, "keys", "regenerated key, now %s", kname);
 	reply_new_key(req, row, raw);
 out:
 	explicit_bzero(raw, sizeof(raw));

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "req.h"
 
 static const char *log_prog = "llmgw";
 static enum gw_log_level log_level = GW_LOG_INFO;
@@ -110,7 +109,7 @@ gw_log_append_value(struct gw_buf *b, const char *v)
 }
 
 static void
-line_begin(struct gw_buf *b, enum gw_log_level level, const struct gw_req *req,
+line_begin(struct gw_buf *b, enum gw_log_level level, const char *req_id,
     const char *mod)
 {
 	char ts[32];
@@ -124,9 +123,9 @@ line_begin(struct gw_buf *b, enum gw_log_level level, const struct gw_req *req,
 	gw_buf_puts(b, log_prog);
 	gw_buf_puts(b, " pid=");
 	gw_buf_put_i64(b, log_pid);
-	if (req != NULL && req->id[0] != '\0') {
+	if (req_id != NULL && req_id[0] != '\0') {
 		gw_buf_puts(b, " req=");
-		gw_buf_puts(b, req->id);
+		gw_buf_puts(b, req_id);
 	}
 	gw_buf_puts(b, " mod=");
 	gw_log_append_value(b, mod);
@@ -144,14 +143,14 @@ line_write(struct gw_buf *b)
 }
 
 static void
-log_v(enum gw_log_level level, const struct gw_req *req, const char *mod,
+log_v(enum gw_log_level level, const char *req_id, const char *mod,
     const char *err, const char *fmt, va_list ap)
 {
 	struct gw_buf b = {0};
 	char msg[2048];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	line_begin(&b, level, req, mod);
+	line_begin(&b, level, req_id, mod);
 	gw_buf_puts(&b, " msg=");
 	gw_log_append_value(&b, msg);
 	if (err != NULL) {
@@ -162,7 +161,7 @@ log_v(enum gw_log_level level, const struct gw_req *req, const char *mod,
 }
 
 void
-gw_log_msg(enum gw_log_level level, const struct gw_req *req, const char *mod,
+gw_log_msg(enum gw_log_level level, const char *req_id, const char *mod,
     const char *fmt, ...)
 {
 	va_list ap;
@@ -170,12 +169,12 @@ gw_log_msg(enum gw_log_level level, const struct gw_req *req, const char *mod,
 	if (!gw_log_enabled(level))
 		return;
 	va_start(ap, fmt);
-	log_v(level, req, mod, NULL, fmt, ap);
+	log_v(level, req_id, mod, NULL, fmt, ap);
 	va_end(ap);
 }
 
 void
-gw_log_errno(const struct gw_req *req, const char *mod, const char *fmt, ...)
+gw_log_errno(const char *req_id, const char *mod, const char *fmt, ...)
 {
 	va_list ap;
 	char err[256];
@@ -183,7 +182,7 @@ gw_log_errno(const struct gw_req *req, const char *mod, const char *fmt, ...)
 
 	snprintf(err, sizeof(err), "%s", strerror(saved));
 	va_start(ap, fmt);
-	log_v(GW_LOG_ERR, req, mod, err, fmt, ap);
+	log_v(GW_LOG_ERR, req_id, mod, err, fmt, ap);
 	va_end(ap);
 	errno = saved;
 }
@@ -196,14 +195,14 @@ gw_log_warn_once(int *flag, const char *mod, const char *msg)
 }
 
 void
-gw_log_fields(enum gw_log_level level, const struct gw_req *req,
+gw_log_fields(enum gw_log_level level, const char *req_id,
     const char *mod, const char *fields)
 {
 	struct gw_buf b = {0};
 
 	if (!gw_log_enabled(level))
 		return;
-	line_begin(&b, level, req, mod);
+	line_begin(&b, level, req_id, mod);
 	gw_buf_append(&b, " ", 1);
 	gw_buf_puts(&b, fields);
 	line_write(&b);

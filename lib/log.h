@@ -9,8 +9,6 @@
 
 #include "util.h"
 
-struct gw_req;
-
 enum gw_log_level {
 	GW_LOG_ERR = 0,
 	GW_LOG_WARN,
@@ -32,11 +30,11 @@ void gw_log_set_level(enum gw_log_level level);
 /* 1 when events at this level are written: test before costly formatting. */
 int gw_log_enabled(enum gw_log_level level);
 
-/* req may be NULL; when set, its request id is added to the line. */
-void gw_log_msg(enum gw_log_level level, const struct gw_req *req,
+/* req_id may be NULL; when set (a request's id), it is added as req=. */
+void gw_log_msg(enum gw_log_level level, const char *req_id,
     const char *mod, const char *fmt, ...) GW_PRINTF(4, 5);
 /* Like gw_log_msg at error level, appending err="strerror(errno)". */
-void gw_log_errno(const struct gw_req *req, const char *mod, const char *fmt,
+void gw_log_errno(const char *req_id, const char *mod, const char *fmt,
     ...) GW_PRINTF(3, 4);
 /*
  * A warning that is logged once per process: the first call with *flag
@@ -48,7 +46,7 @@ void gw_log_warn_once(int *flag, const char *mod, const char *msg)
  * Write a line made of pre-built logfmt fields (no msg=), for access logs:
  * fields is e.g. `method=GET path=/health status=200 dur_ms=1.2`.
  */
-void gw_log_fields(enum gw_log_level level, const struct gw_req *req,
+void gw_log_fields(enum gw_log_level level, const char *req_id,
     const char *mod, const char *fields) GW_NONNULL(3, 4);
 /*
  * Append value to b as a logfmt value: bare if it has no space, quote,

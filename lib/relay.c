@@ -481,7 +481,7 @@ reply_answer(struct relay *r)
 		ok = gw_json_scan_usage(r->resp.p, r->resp.len, &u) == GW_OK;
 	if (!ok) {
 		r->up_error = "malformed";
-		gw_log_warn(r->req, "relay",
+		gw_log_warn(r->req->id, "relay",
 		    "upstream sent malformed JSON (%zu "
 		    "bytes, status %d)",
 		    r->resp.len, r->up_status);
@@ -875,7 +875,7 @@ attempt_next(
 	/* Retry only what failed before any byte came back. */
 	if (!(st == GW_OK || r->client_gone || req->head_sent ||
 	        res->bytes > 0 || res->http_status != 0)) {
-		gw_log_warn(req, "relay", "upstream %s for %s (try %d): %s",
+		gw_log_warn(req->id, "relay", "upstream %s for %s (try %d): %s",
 		    res->connect_failed ? "unreachable" : "failed", r->target,
 		    r->attempt + 1, res->err);
 		if (r->attempt < r->cfg->upstream_retries) {
@@ -890,7 +890,7 @@ attempt_next(
 	    ((st != GW_OK && res->bytes == 0 && r->abort == ABORT_NONE) ||
 	        (st == GW_OK && r->mode == MODE_ERROR &&
 	            r->up_status >= 500))) {
-		gw_log_warn(req, "relay", "falling back from %s to %s",
+		gw_log_warn(req->id, "relay", "falling back from %s to %s",
 		    r->target, r->targets.models[r->t + 1]);
 		r->t++;
 		r->attempt = 0;

@@ -12,15 +12,10 @@
 
 #include <stdint.h>
 
+#include "capture.h" /* enum gw_call */
 #include "err.h"
 
 struct gw_req;
-
-enum gw_call {
-	GW_CALL_CHAT = 0,   /* /v1/chat/completions */
-	GW_CALL_COMPLETION, /* /v1/completions */
-	GW_CALL_EMBEDDING,  /* /v1/embeddings */
-};
 
 /* Token counts the upstream reported (known = 0 when it reported none). */
 struct gw_usage {

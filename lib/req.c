@@ -111,7 +111,7 @@ gw_req_end(struct gw_req *req)
 		gw_buf_put_milli(&f, gw_now_mono_us() - req->start_mono_us);
 		if (req->logx.len > 0)
 			gw_buf_append(&f, req->logx.p, req->logx.len);
-		gw_log_fields(GW_LOG_INFO, req, "access", f.p);
+		gw_log_fields(GW_LOG_INFO, req->id, "access", f.p);
 		gw_buf_fini(&f);
 	}
 	free(req->path);

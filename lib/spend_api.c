@@ -181,7 +181,7 @@ logs(struct gw_req *req, const struct gw_principal *who)
 	gw_reply(req, 200, "application/json", body.p, body.len);
 	goto out;
 dberr:
-	gw_log_err(req, "spend", "spend logs query failed: %s", err);
+	gw_log_err(req->id, "spend", "spend logs query failed: %s", err);
 	gw_reply_error_ex(
 	    req, 503, "no_db_connection", NULL, "Database unavailable");
 	st = GW_OK;
