@@ -9,7 +9,6 @@
 #include "jwtauth.h"
 #include "log.h"
 #include "req.h"
-#include "server.h"
 #include "sha256.h"
 #include "util.h"
 
@@ -48,7 +47,7 @@ check_key(struct gw_req *req, const char *token, struct gw_principal *who,
 	enum gw_status st;
 
 	gw_sha256_hex(token, strlen(token), hash);
-	st = gw_authcache_get(gw_thread_db(req->th), req->cfg, hash, &rec);
+	st = gw_authcache_get(req->ctx->db, req->cfg, hash, &rec);
 	explicit_bzero(hash, sizeof(hash));
 	if (st != GW_OK) {
 		snprintf(msg, msglen,

@@ -12,7 +12,6 @@
 #include "log.h"
 #include "metrics.h"
 #include "req.h"
-#include "server.h"
 #include "util.h"
 
 #include "migrations.h" /* generated: gw_migrations[] */
@@ -53,7 +52,7 @@ check_db(struct gw_req *req, int *ok)
 	char err[512] = "";
 	int64_t t0 = gw_now_mono_us();
 
-	*ok = gw_db_exec(gw_thread_db(req->th), "SELECT 1", 0, NULL, 1, NULL,
+	*ok = gw_db_exec(req->ctx->db, "SELECT 1", 0, NULL, 1, NULL,
 	          err, sizeof(err)) == GW_OK;
 	json_object_object_add(
 	    o, "status", json_object_new_string(*ok ? "ok" : "error"));
@@ -79,7 +78,7 @@ check_upstream(struct gw_req *req, int *ok)
 		blen--;
 	snprintf(url, sizeof(url), "%.*s%s", (int)blen, cfg->upstream_url,
 	    cfg->upstream_health_path);
-	st = gw_upstream_get(req->th->up, url, cfg->upstream_connect_timeout_ms,
+	st = gw_upstream_get(req->ctx->up, url, cfg->upstream_connect_timeout_ms,
 	    cfg->upstream_health_timeout_ms, &status, NULL, 0, err,
 	    sizeof(err));
 	*ok = st == GW_OK && status >= 200 && status < 300;
@@ -161,7 +160,7 @@ migrations_literal(void)
 static enum gw_status
 handle_readiness(struct gw_req *req)
 {
-	struct gw_db *db = gw_thread_db(req->th);
+	struct gw_db *db = req->ctx->db;
 	struct gw_db_rows *rows = NULL;
 	json_object *o = json_object_new_object();
 	char err[512] = "", reason[700];
@@ -231,7 +230,7 @@ handle_metrics(struct gw_req *req)
 	    "# TYPE llmgw_build_info gauge\n"
 	    "llmgw_build_info{version=\"%s\"} 1\n",
 	    GW_VERSION);
-	if (gw_lf_lag(gw_thread_db(req->th), &lag) == GW_OK)
+	if (gw_lf_lag(req->ctx->db, &lag) == GW_OK)
 		gw_metrics_gauge_set(GW_METRIC_LANGFUSE_LAG, "", lag);
 	/* Everything else lives in shared memory, summed over processes. */
 	gw_metrics_render(&b);

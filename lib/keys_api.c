@@ -14,7 +14,6 @@
 #include "keystore.h"
 #include "log.h"
 #include "req.h"
-#include "server.h"
 #include "sha256.h"
 #include "util.h"
 
@@ -348,7 +347,7 @@ static enum gw_status
 run(struct gw_req *req, const char *sql, int n, const char *const *params,
     struct gw_db_rows **rows, struct fail *f)
 {
-	struct gw_db *db = gw_thread_db(req->th);
+	struct gw_db *db = req->ctx->db;
 	int begin = strcmp(sql, "BEGIN") == 0;
 	char err[512];
 
@@ -1024,7 +1023,7 @@ user_new(struct gw_req *req, const struct gw_principal *who)
 		goto out;
 	uid = gw_json_get_str(body, "user_id");
 	if (uid == NULL) {
-		gw_uuid4(req->th->rng, id);
+		gw_uuid4(req->ctx->rng, id);
 		uid = id;
 	}
 	stmt_set(&s, "user_id", "$?", uid);
@@ -1300,7 +1299,7 @@ team_new(struct gw_req *req)
 	}
 	tid = gw_json_get_str(body, "team_id");
 	if (tid == NULL || tid[0] == '\0') {
-		gw_uuid4(req->th->rng, id);
+		gw_uuid4(req->ctx->rng, id);
 		tid = id;
 	}
 	stmt_set(&s, "team_id", "$?", tid);

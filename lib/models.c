@@ -13,7 +13,6 @@
 #include "log.h"
 #include "relay.h"
 #include "req.h"
-#include "server.h"
 #include "util.h"
 
 #define MODELS_BODY_MAX (4 * 1024 * 1024)
@@ -57,7 +56,7 @@ refresh(struct gw_req *req)
 	int status = 0;
 	size_t i, n;
 
-	if (gw_upstream_get(req->th->up, url, cfg->upstream_connect_timeout_ms,
+	if (gw_upstream_get(req->ctx->up, url, cfg->upstream_connect_timeout_ms,
 	        cfg->upstream_health_timeout_ms, &status, &body,
 	        MODELS_BODY_MAX, err, sizeof(err)) != GW_OK ||
 	    status != 200) {

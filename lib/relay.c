@@ -1021,7 +1021,7 @@ gw_relay(struct gw_req *req, enum gw_call call)
 		gw_reply_error_ex(req, 401, deny, "model", msg);
 		goto out;
 	}
-	if (gw_spend_check_budget(gw_thread_db(req->th), req->cfg, &r->who, msg,
+	if (gw_spend_check_budget(req->ctx->db, req->cfg, &r->who, msg,
 	        sizeof(msg)) != GW_OK) {
 		gw_reply_error_ex(req, 400, "budget_exceeded", NULL, msg);
 		goto out;
@@ -1053,7 +1053,7 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	set_target(r);
 	do {
 		attempt_reset(r);
-		st = gw_upstream_post(req->th->up, &r->post, &r->cb, &res);
+		st = gw_upstream_post(req->ctx->up, &r->post, &r->cb, &res);
 	} while (attempt_next(r, st, &res));
 	relay_finish(r, st, &res);
 	return GW_OK;

@@ -17,7 +17,6 @@
 
 #include "evloop.h"
 #include "log.h"
-#include "server.h"
 
 /* Buffers above this size are released after a request, not kept. */
 #define REQ_KEEP_BYTES (64 * 1024)
@@ -50,7 +49,7 @@ struct gw_reqout {
 };
 
 void
-gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_thread *th,
+gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_ctx *ctx,
     const struct gw_cfg *cfg)
 {
 	const char *uri;
@@ -58,7 +57,7 @@ gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_thread *th,
 
 	req->fr = fr;
 	req->dout = NULL;
-	req->th = th;
+	req->ctx = ctx;
 	req->cfg = cfg;
 	req->status = 0;
 	req->head_sent = 0;
@@ -69,7 +68,7 @@ gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_thread *th,
 	req->start_mono_us = gw_now_mono_us();
 	req->start_real_us = gw_now_real_us();
 	/* Time-ordered: spend_logs' primary key then grows at its end. */
-	gw_uuid7(th ? th->rng : (uint64_t[2]){0, 0}, req->start_real_us / 1000,
+	gw_uuid7(ctx ? ctx->rng : (uint64_t[2]){0, 0}, req->start_real_us / 1000,
 	    req->id);
 	req->method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
 	if (req->method == NULL)
@@ -556,7 +555,7 @@ gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 	d->method = o->method;
 	d->dout = o;
 	d->fr = NULL;
-	d->th = NULL;
+	d->ctx = NULL;
 	d->cfg = gw_cfg_ref((struct gw_cfg *)d->cfg);
 	/* libfcgi lets go: its buffers and parameters are freed now. */
 	fr->ipcFd = -1;

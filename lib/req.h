@@ -14,16 +14,28 @@
 #include "err.h"
 #include "util.h"
 
-struct gw_thread;
+struct gw_db;
+struct gw_upstream;
 struct gw_loop;
 struct gw_reqout;
 struct json_object;
 
+/*
+ * What a handler may use of the thread it runs on, handed to it with the
+ * request: owned by the server's worker thread, never shared between
+ * threads. A detached request has none (its ctx is NULL).
+ */
+struct gw_ctx {
+	struct gw_db *db;       /* PostgreSQL (it connects on first use) */
+	struct gw_upstream *up; /* one reused libcurl handle */
+	uint64_t rng[2];        /* request ids and other UUIDs */
+};
+
 struct gw_req {
 	FCGX_Request *fr;         /* borrowed from the worker thread */
-	struct gw_thread *th;     /* borrowed: per-thread db, upstream, rng */
+	struct gw_ctx *ctx;       /* borrowed: the thread's db, upstream, rng */
 	const struct gw_cfg *cfg; /* held for the whole request */
-	char id[37];              /* x-request-id, a UUIDv4 */
+	char id[37];              /* x-request-id, a UUIDv7 (time-ordered) */
 	const char *method;       /* borrowed from the FastCGI params */
 	char *path;               /* REQUEST_URI up to '?', owned */
 	const char *query;        /* after '?' (or ""), inside the same copy */
@@ -43,9 +55,10 @@ struct gw_req {
 
 /*
  * Start a request accepted on fr: take the request id, split the URI.
- * cfg stays borrowed by req until gw_req_end.
+ * ctx (NULL-ok: ids then come from a zero seed) and cfg stay borrowed by
+ * req until gw_req_end.
  */
-void gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_thread *th,
+void gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_ctx *ctx,
     const struct gw_cfg *cfg) GW_NONNULL(1, 2, 4);
 /* Write the access log line and release what the request owned. */
 void gw_req_end(struct gw_req *req) GW_NONNULL(1);

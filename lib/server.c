@@ -32,6 +32,16 @@ static pthread_mutex_t cfg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct gw_cfg *cur_cfg;
 static unsigned cur_gen;
 
+/*
+ * A worker thread: its reference to the configuration and the resources
+ * its handlers borrow (struct gw_ctx), never shared between threads.
+ */
+struct gw_thread {
+	const struct gw_cfg *cfg;
+	unsigned cfg_gen;
+	struct gw_ctx ctx;
+};
+
 static const struct gw_server_ops *g_ops;
 static int listen_fd;
 static int stopping;
@@ -126,22 +136,14 @@ thread_refresh_cfg(struct gw_thread *th)
 	th->cfg = gw_cfg_ref(cur_cfg);
 	th->cfg_gen = cur_gen;
 	pthread_mutex_unlock(&cfg_lock);
-	if (old != NULL && th->db != NULL &&
-	    strcmp(old->db_conninfo, th->cfg->db_conninfo) != 0) {
-		gw_db_free(th->db);
-		th->db = NULL;
-	}
-	gw_cfg_unref((struct gw_cfg *)old);
-}
-
-struct gw_db *
-gw_thread_db(struct gw_thread *th)
-{
-	if (th->db == NULL)
-		th->db = gw_db_new(th->cfg->db_conninfo,
+	/* The handle connects on first use: making one costs no I/O. */
+	if (old == NULL || strcmp(old->db_conninfo, th->cfg->db_conninfo) != 0) {
+		gw_db_free(th->ctx.db);
+		th->ctx.db = gw_db_new(th->cfg->db_conninfo,
 		    th->cfg->db_connect_timeout_s,
 		    th->cfg->db_statement_timeout_ms);
-	return th->db;
+	}
+	gw_cfg_unref((struct gw_cfg *)old);
 }
 
 /*
@@ -207,10 +209,8 @@ worker_thread(void *arg)
 	FCGX_Request fr;
 	enum gw_status st;
 
-	th->up = gw_upstream_new();
+	th->ctx.up = gw_upstream_new();
 	thread_refresh_cfg(th);
-	if (g_ops->thread_init != NULL)
-		th->app = g_ops->thread_init(th);
 	FCGX_InitRequest(&fr, listen_fd, 0);
 	for (;;) {
 		if (FCGX_Accept_r(&fr) < 0) {
@@ -229,7 +229,7 @@ worker_thread(void *arg)
 			continue;
 		}
 		thread_refresh_cfg(th);
-		gw_req_begin(&req, &fr, th, th->cfg);
+		gw_req_begin(&req, &fr, &th->ctx, th->cfg);
 		gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, 1);
 		if (!admit_global(&req))
 			; /* answered 429 */
@@ -256,10 +256,8 @@ worker_thread(void *arg)
 	}
 	FCGX_Free(&fr, 0);
 	gw_req_fini(&req);
-	if (g_ops->thread_fini != NULL)
-		g_ops->thread_fini(th);
-	gw_db_free(th->db);
-	gw_upstream_free(th->up);
+	gw_db_free(th->ctx.db);
+	gw_upstream_free(th->ctx.up);
 	gw_cfg_unref((struct gw_cfg *)th->cfg);
 	live_end();
 	return NULL;
@@ -346,7 +344,6 @@ run_worker(const sigset_t *sigs)
 	    &attr, (size_t)cur_cfg->thread_stack_kb * 1024);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	for (i = 0; i < n; i++) {
-		ths[i].idx = i;
 		live_begin();
 		if ((errno = pthread_create(
 		         &tid, &attr, worker_thread, &ths[i])) != 0) {

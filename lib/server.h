@@ -18,19 +18,6 @@
 #include "err.h"
 
 struct gw_req;
-struct gw_db;
-struct gw_upstream;
-
-/* Per-thread state: never shared between threads. */
-struct gw_thread {
-	int idx;
-	uint64_t rng[2];          /* request-id generator state */
-	const struct gw_cfg *cfg; /* this thread's reference to the config */
-	unsigned cfg_gen;
-	struct gw_db *db;       /* see gw_thread_db */
-	struct gw_upstream *up; /* one reused libcurl handle */
-	void *app;              /* what ops->thread_init returned */
-};
 
 struct gw_server_ops {
 	const char *prog; /* "health", "chat": program and log name */
@@ -44,9 +31,6 @@ struct gw_server_ops {
 	/* Optional: once per worker process, before / after its threads. */
 	void (*process_init)(const struct gw_cfg *cfg);
 	void (*process_fini)(void);
-	/* Optional: per-thread set-up and tear-down of th->app. */
-	void *(*thread_init)(struct gw_thread *th);
-	void (*thread_fini)(struct gw_thread *th);
 };
 
 /*
@@ -56,12 +40,6 @@ struct gw_server_ops {
  */
 int gw_server_main(int argc, char **argv, const struct gw_server_ops *ops)
     GW_NONNULL(2, 3);
-
-/*
- * This thread's database handle for the current configuration, created on
- * first use (it connects lazily; see db.h). Borrowed.
- */
-struct gw_db *gw_thread_db(struct gw_thread *th) GW_NONNULL(1);
 
 /*
  * Hand req to the process's event loop (gw_req_detach): the thread goes

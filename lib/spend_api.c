@@ -13,7 +13,6 @@
 #include "keystore.h"
 #include "log.h"
 #include "req.h"
-#include "server.h"
 #include "util.h"
 
 int
@@ -71,7 +70,7 @@ static const char where_sql[] =
 static enum gw_status
 logs(struct gw_req *req, const struct gw_principal *who)
 {
-	struct gw_db *db = gw_thread_db(req->th);
+	struct gw_db *db = req->ctx->db;
 	struct gw_db_rows *rows = NULL, *cnt = NULL;
 	struct gw_buf body = {0}, sql = {0};
 	char start[32], end[32], user[256], key[160], rid[128], model[256];
