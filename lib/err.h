@@ -24,6 +24,11 @@ enum gw_status {
 	GW_E_METHOD,      /* 405 method_not_allowed */
 	GW_E_TOOBIG,      /* 413 request_too_large */
 	GW_E_UNAVAILABLE, /* 503 service_unavailable */
+	/*
+	 * Not an error: a handler's answer goes on on the event loop (see
+	 * gw_req_go_async); the server detaches the request.
+	 */
+	GW_DETACHED,
 };
 
 /* The HTTP status for st (200 for GW_OK). */

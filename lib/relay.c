@@ -16,7 +16,6 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "req.h"
-#include "server.h"
 #include "spend.h"
 #include "sse.h"
 #include "util.h"
@@ -918,7 +917,7 @@ relay_end(struct relay *r)
 	free(r->url);
 	free(r->model);
 	if (req->dout != NULL)
-		gw_server_end(req);
+		gw_req_done(req);
 	free(r);
 }
 
@@ -958,11 +957,14 @@ loop_done(void *arg, enum gw_status st, const struct gw_upstream_result *res)
 		relay_finish(r, st, res);
 }
 
+/* On the loop thread, with the request that lives on (gw_req_go_async). */
 static void
-loop_start(void *arg)
+loop_start(struct gw_req *detached, void *arg)
 {
 	struct relay *r = arg;
 
+	r->req = detached;
+	r->post.request_id = detached->id;
 	if (loop_multi == NULL)
 		loop_multi = gw_upstream_multi_new(gw_loop_get());
 	set_target(r);
@@ -978,7 +980,6 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	json_object *sv;
 	char msg[512];
 	const char *deny = NULL;
-	struct gw_req *detached;
 	enum gw_status st = GW_OK;
 
 	r->req = req;
@@ -1044,12 +1045,8 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	 * A stream may last minutes: it goes to the event loop, and this
 	 * thread back to accepting.
 	 */
-	if (r->stream && (detached = gw_server_detach(req)) != NULL) {
-		r->req = detached;
-		r->post.request_id = detached->id;
-		gw_loop_post(gw_loop_get(), loop_start, r);
-		return GW_OK;
-	}
+	if (r->stream && gw_req_go_async(req, loop_start, r) == GW_DETACHED)
+		return GW_DETACHED;
 	set_target(r);
 	do {
 		attempt_reset(r);

@@ -44,18 +44,20 @@ struct gw_reqout {
 	int ending;      /* end records queued: close once written */
 	void (*drained)(void *arg);
 	void *drained_arg;
-	void (*closed)(void); /* see gw_req_end_detached */
+	void (*closed)(void); /* hooks->closed, see gw_req_done */
 	char method[16];
 };
 
 void
 gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_ctx *ctx,
-    const struct gw_cfg *cfg)
+    const struct gw_cfg *cfg, const struct gw_req_hooks *hooks)
 {
 	const char *uri;
 	char *q;
 
 	req->fr = fr;
+	req->hooks = hooks;
+	req->async_fn = NULL;
 	req->dout = NULL;
 	req->ctx = ctx;
 	req->cfg = cfg;
@@ -92,6 +94,8 @@ gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_ctx *ctx,
 void
 gw_req_end(struct gw_req *req)
 {
+	if (req->hooks != NULL && req->hooks->end != NULL)
+		req->hooks->end(req);
 	if (req->cfg != NULL && req->cfg->access_log &&
 	    gw_log_enabled(GW_LOG_INFO)) {
 		struct gw_buf f = {0};
@@ -527,6 +531,28 @@ watch_conn(void *arg)
 		o->gone = 1;
 }
 
+enum gw_status
+gw_req_go_async(struct gw_req *req,
+    void (*start)(struct gw_req *d, void *arg), void *arg)
+{
+	if (req->fr == NULL || gw_loop_get() == NULL)
+		return GW_E_UNAVAILABLE;
+	req->async_fn = start;
+	req->async_arg = arg;
+	return GW_DETACHED;
+}
+
+/* The loop's second job for a detached request: what the handler asked. */
+static void
+run_async(void *arg)
+{
+	struct gw_req *req = arg;
+	void (*fn)(struct gw_req *, void *) = req->async_fn;
+
+	req->async_fn = NULL;
+	fn(req, req->async_arg);
+}
+
 struct gw_req *
 gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 {
@@ -562,6 +588,9 @@ gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 	FCGX_Free(fr, 0);
 	/* The loop takes it from here, starting with watching for a hang-up. */
 	gw_loop_post(loop, watch_conn, d);
+	req->async_fn = NULL;
+	if (d->async_fn != NULL)
+		gw_loop_post(loop, run_async, d);
 	return d;
 }
 
@@ -610,7 +639,7 @@ out_close(struct gw_req *req)
 }
 
 void
-gw_req_end_detached(struct gw_req *req, void (*closed)(void))
+gw_req_done(struct gw_req *req)
 {
 	struct gw_reqout *o = req->dout;
 	unsigned char end[FCGI_HEADER_LEN * 3] = {0};
@@ -619,7 +648,7 @@ gw_req_end_detached(struct gw_req *req, void (*closed)(void))
 	gw_req_end(req);
 	gw_cfg_unref((struct gw_cfg *)cfg);
 	o->drained = NULL;
-	o->closed = closed;
+	o->closed = req->hooks != NULL ? req->hooks->closed : NULL;
 	if (o->gone) {
 		out_close(req);
 		return;

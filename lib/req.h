@@ -15,6 +15,7 @@
 #include "util.h"
 
 struct gw_db;
+struct gw_req;
 struct gw_upstream;
 struct gw_loop;
 struct gw_reqout;
@@ -31,8 +32,20 @@ struct gw_ctx {
 	uint64_t rng[2];        /* request ids and other UUIDs */
 };
 
+/*
+ * How the owner of the process model (server.c) hears of a request's
+ * end; the same hooks on the thread path and on the event loop.
+ */
+struct gw_req_hooks {
+	/* The request ends, just before its access line (either path). */
+	void (*end)(struct gw_req *req);
+	/* A detached request's connection is closed (its last bytes out). */
+	void (*closed)(void);
+};
+
 struct gw_req {
 	FCGX_Request *fr;         /* borrowed from the worker thread */
+	const struct gw_req_hooks *hooks; /* NULL-ok, static */
 	struct gw_ctx *ctx;       /* borrowed: the thread's db, upstream, rng */
 	const struct gw_cfg *cfg; /* held for the whole request */
 	char id[37];              /* x-request-id, a UUIDv7 (time-ordered) */
@@ -51,16 +64,23 @@ struct gw_req {
 	char err_type[48];  /* type of the error answered, or "" */
 	char model[96];     /* the model asked for, for metrics ("" if none) */
 	struct gw_reqout *dout; /* after gw_req_detach: its own output */
+	/* Set by gw_req_go_async: run on the loop once detached. */
+	void (*async_fn)(struct gw_req *detached, void *arg);
+	void *async_arg;
 };
 
 /*
  * Start a request accepted on fr: take the request id, split the URI.
- * ctx (NULL-ok: ids then come from a zero seed) and cfg stay borrowed by
- * req until gw_req_end.
+ * ctx (NULL-ok: ids then come from a zero seed), cfg and hooks (NULL-ok)
+ * stay borrowed by req until gw_req_end.
  */
 void gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_ctx *ctx,
-    const struct gw_cfg *cfg) GW_NONNULL(1, 2, 4);
-/* Write the access log line and release what the request owned. */
+    const struct gw_cfg *cfg, const struct gw_req_hooks *hooks)
+    GW_NONNULL(1, 2, 4);
+/*
+ * End a request on its thread: hooks->end, the access log line, and
+ * release what the request owned.
+ */
 void gw_req_end(struct gw_req *req) GW_NONNULL(1);
 /* Free buffers kept for reuse (at thread exit). */
 void gw_req_fini(struct gw_req *req) GW_NONNULL(1);
@@ -118,12 +138,23 @@ void gw_req_log_milli(struct gw_req *req, const char *name, int64_t thousandths)
 enum gw_status gw_req_flush(struct gw_req *req) GW_NONNULL(1);
 
 /*
+ * From a handler: let the rest of this request run on the process's event
+ * loop, holding no thread. Returns GW_DETACHED, which the handler returns
+ * as it is; the server then detaches req (gw_req_detach) and start(d,
+ * arg) runs on the loop thread with d, the request that lives on, to be
+ * ended there with gw_req_done. GW_E_UNAVAILABLE when there is no loop
+ * (or req is already detached): the handler carries on on its thread.
+ */
+enum gw_status gw_req_go_async(struct gw_req *req,
+    void (*start)(struct gw_req *d, void *arg), void *arg) GW_NONNULL(1, 2);
+/*
  * Take the request off its thread, onto the event loop: returns the
  * request (heap) that now owns the FastCGI connection, the response
  * headers and log fields added so far and a reference to its
  * configuration; req keeps the body's buffer (the body was read to its
  * end, and is empty in the returned request) for its thread's next
- * accept (req->fr is NULL then).
+ * accept (req->fr is NULL then). What gw_req_go_async asked for is run on
+ * the loop next.
  * From then on, on the loop thread only, output is queued and written
  * without blocking, and gw_req_client_gone costs no system call.
  */
@@ -138,13 +169,12 @@ size_t gw_req_backlog(const struct gw_req *req) GW_NONNULL(1);
 void gw_req_on_drain(struct gw_req *req, void (*fn)(void *arg), void *arg)
     GW_NONNULL(1);
 /*
- * End a detached request: the access line (as gw_req_end), then the
- * FastCGI end records; the connection closes once they are written (at
- * most 30 s later), closed() is called (when not NULL) and req is freed.
- * A callback set with gw_req_on_drain is not called any more.
+ * A detached request is done: hooks->end and the access line (as
+ * gw_req_end), then the FastCGI end records; the connection closes once
+ * they are written (at most 30 s later), hooks->closed is called and req
+ * is freed. A callback set with gw_req_on_drain is not called any more.
  */
-void gw_req_end_detached(struct gw_req *req, void (*closed)(void))
-    GW_NONNULL(1);
+void gw_req_done(struct gw_req *req) GW_NONNULL(1);
 
 /* A complete response with a body given as text. */
 void gw_reply(struct gw_req *req, int status, const char *ctype,

@@ -189,6 +189,17 @@ count_request(struct gw_req *req)
 	    (double)(gw_now_mono_us() - req->start_mono_us) / 1e6);
 }
 
+/* Every request ends here, on its thread or on the event loop. */
+static void
+req_ended(struct gw_req *req)
+{
+	gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, -1);
+	count_request(req);
+}
+
+/* A detached request counts as live (for SIGTERM) until it is closed. */
+static const struct gw_req_hooks req_hooks = {req_ended, live_end};
+
 /* Frees the parallel-request slots of workers that died (kill -9). */
 static void *
 reaper(void *arg)
@@ -229,16 +240,21 @@ worker_thread(void *arg)
 			continue;
 		}
 		thread_refresh_cfg(th);
-		gw_req_begin(&req, &fr, &th->ctx, th->cfg);
+		gw_req_begin(&req, &fr, &th->ctx, th->cfg, &req_hooks);
 		gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, 1);
 		if (!admit_global(&req))
 			; /* answered 429 */
-		else if ((st = g_ops->handle(&req)) != GW_OK)
+		else if ((st = g_ops->handle(&req)) == GW_DETACHED) {
+			/*
+			 * It goes on on the event loop, which ends it
+			 * (gw_req_done); it counts as live until closed.
+			 */
+			live_begin();
+			gw_req_detach(&req, gw_loop_get());
+		} else if (st != GW_OK) {
 			gw_reply_error(&req, st, NULL);
-		/* Detached, it ends on the event loop (gw_server_end). */
+		}
 		if (req.fr != NULL) {
-			gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, -1);
-			count_request(&req);
 			gw_req_end(&req);
 			/*
 			 * libfcgi closes by shutdown(), then waits for the web
@@ -261,27 +277,6 @@ worker_thread(void *arg)
 	gw_cfg_unref((struct gw_cfg *)th->cfg);
 	live_end();
 	return NULL;
-}
-
-struct gw_req *
-gw_server_detach(struct gw_req *req)
-{
-	struct gw_loop *loop = gw_loop_get();
-
-	if (loop == NULL || req->fr == NULL)
-		return NULL;
-	/* A detached request counts as a thread at shutdown. */
-	live_begin();
-	return gw_req_detach(req, loop);
-}
-
-void
-gw_server_end(struct gw_req *req)
-{
-	gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, -1);
-	count_request(req);
-	/* Live until its last bytes are written, also at SIGTERM. */
-	gw_req_end_detached(req, live_end);
 }
 
 /* Wait for worker threads up to timeout_s; 1 when all have ended. */

@@ -22,7 +22,8 @@ struct gw_req;
 struct gw_server_ops {
 	const char *prog; /* "health", "chat": program and log name */
 	/*
-	 * Answer one request. Return GW_OK once a reply is sent; any other
+	 * Answer one request. Return GW_OK once a reply is sent, GW_DETACHED
+	 * when it goes on on the event loop (gw_req_go_async); any other
 	 * status is answered with gw_reply_error(req, st, NULL).
 	 */
 	enum gw_status (*handle)(struct gw_req *req);
@@ -40,15 +41,5 @@ struct gw_server_ops {
  */
 int gw_server_main(int argc, char **argv, const struct gw_server_ops *ops)
     GW_NONNULL(2, 3);
-
-/*
- * Hand req to the process's event loop (gw_req_detach): the thread goes
- * back to accepting as soon as its handler returns GW_OK. Returns the
- * request that lives on, to be ended with gw_server_end on the loop
- * thread; NULL when there is no loop (req stays on its thread).
- */
-struct gw_req *gw_server_detach(struct gw_req *req) GW_NONNULL(1);
-/* End a detached request: metrics, access line, close, free. */
-void gw_server_end(struct gw_req *req) GW_NONNULL(1);
 
 #endif /* GW_SERVER_H */

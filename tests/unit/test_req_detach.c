@@ -62,6 +62,24 @@ put_param(unsigned char **w, const char *name, const char *value)
 }
 
 /* A request accepted by libfcgi, begun, its (empty) body read. */
+static int closed_calls, ended_calls;
+
+static void
+on_end(struct gw_req *req)
+{
+	(void)req;
+	ended_calls++; /* on the loop thread, before the test reads it */
+}
+
+static void
+on_closed(void)
+{
+	closed_calls++; /* likewise */
+}
+
+/* What server.c sets: the request's one end, and its close. */
+static const struct gw_req_hooks hooks = {on_end, on_closed};
+
 static int
 setup(void **state)
 {
@@ -92,7 +110,7 @@ setup(void **state)
 	assert_int_equal(FCGX_Accept_r(&f->fr), 0);
 	f->cfg.refs = 1;
 	f->cfg.max_body_bytes = 1024;
-	gw_req_begin(&f->req, &f->fr, NULL, &f->cfg);
+	gw_req_begin(&f->req, &f->fr, NULL, &f->cfg, &hooks);
 	assert_int_equal(gw_req_read_body(&f->req), GW_OK);
 	*state = f;
 	return 0;
@@ -114,13 +132,6 @@ teardown(void **state)
 }
 
 static char *payload;
-static int closed_calls;
-
-static void
-on_closed(void)
-{
-	closed_calls++; /* on the loop thread, before the test reads it */
-}
 
 static void
 answer(void *arg)
@@ -130,7 +141,7 @@ answer(void *arg)
 	gw_req_send_head(d, 200, "text/plain");
 	gw_req_write(d, payload, PAYLOAD_LEN);
 	gw_req_flush(d);
-	gw_req_end_detached(d, on_closed); /* d is freed once written */
+	gw_req_done(d); /* d is freed once written */
 	loop_signal();
 }
 
@@ -163,7 +174,7 @@ test_detached_answer_is_framed(void **state)
 	    "%s\r\nx-litellm-call-id: %s\r\n\r\n",
 	    d->id, d->id);
 	loop_reset();
-	closed_calls = 0;
+	closed_calls = ended_calls = 0;
 	gw_loop_post(l, answer, d);
 	/* Read until the loop closes the connection. */
 	while ((n = read(f->client, in + got, 2 * PAYLOAD_LEN - got)) > 0)
@@ -194,6 +205,7 @@ test_detached_answer_is_framed(void **state)
 	assert_true(end_seen);
 	/* The close that gave EOF came after the call back. */
 	assert_int_equal(closed_calls, 1);
+	assert_int_equal(ended_calls, 1);
 	assert_int_equal(stdout_len, strlen(expect_head) + PAYLOAD_LEN);
 	assert_memory_equal(out, expect_head, strlen(expect_head));
 	assert_memory_equal(out + strlen(expect_head), payload, PAYLOAD_LEN);
@@ -216,7 +228,7 @@ check_gone(void *arg)
 	g->gone = gw_req_client_gone(g->d);
 	if (g->gone) {
 		g->wst = gw_req_write(g->d, "late", 4);
-		gw_req_end_detached(g->d, on_closed); /* closes at once */
+		gw_req_done(g->d); /* closes at once */
 	}
 	loop_signal();
 }
@@ -230,7 +242,7 @@ test_client_gone_is_seen_without_writing(void **state)
 	int i;
 
 	g.d = gw_req_detach(&f->req, l);
-	closed_calls = 0;
+	closed_calls = ended_calls = 0;
 	close(f->client);
 	f->client = -1;
 	loop_reset();
@@ -243,6 +255,62 @@ test_client_gone_is_seen_without_writing(void **state)
 	assert_true(g.gone);
 	assert_int_not_equal(g.wst, GW_OK);
 	assert_int_equal(closed_calls, 1);
+	assert_int_equal(ended_calls, 1);
+}
+
+struct async_seen {
+	struct gw_req *d;
+	void *arg;
+	int on_loop_thread;
+	char path[64];
+};
+
+static pthread_t test_thread;
+
+/* What a handler asked with gw_req_go_async: run with the detached req. */
+static void
+async_answer(struct gw_req *d, void *arg)
+{
+	struct async_seen *seen = arg;
+
+	seen->d = d;
+	seen->arg = arg;
+	seen->on_loop_thread = !pthread_equal(pthread_self(), test_thread);
+	snprintf(seen->path, sizeof(seen->path), "%s", d->path);
+	gw_req_send_head(d, 204, NULL);
+	gw_req_done(d);
+	loop_signal();
+}
+
+static void
+test_go_async_runs_on_the_loop_once_detached(void **state)
+{
+	struct fixture *f = *state;
+	struct async_seen seen = {0};
+	struct gw_req *d;
+	char buf[4096];
+
+	test_thread = pthread_self();
+	assert_int_equal(gw_req_go_async(&f->req, async_answer, &seen),
+	    GW_DETACHED);
+	loop_reset();
+	closed_calls = ended_calls = 0;
+	/* What the server does with a handler's GW_DETACHED. */
+	d = gw_req_detach(&f->req, gw_loop_get());
+	assert_null(f->req.fr);
+	assert_null(f->req.async_fn); /* the thread's next request starts clean */
+	while (read(f->client, buf, sizeof(buf)) > 0)
+		;
+	loop_wait(1);
+	assert_ptr_equal(seen.d, d);
+	assert_ptr_equal(seen.arg, &seen);
+	assert_true(seen.on_loop_thread);
+	assert_string_equal(seen.path, "/v1/chat/completions");
+	assert_int_equal(ended_calls, 1);
+	assert_int_equal(closed_calls, 1);
+	/* A request already detached cannot go again. */
+	assert_int_equal(gw_req_go_async(&f->req, async_answer, &seen),
+	    GW_E_UNAVAILABLE);
 }
 
 int
@@ -253,6 +321,8 @@ main(void)
 	        test_detached_answer_is_framed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_client_gone_is_seen_without_writing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_go_async_runs_on_the_loop_once_detached, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
