@@ -24,8 +24,8 @@ enum gw_call {
 };
 
 struct gw_capture {
-	int on;                  /* 0: nothing is captured */
-	int mode;                /* enum gw_langfuse_record */
+	int on;   /* 0: nothing is captured */
+	int mode; /* enum gw_langfuse_record */
 	enum gw_call call;
 	struct gw_buf text;      /* accumulated completion text */
 	size_t text_total;       /* characters seen, kept or not */
@@ -35,8 +35,7 @@ struct gw_capture {
 };
 
 /* Start capturing for a call in mode; on = 0 disables. */
-void gw_capture_init(
-    struct gw_capture *c, int on, int mode, enum gw_call call)
+void gw_capture_init(struct gw_capture *c, int on, int mode, enum gw_call call)
     GW_NONNULL(1);
 /* Take what a stream chunk adds (delta content/text, tool calls, finish). */
 void gw_capture_chunk(struct gw_capture *c, json_object *chunk)

@@ -1,129 +1,68 @@
-/* chat.c: routing of the chat and embeddings families. */
+/* chat.c: the route tables of the chat and embeddings families. */
 #include "chat.h"
 
-#include <stdio.h>
 #include <string.h>
 
-#include "auth.h"
 #include "models.h"
 #include "relay.h"
 #include "req.h"
+#include "route.h"
+#include "util.h"
 
-/* The path without a leading "/v1" and trailing slashes (in place). */
-static const char *
-api_path(struct gw_req *req)
+static enum gw_status
+relay_call(struct gw_req *req, struct gw_route_call *c)
 {
-	size_t len = strlen(req->path);
-
-	while (len > 1 && req->path[len - 1] == '/')
-		req->path[--len] = '\0';
-	if (strncmp(req->path, "/v1/", 4) == 0)
-		return req->path + 3;
-	return req->path;
+	return gw_relay(req, (enum gw_call)c->route->arg, c);
 }
 
 static enum gw_status
-not_found(struct gw_req *req)
+models_list(struct gw_req *req, struct gw_route_call *c)
 {
-	char msg[300];
-
-	req->route = "unknown";
-	snprintf(msg, sizeof(msg), "Route not found: %s %.200s", req->method,
-	    req->path);
-	gw_reply_error_ex(req, 404, "not_found_error", NULL, msg);
-	return GW_OK;
+	return gw_models_list(req, &c->who);
 }
 
-static int
-method_is(struct gw_req *req, const char *want)
-{
-	if (strcmp(req->method, want) == 0 ||
-	    (strcmp(want, "GET") == 0 && strcmp(req->method, "HEAD") == 0))
-		return 1;
-	gw_req_add_header(
-	    req, "Allow", "%s", strcmp(want, "GET") == 0 ? "GET, HEAD" : want);
-	gw_reply_error(req, GW_E_METHOD, NULL);
-	return 0;
-}
-
-/* Decode %XX in a path segment in place; -1 on a NUL or bad escape. */
-static int
-pct_decode(char *s)
-{
-	char *o = s;
-	int hi, lo;
-
-	for (; *s; s++) {
-		if (*s != '%') {
-			*o++ = *s;
-			continue;
-		}
-		if (sscanf(s + 1, "%1x%1x", (unsigned *)&hi, (unsigned *)&lo) !=
-		        2 ||
-		    (hi == 0 && lo == 0))
-			return -1;
-		*o++ = (char)(hi * 16 + lo);
-		s += 2;
-	}
-	*o = '\0';
-	return 0;
-}
-
+/* /models/{id}: the id may itself hold slashes ("org/model"). */
 static enum gw_status
-models(struct gw_req *req, const char *p)
+models_get(struct gw_req *req, struct gw_route_call *c)
 {
-	struct gw_principal who;
-	char msg[300];
-	enum gw_status st;
+	char id[sizeof(c->param)];
 
-	req->route = "models";
-	if (!method_is(req, "GET"))
-		return GW_OK;
-	if ((st = gw_auth_check(req, &who, msg, sizeof(msg))) != GW_OK) {
-		gw_auth_reply(req, st, &who, msg);
+	if (gw_url_decode(c->param, strlen(c->param), id, sizeof(id), 0) < 0 ||
+	    id[0] == '\0') {
+		gw_route_not_found(req);
 		return GW_OK;
 	}
-	if (p[7] == '\0')
-		st = gw_models_list(req, &who);
-	/* /models/{id}: the id may itself hold slashes ("org/model"). */
-	else if (pct_decode((char *)p + 8) < 0 || p[8] == '\0')
-		st = not_found(req);
-	else
-		st = gw_models_get(req, &who, p + 8);
-	gw_auth_release(&who);
-	return st;
+	return gw_models_get(req, &c->who, id);
 }
+
+static const struct gw_route chat_routes[] = {
+    {"POST", "/chat/completions", GW_ACCESS_CALLER, relay_call, "chat",
+        GW_CALL_CHAT, 0},
+    {"POST", "/completions", GW_ACCESS_CALLER, relay_call, "completions",
+        GW_CALL_COMPLETION, 0},
+    {"GET", "/models", GW_ACCESS_CALLER, models_list, "models", 0, 0},
+    {"GET", "/models/{}", GW_ACCESS_CALLER, models_get, "models", 0, 0},
+};
+
+static const struct gw_route embeddings_routes[] = {
+    {"POST", "/embeddings", GW_ACCESS_CALLER, relay_call, "embeddings",
+        GW_CALL_EMBEDDING, 0},
+};
+
+/* LiteLLM serves every OpenAI path with and without "/v1". */
+static const struct gw_router chat_router = {
+    "/v1", chat_routes, GW_ARRAY_LEN(chat_routes), 0};
+static const struct gw_router embeddings_router = {
+    "/v1", embeddings_routes, GW_ARRAY_LEN(embeddings_routes), 0};
 
 enum gw_status
 gw_chat_handle(struct gw_req *req)
 {
-	const char *p = api_path(req);
-
-	if (strcmp(p, "/chat/completions") == 0) {
-		req->route = "chat";
-		return method_is(req, "POST") ? gw_relay(req, GW_CALL_CHAT)
-		                              : GW_OK;
-	}
-	if (strcmp(p, "/completions") == 0) {
-		req->route = "completions";
-		return method_is(req, "POST")
-		           ? gw_relay(req, GW_CALL_COMPLETION)
-		           : GW_OK;
-	}
-	if (strcmp(p, "/models") == 0 || strncmp(p, "/models/", 8) == 0)
-		return models(req, p);
-	return not_found(req);
+	return gw_dispatch(req, &chat_router);
 }
 
 enum gw_status
 gw_embeddings_handle(struct gw_req *req)
 {
-	const char *p = api_path(req);
-
-	if (strcmp(p, "/embeddings") == 0) {
-		req->route = "embeddings";
-		return method_is(req, "POST") ? gw_relay(req, GW_CALL_EMBEDDING)
-		                              : GW_OK;
-	}
-	return not_found(req);
+	return gw_dispatch(req, &embeddings_router);
 }

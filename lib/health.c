@@ -12,6 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "req.h"
+#include "route.h"
 #include "util.h"
 
 #include "migrations.h" /* generated: gw_migrations[] */
@@ -25,12 +26,6 @@ gw_health_expected_migrations(size_t *n)
 {
 	*n = GW_ARRAY_LEN(gw_migrations);
 	return gw_migrations;
-}
-
-static int
-is_get(const struct gw_req *req)
-{
-	return !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
 }
 
 /* Milliseconds since t0 as a JSON number with three decimals. */
@@ -52,8 +47,8 @@ check_db(struct gw_req *req, int *ok)
 	char err[512] = "";
 	int64_t t0 = gw_now_mono_us();
 
-	*ok = gw_db_exec(req->ctx->db, "SELECT 1", 0, NULL, 1, NULL,
-	          err, sizeof(err)) == GW_OK;
+	*ok = gw_db_exec(req->ctx->db, "SELECT 1", 0, NULL, 1, NULL, err,
+	          sizeof(err)) == GW_OK;
 	json_object_object_add(
 	    o, "status", json_object_new_string(*ok ? "ok" : "error"));
 	json_object_object_add(o, "latency_ms", ms_since(t0));
@@ -78,9 +73,9 @@ check_upstream(struct gw_req *req, int *ok)
 		blen--;
 	snprintf(url, sizeof(url), "%.*s%s", (int)blen, cfg->upstream_url,
 	    cfg->upstream_health_path);
-	st = gw_upstream_get(req->ctx->up, url, cfg->upstream_connect_timeout_ms,
-	    cfg->upstream_health_timeout_ms, &status, NULL, 0, err,
-	    sizeof(err));
+	st = gw_upstream_get(req->ctx->up, url,
+	    cfg->upstream_connect_timeout_ms, cfg->upstream_health_timeout_ms,
+	    &status, NULL, 0, err, sizeof(err));
 	*ok = st == GW_OK && status >= 200 && status < 300;
 	json_object_object_add(
 	    o, "status", json_object_new_string(*ok ? "ok" : "error"));
@@ -112,7 +107,7 @@ add_common(json_object *o, const char *status)
  * gateway runs), 503 "unhealthy" when the database is down.
  */
 static enum gw_status
-handle_health(struct gw_req *req)
+handle_health(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 {
 	json_object *o = json_object_new_object(), *checks;
 	int db_ok, up_ok;
@@ -130,7 +125,7 @@ handle_health(struct gw_req *req)
 }
 
 static enum gw_status
-handle_liveliness(struct gw_req *req)
+handle_liveliness(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 {
 	static const char body[] = "{\"status\":\"healthy\"}";
 
@@ -158,7 +153,7 @@ migrations_literal(void)
 
 /* 200 only when PostgreSQL answers and every migration is applied. */
 static enum gw_status
-handle_readiness(struct gw_req *req)
+handle_readiness(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 {
 	struct gw_db *db = req->ctx->db;
 	struct gw_db_rows *rows = NULL;
@@ -220,7 +215,7 @@ handle_readiness(struct gw_req *req)
  * 0 when none waits or export is off).
  */
 static enum gw_status
-handle_metrics(struct gw_req *req)
+handle_metrics(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 {
 	struct gw_buf b = {0};
 	double lag;
@@ -240,43 +235,21 @@ handle_metrics(struct gw_req *req)
 	return GW_OK;
 }
 
-struct route {
-	const char *path;
-	const char *label;
-	enum gw_status (*fn)(struct gw_req *);
+static const struct gw_route routes[] = {
+    {"GET", "/health", GW_ACCESS_PUBLIC, handle_health, "health", 0, 0},
+    {"GET", "/health/liveliness", GW_ACCESS_PUBLIC, handle_liveliness,
+        "liveliness", 0, 0},
+    {"GET", "/health/liveness", GW_ACCESS_PUBLIC, handle_liveliness,
+        "liveliness", 0, 0},
+    {"GET", "/health/readiness", GW_ACCESS_PUBLIC, handle_readiness,
+        "readiness", 0, 0},
+    {"GET", "/metrics", GW_ACCESS_PUBLIC, handle_metrics, "metrics", 0, 0},
 };
 
-static const struct route routes[] = {
-    {"/health", "health", handle_health},
-    {"/health/liveliness", "liveliness", handle_liveliness},
-    {"/health/liveness", "liveliness", handle_liveliness},
-    {"/health/readiness", "readiness", handle_readiness},
-    {"/metrics", "metrics", handle_metrics},
-};
+static const struct gw_router router = {NULL, routes, GW_ARRAY_LEN(routes), 0};
 
 enum gw_status
 gw_health_handle(struct gw_req *req)
 {
-	size_t i, len = strlen(req->path);
-	char msg[300];
-
-	/* A trailing slash names the same resource. */
-	while (len > 1 && req->path[len - 1] == '/')
-		req->path[--len] = '\0';
-	for (i = 0; i < GW_ARRAY_LEN(routes); i++) {
-		if (strcmp(req->path, routes[i].path) != 0)
-			continue;
-		req->route = routes[i].label;
-		if (!is_get(req)) {
-			gw_req_add_header(req, "Allow", "GET, HEAD");
-			gw_reply_error(req, GW_E_METHOD, NULL);
-			return GW_OK;
-		}
-		return routes[i].fn(req);
-	}
-	req->route = "unknown";
-	snprintf(
-	    msg, sizeof(msg), "Route not found: %s %s", req->method, req->path);
-	gw_reply_error_ex(req, 404, "not_found_error", NULL, msg);
-	return GW_OK;
+	return gw_dispatch(req, &router);
 }

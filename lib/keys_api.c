@@ -14,6 +14,7 @@
 #include "keystore.h"
 #include "log.h"
 #include "req.h"
+#include "route.h"
 #include "sha256.h"
 #include "util.h"
 
@@ -569,8 +570,9 @@ out:
 }
 
 static enum gw_status
-key_generate(struct gw_req *req, const struct gw_principal *who)
+key_generate(struct gw_req *req, struct gw_route_call *c)
 {
+	const struct gw_principal *who = &c->who;
 	json_object *body = NULL, *row = NULL;
 	struct fail f;
 	char raw[48] = "";
@@ -619,7 +621,7 @@ key_not_found(struct fail *f)
 }
 
 static enum gw_status
-key_update(struct gw_req *req)
+key_update(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 {
 	json_object *body = NULL, *row = NULL;
 	struct stmt s = {0};
@@ -672,8 +674,9 @@ out:
 
 /* "keys": raw keys or hashes; "key_aliases": aliases. */
 static enum gw_status
-key_delete(struct gw_req *req, const struct gw_principal *who)
+key_delete(struct gw_req *req, struct gw_route_call *c)
 {
+	const struct gw_principal *who = &c->who;
 	json_object *body = NULL, *list, *hashes = NULL, *out = NULL, *done;
 	struct gw_db_rows *rows = NULL;
 	struct fail f;
@@ -766,8 +769,9 @@ out:
 }
 
 static enum gw_status
-key_set_blocked(struct gw_req *req, int blocked)
+key_set_blocked(struct gw_req *req, struct gw_route_call *c)
 {
+	int blocked = c->route->arg;
 	json_object *body = NULL, *row = NULL;
 	struct gw_db_rows *rows = NULL;
 	struct fail f;
@@ -797,8 +801,10 @@ out:
 
 /* New raw key for an existing one: the old one is refused at once. */
 static enum gw_status
-key_regenerate(struct gw_req *req, const char *path_key)
+key_regenerate(struct gw_req *req, struct gw_route_call *c)
 {
+	const char *path_key =
+	    c->param[0] ? c->param : NULL; /* /key/{}/regenerate */
 	json_object *body = NULL, *row = NULL;
 	struct gw_db_rows *rows = NULL;
 	struct fail f;
@@ -863,8 +869,9 @@ query_opt(
  * LiteLLM's {"key","info"} beside them.
  */
 static enum gw_status
-key_info(struct gw_req *req, const struct gw_principal *who)
+key_info(struct gw_req *req, struct gw_route_call *c)
 {
+	const struct gw_principal *who = &c->who;
 	json_object *info = NULL, *out = NULL, *v;
 	struct gw_db_rows *rows = NULL;
 	struct fail f;
@@ -943,7 +950,7 @@ query_int(struct gw_req *req, const char *name, long dflt, long max, long *out,
 
 /* GET /key/list?page=&size=&user_id=&team_id=&key_alias=&return_full_object= */
 static enum gw_status
-key_list(struct gw_req *req)
+key_list(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 {
 	json_object *out = NULL, *keys;
 	struct gw_db_rows *rows = NULL, *cnt = NULL;
@@ -1006,8 +1013,9 @@ out:
 
 /* POST /user/new: a user, and by default a key for it. */
 static enum gw_status
-user_new(struct gw_req *req, const struct gw_principal *who)
+user_new(struct gw_req *req, struct gw_route_call *c)
 {
+	const struct gw_principal *who = &c->who;
 	json_object *body = NULL, *row = NULL, *key = NULL, *ak, *kb = NULL, *v;
 	struct stmt s = {0};
 	struct gw_db_rows *rows = NULL;
@@ -1103,8 +1111,9 @@ rows_array(const struct gw_db_rows *rows)
 
 /* GET /user/info: the caller's user, or ?user_id= for an admin. */
 static enum gw_status
-user_info(struct gw_req *req, const struct gw_principal *who)
+user_info(struct gw_req *req, struct gw_route_call *c)
 {
+	const struct gw_principal *who = &c->who;
 	json_object *info = NULL, *out = NULL, *v;
 	struct gw_db_rows *rows = NULL, *keys = NULL, *teams = NULL;
 	struct fail f;
@@ -1173,8 +1182,9 @@ out:
 
 /* POST /user/update and /team/update: {"user_id"|"team_id", fields...}. */
 static enum gw_status
-entity_update(struct gw_req *req, int team)
+entity_update(struct gw_req *req, struct gw_route_call *c)
 {
+	int team = c->route->arg;
 	json_object *body = NULL, *row = NULL;
 	struct stmt s = {0};
 	struct gw_db_rows *rows = NULL;
@@ -1228,8 +1238,9 @@ out:
  * /team/delete {"team_ids":[...]} (refused while keys belong to it).
  */
 static enum gw_status
-entity_delete(struct gw_req *req, int team)
+entity_delete(struct gw_req *req, struct gw_route_call *c)
 {
+	int team = c->route->arg;
 	json_object *body = NULL, *list, *out = NULL, *done;
 	struct gw_db_rows *rows = NULL;
 	struct fail f;
@@ -1276,7 +1287,7 @@ out:
 }
 
 static enum gw_status
-team_new(struct gw_req *req)
+team_new(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 {
 	json_object *body = NULL, *row = NULL;
 	struct stmt s = {0};
@@ -1327,8 +1338,9 @@ out:
 
 /* GET /team/info?team_id=: admins, or callers of that team. */
 static enum gw_status
-team_info(struct gw_req *req, const struct gw_principal *who)
+team_info(struct gw_req *req, struct gw_route_call *c)
 {
+	const struct gw_principal *who = &c->who;
 	json_object *info = NULL, *out = NULL;
 	struct gw_db_rows *rows = NULL, *keys = NULL;
 	struct fail f;
@@ -1379,152 +1391,34 @@ out:
 	return st == GW_OK ? GW_OK : reply_fail(req, &f);
 }
 
-enum access { ANY_CALLER, ADMIN_ONLY };
-
-struct route {
-	const char *method;
-	const char *path;
-	enum access access;
-	int op;
+/* arg: 1 for block, for teams (entity_update, entity_delete). */
+static const struct gw_route routes[] = {
+    {"POST", "/key/generate", GW_ACCESS_ADMIN, key_generate, NULL, 0, 0},
+    {"POST", "/key/update", GW_ACCESS_ADMIN, key_update, NULL, 0, 0},
+    {"POST", "/key/delete", GW_ACCESS_ADMIN, key_delete, NULL, 0, 0},
+    {"GET", "/key/info", GW_ACCESS_CALLER, key_info, NULL, 0, 0},
+    {"GET", "/key/list", GW_ACCESS_ADMIN, key_list, NULL, 0, 0},
+    {"POST", "/key/block", GW_ACCESS_ADMIN, key_set_blocked, NULL, 1, 0},
+    {"POST", "/key/unblock", GW_ACCESS_ADMIN, key_set_blocked, NULL, 0, 0},
+    {"POST", "/key/regenerate", GW_ACCESS_ADMIN, key_regenerate, NULL, 0, 0},
+    /* LiteLLM's /key/{key}/regenerate. */
+    {"POST", "/key/{}/regenerate", GW_ACCESS_ADMIN, key_regenerate,
+        "/key/regenerate", 0, GW_ROUTE_SECRET_PARAM},
+    {"POST", "/user/new", GW_ACCESS_ADMIN, user_new, NULL, 0, 0},
+    {"GET", "/user/info", GW_ACCESS_CALLER, user_info, NULL, 0, 0},
+    {"POST", "/user/update", GW_ACCESS_ADMIN, entity_update, NULL, 0, 0},
+    {"POST", "/user/delete", GW_ACCESS_ADMIN, entity_delete, NULL, 0, 0},
+    {"POST", "/team/new", GW_ACCESS_ADMIN, team_new, NULL, 0, 0},
+    {"GET", "/team/info", GW_ACCESS_CALLER, team_info, NULL, 0, 0},
+    {"POST", "/team/update", GW_ACCESS_ADMIN, entity_update, NULL, 1, 0},
+    {"POST", "/team/delete", GW_ACCESS_ADMIN, entity_delete, NULL, 1, 0},
 };
 
-enum op {
-	OP_KEY_GENERATE,
-	OP_KEY_UPDATE,
-	OP_KEY_DELETE,
-	OP_KEY_INFO,
-	OP_KEY_LIST,
-	OP_KEY_BLOCK,
-	OP_KEY_UNBLOCK,
-	OP_KEY_REGENERATE,
-	OP_USER_NEW,
-	OP_USER_INFO,
-	OP_USER_UPDATE,
-	OP_USER_DELETE,
-	OP_TEAM_NEW,
-	OP_TEAM_INFO,
-	OP_TEAM_UPDATE,
-	OP_TEAM_DELETE,
-};
-
-static const struct route routes[] = {
-    {"POST", "/key/generate", ADMIN_ONLY, OP_KEY_GENERATE},
-    {"POST", "/key/update", ADMIN_ONLY, OP_KEY_UPDATE},
-    {"POST", "/key/delete", ADMIN_ONLY, OP_KEY_DELETE},
-    {"GET", "/key/info", ANY_CALLER, OP_KEY_INFO},
-    {"GET", "/key/list", ADMIN_ONLY, OP_KEY_LIST},
-    {"POST", "/key/block", ADMIN_ONLY, OP_KEY_BLOCK},
-    {"POST", "/key/unblock", ADMIN_ONLY, OP_KEY_UNBLOCK},
-    {"POST", "/key/regenerate", ADMIN_ONLY, OP_KEY_REGENERATE},
-    {"POST", "/user/new", ADMIN_ONLY, OP_USER_NEW},
-    {"GET", "/user/info", ANY_CALLER, OP_USER_INFO},
-    {"POST", "/user/update", ADMIN_ONLY, OP_USER_UPDATE},
-    {"POST", "/user/delete", ADMIN_ONLY, OP_USER_DELETE},
-    {"POST", "/team/new", ADMIN_ONLY, OP_TEAM_NEW},
-    {"GET", "/team/info", ANY_CALLER, OP_TEAM_INFO},
-    {"POST", "/team/update", ADMIN_ONLY, OP_TEAM_UPDATE},
-    {"POST", "/team/delete", ADMIN_ONLY, OP_TEAM_DELETE},
-};
-
-static enum gw_status
-dispatch(struct gw_req *req, const struct route *r,
-    const struct gw_principal *who, const char *path_key)
-{
-	switch ((enum op)r->op) {
-	case OP_KEY_GENERATE:
-		return key_generate(req, who);
-	case OP_KEY_UPDATE:
-		return key_update(req);
-	case OP_KEY_DELETE:
-		return key_delete(req, who);
-	case OP_KEY_INFO:
-		return key_info(req, who);
-	case OP_KEY_LIST:
-		return key_list(req);
-	case OP_KEY_BLOCK:
-		return key_set_blocked(req, 1);
-	case OP_KEY_UNBLOCK:
-		return key_set_blocked(req, 0);
-	case OP_KEY_REGENERATE:
-		return key_regenerate(req, path_key);
-	case OP_USER_NEW:
-		return user_new(req, who);
-	case OP_USER_INFO:
-		return user_info(req, who);
-	case OP_USER_UPDATE:
-		return entity_update(req, 0);
-	case OP_USER_DELETE:
-		return entity_delete(req, 0);
-	case OP_TEAM_NEW:
-		return team_new(req);
-	case OP_TEAM_INFO:
-		return team_info(req, who);
-	case OP_TEAM_UPDATE:
-		return entity_update(req, 1);
-	case OP_TEAM_DELETE:
-		return entity_delete(req, 1);
-	}
-	return GW_E_INTERNAL;
-}
+/* Every access line says which caller managed what. */
+static const struct gw_router router = {NULL, routes, GW_ARRAY_LEN(routes), 1};
 
 enum gw_status
 gw_keys_handle(struct gw_req *req)
 {
-	const struct route *r = NULL, *other = NULL;
-	struct gw_principal who;
-	char msg[400], path_key[160] = "";
-	const char *method = req->method;
-	size_t i, len = strlen(req->path);
-	enum gw_status st;
-
-	while (len > 1 && req->path[len - 1] == '/')
-		req->path[--len] = '\0';
-	/* LiteLLM's /key/{key}/regenerate. */
-	if (strncmp(req->path, "/key/", 5) == 0 && len > 16 &&
-	    strcmp(req->path + len - 11, "/regenerate") == 0 &&
-	    len - 16 < sizeof(path_key)) {
-		memcpy(path_key, req->path + 5, len - 16);
-		path_key[len - 16] = '\0';
-		snprintf(req->path, len + 1, "/key/regenerate");
-	}
-	if (strcmp(method, "HEAD") == 0)
-		method = "GET";
-	for (i = 0; i < GW_ARRAY_LEN(routes); i++) {
-		if (strcmp(routes[i].path, req->path) != 0)
-			continue;
-		other = &routes[i];
-		if (strcmp(routes[i].method, method) == 0) {
-			r = &routes[i];
-			break;
-		}
-	}
-	if (r == NULL && other != NULL) {
-		req->route = other->path;
-		gw_req_add_header(req, "Allow", "%s", other->method);
-		gw_reply_error(req, GW_E_METHOD, NULL);
-		return GW_OK;
-	}
-	if (r == NULL) {
-		req->route = "unknown";
-		snprintf(msg, sizeof(msg), "Route not found: %s %.200s",
-		    req->method, req->path);
-		gw_reply_error_ex(req, 404, "not_found_error", NULL, msg);
-		return GW_OK;
-	}
-	req->route = r->path;
-	if ((st = gw_auth_check(req, &who, msg, sizeof(msg))) != GW_OK) {
-		gw_auth_reply(req, st, &who, msg);
-		return GW_OK;
-	}
-	if (r->access == ADMIN_ONLY && !who.admin) {
-		snprintf(msg, sizeof(msg),
-		    "Only the master key or an admin JWT can call %s", r->path);
-		gw_reply_error_ex(req, 403, "permission_error", NULL, msg);
-		st = GW_OK;
-	} else {
-		st = dispatch(req, r, &who, path_key[0] ? path_key : NULL);
-	}
-	gw_req_log_field(req, "caller", who.key_name);
-	gw_auth_release(&who);
-	return st;
+	return gw_dispatch(req, &router);
 }

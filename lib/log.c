@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 static const char *log_prog = "llmgw";
 static enum gw_log_level log_level = GW_LOG_INFO;
 static char log_path[4096];
@@ -195,8 +194,8 @@ gw_log_warn_once(int *flag, const char *mod, const char *msg)
 }
 
 void
-gw_log_fields(enum gw_log_level level, const char *req_id,
-    const char *mod, const char *fields)
+gw_log_fields(enum gw_log_level level, const char *req_id, const char *mod,
+    const char *fields)
 {
 	struct gw_buf b = {0};
 

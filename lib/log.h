@@ -31,11 +31,11 @@ void gw_log_set_level(enum gw_log_level level);
 int gw_log_enabled(enum gw_log_level level);
 
 /* req_id may be NULL; when set (a request's id), it is added as req=. */
-void gw_log_msg(enum gw_log_level level, const char *req_id,
-    const char *mod, const char *fmt, ...) GW_PRINTF(4, 5);
+void gw_log_msg(enum gw_log_level level, const char *req_id, const char *mod,
+    const char *fmt, ...) GW_PRINTF(4, 5);
 /* Like gw_log_msg at error level, appending err="strerror(errno)". */
-void gw_log_errno(const char *req_id, const char *mod, const char *fmt,
-    ...) GW_PRINTF(3, 4);
+void gw_log_errno(const char *req_id, const char *mod, const char *fmt, ...)
+    GW_PRINTF(3, 4);
 /*
  * A warning that is logged once per process: the first call with *flag
  * still 0 logs msg and sets it (atomically); later calls do nothing.
@@ -46,8 +46,8 @@ void gw_log_warn_once(int *flag, const char *mod, const char *msg)
  * Write a line made of pre-built logfmt fields (no msg=), for access logs:
  * fields is e.g. `method=GET path=/health status=200 dur_ms=1.2`.
  */
-void gw_log_fields(enum gw_log_level level, const char *req_id,
-    const char *mod, const char *fields) GW_NONNULL(3, 4);
+void gw_log_fields(enum gw_log_level level, const char *req_id, const char *mod,
+    const char *fields) GW_NONNULL(3, 4);
 /*
  * Append value to b as a logfmt value: bare if it has no space, quote,
  * equals sign or control character, else quoted with escapes.

@@ -60,14 +60,16 @@ refresh(struct gw_req *req)
 	        cfg->upstream_health_timeout_ms, &status, &body,
 	        MODELS_BODY_MAX, err, sizeof(err)) != GW_OK ||
 	    status != 200) {
-		gw_log_warn(req->id, "models", "cannot list upstream models: %s",
+		gw_log_warn(req->id, "models",
+		    "cannot list upstream models: %s",
 		    err[0] ? err : gw_err_reason(status));
 		goto out;
 	}
 	if (gw_json_parse(body.p, body.len, &o, m, sizeof(m)) != GW_OK ||
 	    (data = gw_json_get(o, "data")) == NULL ||
 	    !json_object_is_type(data, json_type_array)) {
-		gw_log_warn(req->id, "models", "upstream model list is malformed");
+		gw_log_warn(
+		    req->id, "models", "upstream model list is malformed");
 		goto out;
 	}
 	cache_clear();

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "req.h"
+#include "route.h"
 #include "spend.h"
 #include "sse.h"
 #include "util.h"
@@ -972,7 +973,7 @@ loop_start(struct gw_req *detached, void *arg)
 }
 
 enum gw_status
-gw_relay(struct gw_req *req, enum gw_call call)
+gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 {
 	struct relay *r = gw_xcalloc(1, sizeof(*r));
 	struct gw_verr verr = {"", ""};
@@ -989,10 +990,8 @@ gw_relay(struct gw_req *req, enum gw_call call)
 	r->cb = (struct gw_upstream_cb){r, on_head, on_data, on_tick};
 	gw_capture_init(&r->cap, req->cfg->langfuse_enabled,
 	    req->cfg->langfuse_record, call);
-	if ((st = gw_auth_check(req, &r->who, msg, sizeof(msg))) != GW_OK) {
-		gw_auth_reply(req, st, &r->who, msg);
-		goto out;
-	}
+	/* The relay may outlive the handler (a stream): the caller is ours. */
+	gw_route_take_caller(c, &r->who);
 	if ((st = gw_req_read_body(req)) != GW_OK) {
 		if (st == GW_E_TOOBIG)
 			snprintf(msg, sizeof(msg),
@@ -1022,8 +1021,8 @@ gw_relay(struct gw_req *req, enum gw_call call)
 		gw_reply_error_ex(req, 401, deny, "model", msg);
 		goto out;
 	}
-	if (gw_spend_check_budget(req->ctx->db, req->cfg, &r->who, msg,
-	        sizeof(msg)) != GW_OK) {
+	if (gw_spend_check_budget(
+	        req->ctx->db, req->cfg, &r->who, msg, sizeof(msg)) != GW_OK) {
 		gw_reply_error_ex(req, 400, "budget_exceeded", NULL, msg);
 		goto out;
 	}

@@ -16,6 +16,7 @@
 #include "err.h"
 
 struct gw_req;
+struct gw_route_call;
 
 /* Token counts the upstream reported (known = 0 when it reported none). */
 struct gw_usage {
@@ -25,8 +26,13 @@ struct gw_usage {
 	int known;
 };
 
-/* Relay one POST of kind call; always replies (or the client is gone). */
-enum gw_status gw_relay(struct gw_req *req, enum gw_call call) GW_NONNULL(1);
+/*
+ * Relay one POST of kind call for the caller the dispatcher authenticated
+ * (taken from c: the relay releases it); always replies (or the client is
+ * gone). GW_DETACHED when a stream goes on on the event loop.
+ */
+enum gw_status gw_relay(struct gw_req *req, enum gw_call call,
+    struct gw_route_call *c) GW_NONNULL(1, 3);
 
 /*
  * {base_url}/v1{path}: the upstream URL for an OpenAI path such as

@@ -70,8 +70,8 @@ gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_ctx *ctx,
 	req->start_mono_us = gw_now_mono_us();
 	req->start_real_us = gw_now_real_us();
 	/* Time-ordered: spend_logs' primary key then grows at its end. */
-	gw_uuid7(ctx ? ctx->rng : (uint64_t[2]){0, 0}, req->start_real_us / 1000,
-	    req->id);
+	gw_uuid7(ctx ? ctx->rng : (uint64_t[2]){0, 0},
+	    req->start_real_us / 1000, req->id);
 	req->method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
 	if (req->method == NULL)
 		req->method = "GET";
@@ -204,41 +204,6 @@ gw_req_header(const struct gw_req *req, const char *name)
 	return gw_req_param(req, env);
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* URL-decode [s, s+n) into out; -1 when it does not fit or holds NUL. */
-static int
-url_decode(const char *s, size_t n, char *out, size_t outlen)
-{
-	size_t i, o = 0;
-	int c;
-
-	for (i = 0; i < n; i++) {
-		c = (unsigned char)s[i];
-		if (c == '+') {
-			c = ' ';
-		} else if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-		           hexval(s[i + 2]) >= 0) {
-			c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
-			i += 2;
-		}
-		if (c == 0 || o + 1 >= outlen)
-			return -1;
-		out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 enum gw_status
 gw_req_query(
     const struct gw_req *req, const char *name, char *out, size_t outlen)
@@ -259,8 +224,8 @@ gw_req_query(
 				out[0] = '\0';
 				return GW_OK;
 			}
-			return url_decode(eq + 1, (size_t)(amp - eq - 1), out,
-			           outlen) == 0
+			return gw_url_decode(eq + 1, (size_t)(amp - eq - 1),
+			           out, outlen, 1) == 0
 			           ? GW_OK
 			           : GW_E_INVALID;
 		}
@@ -532,8 +497,8 @@ watch_conn(void *arg)
 }
 
 enum gw_status
-gw_req_go_async(struct gw_req *req,
-    void (*start)(struct gw_req *d, void *arg), void *arg)
+gw_req_go_async(
+    struct gw_req *req, void (*start)(struct gw_req *d, void *arg), void *arg)
 {
 	if (req->fr == NULL || gw_loop_get() == NULL)
 		return GW_E_UNAVAILABLE;

@@ -44,7 +44,7 @@ struct gw_req_hooks {
 };
 
 struct gw_req {
-	FCGX_Request *fr;         /* borrowed from the worker thread */
+	FCGX_Request *fr;                 /* borrowed from the worker thread */
 	const struct gw_req_hooks *hooks; /* NULL-ok, static */
 	struct gw_ctx *ctx;       /* borrowed: the thread's db, upstream, rng */
 	const struct gw_cfg *cfg; /* held for the whole request */

@@ -137,7 +137,8 @@ thread_refresh_cfg(struct gw_thread *th)
 	th->cfg_gen = cur_gen;
 	pthread_mutex_unlock(&cfg_lock);
 	/* The handle connects on first use: making one costs no I/O. */
-	if (old == NULL || strcmp(old->db_conninfo, th->cfg->db_conninfo) != 0) {
+	if (old == NULL ||
+	    strcmp(old->db_conninfo, th->cfg->db_conninfo) != 0) {
 		gw_db_free(th->ctx.db);
 		th->ctx.db = gw_db_new(th->cfg->db_conninfo,
 		    th->cfg->db_connect_timeout_s,

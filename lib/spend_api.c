@@ -13,6 +13,7 @@
 #include "keystore.h"
 #include "log.h"
 #include "req.h"
+#include "route.h"
 #include "util.h"
 
 int
@@ -192,35 +193,20 @@ out:
 	return st;
 }
 
+static enum gw_status
+spend_logs(struct gw_req *req, struct gw_route_call *c)
+{
+	return logs(req, &c->who);
+}
+
+static const struct gw_route routes[] = {
+    {"GET", "/spend/logs", GW_ACCESS_CALLER, spend_logs, "spend_logs", 0, 0},
+};
+
+static const struct gw_router router = {NULL, routes, GW_ARRAY_LEN(routes), 0};
+
 enum gw_status
 gw_spend_handle(struct gw_req *req)
 {
-	struct gw_principal who;
-	char msg[400];
-	size_t len = strlen(req->path);
-	enum gw_status st;
-
-	while (len > 1 && req->path[len - 1] == '/')
-		req->path[--len] = '\0';
-	if (strcmp(req->path, "/spend/logs") != 0) {
-		req->route = "unknown";
-		snprintf(msg, sizeof(msg), "Route not found: %s %.200s",
-		    req->method, req->path);
-		gw_reply_error_ex(req, 404, "not_found_error", NULL, msg);
-		return GW_OK;
-	}
-	req->route = "spend_logs";
-	if (strcmp(req->method, "GET") != 0 &&
-	    strcmp(req->method, "HEAD") != 0) {
-		gw_req_add_header(req, "Allow", "GET, HEAD");
-		gw_reply_error(req, GW_E_METHOD, NULL);
-		return GW_OK;
-	}
-	if ((st = gw_auth_check(req, &who, msg, sizeof(msg))) != GW_OK) {
-		gw_auth_reply(req, st, &who, msg);
-		return GW_OK;
-	}
-	st = logs(req, &who);
-	gw_auth_release(&who);
-	return st;
+	return gw_dispatch(req, &router);
 }

@@ -75,6 +75,42 @@ gw_xstrcat3(const char *a, size_t n, const char *b, const char *c)
 	return s;
 }
 
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int
+gw_url_decode(const char *s, size_t n, char *out, size_t outlen, int form)
+{
+	size_t i, o = 0;
+	int c;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		if (c == '+' && form) {
+			c = ' ';
+		} else if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+		           hexval(s[i + 2]) >= 0) {
+			c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+			i += 2;
+		}
+		if (c == 0 || o + 1 >= outlen)
+			return -1;
+		out[o++] = (char)c;
+	}
+	if (outlen == 0)
+		return -1;
+	out[o] = '\0';
+	return 0;
+}
+
 void
 gw_strlcpy(char *dst, const char *src, size_t n)
 {

@@ -34,6 +34,14 @@ char *gw_xstrcat3(const char *a, size_t n, const char *b, const char *c)
 /* Copy src into dst of size n (n > 0), truncating; always terminated. */
 void gw_strlcpy(char *dst, const char *src, size_t n) GW_NONNULL(1, 2);
 char *gw_xstrndup(const char *s, size_t n) GW_NONNULL(1);
+/*
+ * URL-decode [s, s+n) into out (NUL-ended): %XX (two hex digits, nothing
+ * else) becomes its byte, and with form set '+' becomes a space (query
+ * strings; not paths). A '%' without two hex digits stays as it is.
+ * 0, or -1 when the result does not fit in outlen or holds a NUL byte.
+ */
+int gw_url_decode(const char *s, size_t n, char *out, size_t outlen, int form)
+    GW_NONNULL(1, 3);
 /* Caller frees the result. */
 char *gw_xasprintf(const char *fmt, ...) GW_PRINTF(1, 2);
 

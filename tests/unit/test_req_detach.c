@@ -291,14 +291,15 @@ test_go_async_runs_on_the_loop_once_detached(void **state)
 	char buf[4096];
 
 	test_thread = pthread_self();
-	assert_int_equal(gw_req_go_async(&f->req, async_answer, &seen),
-	    GW_DETACHED);
+	assert_int_equal(
+	    gw_req_go_async(&f->req, async_answer, &seen), GW_DETACHED);
 	loop_reset();
 	closed_calls = ended_calls = 0;
 	/* What the server does with a handler's GW_DETACHED. */
 	d = gw_req_detach(&f->req, gw_loop_get());
 	assert_null(f->req.fr);
-	assert_null(f->req.async_fn); /* the thread's next request starts clean */
+	assert_null(
+	    f->req.async_fn); /* the thread's next request starts clean */
 	while (read(f->client, buf, sizeof(buf)) > 0)
 		;
 	loop_wait(1);
@@ -309,8 +310,8 @@ test_go_async_runs_on_the_loop_once_detached(void **state)
 	assert_int_equal(ended_calls, 1);
 	assert_int_equal(closed_calls, 1);
 	/* A request already detached cannot go again. */
-	assert_int_equal(gw_req_go_async(&f->req, async_answer, &seen),
-	    GW_E_UNAVAILABLE);
+	assert_int_equal(
+	    gw_req_go_async(&f->req, async_answer, &seen), GW_E_UNAVAILABLE);
 }
 
 int

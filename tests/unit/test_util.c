@@ -14,6 +14,35 @@
 #include "util.h"
 
 static void
+test_url_decode(void **state)
+{
+	char out[16];
+	static const char *const bad[] = {"%00", "a%00b", "0123456789abcdef"};
+	size_t i;
+
+	(void)state;
+	assert_int_equal(
+	    gw_url_decode("org%2Fm%41", 10, out, sizeof(out), 0), 0);
+	assert_string_equal(out, "org/mA");
+	/* '+' is a space in a query string only. */
+	assert_int_equal(gw_url_decode("a+b", 3, out, sizeof(out), 0), 0);
+	assert_string_equal(out, "a+b");
+	assert_int_equal(gw_url_decode("a+b", 3, out, sizeof(out), 1), 0);
+	assert_string_equal(out, "a b");
+	/* Two hex digits or nothing: no whitespace skipped, no half escape. */
+	assert_int_equal(gw_url_decode("% 41%zz%4", 9, out, sizeof(out), 0), 0);
+	assert_string_equal(out, "% 41%zz%4");
+	/* Only [s, s+n) is read. */
+	assert_int_equal(gw_url_decode("%41%42", 3, out, sizeof(out), 0), 0);
+	assert_string_equal(out, "A");
+	for (i = 0; i < GW_ARRAY_LEN(bad); i++)
+		assert_int_equal(
+		    gw_url_decode(bad[i], strlen(bad[i]), out, sizeof(out), 0),
+		    -1);
+	assert_int_equal(gw_url_decode("", 0, out, 0, 0), -1);
+}
+
+static void
 test_buf(void **state)
 {
 	struct gw_buf b = {0};
@@ -195,6 +224,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_buf),
+	    cmocka_unit_test(test_url_decode),
 	    cmocka_unit_test(test_ct_compare),
 	    cmocka_unit_test(test_rfc3339),
 	    cmocka_unit_test(test_numbers),
