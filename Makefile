@@ -40,7 +40,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 MIGRATIONS = $(sort $(wildcard migrations/*.sql))
 
 .PHONY: all deps check unit itest bench asan ubsan valgrind headercheck format \
-        format-check clean demo up stop status install
+        format-check layercheck clean demo up stop status install
 all: $(LIB) $(CGI) $(TOOLS)
 
 build/gen/migrations.h: $(MIGRATIONS) Makefile
@@ -94,11 +94,13 @@ unit: $(UNIT_BIN)
 	    (cd tests/unit && ../../$$t); done
 
 itest: all
-	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/langfuse tests/integration
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/layers tests/langfuse tests/integration
 
-# The README's test command: packages, build, unit tests, integration tests.
+# The README's test command: packages, layers, build, unit tests,
+# integration tests.
 check:
 	@deploy/install-deps.sh --test
+	@$(MAKE) --no-print-directory layercheck
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory itest
@@ -120,6 +122,11 @@ valgrind: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do (cd tests/unit && valgrind -q \
 	    --error-exitcode=1 --leak-check=full \
 	    --suppressions=valgrind.supp ../../$$t); done
+
+# lib/'s three layers (base -> request -> feature): no upward include, no
+# cycle (tests/layers/layercheck.py).
+layercheck:
+	@/usr/bin/python3 tests/layers/layercheck.py lib
 
 headercheck:
 	@set -e; for h in lib/*.h; do echo "#include \"$$(basename $$h)\"" | \

@@ -23,6 +23,13 @@ log_after_fork(void)
 	log_pid = getpid();
 }
 
+/* util.c's last words before an abort, as a log line. */
+static void
+util_fatal(const char *mod, const char *msg)
+{
+	gw_log_msg(GW_LOG_ERR, NULL, mod, "%s", msg);
+}
+
 int
 gw_log_init(const char *prog, enum gw_log_level level, const char *file)
 {
@@ -30,6 +37,7 @@ gw_log_init(const char *prog, enum gw_log_level level, const char *file)
 
 	if (!hooked) {
 		pthread_atfork(NULL, NULL, log_after_fork);
+		gw_util_set_fatal(util_fatal);
 		hooked = 1;
 	}
 	log_pid = getpid();

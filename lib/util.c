@@ -10,20 +10,38 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "log.h"
+static void
+stderr_fatal(const char *mod, const char *msg)
+{
+	fprintf(stderr, "lvl=err mod=%s msg=\"%s\"\n", mod, msg);
+}
+
+static void (*fatal_fn)(const char *mod, const char *msg) = stderr_fatal;
+
+void
+gw_util_set_fatal(void (*fn)(const char *mod, const char *msg))
+{
+	fatal_fn = fn != NULL ? fn : stderr_fatal;
+}
 
 void
 gw_assert_fail(const char *expr, const char *file, int line)
 {
-	gw_log_err(
-	    NULL, "assert", "assertion failed: %s at %s:%d", expr, file, line);
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "assertion failed: %s at %s:%d", expr, file,
+	    line);
+	fatal_fn("assert", msg);
 	abort();
 }
 
 static void
 oom(size_t n)
 {
-	gw_log_err(NULL, "mem", "out of memory allocating %zu bytes", n);
+	char msg[80];
+
+	snprintf(msg, sizeof(msg), "out of memory allocating %zu bytes", n);
+	fatal_fn("mem", msg);
 	abort();
 }
 
@@ -379,7 +397,11 @@ gw_random_bytes(void *buf, size_t n)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			gw_log_errno(NULL, "util", "getrandom");
+			char msg[160];
+
+			snprintf(msg, sizeof(msg), "getrandom: %s",
+			    strerror(errno));
+			fatal_fn("util", msg);
 			abort();
 		}
 		p += r;

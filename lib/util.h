@@ -22,6 +22,12 @@
 	} while (0)
 
 GW_NORETURN void gw_assert_fail(const char *expr, const char *file, int line);
+/*
+ * Who says what util.c says just before it aborts (out of memory, a failed
+ * assertion, no randomness): by default a plain line on stderr; log.c
+ * installs its own writer (gw_log_init), so util needs no logger.
+ */
+void gw_util_set_fatal(void (*fn)(const char *mod, const char *msg));
 
 /* Allocators that log and abort() on exhaustion: never return NULL. */
 void *gw_xmalloc(size_t n);
