@@ -1,0 +1,162 @@
+/*
+ * Unit tests for lib/auth.c: the bearer token, the master key, model
+ * restrictions of a key and of its team. Virtual keys are looked up in
+ * PostgreSQL and tested through the front (tests/integration/test_keys.py).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcgiapp.h>
+#include <string.h>
+
+#include "auth.h"
+#include "config.h"
+#include "keystore.h"
+#include "req.h"
+
+struct fake {
+	FCGX_Request fr;
+	struct gw_cfg cfg;
+	struct gw_req req;
+	char *env[4];
+};
+
+/* A request whose only header is Authorization: value (NULL: none). */
+static void
+fake_init(struct fake *f, const char *value)
+{
+	static char line[512];
+
+	memset(f, 0, sizeof(*f));
+	if (value != NULL) {
+		snprintf(line, sizeof(line), "HTTP_AUTHORIZATION=%s", value);
+		f->env[0] = line;
+	}
+	f->fr.envp = f->env;
+	f->cfg.master_key = "sk-master-0123456789";
+	f->req.fr = &f->fr;
+	f->req.cfg = &f->cfg;
+}
+
+static void
+test_bearer(void **state)
+{
+	static const struct {
+		const char *header, *token;
+	} cases[] = {
+	    {"Bearer sk-abc", "sk-abc"},
+	    {"bearer sk-abc", "sk-abc"},     /* the scheme in any case */
+	    {"  BEARER   sk-abc", "sk-abc"}, /* spaces around it */
+	    {"Bearer ", NULL},
+	    {"Bearer", NULL},
+	    {"Basic dXNlcjpwYXNz", NULL},
+	    {"sk-abc", NULL},
+	    {NULL, NULL},
+	};
+	struct fake f;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *t;
+
+		fake_init(&f, cases[i].header);
+		t = gw_auth_bearer(&f.req);
+		if (cases[i].token == NULL)
+			assert_null(t);
+		else
+			assert_string_equal(t, cases[i].token);
+	}
+}
+
+static void
+test_no_token_and_master_key(void **state)
+{
+	struct gw_principal who;
+	struct fake f;
+	char msg[256];
+
+	(void)state;
+	fake_init(&f, NULL);
+	assert_int_equal(
+	    gw_auth_check(&f.req, &who, msg, sizeof(msg)), GW_E_AUTH);
+	assert_string_equal(who.err_type, "auth_error");
+	assert_non_null(strstr(msg, "No api key passed in"));
+	assert_int_equal(who.role, GW_ROLE_NONE);
+
+	fake_init(&f, "Bearer sk-master-0123456789");
+	assert_int_equal(gw_auth_check(&f.req, &who, msg, sizeof(msg)), GW_OK);
+	assert_int_equal(who.role, GW_ROLE_MASTER);
+	assert_true(who.admin);
+	assert_null(who.rec);
+	/* Logs name a caller by the last four characters only. */
+	assert_string_equal(who.key_name, "sk-...6789");
+	gw_auth_release(&who);
+	assert_int_equal(who.role, GW_ROLE_NONE);
+}
+
+static void
+test_model_restrictions(void **state)
+{
+	struct gw_principal who = {0}, admin = {0};
+	char msg[256];
+	const char *type = NULL;
+
+	(void)state;
+	who.role = GW_ROLE_KEY;
+	who.rec = gw_keyrec_from_json(
+	    "{\"token\":\"" /* 64 hex digits */
+	    "0000000000000000000000000000000000000000000000000000000000000000"
+	    "\",\"models\":[\"gpt-4\",\"qwen3-30b-a3b\"],"
+	    "\"team_models\":[\"gpt-4\"]}");
+	assert_int_equal(
+	    gw_auth_model(&who, "gpt-4", msg, sizeof(msg), &type), GW_OK);
+	/* The key allows it, its team does not. */
+	assert_int_equal(
+	    gw_auth_model(&who, "qwen3-30b-a3b", msg, sizeof(msg), &type),
+	    GW_E_AUTH);
+	assert_string_equal(type, "team_model_access_denied");
+	assert_non_null(strstr(msg, "'qwen3-30b-a3b'"));
+	/* Neither: the key's refusal is said first. */
+	assert_int_equal(
+	    gw_auth_model(&who, "other", msg, sizeof(msg), &type), GW_E_AUTH);
+	assert_string_equal(type, "key_model_access_denied");
+	assert_string_equal(msg,
+	    "key not allowed to access model. This key cannot access model "
+	    "'other'");
+	gw_auth_release(&who);
+	assert_null(who.rec);
+
+	/* An empty list, "*" and "all-proxy-models" allow every model. */
+	who.rec =
+	    gw_keyrec_from_json("{\"models\":[],\"team_models\":[\"*\"]}");
+	assert_int_equal(
+	    gw_auth_model(&who, "anything", msg, sizeof(msg), &type), GW_OK);
+	gw_auth_release(&who);
+	who.rec = gw_keyrec_from_json(
+	    "{\"models\":[\"all-proxy-models\"],\"team_models\":[]}");
+	assert_int_equal(
+	    gw_auth_model(&who, "anything", msg, sizeof(msg), &type), GW_OK);
+	gw_auth_release(&who);
+
+	/* The master key (an admin, no record) may call every model. */
+	admin.role = GW_ROLE_MASTER;
+	admin.admin = 1;
+	assert_int_equal(
+	    gw_auth_model(&admin, "anything", msg, sizeof(msg), &type), GW_OK);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bearer),
+	    cmocka_unit_test(test_no_token_and_master_key),
+	    cmocka_unit_test(test_model_restrictions),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
