@@ -14,12 +14,16 @@
 static int
 path_fits(const char *pat, const char *path, size_t *off, size_t *len)
 {
-	const char *w = strchr(pat, '{');
+	const char *w;
 	size_t pre, suf, plen;
 
-	if (w == NULL || w[1] != '}') {
-		*off = *len = 0;
-		return strcmp(pat, path) == 0;
+	*off = *len = 0;
+	/* Most routes are exact: one comparison says it. */
+	if (strcmp(pat, path) != 0) {
+		if ((w = strchr(pat, '{')) == NULL || w[1] != '}')
+			return 0;
+	} else if ((w = strchr(pat, '{')) == NULL || w[1] != '}') {
+		return 1;
 	}
 	pre = (size_t)(w - pat);
 	suf = strlen(w + 2);
@@ -154,10 +158,11 @@ gw_dispatch(struct gw_req *req, const struct gw_router *rt)
 	c.route = r;
 	memcpy(c.param, p + off, n);
 	c.param[n] = '\0';
-	memset(&c.who, 0, sizeof(c.who));
 	set_label(req, r, len);
-	if (r->access == GW_ACCESS_PUBLIC)
+	if (r->access == GW_ACCESS_PUBLIC) {
+		memset(&c.who, 0, sizeof(c.who));
 		return r->fn(req, &c);
+	}
 	if ((st = gw_auth_check(req, &c.who, msg, sizeof(msg))) != GW_OK) {
 		gw_auth_reply(req, st, &c.who, msg);
 		return GW_OK;

@@ -97,6 +97,9 @@ test_patterns_take_a_non_empty_run(void **state)
 	    find("POST", "/key/a/b/regenerate", param, allow), &routes[3]);
 	assert_string_equal(param, "a/b");
 	assert_null(find("POST", "/key//regenerate", param, allow));
+	/* A path spelling the pattern is a path like any other. */
+	assert_ptr_equal(find("GET", "/models/{}", param, allow), &routes[2]);
+	assert_string_equal(param, "{}");
 	assert_null(find("POST", "/key/regenerate", param, allow));
 	assert_null(find("POST", "/key/x/regenerat", param, allow));
 	assert_null(find("GET", "/key/x/regenerate", param, allow));
