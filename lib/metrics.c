@@ -160,7 +160,7 @@ area(void)
 	struct m_area *a = NULL;
 
 	if (s != NULL)
-		a = gw_shm_area(s, GW_SHM_AREA_METRICS, sizeof(*a));
+		a = gw_shm_area(s, GW_SHM_AREA_METRICS, sizeof(*a), NULL);
 	if (a == NULL)
 		gw_log_warn_once(&warned_noshm, "metrics",
 		    "no shared memory region: metrics are not recorded");
@@ -617,7 +617,7 @@ gw_metrics_set_family(const char *family)
 
 	snprintf(my_family, sizeof(my_family), "%s", family);
 	if (s == NULL ||
-	    (a = gw_shm_area(s, GW_SHM_AREA_METRICS, sizeof(*a))) == NULL)
+	    (a = gw_shm_area(s, GW_SHM_AREA_METRICS, sizeof(*a), NULL)) == NULL)
 		return;
 	if (r >= a->proc && r < a->proc + M_PROCS &&
 	    atomic_load(&r->pid) == gw_shm_pid())

@@ -87,7 +87,7 @@ area(void)
 	struct rl_area *a = NULL;
 
 	if (s != NULL)
-		a = gw_shm_area(s, GW_SHM_AREA_RATELIMIT, sizeof(*a));
+		a = gw_shm_area(s, GW_SHM_AREA_RATELIMIT, sizeof(*a), NULL);
 	if (a == NULL)
 		gw_log_warn_once(&warned_noshm, "ratelimit",
 		    "no shared memory region: rate limits are not enforced");
