@@ -333,14 +333,15 @@ round_up(uint64_t n)
 }
 
 /*
- * After a carver died holding the lock: the cursor is the end of the last
- * published area (it may have moved it and died before publishing, which
- * would leak the space). Nothing else it wrote is published: the next
- * carver zeroes and initialises its area again.
+ * After a carver died holding the lock. Nothing it wrote is published, but
+ * it may have moved the cursor (leaking the space) and written into the
+ * space after it, which must be zero: the cursor becomes the end of the
+ * last published area and everything after it is zeroed again.
  */
 static void
-repair_used(struct shm_hdr *h)
+repair_carve(struct gw_shm *shm)
 {
+	struct shm_hdr *h = shm->base;
 	uint64_t end = SHM_HDR_SIZE, off;
 	int i;
 
@@ -352,9 +353,14 @@ repair_used(struct shm_hdr *h)
 			end = off + round_up(atomic_load(&h->area[i].size));
 	}
 	h->used = end;
+	memset((char *)shm->base + end, 0, shm->size - end);
 }
 
-/* Carve area id under the header lock: its offset, or AREA_FAILED. */
+/*
+ * Carve area id under the header lock: its offset, or AREA_FAILED. The
+ * space after the cursor is zero (the whole file is zeroed when the header
+ * is initialised, and repair_carve zeroes it again after a dead carver).
+ */
 static uint64_t
 carve_locked(
     struct gw_shm *shm, enum gw_shm_area id, size_t size, void (*init)(void *))
@@ -371,7 +377,6 @@ carve_locked(
 		    &d->off, AREA_FAILED, memory_order_release);
 		return AREA_FAILED;
 	}
-	memset((char *)shm->base + o, 0, want);
 	if (init != NULL)
 		init((char *)shm->base + o);
 	atomic_store_explicit(&d->size, size, memory_order_relaxed);
@@ -392,7 +397,7 @@ carve(
 	off = atomic_load_explicit(&d->off, memory_order_acquire);
 	if (off == 0) {
 		if (gw_shm_lock(&h->lock))
-			repair_used(h);
+			repair_carve(shm);
 		off = atomic_load_explicit(&d->off, memory_order_relaxed);
 		if (off == 0)
 			off = carve_locked(shm, id, size, init);
