@@ -4,17 +4,20 @@
  *
  * Series live in two open-addressing tables (counters and gauges;
  * histograms) keyed by (metric, label string). A slot's tag is 0 while
- * free, TAG_BUSY|pid while its key is being written, and TAG_READY|hash
- * once published (release); keys never change after that, so a lookup is a
- * hash, a few tag loads and a memcmp. Each metric also has a reserved
- * "other" slot for what the tables cannot hold. Per-process gauges live in
- * rows owned by one pid each and are summed over live pids when read.
+ * free and TAG_READY|hash once its key is published (release); keys never
+ * change after that, so a lookup is a hash, a few tag loads and a memcmp,
+ * with no lock. A new key is written under the gw_shm_lock of the slot's
+ * stripe (slot % M_STRIPES), so one writer takes a free slot and the
+ * others wait for its key; the tag is written last, so a writer that dies
+ * half-way leaves a free slot whose key the next writer writes again.
+ * Each metric also has a reserved "other" slot for what the tables cannot
+ * hold. Per-process gauges live in rows owned by one pid each and are
+ * summed over live pids when read.
  */
 #include "metrics.h"
 
 #include <errno.h>
 #include <math.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,8 +34,8 @@
 #define M_BUCKETS 16
 #define M_NPID 2
 #define M_FAMILY_MAX 24
+#define M_STRIPES 64
 #define TAG_READY (UINT64_C(1) << 63)
-#define TAG_BUSY (UINT64_C(1) << 62)
 
 enum kind {
 	K_COUNTER,   /* uint64 */
@@ -141,7 +144,13 @@ struct prow {
 	uint64_t pad[2];
 };
 
+/* The lock of slots i % M_STRIPES of either table, and of other slot i. */
+struct mstripe {
+	_Alignas(64) struct gw_shm_lock lock;
+};
+
 struct m_area {
+	struct mstripe stripe[M_STRIPES];
 	struct cslot other[GW_METRIC_COUNT];
 	struct hslot hother[GW_HIST_COUNT];
 	struct cslot c[M_SERIES];
@@ -153,6 +162,17 @@ static char my_family[M_FAMILY_MAX];
 static _Atomic(struct prow *) my_row_cache;
 static int warned_noshm, warned_labels, warned_rows;
 
+/* gw_shm_area's init: the area is zeroed, its locks are not yet. */
+static void
+area_init(void *p)
+{
+	struct m_area *a = p;
+	int i;
+
+	for (i = 0; i < M_STRIPES; i++)
+		gw_shm_lock_init(&a->stripe[i].lock);
+}
+
 static struct m_area *
 area(void)
 {
@@ -160,7 +180,7 @@ area(void)
 	struct m_area *a = NULL;
 
 	if (s != NULL)
-		a = gw_shm_area(s, GW_SHM_AREA_METRICS, sizeof(*a));
+		a = gw_shm_area(s, GW_SHM_AREA_METRICS, sizeof(*a), area_init);
 	if (a == NULL)
 		gw_log_warn_once(&warned_noshm, "metrics",
 		    "no shared memory region: metrics are not recorded");
@@ -333,41 +353,30 @@ labels_valid(const char *s, size_t len)
 	}
 }
 
-/* Write key (metric, labels) into a slot the caller holds busy. */
-static void
-key_publish(struct skey *k, uint32_t metric, const char *labels, size_t len,
-    uint64_t tag)
-{
-	k->metric = metric;
-	k->len = (uint32_t)len;
-	memcpy(k->label, labels, len);
-	k->label[len] = '\0';
-	atomic_store_explicit(&k->tag, tag, memory_order_release);
-}
-
 /*
- * Wait while another process writes the key of k; a writer that died
- * leaves the slot to whoever asks next. Returns the new tag, or the busy
- * tag with the slot now held by us.
+ * Publish key (metric, labels) with tag in slot k unless a key is there
+ * already, under the slot's stripe lock l; returns k's tag. Nothing to
+ * repair after a holder that died: its key was not published (the tag is
+ * written last, with release) and is written again here from the start.
  */
 static uint64_t
-key_wait(struct skey *k, uint64_t tag)
+key_claim(struct skey *k, struct gw_shm_lock *l, uint32_t metric,
+    const char *labels, size_t len, uint64_t tag)
 {
-	int spins = 0;
+	uint64_t t;
 
-	while (!(tag & TAG_READY) && tag != 0) {
-		if (++spins > 64)
-			sched_yield();
-		if (spins > 4096) {
-			spins = 0;
-			if (gw_shm_pid_dead((pid_t)(tag & UINT32_MAX)) &&
-			    atomic_compare_exchange_strong(&k->tag, &tag,
-			        TAG_BUSY | (uint32_t)gw_shm_pid()))
-				return TAG_BUSY;
-		}
-		tag = atomic_load_explicit(&k->tag, memory_order_acquire);
+	gw_shm_lock(l);
+	t = atomic_load_explicit(&k->tag, memory_order_acquire);
+	if (t == 0) {
+		k->metric = metric;
+		k->len = (uint32_t)len;
+		memcpy(k->label, labels, len);
+		k->label[len] = '\0';
+		atomic_store_explicit(&k->tag, tag, memory_order_release);
+		t = tag;
 	}
-	return tag;
+	gw_shm_unlock(l);
+	return t;
 }
 
 /*
@@ -376,8 +385,8 @@ key_wait(struct skey *k, uint64_t tag)
  * (probe window) is full or when the labels are malformed.
  */
 static struct skey *
-find(char *base, size_t stride, uint32_t n, uint32_t metric, const char *labels,
-    size_t len, int create)
+find(struct m_area *a, char *base, size_t stride, uint32_t n, uint32_t metric,
+    const char *labels, size_t len, int create)
 {
 	uint64_t h = gw_shm_hash(labels, len, metric), want, tag;
 	uint32_t i = (uint32_t)h & (n - 1);
@@ -388,28 +397,17 @@ find(char *base, size_t stride, uint32_t n, uint32_t metric, const char *labels,
 	for (probe = 0; probe < M_MAXPROBE; probe++, i = (i + 1) & (n - 1)) {
 		k = (struct skey *)(void *)(base + (size_t)i * stride);
 		tag = atomic_load_explicit(&k->tag, memory_order_acquire);
-		for (;;) {
-			if (tag & TAG_READY)
-				break;
-			if (tag == 0) {
-				if (!create)
-					return NULL;
-				if (!labels_valid(labels, len)) {
-					gw_log_warn_once(&warned_labels,
-					    "metrics",
-					    "malformed metric labels; "
-					    "using the other series");
-					return NULL;
-				}
-				if (!atomic_compare_exchange_strong(&k->tag,
-				        &tag,
-				        TAG_BUSY | (uint32_t)gw_shm_pid()))
-					continue;
-			} else if ((tag = key_wait(k, tag)) != TAG_BUSY) {
-				continue;
+		if (tag == 0) {
+			if (!create)
+				return NULL;
+			if (!labels_valid(labels, len)) {
+				gw_log_warn_once(&warned_labels, "metrics",
+				    "malformed metric labels; using the other "
+				    "series");
+				return NULL;
 			}
-			key_publish(k, metric, labels, len, want);
-			return k;
+			tag = key_claim(k, &a->stripe[i % M_STRIPES].lock,
+			    metric, labels, len, want);
 		}
 		if (tag == want && k->metric == metric && k->len == len &&
 		    memcmp(k->label, labels, len) == 0)
@@ -420,19 +418,12 @@ find(char *base, size_t stride, uint32_t n, uint32_t metric, const char *labels,
 
 /* The reserved "other" slot, its key written on first use. */
 static struct skey *
-other_slot(struct skey *k, uint32_t metric, const char *labels)
+other_slot(
+    struct m_area *a, struct skey *k, uint32_t metric, const char *labels)
 {
-	uint64_t tag = atomic_load_explicit(&k->tag, memory_order_acquire);
-
-	while (!(tag & TAG_READY)) {
-		if (tag == 0 && !atomic_compare_exchange_strong(&k->tag, &tag,
-		                    TAG_BUSY | (uint32_t)gw_shm_pid()))
-			continue;
-		if (tag != 0 && (tag = key_wait(k, tag)) != TAG_BUSY)
-			continue;
-		key_publish(k, metric, labels, strlen(labels), TAG_READY);
-		break;
-	}
+	if (atomic_load_explicit(&k->tag, memory_order_acquire) == 0)
+		key_claim(k, &a->stripe[metric % M_STRIPES].lock, metric,
+		    labels, strlen(labels), TAG_READY);
 	return k;
 }
 
@@ -443,10 +434,10 @@ cseries(struct m_area *a, enum gw_metric m, const char *labels, int create)
 	size_t len;
 
 	if (labels != NULL && (len = strlen(labels)) < GW_METRICS_LABELS_MAX)
-		k = find((char *)a->c, sizeof(a->c[0]), M_SERIES, (uint32_t)m,
-		    labels, len, create);
+		k = find(a, (char *)a->c, sizeof(a->c[0]), M_SERIES,
+		    (uint32_t)m, labels, len, create);
 	if (k == NULL && create) {
-		k = other_slot(&a->other[m].k, (uint32_t)m, mdefs[m].other);
+		k = other_slot(a, &a->other[m].k, (uint32_t)m, mdefs[m].other);
 		if (m != GW_METRIC_SERIES_OVERFLOW)
 			gw_metrics_inc(GW_METRIC_SERIES_OVERFLOW, "", 1);
 	}
@@ -460,11 +451,11 @@ hseries(struct m_area *a, enum gw_hist h, const char *labels, int create)
 	size_t len;
 
 	if (labels != NULL && (len = strlen(labels)) < GW_METRICS_LABELS_MAX)
-		k = find((char *)a->h, sizeof(a->h[0]), M_HSERIES,
+		k = find(a, (char *)a->h, sizeof(a->h[0]), M_HSERIES,
 		    (uint32_t)h | 0x100, labels, len, create);
 	if (k == NULL && create) {
 		k = other_slot(
-		    &a->hother[h].k, (uint32_t)h | 0x100, hdefs[h].other);
+		    a, &a->hother[h].k, (uint32_t)h | 0x100, hdefs[h].other);
 		gw_metrics_inc(GW_METRIC_SERIES_OVERFLOW, "", 1);
 	}
 	return (struct hslot *)k;
@@ -616,8 +607,8 @@ gw_metrics_set_family(const char *family)
 	struct m_area *a;
 
 	snprintf(my_family, sizeof(my_family), "%s", family);
-	if (s == NULL ||
-	    (a = gw_shm_area(s, GW_SHM_AREA_METRICS, sizeof(*a))) == NULL)
+	if (s == NULL || (a = gw_shm_area(s, GW_SHM_AREA_METRICS, sizeof(*a),
+	                      area_init)) == NULL)
 		return;
 	if (r >= a->proc && r < a->proc + M_PROCS &&
 	    atomic_load(&r->pid) == gw_shm_pid())

@@ -2,8 +2,9 @@
  * metrics.h: Prometheus metrics summed over every process and thread of a
  * host, kept in the shared memory area GW_SHM_AREA_METRICS (shm.h).
  * Updates are a label hash, a table probe and one or two atomic operations,
- * with no lock and no system call; gw_metrics_render writes the text
- * exposition format (version 0.0.4) for /metrics.
+ * with no lock and no system call (only a series' first update takes a
+ * lock, to write its key); gw_metrics_render writes the text exposition
+ * format (version 0.0.4) for /metrics.
  *
  * A series is (metric, label string). Label strings are preformatted, e.g.
  * route="chat",model="gpt-4o",status="200" (names [a-zA-Z_][a-zA-Z0-9_]*,

@@ -11,29 +11,32 @@
  * is two independent 64-bit hashes of the entity string (h1 picks the home
  * slot; both must match), so a false match needs a 128-bit collision.
  *
- * Each slot has a ref word: REF_LOCK|pid while a thread (re)claims the slot
- * for an entity, else the number of threads that pinned it. Admission pins
- * the slot, re-checks its identity, works on its counters and unpins;
- * recycling needs ref == 0, so an entity cannot change under a pinned slot
- * or under a held parallel lease (par > 0). A claimer that dies while
- * holding REF_LOCK is detected by pid and its slot turned into a tombstone
- * (h1 == H1_TOMB), which is recyclable.
+ * Each slot has a ref word: REF_LOCK|stripe while a thread (re)claims the
+ * slot for an entity, else the number of threads that pinned it. Admission
+ * pins the slot, re-checks its identity, works on its counters and unpins,
+ * all lock-free; recycling needs ref == 0, so an entity cannot change under
+ * a pinned slot or under a held parallel lease (par > 0).
+ *
+ * Claiming (adding an entity, a slow path) holds the gw_shm_lock of the
+ * entity's stripe (home slot % RL_STRIPES), so two claims of one entity
+ * are serialised and the second finds the first's slot. A thread that
+ * meets a slot being claimed waits by taking the stripe lock named in its
+ * ref word. A claimer that dies holding the lock is repaired by the next
+ * holder (gw_shm_lock returns 1): the slot it had locked is unlocked as it
+ * was if the claimer had not begun rewriting it, else turned into a
+ * tombstone (h1 == H1_TOMB), which is recyclable.
  *
  * Counts are words of (minute window << 40 | count) so that one CAS both
  * resets a stale window and counts; a count in another window reads as 0.
  *
  * XXX: a process killed while it pins a slot (a few instructions inside
  * gw_rl_admit) leaves the pin behind: the slot keeps working but is never
- * recycled. Two threads adding the same new entity at a window boundary
- * (their clocks on either side of it) can each take a slot; the duplicate
- * splits that entity's counts until it goes stale. A dead process's pid
- * reused before gw_rl_reap runs keeps its leases until the new process
- * exits.
+ * recycled. A dead process's pid reused before gw_rl_reap runs keeps its
+ * leases until the new process exits.
  */
 #include "ratelimit.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -45,19 +48,18 @@
 #define RL_MASK (RL_ENTRIES - 1)
 #define RL_LEASES 16384
 #define RL_MAXPROBE 128
+#define RL_STRIPES 64
 #define WIN_NS INT64_C(60000000000)
 #define CNT_BITS 40
 #define CNT_MASK ((UINT64_C(1) << CNT_BITS) - 1)
 #define WIN_MASK ((UINT64_C(1) << 24) - 1)
 #define REF_LOCK (UINT64_C(1) << 63)
 #define H1_TOMB 1 /* real h1 values are >= 2; 0 is never used */
-#define SPIN_YIELD 64
-#define SPIN_CHECK 4096
 
 struct rl_entry {
 	_Atomic uint64_t h1;
 	_Atomic uint64_t h2;
-	_Atomic uint64_t ref; /* REF_LOCK|pid, or the number of pins */
+	_Atomic uint64_t ref; /* REF_LOCK|stripe, or the number of pins */
 	_Atomic uint64_t par; /* parallel leases held */
 	_Atomic uint64_t req; /* window << 40 | requests */
 	_Atomic uint64_t tok; /* window << 40 | tokens */
@@ -66,12 +68,24 @@ struct rl_entry {
 _Static_assert(sizeof(struct rl_entry) == 64, "one cache line per entity");
 
 /*
+ * The lock of the entities whose home slot is i % RL_STRIPES, and what its
+ * holder is doing, for the repair if it dies: the slot it locked (ref ==
+ * REF_LOCK|stripe), and whether it has begun rewriting that slot.
+ */
+struct rl_stripe {
+	_Alignas(64) struct gw_shm_lock lock;
+	uint32_t claiming; /* slot + 1, or 0 */
+	uint32_t writing;
+};
+
+/*
  * A lease is (pid << 32 | (entity slot + 1) << 16 | sequence); 0 is free.
  * The sequence tells two leases of one thread on one slot apart.
  */
 struct rl_area {
 	_Atomic int64_t tat; /* GCRA theoretical arrival time, ns */
 	char pad[56];
+	struct rl_stripe stripe[RL_STRIPES];
 	struct rl_entry ent[RL_ENTRIES];
 	_Atomic uint64_t lease[RL_LEASES];
 };
@@ -80,6 +94,17 @@ static int warned_noshm, warned_full, warned_leases;
 static _Thread_local uint32_t lease_cursor;
 static _Thread_local uint16_t lease_seq;
 
+/* gw_shm_area's init: the area is zeroed, its locks are not yet. */
+static void
+area_init(void *p)
+{
+	struct rl_area *a = p;
+	int i;
+
+	for (i = 0; i < RL_STRIPES; i++)
+		gw_shm_lock_init(&a->stripe[i].lock);
+}
+
 static struct rl_area *
 area(void)
 {
@@ -87,7 +112,8 @@ area(void)
 	struct rl_area *a = NULL;
 
 	if (s != NULL)
-		a = gw_shm_area(s, GW_SHM_AREA_RATELIMIT, sizeof(*a));
+		a = gw_shm_area(
+		    s, GW_SHM_AREA_RATELIMIT, sizeof(*a), area_init);
 	if (a == NULL)
 		gw_log_warn_once(&warned_noshm, "ratelimit",
 		    "no shared memory region: rate limits are not enforced");
@@ -178,53 +204,76 @@ entity_hash(const char *entity, uint64_t *h1, uint64_t *h2)
 		*h1 += 2;
 }
 
-/* Back off while another thread holds the slot's lock. */
-static void
-spin(int *spins)
+static uint32_t
+stripe_of(uint64_t h1)
 {
-	if (++*spins > SPIN_YIELD)
-		sched_yield();
+	return (uint32_t)h1 & RL_MASK & (RL_STRIPES - 1);
 }
 
 /*
- * Wait until e is not locked and return its ref word. A lock held by a
- * dead process (killed while claiming) is broken: the slot becomes a
- * recyclable tombstone.
+ * Take the lock of stripe st. After a holder that died (gw_shm_lock says
+ * so), repair the slot it had locked, if it is still locked: unlocked as
+ * it was when the claimer had not begun rewriting it, else a tombstone.
+ */
+static void
+stripe_lock(struct rl_area *a, uint32_t st)
+{
+	struct rl_stripe *p = &a->stripe[st];
+	struct rl_entry *e;
+
+	if (gw_shm_lock(&p->lock) && p->claiming != 0 &&
+	    p->claiming <= RL_ENTRIES) {
+		e = &a->ent[p->claiming - 1];
+		if (atomic_load(&e->ref) == (REF_LOCK | st)) {
+			if (p->writing) {
+				atomic_store(&e->h2, 0);
+				atomic_store(&e->req, 0);
+				atomic_store(&e->tok, 0);
+				atomic_store(&e->h1, H1_TOMB);
+			}
+			atomic_store_explicit(&e->ref, 0, memory_order_release);
+		}
+	}
+	p->claiming = 0;
+	p->writing = 0;
+}
+
+static void
+stripe_unlock(struct rl_area *a, uint32_t st)
+{
+	a->stripe[st].claiming = 0;
+	a->stripe[st].writing = 0;
+	gw_shm_unlock(&a->stripe[st].lock);
+}
+
+/*
+ * Wait until e is not being claimed and return its ref word. The claimer
+ * holds the lock of the stripe its ref word names: taking that lock waits
+ * for it, in the kernel, and repairs the slot if the claimer died.
  */
 static uint64_t
-ref_wait(struct rl_entry *e)
+claim_wait(struct rl_area *a, struct rl_entry *e)
 {
 	uint64_t r;
-	int spins = 0;
+	uint32_t st;
 
 	while ((r = atomic_load_explicit(&e->ref, memory_order_acquire)) &
 	       REF_LOCK) {
-		if (spins < SPIN_CHECK) {
-			spin(&spins);
-			continue;
-		}
-		spins = 0;
-		if (!gw_shm_pid_dead((pid_t)(r & UINT32_MAX)) ||
-		    !atomic_compare_exchange_strong(
-		        &e->ref, &r, REF_LOCK | (uint32_t)gw_shm_pid()))
-			continue;
-		atomic_store(&e->h2, 0);
-		atomic_store(&e->req, 0);
-		atomic_store(&e->tok, 0);
-		atomic_store(&e->h1, H1_TOMB);
-		atomic_store_explicit(&e->ref, 0, memory_order_release);
+		st = (uint32_t)r & (RL_STRIPES - 1);
+		stripe_lock(a, st);
+		stripe_unlock(a, st);
 	}
 	return r;
 }
 
 static void
-pin(struct rl_entry *e)
+pin(struct rl_area *a, struct rl_entry *e)
 {
 	uint64_t r = atomic_load_explicit(&e->ref, memory_order_relaxed);
 
 	for (;;) {
 		if (r & REF_LOCK)
-			r = ref_wait(e);
+			r = claim_wait(a, e);
 		if (atomic_compare_exchange_weak_explicit(&e->ref, &r, r + 1,
 		        memory_order_acq_rel, memory_order_relaxed))
 			return;
@@ -260,8 +309,9 @@ recyclable(struct rl_entry *e, uint64_t win)
  * Walk the chain of h1 for (h1, h2): its slot, or -1. When cand is set it
  * gets the first slot the entity could take (never used or recyclable),
  * or stays -1. wait: wait for slots being claimed; without it (a claimer
- * re-checking, which must not wait on another claimer) such slots, and the
- * slot skip, are passed over.
+ * re-checking, which holds its stripe lock and must not wait for another)
+ * such slots, and the slot skip, are passed over: they are being claimed
+ * for entities of other stripes.
  */
 static int
 walk(struct rl_area *a, uint64_t h1, uint64_t h2, uint64_t win, int *cand,
@@ -280,7 +330,7 @@ walk(struct rl_area *a, uint64_t h1, uint64_t h2, uint64_t win, int *cand,
 		    REF_LOCK) {
 			if (!wait)
 				continue;
-			ref_wait(e);
+			claim_wait(a, e);
 		}
 		k = atomic_load_explicit(&e->h1, memory_order_acquire);
 		if (k == h1 &&
@@ -298,45 +348,53 @@ walk(struct rl_area *a, uint64_t h1, uint64_t h2, uint64_t win, int *cand,
 }
 
 /*
- * Take slot c for (h1, h2): lock it, check it is still free to take, look
- * again for the entity (another thread may have added it meanwhile), then
- * write the identity. Returns the pinned slot of the entity, or -1 to walk
- * again.
+ * Take slot c for (h1, h2) under the entity's stripe lock: lock the slot,
+ * check it is still free to take, look again for the entity (added by the
+ * previous holder of the stripe lock, perhaps), then write the identity.
+ * Returns the pinned slot of the entity, or -1 to walk again.
  */
 static int
 claim(struct rl_area *a, int c, uint64_t h1, uint64_t h2, uint64_t win)
 {
 	struct rl_entry *e = &a->ent[c];
+	uint32_t st = stripe_of(h1);
 	uint64_t zero = 0, k;
-	int f;
+	int f = -1, got = -1;
 
-	if (!atomic_compare_exchange_strong(
-	        &e->ref, &zero, REF_LOCK | (uint32_t)gw_shm_pid()))
-		return -1;
+	stripe_lock(a, st);
+	a->stripe[st].claiming = (uint32_t)c + 1;
+	if (!atomic_compare_exchange_strong(&e->ref, &zero, REF_LOCK | st))
+		goto out;
 	k = atomic_load(&e->h1);
 	if (k != 0 && (atomic_load(&e->par) != 0 ||
 	                  (k != H1_TOMB &&
 	                      (cnt_in(atomic_load(&e->req), win) != 0 ||
 	                          cnt_in(atomic_load(&e->tok), win) != 0)))) {
 		atomic_store_explicit(&e->ref, 0, memory_order_release);
-		return -1;
+		goto out;
 	}
 	f = walk(a, h1, h2, win, NULL, 0, c);
 	if (f >= 0) {
 		atomic_store_explicit(&e->ref, 0, memory_order_release);
-		pin(&a->ent[f]);
-		if (matches(&a->ent[f], h1, h2))
-			return f;
-		unpin(&a->ent[f]);
-		return -1;
+		goto out;
 	}
+	a->stripe[st].writing = 1;
 	atomic_store(&e->h2, h2);
 	atomic_store(&e->req, 0);
 	atomic_store(&e->tok, 0);
 	atomic_store_explicit(&e->h1, h1, memory_order_release);
 	/* Unlock, keeping one pin for the caller. */
 	atomic_store_explicit(&e->ref, 1, memory_order_release);
-	return c;
+	got = c;
+out:
+	stripe_unlock(a, st);
+	if (f >= 0) {
+		pin(a, &a->ent[f]);
+		if (matches(&a->ent[f], h1, h2))
+			return f;
+		unpin(&a->ent[f]);
+	}
+	return got;
 }
 
 /* The slot of (h1, h2), created when missing and returned pinned; -1 full. */
@@ -349,7 +407,7 @@ entry_get(struct rl_area *a, uint64_t h1, uint64_t h2, uint64_t win)
 		cand = -1;
 		i = walk(a, h1, h2, win, &cand, 1, -1);
 		if (i >= 0) {
-			pin(&a->ent[i]);
+			pin(a, &a->ent[i]);
 			if (matches(&a->ent[i], h1, h2))
 				return i;
 			unpin(&a->ent[i]);
@@ -561,7 +619,7 @@ add_tokens(struct rl_area *a, const struct gw_rl_ticket *t, uint64_t tokens,
 		count_add(&e->tok, win, tokens);
 		return;
 	}
-	pin(e);
+	pin(a, e);
 	if (!matches(e, t->h1, t->h2)) {
 		unpin(e);
 		if ((idx = entry_get(a, t->h1, t->h2, win)) < 0)

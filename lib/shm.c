@@ -1,10 +1,12 @@
-/* shm.c: the per-host shared memory region, its header and its areas. */
+/*
+ * shm.c: the per-host shared memory region, its header and its areas, and
+ * the one lock its users share (struct gw_shm_lock).
+ */
 #include "shm.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -22,13 +24,15 @@
 #define SHM_HDR_SIZE 4096
 #define SHM_MIN_SIZE ((size_t)64 << 10)
 #define SHM_ALIGN 4096
-/* area_dir.off: 0 free, CARVING|pid while being carved, else the offset. */
-#define AREA_CARVING (UINT64_C(1) << 63)
+#define SHM_BOOT_ID "/proc/sys/kernel/random/boot_id"
+#define LOCK_MAGIC 0x6c6f636bu /* "lock" */
+/* area_dir.off: 0 not carved, AREA_FAILED no room, else the offset. */
 #define AREA_FAILED UINT64_MAX
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2,
     "64-bit atomics must be lock-free to live in shared memory");
 
+/* Written under shm_hdr.lock; off is read without it (acquire). */
 struct area_dir {
 	_Atomic uint64_t off;
 	_Atomic uint64_t size; /* as requested, before rounding */
@@ -40,10 +44,12 @@ struct shm_hdr {
 	uint32_t version;
 	uint32_t hdr_size;
 	uint64_t size;
-	_Atomic uint64_t used; /* bytes handed out, from the file start */
+	uint64_t used; /* bytes handed out, from the file start; under lock */
 	int64_t created_real_us;
 	int32_t creator_pid;
 	uint32_t pad;
+	char boot_id[40];        /* "" when unknown */
+	struct gw_shm_lock lock; /* carving areas */
 	struct area_dir area[GW_SHM_AREA_MAX];
 };
 _Static_assert(sizeof(struct shm_hdr) <= SHM_HDR_SIZE, "header too big");
@@ -112,6 +118,80 @@ gw_shm_pid_dead(pid_t pid)
 	return dead;
 }
 
+void
+gw_shm_lock_init(struct gw_shm_lock *l)
+{
+	pthread_mutexattr_t at;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	rc = pthread_mutexattr_init(&at);
+	GW_ASSERT(rc == 0);
+	rc = pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+	if (rc == 0)
+		rc = pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+	if (rc == 0)
+		rc = pthread_mutex_init(&l->mu, &at);
+	pthread_mutexattr_destroy(&at);
+	GW_ASSERT(rc == 0);
+	l->magic = LOCK_MAGIC;
+}
+
+int
+gw_shm_lock(struct gw_shm_lock *l)
+{
+	int rc;
+
+	GW_ASSERT(l->magic == LOCK_MAGIC);
+	rc = pthread_mutex_lock(&l->mu);
+	if (rc == 0)
+		return 0;
+	if (rc == EOWNERDEAD) {
+		/* Ours now, marked inconsistent until gw_shm_unlock. */
+		l->repair = 1;
+		return 1;
+	}
+	/*
+	 * ENOTRECOVERABLE: someone unlocked without making it consistent,
+	 * which gw_shm_unlock never does. The lock lives in the file: remove
+	 * it (every family restarted together) to start over.
+	 */
+	gw_log_err(NULL, "shm", "lock: %s", strerror(rc));
+	GW_ASSERT(rc == 0);
+	return 0;
+}
+
+void
+gw_shm_unlock(struct gw_shm_lock *l)
+{
+	int rc;
+
+	if (l->repair) {
+		l->repair = 0;
+		rc = pthread_mutex_consistent(&l->mu);
+		GW_ASSERT(rc == 0);
+	}
+	rc = pthread_mutex_unlock(&l->mu);
+	GW_ASSERT(rc == 0);
+}
+
+/* The kernel's id of this boot, or "" when it cannot be read. */
+static void
+read_boot_id(char *out, size_t n)
+{
+	ssize_t r = -1;
+	int fd;
+
+	if ((fd = open(SHM_BOOT_ID, O_RDONLY | O_CLOEXEC)) >= 0) {
+		r = read(fd, out, n - 1);
+		close(fd);
+	}
+	if (r < 0)
+		r = 0;
+	out[r] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     GW_PRINTF(3, 4);
 
@@ -130,29 +210,37 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 /*
  * Create or check the header. Runs under flock(LOCK_EX) on a descriptor of
  * our own, so exactly one process at a time gets here; a process that dies
- * half-way leaves magic unwritten and the next one starts over.
+ * half-way leaves magic unwritten and the next one starts over. The boot
+ * ids are compared only when both are known.
  */
 static void
-init_header(struct shm_hdr *h, size_t size, const char *path)
+init_header(struct shm_hdr *h, size_t size, const char *path, const char *boot)
 {
+	int same_boot;
+
+	same_boot = boot[0] == '\0' || h->boot_id[0] == '\0' ||
+	            strncmp(h->boot_id, boot, sizeof(h->boot_id)) == 0;
 	if (atomic_load_explicit(&h->magic, memory_order_acquire) ==
 	        SHM_MAGIC &&
 	    h->version == GW_SHM_LAYOUT_VERSION &&
-	    h->hdr_size == SHM_HDR_SIZE && h->size == size)
+	    h->hdr_size == SHM_HDR_SIZE && h->size == size && same_boot)
 		return;
 	if (atomic_load_explicit(&h->magic, memory_order_relaxed) != 0)
 		gw_log_warn(NULL, "shm",
-		    "%s: header does not match (version %u size %llu, want "
-		    "%d and %zu); re-initialising",
+		    "%s: header does not match (version %u size %llu%s, "
+		    "want %d and %zu); re-initialising",
 		    path, h->version, (unsigned long long)h->size,
+		    same_boot ? "" : ", from another boot",
 		    GW_SHM_LAYOUT_VERSION, size);
 	memset((void *)h, 0, size);
 	h->version = GW_SHM_LAYOUT_VERSION;
 	h->hdr_size = SHM_HDR_SIZE;
 	h->size = size;
-	atomic_store_explicit(&h->used, SHM_HDR_SIZE, memory_order_relaxed);
+	h->used = SHM_HDR_SIZE;
 	h->created_real_us = gw_now_real_us();
 	h->creator_pid = (int32_t)gw_shm_pid();
+	snprintf(h->boot_id, sizeof(h->boot_id), "%s", boot);
+	gw_shm_lock_init(&h->lock);
 	atomic_store_explicit(&h->magic, SHM_MAGIC, memory_order_release);
 }
 
@@ -162,6 +250,7 @@ gw_shm_open(const char *path, size_t size, char *err, size_t errlen)
 	struct gw_shm *shm = NULL;
 	struct stat st;
 	void *base = MAP_FAILED;
+	char boot[40];
 	int fd = -1, rc;
 
 	if (size < SHM_MIN_SIZE) {
@@ -204,7 +293,8 @@ gw_shm_open(const char *path, size_t size, char *err, size_t errlen)
 		seterr(err, errlen, "mmap %s: %s", path, strerror(errno));
 		goto out;
 	}
-	init_header(base, size, path);
+	read_boot_id(boot, sizeof(boot));
+	init_header(base, size, path, boot);
 	shm = gw_xcalloc(1, sizeof(*shm));
 	shm->base = base;
 	shm->size = size;
@@ -236,55 +326,85 @@ gw_shm_size(const struct gw_shm *shm)
 	return shm->size;
 }
 
-/* The slow path of gw_shm_area: returns the area's offset, or 0. */
 static uint64_t
-carve(struct gw_shm *shm, enum gw_shm_area id, size_t size)
+round_up(uint64_t n)
+{
+	return (n + SHM_ALIGN - 1) / SHM_ALIGN * SHM_ALIGN;
+}
+
+/*
+ * After a carver died holding the lock. Nothing it wrote is published, but
+ * it may have moved the cursor (leaking the space) and written into the
+ * space after it, which must be zero: the cursor becomes the end of the
+ * last published area and everything after it is zeroed again.
+ */
+static void
+repair_carve(struct gw_shm *shm)
+{
+	struct shm_hdr *h = shm->base;
+	uint64_t end = SHM_HDR_SIZE, off;
+	int i;
+
+	for (i = 0; i < GW_SHM_AREA_MAX; i++) {
+		off =
+		    atomic_load_explicit(&h->area[i].off, memory_order_relaxed);
+		if (off != 0 && off != AREA_FAILED &&
+		    off + round_up(atomic_load(&h->area[i].size)) > end)
+			end = off + round_up(atomic_load(&h->area[i].size));
+	}
+	h->used = end;
+	memset((char *)shm->base + end, 0, shm->size - end);
+}
+
+/*
+ * Carve area id under the header lock: its offset, or AREA_FAILED. The
+ * space after the cursor is zero (the whole file is zeroed when the header
+ * is initialised, and repair_carve zeroes it again after a dead carver).
+ */
+static uint64_t
+carve_locked(
+    struct gw_shm *shm, enum gw_shm_area id, size_t size, void (*init)(void *))
 {
 	struct shm_hdr *h = shm->base;
 	struct area_dir *d = &h->area[id];
-	uint64_t off, want, o, mark;
-	int spins = 0;
+	uint64_t want = round_up(size), o = h->used;
 
-	want = (size + SHM_ALIGN - 1) / SHM_ALIGN * SHM_ALIGN;
-	mark = AREA_CARVING | (uint64_t)(uint32_t)gw_shm_pid();
-	for (;;) {
-		off = atomic_load_explicit(&d->off, memory_order_acquire);
-		if (off == 0) {
-			if (!atomic_compare_exchange_strong(
-			        &d->off, &off, mark))
-				continue;
-			o = atomic_load(&h->used);
-			while (o + want <= shm->size &&
-			       !atomic_compare_exchange_weak(
-			           &h->used, &o, o + want))
-				;
-			if (o + want > shm->size) {
-				gw_log_err(NULL, "shm",
-				    "%s: no room for area %d (%zu bytes, "
-				    "%llu used of %zu)",
-				    shm->path, (int)id, size,
-				    (unsigned long long)o, shm->size);
-				atomic_store(&d->off, AREA_FAILED);
-				return 0;
-			}
-			atomic_store_explicit(
-			    &d->size, size, memory_order_relaxed);
-			atomic_store_explicit(&d->off, o, memory_order_release);
-			return o;
-		}
-		if (off == AREA_FAILED)
-			return 0;
-		if (!(off & AREA_CARVING))
-			break;
-		/* Another process is carving: a few stores away. */
-		if (++spins < 1000) {
-			sched_yield();
-			continue;
-		}
-		spins = 0;
-		if (gw_shm_pid_dead((pid_t)(off & UINT32_MAX)))
-			atomic_compare_exchange_strong(&d->off, &off, 0);
+	if (want > shm->size || o > shm->size - want) {
+		gw_log_err(NULL, "shm",
+		    "%s: no room for area %d (%zu bytes, %llu used of %zu)",
+		    shm->path, (int)id, size, (unsigned long long)o, shm->size);
+		atomic_store_explicit(
+		    &d->off, AREA_FAILED, memory_order_release);
+		return AREA_FAILED;
 	}
+	if (init != NULL)
+		init((char *)shm->base + o);
+	atomic_store_explicit(&d->size, size, memory_order_relaxed);
+	h->used = o + want;
+	atomic_store_explicit(&d->off, o, memory_order_release);
+	return o;
+}
+
+/* The slow path of gw_shm_area: returns the area's offset, or 0. */
+static uint64_t
+carve(
+    struct gw_shm *shm, enum gw_shm_area id, size_t size, void (*init)(void *))
+{
+	struct shm_hdr *h = shm->base;
+	struct area_dir *d = &h->area[id];
+	uint64_t off;
+
+	off = atomic_load_explicit(&d->off, memory_order_acquire);
+	if (off == 0) {
+		if (gw_shm_lock(&h->lock))
+			repair_carve(shm);
+		off = atomic_load_explicit(&d->off, memory_order_relaxed);
+		if (off == 0)
+			off = carve_locked(shm, id, size, init);
+		gw_shm_unlock(&h->lock);
+	}
+	if (off == AREA_FAILED)
+		return 0;
 	if (atomic_load_explicit(&d->size, memory_order_relaxed) != size) {
 		gw_log_err(NULL, "shm",
 		    "%s: area %d has %llu bytes, want %zu: bump "
@@ -297,7 +417,8 @@ carve(struct gw_shm *shm, enum gw_shm_area id, size_t size)
 }
 
 void *
-gw_shm_area(struct gw_shm *shm, enum gw_shm_area id, size_t size)
+gw_shm_area(struct gw_shm *shm, enum gw_shm_area id, size_t size,
+    void (*init)(void *area))
 {
 	void *p;
 	uint64_t off;
@@ -308,7 +429,7 @@ gw_shm_area(struct gw_shm *shm, enum gw_shm_area id, size_t size)
 		return p;
 	if (atomic_load_explicit(&shm->failed[id], memory_order_relaxed))
 		return NULL;
-	off = carve(shm, id, size);
+	off = carve(shm, id, size, init);
 	if (off == 0) {
 		atomic_store(&shm->failed[id], 1);
 		return NULL;

@@ -1,4 +1,7 @@
-/* Unit tests for lib/metrics.c: series, overflow, processes, rendering. */
+/*
+ * Unit tests for lib/metrics.c: series, overflow, processes, rendering. The
+ * file is included to reach its statics: a writer dying under a slot lock.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "metrics.h"
+#include "../../lib/metrics.c"
 #include "shm_fixture.h"
 
 static int
@@ -264,6 +267,48 @@ test_cross_process(void **state)
 	assert_true(gw_metrics_value(GW_METRIC_IN_FLIGHT, NULL) == 0);
 }
 
+/*
+ * A writer dies holding a slot's stripe lock, half-way through a key: the
+ * slot is still free (its tag is written last), and the next writer, told
+ * the holder died, writes its own key there; the lock works on.
+ */
+static void
+test_dead_writer(void **state)
+{
+	const char *l = "kind=\"crash\"";
+	struct m_area *a = area();
+	uint64_t h;
+	uint32_t i;
+	struct skey *k;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(a);
+	h = gw_shm_hash(l, strlen(l), GW_METRIC_UPSTREAM_ERRORS);
+	i = (uint32_t)h & (M_SERIES - 1);
+	k = &a->c[i].k;
+	if ((pid = fork()) == 0) {
+		gw_shm_lock(&a->stripe[i % M_STRIPES].lock);
+		k->metric = 99;
+		k->len = 7;
+		memcpy(k->label, "garbage", 7);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(atomic_load(&k->tag), 0);
+	assert_true(gw_metrics_value(GW_METRIC_UPSTREAM_ERRORS, l) == 0);
+	gw_metrics_inc(GW_METRIC_UPSTREAM_ERRORS, l, 3);
+	assert_true(gw_metrics_value(GW_METRIC_UPSTREAM_ERRORS, l) == 3);
+	assert_int_equal(atomic_load(&k->tag), TAG_READY | h);
+	assert_int_equal(k->metric, GW_METRIC_UPSTREAM_ERRORS);
+	assert_string_equal(k->label, l);
+	assert_int_equal(atomic_load(&a->c[i].v), 3);
+	assert_int_equal(gw_shm_lock(&a->stripe[i % M_STRIPES].lock), 0);
+	gw_shm_unlock(&a->stripe[i % M_STRIPES].lock);
+	assert_true(gw_metrics_value(GW_METRIC_SERIES_OVERFLOW, "") == 0);
+}
+
 /* Write the rendering to a file and run promtool on it when installed. */
 static void
 promtool_check(const char *text)
@@ -413,6 +458,7 @@ main(void)
 	    T(test_overflow),
 	    T(test_pid_gauges),
 	    T(test_cross_process),
+	    T(test_dead_writer),
 	    T(test_render),
 	    T(test_render_empty),
 	};

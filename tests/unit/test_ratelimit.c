@@ -403,6 +403,77 @@ test_reap_dead(void **state)
 	gw_rl_done(&t, 0, T0);
 }
 
+/*
+ * A claimer dies holding its stripe's lock, with a slot locked: the next
+ * thread to meet the slot waits on that lock, is told the holder died and
+ * repairs the slot. Not yet rewritten: the entity and its count survive.
+ * Half rewritten: a tombstone, recycled for the next entity.
+ */
+static void
+test_dead_claimer(void **state)
+{
+	struct gw_rl_limits lim = {1, -1, -1};
+	struct gw_rl_ticket t;
+	struct rl_area *a = area();
+	uint64_t h1, h2, zero, win = win_of(T0);
+	uint32_t st;
+	int idx, cand = -1;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(
+	    gw_rl_admit("k:live", &lim, T0, &t, NULL, NULL, NULL), GW_RL_OK);
+	entity_hash("k:live", &h1, &h2);
+	idx = walk(a, h1, h2, win, NULL, 1, -1);
+	assert_true(idx >= 0);
+	st = stripe_of(h1);
+	if ((pid = fork()) == 0) {
+		/* claim() up to the check that would find the slot in use */
+		stripe_lock(a, st);
+		a->stripe[st].claiming = (uint32_t)idx + 1;
+		zero = 0;
+		if (!atomic_compare_exchange_strong(
+		        &a->ent[idx].ref, &zero, REF_LOCK | st))
+			_exit(1);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_int_equal(atomic_load(&a->ent[idx].ref), REF_LOCK | st);
+	assert_int_equal(gw_rl_admit("k:live", &lim, T0, &t, NULL, NULL, NULL),
+	    GW_RL_RPM); /* its count of 1 is still there */
+	assert_int_equal(atomic_load(&a->ent[idx].ref), 0);
+	assert_true(matches(&a->ent[idx], h1, h2));
+
+	entity_hash("k:new", &h1, &h2);
+	assert_int_equal(walk(a, h1, h2, win, &cand, 1, -1), -1);
+	assert_true(cand >= 0);
+	st = stripe_of(h1);
+	if ((pid = fork()) == 0) {
+		stripe_lock(a, st);
+		a->stripe[st].claiming = (uint32_t)cand + 1;
+		zero = 0;
+		if (!atomic_compare_exchange_strong(
+		        &a->ent[cand].ref, &zero, REF_LOCK | st))
+			_exit(1);
+		a->stripe[st].writing = 1;
+		atomic_store(&a->ent[cand].h2, h2);
+		atomic_store(&a->ent[cand].req, pack(win, 5)); /* half done */
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_int_equal(
+	    gw_rl_admit("k:new", &lim, T0, &t, NULL, NULL, NULL), GW_RL_OK);
+	assert_int_equal(
+	    gw_rl_admit("k:new", &lim, T0, &t, NULL, NULL, NULL), GW_RL_RPM);
+	assert_true(matches(&a->ent[cand], h1, h2));
+	assert_int_equal(atomic_load(&a->ent[cand].ref), 0);
+	/* And the stripe's lock works on. */
+	stripe_lock(a, st);
+	assert_int_equal(a->stripe[st].claiming, 0);
+	stripe_unlock(a, st);
+	assert_int_equal(failopen_count(), 0);
+}
+
 /* Full lease table: admit anyway (fail open), count it. */
 static void
 test_lease_table_full(void **state)
@@ -532,6 +603,70 @@ test_cross_process_entity(void **state)
 	munmap(sh, sizeof(*sh));
 }
 
+/*
+ * Two processes add the same new entity at once, with clocks a window
+ * apart, behind an entity of the same home slot counted only in the first
+ * window: one sees the home slot in use and takes the next, the other sees
+ * it stale and recycles it. Claims of one entity are serialised by its
+ * stripe lock, so the second finds the first's slot: never two slots.
+ */
+static void
+test_claim_once(void **state)
+{
+	enum { N = 300 };
+	struct gw_rl_limits lim = {1000000, -1, -1};
+	struct rl_area *a = area();
+	struct gw_rl_ticket t;
+	_Atomic int *arrive;
+	uint64_t h1, h2, g1, g2;
+	pid_t pids[2];
+	int i, j, k, n, dup = 0;
+	char e[32], b[32];
+
+	(void)state;
+	arrive = mmap(NULL, N * sizeof(*arrive), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(arrive != MAP_FAILED);
+	for (j = 0; j < N; j++) {
+		snprintf(e, sizeof(e), "k:race-%d", j);
+		entity_hash(e, &h1, &h2);
+		for (k = 0;; k++) {
+			snprintf(b, sizeof(b), "k:blk-%d-%d", j, k);
+			entity_hash(b, &g1, &g2);
+			if ((g1 & RL_MASK) == (h1 & RL_MASK))
+				break;
+		}
+		if (walk(a, g1, g2, win_of(T0), NULL, 1, -1) < 0)
+			assert_int_equal(
+			    gw_rl_admit(b, &lim, T0, &t, NULL, NULL, NULL),
+			    GW_RL_OK);
+		atomic_store(&arrive[j], 0);
+	}
+	for (i = 0; i < 2; i++) {
+		if ((pids[i] = fork()) == 0) {
+			for (j = 0; j < N; j++) {
+				snprintf(e, sizeof(e), "k:race-%d", j);
+				atomic_fetch_add(&arrive[j], 1);
+				while (atomic_load(&arrive[j]) < 2)
+					;
+				gw_rl_admit(e, &lim, T0 + i * 60 * SEC, &t,
+				    NULL, NULL, NULL);
+			}
+			_exit(0);
+		}
+	}
+	wait_all(pids, 2);
+	for (j = 0; j < N; j++) {
+		snprintf(e, sizeof(e), "k:race-%d", j);
+		entity_hash(e, &h1, &h2);
+		for (n = 0, i = 0; i < RL_ENTRIES; i++)
+			n += matches(&a->ent[i], h1, h2);
+		dup += n > 1;
+	}
+	munmap(arrive, N * sizeof(*arrive));
+	assert_int_equal(dup, 0);
+}
+
 /* No region: everything is admitted. */
 static void
 test_no_shm(void **state)
@@ -624,9 +759,11 @@ main(void)
 	    T(test_collisions),
 	    T(test_recycle),
 	    T(test_reap_dead),
+	    T(test_dead_claimer),
 	    T(test_lease_table_full),
 	    T(test_cross_process_global),
 	    T(test_cross_process_entity),
+	    T(test_claim_once),
 	    T(test_no_shm),
 	    T(test_perf),
 	};
