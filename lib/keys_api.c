@@ -336,60 +336,76 @@ take_fields(json_object *body, const struct field *fields, size_t nfields,
 	return GW_OK;
 }
 
-/* This thread has a transaction open (statements in it are not retried). */
-static __thread int in_tx;
-
 /*
- * Run SQL; a database failure becomes a 503 (or a caller-chosen 400). A
- * statement on its own (or BEGIN) is tried again on a fresh connection when
- * the old one broke (a PostgreSQL restart); one inside a transaction is not.
+ * A database failure as the client's error: a 503 (or a caller-chosen
+ * 400) in f, logged unless it is the client's.
  */
 static enum gw_status
-run(struct gw_req *req, const char *sql, int n, const char *const *params,
-    struct gw_db_rows **rows, struct fail *f)
+db_fail(struct gw_req *req, const char *err, struct fail *f)
 {
-	struct gw_db *db = req->ctx->db;
-	int begin = strcmp(sql, "BEGIN") == 0;
-	char err[512];
+	const char *state = gw_db_last_sqlstate(req->ctx->db);
 
-	if (strcmp(sql, "COMMIT") == 0 || strcmp(sql, "ROLLBACK") == 0)
-		in_tx = 0;
-	if (gw_db_exec(db, sql, n, params, !in_tx, rows, err, sizeof(err)) ==
-	    GW_OK) {
-		in_tx |= begin;
-		return GW_OK;
-	}
-	if (in_tx) {
-		/* The transaction is lost with its statement: start clean. */
-		gw_db_exec(db, "ROLLBACK", 0, NULL, 0, NULL, NULL, 0);
-		in_tx = 0;
-	}
-	if (strcmp(gw_db_last_sqlstate(db), "23505") == 0 &&
-	    strstr(err, "key_alias") != NULL)
+	if (strcmp(state, "23505") == 0 && strstr(err, "key_alias") != NULL)
 		return set_fail(f, 400, "invalid_request_error", "key_alias",
 		    "key_alias is already in use by another key");
-	if (strcmp(gw_db_last_sqlstate(db), "23505") == 0)
+	if (strcmp(state, "23505") == 0)
 		return set_fail(
 		    f, 400, "invalid_request_error", "", "Already exists");
-	if (strcmp(gw_db_last_sqlstate(db), "23503") == 0)
+	if (strcmp(state, "23503") == 0)
 		return set_fail(f, 400, "invalid_request_error", "team_id",
 		    "The team or user referenced does not exist, or keys still "
 		    "belong to it");
 	gw_log_err(req->id, "keys", "query failed: %s", err);
-	if (gw_db_last_sqlstate(db)[0] == '\0' ||
-	    strncmp(gw_db_last_sqlstate(db), "08", 2) == 0)
+	if (state[0] == '\0' || strncmp(state, "08", 2) == 0)
 		return set_fail(
 		    f, 503, "no_db_connection", NULL, "Database unavailable");
 	return set_fail(
 	    f, 500, "internal_server_error", NULL, "Database error");
 }
 
-static void
-tx_end(struct gw_req *req, int commit)
+/*
+ * Run SQL; a failure becomes f (db_fail). db.c tries a statement on its
+ * own again on a fresh connection when the old one broke (a PostgreSQL
+ * restart); one inside a transaction it does not.
+ */
+static enum gw_status
+run(struct gw_req *req, const char *sql, int n, const char *const *params,
+    struct gw_db_rows **rows, struct fail *f)
 {
-	struct fail f;
+	char err[512];
 
-	run(req, commit ? "COMMIT" : "ROLLBACK", 0, NULL, NULL, &f);
+	if (gw_db_exec(req->ctx->db, sql, n, params, 1, rows, err,
+	        sizeof(err)) == GW_OK)
+		return GW_OK;
+	return db_fail(req, err, f);
+}
+
+static enum gw_status
+tx_begin(struct gw_req *req, struct fail *f)
+{
+	char err[512];
+
+	if (gw_db_begin(req->ctx->db, err, sizeof(err)) == GW_OK)
+		return GW_OK;
+	return db_fail(req, err, f);
+}
+
+/*
+ * End the transaction: COMMIT when st is GW_OK, else ROLLBACK. Returns st,
+ * or the failure of COMMIT (in f).
+ */
+static enum gw_status
+tx_end(struct gw_req *req, enum gw_status st, struct fail *f)
+{
+	char err[512];
+
+	if (st != GW_OK) {
+		gw_db_rollback(req->ctx->db);
+		return st;
+	}
+	if (gw_db_commit(req->ctx->db, err, sizeof(err)) == GW_OK)
+		return GW_OK;
+	return db_fail(req, err, f);
 }
 
 /* A new raw key: "sk-" + 32 random bytes in URL-safe base64 (43 chars). */
@@ -579,10 +595,10 @@ key_generate(struct gw_req *req, struct gw_route_call *c)
 	enum gw_status st;
 
 	if ((st = read_object(req, &body, &f)) != GW_OK ||
-	    (st = run(req, "BEGIN", 0, NULL, NULL, &f)) != GW_OK)
+	    (st = tx_begin(req, &f)) != GW_OK)
 		goto out;
 	st = insert_key(req, body, caller_name(who), raw, &row, &f);
-	tx_end(req, st == GW_OK);
+	st = tx_end(req, st, &f);
 	if (st == GW_OK) {
 		gw_log_info(req->id, "keys", "generated key %s (%s)",
 		    gw_json_get_str(row, "key_name"),
@@ -642,7 +658,7 @@ key_update(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 		    "Nothing to update");
 		goto out;
 	}
-	if ((st = run(req, "BEGIN", 0, NULL, NULL, &f)) != GW_OK)
+	if ((st = tx_begin(req, &f)) != GW_OK)
 		goto out;
 	uid = gw_json_get_str(body, "user_id");
 	tid = gw_json_get_str(body, "team_id");
@@ -658,7 +674,7 @@ key_update(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 		if (st == GW_OK && gw_db_rows_count(rows) == 0)
 			st = key_not_found(&f);
 	}
-	tx_end(req, st == GW_OK);
+	st = tx_end(req, st, &f);
 	if (st == GW_OK) {
 		row = row_json(rows, 0, 0);
 		gw_reply_json(req, 200, row);
@@ -1035,7 +1051,7 @@ user_new(struct gw_req *req, struct gw_route_call *c)
 		uid = id;
 	}
 	stmt_set(&s, "user_id", "$?", uid);
-	if ((st = run(req, "BEGIN", 0, NULL, NULL, &f)) != GW_OK)
+	if ((st = tx_begin(req, &f)) != GW_OK)
 		goto out;
 	tid = gw_json_get_str(body, "team_id");
 	if (tid == NULL || (st = require_team(req, tid, &f)) == GW_OK) {
@@ -1068,7 +1084,7 @@ user_new(struct gw_req *req, struct gw_route_call *c)
 			    kb, "models", json_object_get(v));
 		st = insert_key(req, kb, caller_name(who), raw, &key, &f);
 	}
-	tx_end(req, st == GW_OK);
+	st = tx_end(req, st, &f);
 	if (st != GW_OK)
 		goto out;
 	row = row_json(rows, 0, 0);
