@@ -161,8 +161,9 @@ key_delete(struct gw_req *req, struct gw_route_call *c)
 {
 	json_object *body = NULL, *list, *match = NULL, *out = NULL;
 	struct gw_db_rows *rows = NULL;
+	struct gw_buf sql = {0};
 	struct gw_mgmt_fail f;
-	const char *params[2], *field = "keys";
+	const char *params[2], *field = "keys", *column = "token";
 	char hash[65];
 	size_t j, m;
 	int by_alias = 0, n;
@@ -173,6 +174,7 @@ key_delete(struct gw_req *req, struct gw_route_call *c)
 	if ((list = gw_json_get(body, "keys")) == NULL) {
 		list = gw_json_get(body, "key_aliases");
 		field = "key_aliases";
+		column = "key_alias";
 		by_alias = 1;
 	}
 	if (list == NULL || !json_object_is_type(list, json_type_array) ||
@@ -200,21 +202,14 @@ key_delete(struct gw_req *req, struct gw_route_call *c)
 	}
 	params[0] = gw_json_str(match, NULL);
 	params[1] = gw_mgmt_caller_name(&c->who);
-	if ((st = gw_mgmt_run(req,
-	         by_alias
-	             ? "WITH d AS (DELETE FROM keys WHERE key_alias IN (SELECT "
-	               "json_array_elements_text($1::json)) RETURNING *) "
-	               "INSERT INTO deleted_keys (token, key_name, key_alias, "
-	               "user_id, team_id, spend, row_data, deleted_by) SELECT "
-	               "token, key_name, key_alias, user_id, team_id, spend, "
-	               "to_jsonb(d), $2 FROM d RETURNING key_alias"
-	             : "WITH d AS (DELETE FROM keys WHERE token IN (SELECT "
-	               "json_array_elements_text($1::json)) RETURNING *) "
-	               "INSERT INTO deleted_keys (token, key_name, key_alias, "
-	               "user_id, team_id, spend, row_data, deleted_by) SELECT "
-	               "token, key_name, key_alias, user_id, team_id, spend, "
-	               "to_jsonb(d), $2 FROM d RETURNING token",
-	         2, params, &rows, &f)) != GW_OK)
+	gw_buf_printf(&sql,
+	    "WITH d AS (DELETE FROM keys WHERE %s IN (SELECT "
+	    "json_array_elements_text($1::json)) RETURNING *) INSERT INTO "
+	    "deleted_keys (token, key_name, key_alias, user_id, team_id, "
+	    "spend, row_data, deleted_by) SELECT token, key_name, key_alias, "
+	    "user_id, team_id, spend, to_jsonb(d), $2 FROM d RETURNING %s",
+	    column, column);
+	if ((st = gw_mgmt_run(req, sql.p, 2, params, &rows, &f)) != GW_OK)
 		goto out;
 	if ((n = gw_db_rows_count(rows)) == 0) {
 		st = gw_mgmt_set_fail(&f, 404, "not_found_error", field,
@@ -235,6 +230,7 @@ out:
 	json_object_put(match);
 	json_object_put(out);
 	gw_db_rows_free(rows);
+	gw_buf_fini(&sql);
 	return st == GW_OK ? GW_OK : gw_mgmt_reply_fail(req, &f);
 }
 
@@ -371,6 +367,11 @@ out:
 	return st == GW_OK ? GW_OK : gw_mgmt_reply_fail(req, &f);
 }
 
+/* The filter of /key/list: $1 user_id, $2 team_id, $3 key_alias (NULL: any). */
+#define LIST_WHERE                                                             \
+	"($1::text IS NULL OR user_id = $1) AND ($2::text IS NULL OR "         \
+	"team_id = $2) AND ($3::text IS NULL OR key_alias = $3)"
+
 /* GET /key/list?page=&size=&user_id=&team_id=&key_alias=&return_full_object= */
 static enum gw_status
 key_list(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
@@ -402,17 +403,13 @@ key_list(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 	snprintf(lim, sizeof(lim), "%ld", size);
 	snprintf(off, sizeof(off), "%ld", (page - 1) * size);
 	if ((st = gw_mgmt_run(req,
-	         "SELECT count(*) FROM keys WHERE ($1::text IS NULL OR user_id "
-	         "= $1) AND ($2::text IS NULL OR team_id = $2) AND ($3::text "
-	         "IS "
-	         "NULL OR key_alias = $3)",
-	         3, p, &cnt, &f)) != GW_OK ||
+	         "SELECT count(*) FROM keys WHERE " LIST_WHERE, 3, p, &cnt,
+	         &f)) != GW_OK ||
 	    (st = gw_mgmt_run(req,
 	         "SELECT token, " GW_MGMT_KEY_JSON
-	         " FROM keys k WHERE ($1::text "
-	         "IS NULL OR user_id = $1) AND ($2::text IS NULL OR team_id = "
-	         "$2) AND ($3::text IS NULL OR key_alias = $3) ORDER BY "
-	         "created_at DESC, token LIMIT $4::bigint OFFSET $5::bigint",
+	         " FROM keys k WHERE " LIST_WHERE
+	         " ORDER BY created_at DESC, token LIMIT $4::bigint OFFSET "
+	         "$5::bigint",
 	         5, p, &rows, &f)) != GW_OK)
 		goto out;
 	total = atol(gw_db_rows_get(cnt, 0, 0));

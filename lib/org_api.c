@@ -342,6 +342,7 @@ gw_org_delete(struct gw_req *req, struct gw_route_call *c)
 	const struct entity *e = c->route->arg ? TEAM : USER;
 	json_object *body = NULL, *list, *out = NULL;
 	struct gw_db_rows *rows = NULL;
+	struct gw_buf sql = {0};
 	struct gw_mgmt_fail f;
 	const char *p[1];
 	enum gw_status st;
@@ -356,14 +357,11 @@ gw_org_delete(struct gw_req *req, struct gw_route_call *c)
 		goto out;
 	}
 	p[0] = gw_json_str(list, NULL);
-	if ((st = gw_mgmt_run(req,
-	         e == TEAM ? "DELETE FROM teams WHERE team_id IN (SELECT "
-	                     "json_array_elements_text($1::json)) RETURNING "
-	                     "team_id"
-	                   : "DELETE FROM users WHERE user_id IN (SELECT "
-	                     "json_array_elements_text($1::json)) RETURNING "
-	                     "user_id",
-	         1, p, &rows, &f)) != GW_OK)
+	gw_buf_printf(&sql,
+	    "DELETE FROM %s WHERE %s IN (SELECT "
+	    "json_array_elements_text($1::json)) RETURNING %s",
+	    e->table, e->id, e->id);
+	if ((st = gw_mgmt_run(req, sql.p, 1, p, &rows, &f)) != GW_OK)
 		goto out;
 	if (gw_db_rows_count(rows) == 0) {
 		st = gw_mgmt_set_fail(&f, 404, "not_found_error", e->ids,
@@ -377,5 +375,6 @@ out:
 	json_object_put(body);
 	json_object_put(out);
 	gw_db_rows_free(rows);
+	gw_buf_fini(&sql);
 	return st == GW_OK ? GW_OK : gw_mgmt_reply_fail(req, &f);
 }
