@@ -2,6 +2,8 @@
  * db.h: the only libpq user. One struct gw_db per worker thread (never
  * shared between threads): connected lazily, reconnected after a failure
  * with a short backoff, so a PostgreSQL restart needs no worker restart.
+ * Transactions go through gw_db_begin/commit/rollback; whether one is
+ * open is libpq's own state, and nothing in one is ever retried.
  */
 #ifndef GW_DB_H
 #define GW_DB_H

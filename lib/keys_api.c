@@ -88,7 +88,7 @@ key_not_found(struct gw_mgmt_fail *f)
 
 /*
  * The one key row of rows as the answer, or a 404 when there is none:
- * what update, block, unblock and regenerate find.
+ * what update, block and unblock answer.
  */
 static enum gw_status
 reply_key_row(
