@@ -85,6 +85,14 @@ build/tests/test_%: tests/unit/test_%.c $(LIB)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Wno-missing-prototypes \
 	    -Wno-missing-declarations -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka
 
+# test_db runs db.c against a fake libpq: every libpq function db.c calls.
+DB_WRAP = PQconnectdbParams PQfinish PQstatus PQtransactionStatus \
+          PQerrorMessage PQsetNoticeProcessor PQserverVersion PQexec \
+          PQexecParams PQresultStatus PQresultErrorField PQresultErrorMessage \
+          PQclear PQntuples PQnfields PQgetisnull PQgetvalue PQsocket \
+          PQconsumeInput PQnotifies PQfreemem
+build/tests/test_db: LDFLAGS += $(DB_WRAP:%=-Wl,--wrap=%)
+
 # Packages: installed with apt-get when missing (needs root or sudo).
 deps:
 	@deploy/install-deps.sh

@@ -1,4 +1,9 @@
-/* db.c: the only libpq caller. */
+/*
+ * db.c: the only libpq caller. Whether a statement runs inside a
+ * transaction is libpq's PQtransactionStatus, never a flag of ours: a
+ * statement outside one may be tried again on a fresh connection, one
+ * inside may not (the transaction died with the old connection).
+ */
 #include "db.h"
 
 #include <libpq-fe.h>
@@ -20,6 +25,12 @@ struct gw_db {
 	char options[96];
 	int64_t next_try_us;
 	int was_up; /* for logging state changes once */
+	/*
+	 * The connection broke inside a transaction: every statement fails
+	 * until gw_db_rollback or gw_db_commit ends it, so that none runs on
+	 * a fresh connection outside the transaction it belongs to.
+	 */
+	int tx_lost;
 	char sqlstate[6];
 };
 
@@ -83,6 +94,31 @@ on_notice(void *arg, const char *msg)
 {
 	(void)arg;
 	gw_log_debug(NULL, "db", "notice: %s", msg);
+}
+
+/*
+ * 1 when the connection has a transaction open, failed or not (libpq
+ * answers PQTRANS_UNKNOWN for a broken connection: none).
+ */
+static int
+in_tx(const struct gw_db *db)
+{
+	PGTransactionStatusType ts;
+
+	if (db->conn == NULL)
+		return 0;
+	ts = PQtransactionStatus(db->conn);
+	return ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR ||
+	       ts == PQTRANS_ACTIVE;
+}
+
+/* Close the connection; the next statement connects again at once. */
+static void
+drop(struct gw_db *db)
+{
+	PQfinish(db->conn);
+	db->conn = NULL;
+	db->next_try_us = 0;
 }
 
 enum gw_status
@@ -175,37 +211,128 @@ exec_once(struct gw_db *db, const char *sql, int nparams,
 	return GW_E_DB;
 }
 
-enum gw_status
-gw_db_exec(struct gw_db *db, const char *sql, int nparams,
-    const char *const *params, int retry, struct gw_db_rows **rows, char *err,
-    size_t errlen)
+/* The error of every statement after the connection broke in a transaction. */
+static void
+lost_err(struct gw_db *db, char *err, size_t errlen)
+{
+	snprintf(db->sqlstate, sizeof(db->sqlstate), "08006");
+	set_err(
+	    err, errlen, "connection lost inside a transaction", db->sqlstate);
+}
+
+/*
+ * One statement (or script), tried again on a fresh connection when it
+ * ran outside a transaction and the old connection broke: after a server
+ * restart the first statement on an old connection fails, with 57P01
+ * (terminated before it ran: always safe to run again) or with a broken
+ * socket (run again only when retry says it is idempotent).
+ */
+static enum gw_status
+exec_stmt(struct gw_db *db, const char *sql, int nparams,
+    const char *const *params, int script, int retry, struct gw_db_rows **rows,
+    char *err, size_t errlen)
 {
 	enum gw_status st;
+	int tx;
 
 	if (rows != NULL)
 		*rows = NULL;
-	st = exec_once(db, sql, nparams, params, 0, rows, err, errlen);
-	/*
-	 * After a server restart the first statement on an old connection
-	 * fails: with 57P01 (terminated before it ran: always safe to run
-	 * again) or with a broken socket (run again only if idempotent).
-	 */
-	if (st == GW_E_DB && db->conn != NULL &&
-	    (strncmp(db->sqlstate, "57P", 3) == 0 ||
-	        (retry && (PQstatus(db->conn) != CONNECTION_OK ||
-	                      strncmp(db->sqlstate, "08", 2) == 0)))) {
-		PQfinish(db->conn);
-		db->conn = NULL;
-		db->next_try_us = 0;
-		st = exec_once(db, sql, nparams, params, 0, rows, err, errlen);
+	if (db->tx_lost) {
+		lost_err(db, err, errlen);
+		return GW_E_DB;
+	}
+	tx = in_tx(db);
+	st = exec_once(db, sql, nparams, params, script, rows, err, errlen);
+	if (st != GW_E_DB || db->conn == NULL)
+		return st;
+	if (tx) {
+		/* The server rolled the transaction back when it broke. */
+		if (PQstatus(db->conn) != CONNECTION_OK)
+			db->tx_lost = 1;
+		return st;
+	}
+	if (strncmp(db->sqlstate, "57P", 3) == 0 ||
+	    (retry && (PQstatus(db->conn) != CONNECTION_OK ||
+	                  strncmp(db->sqlstate, "08", 2) == 0))) {
+		drop(db);
+		st = exec_once(
+		    db, sql, nparams, params, script, rows, err, errlen);
 	}
 	return st;
 }
 
 enum gw_status
+gw_db_exec(struct gw_db *db, const char *sql, int nparams,
+    const char *const *params, int retry, struct gw_db_rows **rows, char *err,
+    size_t errlen)
+{
+	return exec_stmt(db, sql, nparams, params, 0, retry, rows, err, errlen);
+}
+
+enum gw_status
 gw_db_exec_script(struct gw_db *db, const char *sql, char *err, size_t errlen)
 {
-	return exec_once(db, sql, 0, NULL, 1, NULL, err, errlen);
+	return exec_stmt(db, sql, 0, NULL, 1, 0, NULL, err, errlen);
+}
+
+enum gw_status
+gw_db_begin(struct gw_db *db, char *err, size_t errlen)
+{
+	if (in_tx(db) || db->tx_lost) {
+		gw_log_err(NULL, "db",
+		    "BEGIN inside a transaction: rolling the open one back");
+		gw_db_rollback(db);
+	}
+	/* Nothing is lost when BEGIN meets a broken connection: retried. */
+	return exec_stmt(db, "BEGIN", 0, NULL, 0, 1, NULL, err, errlen);
+}
+
+enum gw_status
+gw_db_commit(struct gw_db *db, char *err, size_t errlen)
+{
+	enum gw_status st = GW_E_DB;
+
+	if (db->tx_lost) {
+		lost_err(db, err, errlen);
+	} else if (!in_tx(db)) {
+		gw_log_err(NULL, "db", "COMMIT without a transaction");
+		set_err(err, errlen, "COMMIT without a transaction", NULL);
+	} else if (PQtransactionStatus(db->conn) == PQTRANS_INERROR) {
+		/* PostgreSQL would answer this COMMIT with a ROLLBACK. */
+		snprintf(db->sqlstate, sizeof(db->sqlstate), "25P02");
+		set_err(err, errlen, "transaction aborted by an earlier error",
+		    db->sqlstate);
+	} else {
+		st = exec_stmt(db, "COMMIT", 0, NULL, 0, 0, NULL, err, errlen);
+	}
+	/* After a failure nothing of the transaction is left open. */
+	if (st != GW_OK)
+		gw_db_rollback(db);
+	return st;
+}
+
+void
+gw_db_rollback(struct gw_db *db)
+{
+	PGresult *res = NULL;
+
+	db->tx_lost = 0;
+	if (db->conn == NULL)
+		return;
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		/* The server ended the transaction with the connection. */
+		drop(db);
+		return;
+	}
+	if (!in_tx(db))
+		return;
+	res = PQexec(db->conn, "ROLLBACK");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK || in_tx(db)) {
+		gw_log_warn(NULL, "db", "ROLLBACK failed, reconnecting: %s",
+		    res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+		drop(db);
+	}
+	PQclear(res);
 }
 
 const char *

@@ -2,6 +2,8 @@
  * db.h: the only libpq user. One struct gw_db per worker thread (never
  * shared between threads): connected lazily, reconnected after a failure
  * with a short backoff, so a PostgreSQL restart needs no worker restart.
+ * Transactions go through gw_db_begin/commit/rollback; whether one is
+ * open is libpq's own state, and nothing in one is ever retried.
  */
 #ifndef GW_DB_H
 #define GW_DB_H
@@ -32,19 +34,44 @@ enum gw_status gw_db_ensure(struct gw_db *db, char *err, size_t errlen)
 /*
  * Run sql with text parameters (params may be NULL when nparams is 0; a
  * NULL entry is SQL NULL). When rows is non-NULL it receives the result
- * (caller frees with gw_db_rows_free). A broken connection is reconnected
- * and the statement tried once more when retry is set (idempotent reads
- * only). Errors: GW_E_DB with "message (SQLSTATE xxxxx)" in err.
+ * (caller frees with gw_db_rows_free). Outside a transaction a broken
+ * connection is reconnected and the statement tried once more when retry
+ * is set (idempotent statements only); inside one, never (see
+ * gw_db_begin). Errors: GW_E_DB with "message (SQLSTATE xxxxx)" in err.
  */
 enum gw_status gw_db_exec(struct gw_db *db, const char *sql, int nparams,
     const char *const *params, int retry, struct gw_db_rows **rows, char *err,
     size_t errlen) GW_NONNULL(1, 2);
 /*
  * Run a multi-statement script (no parameters), e.g. a migration file.
- * Errors as gw_db_exec.
+ * Errors as gw_db_exec; never tried again.
  */
 enum gw_status gw_db_exec_script(struct gw_db *db, const char *sql, char *err,
     size_t errlen) GW_NONNULL(1, 2);
+
+/*
+ * Transactions. Whether one is open is libpq's PQtransactionStatus. BEGIN
+ * is tried again on a fresh connection when the old one broke (nothing is
+ * lost yet). When the connection breaks inside the transaction, every
+ * later statement fails (SQLSTATE 08006) until gw_db_commit or
+ * gw_db_rollback ends it: none runs outside the transaction it belongs
+ * to. A transaction still open at gw_db_begin is rolled back (logged).
+ */
+enum gw_status gw_db_begin(struct gw_db *db, char *err, size_t errlen)
+    GW_NONNULL(1);
+/*
+ * COMMIT. GW_E_DB (err set) when there is no transaction, when a statement
+ * in it failed (SQLSTATE 25P02) or when COMMIT fails; the transaction is
+ * then rolled back and the handle ready for the next one.
+ */
+enum gw_status gw_db_commit(struct gw_db *db, char *err, size_t errlen)
+    GW_NONNULL(1);
+/*
+ * ROLLBACK the open transaction, if any; a broken connection is closed
+ * (reconnected at the next statement). Never fails: what cannot be rolled
+ * back is dropped with the connection.
+ */
+void gw_db_rollback(struct gw_db *db) GW_NONNULL(1);
 /* The SQLSTATE of the last failed statement, or "" (borrowed). */
 const char *gw_db_last_sqlstate(const struct gw_db *db) GW_NONNULL(1);
 

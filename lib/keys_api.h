@@ -1,6 +1,7 @@
 /*
  * keys_api.h: the keys route family (cgi-bin/llmgw-keys), LiteLLM's key
- * management API as operators script it with curl:
+ * management API as operators script it with curl (one route table, in
+ * keys_api.c; /user/... and /team/... are org_api.c's handlers):
  *   POST /key/generate /key/update /key/delete /key/block /key/unblock
  *        /key/regenerate (also /key/{key}/regenerate)
  *   GET  /key/info /key/list
@@ -19,12 +20,5 @@ struct gw_req;
 
 /* Route and answer one request of the keys family; always replies. */
 enum gw_status gw_keys_handle(struct gw_req *req) GW_NONNULL(1);
-
-/*
- * "30s", "15m", "1h", "30d", "2w", "1mo" as a PostgreSQL interval
- * ("30 seconds"...). GW_E_INVALID for anything else.
- */
-enum gw_status gw_keys_duration(const char *in, char *out, size_t outlen)
-    GW_NONNULL(1, 2);
 
 #endif /* GW_KEYS_API_H */

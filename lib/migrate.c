@@ -147,17 +147,15 @@ apply_one(struct gw_db *db, const struct mig *m, const char *sql, char *err,
 	const char *params[3] = {ver, m->name, sql};
 
 	snprintf(ver, sizeof(ver), "%ld", m->version);
-	if (gw_db_exec(db, "BEGIN", 0, NULL, 0, NULL, pgerr, sizeof(pgerr)) !=
-	        GW_OK ||
+	if (gw_db_begin(db, pgerr, sizeof(pgerr)) != GW_OK ||
 	    gw_db_exec_script(db, sql, pgerr, sizeof(pgerr)) != GW_OK ||
 	    gw_db_exec(db,
 	        "INSERT INTO schema_migrations (version, name, checksum) "
 	        "VALUES ($1::integer, $2, md5($3))",
 	        3, params, 0, NULL, pgerr, sizeof(pgerr)) != GW_OK ||
-	    gw_db_exec(db, "COMMIT", 0, NULL, 0, NULL, pgerr, sizeof(pgerr)) !=
-	        GW_OK) {
+	    gw_db_commit(db, pgerr, sizeof(pgerr)) != GW_OK) {
 		snprintf(err, errlen, "%s.sql: %s", m->name, pgerr);
-		gw_db_exec(db, "ROLLBACK", 0, NULL, 0, NULL, NULL, 0);
+		gw_db_rollback(db);
 		return GW_E_DB;
 	}
 	return GW_OK;

@@ -224,6 +224,40 @@ def test_users_and_teams(keys_stack):
     assert post(keys_stack, "/team/delete", {"team_ids": ["team-a"]}).status == 200
 
 
+def test_failed_statement_rolls_the_transaction_back(keys_stack, pg):
+    """/user/new inserts the user, then its key: when the key fails (alias
+    taken) the user is gone too, and the worker's next transaction starts
+    clean (no statement left in an aborted transaction)."""
+    new_key(keys_stack, key_alias="taken-alias")
+    for _ in range(40):  # every thread of both workers, likely
+        err = assert_openai_error(post(keys_stack, "/user/new", {
+            "user_id": "u-rolled-back", "key_alias": "taken-alias"}), 400,
+            "invalid_request_error")
+        assert err["param"] == "key_alias"
+    assert pg.psql("SELECT count(*) FROM users WHERE user_id = 'u-rolled-back'") == "0"
+    for _ in range(40):
+        new_key(keys_stack, user_id="u-after-rollback")
+    assert pg.psql("SELECT count(*) FROM keys WHERE user_id = 'u-after-rollback'") == "40"
+
+
+def test_transactions_survive_terminated_connections(keys_stack, pg):
+    """Every connection of the workers killed (as by a PostgreSQL restart):
+    BEGIN and single statements run again on a fresh connection."""
+    for _ in range(40):
+        new_key(keys_stack, user_id="u-warm")
+    killed = pg.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                     "WHERE application_name = 'llmgw' AND pid <> pg_backend_pid()")
+    assert int(killed) > 0
+    for i in range(40):
+        out = new_key(keys_stack, user_id="u-after-kill", key_alias="kill-%d" % i)
+        assert out["user_id"] == "u-after-kill"
+    r = post(keys_stack, "/user/new", {"user_id": "u-made-after-kill"})
+    assert r.status == 200, r
+    RAW_KEYS.append(r.json()["key"])
+    r = post(keys_stack, "/key/delete", {"key_aliases": ["kill-%d" % i for i in range(40)]})
+    assert r.status == 200 and len(r.json()["deleted_keys"]) == 40
+
+
 def test_model_restrictions_with_aliases_and_teams(keys_stack, mock):
     k = new_key(keys_stack, models=["gpt-4"])["key"]
     assert chat(keys_stack, k, "gpt-4").status == 200

@@ -20,8 +20,8 @@ LAYERS = {
                sse metrics ratelimit alias migrate validate capture keystore
                authcache jwtauth langfuse""",
     "request": "req server",
-    "feature": """auth route relay chat models health keys_api spend
-                  spend_api""",
+    "feature": """auth route relay chat models health keys_api org_api
+                  keygen mgmt spend spend_api""",
 }
 RANK = {"base": 0, "request": 1, "feature": 2}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([A-Za-z0-9_]+)\.h"', re.M)
