@@ -402,3 +402,13 @@ gw_db_wait_notify(struct gw_db *db, int timeout_ms,
 	}
 	return GW_OK;
 }
+
+void
+gw_db_request_done(struct gw_db *db)
+{
+	if (!in_tx(db))
+		return;
+	gw_log_err(NULL, "db",
+	    "a transaction was left open at the end of a request: rolled back");
+	gw_db_rollback(db);
+}

@@ -72,6 +72,11 @@ enum gw_status gw_db_commit(struct gw_db *db, char *err, size_t errlen)
  * back is dropped with the connection.
  */
 void gw_db_rollback(struct gw_db *db) GW_NONNULL(1);
+/*
+ * The request using db is over: a transaction its handler left open is
+ * logged and rolled back, so no request inherits another's (server.c).
+ */
+void gw_db_request_done(struct gw_db *db) GW_NONNULL(1);
 /* The SQLSTATE of the last failed statement, or "" (borrowed). */
 const char *gw_db_last_sqlstate(const struct gw_db *db) GW_NONNULL(1);
 

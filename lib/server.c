@@ -255,6 +255,7 @@ worker_thread(void *arg)
 		} else if (st != GW_OK) {
 			gw_reply_error(&req, st, NULL);
 		}
+		gw_db_request_done(th->ctx.db);
 		if (req.fr != NULL) {
 			gw_req_end(&req);
 			/*

@@ -482,6 +482,25 @@ test_rollback_and_begin_follow_libpq(void **state)
 	gw_db_free(db);
 }
 
+/* A request's end rolls back what its handler left open, only that. */
+static void
+test_request_done_rolls_back_a_leftover(void **state)
+{
+	struct gw_db *db = gw_db_new("dbname=x", 1, 0);
+	char err[256];
+
+	(void)state;
+	gw_db_request_done(db); /* not connected: nothing */
+	assert_int_equal(exec(db, "SELECT 1", 1, err, sizeof(err)), GW_OK);
+	gw_db_request_done(db); /* idle: nothing */
+	assert_int_equal(gw_db_begin(db, err, sizeof(err)), GW_OK);
+	assert_int_equal(exec(db, "INSERT 1", 0, err, sizeof(err)), GW_OK);
+	gw_db_request_done(db);
+	assert_int_equal(fake.conn->ts, PQTRANS_IDLE);
+	assert_string_equal(fake.sent, "SELECT 1;BEGIN;INSERT 1;ROLLBACK;");
+	gw_db_free(db);
+}
+
 /* Unreachable: GW_E_DB with libpq's reason, and a short backoff. */
 static void
 test_unreachable(void **state)
@@ -511,6 +530,8 @@ main(void)
 	    cmocka_unit_test_setup(test_rollback_after_a_break, setup),
 	    cmocka_unit_test_setup(test_commit_after_an_error, setup),
 	    cmocka_unit_test_setup(test_rollback_and_begin_follow_libpq, setup),
+	    cmocka_unit_test_setup(
+	        test_request_done_rolls_back_a_leftover, setup),
 	    cmocka_unit_test_setup(test_unreachable, setup),
 	};
 
