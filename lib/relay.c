@@ -14,6 +14,7 @@
 #include "json_util.h"
 #include "log.h"
 #include "metrics.h"
+#include "price.h"
 #include "ratelimit.h"
 #include "req.h"
 #include "server.h"
@@ -497,7 +498,7 @@ reply_answer(struct relay *r)
 	} else
 		use_usage(r, &u);
 	if (r->usage.known) {
-		double cost = gw_spend_cost(
+		double cost = gw_price_cost(
 		    r->cfg, r->target, r->usage.prompt, r->usage.completion);
 		double ks = gw_spend_key_spend(&r->who);
 
@@ -824,7 +825,7 @@ record_spend(struct relay *r)
 		s.completion_tokens = r->usage.completion;
 		s.total_tokens = r->usage.total;
 	}
-	s.cost = gw_spend_cost(
+	s.cost = gw_price_cost(
 	    req->cfg, s.actual_model, s.prompt_tokens, s.completion_tokens);
 	s.start_us = req->start_real_us;
 	s.end_us = gw_now_real_us();

@@ -1,4 +1,4 @@
-/* spend.c: the spool, its writer thread, and budget checks. */
+/* spend.c: the spool, its writer thread, budget checks (prices: price.c). */
 #include "spend.h"
 
 #include <dirent.h>
@@ -62,20 +62,6 @@ static struct inflight *inflight_head, *inflight_tail;
 static uint64_t shipped_total, spooled_total;
 static uint64_t rows_spooled, rows_shipped; /* for the backlog gauge */
 static int writer_running;
-
-double
-gw_spend_cost(const struct gw_cfg *cfg, const char *actual_model,
-    int64_t prompt_tokens, int64_t completion_tokens)
-{
-	const struct gw_price *p;
-
-	if (actual_model == NULL ||
-	    (p = gw_cfg_find_price(cfg, actual_model)) == NULL)
-		return 0;
-	return ((double)prompt_tokens * p->input_per_m +
-	           (double)completion_tokens * p->output_per_m) /
-	       1e6;
-}
 
 static unsigned
 hash_of(const char *s)

@@ -44,7 +44,7 @@ struct gw_spend_rec {
 	int64_t completion_tokens;
 	int64_t total_tokens;
 	int usage_estimated;
-	double cost;      /* USD, from gw_spend_cost */
+	double cost;      /* USD, from gw_price_cost */
 	int64_t start_us; /* realtime microseconds */
 	int64_t end_us;
 	int64_t first_token_us; /* 0: none */
@@ -58,10 +58,6 @@ struct gw_spend_rec {
 	json_object *lf_input;  /* may be NULL */
 	json_object *lf_output; /* may be NULL */
 };
-
-/* USD for usage on an actual model, from [prices] (0 when unlisted). */
-double gw_spend_cost(const struct gw_cfg *cfg, const char *actual_model,
-    int64_t prompt_tokens, int64_t completion_tokens) GW_NONNULL(1);
 
 /*
  * Append r to this process's spool: one write, no database. Starts the
