@@ -1,15 +1,13 @@
-/* spend.c: the spool, its writer thread, budget checks (prices: price.c). */
+/*
+ * spend.c: spend rows, their writer thread, budget checks (prices:
+ * price.c, the spool: spool.c).
+ */
 #include "spend.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,16 +16,10 @@
 #include "json_util.h"
 #include "keystore.h"
 #include "log.h"
-#include "metrics.h"
+#include "spool.h"
 #include "util.h"
 
-/* A spool file is replaced once this big and fully shipped. */
-#define SPOOL_ROTATE_BYTES (8 * 1024 * 1024)
-/* One batch reads at most this much of a spool. */
-#define READ_CHUNK (1024 * 1024)
 #define ORPHAN_SCAN_US (2 * 1000000)
-/* No spooled line is longer (captures are bounded well below). */
-#define SPOOL_LINE_MAX (64 * 1024 * 1024)
 #define NENTITIES 1024
 
 /* A key, user or team: spend as last read, plus this process's unshipped. */
@@ -42,10 +34,8 @@ struct entity {
 
 /* Costs of one spooled line, to release from pending once shipped. */
 struct inflight {
-	uint64_t end; /* spool offset just past the line */
 	char *ids[3];
 	double cost;
-	struct inflight *next;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -53,14 +43,6 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static const struct gw_cfg *start_cfg; /* referenced for the writer */
 static struct entity *entities[NENTITIES];
-/* The file appended to; guarded by lock. */
-static int append_fd = -1;
-static char append_path[4096];
-static uint64_t append_size;
-static unsigned append_seq;
-static struct inflight *inflight_head, *inflight_tail;
-static uint64_t shipped_total, spooled_total;
-static uint64_t rows_spooled, rows_shipped; /* for the backlog gauge */
 static int writer_running;
 
 static unsigned
@@ -85,29 +67,6 @@ entity_get(const char *id)
 	e->next = entities[b];
 	entities[b] = e;
 	return e;
-}
-
-/* Open a new spool file: created under a temporary name, locked, renamed. */
-static int
-spool_open(const char *dir, char *path, size_t pathlen)
-{
-	char tmp[4200];
-	int fd;
-
-	snprintf(
-	    tmp, sizeof(tmp), "%s/.new-%d-%u", dir, (int)getpid(), append_seq);
-	snprintf(path, pathlen, "%s/%d-%ld-%u.spool", dir, (int)getpid(),
-	    (long)time(NULL), append_seq++);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	/* Held until this process exits: a free lock marks an orphan. */
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || rename(tmp, path) != 0) {
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	return fd;
 }
 
 static void
@@ -178,15 +137,16 @@ enum gw_status
 gw_spend_record(const struct gw_cfg *cfg, const struct gw_spend_rec *r)
 {
 	const struct gw_keyrec *k = r->who->rec;
-	struct inflight *f = gw_xcalloc(1, sizeof(*f));
+	struct inflight *f = NULL;
 	char *line = row_line(r);
 	size_t len = strlen(line);
-	ssize_t n;
+	enum gw_status st;
 	int i = 0;
 
 	gw_spend_start(cfg);
-	f->cost = r->cost;
 	if (r->cost > 0 && k != NULL) {
+		f = gw_xcalloc(1, sizeof(*f));
+		f->cost = r->cost;
 		if (r->who->role == GW_ROLE_KEY) {
 			f->ids[i++] = gw_xstrcat3("k:", 2, "", k->token);
 		}
@@ -196,65 +156,50 @@ gw_spend_record(const struct gw_cfg *cfg, const struct gw_spend_rec *r)
 		if (k->team_id != NULL) {
 			f->ids[i++] = gw_xstrcat3("t:", 2, "", k->team_id);
 		}
-	}
-	pthread_mutex_lock(&lock);
-	if (append_fd < 0)
-		append_fd = spool_open(
-		    cfg->spool_dir, append_path, sizeof(append_path));
-	n = append_fd < 0 ? -1 : write(append_fd, line, len);
-	if (n != (ssize_t)len) {
+		pthread_mutex_lock(&lock);
+		for (i = 0; i < 3 && f->ids[i] != NULL; i++)
+			entity_get(f->ids[i])->pending += r->cost;
 		pthread_mutex_unlock(&lock);
-		gw_log_errno(NULL, "spend", "cannot spool request %s in %s",
-		    r->request_id, cfg->spool_dir);
-		for (i = 0; i < 3; i++)
-			free(f->ids[i]);
-		free(f);
-		free(line);
-		return GW_E_INTERNAL;
 	}
-	append_size += len;
-	spooled_total += len;
-	rows_spooled++;
-	gw_metrics_gauge_set_pid(
-	    GW_METRIC_SPEND_BACKLOG, (int64_t)(rows_spooled - rows_shipped));
-	f->end = append_size;
-	for (i = 0; i < 3 && f->ids[i] != NULL; i++)
-		entity_get(f->ids[i])->pending += r->cost;
-	if (inflight_tail != NULL)
-		inflight_tail->next = f;
-	else
-		inflight_head = f;
-	inflight_tail = f;
-	/* No wake-up: the writer gathers rows for flush_ms per batch. */
-	pthread_mutex_unlock(&lock);
+	st = gw_spool_append(line, len, f);
+	if (st != GW_OK) {
+		gw_log_errno(NULL, "spend", "cannot spool request %s in %s",
+		    r->request_id, gw_spool_dir());
+		if (f != NULL) {
+			pthread_mutex_lock(&lock);
+			for (i = 0; i < 3 && f->ids[i] != NULL; i++)
+				entity_get(f->ids[i])->pending -= r->cost;
+			pthread_mutex_unlock(&lock);
+			for (i = 0; i < 3; i++)
+				free(f->ids[i]);
+			free(f);
+		}
+	}
 	free(line);
-	return GW_OK;
+	return st;
 }
 
-/* Release pending costs of lines shipped up to offset end; lock held. */
+/* A spooled line with costs is shipped: release its pending costs. */
 static void
-release_inflight(uint64_t end)
+release_inflight(void *tag)
 {
-	struct inflight *f;
+	struct inflight *f = tag;
 	int i;
 
-	while ((f = inflight_head) != NULL && f->end <= end) {
-		inflight_head = f->next;
-		if (inflight_head == NULL)
-			inflight_tail = NULL;
-		for (i = 0; i < 3 && f->ids[i] != NULL; i++) {
-			struct entity *e = entity_get(f->ids[i]);
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < 3 && f->ids[i] != NULL; i++) {
+		struct entity *e = entity_get(f->ids[i]);
 
-			/*
-			 * Now in the database, but not in the spend read
-			 * before: count it there until the next read.
-			 */
-			e->pending -= f->cost;
-			e->db_spend += f->cost;
-			free(f->ids[i]);
-		}
-		free(f);
+		/*
+		 * Now in the database, but not in the spend read before:
+		 * count it there until the next read.
+		 */
+		e->pending -= f->cost;
+		e->db_spend += f->cost;
+		free(f->ids[i]);
 	}
+	pthread_mutex_unlock(&lock);
+	free(f);
 }
 
 /*
@@ -304,74 +249,22 @@ static const char ship_sql[] =
     "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM pay)";
 
 /*
- * A row PostgreSQL refuses as data (SQLSTATE class 22) would fail every
- * retry and hold back every row behind it: it goes to rejected.jsonl in
- * the spool directory, kept for an operator, and the spool moves on.
- */
-static void
-reject_line(const char *dir, const char *line, size_t len, const char *why)
-{
-	char path[4200];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/rejected.jsonl", dir);
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, line, len) != (ssize_t)len)
-		gw_log_err(NULL, "spend", "cannot keep a refused row in %s: %s",
-		    path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	gw_log_err(NULL, "spend",
-	    "PostgreSQL refused a spooled row; kept in %s: %s", path, why);
-}
-
-/*
  * Ship the complete lines of fd from *off, at most max_rows of them, as one
  * batch. Returns the number of lines shipped (0: nothing to do), or -1
  * when the database refused (the spool stays for the next try).
  */
 static int
-ship_from(
-    struct gw_db *db, const char *dir, int fd, uint64_t *off, int max_rows)
+ship_from(struct gw_db *db, int fd, uint64_t *off, int max_rows)
 {
-	struct gw_buf arr = {0};
-	size_t cap = READ_CHUNK;
-	char *buf = gw_xmalloc(cap), err[512];
+	struct gw_spool_batch b;
 	const char *params[1];
-	ssize_t n;
-	size_t used = 0, start;
-	int rows = 0, rc = 0;
+	char err[512];
+	int rc = 0;
 
-	n = pread(fd, buf, cap, (off_t)*off);
-	/* A line longer than the chunk (a big captured answer): read more. */
-	while (n == (ssize_t)cap && memchr(buf, '\n', cap) == NULL &&
-	       cap < SPOOL_LINE_MAX) {
-		cap *= 4;
-		buf = gw_xrealloc(buf, cap);
-		n = pread(fd, buf, cap, (off_t)*off);
-	}
-	if (n <= 0)
+	gw_spool_read(fd, *off, max_rows, &b);
+	if (b.used == 0)
 		goto out;
-	gw_buf_puts(&arr, "[");
-	for (start = 0; start < (size_t)n && rows < max_rows;) {
-		char *nl = memchr(buf + start, '\n', (size_t)n - start);
-
-		if (nl == NULL)
-			break; /* an incomplete line: not yet written */
-		if (nl > buf + start) {
-			if (rows > 0)
-				gw_buf_puts(&arr, ",");
-			gw_buf_append(
-			    &arr, buf + start, (size_t)(nl - (buf + start)));
-			rows++;
-		}
-		start = (size_t)(nl - buf) + 1;
-		used = start;
-	}
-	gw_buf_puts(&arr, "]");
-	if (used == 0)
-		goto out;
-	params[0] = arr.p;
+	params[0] = b.json.p;
 	if (gw_db_exec(db, ship_sql, 1, params, 0, NULL, err, sizeof(err)) !=
 	    GW_OK) {
 		/* PostgreSQL's CONTEXT quotes row data: not for the log. */
@@ -381,93 +274,52 @@ ship_from(
 		if (ctx != NULL)
 			snprintf(ctx, sizeof(err) - (size_t)(ctx - err),
 			    "(SQLSTATE %s)", gw_db_last_sqlstate(db));
-		if (data && rows > 1) {
+		if (data && b.rows > 1) {
 			/* Find the refused row: one line at a time. */
 			int r, done = 0;
 
-			while (done < rows &&
-			       (r = ship_from(db, dir, fd, off, 1)) > 0)
+			while (done < b.rows &&
+			       (r = ship_from(db, fd, off, 1)) > 0)
 				done += r;
 			rc = done > 0 ? done : -1;
 			goto out;
 		}
 		if (data) {
-			reject_line(dir, buf, used, err);
-			*off += used;
+			gw_spool_reject(b.raw, b.used, err);
+			*off += b.used;
 			rc = 1;
 			goto out;
 		}
 		gw_log_warn(NULL, "spend",
 		    "shipping %d spooled row(s) failed, "
 		    "will retry: %s",
-		    rows, err);
+		    b.rows, err);
 		rc = -1;
 		goto out;
 	}
-	*off += used;
-	rc = rows > 0 ? rows : 1;
+	*off += b.used;
+	rc = b.rows > 0 ? b.rows : 1;
 out:
-	gw_buf_fini(&arr);
-	free(buf);
+	gw_spool_batch_fini(&b);
 	return rc;
 }
 
-/* Ship and remove the spool files of processes that are gone. */
-static void
-ship_orphans(struct gw_db *db, const struct gw_cfg *cfg)
+struct orphan_ctx {
+	struct gw_db *db;
+	int batch_rows;
+};
+
+/* Ship one orphan spool file to its end (see gw_spool_orphans). */
+static int
+ship_orphan(void *arg, int fd)
 {
-	DIR *d = opendir(cfg->spool_dir);
-	struct dirent *e;
-	char path[4400];
-	struct stat st;
-	uint64_t off;
-	int fd, r;
+	struct orphan_ctx *c = arg;
+	uint64_t off = 0;
+	int r;
 
-	if (d == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		size_t len = strlen(e->d_name);
-
-		if (len < 7 || strcmp(e->d_name + len - 6, ".spool") != 0)
-			continue;
-		snprintf(
-		    path, sizeof(path), "%s/%s", cfg->spool_dir, e->d_name);
-		pthread_mutex_lock(&lock);
-		r = strcmp(path, append_path) == 0;
-		pthread_mutex_unlock(&lock);
-		if (r)
-			continue;
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-			close(fd); /* its process lives */
-			continue;
-		}
-		/*
-		 * Another process's writer may have shipped and unlinked it
-		 * between our open and our lock: shipping it again would be
-		 * harmless for rows (ON CONFLICT) but would keep refused rows
-		 * twice.
-		 */
-		if (fstat(fd, &st) != 0 || st.st_nlink == 0) {
-			close(fd);
-			continue;
-		}
-		off = 0;
-		while ((r = ship_from(db, cfg->spool_dir, fd, &off,
-		            cfg->spend_batch_rows)) > 0)
-			;
-		if (r == 0) {
-			gw_log_info(NULL, "spend", "shipped orphan spool %s",
-			    e->d_name);
-			unlink(path);
-		}
-		close(fd);
-		if (r < 0)
-			break;
-	}
-	closedir(d);
+	while ((r = ship_from(c->db, fd, &off, c->batch_rows)) > 0)
+		;
+	return r;
 }
 
 /* Zero spend whose budget_duration elapsed, recording each reset. */
@@ -524,57 +376,19 @@ writer(void *arg)
 {
 	const struct gw_cfg *cfg = arg;
 	struct gw_db *db = gw_db_new(cfg->db_conninfo, 3, 30000);
-	char reading[4096] = "";
-	int rfd = -1, n;
-	uint64_t roff = 0;
+	struct gw_spool_reader rd = GW_SPOOL_READER_INIT;
+	struct orphan_ctx oc = {db, cfg->spend_batch_rows};
+	int n;
 	int64_t next_orphans = 0, next_reset = 0, now;
 	struct timespec dl;
 
 	for (;;) {
-		pthread_mutex_lock(&lock);
-		/* Follow the append file; the old one, once shipped, goes. */
-		if (strcmp(reading, append_path) != 0 &&
-		    append_path[0] != '\0') {
-			uint64_t sz = 0;
-			struct stat stt;
-
-			if (rfd >= 0 && fstat(rfd, &stt) == 0)
-				sz = (uint64_t)stt.st_size;
-			if (rfd < 0 || roff >= sz) {
-				if (rfd >= 0) {
-					close(rfd);
-					unlink(reading);
-				}
-				snprintf(reading, sizeof(reading), "%s",
-				    append_path);
-				rfd = open(reading, O_RDONLY | O_CLOEXEC);
-				roff = 0;
-			}
-		}
-		pthread_mutex_unlock(&lock);
-		n = rfd >= 0 ? ship_from(db, cfg->spool_dir, rfd, &roff,
-		                   cfg->spend_batch_rows)
-		             : 0;
-		pthread_mutex_lock(&lock);
-		if (n > 0 && strcmp(reading, append_path) == 0) {
-			shipped_total = spooled_total - (append_size - roff);
-			release_inflight(roff);
-			rows_shipped += (uint64_t)n;
-			gw_metrics_gauge_set_pid(GW_METRIC_SPEND_BACKLOG,
-			    (int64_t)(rows_spooled - rows_shipped));
-			/* Rotate a big, fully shipped file. */
-			if (roff == append_size &&
-			    append_size > SPOOL_ROTATE_BYTES) {
-				int fd = spool_open(cfg->spool_dir, append_path,
-				    sizeof(append_path));
-
-				if (fd >= 0) {
-					close(append_fd);
-					append_fd = fd;
-					append_size = 0;
-				}
-			}
-		}
+		gw_spool_follow(&rd);
+		n = rd.fd >= 0
+		        ? ship_from(db, rd.fd, &rd.off, cfg->spend_batch_rows)
+		        : 0;
+		if (n > 0)
+			gw_spool_shipped(&rd, n, release_inflight);
 		if (n < cfg->spend_batch_rows) {
 			/*
 			 * Idle, failing, or less than a full batch: let rows
@@ -587,12 +401,13 @@ writer(void *arg)
 			    1000000L;
 			dl.tv_sec += dl.tv_nsec / 1000000000L;
 			dl.tv_nsec %= 1000000000L;
+			pthread_mutex_lock(&lock);
 			pthread_cond_timedwait(&wake, &lock, &dl);
+			pthread_mutex_unlock(&lock);
 		}
-		pthread_mutex_unlock(&lock);
 		now = gw_now_mono_us();
 		if (now >= next_orphans) {
-			ship_orphans(db, cfg);
+			gw_spool_orphans(ship_orphan, &oc);
 			next_orphans = now + ORPHAN_SCAN_US;
 		}
 		if (now >= next_reset) {
@@ -610,9 +425,7 @@ start_writer(void)
 	pthread_t t;
 	pthread_attr_t a;
 
-	if (mkdir(start_cfg->spool_dir, 0700) != 0 && errno != EEXIST)
-		gw_log_errno(NULL, "spend", "cannot create spool dir %s",
-		    start_cfg->spool_dir);
+	gw_spool_init(start_cfg->spool_dir); /* logged */
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&a, 512 * 1024);
@@ -642,23 +455,12 @@ gw_spend_drain(int timeout_ms)
 
 	if (!writer_running)
 		return;
-	while (gw_spend_backlog() > 0 && gw_now_mono_us() < until) {
+	while (gw_spool_backlog() > 0 && gw_now_mono_us() < until) {
 		pthread_mutex_lock(&lock);
 		pthread_cond_signal(&wake);
 		pthread_mutex_unlock(&lock);
 		usleep(20 * 1000);
 	}
-}
-
-uint64_t
-gw_spend_backlog(void)
-{
-	uint64_t b;
-
-	pthread_mutex_lock(&lock);
-	b = spooled_total - shipped_total;
-	pthread_mutex_unlock(&lock);
-	return b;
 }
 
 double

@@ -86,7 +86,5 @@ void gw_spend_drain(int timeout_ms);
 /* server.h process hooks: start the writer; drain it for 2 s at exit. */
 void gw_spend_process_init(const struct gw_cfg *cfg) GW_NONNULL(1);
 void gw_spend_process_fini(void);
-/* Bytes spooled by this process and not yet in PostgreSQL. */
-uint64_t gw_spend_backlog(void);
 
 #endif /* GW_SPEND_H */
