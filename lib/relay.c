@@ -8,6 +8,7 @@
 
 #include "alias.h"
 #include "auth.h"
+#include "budget.h"
 #include "capture.h"
 #include "evloop.h"
 #include "http_upstream.h"
@@ -151,7 +152,7 @@ sse_head(struct relay *r)
 {
 	if (r->req->head_sent)
 		return;
-	double ks = gw_spend_key_spend(&r->who);
+	double ks = gw_budget_key_spend(&r->who);
 
 	gw_req_add_header(r->req, "Cache-Control", "no-cache");
 	gw_req_add_header(r->req, "X-Accel-Buffering", "no");
@@ -500,7 +501,7 @@ reply_answer(struct relay *r)
 	if (r->usage.known) {
 		double cost = gw_price_cost(
 		    r->cfg, r->target, r->usage.prompt, r->usage.completion);
-		double ks = gw_spend_key_spend(&r->who);
+		double ks = gw_budget_key_spend(&r->who);
 
 		gw_req_add_header(
 		    r->req, "x-litellm-response-cost", "%.10g", cost);
@@ -1022,7 +1023,7 @@ gw_relay(struct gw_req *req, enum gw_call call)
 		gw_reply_error_ex(req, 401, deny, "model", msg);
 		goto out;
 	}
-	if (gw_spend_check_budget(gw_thread_db(req->th), req->cfg, &r->who, msg,
+	if (gw_budget_check(gw_thread_db(req->th), req->cfg, &r->who, msg,
 	        sizeof(msg)) != GW_OK) {
 		gw_reply_error_ex(req, 400, "budget_exceeded", NULL, msg);
 		goto out;

@@ -1,6 +1,6 @@
 /*
- * spend.c: spend rows, their writer thread, budget checks (prices:
- * price.c, the spool: spool.c).
+ * spend.c: spend rows and their writer thread (prices: price.c, the spool:
+ * spool.c, budgets: budget.c).
  */
 #include "spend.h"
 
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "budget.h"
 #include "db.h"
 #include "json_util.h"
 #include "keystore.h"
@@ -20,54 +21,11 @@
 #include "util.h"
 
 #define ORPHAN_SCAN_US (2 * 1000000)
-#define NENTITIES 1024
-
-/* A key, user or team: spend as last read, plus this process's unshipped. */
-struct entity {
-	char *id; /* "k:<hash>", "u:<user>", "t:<team>" */
-	double db_spend;
-	double db_budget;   /* < 0: none (users read fresh, for JWTs) */
-	int64_t fetched_us; /* 0: never read */
-	double pending;     /* spooled here, not yet shipped */
-	struct entity *next;
-};
-
-/* Costs of one spooled line, to release from pending once shipped. */
-struct inflight {
-	char *ids[3];
-	double cost;
-};
-
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static const struct gw_cfg *start_cfg; /* referenced for the writer */
-static struct entity *entities[NENTITIES];
 static int writer_running;
-
-static unsigned
-hash_of(const char *s)
-{
-	return gw_hash_str(s) % NENTITIES;
-}
-
-/* The entity named id, created on first use; lock held. */
-static struct entity *
-entity_get(const char *id)
-{
-	struct entity *e;
-	unsigned b = hash_of(id);
-
-	for (e = entities[b]; e != NULL; e = e->next)
-		if (strcmp(e->id, id) == 0)
-			return e;
-	e = gw_xcalloc(1, sizeof(*e));
-	e->id = gw_xstrdup(id);
-	e->db_budget = -1;
-	e->next = entities[b];
-	entities[b] = e;
-	return e;
-}
 
 static void
 jw_time(struct gw_buf *b, const char *key, int64_t us)
@@ -136,70 +94,28 @@ row_line(const struct gw_spend_rec *r)
 enum gw_status
 gw_spend_record(const struct gw_cfg *cfg, const struct gw_spend_rec *r)
 {
-	const struct gw_keyrec *k = r->who->rec;
-	struct inflight *f = NULL;
+	struct gw_budget_charge *c;
 	char *line = row_line(r);
-	size_t len = strlen(line);
 	enum gw_status st;
-	int i = 0;
 
 	gw_spend_start(cfg);
-	if (r->cost > 0 && k != NULL) {
-		f = gw_xcalloc(1, sizeof(*f));
-		f->cost = r->cost;
-		if (r->who->role == GW_ROLE_KEY) {
-			f->ids[i++] = gw_xstrcat3("k:", 2, "", k->token);
-		}
-		if (k->user_id != NULL) {
-			f->ids[i++] = gw_xstrcat3("u:", 2, "", k->user_id);
-		}
-		if (k->team_id != NULL) {
-			f->ids[i++] = gw_xstrcat3("t:", 2, "", k->team_id);
-		}
-		pthread_mutex_lock(&lock);
-		for (i = 0; i < 3 && f->ids[i] != NULL; i++)
-			entity_get(f->ids[i])->pending += r->cost;
-		pthread_mutex_unlock(&lock);
-	}
-	st = gw_spool_append(line, len, f);
+	/* Counted before it is spooled: never shipped and not yet counted. */
+	c = gw_budget_charge_new(r->who, r->cost);
+	st = gw_spool_append(line, strlen(line), c);
 	if (st != GW_OK) {
 		gw_log_errno(NULL, "spend", "cannot spool request %s in %s",
 		    r->request_id, gw_spool_dir());
-		if (f != NULL) {
-			pthread_mutex_lock(&lock);
-			for (i = 0; i < 3 && f->ids[i] != NULL; i++)
-				entity_get(f->ids[i])->pending -= r->cost;
-			pthread_mutex_unlock(&lock);
-			for (i = 0; i < 3; i++)
-				free(f->ids[i]);
-			free(f);
-		}
+		gw_budget_charge_done(c, 0);
 	}
 	free(line);
 	return st;
 }
 
-/* A spooled line with costs is shipped: release its pending costs. */
+/* A spooled line with a charge is shipped (see gw_spool_shipped). */
 static void
-release_inflight(void *tag)
+charge_shipped(void *tag)
 {
-	struct inflight *f = tag;
-	int i;
-
-	pthread_mutex_lock(&lock);
-	for (i = 0; i < 3 && f->ids[i] != NULL; i++) {
-		struct entity *e = entity_get(f->ids[i]);
-
-		/*
-		 * Now in the database, but not in the spend read before:
-		 * count it there until the next read.
-		 */
-		e->pending -= f->cost;
-		e->db_spend += f->cost;
-		free(f->ids[i]);
-	}
-	pthread_mutex_unlock(&lock);
-	free(f);
+	gw_budget_charge_done(tag, 1);
 }
 
 /*
@@ -388,7 +304,7 @@ writer(void *arg)
 		        ? ship_from(db, rd.fd, &rd.off, cfg->spend_batch_rows)
 		        : 0;
 		if (n > 0)
-			gw_spool_shipped(&rd, n, release_inflight);
+			gw_spool_shipped(&rd, n, charge_shipped);
 		if (n < cfg->spend_batch_rows) {
 			/*
 			 * Idle, failing, or less than a full batch: let rows
@@ -461,141 +377,6 @@ gw_spend_drain(int timeout_ms)
 		pthread_mutex_unlock(&lock);
 		usleep(20 * 1000);
 	}
-}
-
-double
-gw_spend_key_spend(const struct gw_principal *who)
-{
-	char id[80];
-	double s;
-
-	if (who->role != GW_ROLE_KEY || who->rec == NULL)
-		return -1;
-	memcpy(id, "k:", 2);
-	gw_strlcpy(id + 2, who->rec->token, sizeof(id) - 2);
-	pthread_mutex_lock(&lock);
-	s = entity_get(id)->fetched_us ? entity_get(id)->db_spend
-	                               : who->rec->spend;
-	s += entity_get(id)->pending;
-	pthread_mutex_unlock(&lock);
-	return s;
-}
-
-static const char budget_sql[] =
-    "SELECT (SELECT spend FROM keys WHERE token = $1), "
-    "(SELECT spend FROM users WHERE user_id = $2), "
-    "(SELECT max_budget FROM users WHERE user_id = $2), "
-    "(SELECT spend FROM teams WHERE team_id = $3), "
-    "(SELECT max_budget FROM teams WHERE team_id = $3), "
-    "(SELECT max_budget FROM keys WHERE token = $1)";
-
-/* Re-read spend (and budgets) of the key, user and team when stale. */
-static void
-refresh(struct gw_db *db, const struct gw_cfg *cfg,
-    const struct gw_principal *who, struct entity **ents)
-{
-	const struct gw_keyrec *k = who->rec;
-	struct gw_db_rows *rows = NULL;
-	const char *p[3] = {
-	    who->role == GW_ROLE_KEY ? k->token : NULL, k->user_id, k->team_id};
-	int64_t now = gw_now_mono_us(), stale = 0;
-	const char *v;
-	char err[256];
-	int i;
-
-	pthread_mutex_lock(&lock);
-	for (i = 0; i < 3; i++)
-		if (ents[i] != NULL &&
-		    now - ents[i]->fetched_us >=
-		        (int64_t)cfg->budget_refresh_ms * 1000)
-			stale = 1;
-	pthread_mutex_unlock(&lock);
-	if (!stale || gw_db_exec(db, budget_sql, 3, p, 1, &rows, err,
-	                  sizeof(err)) != GW_OK)
-		goto out; /* fresh, or the database is down: last known */
-	pthread_mutex_lock(&lock);
-	for (i = 0; i < 3; i++) {
-		static const int spend_col[3] = {0, 1, 3};
-		static const int budget_col[3] = {5, 2, 4};
-
-		if (ents[i] == NULL)
-			continue;
-		v = gw_db_rows_get(rows, 0, spend_col[i]);
-		ents[i]->db_spend = v ? atof(v) : 0;
-		v = gw_db_rows_get(rows, 0, budget_col[i]);
-		ents[i]->db_budget = v ? atof(v) : -1;
-		ents[i]->fetched_us = now;
-	}
-	pthread_mutex_unlock(&lock);
-out:
-	gw_db_rows_free(rows);
-}
-
-enum gw_status
-gw_spend_check_budget(struct gw_db *db, const struct gw_cfg *cfg,
-    const struct gw_principal *who, char *msg, size_t msglen)
-{
-	const struct gw_keyrec *k = who->rec;
-	static const char *const what[3] = {"", "User=", "Team="};
-	struct entity *ents[3] = {NULL, NULL, NULL};
-	double budget[3], spend;
-	const char *names[3];
-	char id[300];
-	int i, any = 0;
-
-	if (who->admin || k == NULL)
-		return GW_OK;
-	budget[0] = who->role == GW_ROLE_KEY ? k->max_budget : -1;
-	budget[1] = k->user_max_budget;
-	budget[2] = k->team_max_budget;
-	names[0] = "";
-	names[1] = k->user_id;
-	names[2] = k->team_id;
-	pthread_mutex_lock(&lock);
-	if (who->role == GW_ROLE_KEY) {
-		snprintf(id, sizeof(id), "k:%s", k->token);
-		ents[0] = entity_get(id);
-	}
-	if (k->user_id != NULL) {
-		snprintf(id, sizeof(id), "u:%s", k->user_id);
-		ents[1] = entity_get(id);
-	}
-	if (k->team_id != NULL) {
-		snprintf(id, sizeof(id), "t:%s", k->team_id);
-		ents[2] = entity_get(id);
-	}
-	for (i = 0; i < 3; i++)
-		any |= ents[i] != NULL && (budget[i] >= 0 || i == 1);
-	pthread_mutex_unlock(&lock);
-	if (!any)
-		return GW_OK;
-	refresh(db, cfg, who, ents);
-	pthread_mutex_lock(&lock);
-	for (i = 0; i < 3; i++) {
-		double b;
-
-		if (ents[i] == NULL)
-			continue;
-		/* Budgets read with the spend are fresher than the cache's. */
-		b = ents[i]->fetched_us ? ents[i]->db_budget : budget[i];
-		if (b < 0)
-			continue;
-		spend = (ents[i]->fetched_us ? ents[i]->db_spend
-		                             : (i == 0      ? k->spend
-		                                   : i == 1 ? k->user_spend
-		                                            : k->team_spend)) +
-		        ents[i]->pending;
-		if (spend >= b) {
-			pthread_mutex_unlock(&lock);
-			snprintf(msg, msglen,
-			    "Budget has been exceeded! %s%s%sCurrent cost: "
-			    "%.10g, Max budget: %.10g",
-			    what[i], i ? names[i] : "", i ? " " : "", spend, b);
-			return GW_E_INVALID;
-		}
-	}
-	pthread_mutex_unlock(&lock);
-	return GW_OK;
 }
 
 void

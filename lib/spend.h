@@ -13,12 +13,7 @@
  * shipped when it is back. Spool files of dead processes are found by
  * their free flock(2) and shipped by any live writer.
  *
- * Budgets: a request is refused (400 budget_exceeded) when its key, team or
- * user is at or over max_budget. Spend is read from PostgreSQL at most every
- * [spend] budget_refresh_ms per entity and process, plus what this process
- * spooled and did not ship yet. Overspend is therefore bounded by the cost
- * of requests already in flight, plus what other processes and hosts spent
- * in the last budget_refresh_ms + flush_ms.
+ * Budgets (budget.h) count a spooled row's cost until it is shipped.
  */
 #ifndef GW_SPEND_H
 #define GW_SPEND_H
@@ -66,18 +61,6 @@ struct gw_spend_rec {
  */
 enum gw_status gw_spend_record(
     const struct gw_cfg *cfg, const struct gw_spend_rec *r) GW_NONNULL(1, 2);
-
-/*
- * GW_OK, or GW_E_INVALID with LiteLLM's "Budget has been exceeded!
- * Current cost: X, Max budget: Y" in msg when who's key, team or user is
- * at or over its budget.
- */
-enum gw_status gw_spend_check_budget(struct gw_db *db, const struct gw_cfg *cfg,
-    const struct gw_principal *who, char *msg, size_t msglen)
-    GW_NONNULL(1, 2, 3, 4);
-
-/* The key's spend as this process knows it (-1: no key). */
-double gw_spend_key_spend(const struct gw_principal *who) GW_NONNULL(1);
 
 /* Start the writer thread for this process (idempotent). */
 void gw_spend_start(const struct gw_cfg *cfg) GW_NONNULL(1);
