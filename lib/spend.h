@@ -2,18 +2,11 @@
  * spend.h: every relayed request becomes one spend_logs row, without a
  * database round trip on the hot path and without losing a row.
  *
- * A finished request is appended to this worker process's spool file in
- * [spend] spool_dir with one write(2) (one JSON line), before its answer
- * is complete, so the row survives a kill -9 of the worker. A writer thread
- * in each process ships spooled rows every [spend] flush_ms in one
- * statement per batch: the rows are inserted with ON CONFLICT (request_id)
- * DO NOTHING and the key, user and team spend totals move by the sum of the
- * rows actually inserted, in the same statement, so a replay can never
- * count a row twice. While PostgreSQL is down the spool grows and is
- * shipped when it is back. Spool files of dead processes are found by
- * their free flock(2) and shipped by any live writer.
- *
- * Budgets (budget.h) count a spooled row's cost until it is shipped.
+ * A finished request's row is appended to this worker process's spool
+ * (spool.h) with one write(2), one JSON line, before its answer is
+ * complete, so the row survives a kill -9 of the worker; the process's
+ * writer thread (shipper.h) ships it to PostgreSQL. Until then its cost is
+ * a charge on the key's, user's and team's budgets (budget.h).
  */
 #ifndef GW_SPEND_H
 #define GW_SPEND_H
@@ -56,16 +49,12 @@ struct gw_spend_rec {
 
 /*
  * Append r to this process's spool: one write, no database. Starts the
- * writer on first use. GW_E_INTERNAL when the spool cannot be written
- * (logged).
+ * writer (shipper.h) on first use. GW_E_INTERNAL when the spool cannot be
+ * written (logged).
  */
 enum gw_status gw_spend_record(
     const struct gw_cfg *cfg, const struct gw_spend_rec *r) GW_NONNULL(1, 2);
 
-/* Start the writer thread for this process (idempotent). */
-void gw_spend_start(const struct gw_cfg *cfg) GW_NONNULL(1);
-/* Give the writer up to timeout_ms to ship what is spooled (at exit). */
-void gw_spend_drain(int timeout_ms);
 /* server.h process hooks: start the writer; drain it for 2 s at exit. */
 void gw_spend_process_init(const struct gw_cfg *cfg) GW_NONNULL(1);
 void gw_spend_process_fini(void);
