@@ -1,4 +1,15 @@
-/* budget.c: the budget cache of keys, users and teams, and budget checks. */
+/*
+ * budget.c: the budget cache of keys, users and teams, and budget checks.
+ *
+ * The cache holds at most GW_BUDGET_CACHE_MAX entities that nothing holds,
+ * in LRU order: a spend older than budget_refresh_ms is read again anyway,
+ * so an evicted entity costs one read, and a process that sees a great
+ * many keys keeps only the recent ones. An entity held by a charge (spend
+ * not yet shipped) or by a check in progress is pinned: off the LRU list,
+ * never evicted. Pinned entities are few (the rows in flight) except while
+ * PostgreSQL is down, when they are bounded by the unshipped rows, each of
+ * which holds a charge already.
+ */
 #include "budget.h"
 
 #include <pthread.h>
@@ -11,7 +22,7 @@
 #include "keystore.h"
 #include "util.h"
 
-#define NBUCKETS 1024
+#define NBUCKETS GW_BUDGET_CACHE_MAX
 
 /* Entity kinds, in the order of a charge's and a check's arrays. */
 enum { E_KEY, E_USER, E_TEAM };
@@ -21,10 +32,12 @@ struct entity {
 	int kind; /* E_KEY, E_USER, E_TEAM */
 	char *id; /* key hash, user id, team id */
 	double db_spend;
-	double db_budget;   /* < 0: none (users read fresh, for JWTs) */
-	int64_t fetched_us; /* 0: never read */
-	double pending;     /* spooled here, not yet shipped */
-	struct entity *next;
+	double db_budget;    /* < 0: none (users read fresh, for JWTs) */
+	int64_t fetched_us;  /* 0: never read */
+	double pending;      /* spooled here, not yet shipped */
+	int pins;            /* charges and checks holding it */
+	struct entity *next; /* in its bucket */
+	struct entity *newer, *older; /* on the LRU list when not pinned */
 };
 
 /* Cost counted against up to three entities until its row is shipped. */
@@ -35,6 +48,9 @@ struct gw_budget_charge {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entity *buckets[NBUCKETS];
+/* The LRU list's head: lru.older is the newest, lru.newer the oldest. */
+static struct entity lru = {.newer = &lru, .older = &lru};
+static size_t nentities;
 
 static unsigned
 bucket_of(int kind, const char *id)
@@ -54,23 +70,88 @@ find(int kind, const char *id)
 	return NULL;
 }
 
-/* The entity (kind, id), created on first use; lock held. */
+static void
+lru_unlink(struct entity *e)
+{
+	e->newer->older = e->older;
+	e->older->newer = e->newer;
+}
+
+/* Put e on the list as the most recently used. */
+static void
+lru_push(struct entity *e)
+{
+	e->older = lru.older;
+	e->newer = &lru;
+	lru.older->newer = e;
+	lru.older = e;
+}
+
+/* Free the least recently used entities beyond the capacity; lock held. */
+static void
+evict(void)
+{
+	struct entity *e, **pp;
+
+	while (nentities > GW_BUDGET_CACHE_MAX && (e = lru.newer) != &lru) {
+		lru_unlink(e);
+		for (pp = &buckets[bucket_of(e->kind, e->id)]; *pp != e;
+		     pp = &(*pp)->next)
+			;
+		*pp = e->next;
+		nentities--;
+		free(e->id);
+		free(e);
+	}
+}
+
+/*
+ * The entity (kind, id), created on first use, pinned: it stays until
+ * unpin. Lock held.
+ */
 static struct entity *
-get(int kind, const char *id)
+pin(int kind, const char *id)
 {
 	struct entity *e = find(kind, id);
 	unsigned b;
 
-	if (e != NULL)
+	if (e == NULL) {
+		b = bucket_of(kind, id);
+		e = gw_xcalloc(1, sizeof(*e));
+		e->kind = kind;
+		e->id = gw_xstrdup(id);
+		e->db_budget = -1;
+		e->next = buckets[b];
+		buckets[b] = e;
+		e->pins = 1;
+		nentities++;
+		evict(); /* others: e is not on the list */
 		return e;
-	b = bucket_of(kind, id);
-	e = gw_xcalloc(1, sizeof(*e));
-	e->kind = kind;
-	e->id = gw_xstrdup(id);
-	e->db_budget = -1;
-	e->next = buckets[b];
-	buckets[b] = e;
+	}
+	if (e->pins++ == 0)
+		lru_unlink(e);
 	return e;
+}
+
+/* Drop a pin: the last one puts e back as the most recent. Lock held. */
+static void
+unpin(struct entity *e)
+{
+	if (--e->pins > 0)
+		return;
+	lru_push(e);
+	evict();
+}
+
+size_t
+gw_budget_cached(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&lock);
+	n = nentities;
+	pthread_mutex_unlock(&lock);
+	return n;
 }
 
 struct gw_budget_charge *
@@ -86,11 +167,11 @@ gw_budget_charge_new(const struct gw_principal *who, double cost)
 	c->cost = cost;
 	pthread_mutex_lock(&lock);
 	if (who->role == GW_ROLE_KEY)
-		c->e[i++] = get(E_KEY, k->token);
+		c->e[i++] = pin(E_KEY, k->token);
 	if (k->user_id != NULL)
-		c->e[i++] = get(E_USER, k->user_id);
+		c->e[i++] = pin(E_USER, k->user_id);
 	if (k->team_id != NULL)
-		c->e[i++] = get(E_TEAM, k->team_id);
+		c->e[i++] = pin(E_TEAM, k->team_id);
 	for (i = 0; i < 3 && c->e[i] != NULL; i++)
 		c->e[i]->pending += cost;
 	pthread_mutex_unlock(&lock);
@@ -113,6 +194,7 @@ gw_budget_charge_done(struct gw_budget_charge *c, int shipped)
 		 */
 		if (shipped)
 			c->e[i]->db_spend += c->cost;
+		unpin(c->e[i]);
 	}
 	pthread_mutex_unlock(&lock);
 	free(c);
@@ -194,6 +276,7 @@ gw_budget_check(struct gw_db *db, const struct gw_cfg *cfg,
 	struct entity *ents[3] = {NULL, NULL, NULL};
 	double budget[3], spend;
 	const char *names[3];
+	enum gw_status st = GW_OK;
 	int i, any;
 
 	if (who->admin || k == NULL)
@@ -211,15 +294,15 @@ gw_budget_check(struct gw_db *db, const struct gw_cfg *cfg,
 		return GW_OK;
 	pthread_mutex_lock(&lock);
 	if (who->role == GW_ROLE_KEY)
-		ents[0] = get(E_KEY, k->token);
+		ents[0] = pin(E_KEY, k->token);
 	if (k->user_id != NULL)
-		ents[1] = get(E_USER, k->user_id);
+		ents[1] = pin(E_USER, k->user_id);
 	if (k->team_id != NULL)
-		ents[2] = get(E_TEAM, k->team_id);
+		ents[2] = pin(E_TEAM, k->team_id);
 	pthread_mutex_unlock(&lock);
 	refresh(db, cfg, who, ents);
 	pthread_mutex_lock(&lock);
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 3 && st == GW_OK; i++) {
 		double b;
 
 		if (ents[i] == NULL)
@@ -234,14 +317,16 @@ gw_budget_check(struct gw_db *db, const struct gw_cfg *cfg,
 		                                            : k->team_spend)) +
 		        ents[i]->pending;
 		if (spend >= b) {
-			pthread_mutex_unlock(&lock);
 			snprintf(msg, msglen,
 			    "Budget has been exceeded! %s%s%sCurrent cost: "
 			    "%.10g, Max budget: %.10g",
 			    what[i], i ? names[i] : "", i ? " " : "", spend, b);
-			return GW_E_INVALID;
+			st = GW_E_INVALID;
 		}
 	}
+	for (i = 0; i < 3; i++)
+		if (ents[i] != NULL)
+			unpin(ents[i]);
 	pthread_mutex_unlock(&lock);
-	return GW_OK;
+	return st;
 }

@@ -8,6 +8,9 @@
  * spooled and did not ship yet (its charges). Overspend is therefore
  * bounded by the cost of requests already in flight, plus what other
  * processes and hosts spent in the last budget_refresh_ms + flush_ms.
+ *
+ * The cache keeps at most GW_BUDGET_CACHE_MAX entities per process beyond
+ * those a charge or a check holds, evicting the least recently used.
  */
 #ifndef GW_BUDGET_H
 #define GW_BUDGET_H
@@ -16,6 +19,9 @@
 
 #include "config.h"
 #include "err.h"
+
+/* Entities cached per process, besides those held (see budget.c). */
+#define GW_BUDGET_CACHE_MAX 4096
 
 struct gw_principal;
 struct gw_db;
@@ -47,5 +53,8 @@ struct gw_budget_charge *gw_budget_charge_new(
  * not be spooled), it is dropped.
  */
 void gw_budget_charge_done(struct gw_budget_charge *c, int shipped);
+
+/* Entities cached by this process right now (tests, diagnostics). */
+size_t gw_budget_cached(void);
 
 #endif /* GW_BUDGET_H */
