@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "budget.h"
+#include "budget_reset.h"
 #include "db.h"
 #include "log.h"
 #include "spool.h"
@@ -147,54 +148,6 @@ ship_orphan(void *arg, int fd)
 	return r;
 }
 
-/* Zero spend whose budget_duration elapsed, recording each reset. */
-static void
-reset_budgets(struct gw_db *db)
-{
-	static const char *const sql[] = {
-	    "WITH due AS (SELECT token, spend, budget_duration FROM keys WHERE "
-	    "budget_reset_at <= now() AND budget_duration IS NOT NULL FOR "
-	    "UPDATE SKIP LOCKED), upd AS (UPDATE keys k SET spend = 0, "
-	    "budget_reset_at = now() + llmgw_interval(due.budget_duration) "
-	    "FROM "
-	    "due WHERE k.token = due.token RETURNING k.token, due.spend, "
-	    "k.budget_reset_at) INSERT INTO budget_resets (entity_type, "
-	    "entity_id, spend_before, next_reset_at) SELECT 'key', token, "
-	    "spend, "
-	    "budget_reset_at FROM upd",
-	    "WITH due AS (SELECT user_id, spend, budget_duration FROM users "
-	    "WHERE budget_reset_at <= now() AND budget_duration IS NOT NULL "
-	    "FOR "
-	    "UPDATE SKIP LOCKED), upd AS (UPDATE users u SET spend = 0, "
-	    "budget_reset_at = now() + llmgw_interval(due.budget_duration) "
-	    "FROM "
-	    "due WHERE u.user_id = due.user_id RETURNING u.user_id, due.spend, "
-	    "u.budget_reset_at) INSERT INTO budget_resets (entity_type, "
-	    "entity_id, spend_before, next_reset_at) SELECT 'user', user_id, "
-	    "spend, budget_reset_at FROM upd",
-	    "WITH due AS (SELECT team_id, spend, budget_duration FROM teams "
-	    "WHERE budget_reset_at <= now() AND budget_duration IS NOT NULL "
-	    "FOR "
-	    "UPDATE SKIP LOCKED), upd AS (UPDATE teams t SET spend = 0, "
-	    "budget_reset_at = now() + llmgw_interval(due.budget_duration) "
-	    "FROM "
-	    "due WHERE t.team_id = due.team_id RETURNING t.team_id, due.spend, "
-	    "t.budget_reset_at) INSERT INTO budget_resets (entity_type, "
-	    "entity_id, spend_before, next_reset_at) SELECT 'team', team_id, "
-	    "spend, budget_reset_at FROM upd",
-	};
-	char err[512];
-	size_t i;
-
-	for (i = 0; i < GW_ARRAY_LEN(sql); i++)
-		if (gw_db_exec(db, sql[i], 0, NULL, 0, NULL, err,
-		        sizeof(err)) != GW_OK) {
-			gw_log_warn(
-			    NULL, "spend", "budget reset failed: %s", err);
-			return;
-		}
-}
-
 /* The writer: own spool first, then orphans and budget resets. */
 static void *
 writer(void *arg)
@@ -236,7 +189,7 @@ writer(void *arg)
 			next_orphans = now + ORPHAN_SCAN_US;
 		}
 		if (now >= next_reset) {
-			reset_budgets(db);
+			gw_budget_reset_run(db);
 			next_reset =
 			    now + (int64_t)cfg->budget_reset_check_s * 1000000;
 		}
