@@ -23,7 +23,9 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static const struct gw_cfg *start_cfg; /* referenced for the writer */
+/* The newest configuration handed in (referenced), and its gen. */
+static struct gw_cfg *handed;
+static unsigned handed_gen;
 static int writer_running;
 
 /* A spooled line with a charge is shipped (see gw_spool_shipped). */
@@ -148,19 +150,64 @@ ship_orphan(void *arg, int fd)
 	return r;
 }
 
-/* The writer: own spool first, then orphans and budget resets. */
+/*
+ * The configuration the writer should use: the newest handed in, or NULL.
+ * A reference is taken for the caller when it is newer than *cur; returns
+ * the one it replaces (to release), else NULL.
+ */
+static struct gw_cfg *
+take_newer(struct gw_cfg **cur)
+{
+	struct gw_cfg *old = NULL;
+
+	pthread_mutex_lock(&lock);
+	if (handed != *cur) {
+		old = *cur;
+		*cur = gw_cfg_ref(handed);
+	}
+	pthread_mutex_unlock(&lock);
+	return old;
+}
+
+/*
+ * The writer: own spool first, then orphans and budget resets. It takes a
+ * reloaded configuration at the top of its next cycle: flush_ms,
+ * batch_rows and budget_reset_check_s at once, a new [database] conninfo
+ * by reconnecting; spool_dir stays (spool.h).
+ */
 static void *
 writer(void *arg)
 {
-	const struct gw_cfg *cfg = arg;
-	struct gw_db *db = gw_db_new(cfg->db_conninfo, 3, 30000);
+	struct gw_cfg *cfg = NULL, *old;
+	struct gw_db *db = NULL;
 	struct gw_spool_reader rd = GW_SPOOL_READER_INIT;
-	struct orphan_ctx oc = {db, cfg->spend_batch_rows};
+	struct orphan_ctx oc;
 	int n;
-	int64_t next_orphans = 0, next_reset = 0, now;
+	int64_t next_orphans = 0, last_reset = 0, now;
 	struct timespec dl;
 
+	(void)arg;
 	for (;;) {
+		if ((old = take_newer(&cfg)) != NULL) {
+			gw_log_info(NULL, "spend",
+			    "writer took the reloaded configuration: "
+			    "flush_ms=%d batch_rows=%d "
+			    "budget_reset_check_s=%d%s",
+			    cfg->spend_flush_ms, cfg->spend_batch_rows,
+			    cfg->budget_reset_check_s,
+			    strcmp(old->db_conninfo, cfg->db_conninfo) != 0
+			        ? " (new database conninfo: reconnecting)"
+			        : "");
+			if (strcmp(old->db_conninfo, cfg->db_conninfo) != 0) {
+				gw_db_free(db);
+				db = NULL;
+			}
+			gw_cfg_unref(old);
+		}
+		if (db == NULL)
+			db = gw_db_new(cfg->db_conninfo, 3, 30000);
+		oc.db = db;
+		oc.batch_rows = cfg->spend_batch_rows;
 		gw_spool_follow(&rd);
 		n = rd.fd >= 0 ? gw_shipper_ship(
 		                     db, rd.fd, &rd.off, cfg->spend_batch_rows)
@@ -188,10 +235,12 @@ writer(void *arg)
 			gw_spool_orphans(ship_orphan, &oc);
 			next_orphans = now + ORPHAN_SCAN_US;
 		}
-		if (now >= next_reset) {
+		/* From the last run, so that a shorter interval applies now. */
+		if (last_reset == 0 ||
+		    now - last_reset >=
+		        (int64_t)cfg->budget_reset_check_s * 1000000) {
 			gw_budget_reset_run(db);
-			next_reset =
-			    now + (int64_t)cfg->budget_reset_check_s * 1000000;
+			last_reset = now;
 		}
 	}
 	return NULL;
@@ -203,26 +252,46 @@ start_writer(void)
 	pthread_t t;
 	pthread_attr_t a;
 
-	gw_spool_init(start_cfg->spool_dir); /* logged */
+	pthread_mutex_lock(&lock);
+	gw_spool_init(handed->spool_dir); /* logged */
+	pthread_mutex_unlock(&lock);
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&a, 512 * 1024);
-	if (pthread_create(&t, &a, writer, (void *)start_cfg) != 0)
+	if (pthread_create(&t, &a, writer, NULL) != 0)
 		gw_log_errno(NULL, "spend", "cannot start the spend writer");
 	else
 		writer_running = 1;
 	pthread_attr_destroy(&a);
 }
 
+/* Keep cfg for the writer if it is newer than what it was handed. */
+static void
+hand(const struct gw_cfg *cfg)
+{
+	struct gw_cfg *old = NULL;
+
+	pthread_mutex_lock(&lock);
+	if (handed == NULL || cfg->gen > handed->gen) {
+		old = handed;
+		handed = gw_cfg_ref((struct gw_cfg *)cfg);
+		__atomic_store_n(&handed_gen, cfg->gen, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&lock);
+	gw_cfg_unref(old);
+}
+
 void
 gw_shipper_start(const struct gw_cfg *cfg)
 {
-	if (start_cfg == NULL) {
-		pthread_mutex_lock(&lock);
-		if (start_cfg == NULL)
-			start_cfg = gw_cfg_ref((struct gw_cfg *)cfg);
-		pthread_mutex_unlock(&lock);
-	}
+	unsigned gen = __atomic_load_n(&handed_gen, __ATOMIC_ACQUIRE);
+
+	/*
+	 * Requests hand in their configuration: after a reload, the first
+	 * one carries the new file to the writer (one comparison else).
+	 */
+	if (gen == 0 || cfg->gen > gen)
+		hand(cfg);
 	pthread_once(&once, start_writer);
 }
 

@@ -20,7 +20,12 @@
 
 struct gw_db;
 
-/* Start this process's writer thread (idempotent). */
+/*
+ * Start this process's writer thread (idempotent), and hand it cfg when
+ * that is newer than its own (a reload): it takes cfg at its next cycle.
+ * Called for every spooled row, so a reloaded file reaches the writer with
+ * the first request that runs under it.
+ */
 void gw_shipper_start(const struct gw_cfg *cfg) GW_NONNULL(1);
 /* Give the writer up to timeout_ms to ship what is spooled (at exit). */
 void gw_shipper_drain(int timeout_ms);

@@ -1,5 +1,7 @@
 """What SIGHUP applies (README, "What a reload (SIGHUP) applies"): a
-restart-only setting that changed is named in one warn line per setting."""
+restart-only setting that changed is named in one warn line per setting;
+the spend writer takes its settings and a new database at its next cycle;
+the auth listener follows a new database."""
 import os
 import re
 import signal
@@ -95,4 +97,66 @@ def test_restart_only_settings_are_named(make_stack, mock):
     k = new_key(s)
     assert chat(s, k["key"]).status == 200
     assert not os.path.exists(os.path.join(s.var, "spool2"))
+    s.stop()
+
+
+def test_writer_takes_reloaded_settings(make_stack, mock, pg):
+    """budget_reset_check_s 3600 -> 1: a due reset runs within seconds of
+    the reload, not within the hour (its own database: every stack's writer
+    resets the budgets of the database it ships to)."""
+    fresh_db(pg, "llmgw_reload")
+    s = make_stack("reload-writer", mock.url, [
+        "prices.qwen3-30b-a3b=%s %s" % (PRICE_IN, PRICE_OUT),
+        "spend.budget_reset_check_s=3600",
+    ], db="llmgw_reload")
+    k = new_key(s, max_budget=ONE * 0.5, budget_duration="1s")
+    assert chat(s, k["key"]).status == 200
+    q = lambda sql: pg.psql(sql, db="llmgw_reload")
+    assert wait_for(lambda: float(q("SELECT spend FROM keys WHERE token = '%s'" % k["token"])) > 0)
+    time.sleep(2)  # due for a second, but the writers look hourly
+    resets = "SELECT count(*) FROM budget_resets WHERE entity_id = '%s'" % k["token"]
+    assert q(resets) == "0"
+    set_conf(s, "spend", "budget_reset_check_s", "1")
+    reload(s, "chat", "embeddings")
+    # The first requests under the new file hand it to the writers.
+    for _ in range(4):
+        chat(s, k["key"])
+    assert wait_for(lambda: q(resets) != "0"), s.log("chat")[-2000:]
+    assert float(q("SELECT spend_before FROM budget_resets WHERE entity_id = '%s' "
+                   "ORDER BY reset_at LIMIT 1" % k["token"])) == pytest.approx(ONE, rel=1e-9)
+    assert "writer took the reloaded configuration: flush_ms=200 batch_rows=500 " \
+        "budget_reset_check_s=1" in s.log("chat")
+    s.stop()
+
+
+def test_writer_and_listener_follow_a_new_database(make_stack, mock, pg):
+    """[database] conninfo A -> B: rows ship to B, and the key cache hears
+    B's notifications (a key blocked in B is refused at once, although the
+    cache would keep it for an hour)."""
+    fresh_db(pg, "llmgw_reload_a")
+    fresh_db(pg, "llmgw_reload_b")
+    s = make_stack("reload-db", mock.url, ["auth.key_cache_ttl_s=3600"], db="llmgw_reload_a")
+    a = new_key(s)
+    assert chat(s, a["key"]).status == 200
+    set_conf(s, "database", "conninfo", pg.conninfo("llmgw_reload_b"))
+    reload(s, "chat", "embeddings", "keys")
+    b = new_key(s)
+    assert pg.psql("SELECT count(*) FROM keys", db="llmgw_reload_b") == "1"
+    # Both chat workers cache the key (and hand the new file to writers).
+    rids = []
+    for _ in range(8):
+        r = chat(s, b["key"])
+        assert r.status == 200, r
+        rids.append(r.headers["x-request-id"])
+    ids = "','".join(rids)
+    rows = "SELECT count(*) FROM spend_logs WHERE request_id IN ('%s')" % ids
+    assert wait_for(lambda: pg.psql(rows, db="llmgw_reload_b") == "8")
+    assert pg.psql(rows, db="llmgw_reload_a") == "0"
+    # Blocked in B: every worker's listener hears it.
+    assert post(s, "/key/block", {"key": b["key"]}).status == 200
+    time.sleep(0.5)
+    for _ in range(6):
+        assert chat(s, b["key"]).status == 401
+    # A's key is not in B.
+    assert chat(s, a["key"]).status == 401
     s.stop()
