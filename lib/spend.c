@@ -90,7 +90,7 @@ gw_spend_record(const struct gw_cfg *cfg, const struct gw_spend_rec *r)
 	enum gw_status st;
 
 	gw_shipper_start(cfg);
-	/* Counted before it is spooled: never shipped and not yet counted. */
+	/* The cost goes with the row: the spool hands it back once shipped. */
 	c = gw_budget_charge_new(r->who, r->cost);
 	st = gw_spool_append(line, strlen(line), c);
 	if (st != GW_OK) {
