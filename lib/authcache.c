@@ -1,4 +1,9 @@
-/* authcache.c: the per-process key cache and its LISTEN thread. */
+/*
+ * authcache.c: the per-process key cache and its LISTEN thread. The
+ * listener follows [database] conninfo across reloads: requests hand in
+ * their configuration, and a new conninfo makes the listener reconnect
+ * (and the cache start afresh) within a second.
+ */
 #include "authcache.h"
 
 #include <pthread.h>
@@ -27,7 +32,10 @@ static size_t nentries;
 static uint64_t inval_gen; /* bumped by every invalidation */
 static int listener_up;    /* guarded by lock */
 static pthread_once_t listener_once = PTHREAD_ONCE_INIT;
-static char *listener_conninfo;
+/* The database to listen on, from the newest configuration seen. */
+static char *listener_conninfo; /* guarded by lock */
+static unsigned conninfo_seq;   /* bumped when it changes */
+static unsigned seen_gen;       /* gen of the newest configuration seen */
 
 static unsigned
 bucket_of(const char *token)
@@ -143,20 +151,38 @@ set_listener_up(int up)
 	pthread_mutex_unlock(&lock);
 }
 
+/* 1 when the conninfo changed since seq was taken. */
+static int
+conninfo_changed(unsigned seq)
+{
+	return __atomic_load_n(&conninfo_seq, __ATOMIC_ACQUIRE) != seq;
+}
+
 static void *
 listener(void *arg)
 {
-	struct gw_db *db = gw_db_new(listener_conninfo, 3, 0);
-	char err[512];
+	struct gw_db *db = NULL;
+	char err[512], *conninfo;
+	unsigned seq = 0;
 
 	(void)arg;
 	for (;;) {
+		if (db == NULL || conninfo_changed(seq)) {
+			pthread_mutex_lock(&lock);
+			conninfo = gw_xstrdup(listener_conninfo);
+			seq = conninfo_seq;
+			pthread_mutex_unlock(&lock);
+			gw_db_free(db);
+			db = gw_db_new(conninfo, 3, 0);
+			free(conninfo);
+		}
 		if (gw_db_listen(db, "llmgw_auth", err, sizeof(err)) != GW_OK) {
 			sleep(1);
 			continue;
 		}
 		set_listener_up(1);
-		while (gw_db_wait_notify(db, 1000, on_notify, NULL) == GW_OK)
+		while (!conninfo_changed(seq) &&
+		       gw_db_wait_notify(db, 1000, on_notify, NULL) == GW_OK)
 			;
 		set_listener_up(0);
 	}
@@ -175,6 +201,31 @@ start_listener(void)
 	if (pthread_create(&t, &a, listener, NULL) != 0)
 		gw_log_errno(NULL, "auth", "cannot start the key listener");
 	pthread_attr_destroy(&a);
+}
+
+/*
+ * The first configuration, or a newer one (a reload): a new conninfo goes
+ * to the listener, and what was cached from the old database goes. Until
+ * the listener is back on the new one, records are trusted for 1 s only.
+ */
+static void
+see_cfg(const struct gw_cfg *cfg)
+{
+	pthread_mutex_lock(&lock);
+	if (seen_gen == 0 || cfg->gen > seen_gen) {
+		if (listener_conninfo == NULL ||
+		    strcmp(listener_conninfo, cfg->db_conninfo) != 0) {
+			if (listener_conninfo != NULL) {
+				remove_if(drop_all, NULL);
+				listener_up = 0;
+			}
+			free(listener_conninfo);
+			listener_conninfo = gw_xstrdup(cfg->db_conninfo);
+			__atomic_add_fetch(&conninfo_seq, 1, __ATOMIC_RELEASE);
+		}
+		__atomic_store_n(&seen_gen, cfg->gen, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 /* Keys being read from the database right now; lock held. */
@@ -252,13 +303,10 @@ gw_authcache_get(struct gw_db *db, const struct gw_cfg *cfg, const char *token,
 	struct node *n;
 	enum gw_status st;
 	uint64_t gen;
+	unsigned seen = __atomic_load_n(&seen_gen, __ATOMIC_ACQUIRE);
 
-	if (listener_conninfo == NULL) {
-		pthread_mutex_lock(&lock);
-		if (listener_conninfo == NULL)
-			listener_conninfo = gw_xstrdup(cfg->db_conninfo);
-		pthread_mutex_unlock(&lock);
-	}
+	if (seen == 0 || cfg->gen > seen)
+		see_cfg(cfg); /* the first, or a reloaded configuration */
 	pthread_once(&listener_once, start_listener);
 	pthread_mutex_lock(&lock);
 	for (;;) {

@@ -7,7 +7,10 @@
  * database). [auth] key_cache_ttl_s bounds a record's age as a safety net;
  * while the listener is disconnected, records older than 1 s are re-read.
  * When the database cannot be reached, a cached record is used however old
- * it is, so traffic keeps flowing through a PostgreSQL outage.
+ * it is, so traffic keeps flowing through a PostgreSQL outage. A reload
+ * that changes [database] conninfo empties the cache and moves the
+ * listener to the new database (the first request under the new file
+ * tells it).
  */
 #ifndef GW_AUTHCACHE_H
 #define GW_AUTHCACHE_H

@@ -23,6 +23,15 @@ struct enum_map {
 	int value;
 };
 
+/*
+ * Key flags. CF_RESTART: read once when a process (or its supervisor)
+ * starts, so a reload that changes it says so and it takes effect after a
+ * restart (pgbouncer's CF_NO_RELOAD). Every other setting applies on
+ * SIGHUP: at once, read per request, or by a background thread at its
+ * next cycle (README, "What a reload (SIGHUP) applies").
+ */
+#define CF_RESTART 1
+
 struct key_def {
 	const char *section;
 	const char *key;
@@ -31,6 +40,7 @@ struct key_def {
 	const char *def;
 	long min, max;
 	const struct enum_map *map;
+	int flags;
 };
 
 static const struct enum_map log_levels[] = {{"err", GW_LOG_ERR},
@@ -45,93 +55,103 @@ static const struct enum_map lf_records[] = {{"full", GW_LANGFUSE_RECORD_FULL},
 #define O(f) offsetof(struct gw_cfg, f)
 static const struct key_def keys[] = {
     {"auth", "jwt_admin_role", CT_STR, O(jwt_admin_role), "proxy_admin", 0, 0,
-        NULL},
-    {"auth", "jwt_audience", CT_STR, O(jwt_audience), "", 0, 0, NULL},
-    {"auth", "jwt_issuer", CT_STR, O(jwt_issuer), "", 0, 0, NULL},
-    {"auth", "jwt_leeway_s", CT_INT, O(jwt_leeway_s), "30", 0, 3600, NULL},
+        NULL, 0},
+    {"auth", "jwt_audience", CT_STR, O(jwt_audience), "", 0, 0, NULL, 0},
+    {"auth", "jwt_issuer", CT_STR, O(jwt_issuer), "", 0, 0, NULL, 0},
+    {"auth", "jwt_leeway_s", CT_INT, O(jwt_leeway_s), "30", 0, 3600, NULL, 0},
     {"auth", "jwt_models_claim", CT_STR, O(jwt_models_claim), "models", 0, 0,
-        NULL},
+        NULL, 0},
     {"auth", "jwt_public_key_file", CT_PATH, O(jwt_public_key_file), "", 0, 0,
-        NULL},
-    {"auth", "jwt_role_claim", CT_STR, O(jwt_role_claim), "role", 0, 0, NULL},
-    {"auth", "jwt_secret_file", CT_PATH, O(jwt_secret_file), "", 0, 0, NULL},
+        NULL, 0},
+    {"auth", "jwt_role_claim", CT_STR, O(jwt_role_claim), "role", 0, 0, NULL,
+        0},
+    {"auth", "jwt_secret_file", CT_PATH, O(jwt_secret_file), "", 0, 0, NULL, 0},
     {"auth", "jwt_team_id_claim", CT_STR, O(jwt_team_id_claim), "team_id", 0, 0,
-        NULL},
+        NULL, 0},
     {"auth", "jwt_user_id_claim", CT_STR, O(jwt_user_id_claim), "sub", 0, 0,
-        NULL},
-    {"auth", "key_cache_ttl_s", CT_INT, O(key_cache_ttl_s), "60", 1, 3600,
-        NULL},
-    {"auth", "master_key_file", CT_PATH, O(master_key_file), "", 0, 0, NULL},
+        NULL, 0},
+    {"auth", "key_cache_ttl_s", CT_INT, O(key_cache_ttl_s), "60", 1, 3600, NULL,
+        0},
+    {"auth", "master_key_file", CT_PATH, O(master_key_file), "", 0, 0, NULL, 0},
     {"database", "conninfo", CT_STR, O(db_conninfo),
-        "host=/var/run/postgresql dbname=llmgw", 0, 0, NULL},
+        "host=/var/run/postgresql dbname=llmgw", 0, 0, NULL, 0},
     {"database", "connect_timeout_s", CT_INT, O(db_connect_timeout_s), "3", 1,
-        60, NULL},
+        60, NULL, CF_RESTART},
     {"database", "statement_timeout_ms", CT_INT, O(db_statement_timeout_ms),
-        "5000", 0, 600000, NULL},
-    {"gateway", "access_log", CT_BOOL, O(access_log), "on", 0, 1, NULL},
-    {"gateway", "listen", CT_STR, O(listen), "127.0.0.1:4000", 0, 0, NULL},
+        "5000", 0, 600000, NULL, CF_RESTART},
+    {"gateway", "access_log", CT_BOOL, O(access_log), "on", 0, 1, NULL, 0},
+    {"gateway", "listen", CT_STR, O(listen), "127.0.0.1:4000", 0, 0, NULL,
+        CF_RESTART},
     {"gateway", "max_body_bytes", CT_LONG, O(max_body_bytes), "8388608", 1024,
-        1073741824L, NULL},
-    {"gateway", "processes", CT_INT, O(processes), "2", 1, 64, NULL},
-    {"gateway", "shm_path", CT_PATH, O(shm_path), "/dev/shm/llmgw", 0, 0, NULL},
+        1073741824L, NULL, 0},
+    {"gateway", "processes", CT_INT, O(processes), "2", 1, 64, NULL,
+        CF_RESTART},
+    {"gateway", "shm_path", CT_PATH, O(shm_path), "/dev/shm/llmgw", 0, 0, NULL,
+        CF_RESTART},
     {"gateway", "shutdown_timeout_s", CT_INT, O(shutdown_timeout_s), "30", 0,
-        3600, NULL},
+        3600, NULL, 0},
     {"gateway", "thread_stack_kb", CT_INT, O(thread_stack_kb), "256", 64, 8192,
-        NULL},
-    {"gateway", "threads", CT_INT, O(threads), "16", 1, 256, NULL},
+        NULL, CF_RESTART},
+    {"gateway", "threads", CT_INT, O(threads), "16", 1, 256, NULL, CF_RESTART},
     {"langfuse", "batch_size", CT_INT, O(langfuse_batch_size), "100", 1, 1000,
-        NULL},
-    {"langfuse", "enabled", CT_BOOL, O(langfuse_enabled), "off", 0, 1, NULL},
+        NULL, 0},
+    {"langfuse", "enabled", CT_BOOL, O(langfuse_enabled), "off", 0, 1, NULL, 0},
     {"langfuse", "format", CT_ENUM, O(langfuse_format), "otel", 0, 0,
-        lf_formats},
+        lf_formats, 0},
     {"langfuse", "host", CT_STR, O(langfuse_host), "https://cloud.langfuse.com",
-        0, 0, NULL},
-    {"langfuse", "public_key", CT_STR, O(langfuse_public_key), "", 0, 0, NULL},
+        0, 0, NULL, 0},
+    {"langfuse", "public_key", CT_STR, O(langfuse_public_key), "", 0, 0, NULL,
+        0},
     {"langfuse", "record", CT_ENUM, O(langfuse_record), "full", 0, 0,
-        lf_records},
+        lf_records, 0},
     {"langfuse", "retention_days", CT_INT, O(langfuse_retention_days), "7", 0,
-        3650, NULL},
+        3650, NULL, 0},
     {"langfuse", "secret_key_file", CT_PATH, O(langfuse_secret_key_file), "", 0,
-        0, NULL},
-    {"log", "file", CT_PATH, O(log_file), "", 0, 0, NULL},
-    {"log", "level", CT_ENUM, O(log_level), "info", 0, 0, log_levels},
-    {"log", "prompts", CT_BOOL, O(log_prompts), "off", 0, 1, NULL},
+        0, NULL, 0},
+    {"log", "file", CT_PATH, O(log_file), "", 0, 0, NULL, CF_RESTART},
+    {"log", "level", CT_ENUM, O(log_level), "info", 0, 0, log_levels, 0},
+    {"log", "prompts", CT_BOOL, O(log_prompts), "off", 0, 1, NULL, 0},
     {"rate_limit", "burst", CT_INT, O(rate_limit_burst), "200", 1, 10000000,
-        NULL},
-    {"rate_limit", "rps", CT_INT, O(rate_limit_rps), "100", 0, 10000000, NULL},
-    {"spend", "batch_rows", CT_INT, O(spend_batch_rows), "500", 1, 10000, NULL},
+        NULL, 0},
+    {"rate_limit", "rps", CT_INT, O(rate_limit_rps), "100", 0, 10000000, NULL,
+        0},
+    {"spend", "batch_rows", CT_INT, O(spend_batch_rows), "500", 1, 10000, NULL,
+        0},
     {"spend", "budget_refresh_ms", CT_INT, O(budget_refresh_ms), "1000", 0,
-        60000, NULL},
+        60000, NULL, 0},
     {"spend", "budget_reset_check_s", CT_INT, O(budget_reset_check_s), "10", 1,
-        3600, NULL},
-    {"spend", "flush_ms", CT_INT, O(spend_flush_ms), "200", 10, 1000, NULL},
+        3600, NULL, 0},
+    {"spend", "flush_ms", CT_INT, O(spend_flush_ms), "200", 10, 1000, NULL, 0},
     {"spend", "logs_max_limit", CT_INT, O(spend_logs_max_limit), "1000", 1,
-        100000, NULL},
+        100000, NULL, 0},
     {"spend", "spool_dir", CT_PATH, O(spool_dir), "/var/lib/llmgw/spool", 0, 0,
-        NULL},
+        NULL, CF_RESTART},
     {"upstream", "api_key_file", CT_PATH, O(upstream_api_key_file), "", 0, 0,
-        NULL},
+        NULL, 0},
     {"upstream", "base_url", CT_STR, O(upstream_url), "http://127.0.0.1:8080",
-        0, 0, NULL},
+        0, 0, NULL, 0},
     {"upstream", "connect_timeout_ms", CT_INT, O(upstream_connect_timeout_ms),
-        "5000", 1, 600000, NULL},
+        "5000", 1, 600000, NULL, 0},
     {"upstream", "first_byte_timeout_s", CT_INT,
-        O(upstream_first_byte_timeout_s), "600", 1, 86400, NULL},
+        O(upstream_first_byte_timeout_s), "600", 1, 86400, NULL, 0},
     {"upstream", "health_path", CT_STR, O(upstream_health_path), "/health", 0,
-        0, NULL},
+        0, NULL, 0},
     {"upstream", "health_timeout_ms", CT_INT, O(upstream_health_timeout_ms),
-        "2000", 1, 60000, NULL},
+        "2000", 1, 60000, NULL, 0},
     {"upstream", "idle_timeout_s", CT_INT, O(upstream_idle_timeout_s), "120", 1,
-        86400, NULL},
+        86400, NULL, 0},
     {"upstream", "models_cache_s", CT_INT, O(upstream_models_cache_s), "5", 0,
-        3600, NULL},
-    {"upstream", "retries", CT_INT, O(upstream_retries), "1", 0, 10, NULL},
+        3600, NULL, 0},
+    {"upstream", "retries", CT_INT, O(upstream_retries), "1", 0, 10, NULL, 0},
     {"upstream", "stream_keepalive_s", CT_INT, O(stream_keepalive_s), "15", 0,
-        3600, NULL},
+        3600, NULL, 0},
 };
 #undef O
 
 static const char *const map_sections[] = {"aliases", "prices"};
+
+/* Configurations loaded by this process so far (see gw_cfg.gen). */
+static unsigned loads;
 
 struct parse {
 	struct gw_cfg *cfg;
@@ -626,10 +646,12 @@ out:
 	free(p.dir);
 	if (fp != NULL)
 		fclose(fp);
-	if (st != GW_OK)
+	if (st != GW_OK) {
 		gw_cfg_unref(cfg);
-	else
+	} else {
+		cfg->gen = __atomic_add_fetch(&loads, 1, __ATOMIC_RELAXED);
 		*out = cfg;
+	}
 	return st;
 }
 
@@ -677,6 +699,46 @@ gw_cfg_unref(struct gw_cfg *cfg)
 	free(cfg->jwt_public_key);
 	free(cfg->path);
 	free(cfg);
+}
+
+/* 1 when k has the same value in a and b. */
+static int
+same_value(
+    const struct gw_cfg *a, const struct gw_cfg *b, const struct key_def *k)
+{
+	const char *pa = (const char *)a + k->off,
+	           *pb = (const char *)b + k->off;
+
+	switch (k->type) {
+	case CT_STR:
+	case CT_PATH:
+		return strcmp(*(char *const *)pa, *(char *const *)pb) == 0;
+	case CT_LONG:
+		return *(const long *)pa == *(const long *)pb;
+	case CT_INT:
+	case CT_BOOL:
+	case CT_ENUM:
+		break;
+	}
+	return *(const int *)pa == *(const int *)pb;
+}
+
+int
+gw_cfg_reload_report(const struct gw_cfg *old, const struct gw_cfg *cfg)
+{
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < GW_ARRAY_LEN(keys); i++) {
+		if (!(keys[i].flags & CF_RESTART) ||
+		    same_value(old, cfg, &keys[i]))
+			continue;
+		gw_log_warn(NULL, "config",
+		    "reload: [%s] %s changed; takes effect after a restart",
+		    keys[i].section, keys[i].key);
+		n++;
+	}
+	return n;
 }
 
 const struct gw_alias *

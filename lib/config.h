@@ -109,7 +109,8 @@ struct gw_cfg {
 	struct gw_price *prices;
 	size_t nprices;
 
-	int refs; /* see gw_cfg_ref */
+	int refs;     /* see gw_cfg_ref */
+	unsigned gen; /* load order in this process: higher is newer */
 };
 
 /*
@@ -119,6 +120,14 @@ struct gw_cfg {
  */
 enum gw_status gw_cfg_load(const char *path, struct gw_cfg **out, char *err,
     size_t errlen) GW_NONNULL(1, 2, 3);
+/*
+ * After a reload from old to cfg: log at warn, one line per setting, each
+ * setting read only at start ([gateway] threads, [spend] spool_dir, ...)
+ * whose value differs: "reload: [section] key changed; takes effect after
+ * a restart". Returns how many there were.
+ */
+int gw_cfg_reload_report(const struct gw_cfg *old, const struct gw_cfg *cfg)
+    GW_NONNULL(1, 2);
 /* Take / drop a reference; the last unref frees. Both NULL-safe. */
 struct gw_cfg *gw_cfg_ref(struct gw_cfg *cfg);
 void gw_cfg_unref(struct gw_cfg *cfg);

@@ -8,12 +8,14 @@
 
 #include "alias.h"
 #include "auth.h"
+#include "budget.h"
 #include "capture.h"
 #include "evloop.h"
 #include "http_upstream.h"
 #include "json_util.h"
 #include "log.h"
 #include "metrics.h"
+#include "price.h"
 #include "ratelimit.h"
 #include "req.h"
 #include "route.h"
@@ -150,7 +152,7 @@ sse_head(struct relay *r)
 {
 	if (r->req->head_sent)
 		return;
-	double ks = gw_spend_key_spend(&r->who);
+	double ks = gw_budget_key_spend(&r->who);
 
 	gw_req_add_header(r->req, "Cache-Control", "no-cache");
 	gw_req_add_header(r->req, "X-Accel-Buffering", "no");
@@ -497,9 +499,9 @@ reply_answer(struct relay *r)
 	} else
 		use_usage(r, &u);
 	if (r->usage.known) {
-		double cost = gw_spend_cost(
+		double cost = gw_price_cost(
 		    r->cfg, r->target, r->usage.prompt, r->usage.completion);
-		double ks = gw_spend_key_spend(&r->who);
+		double ks = gw_budget_key_spend(&r->who);
 
 		gw_req_add_header(
 		    r->req, "x-litellm-response-cost", "%.10g", cost);
@@ -824,7 +826,7 @@ record_spend(struct relay *r)
 		s.completion_tokens = r->usage.completion;
 		s.total_tokens = r->usage.total;
 	}
-	s.cost = gw_spend_cost(
+	s.cost = gw_price_cost(
 	    req->cfg, s.actual_model, s.prompt_tokens, s.completion_tokens);
 	s.start_us = req->start_real_us;
 	s.end_us = gw_now_real_us();
@@ -1021,8 +1023,8 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 		gw_reply_error_ex(req, 401, deny, "model", msg);
 		goto out;
 	}
-	if (gw_spend_check_budget(
-	        req->ctx->db, req->cfg, &r->who, msg, sizeof(msg)) != GW_OK) {
+	if (gw_budget_check(req->ctx->db, req->cfg, &r->who, msg,
+	        sizeof(msg)) != GW_OK) {
 		gw_reply_error_ex(req, 400, "budget_exceeded", NULL, msg);
 		goto out;
 	}

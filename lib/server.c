@@ -115,6 +115,7 @@ reload_cfg(void)
 		    err);
 		return -1;
 	}
+	gw_cfg_reload_report(cur_cfg, cfg);
 	gw_log_set_level((enum gw_log_level)cfg->log_level);
 	swap_cfg(cfg);
 	if (gw_log_reopen() < 0)

@@ -2,23 +2,11 @@
  * spend.h: every relayed request becomes one spend_logs row, without a
  * database round trip on the hot path and without losing a row.
  *
- * A finished request is appended to this worker process's spool file in
- * [spend] spool_dir with one write(2) (one JSON line), before its answer
- * is complete, so the row survives a kill -9 of the worker. A writer thread
- * in each process ships spooled rows every [spend] flush_ms in one
- * statement per batch: the rows are inserted with ON CONFLICT (request_id)
- * DO NOTHING and the key, user and team spend totals move by the sum of the
- * rows actually inserted, in the same statement, so a replay can never
- * count a row twice. While PostgreSQL is down the spool grows and is
- * shipped when it is back. Spool files of dead processes are found by
- * their free flock(2) and shipped by any live writer.
- *
- * Budgets: a request is refused (400 budget_exceeded) when its key, team or
- * user is at or over max_budget. Spend is read from PostgreSQL at most every
- * [spend] budget_refresh_ms per entity and process, plus what this process
- * spooled and did not ship yet. Overspend is therefore bounded by the cost
- * of requests already in flight, plus what other processes and hosts spent
- * in the last budget_refresh_ms + flush_ms.
+ * A finished request's row is appended to this worker process's spool
+ * (spool.h) with one write(2), one JSON line, before its answer is
+ * complete, so the row survives a kill -9 of the worker; the process's
+ * writer thread (shipper.h) ships it to PostgreSQL. Until then its cost is
+ * a charge on the key's, user's and team's budgets (budget.h).
  */
 #ifndef GW_SPEND_H
 #define GW_SPEND_H
@@ -44,7 +32,7 @@ struct gw_spend_rec {
 	int64_t completion_tokens;
 	int64_t total_tokens;
 	int usage_estimated;
-	double cost;      /* USD, from gw_spend_cost */
+	double cost;      /* USD, from gw_price_cost */
 	int64_t start_us; /* realtime microseconds */
 	int64_t end_us;
 	int64_t first_token_us; /* 0: none */
@@ -59,38 +47,16 @@ struct gw_spend_rec {
 	json_object *lf_output; /* may be NULL */
 };
 
-/* USD for usage on an actual model, from [prices] (0 when unlisted). */
-double gw_spend_cost(const struct gw_cfg *cfg, const char *actual_model,
-    int64_t prompt_tokens, int64_t completion_tokens) GW_NONNULL(1);
-
 /*
  * Append r to this process's spool: one write, no database. Starts the
- * writer on first use. GW_E_INTERNAL when the spool cannot be written
- * (logged).
+ * writer (shipper.h) on first use. GW_E_INTERNAL when the spool cannot be
+ * written (logged).
  */
 enum gw_status gw_spend_record(
     const struct gw_cfg *cfg, const struct gw_spend_rec *r) GW_NONNULL(1, 2);
 
-/*
- * GW_OK, or GW_E_INVALID with LiteLLM's "Budget has been exceeded!
- * Current cost: X, Max budget: Y" in msg when who's key, team or user is
- * at or over its budget.
- */
-enum gw_status gw_spend_check_budget(struct gw_db *db, const struct gw_cfg *cfg,
-    const struct gw_principal *who, char *msg, size_t msglen)
-    GW_NONNULL(1, 2, 3, 4);
-
-/* The key's spend as this process knows it (-1: no key). */
-double gw_spend_key_spend(const struct gw_principal *who) GW_NONNULL(1);
-
-/* Start the writer thread for this process (idempotent). */
-void gw_spend_start(const struct gw_cfg *cfg) GW_NONNULL(1);
-/* Give the writer up to timeout_ms to ship what is spooled (at exit). */
-void gw_spend_drain(int timeout_ms);
 /* server.h process hooks: start the writer; drain it for 2 s at exit. */
 void gw_spend_process_init(const struct gw_cfg *cfg) GW_NONNULL(1);
 void gw_spend_process_fini(void);
-/* Bytes spooled by this process and not yet in PostgreSQL. */
-uint64_t gw_spend_backlog(void);
 
 #endif /* GW_SPEND_H */

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -324,6 +325,63 @@ def test_budget_duration_resets(spend, pg):
                          "AND spend_before > 0 LIMIT 1" % k["token"])) == pytest.approx(one, rel=1e-9)
     time.sleep(0.4)
     assert chat(spend, k["key"]).status == 200
+
+
+def test_user_and_team_budget_duration_resets(spend, pg):
+    one = cost(3, 5)
+    assert post(spend, "/team/new", {"team_id": "reset-team", "max_budget": one * 0.5,
+                                     "budget_duration": "2s"}).status == 200
+    assert post(spend, "/user/new", {"user_id": "reset-user", "max_budget": one * 0.5,
+                                     "budget_duration": "2s", "auto_create_key": False}).status == 200
+    k = new_key(spend, user_id="reset-user", team_id="reset-team")
+    assert chat(spend, k["key"]).status == 200
+    deadline = time.time() + 10
+    got = {}
+    while time.time() < deadline and len(got) < 2:
+        for kind, eid in (("user", "reset-user"), ("team", "reset-team")):
+            v = pg.psql("SELECT spend_before FROM budget_resets WHERE entity_type = '%s' "
+                        "AND entity_id = '%s' AND spend_before > 0 LIMIT 1" % (kind, eid))
+            if v:
+                got[kind] = float(v)
+        time.sleep(0.2)
+    assert got == {"user": pytest.approx(one, rel=1e-9), "team": pytest.approx(one, rel=1e-9)}
+    assert float(pg.psql("SELECT spend FROM users WHERE user_id = 'reset-user'")) == 0
+    assert float(pg.psql("SELECT spend FROM teams WHERE team_id = 'reset-team'")) == 0
+
+
+RESET_LOCK = "1819176295, 1"  # lib/budget_reset.c
+
+
+def test_one_writer_at_a_time_resets(spend, pg):
+    """Every writer of every stack on this database checks each second, but
+    a reset runs only under the advisory lock: held elsewhere, nothing is
+    reset; released, the next check resets."""
+    k = new_key(spend)
+    token = k["token"]
+    pg.psql("UPDATE keys SET spend = 0.5, budget_duration = '1h', "
+            "budget_reset_at = now() + interval '1 hour' WHERE token = '%s'" % token)
+    holder = subprocess.Popen(["psql", "-h", pg.sock, "-U", "llmgw", "-d", "llmgw", "-tAX",
+                               "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdin.write("SELECT pg_advisory_lock(%s);\n" % RESET_LOCK)
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == ""  # void
+        pg.psql("UPDATE keys SET budget_reset_at = now() - interval '1 second' "
+                "WHERE token = '%s'" % token)
+        time.sleep(2.5)  # budget_reset_check_s = 1: two checks or more
+        assert float(pg.psql("SELECT spend FROM keys WHERE token = '%s'" % token)) == 0.5
+        assert pg.psql("SELECT count(*) FROM budget_resets WHERE entity_id = '%s'" % token) == "0"
+    finally:
+        holder.stdin.close()  # the session ends: the lock is free
+        holder.wait(10)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if pg.psql("SELECT count(*) FROM budget_resets WHERE entity_id = '%s'" % token) == "1":
+            break
+        time.sleep(0.2)
+    assert pg.psql("SELECT count(*) FROM budget_resets WHERE entity_id = '%s'" % token) == "1"
+    assert float(pg.psql("SELECT spend FROM keys WHERE token = '%s'" % token)) == 0
 
 
 def test_spend_logs_filters_dates_and_access(spend, pg):

@@ -18,10 +18,10 @@ import sys
 LAYERS = {
     "base": """util log err config evloop shm db http_upstream json_util sha256
                sse metrics ratelimit alias migrate validate capture keystore
-               authcache jwtauth langfuse""",
+               authcache jwtauth langfuse price spool budget_reset""",
     "request": "req server",
     "feature": """auth route relay chat models health keys_api org_api
-                  keygen mgmt spend spend_api""",
+                  keygen mgmt spend shipper budget spend_api""",
 }
 RANK = {"base": 0, "request": 1, "feature": 2}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([A-Za-z0-9_]+)\.h"', re.M)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -180,6 +181,103 @@ test_missing_file(void **state)
 	assert_non_null(strstr(err, "No such file"));
 }
 
+/* Load full.conf with name=value from the environment (NULL: none). */
+static struct gw_cfg *
+load_with(const char *const *env)
+{
+	struct gw_cfg *cfg = NULL;
+	char err[512];
+	int i;
+
+	for (i = 0; env != NULL && env[i] != NULL; i += 2)
+		setenv(env[i], env[i + 1], 1);
+	if (gw_cfg_load("data/config/full.conf", &cfg, err, sizeof(err)) !=
+	    GW_OK)
+		fail_msg("%s", err);
+	for (i = 0; env != NULL && env[i] != NULL; i += 2)
+		unsetenv(env[i]);
+	return cfg;
+}
+
+/* What gw_cfg_reload_report logs for old -> cfg, in buf; the count. */
+static int
+report(
+    const struct gw_cfg *old, const struct gw_cfg *cfg, char *buf, size_t len)
+{
+	char path[] = "/tmp/llmgw-test-reload-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2), n;
+	ssize_t got;
+
+	assert_true(fd >= 0);
+	assert_int_equal(gw_log_init("unit", GW_LOG_INFO, path), 0);
+	n = gw_cfg_reload_report(old, cfg);
+	dup2(saved, 2); /* cmocka reports on stderr */
+	close(saved);
+	gw_log_init("unit", GW_LOG_ERR, NULL);
+	got = pread(fd, buf, len - 1, 0);
+	buf[got > 0 ? got : 0] = '\0';
+	close(fd);
+	unlink(path);
+	return n;
+}
+
+static void
+test_reload_report(void **state)
+{
+	static const char *const changed[] = {
+	    /* restart-only */
+	    "LLMGW_GATEWAY_THREADS",
+	    "3",
+	    "LLMGW_SPEND_SPOOL_DIR",
+	    "/elsewhere/spool",
+	    "LLMGW_DATABASE_STATEMENT_TIMEOUT_MS",
+	    "100",
+	    /* applied by a reload */
+	    "LLMGW_LOG_LEVEL",
+	    "info",
+	    "LLMGW_UPSTREAM_BASE_URL",
+	    "http://127.0.0.1:1",
+	    "LLMGW_SPEND_FLUSH_MS",
+	    "50",
+	    "LLMGW_DATABASE_CONNINFO",
+	    "host=/elsewhere dbname=llmgw",
+	    NULL,
+	};
+	struct gw_cfg *old = load_with(NULL), *same = load_with(NULL);
+	struct gw_cfg *cfg = load_with(changed);
+	char out[4096];
+	const char *line;
+
+	(void)state;
+	/* Each load is newer than the one before it. */
+	assert_true(same->gen > old->gen);
+	assert_true(cfg->gen > same->gen);
+	assert_int_equal(report(old, same, out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(report(old, cfg, out, sizeof(out)), 3);
+	/* One warn line per setting, in table order. */
+	line = strstr(out, "msg=\"reload: [database] statement_timeout_ms "
+	                   "changed; takes effect after a restart\"\n");
+	assert_non_null(line);
+	line = strstr(line, "msg=\"reload: [gateway] threads changed; takes "
+	                    "effect after a restart\"\n");
+	assert_non_null(line);
+	line = strstr(line, "msg=\"reload: [spend] spool_dir changed; takes "
+	                    "effect after a restart\"\n");
+	assert_non_null(line);
+	assert_non_null(strstr(out, " lvl=warn prog=unit "));
+	assert_non_null(strstr(out, " mod=config "));
+	assert_null(strstr(out, "level"));
+	assert_null(strstr(out, "base_url"));
+	assert_null(strstr(out, "flush_ms"));
+	assert_null(strstr(out, "conninfo"));
+	/* And back. */
+	assert_int_equal(report(cfg, old, out, sizeof(out)), 3);
+	gw_cfg_unref(old);
+	gw_cfg_unref(same);
+	gw_cfg_unref(cfg);
+}
+
 int
 main(void)
 {
@@ -189,6 +287,7 @@ main(void)
 	    cmocka_unit_test(test_env_overrides),
 	    cmocka_unit_test(test_print_and_refs),
 	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_reload_report),
 	};
 
 	gw_log_init("unit", GW_LOG_ERR, NULL);

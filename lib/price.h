@@ -1,0 +1,20 @@
+/*
+ * price.h: what a request cost, from the [prices] table of the loaded
+ * configuration (USD per 1M tokens of the actual model). Pure arithmetic:
+ * no state, no locks.
+ */
+#ifndef GW_PRICE_H
+#define GW_PRICE_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+/*
+ * USD for prompt_tokens and completion_tokens on actual_model: 0 when
+ * actual_model is NULL or not listed in [prices].
+ */
+double gw_price_cost(const struct gw_cfg *cfg, const char *actual_model,
+    int64_t prompt_tokens, int64_t completion_tokens) GW_NONNULL(1);
+
+#endif /* GW_PRICE_H */

@@ -1,0 +1,311 @@
+/*
+ * shipper.c: the writer thread that ships this process's spool to
+ * PostgreSQL, finds refused rows, ships orphan spools and runs budget
+ * resets.
+ */
+#include "shipper.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "budget.h"
+#include "budget_reset.h"
+#include "db.h"
+#include "log.h"
+#include "spool.h"
+#include "util.h"
+
+#define ORPHAN_SCAN_US (2 * 1000000)
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+/* The newest configuration handed in (referenced), and its gen. */
+static struct gw_cfg *handed;
+static unsigned handed_gen;
+static int writer_running;
+
+/* A spooled line with a charge is shipped (see gw_spool_shipped). */
+static void
+charge_shipped(void *tag)
+{
+	gw_budget_charge_done(tag, 1);
+}
+
+/*
+ * One batch: a JSON array of spooled lines. Rows go to spend_logs (once:
+ * ON CONFLICT DO NOTHING), their Langfuse payloads beside them, and the
+ * totals of the key, user and team move by what was actually inserted.
+ */
+static const char ship_sql[] =
+    /*
+     * jsonb: the batch is parsed once; json would re-parse each row's text
+     * for every -> below and for the record (4 parses per row).
+     */
+    "WITH src AS (SELECT value AS j FROM jsonb_array_elements($1::jsonb)), "
+    /* LATERAL: "(f(j)).*" would expand j once per column. */
+    "rows AS (SELECT r.*, src.j->'lf_input' AS lf_input, "
+    "src.j->'lf_output' AS lf_output, src.j->>'lf_mode' AS lf_mode FROM "
+    "src CROSS JOIN LATERAL jsonb_populate_record(NULL::spend_logs, src.j) "
+    "AS r), "
+    "ins AS (INSERT INTO spend_logs (request_id, api_key, key_alias, "
+    "user_id, team_id, model, actual_model, call_type, prompt_tokens, "
+    "completion_tokens, total_tokens, spend, usage_estimated, start_time, "
+    "end_time, completion_start_time, ttft_ms, status, error_type, stream, "
+    "client_disconnected, metadata) SELECT request_id, "
+    "coalesce(api_key, ''), key_alias, user_id, team_id, coalesce(model, "
+    "''), actual_model, call_type, coalesce(prompt_tokens, 0), "
+    "coalesce(completion_tokens, 0), coalesce(total_tokens, 0), "
+    "coalesce(spend, 0), coalesce(usage_estimated, false), start_time, "
+    "end_time, completion_start_time, ttft_ms, status, error_type, "
+    "coalesce(stream, false), coalesce(client_disconnected, false), "
+    "coalesce(metadata, '{}') FROM rows "
+    "ON CONFLICT (request_id) DO NOTHING "
+    "RETURNING request_id, api_key, user_id, team_id, spend), "
+    "pay AS (INSERT INTO request_payloads (request_id, record_mode, input, "
+    "output) SELECT r.request_id, r.lf_mode, r.lf_input, "
+    "r.lf_output FROM rows r JOIN ins USING (request_id) WHERE "
+    "r.lf_mode IS NOT NULL ON CONFLICT (request_id) DO NOTHING RETURNING 1), "
+    "k AS (UPDATE keys SET spend = keys.spend + s.total FROM (SELECT "
+    "api_key, sum(spend) AS total FROM ins WHERE api_key <> '' GROUP BY "
+    "api_key) s WHERE keys.token = s.api_key RETURNING 1), "
+    "u AS (INSERT INTO users (user_id, spend) SELECT user_id, sum(spend) "
+    "FROM ins WHERE user_id IS NOT NULL GROUP BY user_id ON CONFLICT "
+    "(user_id) DO UPDATE SET spend = users.spend + EXCLUDED.spend "
+    "RETURNING 1), "
+    "t AS (UPDATE teams SET spend = teams.spend + s.total FROM (SELECT "
+    "team_id, sum(spend) AS total FROM ins WHERE team_id IS NOT NULL GROUP "
+    "BY team_id) s WHERE teams.team_id = s.team_id RETURNING 1) "
+    "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM pay)";
+
+int
+gw_shipper_ship(struct gw_db *db, int fd, uint64_t *off, int max_rows)
+{
+	struct gw_spool_batch b;
+	const char *params[1];
+	char err[512];
+	int rc = 0;
+
+	gw_spool_read(fd, *off, max_rows, &b);
+	if (b.used == 0)
+		goto out;
+	params[0] = b.json.p;
+	if (gw_db_exec(db, ship_sql, 1, params, 0, NULL, err, sizeof(err)) !=
+	    GW_OK) {
+		/* PostgreSQL's CONTEXT quotes row data: not for the log. */
+		char *ctx = strstr(err, "CONTEXT:");
+		int data = strncmp(gw_db_last_sqlstate(db), "22", 2) == 0;
+
+		if (ctx != NULL)
+			snprintf(ctx, sizeof(err) - (size_t)(ctx - err),
+			    "(SQLSTATE %s)", gw_db_last_sqlstate(db));
+		if (data && b.rows > 1) {
+			/* Find the refused row: one line at a time. */
+			int r, done = 0;
+
+			while (done < b.rows &&
+			       (r = gw_shipper_ship(db, fd, off, 1)) > 0)
+				done += r;
+			rc = done > 0 ? done : -1;
+			goto out;
+		}
+		if (data) {
+			gw_spool_reject(b.raw, b.used, err);
+			*off += b.used;
+			rc = 1;
+			goto out;
+		}
+		gw_log_warn(NULL, "spend",
+		    "shipping %d spooled row(s) failed, "
+		    "will retry: %s",
+		    b.rows, err);
+		rc = -1;
+		goto out;
+	}
+	*off += b.used;
+	rc = b.rows > 0 ? b.rows : 1;
+out:
+	gw_spool_batch_fini(&b);
+	return rc;
+}
+
+struct orphan_ctx {
+	struct gw_db *db;
+	int batch_rows;
+};
+
+/* Ship one orphan spool file to its end (see gw_spool_orphans). */
+static int
+ship_orphan(void *arg, int fd)
+{
+	struct orphan_ctx *c = arg;
+	uint64_t off = 0;
+	int r;
+
+	while ((r = gw_shipper_ship(c->db, fd, &off, c->batch_rows)) > 0)
+		;
+	return r;
+}
+
+/*
+ * The configuration the writer should use: the newest handed in, or NULL.
+ * A reference is taken for the caller when it is newer than *cur; returns
+ * the one it replaces (to release), else NULL.
+ */
+static struct gw_cfg *
+take_newer(struct gw_cfg **cur)
+{
+	struct gw_cfg *old = NULL;
+
+	pthread_mutex_lock(&lock);
+	if (handed != *cur) {
+		old = *cur;
+		*cur = gw_cfg_ref(handed);
+	}
+	pthread_mutex_unlock(&lock);
+	return old;
+}
+
+/*
+ * The writer: own spool first, then orphans and budget resets. It takes a
+ * reloaded configuration at the top of its next cycle: flush_ms,
+ * batch_rows and budget_reset_check_s at once, a new [database] conninfo
+ * by reconnecting; spool_dir stays (spool.h).
+ */
+static void *
+writer(void *arg)
+{
+	struct gw_cfg *cfg = NULL, *old;
+	struct gw_db *db = NULL;
+	struct gw_spool_reader rd = GW_SPOOL_READER_INIT;
+	struct orphan_ctx oc;
+	int n;
+	int64_t next_orphans = 0, last_reset = 0, now;
+	struct timespec dl;
+
+	(void)arg;
+	for (;;) {
+		if ((old = take_newer(&cfg)) != NULL) {
+			gw_log_info(NULL, "spend",
+			    "writer took the reloaded configuration: "
+			    "flush_ms=%d batch_rows=%d "
+			    "budget_reset_check_s=%d%s",
+			    cfg->spend_flush_ms, cfg->spend_batch_rows,
+			    cfg->budget_reset_check_s,
+			    strcmp(old->db_conninfo, cfg->db_conninfo) != 0
+			        ? " (new database conninfo: reconnecting)"
+			        : "");
+			if (strcmp(old->db_conninfo, cfg->db_conninfo) != 0) {
+				gw_db_free(db);
+				db = NULL;
+			}
+			gw_cfg_unref(old);
+		}
+		if (db == NULL)
+			db = gw_db_new(cfg->db_conninfo, 3, 30000);
+		oc.db = db;
+		oc.batch_rows = cfg->spend_batch_rows;
+		gw_spool_follow(&rd);
+		n = rd.fd >= 0 ? gw_shipper_ship(
+		                     db, rd.fd, &rd.off, cfg->spend_batch_rows)
+		               : 0;
+		if (n > 0)
+			gw_spool_shipped(&rd, n, charge_shipped);
+		if (n < cfg->spend_batch_rows) {
+			/*
+			 * Idle, failing, or less than a full batch: let rows
+			 * gather for flush_ms (or 1 s after a failure) so that
+			 * PostgreSQL sees a few big statements, not many small.
+			 */
+			clock_gettime(CLOCK_REALTIME, &dl);
+			dl.tv_nsec +=
+			    (long)(n < 0 ? 1000 : cfg->spend_flush_ms) *
+			    1000000L;
+			dl.tv_sec += dl.tv_nsec / 1000000000L;
+			dl.tv_nsec %= 1000000000L;
+			pthread_mutex_lock(&lock);
+			pthread_cond_timedwait(&wake, &lock, &dl);
+			pthread_mutex_unlock(&lock);
+		}
+		now = gw_now_mono_us();
+		if (now >= next_orphans) {
+			gw_spool_orphans(ship_orphan, &oc);
+			next_orphans = now + ORPHAN_SCAN_US;
+		}
+		/* From the last run, so that a shorter interval applies now. */
+		if (last_reset == 0 ||
+		    now - last_reset >=
+		        (int64_t)cfg->budget_reset_check_s * 1000000) {
+			gw_budget_reset_run(db);
+			last_reset = now;
+		}
+	}
+	return NULL;
+}
+
+static void
+start_writer(void)
+{
+	pthread_t t;
+	pthread_attr_t a;
+
+	pthread_mutex_lock(&lock);
+	gw_spool_init(handed->spool_dir); /* logged */
+	pthread_mutex_unlock(&lock);
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&a, 512 * 1024);
+	if (pthread_create(&t, &a, writer, NULL) != 0)
+		gw_log_errno(NULL, "spend", "cannot start the spend writer");
+	else
+		writer_running = 1;
+	pthread_attr_destroy(&a);
+}
+
+/* Keep cfg for the writer if it is newer than what it was handed. */
+static void
+hand(const struct gw_cfg *cfg)
+{
+	struct gw_cfg *old = NULL;
+
+	pthread_mutex_lock(&lock);
+	if (handed == NULL || cfg->gen > handed->gen) {
+		old = handed;
+		handed = gw_cfg_ref((struct gw_cfg *)cfg);
+		__atomic_store_n(&handed_gen, cfg->gen, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&lock);
+	gw_cfg_unref(old);
+}
+
+void
+gw_shipper_start(const struct gw_cfg *cfg)
+{
+	unsigned gen = __atomic_load_n(&handed_gen, __ATOMIC_ACQUIRE);
+
+	/*
+	 * Requests hand in their configuration: after a reload, the first
+	 * one carries the new file to the writer (one comparison else).
+	 */
+	if (gen == 0 || cfg->gen > gen)
+		hand(cfg);
+	pthread_once(&once, start_writer);
+}
+
+void
+gw_shipper_drain(int timeout_ms)
+{
+	int64_t until = gw_now_mono_us() + (int64_t)timeout_ms * 1000;
+
+	if (!writer_running)
+		return;
+	while (gw_spool_backlog() > 0 && gw_now_mono_us() < until) {
+		pthread_mutex_lock(&lock);
+		pthread_cond_signal(&wake);
+		pthread_mutex_unlock(&lock);
+		usleep(20 * 1000);
+	}
+}

@@ -1,0 +1,77 @@
+/* Unit tests for lib/price.c: cost from the [prices] table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+
+#include "config.h"
+#include "log.h"
+#include "price.h"
+
+/* cmocka 1.1 has no floating-point assertion. */
+#define assert_near(a, b, eps) assert_true(fabs((a) - (b)) <= (eps))
+
+static struct gw_cfg *
+load(void)
+{
+	struct gw_cfg *cfg = NULL;
+	char err[512];
+
+	if (gw_cfg_load("data/price/prices.conf", &cfg, err, sizeof(err)) !=
+	    GW_OK)
+		fail_msg("%s", err);
+	return cfg;
+}
+
+static void
+test_listed(void **state)
+{
+	struct gw_cfg *cfg = load();
+
+	(void)state;
+	/* 3 prompt and 5 completion tokens at 1.5 and 2.5 USD per 1M. */
+	assert_near(gw_price_cost(cfg, "qwen3-30b-a3b", 3, 5),
+	    (3 * 1.5 + 5 * 2.5) / 1e6, 1e-18);
+	assert_near(
+	    gw_price_cost(cfg, "qwen3-30b-a3b", 1000000, 0), 1.5, 1e-12);
+	assert_near(
+	    gw_price_cost(cfg, "qwen3-30b-a3b", 0, 1000000), 2.5, 1e-12);
+	assert_near(gw_price_cost(cfg, "input-only", 2000000, 7), 6.0, 1e-12);
+	assert_true(gw_price_cost(cfg, "free-model", 123, 456) == 0);
+	assert_true(gw_price_cost(cfg, "qwen3-30b-a3b", 0, 0) == 0);
+	/* Large counts stay exact enough (no integer overflow). */
+	assert_near(
+	    gw_price_cost(cfg, "qwen3-30b-a3b", INT64_C(4000000000000), 0),
+	    6000000.0, 1e-3);
+	gw_cfg_unref(cfg);
+}
+
+static void
+test_unlisted(void **state)
+{
+	struct gw_cfg *cfg = load();
+
+	(void)state;
+	assert_true(gw_price_cost(cfg, "other", 1000, 1000) == 0);
+	/* The actual model, not a prefix or a case variant. */
+	assert_true(gw_price_cost(cfg, "qwen3", 1000, 1000) == 0);
+	assert_true(gw_price_cost(cfg, "QWEN3-30B-A3B", 1000, 1000) == 0);
+	/* No upstream reached: no actual model, no cost. */
+	assert_true(gw_price_cost(cfg, NULL, 1000, 1000) == 0);
+	gw_cfg_unref(cfg);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_listed),
+	    cmocka_unit_test(test_unlisted),
+	};
+
+	gw_log_init("unit", GW_LOG_ERR, NULL);
+	return cmocka_run_group_tests_name("price", tests, NULL, NULL);
+}
