@@ -2,7 +2,7 @@
  * authcache.c: the per-process key cache and its LISTEN thread. The
  * listener follows [database] conninfo across reloads: requests hand in
  * their configuration, and a new conninfo makes the listener reconnect
- * (and the cache start afresh) within a second.
+ * (and the cache start afresh) within LISTEN_POLL_MS plus a connect.
  */
 #include "authcache.h"
 
@@ -20,6 +20,12 @@
 #define NBUCKETS 4096
 #define MAX_ENTRIES 100000
 #define UNTRUSTED_AGE_US 1000000
+/*
+ * How often the listener looks up from its socket for a new conninfo: a
+ * reload's new database is listened on this soon, well inside the 1 s a
+ * record is trusted without a listener.
+ */
+#define LISTEN_POLL_MS 100
 
 struct node {
 	struct gw_keyrec *rec;
@@ -105,14 +111,6 @@ remove_token(const char *token)
 }
 
 void
-gw_authcache_flush(void)
-{
-	pthread_mutex_lock(&lock);
-	remove_if(drop_all, NULL);
-	pthread_mutex_unlock(&lock);
-}
-
-void
 gw_authcache_invalidate(const char *payload)
 {
 	pthread_mutex_lock(&lock);
@@ -182,7 +180,8 @@ listener(void *arg)
 		}
 		set_listener_up(1);
 		while (!conninfo_changed(seq) &&
-		       gw_db_wait_notify(db, 1000, on_notify, NULL) == GW_OK)
+		       gw_db_wait_notify(db, LISTEN_POLL_MS, on_notify, NULL) ==
+		           GW_OK)
 			;
 		set_listener_up(0);
 	}

@@ -29,9 +29,6 @@ struct gw_db;
 enum gw_status gw_authcache_get(struct gw_db *db, const struct gw_cfg *cfg,
     const char *token, struct gw_keyrec **out) GW_NONNULL(1, 2, 3, 4);
 
-/* Drop every record (e.g. after the listener missed notifications). */
-void gw_authcache_flush(void);
-
 /* Apply one notification payload ("key:<hash>", "team:<id>", "user:<id>"). */
 void gw_authcache_invalidate(const char *payload) GW_NONNULL(1);
 
