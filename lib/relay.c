@@ -387,32 +387,6 @@ sse_error(struct relay *r, int status, const char *type, const char *msg)
 	free(body);
 }
 
-static const char *
-default_type(int status)
-{
-	switch (status) {
-	case 400:
-		return "invalid_request_error";
-	case 401:
-		return "auth_error";
-	case 403:
-		return "permission_error";
-	case 404:
-		return "not_found_error";
-	case 408:
-		return "timeout_error";
-	case 413:
-		return "request_too_large";
-	case 422:
-		return "invalid_request_error";
-	case 429:
-		return "rate_limit_error";
-	default:
-		return status >= 500 ? "upstream_error"
-		                     : "invalid_request_error";
-	}
-}
-
 /*
  * The upstream said no (4xx/5xx): the same status, its message in the
  * OpenAI error shape (wrapping a plain-text or foreign JSON error).
@@ -451,7 +425,7 @@ reply_upstream_error(struct relay *r)
 	if (msg == NULL || msg[0] == '\0')
 		msg = gw_err_reason(status);
 	if (type == NULL || type[0] == '\0')
-		type = default_type(status);
+		type = gw_err_type_for_http(status);
 	if (status == 429)
 		gw_req_add_header(r->req, "Retry-After", "%s",
 		    r->retry_after[0] ? r->retry_after : "1");
@@ -617,7 +591,8 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 		break;
 	case MODE_ERROR:
 		if (req->head_sent)
-			sse_error(r, r->up_status, default_type(r->up_status),
+			sse_error(r, r->up_status,
+			    gw_err_type_for_http(r->up_status),
 			    "Upstream error");
 		else
 			reply_upstream_error(r);
@@ -1022,8 +997,8 @@ gw_relay(struct gw_req *req, enum gw_call call)
 		gw_reply_error_ex(req, 401, deny, "model", msg);
 		goto out;
 	}
-	if (gw_spend_check_budget(req->ctx->db, req->cfg, &r->who, msg,
-	        sizeof(msg)) != GW_OK) {
+	if (gw_spend_check_budget(
+	        req->ctx->db, req->cfg, &r->who, msg, sizeof(msg)) != GW_OK) {
 		gw_reply_error_ex(req, 400, "budget_exceeded", NULL, msg);
 		goto out;
 	}
