@@ -125,23 +125,17 @@ call_path(enum gw_call call)
 	return "/chat/completions";
 }
 
-/*
- * Note a reply's usage {prompt_tokens, completion_tokens, total_tokens}:
- * members that are absent keep what an earlier chunk said; the total
- * defaults to prompt + completion.
- */
-static void
-use_usage(struct relay *r, const struct gw_json_usage *u)
+void
+gw_relay_note_usage(struct gw_usage *acc, const struct gw_json_usage *u)
 {
 	if (!u->known)
 		return;
-	r->out.usage.known = 1;
+	acc->known = 1;
 	if (u->has[0])
-		r->out.usage.prompt = u->v[0];
+		acc->prompt = u->v[0];
 	if (u->has[1])
-		r->out.usage.completion = u->v[1];
-	r->out.usage.total =
-	    u->has[2] ? u->v[2] : r->out.usage.prompt + r->out.usage.completion;
+		acc->completion = u->v[1];
+	acc->total = u->has[2] ? u->v[2] : acc->prompt + acc->completion;
 }
 
 /* The same from a parsed reply. */
@@ -151,7 +145,7 @@ take_usage(struct relay *r, json_object *msg)
 	struct gw_json_usage u;
 
 	gw_json_get_usage(msg, &u);
-	use_usage(r, &u);
+	gw_relay_note_usage(&r->out.usage, &u);
 }
 
 /* Commit the client's answer to 200 text/event-stream. */
@@ -481,7 +475,7 @@ reply_answer(struct relay *r)
 		gw_capture_answer(&r->cap, o);
 		json_object_put(o);
 	} else
-		use_usage(r, &u);
+		gw_relay_note_usage(&r->out.usage, &u);
 	if (r->out.usage.known) {
 		double cost = gw_spend_cost(r->cfg, r->target,
 		    r->out.usage.prompt, r->out.usage.completion);
@@ -495,6 +489,25 @@ reply_answer(struct relay *r)
 	}
 	gw_reply(r->req, r->at.up_status, "application/json", r->at.resp.p,
 	    r->at.resp.len);
+}
+
+enum gw_status
+gw_relay_parse_body(enum gw_call call, const char *buf, size_t len,
+    json_object **body, struct gw_verr *e)
+{
+	*body = NULL;
+	e->param[0] = '\0';
+	if (gw_json_parse(buf, len, body, e->msg, sizeof(e->msg)) != GW_OK)
+		return GW_E_INVALID;
+	switch (call) {
+	case GW_CALL_CHAT:
+		return gw_validate_chat(*body, e);
+	case GW_CALL_COMPLETION:
+		return gw_validate_completion(*body, e);
+	case GW_CALL_EMBEDDING:
+		return gw_validate_embedding(*body, e);
+	}
+	return gw_validate_chat(*body, e);
 }
 
 static enum gw_status
@@ -992,15 +1005,8 @@ gw_relay(struct gw_req *req, enum gw_call call)
 		gw_reply_error(req, st, msg);
 		goto out;
 	}
-	if (gw_json_parse(req->body.p, req->body.len, &r->body, msg,
-	        sizeof(msg)) != GW_OK) {
-		gw_reply_error_ex(req, 400, "invalid_request_error", NULL, msg);
-		goto out;
-	}
-	if ((call == GW_CALL_CHAT ? gw_validate_chat(r->body, &verr)
-	        : call == GW_CALL_COMPLETION
-	            ? gw_validate_completion(r->body, &verr)
-	            : gw_validate_embedding(r->body, &verr)) != GW_OK) {
+	if (gw_relay_parse_body(
+	        call, req->body.p, req->body.len, &r->body, &verr) != GW_OK) {
 		bad_request(req, &verr);
 		goto out;
 	}
