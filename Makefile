@@ -13,7 +13,7 @@ WARN      = -std=c11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
             -Wcast-align -Wvla -Wstrict-prototypes -Wmissing-prototypes \
             -Wmissing-declarations -Wformat=2 -Werror=format-security \
             -fstack-protector-strong
-PKGS      = libcurl json-c libpq libjwt
+PKGS      = libcurl json-c libpq libjwt libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -D_FORTIFY_SOURCE=2 \

@@ -1,4 +1,7 @@
-/* err.c: status to HTTP and to the OpenAI error JSON. */
+/*
+ * err.c: status to HTTP and to the OpenAI error JSON; the one place that
+ * maps an HTTP status to an OpenAI error type.
+ */
 #include "err.h"
 
 #include <json-c/json.h>
@@ -101,6 +104,29 @@ gw_err_reason(int http_status)
 		return "Gateway Timeout";
 	default:
 		return http_status < 400 ? "OK" : "Error";
+	}
+}
+
+const char *
+gw_err_type_for_http(int http_status)
+{
+	switch (http_status) {
+	case 401:
+		return "auth_error";
+	case 403:
+		return "permission_error";
+	case 404:
+		return "not_found_error";
+	case 408:
+		return "timeout_error";
+	case 413:
+		return "request_too_large";
+	case 429:
+		return "rate_limit_error";
+	default:
+		/* 400, 422 and any other 4xx: the request was refused. */
+		return http_status >= 500 ? "upstream_error"
+		                          : "invalid_request_error";
 	}
 }
 

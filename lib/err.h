@@ -39,6 +39,12 @@ const char *gw_err_type(enum gw_status st);
 const char *gw_err_default_message(enum gw_status st);
 /* The reason phrase for an HTTP status, e.g. "Not Found"; static. */
 const char *gw_err_reason(int http_status);
+/*
+ * The OpenAI error type for an HTTP error status that came without one
+ * (an upstream's answer): 401 "auth_error", 429 "rate_limit_error", any
+ * 5xx "upstream_error" (the gateway's upstream failed), ...; static.
+ */
+const char *gw_err_type_for_http(int http_status);
 
 /*
  * Build the OpenAI error body. type, param and message may be NULL (type

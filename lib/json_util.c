@@ -1,48 +1,24 @@
-/* json_util.c: strict body parsing and typed accessors over json-c. */
+/*
+ * json_util.c: strict JSON parsing (our own pass over the text, building
+ * json-c objects), the usage scanner for upstream answers, typed accessors
+ * and the direct writer.
+ */
 #include "json_util.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define JSON_MAX_DEPTH 64
 
-/* 1 when every number under o is finite (json-c accepts NaN/Infinity). */
-static int
-all_finite(json_object *o)
-{
-	size_t i, n;
-
-	switch (json_object_get_type(o)) {
-	case json_type_double:
-		return isfinite(json_object_get_double(o));
-	case json_type_array:
-		n = json_object_array_length(o);
-		for (i = 0; i < n; i++)
-			if (!all_finite(json_object_array_get_idx(o, i)))
-				return 0;
-		return 1;
-	case json_type_object: {
-		json_object_object_foreach(o, k, v)
-		{
-			(void)k;
-			if (!all_finite(v))
-				return 0;
-		}
-		return 1;
-	}
-	default:
-		return 1;
-	}
-}
-
 /*
  * A validating JSON scanner that builds nothing, RFC 8259 to the letter:
  * UTF-8 (no overlong forms, no surrogates), depth 64, nothing trailing.
- * Numbers are checked for their grammar, not converted. It backs up
- * json-c in gw_json_parse, and checks upstream answers, which are relayed
- * as they came: only their well-formedness and "usage" matter.
+ * Numbers are checked for their grammar, not converted. It checks
+ * upstream answers, which are relayed as they came: only their
+ * well-formedness and "usage" matter. gw_json_parse's parser below keeps
+ * its rules and shares its whitespace and UTF-8 steps.
  */
 #define SC_DIGIT(c) ((c) >= '0' && (c) <= '9')
 #define SC_XDIGIT(c)                                                           \
@@ -335,121 +311,500 @@ top_member(struct scan *s, const unsigned char *key, size_t klen, void *arg)
 	return sc_members(s, 1, usage_member, u);
 }
 
-/* SIZE_MAX when buf is one strict JSON value, else where it is not. */
-static size_t
-sc_document(const char *buf, size_t len)
+/*
+ * The parser behind gw_json_parse: one pass over the text that checks it
+ * by the scanner's rules (RFC 8259 to the letter, depth 64) and builds the
+ * json-c tree as it goes, the tree json_tokener would have built: the
+ * last of duplicate members wins (in the first one's place), integers
+ * beyond int64 are clamped (positive ones up to uint64, as json-c keeps
+ * them), a double keeps its text for serialization, a key ends at an
+ * escaped NUL (json-c's keys are C strings), and a lone surrogate escape
+ * becomes U+FFFD. Unlike json-c 0.16 it decodes every escaped pair
+ * (json-c gave U+FFFD for code points such as U+1D800 or U+2D800, whose
+ * low 16 bits look like a surrogate), and nothing carries over from one
+ * document to the next (a kept json_tokener remembered a dangling high
+ * surrogate of a refused body). Numbers are read in the C locale: nothing
+ * in the process calls setlocale(3).
+ */
+enum perr {
+	PE_NONE = 0,
+	PE_END,       /* the text ends inside a value */
+	PE_CHAR,      /* a byte the grammar does not allow there */
+	PE_NUMBER,    /* a number cut short: "1.", "1e", "-" */
+	PE_ESCAPE,    /* a backslash escape RFC 8259 does not have */
+	PE_CONTROL,   /* a raw control character in a string */
+	PE_UTF8,      /* invalid, overlong or surrogate UTF-8 */
+	PE_DEPTH,     /* nesting deeper than JSON_MAX_DEPTH */
+	PE_NONFINITE, /* NaN, Infinity, or a number beyond a double */
+};
+
+static const char *const perr_what[] = {
+    [PE_CHAR] = "unexpected character",
+    [PE_NUMBER] = "invalid number",
+    [PE_ESCAPE] = "invalid escape",
+    [PE_CONTROL] = "control character in a string",
+    [PE_UTF8] = "invalid utf-8",
+};
+
+struct parse {
+	struct scan s;
+	const unsigned char *buf;
+	enum perr err;
+	size_t at;          /* where err was found, from buf */
+	struct gw_buf text; /* a string's unescaped bytes */
+};
+
+/* Note the first failure; always -1. */
+static int
+p_fail(struct parse *ps, enum perr e, const unsigned char *at)
 {
-	struct scan s = {
-	    (const unsigned char *)buf, (const unsigned char *)buf + len};
-
-	if (sc_value(&s, 1) < 0 || sc_ws(&s))
-		return (size_t)(s.p - (const unsigned char *)buf);
-	return SIZE_MAX;
-}
-
-/* One tokener per thread, kept: making one allocates its whole stack. */
-static pthread_key_t tok_key;
-static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
-
-static void
-tok_free(void *tok)
-{
-	json_tokener_free(tok);
-}
-
-static void
-tok_key_init(void)
-{
-	GW_ASSERT(pthread_key_create(&tok_key, tok_free) == 0);
-}
-
-static struct json_tokener *
-thread_tokener(void)
-{
-	struct json_tokener *tok;
-
-	pthread_once(&tok_once, tok_key_init);
-	tok = pthread_getspecific(tok_key);
-	if (tok == NULL) {
-		tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-		GW_ASSERT(tok != NULL);
-		json_tokener_set_flags(
-		    tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-		GW_ASSERT(pthread_setspecific(tok_key, tok) == 0);
+	if (ps->err == PE_NONE) {
+		ps->err = at >= ps->s.end ? PE_END : e;
+		ps->at = (size_t)(at - ps->buf);
 	}
-	return tok;
+	return -1;
+}
+
+/* json-c reports allocation failure as NULL: abort, as gw_xmalloc does. */
+static json_object *
+made(json_object *o)
+{
+	GW_ASSERT(o != NULL);
+	return o;
+}
+
+static unsigned
+hex4(const unsigned char *p)
+{
+	unsigned v = 0;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		v = v << 4 |
+		    (unsigned)(SC_DIGIT(p[i]) ? p[i] - '0'
+		                              : (p[i] | 0x20) - 'a' + 10);
+	return v;
+}
+
+static void
+put_utf8(struct gw_buf *b, unsigned cp)
+{
+	char u[4];
+	size_t n;
+
+	if (cp < 0x80) {
+		u[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (char)(0xc0 | cp >> 6);
+		u[1] = (char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (char)(0xe0 | cp >> 12);
+		u[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		u[2] = (char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		u[0] = (char)(0xf0 | cp >> 18);
+		u[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+		u[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+		u[3] = (char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	gw_buf_append(b, u, n);
+}
+
+#define IS_HIGH_SURROGATE(u) (((u)&0xfc00) == 0xd800)
+#define IS_LOW_SURROGATE(u) (((u)&0xfc00) == 0xdc00)
+
+/*
+ * "\uXXXX" at p (4 hex digits checked) into b, and a low surrogate escape
+ * after a high one; returns the bytes of text consumed after the "\u".
+ */
+static size_t
+p_unicode(struct gw_buf *b, const unsigned char *p, const unsigned char *end)
+{
+	unsigned u = hex4(p), lo;
+
+	if (IS_HIGH_SURROGATE(u) && end - p >= 10 && p[4] == '\\' &&
+	    p[5] == 'u' && SC_XDIGIT(p[6]) && SC_XDIGIT(p[7]) &&
+	    SC_XDIGIT(p[8]) && SC_XDIGIT(p[9]) &&
+	    IS_LOW_SURROGATE(lo = hex4(p + 6))) {
+		put_utf8(b, ((u & 0x3ff) << 10) + (lo & 0x3ff) + 0x10000);
+		return 10;
+	}
+	put_utf8(b, IS_HIGH_SURROGATE(u) || IS_LOW_SURROGATE(u) ? 0xfffd : u);
+	return 4;
+}
+
+/*
+ * A string (at its opening quote). *str and *len: its bytes, in the
+ * document when it has no escapes, else unescaped into ps->text (valid
+ * until the next string). Neither is NUL-terminated at *len.
+ */
+static int
+p_string(struct parse *ps, const char **str, size_t *len)
+{
+	const unsigned char *p = ++ps->s.p, *end = ps->s.end, *run = p;
+	int escaped = 0, n;
+
+	while (p < end) {
+		unsigned c = *p;
+
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			p++;
+			continue;
+		}
+		if (c == '"') {
+			if (escaped) {
+				gw_buf_append(
+				    &ps->text, run, (size_t)(p - run));
+				*str = ps->text.p;
+				*len = ps->text.len;
+			} else {
+				*str = (const char *)run;
+				*len = (size_t)(p - run);
+			}
+			ps->s.p = p + 1;
+			return 0;
+		}
+		if (c < 0x20)
+			return p_fail(ps, PE_CONTROL, p);
+		if (c >= 0x80) {
+			if ((n = sc_utf8(p, end)) == 0)
+				return p_fail(ps, PE_UTF8, p);
+			p += n;
+			continue;
+		}
+		/* A backslash. */
+		if (!escaped) {
+			gw_buf_reset(&ps->text, 64 * 1024);
+			escaped = 1;
+		}
+		gw_buf_append(&ps->text, run, (size_t)(p - run));
+		if (end - p < 2)
+			return p_fail(ps, PE_END, end);
+		switch (p[1]) {
+		case '"':
+		case '\\':
+		case '/':
+			gw_buf_append(&ps->text, p + 1, 1);
+			break;
+		case 'b':
+			gw_buf_append(&ps->text, "\b", 1);
+			break;
+		case 'f':
+			gw_buf_append(&ps->text, "\f", 1);
+			break;
+		case 'n':
+			gw_buf_append(&ps->text, "\n", 1);
+			break;
+		case 'r':
+			gw_buf_append(&ps->text, "\r", 1);
+			break;
+		case 't':
+			gw_buf_append(&ps->text, "\t", 1);
+			break;
+		case 'u':
+			for (n = 2; n < 6; n++)
+				if (p + n >= end || !SC_XDIGIT(p[n]))
+					return p_fail(ps, PE_ESCAPE, p + n);
+			/* Past "\u" and what p_unicode read; +2 below. */
+			p += p_unicode(&ps->text, p + 2, end);
+			break;
+		default:
+			return p_fail(ps, PE_ESCAPE, p + 1);
+		}
+		p += 2;
+		run = p;
+	}
+	return p_fail(ps, PE_END, end);
+}
+
+/*
+ * A number, as json-c makes it: an integer that fits int64 as one, a
+ * larger positive one as uint64 (UINT64_MAX beyond), a more negative one
+ * INT64_MIN; anything else a double that keeps its text.
+ */
+static int
+p_number(struct parse *ps, json_object **out)
+{
+	const unsigned char *start = ps->s.p, *p = start, *end = ps->s.end;
+	uint64_t mag = 0;
+	unsigned d;
+	int neg = 0, over = 0, is_int = 1;
+	char small[64], *text;
+	size_t n;
+	double v;
+
+	if (*p == '-') {
+		neg = 1;
+		p++;
+		if (end - p >= 8 && memcmp(p, "Infinity", 8) == 0)
+			return p_fail(ps, PE_NONFINITE, start);
+	}
+	if (p >= end || !SC_DIGIT(*p))
+		return p_fail(ps, p == start ? PE_CHAR : PE_NUMBER, p);
+	if (*p == '0')
+		p++;
+	else
+		for (; p < end && SC_DIGIT(*p); p++) {
+			d = *p - '0';
+			if (mag > (UINT64_MAX - d) / 10)
+				over = 1;
+			else
+				mag = mag * 10 + d;
+		}
+	if (p < end && *p == '.') {
+		is_int = 0;
+		if (++p >= end || !SC_DIGIT(*p))
+			return p_fail(ps, PE_NUMBER, p);
+		while (p < end && SC_DIGIT(*p))
+			p++;
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		is_int = 0;
+		if (++p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= end || !SC_DIGIT(*p))
+			return p_fail(ps, PE_NUMBER, p);
+		while (p < end && SC_DIGIT(*p))
+			p++;
+	}
+	ps->s.p = p;
+	if (is_int) {
+		if (!neg)
+			*out = over || mag > INT64_MAX
+			           ? json_object_new_uint64(
+			                 over ? UINT64_MAX : mag)
+			           : json_object_new_int64((int64_t)mag);
+		else
+			*out = json_object_new_int64(
+			    over || mag >= (uint64_t)INT64_MAX + 1
+			        ? INT64_MIN
+			        : -(int64_t)mag);
+		made(*out);
+		return 0;
+	}
+	/* strtod needs a C string: the digits, copied. */
+	n = (size_t)(p - start);
+	text = n < sizeof(small) ? small : gw_xmalloc(n + 1);
+	memcpy(text, start, n);
+	text[n] = '\0';
+	v = strtod(text, NULL);
+	if (isfinite(v))
+		*out = made(json_object_new_double_s(v, text));
+	if (text != small)
+		free(text);
+	return isfinite(v) ? 0 : p_fail(ps, PE_NONFINITE, start);
+}
+
+/* Literal word at the cursor ("true", "NaN", ...): 1 and past it. */
+static int
+p_word(struct parse *ps, const char *word, size_t n)
+{
+	if ((size_t)(ps->s.end - ps->s.p) < n || memcmp(ps->s.p, word, n) != 0)
+		return 0;
+	ps->s.p += n;
+	return 1;
+}
+
+static int p_value(struct parse *ps, int depth, json_object **out);
+
+/* The members of an object ('{' already taken) into o. */
+static int
+p_members(struct parse *ps, int depth, json_object *o)
+{
+	struct scan *s = &ps->s;
+	json_object *v;
+	const char *k;
+	char small[64], *key;
+	size_t klen;
+	int r;
+
+	if (!sc_ws(s))
+		return p_fail(ps, PE_END, s->p);
+	if (sc_take(s, '}'))
+		return 0;
+	for (;;) {
+		if (*s->p != '"')
+			return p_fail(ps, PE_CHAR, s->p);
+		if (p_string(ps, &k, &klen) < 0)
+			return -1;
+		/* The key outlives the value's strings: copied. */
+		key = klen < sizeof(small) ? small : gw_xmalloc(klen + 1);
+		memcpy(key, k, klen);
+		key[klen] = '\0';
+		v = NULL;
+		r = !sc_ws(s) || !sc_take(s, ':') ? p_fail(ps, PE_CHAR, s->p)
+		                                  : p_value(ps, depth + 1, &v);
+		if (r == 0)
+			GW_ASSERT(json_object_object_add(o, key, v) == 0);
+		else
+			json_object_put(v); /* a container left half-built */
+		if (key != small)
+			free(key);
+		if (r < 0)
+			return -1;
+		if (!sc_ws(s))
+			return p_fail(ps, PE_END, s->p);
+		if (sc_take(s, '}'))
+			return 0;
+		if (!sc_take(s, ',') || !sc_ws(s))
+			return p_fail(ps, PE_CHAR, s->p);
+	}
+}
+
+/* The elements of an array ('[' already taken) into a. */
+static int
+p_elements(struct parse *ps, int depth, json_object *a)
+{
+	struct scan *s = &ps->s;
+	json_object *v;
+
+	if (!sc_ws(s))
+		return p_fail(ps, PE_END, s->p);
+	if (sc_take(s, ']'))
+		return 0;
+	for (;;) {
+		v = NULL;
+		if (p_value(ps, depth + 1, &v) < 0) {
+			json_object_put(v); /* a container left half-built */
+			return -1;
+		}
+		GW_ASSERT(json_object_array_add(a, v) == 0);
+		if (!sc_ws(s))
+			return p_fail(ps, PE_END, s->p);
+		if (sc_take(s, ']'))
+			return 0;
+		if (!sc_take(s, ','))
+			return p_fail(ps, PE_CHAR, s->p);
+	}
+}
+
+/* One value into *out (a new reference; NULL for null). */
+static int
+p_value(struct parse *ps, int depth, json_object **out)
+{
+	struct scan *s = &ps->s;
+	const unsigned char *at;
+	const char *str;
+	size_t len;
+
+	if (!sc_ws(s))
+		return p_fail(ps, PE_END, s->p);
+	if (depth > JSON_MAX_DEPTH)
+		return p_fail(ps, PE_DEPTH, s->p);
+	switch (*s->p) {
+	case '{':
+		s->p++;
+		*out = made(json_object_new_object());
+		return p_members(ps, depth, *out);
+	case '[':
+		s->p++;
+		*out = made(json_object_new_array());
+		return p_elements(ps, depth, *out);
+	case '"':
+		if (p_string(ps, &str, &len) < 0)
+			return -1;
+		*out = made(json_object_new_string_len(str, (int)len));
+		return 0;
+	case 't':
+		if (!p_word(ps, "true", 4))
+			break;
+		*out = made(json_object_new_boolean(1));
+		return 0;
+	case 'f':
+		if (!p_word(ps, "false", 5))
+			break;
+		*out = made(json_object_new_boolean(0));
+		return 0;
+	case 'n':
+		if (!p_word(ps, "null", 4))
+			break;
+		*out = NULL;
+		return 0;
+	case 'N':
+	case 'I':
+		at = s->p;
+		if (p_word(ps, "NaN", 3) || p_word(ps, "Infinity", 8))
+			return p_fail(ps, PE_NONFINITE, at);
+		break;
+	default:
+		return p_number(ps, out);
+	}
+	return p_fail(ps, PE_CHAR, s->p);
+}
+
+/* The client's message for a failed parse. */
+static void
+p_describe(const struct parse *ps, char *msg, size_t msglen)
+{
+	switch (ps->err) {
+	case PE_END:
+		snprintf(msg, msglen,
+		    "Invalid JSON in request body: unexpected end of input");
+		break;
+	case PE_DEPTH:
+		snprintf(msg, msglen,
+		    "Invalid JSON in request body: nested deeper than %d at "
+		    "byte %zu",
+		    JSON_MAX_DEPTH, ps->at);
+		break;
+	case PE_NONFINITE:
+		snprintf(msg, msglen,
+		    "Invalid JSON in request body: NaN and Infinity are not "
+		    "numbers (byte %zu)",
+		    ps->at);
+		break;
+	default:
+		snprintf(msg, msglen,
+		    "Invalid JSON in request body: not strict JSON (RFC 8259) "
+		    "at byte %zu: %s",
+		    ps->at, perr_what[ps->err]);
+		break;
+	}
 }
 
 enum gw_status
 gw_json_parse(
     const char *buf, size_t len, json_object **out, char *msg, size_t msglen)
 {
-	struct json_tokener *tok = NULL;
+	struct parse ps = {{NULL, NULL}, NULL, PE_NONE, 0, {NULL, 0, 0}};
 	json_object *o = NULL;
-	enum json_tokener_error e;
 	enum gw_status st = GW_E_INVALID;
-	size_t i;
 
 	*out = NULL;
-	if (buf == NULL)
-		len = 0;
-	for (i = 0; i < len && strchr(" \t\r\n", buf[i]) != NULL; i++)
-		;
-	if (i == len) {
-		snprintf(msg, msglen,
-		    "Request body is empty; expected a JSON "
-		    "object");
-		return GW_E_INVALID;
+	if (buf != NULL) {
+		ps.buf = ps.s.p = (const unsigned char *)buf;
+		ps.s.end = ps.buf + len;
 	}
-	tok = thread_tokener();
-	o = json_tokener_parse_ex(tok, buf, (int)len);
-	e = json_tokener_get_error(tok);
-	if (o == NULL || e != json_tokener_success) {
-		if (e == json_tokener_continue)
-			snprintf(msg, msglen,
-			    "Invalid JSON in request body: unexpected end of "
-			    "input");
-		else
-			snprintf(msg, msglen,
-			    "Invalid JSON in request body: %s at byte %zu",
-			    json_tokener_error_desc(e),
-			    json_tokener_get_parse_end(tok));
+	if (buf == NULL || !sc_ws(&ps.s)) {
+		snprintf(msg, msglen,
+		    "Request body is empty; expected a JSON object");
 		goto out;
 	}
-	/* The strict tokener stops at trailing garbage; whitespace is fine. */
-	for (i = json_tokener_get_parse_end(tok); i < len; i++) {
-		if (strchr(" \t\r\n", buf[i]) == NULL) {
-			snprintf(msg, msglen,
-			    "Invalid JSON in request body: trailing data at "
-			    "byte %zu",
-			    i);
-			goto out;
-		}
-	}
-	if (!all_finite(o)) {
-		snprintf(msg, msglen,
-		    "Invalid JSON in request body: NaN and "
-		    "Infinity are not numbers");
+	if (p_value(&ps, 1, &o) < 0) {
+		p_describe(&ps, msg, msglen);
 		goto out;
 	}
-	/*
-	 * json-c lets through what RFC 8259 does not: 'single quotes', "1.",
-	 * raw control characters in strings, overlong UTF-8 (which
-	 * PostgreSQL would then refuse in a spend row).
-	 */
-	if ((i = sc_document(buf, len)) != SIZE_MAX) {
+	if (sc_ws(&ps.s)) {
 		snprintf(msg, msglen,
-		    "Invalid JSON in request body: not strict JSON (RFC "
-		    "8259) at byte %zu",
-		    i);
+		    "Invalid JSON in request body: trailing data at byte %zu",
+		    (size_t)(ps.s.p - ps.buf));
+		goto out;
+	}
+	if (o == NULL) {
+		snprintf(msg, msglen,
+		    "Invalid JSON in request body: null is not a document");
 		goto out;
 	}
 	*out = o;
 	o = NULL;
 	st = GW_OK;
 out:
-	json_object_put(o);
-	json_tokener_reset(tok);
+	json_object_put(o); /* NULL-safe; a tree left half-built */
+	gw_buf_fini(&ps.text);
 	return st;
 }
 

@@ -1,7 +1,8 @@
 /*
- * json_util.h: strict parsing of request bodies (one json-c call per
- * document: json-c switches locale on every parse call) and small typed
- * accessors returning borrowed values.
+ * json_util.h: strict parsing of request bodies (one pass of our own that
+ * checks the text and builds the json-c tree; json_tokener is not used),
+ * the "usage" scanner for upstream answers, small typed accessors
+ * returning borrowed values, and a direct JSON writer.
  */
 #ifndef GW_JSON_UTIL_H
 #define GW_JSON_UTIL_H
@@ -14,11 +15,15 @@
 #include "util.h"
 
 /*
- * Parse exactly one JSON document from buf: anything RFC 8259 refuses
- * (invalid or overlong UTF-8, 'single quotes', raw control characters in
- * strings, trailing garbage), an empty body, nesting deeper than 64, and
- * NaN or Infinity anywhere are refused. On success *out is a new reference
- * (caller puts). On failure GW_E_INVALID with a message for the client in msg.
+ * Parse exactly one JSON document from buf (len bytes, no NUL needed), in
+ * one pass: anything RFC 8259 refuses (invalid, overlong or surrogate
+ * UTF-8, 'single quotes', "1.", "01", raw control characters in strings,
+ * trailing garbage), an empty body, a bare null, nesting deeper than 64,
+ * and NaN, Infinity or a number beyond a double anywhere are refused.
+ * The tree is json_tokener's (duplicate keys: the last wins; integers
+ * clamped; doubles keep their text). On success *out is a new reference
+ * (caller puts). On failure GW_E_INVALID with a message for the client in
+ * msg, naming the byte offset where the text went wrong.
  */
 enum gw_status gw_json_parse(const char *buf, size_t len, json_object **out,
     char *msg, size_t msglen) GW_NONNULL(3, 4);

@@ -41,35 +41,52 @@ enum abort_reason {
 	ABORT_TOO_BIG,
 };
 
-struct relay {
-	struct gw_req *req;
-	const struct gw_cfg *cfg;
-	enum gw_call call;
-	int stream;       /* the client asked for SSE */
-	int client_usage; /* ... and for the usage chunk */
-	/* One attempt upstream. */
-	int up_status;
+/*
+ * One attempt upstream: what one POST saw. attempt_reset starts the next
+ * from zero in one assignment; only the storage of resp and sse is kept.
+ */
+struct attempt {
+	int up_status; /* its HTTP status, 0 before the head */
 	enum mode mode;
 	char retry_after[64];
 	struct gw_buf resp; /* a buffered answer or error body */
 	struct gw_sse sse;
-	int64_t t_start; /* request start (monotonic us) */
-	int64_t t_attempt;
+	int64_t t_begin; /* monotonic us */
 	int64_t t_last_data;
-	int64_t t_last_keepalive;
-	int64_t t_first_token;
 	int64_t t_last_tick;
-	int done_seen;
+	int done_seen; /* data: [DONE] */
 	enum abort_reason abort;
-	/* What the request amounted to. */
+	/*
+	 * Its client fell behind: the upstream waits, and so do the idle
+	 * timeout and keep-alives (lighttpd's write timeout bounds the wait).
+	 */
+	int paused;
+	struct gw_xfer *xfer; /* on the event loop: the transfer running */
+};
+
+/* What the request amounted to, over all its attempts. */
+struct outcome {
 	struct gw_usage usage;
-	int64_t chunks;
+	int64_t chunks; /* streamed chunks relayed */
 	int client_gone;
+	int64_t t_first_token; /* monotonic us, 0 before one */
+	int64_t up_us;         /* time spent on upstream transfers */
+	const char *up_error;  /* upstream error kind, for metrics */
+};
+
+struct relay {
+	struct gw_req *req;
+	const struct gw_cfg *cfg;
+	enum gw_call call;
+	int stream;               /* the client asked for SSE */
+	int client_usage;         /* ... and for the usage chunk */
+	int64_t t_start;          /* request start (monotonic us) */
+	int64_t t_last_keepalive; /* the client's, over all attempts */
+	struct attempt at;        /* the attempt running, or the last one */
+	struct outcome out;
 	struct gw_principal who;        /* released at the end */
 	struct gw_rl_ticket key_ticket; /* per-key limits held */
 	struct gw_rl_ticket team_ticket;
-	int64_t up_us;         /* time spent on upstream transfers */
-	const char *up_error;  /* upstream error kind, for metrics */
 	const char *target;    /* the model of the current attempt */
 	struct gw_capture cap; /* input/output for Langfuse */
 	/* The request as relayed, and where its attempts stand. */
@@ -77,15 +94,9 @@ struct relay {
 	char *model, *url;
 	struct gw_targets targets;
 	size_t t;    /* the target tried now */
-	int attempt; /* ... for the how-many-th time (0: first) */
+	int retries; /* ... retried that many times */
 	struct gw_upstream_post post;
 	struct gw_upstream_cb cb;
-	struct gw_xfer *xfer; /* on the event loop: the transfer running */
-	/*
-	 * Its client fell behind: the upstream waits, and so do the idle
-	 * timeout and keep-alives (lighttpd's write timeout bounds the wait).
-	 */
-	int paused;
 };
 
 /* A stream's client may fall this far behind before its upstream waits. */
@@ -117,23 +128,17 @@ call_path(enum gw_call call)
 	return "/chat/completions";
 }
 
-/*
- * Note a reply's usage {prompt_tokens, completion_tokens, total_tokens}:
- * members that are absent keep what an earlier chunk said; the total
- * defaults to prompt + completion.
- */
-static void
-use_usage(struct relay *r, const struct gw_json_usage *u)
+void
+gw_relay_note_usage(struct gw_usage *acc, const struct gw_json_usage *u)
 {
 	if (!u->known)
 		return;
-	r->usage.known = 1;
+	acc->known = 1;
 	if (u->has[0])
-		r->usage.prompt = u->v[0];
+		acc->prompt = u->v[0];
 	if (u->has[1])
-		r->usage.completion = u->v[1];
-	r->usage.total =
-	    u->has[2] ? u->v[2] : r->usage.prompt + r->usage.completion;
+		acc->completion = u->v[1];
+	acc->total = u->has[2] ? u->v[2] : acc->prompt + acc->completion;
 }
 
 /* The same from a parsed reply. */
@@ -143,7 +148,7 @@ take_usage(struct relay *r, json_object *msg)
 	struct gw_json_usage u;
 
 	gw_json_get_usage(msg, &u);
-	use_usage(r, &u);
+	gw_relay_note_usage(&r->out.usage, &u);
 }
 
 /* Commit the client's answer to 200 text/event-stream. */
@@ -166,8 +171,8 @@ static int
 client_write(struct relay *r, const char *p, size_t n)
 {
 	if (gw_req_write(r->req, p, n) != GW_OK) {
-		r->client_gone = 1;
-		r->abort = ABORT_CLIENT;
+		r->out.client_gone = 1;
+		r->at.abort = ABORT_CLIENT;
 		return -1;
 	}
 	return 0;
@@ -177,8 +182,8 @@ static int
 client_flush(struct relay *r)
 {
 	if (gw_req_flush(r->req) != GW_OK) {
-		r->client_gone = 1;
-		r->abort = ABORT_CLIENT;
+		r->out.client_gone = 1;
+		r->at.abort = ABORT_CLIENT;
 		return -1;
 	}
 	return 0;
@@ -206,11 +211,11 @@ on_event(void *arg, const char *ev, size_t len)
 
 	if (gw_sse_data(ev, len, &data, &dlen) == 0) {
 		if (gw_sse_is_done(data, dlen)) {
-			r->done_seen = 1;
+			r->at.done_seen = 1;
 		} else {
-			if (r->t_first_token == 0)
-				r->t_first_token = gw_now_mono_us();
-			r->chunks++;
+			if (r->out.t_first_token == 0)
+				r->out.t_first_token = gw_now_mono_us();
+			r->out.chunks++;
 			/* Parse only chunks that matter: usage, or capture. */
 			if (r->cap.on || gw_sse_has_usage(data, dlen)) {
 				json_object *o = NULL, *ch;
@@ -230,7 +235,7 @@ on_event(void *arg, const char *ev, size_t len)
 				}
 				json_object_put(o);
 				if (usage_only) {
-					r->chunks--;
+					r->out.chunks--;
 					if (!r->client_usage)
 						return 0;
 				}
@@ -247,18 +252,18 @@ on_head(void *arg, int status, const char *ctype, const char *retry_after)
 {
 	struct relay *r = arg;
 
-	r->up_status = status;
-	r->t_last_data = gw_now_mono_us();
-	snprintf(r->retry_after, sizeof(r->retry_after), "%s",
+	r->at.up_status = status;
+	r->at.t_last_data = gw_now_mono_us();
+	snprintf(r->at.retry_after, sizeof(r->at.retry_after), "%s",
 	    retry_after ? retry_after : "");
 	if (status >= 200 && status < 300 && r->stream && ctype != NULL &&
 	    strncmp(ctype, "text/event-stream", 17) == 0) {
-		r->mode = MODE_SSE;
+		r->at.mode = MODE_SSE;
 		sse_head(r);
 	} else if (status >= 200 && status < 300) {
-		r->mode = MODE_BUFFER;
+		r->at.mode = MODE_BUFFER;
 	} else {
-		r->mode = MODE_ERROR;
+		r->at.mode = MODE_ERROR;
 	}
 	return 0;
 }
@@ -268,8 +273,8 @@ on_drained(void *arg)
 {
 	struct relay *r = arg;
 
-	if (r->xfer != NULL)
-		gw_upstream_resume(r->xfer);
+	if (r->at.xfer != NULL)
+		gw_upstream_resume(r->at.xfer);
 }
 
 static int
@@ -278,39 +283,41 @@ on_data(void *arg, const char *p, size_t n)
 	struct relay *r = arg;
 	size_t cap;
 
-	r->t_last_data = gw_now_mono_us();
-	if (r->mode == MODE_SSE) {
+	r->at.t_last_data = gw_now_mono_us();
+	if (r->at.mode == MODE_SSE) {
 		/* On the loop, a slow client pauses only its own upstream. */
-		if (r->xfer != NULL && gw_req_backlog(r->req) > BACKLOG_MAX) {
+		if (r->at.xfer != NULL &&
+		    gw_req_backlog(r->req) > BACKLOG_MAX) {
 			gw_req_on_drain(r->req, on_drained, r);
 			gw_metrics_inc(GW_METRIC_SLOW_CLIENT_PAUSES, "", 1);
-			r->paused = 1;
+			r->at.paused = 1;
 			/* Its queue must be draining, or no resume comes. */
 			if (client_flush(r) < 0)
 				return -1;
 			return 1;
 		}
-		r->paused = 0;
-		if (gw_sse_feed(&r->sse, p, n, on_event, r) < 0)
+		r->at.paused = 0;
+		if (gw_sse_feed(&r->at.sse, p, n, on_event, r) < 0)
 			return -1;
 		/*
 		 * After [DONE] the end of the request flushes, once the spend
 		 * row is spooled: an answer complete means a row recorded.
 		 */
-		return r->done_seen ? 0 : client_flush(r);
+		return r->at.done_seen ? 0 : client_flush(r);
 	}
-	cap = r->mode == MODE_ERROR ? ERROR_BODY_MAX : ANSWER_MAX;
-	if (r->resp.len + n > cap) {
-		if (r->mode == MODE_ERROR) {
+	cap = r->at.mode == MODE_ERROR ? ERROR_BODY_MAX : ANSWER_MAX;
+	if (r->at.resp.len + n > cap) {
+		if (r->at.mode == MODE_ERROR) {
 			/* Enough of an error message: keep the head. */
-			if (r->resp.len < cap)
-				gw_buf_append(&r->resp, p, cap - r->resp.len);
+			if (r->at.resp.len < cap)
+				gw_buf_append(
+				    &r->at.resp, p, cap - r->at.resp.len);
 			return 0;
 		}
-		r->abort = ABORT_TOO_BIG;
+		r->at.abort = ABORT_TOO_BIG;
 		return -1;
 	}
-	gw_buf_append(&r->resp, p, n);
+	gw_buf_append(&r->at.resp, p, n);
 	return 0;
 }
 
@@ -327,32 +334,32 @@ on_tick(void *arg)
 	 * libcurl calls this on every turn of its loop: the checks below
 	 * (a poll(2) among them) run at most every TICK_US.
 	 */
-	if (now - r->t_last_tick < TICK_US)
+	if (now - r->at.t_last_tick < TICK_US)
 		return 0;
-	r->t_last_tick = now;
+	r->at.t_last_tick = now;
 	if (gw_req_client_gone(r->req)) {
-		r->client_gone = 1;
-		r->abort = ABORT_CLIENT;
+		r->out.client_gone = 1;
+		r->at.abort = ABORT_CLIENT;
 		return -1;
 	}
-	if (r->mode == MODE_NONE) {
-		if (now - r->t_attempt >
+	if (r->at.mode == MODE_NONE) {
+		if (now - r->at.t_begin >
 		    (int64_t)cfg->upstream_first_byte_timeout_s * 1000000) {
-			r->abort = ABORT_FIRST_BYTE;
+			r->at.abort = ABORT_FIRST_BYTE;
 			return -1;
 		}
-	} else if (!r->paused &&
-	           now - r->t_last_data >
+	} else if (!r->at.paused &&
+	           now - r->at.t_last_data >
 	               (int64_t)cfg->upstream_idle_timeout_s * 1000000) {
-		r->abort = ABORT_IDLE;
+		r->at.abort = ABORT_IDLE;
 		return -1;
 	}
 	/* Keep a silent stream (cold model load, slow prefill) alive. */
-	if (r->stream && ka > 0 && !r->paused &&
-	    (r->mode == MODE_NONE || r->mode == MODE_SSE)) {
-		last = r->t_last_keepalive > r->t_last_data
+	if (r->stream && ka > 0 && !r->at.paused &&
+	    (r->at.mode == MODE_NONE || r->at.mode == MODE_SSE)) {
+		last = r->t_last_keepalive > r->at.t_last_data
 		           ? r->t_last_keepalive
-		           : r->t_last_data;
+		           : r->at.t_last_data;
 		if (last == 0)
 			last = r->t_start;
 		if (now - last >= ka && keepalive(r, now) < 0)
@@ -361,19 +368,18 @@ on_tick(void *arg)
 	return 0;
 }
 
+/* Start the next attempt from zero, keeping only buffer storage. */
 static void
 attempt_reset(struct relay *r)
 {
-	r->up_status = 0;
-	r->mode = MODE_NONE;
-	r->retry_after[0] = '\0';
-	r->done_seen = 0;
-	r->abort = ABORT_NONE;
-	r->t_attempt = gw_now_mono_us();
-	r->t_last_tick = r->t_attempt;
-	r->t_last_data = 0;
-	gw_buf_reset(&r->resp, 64 * 1024);
-	gw_sse_reset(&r->sse);
+	int64_t now = gw_now_mono_us();
+
+	gw_buf_reset(&r->at.resp, 64 * 1024);
+	gw_sse_reset(&r->at.sse);
+	r->at = (struct attempt){.resp = r->at.resp,
+	    .sse = r->at.sse,
+	    .t_begin = now,
+	    .t_last_tick = now};
 }
 
 /* A final SSE error event once the stream has started, then the end. */
@@ -390,32 +396,6 @@ sse_error(struct relay *r, int status, const char *type, const char *msg)
 	free(body);
 }
 
-static const char *
-default_type(int status)
-{
-	switch (status) {
-	case 400:
-		return "invalid_request_error";
-	case 401:
-		return "auth_error";
-	case 403:
-		return "permission_error";
-	case 404:
-		return "not_found_error";
-	case 408:
-		return "timeout_error";
-	case 413:
-		return "request_too_large";
-	case 422:
-		return "invalid_request_error";
-	case 429:
-		return "rate_limit_error";
-	default:
-		return status >= 500 ? "upstream_error"
-		                     : "invalid_request_error";
-	}
-}
-
 /*
  * The upstream said no (4xx/5xx): the same status, its message in the
  * OpenAI error shape (wrapping a plain-text or foreign JSON error).
@@ -426,10 +406,10 @@ reply_upstream_error(struct relay *r)
 	json_object *o = NULL, *e;
 	const char *type = NULL, *param = NULL, *msg = NULL;
 	char text[512], m[128];
-	int status = r->up_status;
+	int status = r->at.up_status;
 
-	if (r->resp.len > 0 &&
-	    gw_json_parse(r->resp.p, r->resp.len, &o, m, sizeof(m)) == GW_OK) {
+	if (r->at.resp.len > 0 && gw_json_parse(r->at.resp.p, r->at.resp.len,
+	                              &o, m, sizeof(m)) == GW_OK) {
 		e = gw_json_get(o, "error");
 		if (e != NULL && json_object_is_type(e, json_type_object)) {
 			msg = gw_json_get_str(e, "message");
@@ -444,20 +424,20 @@ reply_upstream_error(struct relay *r)
 				msg = gw_json_get_str(o, "detail");
 		}
 	}
-	if (msg == NULL && r->resp.len > 0) {
+	if (msg == NULL && r->at.resp.len > 0) {
 		snprintf(text, sizeof(text), "%.*s",
-		    (int)(r->resp.len < sizeof(text) - 1 ? r->resp.len
-		                                         : sizeof(text) - 1),
-		    r->resp.p);
+		    (int)(r->at.resp.len < sizeof(text) - 1 ? r->at.resp.len
+		                                            : sizeof(text) - 1),
+		    r->at.resp.p);
 		msg = gw_strtrim(text);
 	}
 	if (msg == NULL || msg[0] == '\0')
 		msg = gw_err_reason(status);
 	if (type == NULL || type[0] == '\0')
-		type = default_type(status);
+		type = gw_err_type_for_http(status);
 	if (status == 429)
 		gw_req_add_header(r->req, "Retry-After", "%s",
-		    r->retry_after[0] ? r->retry_after : "1");
+		    r->at.retry_after[0] ? r->at.retry_after : "1");
 	gw_reply_error_ex(r->req, status, type, param, msg);
 	json_object_put(o);
 }
@@ -476,17 +456,18 @@ reply_answer(struct relay *r)
 	 * than the rest of the request).
 	 */
 	if (r->cap.on)
-		ok = gw_json_parse(r->resp.p, r->resp.len, &o, m, sizeof(m)) ==
-		         GW_OK &&
+		ok = gw_json_parse(r->at.resp.p, r->at.resp.len, &o, m,
+		         sizeof(m)) == GW_OK &&
 		     json_object_is_type(o, json_type_object);
 	else
-		ok = gw_json_scan_usage(r->resp.p, r->resp.len, &u) == GW_OK;
+		ok = gw_json_scan_usage(r->at.resp.p, r->at.resp.len, &u) ==
+		     GW_OK;
 	if (!ok) {
-		r->up_error = "malformed";
+		r->out.up_error = "malformed";
 		gw_log_warn(r->req->id, "relay",
 		    "upstream sent malformed JSON (%zu "
 		    "bytes, status %d)",
-		    r->resp.len, r->up_status);
+		    r->at.resp.len, r->at.up_status);
 		gw_reply_error_ex(r->req, 502, "upstream_error", NULL,
 		    "Upstream returned a malformed response");
 		json_object_put(o);
@@ -497,10 +478,10 @@ reply_answer(struct relay *r)
 		gw_capture_answer(&r->cap, o);
 		json_object_put(o);
 	} else
-		use_usage(r, &u);
-	if (r->usage.known) {
-		double cost = gw_price_cost(
-		    r->cfg, r->target, r->usage.prompt, r->usage.completion);
+		gw_relay_note_usage(&r->out.usage, &u);
+	if (r->out.usage.known) {
+		double cost = gw_price_cost(r->cfg, r->target,
+		    r->out.usage.prompt, r->out.usage.completion);
 		double ks = gw_budget_key_spend(&r->who);
 
 		gw_req_add_header(
@@ -509,8 +490,27 @@ reply_answer(struct relay *r)
 			gw_req_add_header(
 			    r->req, "x-litellm-key-spend", "%.10g", ks + cost);
 	}
-	gw_reply(
-	    r->req, r->up_status, "application/json", r->resp.p, r->resp.len);
+	gw_reply(r->req, r->at.up_status, "application/json", r->at.resp.p,
+	    r->at.resp.len);
+}
+
+enum gw_status
+gw_relay_parse_body(enum gw_call call, const char *buf, size_t len,
+    json_object **body, struct gw_verr *e)
+{
+	*body = NULL;
+	e->param[0] = '\0';
+	if (gw_json_parse(buf, len, body, e->msg, sizeof(e->msg)) != GW_OK)
+		return GW_E_INVALID;
+	switch (call) {
+	case GW_CALL_CHAT:
+		return gw_validate_chat(*body, e);
+	case GW_CALL_COMPLETION:
+		return gw_validate_completion(*body, e);
+	case GW_CALL_EMBEDDING:
+		return gw_validate_embedding(*body, e);
+	}
+	return gw_validate_chat(*body, e);
 }
 
 static enum gw_status
@@ -542,20 +542,20 @@ log_outcome(struct relay *r)
 	gw_req_log_field(r->req, "model", r->model);
 	gw_req_log_field(r->req, "target", r->target ? r->target : "-");
 	gw_req_log_field(r->req, "stream", r->stream ? "1" : "0");
-	if (r->up_status)
-		gw_req_log_int(r->req, "up_status", r->up_status);
-	if (r->usage.known) {
-		gw_req_log_int(r->req, "prompt_tokens", r->usage.prompt);
+	if (r->at.up_status)
+		gw_req_log_int(r->req, "up_status", r->at.up_status);
+	if (r->out.usage.known) {
+		gw_req_log_int(r->req, "prompt_tokens", r->out.usage.prompt);
 		gw_req_log_int(
-		    r->req, "completion_tokens", r->usage.completion);
+		    r->req, "completion_tokens", r->out.usage.completion);
 	}
 	/* Chunks relayed: what accounting can use when usage is lost. */
 	if (r->stream)
-		gw_req_log_int(r->req, "chunks", r->chunks);
-	if (r->t_first_token)
+		gw_req_log_int(r->req, "chunks", r->out.chunks);
+	if (r->out.t_first_token)
 		gw_req_log_milli(
-		    r->req, "ttft_ms", r->t_first_token - r->t_start);
-	if (r->client_gone)
+		    r->req, "ttft_ms", r->out.t_first_token - r->t_start);
+	if (r->out.client_gone)
 		gw_req_log_field(r->req, "client_gone", "1");
 }
 
@@ -567,26 +567,26 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 	char msg[512];
 
 	/* The upstream's failure, if any, by kind (for metrics). */
-	if (r->abort == ABORT_FIRST_BYTE || r->abort == ABORT_IDLE)
-		r->up_error = "timeout";
-	else if (r->abort == ABORT_TOO_BIG)
-		r->up_error = "too_large";
-	else if (st != GW_OK && !r->client_gone)
-		r->up_error = res->connect_failed ? "connect"
-		              : req->head_sent    ? "midstream"
-		                                  : "connection";
-	else if (r->mode == MODE_ERROR)
-		r->up_error = r->up_status == 429   ? "status_429"
-		              : r->up_status >= 500 ? "status_5xx"
-		                                    : "status_4xx";
-	if (r->client_gone)
+	if (r->at.abort == ABORT_FIRST_BYTE || r->at.abort == ABORT_IDLE)
+		r->out.up_error = "timeout";
+	else if (r->at.abort == ABORT_TOO_BIG)
+		r->out.up_error = "too_large";
+	else if (st != GW_OK && !r->out.client_gone)
+		r->out.up_error = res->connect_failed ? "connect"
+		                  : req->head_sent    ? "midstream"
+		                                      : "connection";
+	else if (r->at.mode == MODE_ERROR)
+		r->out.up_error = r->at.up_status == 429   ? "status_429"
+		                  : r->at.up_status >= 500 ? "status_5xx"
+		                                           : "status_4xx";
+	if (r->out.client_gone)
 		return;
-	if (r->abort == ABORT_FIRST_BYTE || r->abort == ABORT_IDLE) {
+	if (r->at.abort == ABORT_FIRST_BYTE || r->at.abort == ABORT_IDLE) {
 		snprintf(msg, sizeof(msg),
-		    r->abort == ABORT_FIRST_BYTE
+		    r->at.abort == ABORT_FIRST_BYTE
 		        ? "Upstream did not answer within %d s"
 		        : "Upstream stalled for more than %d s",
-		    r->abort == ABORT_FIRST_BYTE
+		    r->at.abort == ABORT_FIRST_BYTE
 		        ? r->cfg->upstream_first_byte_timeout_s
 		        : r->cfg->upstream_idle_timeout_s);
 		if (req->head_sent)
@@ -595,7 +595,7 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 			gw_reply_error_ex(req, 504, "timeout_error", NULL, msg);
 		return;
 	}
-	if (r->abort == ABORT_TOO_BIG) {
+	if (r->at.abort == ABORT_TOO_BIG) {
 		gw_reply_error_ex(req, 502, "upstream_error", NULL,
 		    "Upstream answer is too large");
 		return;
@@ -612,7 +612,7 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 			    req, 502, "upstream_error", NULL, msg);
 		return;
 	}
-	switch (r->mode) {
+	switch (r->at.mode) {
 	case MODE_SSE:
 		break;
 	case MODE_BUFFER:
@@ -620,7 +620,8 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 		break;
 	case MODE_ERROR:
 		if (req->head_sent)
-			sse_error(r, r->up_status, default_type(r->up_status),
+			sse_error(r, r->at.up_status,
+			    gw_err_type_for_http(r->at.up_status),
 			    "Upstream error");
 		else
 			reply_upstream_error(r);
@@ -744,15 +745,15 @@ count_metrics(struct relay *r, const struct gw_spend_rec *s)
 		    gw_metrics_labels(
 		        labels, sizeof(labels), "model", model, NULL),
 		    s->cost);
-	if (r->up_status != 0 || r->up_error != NULL)
+	if (r->at.up_status != 0 || r->out.up_error != NULL)
 		gw_metrics_observe(GW_HIST_UPSTREAM,
 		    gw_metrics_labels(
 		        labels, sizeof(labels), "model", model, NULL),
-		    (double)r->up_us / 1e6);
-	if (r->up_error != NULL)
+		    (double)r->out.up_us / 1e6);
+	if (r->out.up_error != NULL)
 		gw_metrics_inc(GW_METRIC_UPSTREAM_ERRORS,
 		    gw_metrics_labels(
-		        labels, sizeof(labels), "kind", r->up_error, NULL),
+		        labels, sizeof(labels), "kind", r->out.up_error, NULL),
 		    1);
 	if (r->stream && s->first_token_us)
 		gw_metrics_observe(GW_HIST_TTFT,
@@ -777,9 +778,9 @@ estimate_usage(struct relay *r)
 		chars = gw_capture_text_chars(gw_json_get(body, "messages")) +
 		        gw_capture_text_chars(gw_json_get(body, "prompt")) +
 		        gw_capture_text_chars(gw_json_get(body, "input"));
-	r->usage.prompt = (int64_t)((chars + 3) / 4);
-	r->usage.completion = r->chunks;
-	r->usage.total = r->usage.prompt + r->usage.completion;
+	r->out.usage.prompt = (int64_t)((chars + 3) / 4);
+	r->out.usage.completion = r->out.chunks;
+	r->out.usage.total = r->out.usage.prompt + r->out.usage.completion;
 }
 
 static const char *const call_names[] = {"chat", "completion", "embedding"};
@@ -811,35 +812,35 @@ record_spend(struct relay *r)
 	struct gw_req *req = r->req;
 	json_object *body = r->body;
 	struct gw_spend_rec s = {0};
-	int reached = r->up_status >= 200 && r->up_status < 300;
+	int reached = r->at.up_status >= 200 && r->at.up_status < 300;
 
-	if (!r->usage.known && reached)
+	if (!r->out.usage.known && reached)
 		estimate_usage(r);
 	s.request_id = req->id;
 	s.who = &r->who;
 	s.model = r->model;
-	s.actual_model = r->up_status ? r->target : NULL;
+	s.actual_model = r->at.up_status ? r->target : NULL;
 	s.call_type = call_names[r->call];
-	s.usage_estimated = !r->usage.known && reached;
-	if (r->usage.known || reached) {
-		s.prompt_tokens = r->usage.prompt;
-		s.completion_tokens = r->usage.completion;
-		s.total_tokens = r->usage.total;
+	s.usage_estimated = !r->out.usage.known && reached;
+	if (r->out.usage.known || reached) {
+		s.prompt_tokens = r->out.usage.prompt;
+		s.completion_tokens = r->out.usage.completion;
+		s.total_tokens = r->out.usage.total;
 	}
 	s.cost = gw_price_cost(
 	    req->cfg, s.actual_model, s.prompt_tokens, s.completion_tokens);
 	s.start_us = req->start_real_us;
 	s.end_us = gw_now_real_us();
-	s.first_token_us =
-	    r->t_first_token
-	        ? req->start_real_us + (r->t_first_token - req->start_mono_us)
-	        : 0;
+	s.first_token_us = r->out.t_first_token
+	                       ? req->start_real_us +
+	                             (r->out.t_first_token - req->start_mono_us)
+	                       : 0;
 	s.status = req->status ? req->status : 499;
-	s.error_type = req->err_type[0] ? req->err_type
-	               : r->client_gone ? "client_disconnected"
-	                                : NULL;
+	s.error_type = req->err_type[0]     ? req->err_type
+	               : r->out.client_gone ? "client_disconnected"
+	                                    : NULL;
 	s.stream = r->stream;
-	s.client_disconnected = r->client_gone;
+	s.client_disconnected = r->out.client_gone;
 	s.metadata = body ? spend_metadata(body) : NULL;
 	if (req->cfg->langfuse_enabled) {
 		s.lf_mode = gw_capture_mode_name(&r->cap);
@@ -873,29 +874,29 @@ attempt_next(
 {
 	struct gw_req *req = r->req;
 
-	r->up_us += gw_now_mono_us() - r->t_attempt;
+	r->out.up_us += gw_now_mono_us() - r->at.t_begin;
 	/* Retry only what failed before any byte came back. */
-	if (!(st == GW_OK || r->client_gone || req->head_sent ||
+	if (!(st == GW_OK || r->out.client_gone || req->head_sent ||
 	        res->bytes > 0 || res->http_status != 0)) {
 		gw_log_warn(req->id, "relay", "upstream %s for %s (try %d): %s",
 		    res->connect_failed ? "unreachable" : "failed", r->target,
-		    r->attempt + 1, res->err);
-		if (r->attempt < r->cfg->upstream_retries) {
-			r->attempt++;
+		    r->retries + 1, res->err);
+		if (r->retries < r->cfg->upstream_retries) {
+			r->retries++;
 			return 1;
 		}
 	}
-	if (r->client_gone || req->head_sent)
+	if (r->out.client_gone || req->head_sent)
 		return 0;
 	/* Fall back to the alias's next model on 5xx or no answer. */
 	if (r->t + 1 < r->targets.n &&
-	    ((st != GW_OK && res->bytes == 0 && r->abort == ABORT_NONE) ||
-	        (st == GW_OK && r->mode == MODE_ERROR &&
-	            r->up_status >= 500))) {
+	    ((st != GW_OK && res->bytes == 0 && r->at.abort == ABORT_NONE) ||
+	        (st == GW_OK && r->at.mode == MODE_ERROR &&
+	            r->at.up_status >= 500))) {
 		gw_log_warn(req->id, "relay", "falling back from %s to %s",
 		    r->target, r->targets.models[r->t + 1]);
 		r->t++;
-		r->attempt = 0;
+		r->retries = 0;
 		set_target(r);
 		return 1;
 	}
@@ -910,12 +911,13 @@ relay_end(struct relay *r)
 
 	if (r->who.role != GW_ROLE_NONE)
 		record_spend(r);
-	gw_rl_done(&r->key_ticket, r->usage.total, gw_now_mono_us() * 1000);
-	gw_rl_done(&r->team_ticket, r->usage.total, gw_now_mono_us() * 1000);
+	gw_rl_done(&r->key_ticket, r->out.usage.total, gw_now_mono_us() * 1000);
+	gw_rl_done(
+	    &r->team_ticket, r->out.usage.total, gw_now_mono_us() * 1000);
 	gw_auth_release(&r->who);
 	json_object_put(r->body);
-	gw_buf_fini(&r->resp);
-	gw_sse_fini(&r->sse);
+	gw_buf_fini(&r->at.resp);
+	gw_sse_fini(&r->at.sse);
 	gw_capture_fini(&r->cap);
 	free(r->url);
 	free(r->model);
@@ -945,7 +947,7 @@ static void
 loop_attempt(struct relay *r)
 {
 	attempt_reset(r);
-	r->xfer = gw_upstream_start(loop_multi, &r->post, &r->cb, loop_done);
+	r->at.xfer = gw_upstream_start(loop_multi, &r->post, &r->cb, loop_done);
 }
 
 static void
@@ -953,7 +955,7 @@ loop_done(void *arg, enum gw_status st, const struct gw_upstream_result *res)
 {
 	struct relay *r = arg;
 
-	r->xfer = NULL;
+	r->at.xfer = NULL;
 	if (attempt_next(r, st, res))
 		loop_attempt(r);
 	else
@@ -1004,15 +1006,8 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 		gw_reply_error(req, st, msg);
 		goto out;
 	}
-	if (gw_json_parse(req->body.p, req->body.len, &r->body, msg,
-	        sizeof(msg)) != GW_OK) {
-		gw_reply_error_ex(req, 400, "invalid_request_error", NULL, msg);
-		goto out;
-	}
-	if ((call == GW_CALL_CHAT ? gw_validate_chat(r->body, &verr)
-	        : call == GW_CALL_COMPLETION
-	            ? gw_validate_completion(r->body, &verr)
-	            : gw_validate_embedding(r->body, &verr)) != GW_OK) {
+	if (gw_relay_parse_body(
+	        call, req->body.p, req->body.len, &r->body, &verr) != GW_OK) {
 		bad_request(req, &verr);
 		goto out;
 	}

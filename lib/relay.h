@@ -10,13 +10,17 @@
 #ifndef GW_RELAY_H
 #define GW_RELAY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "capture.h" /* enum gw_call */
 #include "err.h"
 
+struct gw_json_usage;
 struct gw_req;
 struct gw_route_call;
+struct gw_verr;
+struct json_object;
 
 /* Token counts the upstream reported (known = 0 when it reported none). */
 struct gw_usage {
@@ -40,5 +44,22 @@ enum gw_status gw_relay(struct gw_req *req, enum gw_call call,
  * Caller frees.
  */
 char *gw_relay_url(const char *base_url, const char *path) GW_NONNULL(1, 2);
+
+/*
+ * Parse buf (len bytes) once and check it as a body of call: GW_OK with
+ * *body, or GW_E_INVALID with e filled (param "" when it is no JSON).
+ * *body, when not NULL, is the caller's to put, also on GW_E_INVALID (a
+ * refused request's spend row still reads its metadata).
+ */
+enum gw_status gw_relay_parse_body(enum gw_call call, const char *buf,
+    size_t len, struct json_object **body, struct gw_verr *e) GW_NONNULL(4, 5);
+
+/*
+ * Note one reply's usage in acc, as chunks arrive: members a chunk lacks
+ * keep what an earlier one said; total defaults to prompt + completion.
+ * Nothing changes when u->known is 0.
+ */
+void gw_relay_note_usage(struct gw_usage *acc, const struct gw_json_usage *u)
+    GW_NONNULL(1, 2);
 
 #endif /* GW_RELAY_H */

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "sha256.h"
 #include "shm.h"
 #include "req.h"
 #include "util.h"
@@ -327,7 +328,8 @@ run_worker(const sigset_t *sigs)
 	int i, n = cur_cfg->threads, sig;
 
 	raise_fd_limit();
-	if (FCGX_Init() != 0 || gw_upstream_global_init() != GW_OK) {
+	if (FCGX_Init() != 0 || gw_upstream_global_init() != GW_OK ||
+	    gw_sha256_init() != GW_OK) {
 		gw_log_err(NULL, "server", "library initialisation failed");
 		return 1;
 	}

@@ -5,7 +5,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json_util.h"
@@ -35,6 +38,11 @@ test_accepts(void **state)
 	    parse("  {\"a\":[1,2.5,\"x\",null,true]}\n ", msg), GW_OK);
 	assert_int_equal(parse("[]", msg), GW_OK);
 	assert_int_equal(parse("{\"t\":\"\xc3\xa9\"}", msg), GW_OK);
+	/* RFC 8259 takes any value at the top, not only containers. */
+	assert_int_equal(parse("1", msg), GW_OK);
+	assert_int_equal(parse("-0.5e3", msg), GW_OK);
+	assert_int_equal(parse("true", msg), GW_OK);
+	assert_int_equal(parse(" \"x\" ", msg), GW_OK);
 }
 
 static void
@@ -59,6 +67,21 @@ test_refuses(void **state)
 	    {"{\"a\":1.}", "not strict JSON"},
 	    {"{\"a\":\"\t\"}", "not strict JSON (RFC 8259) at byte 6"},
 	    {"{\"a\":\"\xc0\x80\"}", "not strict JSON"},
+	    /* Each failure says what it was and where. */
+	    {"null", "null is not a document"},
+	    {"{\"a\":[1,2}", "at byte 9: unexpected character"},
+	    {"{\"a\":01}", "at byte 6: unexpected character"},
+	    {"{\"a\":-x}", "at byte 6: invalid number"},
+	    {"{\"a\":1e+}", "at byte 8: invalid number"},
+	    {"{\"a\":\"\\q\"}", "at byte 7: invalid escape"},
+	    {"{\"a\":\"\\u12x4\"}", "at byte 10: invalid escape"},
+	    {"{\"a\":\"\x01\"}", "at byte 6: control character"},
+	    {"{\"a\":\"\xed\xa0\x80\"}", "at byte 6: invalid utf-8"},
+	    {"{\"a\":\"\xf4\x90\x80\x80\"}", "invalid utf-8"},
+	    {"{\"a\":\"\xe2\x82\"}", "invalid utf-8"},
+	    {"{\"a\":\"x", "unexpected end"},
+	    {"{\"a\":tru", "at byte 5: unexpected character"},
+	    {"{\"a\":Infinity}", "are not numbers (byte 5)"},
 	};
 	char msg[256];
 	size_t i;
@@ -86,6 +109,154 @@ test_depth(void **state)
 		deep[i] = ']';
 	deep[200] = '\0';
 	assert_int_equal(parse(deep, msg), GW_E_INVALID);
+}
+
+/* json-c's limit: 64 levels of values, scalars included. */
+static void
+test_depth_limit(void **state)
+{
+	char deep[300], msg[256];
+	int i, n;
+
+	(void)state;
+	for (n = 63; n <= 65; n++) {
+		for (i = 0; i < n - 1; i++)
+			deep[i] = '[';
+		deep[i++] = '1';
+		while (i < 2 * n - 1)
+			deep[i++] = ']';
+		deep[i] = '\0';
+		assert_int_equal(
+		    parse(deep, msg), n <= 64 ? GW_OK : GW_E_INVALID);
+	}
+	assert_non_null(strstr(msg, "nested deeper than 64 at byte 64"));
+}
+
+/* The tree is the one json_tokener builds, serialized back. */
+static void
+test_tree(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    /* The last duplicate wins, in the first one's place. */
+	    {"{\"a\":1,\"b\":2,\"a\":[3]}", "{\"a\":[3],\"b\":2}"},
+	    /* Doubles keep their text; integers are clamped as json-c does. */
+	    {"[1.50,1E+5,-0.0,1e-400,0.1]", "[1.50,1E+5,-0.0,1e-400,0.1]"},
+	    {"[-0,9223372036854775807,9223372036854775808,"
+	     "18446744073709551615,18446744073709551616,99999999999999999999]",
+	        "[0,9223372036854775807,9223372036854775808,"
+	        "18446744073709551615,18446744073709551615,"
+	        "18446744073709551615]"},
+	    {"[-9223372036854775808,-9223372036854775809,-"
+	     "99999999999999999999]",
+	        "[-9223372036854775808,-9223372036854775808,"
+	        "-9223372036854775808]"},
+	    {"{ \"k\" : [ true , false , null , { } , [ ] ] }",
+	        "{\"k\":[true,false,null,{},[]]}"},
+	    /* Escapes: a pair is one code point, a lone surrogate U+FFFD. */
+	    {"[\"\\u00e9\\u20ac\\ud83d\\ude00\\/\\b\\f\\r\\t\"]",
+	        "[\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80/\\b\\f\\r\\t\"]"},
+	    {"[\"\\ud83d\",\"\\ude00\",\"\\ud83dx\",\"\\ud83d\\n\","
+	     "\"\\ud83d\\ud83d\\ude00\",\"\\ud83d\\u0041\"]",
+	        "[\"\xef\xbf\xbd\",\"\xef\xbf\xbd\",\"\xef\xbf\xbdx\","
+	        "\"\xef\xbf\xbd\\n\",\"\xef\xbf\xbd\xf0\x9f\x98\x80\","
+	        "\"\xef\xbf\xbd"
+	        "A\"]"},
+	    /*
+	     * U+1D800 and U+2D800 (SignWriting, CJK Extension F): json-c 0.16
+	     * gave U+FFFD for code points whose low 16 bits look like a
+	     * surrogate; they are decoded.
+	     */
+	    {"[\"\\ud836\\udc00\",\"\\ud876\\udc00\"]",
+	        "[\"\xf0\x9d\xa0\x80\",\"\xf0\xad\xa0\x80\"]"},
+	    /* A key ends at an escaped NUL (json-c keys are C strings). */
+	    {"{\"a\\u0000b\":\"x\\u0000y\"}", "{\"a\":\"x\\u0000y\"}"},
+	};
+	json_object *o = NULL;
+	char msg[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (gw_json_parse(cases[i].in, strlen(cases[i].in), &o, msg,
+		        sizeof(msg)) != GW_OK)
+			fail_msg("'%s': %s", cases[i].in, msg);
+		if (strcmp(gw_json_str(o, NULL), cases[i].out) != 0)
+			fail_msg("'%s' gave '%s', not '%s'", cases[i].in,
+			    gw_json_str(o, NULL), cases[i].out);
+		json_object_put(o);
+	}
+	/* An escaped NUL inside a string value is kept. */
+	{
+		const char *nul = "\"x\\u0000y\"";
+
+		assert_int_equal(
+		    gw_json_parse(nul, strlen(nul), &o, msg, 256), GW_OK);
+	}
+	assert_int_equal(json_object_get_string_len(o), 3);
+	json_object_put(o);
+	/* A long key and an escaped one are whole. */
+	{
+		char doc[200];
+
+		snprintf(doc, sizeof(doc), "{\"%0100d\\n\":1}", 7);
+		assert_int_equal(
+		    gw_json_parse(doc, strlen(doc), &o, msg, 256), GW_OK);
+		json_object_object_foreach(o, k, v)
+		{
+			(void)v;
+			assert_int_equal(strlen(k), 101);
+			assert_int_equal(k[100], '\n');
+		}
+		json_object_put(o);
+	}
+}
+
+/* The text is read up to len, not to a NUL; numbers at the very end too. */
+static void
+test_slices(void **state)
+{
+	json_object *o = NULL;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(gw_json_parse("[1]xyz", 3, &o, msg, 256), GW_OK);
+	json_object_put(o);
+	assert_int_equal(gw_json_parse("12345", 3, &o, msg, 256), GW_OK);
+	assert_int_equal(json_object_get_int64(o), 123);
+	json_object_put(o);
+	assert_int_equal(gw_json_parse("1.259", 3, &o, msg, 256), GW_OK);
+	assert_string_equal(gw_json_str(o, NULL), "1.2");
+	json_object_put(o);
+	/* A NUL byte is no end of the text: a character out of place. */
+	assert_int_equal(
+	    gw_json_parse("{\"a\":\"x\"\0}", 10, &o, msg, 256), GW_E_INVALID);
+	assert_non_null(strstr(msg, "at byte 8: unexpected character"));
+	assert_int_equal(gw_json_parse(NULL, 0, &o, msg, 256), GW_E_INVALID);
+	assert_null(o);
+	assert_non_null(strstr(msg, "empty"));
+}
+
+/*
+ * Nothing carries over from one parse to the next: json-c's kept tokener
+ * remembered a dangling high surrogate escape of a refused body and put a
+ * U+FFFD before the next body's first escape.
+ */
+static void
+test_no_state_between_parses(void **state)
+{
+	json_object *o = NULL;
+	char msg[256];
+	const char *bad = "{\"a\":\"\\ud83d", *good = "{\"a\":\"\\u00e9\"}";
+
+	(void)state;
+	assert_int_equal(gw_json_parse(bad, strlen(bad), &o, msg, sizeof(msg)),
+	    GW_E_INVALID);
+	assert_int_equal(
+	    gw_json_parse(good, strlen(good), &o, msg, sizeof(msg)), GW_OK);
+	assert_string_equal(gw_json_get_str(o, "a"), "\xc3\xa9");
+	json_object_put(o);
 }
 
 static void
@@ -356,6 +527,168 @@ test_scan_matches_parse(void **state)
 	assert_true(compared > 15000);
 }
 
+/* 1 when every number under o is finite (json-c takes NaN, Infinity). */
+static int
+all_finite(json_object *o)
+{
+	size_t i;
+
+	if (json_object_is_type(o, json_type_double))
+		return isfinite(json_object_get_double(o));
+	if (json_object_is_type(o, json_type_array)) {
+		for (i = 0; i < json_object_array_length(o); i++)
+			if (!all_finite(json_object_array_get_idx(o, i)))
+				return 0;
+	} else if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, k, v)
+		{
+			(void)k;
+			if (!all_finite(v))
+				return 0;
+		}
+	}
+	return 1;
+}
+
+static unsigned
+hex4(const char *p)
+{
+	unsigned v = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		if (!isxdigit((unsigned char)p[i]))
+			return 0;
+		v = v * 16 + (unsigned)(isdigit((unsigned char)p[i])
+		                            ? p[i] - '0'
+		                            : (p[i] | 0x20) - 'a' + 10);
+	}
+	return v;
+}
+
+/*
+ * json-c 0.16 turns an escaped pair whose code point has its low 16 bits
+ * in D800-DFFF (U+1D800, U+2D800, ...) into U+FFFD: not a reference there.
+ */
+static int
+jsonc_pair_bug(const char *d, size_t n)
+{
+	unsigned hi, lo, cp;
+	size_t i;
+
+	for (i = 0; i + 12 <= n; i++) {
+		if (d[i] != '\\' || d[i + 1] != 'u' || d[i + 6] != '\\' ||
+		    d[i + 7] != 'u')
+			continue;
+		hi = hex4(d + i + 2);
+		lo = hex4(d + i + 8);
+		cp = ((hi & 0x3ff) << 10) + (lo & 0x3ff) + 0x10000;
+		if ((hi & 0xfc00) == 0xd800 && (lo & 0xfc00) == 0xdc00 &&
+		    (cp & 0xf800) == 0xd800)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Differential: gw_json_parse accepts exactly the objects that json-c's
+ * strict tokener (a fresh one), then the finite-number check, then the
+ * RFC 8259 scanner (gw_json_scan_usage) accepted when the parse was
+ * those three passes, and builds the same tree, byte for byte once
+ * serialized. Seeded mutations (replace, insert, delete, cut) of a chat
+ * body rich in escapes and numbers.
+ */
+static void
+test_parse_matches_jsonc(void **state)
+{
+	static const char base[] =
+	    "{\"model\":\"gpt-4\",\"messages\":[{\"role\":\"user\","
+	    "\"content\":\"t\\u00e9 \\\"x\\\" \\ud83d\\ude00 \xc3\xa9\\n\"}],"
+	    "\"temperature\":0.7,\"max_tokens\":100,\"n\":-1.5e-3,\"stop\":"
+	    "[\"a\",\"\\/\"],\"stream\":true,\"f\":false,\"z\":null,\"big\":"
+	    "12345678901234567890,\"metadata\":{\"k\":[{},[]]}}";
+	static const char alphabet[] = "{}[]\":,\\ 0123456789.-+eEtrufalsnu"
+	                               "\x80\xc3\xa9\x01'\xed\xa0\xf0\x9f"
+	                               "dDNI";
+	char doc[sizeof(base) + 16], msg[256], *want_s;
+	struct gw_json_usage u;
+	json_object *want, *got;
+	struct json_tokener *tok;
+	uint64_t seed = 7;
+	size_t i, n, len, k;
+	int accepted = 0, refused = 0, op;
+
+	(void)state;
+	for (i = 0; i < 40000; i++) {
+		memcpy(doc, base, sizeof(base));
+		len = sizeof(base) - 1;
+		for (k = 0; i > 0 && k < 1 + seed % 3; k++) {
+			seed = seed * 6364136223846793005ULL +
+			       1442695040888963407ULL;
+			n = (size_t)(seed >> 33) % len;
+			op = (int)((seed >> 12) % 3);
+			if (op == 0) {
+				doc[n] = alphabet[(seed >> 20) %
+				                  (sizeof(alphabet) - 1)];
+			} else if (op == 1 && len + 1 < sizeof(doc)) {
+				memmove(doc + n + 1, doc + n, len - n);
+				doc[n] = alphabet[(seed >> 20) %
+				                  (sizeof(alphabet) - 1)];
+				len++;
+			} else if (len > 1) {
+				memmove(doc + n, doc + n + 1, len - n - 1);
+				len--;
+			}
+		}
+		if (seed % 11 == 0)
+			len = (size_t)(seed >> 40) % len;
+		doc[len] = '\0';
+		if (jsonc_pair_bug(doc, len))
+			continue;
+		/* The reference: the three passes gw_json_parse used to make.
+		 */
+		tok = json_tokener_new_ex(64);
+		json_tokener_set_flags(
+		    tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+		want = json_tokener_parse_ex(tok, doc, (int)len);
+		if (want != NULL &&
+		    (json_tokener_get_error(tok) != json_tokener_success ||
+		        !json_object_is_type(want, json_type_object) ||
+		        strspn(
+		            doc + json_tokener_get_parse_end(tok), " \t\r\n") !=
+		            len - json_tokener_get_parse_end(tok) ||
+		        !all_finite(want) ||
+		        gw_json_scan_usage(doc, len, &u) != GW_OK)) {
+			json_object_put(want);
+			want = NULL;
+		}
+		json_tokener_free(tok);
+		got = NULL;
+		if (gw_json_parse(doc, len, &got, msg, sizeof(msg)) == GW_OK &&
+		    !json_object_is_type(got, json_type_object)) {
+			json_object_put(got); /* a bare value: json-c waits */
+			json_object_put(want);
+			continue;
+		}
+		if ((want != NULL) != (got != NULL))
+			fail_msg("'%s': json-c %s, gw_json_parse %s", doc,
+			    want ? "took it" : "refused it",
+			    got ? "took it" : msg);
+		if (want != NULL) {
+			want_s = strdup(gw_json_str(want, NULL));
+			if (strcmp(want_s, gw_json_str(got, NULL)) != 0)
+				fail_msg("'%s': json-c '%s', ours '%s'", doc,
+				    want_s, gw_json_str(got, NULL));
+			free(want_s);
+			accepted++;
+		} else
+			refused++;
+		json_object_put(want);
+		json_object_put(got);
+	}
+	assert_true(accepted > 3000 && refused > 20000);
+}
+
 int
 main(void)
 {
@@ -363,11 +696,16 @@ main(void)
 	    cmocka_unit_test(test_accepts),
 	    cmocka_unit_test(test_refuses),
 	    cmocka_unit_test(test_depth),
+	    cmocka_unit_test(test_depth_limit),
+	    cmocka_unit_test(test_tree),
+	    cmocka_unit_test(test_slices),
+	    cmocka_unit_test(test_no_state_between_parses),
 	    cmocka_unit_test(test_accessors),
 	    cmocka_unit_test(test_writer),
 	    cmocka_unit_test(test_writer_nul),
 	    cmocka_unit_test(test_scan_usage),
 	    cmocka_unit_test(test_scan_matches_parse),
+	    cmocka_unit_test(test_parse_matches_jsonc),
 	};
 
 	return cmocka_run_group_tests_name("json_util", tests, NULL, NULL);

@@ -1,16 +1,14 @@
-/* Unit tests for lib/util.c and lib/err.c. */
+/* Unit tests for lib/util.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
 #include "util.h"
 
 static void
@@ -170,55 +168,6 @@ test_strtrim(void **state)
 	assert_string_equal(gw_strtrim(s3), "");
 }
 
-static void
-test_err_map(void **state)
-{
-	(void)state;
-	assert_int_equal(gw_err_http_status(GW_OK), 200);
-	assert_int_equal(gw_err_http_status(GW_E_INVALID), 400);
-	assert_int_equal(gw_err_http_status(GW_E_AUTH), 401);
-	assert_int_equal(gw_err_http_status(GW_E_FORBIDDEN), 403);
-	assert_int_equal(gw_err_http_status(GW_E_NOTFOUND), 404);
-	assert_int_equal(gw_err_http_status(GW_E_METHOD), 405);
-	assert_int_equal(gw_err_http_status(GW_E_TOOBIG), 413);
-	assert_int_equal(gw_err_http_status(GW_E_RATELIMIT), 429);
-	assert_int_equal(gw_err_http_status(GW_E_UPSTREAM), 502);
-	assert_int_equal(gw_err_http_status(GW_E_DB), 503);
-	assert_int_equal(gw_err_http_status(GW_E_TIMEOUT), 504);
-	assert_int_equal(gw_err_http_status((enum gw_status)999), 500);
-	assert_string_equal(gw_err_type(GW_E_RATELIMIT), "rate_limit_error");
-	assert_string_equal(gw_err_reason(404), "Not Found");
-}
-
-static void
-test_err_json(void **state)
-{
-	char *s = gw_err_json_new(
-	    400, "invalid_request_error", "model", "bad \"model\"\n");
-	json_object *o = json_tokener_parse(s), *e, *v;
-
-	(void)state;
-	assert_non_null(o);
-	assert_true(json_object_object_get_ex(o, "error", &e));
-	assert_true(json_object_object_get_ex(e, "message", &v));
-	assert_string_equal(json_object_get_string(v), "bad \"model\"\n");
-	assert_true(json_object_object_get_ex(e, "type", &v));
-	assert_string_equal(json_object_get_string(v), "invalid_request_error");
-	assert_true(json_object_object_get_ex(e, "param", &v));
-	assert_string_equal(json_object_get_string(v), "model");
-	assert_true(json_object_object_get_ex(e, "code", &v));
-	assert_true(json_object_is_type(v, json_type_string));
-	assert_string_equal(json_object_get_string(v), "400");
-	json_object_put(o);
-	free(s);
-
-	s = gw_err_json_new(404, NULL, NULL, NULL);
-	assert_string_equal(s, "{\"error\":{\"message\":\"Not Found\",\"type\":"
-	                       "\"internal_server_error\",\"param\":null,"
-	                       "\"code\":\"404\"}}");
-	free(s);
-}
-
 int
 main(void)
 {
@@ -231,8 +180,6 @@ main(void)
 	    cmocka_unit_test(test_uuid),
 	    cmocka_unit_test(test_uuid7),
 	    cmocka_unit_test(test_strtrim),
-	    cmocka_unit_test(test_err_map),
-	    cmocka_unit_test(test_err_json),
 	};
 
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
