@@ -1018,8 +1018,8 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 		gw_reply_error_ex(req, 401, deny, "model", msg);
 		goto out;
 	}
-	if (gw_budget_check(req->ctx->db, req->cfg, &r->who, msg,
-	        sizeof(msg)) != GW_OK) {
+	if (gw_budget_check(
+	        req->ctx->db, req->cfg, &r->who, msg, sizeof(msg)) != GW_OK) {
 		gw_reply_error_ex(req, 400, "budget_exceeded", NULL, msg);
 		goto out;
 	}

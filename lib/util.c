@@ -399,8 +399,8 @@ gw_random_bytes(void *buf, size_t n)
 				continue;
 			char msg[160];
 
-			snprintf(msg, sizeof(msg), "getrandom: %s",
-			    strerror(errno));
+			snprintf(
+			    msg, sizeof(msg), "getrandom: %s", strerror(errno));
 			fatal_fn("util", msg);
 			abort();
 		}
