@@ -117,12 +117,18 @@ sc_string(struct scan *s, const unsigned char **start, size_t *len)
 	return -1;
 }
 
-/* A number; *is_int and *v when it is an integer that fits int64. */
+/*
+ * A number; *is_int and *v when it is an integer (clamped to int64). A
+ * number beyond a double (1e999) is refused, as the parser refuses it:
+ * only one whose decimal exponent may reach 308 is given to strtod.
+ */
 static int
 sc_number(struct scan *s, int *is_int, int64_t *v)
 {
+	const unsigned char *start = s->p;
 	uint64_t mag = 0;
-	int neg = 0, fits = 1;
+	int neg = 0, fits = 1, eneg = 0;
+	long nint = 1, exp = 0;
 
 	if (s->p < s->end && *s->p == '-') {
 		neg = 1;
@@ -133,10 +139,11 @@ sc_number(struct scan *s, int *is_int, int64_t *v)
 	if (*s->p == '0')
 		s->p++;
 	else
-		for (; s->p < s->end && SC_DIGIT(*s->p); s->p++) {
+		for (nint = 0; s->p < s->end && SC_DIGIT(*s->p); s->p++) {
 			if (mag > (UINT64_MAX - 9) / 10)
 				fits = 0;
 			mag = mag * 10 + (uint64_t)(*s->p - '0');
+			nint++;
 		}
 	*is_int = 1;
 	if (s->p < s->end && *s->p == '.') {
@@ -149,11 +156,21 @@ sc_number(struct scan *s, int *is_int, int64_t *v)
 	if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
 		*is_int = 0;
 		if (++s->p < s->end && (*s->p == '+' || *s->p == '-'))
-			s->p++;
+			eneg = *s->p++ == '-';
 		if (s->p >= s->end || !SC_DIGIT(*s->p))
 			return -1;
-		while (s->p < s->end && SC_DIGIT(*s->p))
-			s->p++;
+		for (; s->p < s->end && SC_DIGIT(*s->p); s->p++)
+			if (exp < 100000)
+				exp = exp * 10 + (*s->p - '0');
+	}
+	if (!*is_int && (nint - 1) + (eneg ? -exp : exp) >= 308) {
+		size_t n = (size_t)(s->p - start);
+		char *text = gw_xstrndup((const char *)start, n);
+		double d = strtod(text, NULL);
+
+		free(text);
+		if (!isfinite(d))
+			return -1;
 	}
 	if (mag > (uint64_t)INT64_MAX + (uint64_t)neg)
 		fits = 0;
@@ -264,9 +281,53 @@ sc_value(struct scan *s, int depth)
 }
 
 static int
+hexval4(const unsigned char *p)
+{
+	int i, v = 0;
+
+	for (i = 0; i < 4; i++)
+		v = v * 16 + (SC_DIGIT(p[i])   ? p[i] - '0'
+		                 : p[i] >= 'a' ? p[i] - 'a' + 10
+		                               : p[i] - 'A' + 10);
+	return v;
+}
+
+/*
+ * Is the raw (still escaped, already checked) key the ASCII name want, as
+ * the parser reads keys? Escapes are decoded, and a key ends at an
+ * escaped NUL as json-c's C-string keys do: "usage\u0000x" is "usage".
+ */
+static int
 key_is(const unsigned char *key, size_t klen, const char *want)
 {
-	return klen == strlen(want) && memcmp(key, want, klen) == 0;
+	const unsigned char *p = key, *end = key + klen;
+	size_t i = 0;
+	int c;
+
+	while (p < end) {
+		c = *p++;
+		if (c == '\\') {
+			c = *p++;
+			if (c == 'u') {
+				c = hexval4(p);
+				p += 4;
+				if (c == 0)
+					break; /* the key ends here */
+			} else {
+				c = c == 'b'   ? '\b'
+				    : c == 'f' ? '\f'
+				    : c == 'n' ? '\n'
+				    : c == 'r' ? '\r'
+				    : c == 't' ? '\t'
+				               : c; /* " \\ / */
+			}
+		}
+		/* Anything beyond ASCII cannot be one of our names. */
+		if (c >= 0x80 || want[i] == '\0' || want[i] != c)
+			return 0;
+		i++;
+	}
+	return want[i] == '\0';
 }
 
 /* The members of "usage", in struct gw_json_usage's order. */
@@ -283,8 +344,13 @@ usage_member(struct scan *s, const unsigned char *key, size_t klen, void *arg)
 	for (i = 0; i < 3; i++)
 		if (key_is(key, klen, usage_names[i]))
 			break;
-	if (i == 3 || !(*s->p == '-' || SC_DIGIT(*s->p)))
+	if (i == 3)
 		return 1;
+	if (!(*s->p == '-' || SC_DIGIT(*s->p))) {
+		u->has[i] =
+		    0; /* not a number: the last one counts, as in a parse */
+		return 1;
+	}
 	if (sc_number(s, &is_int, &v) < 0)
 		return -1;
 	if (is_int) {
@@ -308,7 +374,8 @@ top_member(struct scan *s, const unsigned char *key, size_t klen, void *arg)
 		return 1;
 	s->p++;
 	u->known = 1;
-	return sc_members(s, 1, usage_member, u);
+	/* A member of the top object: at depth 2, as the parser counts. */
+	return sc_members(s, 2, usage_member, u);
 }
 
 /*

@@ -41,9 +41,10 @@ struct gw_json_usage {
 };
 
 /*
- * Check that buf is one JSON object by gw_json_parse's rules (except that
- * numbers beyond a double pass: they are not converted), reading its
- * top-level "usage" on the way. GW_E_INVALID (and *u zeroed) when not.
+ * Check that buf is one JSON object by gw_json_parse's rules, reading its
+ * top-level "usage" on the way, with the meaning gw_json_get_usage gives
+ * the parsed answer (keys decoded, the last duplicate wins, depth counted
+ * alike): GW_E_INVALID (and *u zeroed) when not.
  */
 enum gw_status gw_json_scan_usage(
     const char *buf, size_t len, struct gw_json_usage *u) GW_NONNULL(3);

@@ -527,6 +527,155 @@ test_scan_matches_parse(void **state)
 	assert_true(compared > 15000);
 }
 
+/*
+ * One meaning of an answer's usage, whether it is captured (parsed, then
+ * gw_json_get_usage) or not (gw_json_scan_usage): both readers take the
+ * same documents and read the same usage, over issue #22's reproducers
+ * and seeded mutations of a usage-heavy answer. Nothing is skipped.
+ */
+static void
+both_readers(const char *doc, size_t len, int *scan_ok, int *parse_ok,
+    struct gw_json_usage *su, struct gw_json_usage *pu)
+{
+	json_object *o = NULL;
+	char msg[256];
+
+	*scan_ok = gw_json_scan_usage(doc, len, su) == GW_OK;
+	*parse_ok = gw_json_parse(doc, len, &o, msg, sizeof(msg)) == GW_OK &&
+	            json_object_is_type(o, json_type_object);
+	memset(pu, 0, sizeof(*pu));
+	if (*parse_ok)
+		gw_json_get_usage(o, pu);
+	json_object_put(o);
+}
+
+static int
+same_usage(const struct gw_json_usage *a, const struct gw_json_usage *b)
+{
+	int i;
+
+	if (a->known != b->known)
+		return 0;
+	for (i = 0; i < 3; i++)
+		if (a->has[i] != b->has[i] || (a->has[i] && a->v[i] != b->v[i]))
+			return 0;
+	return 1;
+}
+
+static void
+test_usage_one_meaning(void **state)
+{
+	static const char *const fixed[] = {
+	    /* #22: a later non-number duplicate wins. */
+	    "{\"usage\":{\"completion_tokens\":6,\"completion_tokens\":\"\"}}",
+	    "{\"usage\":{\"completion_tokens\":6,\"completion_tokens\":null}}",
+	    "{\"usage\":{\"completion_tokens\":\"\",\"completion_tokens\":6}}",
+	    /* #22: escaped keys mean what they decode to. */
+	    "{\"usage\":{\"prompt\\u005ftokens\":5}}",
+	    "{\"\\u0075sage\":{\"prompt_tokens\":5}}",
+	    "{\"us\\u0061ge\":{\"total_tokens\":7},\"usage\":3}",
+	    "{\"usage\\u0000x\":{\"prompt_tokens\":4}}",
+	    "{\"usage\":{\"prompt_tokens\\u0000\":4}}",
+	    "{\"usage\":{\"prompt_tokens\\n\":4}}",
+	    "{\"usage\":{\"\\u00e9\":4,\"total\\/tokens\":1}}",
+	    /* Numbers: non-integers do not count; beyond a double: refused. */
+	    "{\"usage\":{\"prompt_tokens\":1e2,\"total_tokens\":3}}",
+	    "{\"usage\":{\"prompt_tokens\":1e999}}",
+	    "{\"x\":-1.5e308,\"usage\":{\"prompt_tokens\":1}}",
+	    "{\"x\":1.8e308}",
+	    "{\"x\":0.00001e312}",
+	    "{\"x\":1e-999}",
+	    "{\"x\":179769313486231570000000000000000000000000000000000000000"
+	    "0000000000000000000000000000000000000000000000000000000000000000"
+	    "0000000000000000000000000000000000000000000000000000000000000000"
+	    "0000000000000000000000000000000000000000000000000000000000000000"
+	    "00000000000000000000000000000000000000000000000000000000.0}",
+	    "{\"usage\":{\"total_tokens\":99999999999999999999}}",
+	};
+	static const char base[] =
+	    "{\"id\":\"c\",\"usage\":{\"prompt_tokens\":12,\"completion_t"
+	    "okens\":3,\"total_tokens\":15,\"prompt\\u005ftokens\":2},\"usa"
+	    "ge\":{\"completion_tokens\":[1],\"total_tokens\":-4}}";
+	static const char alphabet[] = "{}[]\":,\\u005f 0123456789.-eE\"nul";
+	char doc[4096];
+	struct gw_json_usage su, pu;
+	uint64_t seed = 22;
+	size_t i, n, len;
+	int k, sok, pok, agreed = 0, with_usage = 0;
+
+	(void)state;
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]) + 40000; i++) {
+		if (i < sizeof(fixed) / sizeof(fixed[0])) {
+			snprintf(doc, sizeof(doc), "%s", fixed[i]);
+		} else {
+			memcpy(doc, base, sizeof(base));
+			len = sizeof(base) - 1;
+			for (k = 0; k < 1 + (int)(seed % 3); k++) {
+				seed = seed * 6364136223846793005ULL +
+				       1442695040888963407ULL;
+				n = (size_t)(seed >> 33) % len;
+				doc[n] = alphabet[(seed >> 20) %
+				                  (sizeof(alphabet) - 1)];
+			}
+		}
+		len = strlen(doc);
+		both_readers(doc, len, &sok, &pok, &su, &pu);
+		if (sok != pok || !same_usage(&su, &pu))
+			fail_msg("scan %s (known %d has %d%d%d v %lld %lld "
+			         "%lld), parse %s (known %d has %d%d%d v %lld "
+			         "%lld %lld): '%s'",
+			    sok ? "ok" : "refused", su.known, su.has[0],
+			    su.has[1], su.has[2], (long long)su.v[0],
+			    (long long)su.v[1], (long long)su.v[2],
+			    pok ? "ok" : "refused", pu.known, pu.has[0],
+			    pu.has[1], pu.has[2], (long long)pu.v[0],
+			    (long long)pu.v[1], (long long)pu.v[2], doc);
+		agreed++;
+		with_usage += sok && su.known;
+	}
+	assert_true(with_usage > 5000);
+	/* The reproducers read as the parse reads them. */
+	both_readers(fixed[0], strlen(fixed[0]), &sok, &pok, &su, &pu);
+	assert_true(sok && su.known && !su.has[1]);
+	both_readers(fixed[3], strlen(fixed[3]), &sok, &pok, &su, &pu);
+	assert_true(sok && su.known && su.has[0] && su.v[0] == 5);
+	both_readers(fixed[4], strlen(fixed[4]), &sok, &pok, &su, &pu);
+	assert_true(sok && su.known && su.has[0] && su.v[0] == 5);
+	both_readers(fixed[6], strlen(fixed[6]), &sok, &pok, &su, &pu);
+	assert_true(sok && su.known && su.has[0] && su.v[0] == 4);
+	both_readers(fixed[11], strlen(fixed[11]), &sok, &pok, &su, &pu);
+	assert_false(sok);
+	assert_true(agreed > 40000);
+}
+
+/* #22: depth inside "usage" is counted as the parser counts it. */
+static void
+test_usage_depth(void **state)
+{
+	struct gw_json_usage su, pu;
+	char doc[512];
+	int k, nest, sok, pok;
+
+	(void)state;
+	for (nest = 60; nest <= 64; nest++) {
+		size_t o =
+		    (size_t)snprintf(doc, sizeof(doc), "{\"usage\":{\"a\":");
+
+		for (k = 0; k < nest; k++)
+			doc[o++] = '[';
+		for (k = 0; k < nest; k++)
+			doc[o++] = ']';
+		memcpy(doc + o, "}}", 3);
+		both_readers(doc, strlen(doc), &sok, &pok, &su, &pu);
+		assert_int_equal(sok, pok);
+		/*
+		 * The top object, "usage" and nest arrays: 2 + nest levels,
+		 * 64 at most. The issue's reproducer (63) is one too many.
+		 */
+		assert_int_equal(sok, nest <= 62);
+	}
+}
+
 /* 1 when every number under o is finite (json-c takes NaN, Infinity). */
 static int
 all_finite(json_object *o)
@@ -705,6 +854,8 @@ main(void)
 	    cmocka_unit_test(test_writer_nul),
 	    cmocka_unit_test(test_scan_usage),
 	    cmocka_unit_test(test_scan_matches_parse),
+	    cmocka_unit_test(test_usage_one_meaning),
+	    cmocka_unit_test(test_usage_depth),
 	    cmocka_unit_test(test_parse_matches_jsonc),
 	};
 
