@@ -5,26 +5,35 @@
 #include <string.h>
 
 /*
- * End of the first event in [p, p+n): index just past its blank line, with
- * *evlen the event's own length; 0 when no complete event is there.
+ * End of the first event in [p, p+n), looking for its blank line from
+ * index from on (what comes before is known to hold none): index just
+ * past the blank line, with *evlen the event's own length; 0 when no
+ * complete event is there.
  */
 static size_t
-event_end(const char *p, size_t n, size_t *evlen)
+event_end(struct gw_sse *s, const char *p, size_t n, size_t from, size_t *evlen)
 {
+	const char *nl;
 	size_t i;
 
-	for (i = 0; i + 1 < n; i++) {
-		if (p[i] != '\n')
-			continue;
+	for (i = from; i + 1 < n; i++) {
+		if ((nl = memchr(p + i, '\n', n - 1 - i)) == NULL) {
+			i = n - 1;
+			break;
+		}
+		i = (size_t)(nl - p);
 		if (p[i + 1] == '\n') {
 			*evlen = i > 0 && p[i - 1] == '\r' ? i - 1 : i;
+			s->examined += i + 2 - from;
 			return i + 2;
 		}
 		if (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n') {
 			*evlen = i > 0 && p[i - 1] == '\r' ? i - 1 : i;
+			s->examined += i + 3 - from;
 			return i + 3;
 		}
 	}
+	s->examined += (i > from ? i : from) - from;
 	return 0;
 }
 
@@ -32,17 +41,22 @@ int
 gw_sse_feed(
     struct gw_sse *s, const char *p, size_t n, gw_sse_event_fn fn, void *arg)
 {
-	size_t end, evlen, off = 0;
+	size_t end, evlen, off = 0, from;
 
 	if (s->pending.len > 0) {
-		/* Complete the pending event with as little as it needs. */
+		/*
+		 * What is pending holds no blank line: the search resumes at
+		 * its last two bytes (a blank line is up to three), so an
+		 * event fed byte by byte is scanned once, not once a byte.
+		 */
+		from = s->pending.len > 2 ? s->pending.len - 2 : 0;
 		gw_buf_append(&s->pending, p, n);
-		off = 0;
-		while ((end = event_end(s->pending.p + off,
-		            s->pending.len - off, &evlen)) != 0) {
+		while ((end = event_end(s, s->pending.p + off,
+		            s->pending.len - off, from, &evlen)) != 0) {
 			if (fn(arg, s->pending.p + off, evlen) < 0)
 				return -1;
 			off += end;
+			from = 0;
 		}
 		if (s->pending.len - off > GW_SSE_MAX_EVENT) {
 			if (fn(arg, s->pending.p + off, s->pending.len - off) <
@@ -50,12 +64,15 @@ gw_sse_feed(
 				return -1;
 			off = s->pending.len;
 		}
-		memmove(s->pending.p, s->pending.p + off, s->pending.len - off);
-		s->pending.len -= off;
-		s->pending.p[s->pending.len] = '\0';
+		if (off > 0) {
+			memmove(s->pending.p, s->pending.p + off,
+			    s->pending.len - off);
+			s->pending.len -= off;
+			s->pending.p[s->pending.len] = '\0';
+		}
 		return 0;
 	}
-	while ((end = event_end(p + off, n - off, &evlen)) != 0) {
+	while ((end = event_end(s, p + off, n - off, 0, &evlen)) != 0) {
 		if (fn(arg, p + off, evlen) < 0)
 			return -1;
 		off += end;

@@ -16,6 +16,12 @@
 
 struct gw_sse {
 	struct gw_buf pending; /* bytes of an incomplete event */
+	/*
+	 * Bytes looked at for event ends, in all: each byte once (plus two
+	 * of overlap per feed), so an event fed in tiny pieces costs time
+	 * linear in its length. Read by tests.
+	 */
+	uint64_t examined;
 };
 
 /*

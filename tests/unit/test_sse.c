@@ -5,7 +5,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sse.h"
 
@@ -152,6 +154,76 @@ test_has_usage(void **state)
 	assert_false(gw_sse_has_usage(d, strlen(d)));
 }
 
+struct big {
+	size_t len[4];
+	int n;
+	int ok;
+};
+
+static int
+measure(void *arg, const char *ev, size_t len)
+{
+	struct big *b = arg;
+
+	if (b->n < 4)
+		b->len[b->n] = len;
+	/* What comes out is the event as it went in. */
+	b->ok = b->ok && len >= 6 && memcmp(ev, "data: ", 6) == 0 &&
+	        ev[len - 1] == 'x';
+	b->n++;
+	return 0;
+}
+
+static double
+cpu_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/*
+ * #22: an event of almost 1 MiB fed one byte at a time, with each kind of
+ * blank line split across feeds, is looked at once: at most 3 bytes per
+ * byte fed (the two of overlap a feed resumes with), never again from
+ * the start (the old splitter looked at ~n^2/2 bytes: minutes). The CPU
+ * bound is loose enough for valgrind; the byte count is exact.
+ */
+static void
+test_long_event_byte_by_byte_is_linear(void **state)
+{
+	static const char *const ends[] = {"\n\n", "\r\n\r\n", "\n\r\n"};
+	const size_t evlen = GW_SSE_MAX_EVENT - 64;
+	char *buf = malloc(3 * (evlen + 4));
+	struct gw_sse sse = {0};
+	struct big b = {{0}, 0, 1};
+	size_t i, total = 0;
+	double t0;
+	int e;
+
+	(void)state;
+	for (e = 0; e < 3; e++) {
+		memcpy(buf + total, "data: ", 6);
+		memset(buf + total + 6, 'x', evlen - 6);
+		total += evlen;
+		memcpy(buf + total, ends[e], strlen(ends[e]));
+		total += strlen(ends[e]);
+	}
+	t0 = cpu_s();
+	for (i = 0; i < total; i++)
+		assert_int_equal(gw_sse_feed(&sse, buf + i, 1, measure, &b), 0);
+	assert_int_equal(b.n, 3);
+	assert_true(b.ok);
+	for (e = 0; e < 3; e++)
+		assert_int_equal(b.len[e], evlen);
+	assert_int_equal(gw_sse_pending(&sse), 0);
+	assert_true(sse.examined <= 3 * (uint64_t)total);
+	assert_true(cpu_s() - t0 < 10.0);
+	gw_sse_fini(&sse);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -162,6 +234,7 @@ main(void)
 	    cmocka_unit_test(test_stop),
 	    cmocka_unit_test(test_data_and_done),
 	    cmocka_unit_test(test_has_usage),
+	    cmocka_unit_test(test_long_event_byte_by_byte_is_linear),
 	};
 
 	return cmocka_run_group_tests_name("sse", tests, NULL, NULL);
