@@ -27,6 +27,7 @@
 
 struct scan {
 	const unsigned char *p, *end;
+	int escaped; /* the last string scanned held an escape */
 };
 
 static int
@@ -81,6 +82,7 @@ sc_string(struct scan *s, const unsigned char **start, size_t *len)
 	if (s->p >= s->end || *s->p != '"')
 		return -1;
 	*start = ++s->p;
+	s->escaped = 0;
 	while (s->p < s->end) {
 		unsigned c = *s->p;
 
@@ -91,6 +93,7 @@ sc_string(struct scan *s, const unsigned char **start, size_t *len)
 		if (c < 0x20)
 			return -1;
 		if (c == '\\') {
+			s->escaped = 1;
 			if (++s->p >= s->end)
 				return -1;
 			c = *s->p++;
@@ -298,12 +301,16 @@ hexval4(const unsigned char *p)
  * escaped NUL as json-c's C-string keys do: "usage\u0000x" is "usage".
  */
 static int
-key_is(const unsigned char *key, size_t klen, const char *want)
+key_is(const struct scan *s, const unsigned char *key, size_t klen,
+    const char *want, size_t wlen)
 {
 	const unsigned char *p = key, *end = key + klen;
 	size_t i = 0;
 	int c;
 
+	/* Most keys hold no escape: compared as they are. */
+	if (!s->escaped)
+		return klen == wlen && memcmp(key, want, klen) == 0;
 	while (p < end) {
 		c = *p++;
 		if (c == '\\') {
@@ -333,6 +340,7 @@ key_is(const unsigned char *key, size_t klen, const char *want)
 /* The members of "usage", in struct gw_json_usage's order. */
 static const char *const usage_names[3] = {
     "prompt_tokens", "completion_tokens", "total_tokens"};
+static const size_t usage_lens[3] = {13, 17, 12};
 
 static int
 usage_member(struct scan *s, const unsigned char *key, size_t klen, void *arg)
@@ -342,7 +350,7 @@ usage_member(struct scan *s, const unsigned char *key, size_t klen, void *arg)
 	int i, is_int;
 
 	for (i = 0; i < 3; i++)
-		if (key_is(key, klen, usage_names[i]))
+		if (key_is(s, key, klen, usage_names[i], usage_lens[i]))
 			break;
 	if (i == 3)
 		return 1;
@@ -366,7 +374,7 @@ top_member(struct scan *s, const unsigned char *key, size_t klen, void *arg)
 {
 	struct gw_json_usage *u = arg;
 
-	if (!key_is(key, klen, "usage"))
+	if (!key_is(s, key, klen, "usage", 5))
 		return 1;
 	/* The last "usage" counts, as in a parse. */
 	memset(u, 0, sizeof(*u));
@@ -837,7 +845,7 @@ enum gw_status
 gw_json_parse(
     const char *buf, size_t len, json_object **out, char *msg, size_t msglen)
 {
-	struct parse ps = {{NULL, NULL}, NULL, PE_NONE, 0, {NULL, 0, 0}};
+	struct parse ps = {{NULL, NULL, 0}, NULL, PE_NONE, 0, {NULL, 0, 0}};
 	json_object *o = NULL;
 	enum gw_status st = GW_E_INVALID;
 
@@ -1086,7 +1094,7 @@ enum gw_status
 gw_json_scan_usage(const char *buf, size_t len, struct gw_json_usage *u)
 {
 	struct scan s = {
-	    (const unsigned char *)buf, (const unsigned char *)buf + len};
+	    (const unsigned char *)buf, (const unsigned char *)buf + len, 0};
 
 	memset(u, 0, sizeof(*u));
 	if (buf == NULL || !sc_ws(&s) || *s.p != '{')
