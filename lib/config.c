@@ -63,6 +63,8 @@ static const struct key_def keys[] = {
         NULL, 0},
     {"auth", "jwt_public_key_file", CT_PATH, O(jwt_public_key_file), "", 0, 0,
         NULL, 0},
+    {"auth", "jwt_require_exp", CT_BOOL, O(jwt_require_exp), "on", 0, 1, NULL,
+        0},
     {"auth", "jwt_role_claim", CT_STR, O(jwt_role_claim), "role", 0, 0, NULL,
         0},
     {"auth", "jwt_secret_file", CT_PATH, O(jwt_secret_file), "", 0, 0, NULL, 0},

@@ -79,6 +79,7 @@ struct gw_cfg {
 	char *jwt_role_claim;
 	char *jwt_admin_role;
 	int jwt_leeway_s;
+	int jwt_require_exp; /* refuse JWTs without exp */
 	/* [rate_limit] */
 	int rate_limit_rps;
 	int rate_limit_burst;

@@ -4,6 +4,7 @@
 #include <json-c/json.h>
 #include <jwt.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -165,6 +166,32 @@ record_from(const struct gw_cfg *cfg, json_object *claims)
 	return r;
 }
 
+/*
+ * A NumericDate claim (RFC 7519 4.1.4): any JSON number, seconds since the
+ * epoch (a fraction rounds down). 1 with *v when present, 0 when absent,
+ * -1 when present and not a number ("exp": "never" must not mean never).
+ */
+static int
+time_claim(json_object *claims, const char *name, int64_t *v)
+{
+	json_object *o = gw_json_get(claims, name);
+	double d;
+
+	if (o == NULL)
+		return 0;
+	if (json_object_is_type(o, json_type_int)) {
+		*v = json_object_get_int64(o);
+		return 1;
+	}
+	if (!json_object_is_type(o, json_type_double))
+		return -1;
+	d = json_object_get_double(o);
+	*v = d >= 9.2e18    ? INT64_MAX
+	     : d <= -9.2e18 ? INT64_MIN
+	                    : (int64_t)floor(d);
+	return 1;
+}
+
 enum gw_status
 gw_jwt_verify(const struct gw_cfg *cfg, const char *token,
     struct gw_keyrec **out, int *admin, char *msg, size_t msglen)
@@ -175,7 +202,8 @@ gw_jwt_verify(const struct gw_cfg *cfg, const char *token,
 	const unsigned char *key;
 	int keylen;
 	jwt_alg_t alg = header_alg(token);
-	int64_t now = gw_now_real_us() / 1000000, exp, nbf;
+	int64_t now = gw_now_real_us() / 1000000, exp = 0, nbf = 0;
+	int has_exp, has_nbf;
 	const char *iss;
 	enum gw_status st = GW_E_AUTH;
 
@@ -207,13 +235,24 @@ gw_jwt_verify(const struct gw_cfg *cfg, const char *token,
 		    msg, msglen, "Authentication Error, invalid JWT claims");
 		goto out;
 	}
-	if (gw_json_get_int(claims, "exp", &exp) == 0 &&
-	    now > exp + cfg->jwt_leeway_s) {
+	if ((has_exp = time_claim(claims, "exp", &exp)) < 0 ||
+	    (has_nbf = time_claim(claims, "nbf", &nbf)) < 0) {
+		snprintf(msg, msglen,
+		    "Authentication Error, JWT exp and nbf must be numbers "
+		    "(seconds since the epoch)");
+		goto out;
+	}
+	if (!has_exp && cfg->jwt_require_exp) {
+		snprintf(msg, msglen,
+		    "Authentication Error, JWT has no exp claim (a token "
+		    "must expire)");
+		goto out;
+	}
+	if (has_exp && now > exp + cfg->jwt_leeway_s) {
 		snprintf(msg, msglen, "Authentication Error, JWT expired");
 		goto out;
 	}
-	if (gw_json_get_int(claims, "nbf", &nbf) == 0 &&
-	    now + cfg->jwt_leeway_s < nbf) {
+	if (has_nbf && now + cfg->jwt_leeway_s < nbf) {
 		snprintf(
 		    msg, msglen, "Authentication Error, JWT not valid yet");
 		goto out;
@@ -251,4 +290,23 @@ out:
 	json_object_put(claims);
 	jwt_free(jwt);
 	return st;
+}
+
+void
+gw_jwt_warn_cfg(const struct gw_cfg *cfg)
+{
+	if (!gw_jwt_enabled(cfg))
+		return;
+	if (cfg->jwt_issuer[0] == '\0')
+		gw_log_warn(NULL, "config",
+		    "[auth] jwt_issuer is empty: a JWT from any issuer that "
+		    "holds the key is accepted");
+	if (cfg->jwt_audience[0] == '\0')
+		gw_log_warn(NULL, "config",
+		    "[auth] jwt_audience is empty: a JWT meant for another "
+		    "service is accepted");
+	if (!cfg->jwt_require_exp)
+		gw_log_warn(NULL, "config",
+		    "[auth] jwt_require_exp is off: a JWT without exp never "
+		    "expires");
 }

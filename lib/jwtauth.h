@@ -20,6 +20,11 @@ int gw_jwt_looks_like(const char *token) GW_NONNULL(1);
 
 /* 1 when the configuration accepts JWTs at all. */
 int gw_jwt_enabled(const struct gw_cfg *cfg) GW_NONNULL(1);
+/*
+ * At start: warn (logged) when JWTs are accepted with no issuer or
+ * audience checked, or without a required exp.
+ */
+void gw_jwt_warn_cfg(const struct gw_cfg *cfg) GW_NONNULL(1);
 
 /*
  * Verify token. On success *out is a new key record made from the claims

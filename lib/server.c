@@ -18,6 +18,7 @@
 #include "db.h"
 #include "evloop.h"
 #include "http_upstream.h"
+#include "jwtauth.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -595,6 +596,7 @@ gw_server_main(int argc, char **argv, const struct gw_server_ops *ops)
 		gw_log_warn(NULL, "config",
 		    "no master key set: admin routes "
 		    "will refuse every caller");
+	gw_jwt_warn_cfg(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
