@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "db.h"
 #include "http_upstream.h"
 #include "langfuse.h"
@@ -41,7 +42,7 @@ ms_since(int64_t t0)
 
 /* {"status":"ok","latency_ms":..} or {"status":"error","error":..}. */
 static json_object *
-check_db(struct gw_req *req, int *ok)
+check_db(struct gw_req *req, int *ok, int details)
 {
 	json_object *o = json_object_new_object();
 	char err[512] = "";
@@ -51,6 +52,8 @@ check_db(struct gw_req *req, int *ok)
 	          sizeof(err)) == GW_OK;
 	json_object_object_add(
 	    o, "status", json_object_new_string(*ok ? "ok" : "error"));
+	if (!details)
+		return o;
 	json_object_object_add(o, "latency_ms", ms_since(t0));
 	if (!*ok)
 		json_object_object_add(o, "error", json_object_new_string(err));
@@ -59,7 +62,7 @@ check_db(struct gw_req *req, int *ok)
 
 /* GET {base_url}{health_path}: llama-swap's /health, never a completion. */
 static json_object *
-check_upstream(struct gw_req *req, int *ok)
+check_upstream(struct gw_req *req, int *ok, int details)
 {
 	const struct gw_cfg *cfg = req->cfg;
 	json_object *o = json_object_new_object();
@@ -79,6 +82,8 @@ check_upstream(struct gw_req *req, int *ok)
 	*ok = st == GW_OK && status >= 200 && status < 300;
 	json_object_object_add(
 	    o, "status", json_object_new_string(*ok ? "ok" : "error"));
+	if (!details)
+		return o;
 	json_object_object_add(o, "url", json_object_new_string(url));
 	json_object_object_add(o, "latency_ms", ms_since(t0));
 	if (status != 0)
@@ -102,6 +107,27 @@ add_common(json_object *o, const char *status)
 }
 
 /*
+ * Details (the upstream's URL, latencies, libpq's and libcurl's errors) go
+ * to an admin only: the routes are public, and what an error says about
+ * the network behind the gateway is not. A caller that sends no key, or a
+ * key that is not an admin's, gets the statuses alone (never a 401).
+ */
+static int
+caller_is_admin(struct gw_req *req)
+{
+	struct gw_principal who;
+	char msg[256];
+	int admin;
+
+	if (gw_auth_bearer(req) == NULL ||
+	    gw_auth_check(req, &who, msg, sizeof(msg)) != GW_OK)
+		return 0;
+	admin = who.admin;
+	gw_auth_release(&who);
+	return admin;
+}
+
+/*
  * /health: 200 "healthy" when the database and the upstream answer, 200
  * "degraded" when only the upstream is down (requests would fail but the
  * gateway runs), 503 "unhealthy" when the database is down.
@@ -110,12 +136,14 @@ static enum gw_status
 handle_health(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 {
 	json_object *o = json_object_new_object(), *checks;
-	int db_ok, up_ok;
+	int db_ok, up_ok, details = caller_is_admin(req);
 	const char *status;
 
 	checks = json_object_new_object();
-	json_object_object_add(checks, "database", check_db(req, &db_ok));
-	json_object_object_add(checks, "upstream", check_upstream(req, &up_ok));
+	json_object_object_add(
+	    checks, "database", check_db(req, &db_ok, details));
+	json_object_object_add(
+	    checks, "upstream", check_upstream(req, &up_ok, details));
 	status = !db_ok ? "unhealthy" : !up_ok ? "degraded" : "healthy";
 	add_common(o, status);
 	json_object_object_add(o, "checks", checks);
@@ -178,8 +206,11 @@ handle_readiness(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 		applied = 0;
 	}
 	if (st != GW_OK) {
-		snprintf(
-		    reason, sizeof(reason), "database unreachable: %s", err);
+		/* libpq's words are a detail: an admin's only. */
+		int admin = caller_is_admin(req);
+
+		snprintf(reason, sizeof(reason), "database unreachable%s%s",
+		    admin ? ": " : "", admin ? err : "");
 	} else if ((size_t)applied < expected) {
 		snprintf(reason, sizeof(reason),
 		    "migrations pending: %ld of %zu applied", applied,

@@ -10,7 +10,7 @@ import threading
 import time
 from datetime import datetime
 
-from conftest import TREE, FakeUpstream, assert_openai_error, free_port
+from conftest import AUTH, TREE, FakeUpstream, assert_openai_error, free_port
 
 VERSION = open(os.path.join(TREE, "VERSION")).read().strip()
 N_MIGRATIONS = len(glob.glob(os.path.join(TREE, "migrations", "*.sql")))
@@ -24,7 +24,7 @@ def parse_rfc3339(s):
 
 def test_health_reports_db_and_upstream(stack, fake_upstream):
     before = len(fake_upstream.seen)
-    r = stack.get("/health")
+    r = stack.get("/health", headers=AUTH)
     assert r.status == 200, r
     body = r.json()
     assert body["status"] == "healthy"
@@ -41,7 +41,7 @@ def test_health_reports_db_and_upstream(stack, fake_upstream):
 
 def test_health_degraded_when_upstream_down(make_stack):
     s = make_stack("noupstream", "http://127.0.0.1:%d" % free_port())
-    r = s.get("/health")
+    r = s.get("/health", headers=AUTH)
     assert r.status == 200, r
     body = r.json()
     assert body["status"] == "degraded"
@@ -50,6 +50,27 @@ def test_health_degraded_when_upstream_down(make_stack):
     assert "connect" in body["checks"]["upstream"]["error"].lower()
     # Readiness is about the gateway itself: still ready.
     assert s.get("/health/readiness").status == 200
+    s.stop()
+
+
+def test_health_details_are_for_admins_only(make_stack):
+    """Issue #15, 7: the upstream's address, latencies and libpq's or
+    libcurl's errors go to an admin only; anyone gets the statuses (and
+    never a 401 from a health route)."""
+    s = make_stack("healthleak", "http://127.0.0.1:%d" % free_port())
+    for headers in ({}, {"Authorization": "Bearer sk-not-a-key"},
+                    {"Authorization": "Basic eDp5"}):
+        r = s.get("/health", headers=headers)
+        assert r.status == 200, r
+        body = r.json()
+        assert body["status"] == "degraded"
+        assert set(body) == {"status", "version", "timestamp", "checks"}
+        assert body["checks"] == {"database": {"status": "ok"},
+                                  "upstream": {"status": "error"}}
+        assert "127.0.0.1" not in r.body.decode()
+    full = s.get("/health", headers=AUTH).json()["checks"]
+    assert full["upstream"]["url"].startswith("http://127.0.0.1:")
+    assert "error" in full["upstream"] and "latency_ms" in full["database"]
     s.stop()
 
 
@@ -168,7 +189,7 @@ def test_slow_requests_do_not_block_fast_ones(make_stack):
 
 def test_reload_on_sighup(make_stack, fake_upstream):
     s = make_stack("reload", fake_upstream.url)
-    assert s.get("/health").json()["checks"]["upstream"]["url"].endswith("/health")
+    assert s.get("/health", headers=AUTH).json()["checks"]["upstream"]["url"].endswith("/health")
     conf = s.conf()
     text = open(conf).read()
     open(conf, "w").write(text.replace("health_path = /health", "health_path = /ping"))
@@ -176,7 +197,7 @@ def test_reload_on_sighup(make_stack, fake_upstream):
     deadline = time.time() + 5
     url = ""
     while time.time() < deadline:
-        url = s.get("/health").json()["checks"]["upstream"]["url"]
+        url = s.get("/health", headers=AUTH).json()["checks"]["upstream"]["url"]
         if url.endswith("/ping"):
             break
         time.sleep(0.1)
@@ -186,7 +207,7 @@ def test_reload_on_sighup(make_stack, fake_upstream):
     os.kill(s.pid("health"), signal.SIGHUP)
     time.sleep(0.5)
     assert "reload refused" in s.log("health")
-    assert s.get("/health").json()["checks"]["upstream"]["url"].endswith("/ping")
+    assert s.get("/health", headers=AUTH).json()["checks"]["upstream"]["url"].endswith("/ping")
     s.stop()
 
 
