@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -113,10 +115,22 @@ static const struct key_def keys[] = {
     {"log", "file", CT_PATH, O(log_file), "", 0, 0, NULL, CF_RESTART},
     {"log", "level", CT_ENUM, O(log_level), "info", 0, 0, log_levels, 0},
     {"log", "prompts", CT_BOOL, O(log_prompts), "off", 0, 1, NULL, 0},
+    {"rate_limit", "auth_failures_burst", CT_INT, O(rl_auth_fail_burst), "20",
+        1, 1000000, NULL, 0},
+    {"rate_limit", "auth_failures_per_min", CT_INT, O(rl_auth_fail_per_min),
+        "60", 0, 60000000, NULL, 0},
     {"rate_limit", "burst", CT_INT, O(rate_limit_burst), "200", 1, 10000000,
         NULL, 0},
+    {"rate_limit", "clients", CT_INT, O(rl_clients), "65536", 8, 65536, NULL,
+        0},
+    {"rate_limit", "host_burst", CT_INT, O(rl_host_burst), "2000", 1, 10000000,
+        NULL, 0},
+    {"rate_limit", "host_rps", CT_INT, O(rl_host_rps), "0", 0, 10000000, NULL,
+        0},
     {"rate_limit", "rps", CT_INT, O(rate_limit_rps), "100", 0, 10000000, NULL,
         0},
+    {"rate_limit", "trusted_proxies", CT_STR, O(rl_trusted_proxies), "", 0, 0,
+        NULL, 0},
     {"spend", "batch_rows", CT_INT, O(spend_batch_rows), "500", 1, 10000, NULL,
         0},
     {"spend", "budget_refresh_ms", CT_INT, O(budget_refresh_ms), "1000", 0,
@@ -573,11 +587,63 @@ load_secrets(struct parse *p)
 	return GW_OK;
 }
 
+/*
+ * "10.0.0.0/8 ::1, 192.168.1.7" into nets: addresses with an optional
+ * prefix length, IPv4 or IPv6, separated by spaces or commas. 0, or -1
+ * with the bad word in bad.
+ */
+static int
+parse_nets(const char *s, struct gw_net *nets, int *n, char *bad, size_t badlen)
+{
+	char word[128], *slash, *end;
+	size_t len;
+	long prefix;
+
+	*n = 0;
+	while (*s != '\0') {
+		while (*s == ' ' || *s == ',' || *s == '\t')
+			s++;
+		len = strcspn(s, " ,\t");
+		if (len == 0)
+			break;
+		snprintf(bad, badlen, "%.*s", (int)len, s);
+		if (len >= sizeof(word) || *n >= GW_CFG_MAX_NETS)
+			return -1;
+		memcpy(word, s, len);
+		word[len] = '\0';
+		s += len;
+		prefix = -1;
+		if ((slash = strchr(word, '/')) != NULL) {
+			*slash = '\0';
+			prefix = strtol(slash + 1, &end, 10);
+			if (slash[1] == '\0' || *end != '\0' || prefix < 0)
+				return -1;
+		}
+		memset(&nets[*n], 0, sizeof(nets[*n]));
+		if (inet_pton(AF_INET, word, nets[*n].addr) == 1) {
+			nets[*n].v6 = 0;
+			nets[*n].prefix = prefix < 0 ? 32 : (int)prefix;
+			if (prefix > 32)
+				return -1;
+		} else if (inet_pton(AF_INET6, word, nets[*n].addr) == 1) {
+			nets[*n].v6 = 1;
+			nets[*n].prefix = prefix < 0 ? 128 : (int)prefix;
+			if (prefix > 128)
+				return -1;
+		} else {
+			return -1;
+		}
+		(*n)++;
+	}
+	return 0;
+}
+
 static enum gw_status
 validate(struct parse *p)
 {
 	struct gw_cfg *cfg = p->cfg;
 	const char *colon;
+	char bad[128];
 
 	if (strncmp(cfg->upstream_url, "http://", 7) != 0 &&
 	    strncmp(cfg->upstream_url, "https://", 8) != 0)
@@ -592,6 +658,11 @@ validate(struct parse *p)
 	    atoi(colon + 1) > 65535)
 		return fail(p, NULL, "[gateway] listen",
 		    "'%s' must be host:port", cfg->listen);
+	if (parse_nets(cfg->rl_trusted_proxies, cfg->rl_trusted,
+	        &cfg->rl_ntrusted, bad, sizeof(bad)) != 0)
+		return fail(p, NULL, "[rate_limit] trusted_proxies",
+		    "'%s' is not an address or address/prefix (at most %d)",
+		    bad, GW_CFG_MAX_NETS);
 	if (cfg->langfuse_enabled == 0 && cfg->langfuse_public_key[0] != '\0' &&
 	    getenv("LANGFUSE_PUBLIC_KEY") != NULL)
 		cfg->langfuse_enabled = 1;

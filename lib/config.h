@@ -36,6 +36,14 @@ enum gw_langfuse_record {
 };
 
 /* A plain value struct: fields are read directly. */
+/* An address and prefix length ([rate_limit] trusted_proxies). */
+#define GW_CFG_MAX_NETS 32
+struct gw_net {
+	unsigned char addr[16]; /* network byte order; IPv4 in the first 4 */
+	int v6;
+	int prefix;
+};
+
 struct gw_cfg {
 	char *path; /* the file this was loaded from */
 	/* [gateway] */
@@ -81,8 +89,16 @@ struct gw_cfg {
 	int jwt_leeway_s;
 	int jwt_require_exp; /* refuse JWTs without exp */
 	/* [rate_limit] */
-	int rate_limit_rps;
+	int rate_limit_rps; /* per client source */
 	int rate_limit_burst;
+	int rl_host_rps; /* every client of the host together; 0: off */
+	int rl_host_burst;
+	int rl_clients; /* slots of the per-client table */
+	int rl_auth_fail_per_min;
+	int rl_auth_fail_burst;
+	char *rl_trusted_proxies;
+	struct gw_net rl_trusted[GW_CFG_MAX_NETS]; /* parsed from the above */
+	int rl_ntrusted;
 	/* [langfuse] */
 	int langfuse_enabled;
 	char *langfuse_host;

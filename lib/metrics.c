@@ -70,6 +70,11 @@ static const struct mdef mdefs[GW_METRIC_COUNT] = {
         "Requests admitted without a per-key limit because a shared table "
         "was full, by reason.",
         "reason=\"other\"", K_COUNTER, 0, 0},
+    [GW_METRIC_RATELIMIT_CLIENT_EVICTIONS] =
+        {"llmgw_ratelimit_client_evictions_total",
+            "Client sources whose bucket was given to another source, least "
+            "recently used first ([rate_limit] clients is full).",
+            "", K_COUNTER, 0, 1},
     [GW_METRIC_UPSTREAM_ERRORS] = {"llmgw_upstream_errors_total",
         "Upstream failures, by kind (connect, timeout, status_4xx, "
         "status_5xx, midstream, ...).",

@@ -40,6 +40,9 @@ enum gw_metric {
 	GW_METRIC_RATELIMITED,
 	/* counter llmgw_ratelimit_fail_open_total{reason}, by ratelimit.c */
 	GW_METRIC_RATELIMIT_FAILOPEN,
+	/* counter llmgw_ratelimit_client_evictions_total: a client source's
+	 * bucket taken over by another (the table is full), by ratelimit.c */
+	GW_METRIC_RATELIMIT_CLIENT_EVICTIONS,
 	/* counter llmgw_upstream_errors_total{kind}; kind connect|timeout|
 	 * status_4xx|status_5xx|midstream|... */
 	GW_METRIC_UPSTREAM_ERRORS,

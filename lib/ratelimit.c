@@ -719,3 +719,183 @@ gw_rl_reap(void)
 		    "freed %d parallel slots held by dead processes", freed);
 	return freed;
 }
+
+/*
+ * Per-client buckets: one GCRA word for requests and one for failed
+ * authentications per client source (an address), in a table of
+ * [rate_limit] clients slots (a power of two, at most CL_SLOTS_MAX) in
+ * area GW_SHM_AREA_CLIENTS. A source lives in one group of CL_GROUP slots
+ * picked by its hash; a new source takes a free slot of its group, else
+ * the least recently used one (counted as an eviction: the evicted source
+ * starts again with a full bucket, which only helps it).
+ *
+ * XXX: a thread that read a slot's key just before another evicted it may
+ * charge its one token to the newcomer: rare (the table must be full) and
+ * worth one request at most.
+ */
+#define CL_SLOTS_MAX 65536
+#define CL_GROUP 8
+
+struct cl_entry {
+	_Atomic uint64_t key; /* the source's hash (never 0); 0: free */
+	_Atomic int64_t tat;  /* GCRA of its requests */
+	_Atomic int64_t fail; /* GCRA of its failed authentications */
+	_Atomic int64_t used; /* last use, ns: the least recent is evicted */
+};
+
+struct cl_area {
+	struct cl_entry e[CL_SLOTS_MAX];
+};
+
+static struct cl_area *
+cl_area(void)
+{
+	struct gw_shm *s = gw_shm_get();
+
+	return s != NULL ? gw_shm_area(s, GW_SHM_AREA_CLIENTS,
+	                       sizeof(struct cl_area), NULL)
+	                 : NULL;
+}
+
+/*
+ * GCRA on one word: take one token of a bucket of rate/s and depth burst
+ * (take = 0: only look). 1 when there was one; else 0 and *retry_s.
+ */
+static int
+gcra(_Atomic int64_t *word, double rate, double burst, int64_t now_ns, int take,
+    int *retry_s)
+{
+	double tf = 1e9 / rate, tauf;
+	int64_t t, tau, tat, base;
+
+	t = tf < 1 ? 1 : tf > 1e15 ? (int64_t)1e15 : (int64_t)(tf + 0.5);
+	tauf = (!(burst >= 1) ? 0 : burst - 1) * (double)t;
+	tau = tauf > 4e18 ? (int64_t)4e18 : (int64_t)tauf;
+	tat = atomic_load_explicit(word, memory_order_relaxed);
+	do {
+		base = tat > now_ns ? tat : now_ns;
+		if (base - now_ns > tau) {
+			if (retry_s != NULL)
+				*retry_s = ceil_s(base - now_ns - tau);
+			return 0;
+		}
+		if (!take)
+			return 1;
+	} while (!atomic_compare_exchange_weak_explicit(
+	    word, &tat, base + t, memory_order_relaxed, memory_order_relaxed));
+	return 1;
+}
+
+/* The slot of source (claimed if new), or NULL: no table. */
+static struct cl_entry *
+cl_slot(const char *source, int slots, int64_t now_ns)
+{
+	struct cl_area *a = cl_area();
+	uint64_t h, key, none;
+	unsigned n = CL_SLOTS_MAX, g, i, victim;
+	int64_t oldest;
+	int tries;
+
+	if (a == NULL)
+		return NULL;
+	while (n > (unsigned)CL_GROUP && n > (unsigned)slots)
+		n >>= 1;
+	/* One 64-bit hash: its low bits pick the group, all of it is the key.
+	 */
+	h = gw_shm_hash(source, strlen(source), UINT64_C(0x636c69656e742d72)) |
+	    1;
+	g = (unsigned)((h >> 1) % (n / CL_GROUP)) * CL_GROUP;
+	for (tries = 0; tries < 4; tries++) {
+		victim = g;
+		oldest = INT64_MAX;
+		for (i = g; i < g + CL_GROUP; i++) {
+			key = atomic_load_explicit(
+			    &a->e[i].key, memory_order_acquire);
+			if (key == h) {
+				atomic_store_explicit(&a->e[i].used, now_ns,
+				    memory_order_relaxed);
+				return &a->e[i];
+			}
+			if (key == 0) {
+				victim = i;
+				oldest = INT64_MIN;
+				break;
+			}
+			if (atomic_load_explicit(
+			        &a->e[i].used, memory_order_relaxed) < oldest) {
+				oldest = atomic_load_explicit(
+				    &a->e[i].used, memory_order_relaxed);
+				victim = i;
+			}
+		}
+		none = atomic_load_explicit(
+		    &a->e[victim].key, memory_order_acquire);
+		if (oldest != INT64_MIN && none == 0)
+			continue; /* freed meanwhile: look again */
+		if (oldest == INT64_MIN && none != 0)
+			continue; /* taken meanwhile */
+		if (atomic_compare_exchange_strong_explicit(&a->e[victim].key,
+		        &none, h, memory_order_acq_rel, memory_order_acquire)) {
+			/* Ours: a newcomer starts with full buckets. */
+			atomic_store_explicit(
+			    &a->e[victim].tat, 0, memory_order_relaxed);
+			atomic_store_explicit(
+			    &a->e[victim].fail, 0, memory_order_relaxed);
+			atomic_store_explicit(
+			    &a->e[victim].used, now_ns, memory_order_relaxed);
+			if (none != 0)
+				gw_metrics_inc(
+				    GW_METRIC_RATELIMIT_CLIENT_EVICTIONS, "",
+				    1);
+			return &a->e[victim];
+		}
+	}
+	return NULL; /* contended four times over: admitted untracked */
+}
+
+void
+gw_rl_client_limits_of(
+    const struct gw_cfg *cfg, struct gw_rl_client_limits *lim)
+{
+	lim->rps = (double)cfg->rate_limit_rps;
+	lim->burst = (double)cfg->rate_limit_burst;
+	lim->fail_rate = cfg->rl_auth_fail_per_min / 60.0;
+	lim->fail_burst = (double)cfg->rl_auth_fail_burst;
+	lim->slots = cfg->rl_clients;
+}
+
+enum gw_rl_client_verdict
+gw_rl_client_admit(const char *source, const struct gw_rl_client_limits *lim,
+    int64_t now_ns, int *retry_after_s)
+{
+	struct cl_entry *e;
+
+	if ((!(lim->rps > 0) && !(lim->fail_rate > 0)) ||
+	    (e = cl_slot(source, lim->slots, now_ns)) == NULL)
+		return GW_RL_CLIENT_OK;
+	if (lim->fail_rate > 0 &&
+	    !gcra(&e->fail, lim->fail_rate, lim->fail_burst, now_ns, 0,
+	        retry_after_s)) {
+		gw_metrics_inc(
+		    GW_METRIC_RATELIMITED, "reason=\"auth_failures\"", 1);
+		return GW_RL_CLIENT_AUTH_FAILURES;
+	}
+	if (lim->rps > 0 &&
+	    !gcra(&e->tat, lim->rps, lim->burst, now_ns, 1, retry_after_s)) {
+		gw_metrics_inc(GW_METRIC_RATELIMITED, "reason=\"client\"", 1);
+		return GW_RL_CLIENT_RATE;
+	}
+	return GW_RL_CLIENT_OK;
+}
+
+void
+gw_rl_client_auth_failed(
+    const char *source, const struct gw_rl_client_limits *lim, int64_t now_ns)
+{
+	struct cl_entry *e;
+
+	if (lim->fail_rate > 0 &&
+	    (e = cl_slot(source, lim->slots, now_ns)) != NULL)
+		(void)gcra(
+		    &e->fail, lim->fail_rate, lim->fail_burst, now_ns, 1, NULL);
+}

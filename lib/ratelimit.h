@@ -8,7 +8,8 @@
  * Clock: every now_ns must come from one host-wide clock; use
  * CLOCK_MONOTONIC (gw_now_mono_us() * 1000).
  *
- * Global bucket: a token bucket of rate tokens/s and depth burst, kept as
+ * Global bucket (the optional host-wide cap): a token bucket of rate
+ * tokens/s and depth burst, kept as
  * GCRA (one 64-bit "theoretical arrival time" updated with one CAS), which
  * admits exactly what a token bucket admits.
  *
@@ -36,6 +37,7 @@
 
 #include <stdint.h>
 
+#include "config.h"
 #include "util.h"
 
 /* Limits of one entity; a negative value means no limit. */
@@ -74,6 +76,42 @@ enum gw_rl_verdict {
  */
 int gw_rl_take_global(
     double rate, double burst, int64_t now_ns, int *retry_after_s);
+
+/*
+ * Per-client buckets, one per client source (an address), in a shared
+ * table of slots entries (a power of two is used, 8 to 65536; the least
+ * recently used source is evicted, GW_METRIC_RATELIMIT_CLIENT_EVICTIONS):
+ * a request bucket of rps/s with depth burst, and a bucket of failed
+ * authentications (fail_rate/s, depth fail_burst). A rate <= 0 turns a
+ * bucket off.
+ */
+struct gw_rl_client_limits {
+	double rps, burst;
+	double fail_rate, fail_burst;
+	int slots;
+};
+
+enum gw_rl_client_verdict {
+	GW_RL_CLIENT_OK = 0,
+	GW_RL_CLIENT_RATE,          /* its request bucket is empty */
+	GW_RL_CLIENT_AUTH_FAILURES, /* it failed to authenticate too often */
+};
+
+/*
+ * Admit one request of source: its failures must have left a token (none
+ * is taken), and one token of its request bucket is taken. On a refusal
+ * *retry_after_s (NULL-ok) is set and reason="auth_failures" or "client"
+ * counted.
+ */
+enum gw_rl_client_verdict gw_rl_client_admit(const char *source,
+    const struct gw_rl_client_limits *lim, int64_t now_ns, int *retry_after_s)
+    GW_NONNULL(1, 2);
+/* The limits [rate_limit] sets (rps, burst, auth_failures_*, clients). */
+void gw_rl_client_limits_of(
+    const struct gw_cfg *cfg, struct gw_rl_client_limits *lim) GW_NONNULL(1, 2);
+/* A failed authentication of source: one token of its failure bucket. */
+void gw_rl_client_auth_failed(const char *source,
+    const struct gw_rl_client_limits *lim, int64_t now_ns) GW_NONNULL(1, 2);
 
 /*
  * Check and take one request for entity under lim. On GW_RL_OK the ticket

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -67,6 +68,7 @@ gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_ctx *ctx,
 	req->route = "-";
 	req->err_type[0] = '\0';
 	req->model[0] = '\0';
+	req->client[0] = '\0';
 	req->start_mono_us = gw_now_mono_us();
 	req->start_real_us = gw_now_real_us();
 	/* Time-ordered: spend_logs' primary key then grows at its end. */
@@ -202,6 +204,92 @@ gw_req_header(const struct gw_req *req, const char *name)
 		               : (char)toupper((unsigned char)name[i]);
 	env[o] = '\0';
 	return gw_req_param(req, env);
+}
+
+/* 1 when the address text a (n bytes) is inside one of nets. */
+static int
+in_nets(const char *a, size_t n, const struct gw_net *nets, int count)
+{
+	unsigned char bin[16];
+	char text[64];
+	int v6, i, full, rest;
+
+	if (count == 0 || n == 0 || n >= sizeof(text))
+		return 0;
+	memcpy(text, a, n);
+	text[n] = '\0';
+	if (inet_pton(AF_INET, text, bin) == 1)
+		v6 = 0;
+	else if (inet_pton(AF_INET6, text, bin) == 1)
+		v6 = 1;
+	else
+		return 0;
+	for (i = 0; i < count; i++) {
+		if (nets[i].v6 != v6)
+			continue;
+		full = nets[i].prefix / 8;
+		rest = nets[i].prefix % 8;
+		if (memcmp(bin, nets[i].addr, (size_t)full) != 0)
+			continue;
+		if (rest == 0 || ((bin[full] ^ nets[i].addr[full]) &
+		                     (0xff << (8 - rest))) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+set_client(struct gw_req *req, const char *a, size_t n)
+{
+	while (n > 0 && (*a == ' ' || *a == '\t')) {
+		a++;
+		n--;
+	}
+	while (n > 0 && (a[n - 1] == ' ' || a[n - 1] == '\t'))
+		n--;
+	if (n == 0 || n >= sizeof(req->client)) {
+		gw_strlcpy(req->client, "-", sizeof(req->client));
+		return;
+	}
+	memcpy(req->client, a, n);
+	req->client[n] = '\0';
+}
+
+const char *
+gw_req_client(struct gw_req *req)
+{
+	const struct gw_cfg *cfg = req->cfg;
+	const char *ra, *xff, *end, *comma, *b, *e;
+
+	if (req->client[0] != '\0')
+		return req->client;
+	ra = req->fr != NULL ? gw_req_param(req, "REMOTE_ADDR") : NULL;
+	if (ra == NULL || ra[0] == '\0') {
+		set_client(req, "-", 1);
+		return req->client;
+	}
+	set_client(req, ra, strlen(ra));
+	if (!in_nets(ra, strlen(ra), cfg->rl_trusted, cfg->rl_ntrusted) ||
+	    (xff = gw_req_header(req, "X-Forwarded-For")) == NULL)
+		return req->client;
+	/* Right to left: the first hop that is not ours is the client. */
+	end = xff + strlen(xff);
+	while (end > xff) {
+		for (comma = end; comma > xff && comma[-1] != ','; comma--)
+			;
+		for (b = comma; b < end && (*b == ' ' || *b == '\t'); b++)
+			;
+		for (e = end; e > b && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			;
+		if (e > b) {
+			set_client(req, b, (size_t)(e - b));
+			if (!in_nets(b, (size_t)(e - b), cfg->rl_trusted,
+			        cfg->rl_ntrusted))
+				break;
+		}
+		end = comma > xff ? comma - 1 : xff;
+	}
+	return req->client;
 }
 
 enum gw_status

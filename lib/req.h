@@ -63,6 +63,7 @@ struct gw_req {
 	struct gw_buf logx; /* extra logfmt fields for the access line */
 	char err_type[48];  /* type of the error answered, or "" */
 	char model[96];     /* the model asked for, for metrics ("" if none) */
+	char client[48];    /* gw_req_client's answer, "" until asked */
 	struct gw_reqout *dout; /* after gw_req_detach: its own output */
 	/* Set by gw_req_go_async: run on the loop once detached. */
 	void (*async_fn)(struct gw_req *detached, void *arg);
@@ -101,6 +102,14 @@ const char *gw_req_header(const struct gw_req *req, const char *name)
  */
 enum gw_status gw_req_query(const struct gw_req *req, const char *name,
     char *out, size_t outlen) GW_NONNULL(1, 2, 3);
+/*
+ * The client source for per-client limits: REMOTE_ADDR, or, when that is
+ * one of [rate_limit] trusted_proxies, the right-most address of
+ * X-Forwarded-For that is not (the left-most when all are): what Traefik,
+ * lighttpd or Apache in front saw. Borrowed, computed once per request;
+ * "-" when the web server said nothing.
+ */
+const char *gw_req_client(struct gw_req *req) GW_NONNULL(1);
 /*
  * Read the whole body into req->body. GW_E_TOOBIG when CONTENT_LENGTH or
  * the bytes received exceed cfg->max_body_bytes, GW_E_INVALID when the

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ratelimit.h"
 #include "req.h"
 #include "util.h"
 
@@ -164,6 +165,14 @@ gw_dispatch(struct gw_req *req, const struct gw_router *rt)
 		return r->fn(req, &c);
 	}
 	if ((st = gw_auth_check(req, &c.who, msg, sizeof(msg))) != GW_OK) {
+		/* A wrong key costs its source (a database outage does not). */
+		if (st == GW_E_AUTH) {
+			struct gw_rl_client_limits lim;
+
+			gw_rl_client_limits_of(req->cfg, &lim);
+			gw_rl_client_auth_failed(
+			    gw_req_client(req), &lim, gw_now_mono_us() * 1000);
+		}
 		gw_auth_reply(req, st, &c.who, msg);
 		return GW_OK;
 	}

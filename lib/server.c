@@ -150,30 +150,61 @@ thread_refresh_cfg(struct gw_thread *th)
 	gw_cfg_unref((struct gw_cfg *)old);
 }
 
-/*
- * The host-wide bucket ([rate_limit] rps, burst; rps 0: off), before any
- * other work. Health routes are never limited. 0 when refused (answered).
- */
+/* Answer 429 with Retry-After and msg. */
 static int
-admit_global(struct gw_req *req)
+refuse(struct gw_req *req, int retry, const char *msg)
 {
-	const struct gw_cfg *cfg = req->cfg;
-	char msg[160];
-	int retry = 1;
-
-	if (!g_ops->rate_limited || cfg->rate_limit_rps <= 0)
-		return 1;
-	if (gw_rl_take_global((double)cfg->rate_limit_rps,
-	        (double)cfg->rate_limit_burst, gw_now_mono_us() * 1000, &retry))
-		return 1;
 	req->route = "rate_limited";
-	snprintf(msg, sizeof(msg),
-	    "Rate limit exceeded: this gateway takes %d requests/s (bursts of "
-	    "%d). Retry in %d s.",
-	    cfg->rate_limit_rps, cfg->rate_limit_burst, retry);
 	gw_req_add_header(req, "Retry-After", "%d", retry);
 	gw_reply_error_ex(req, 429, "rate_limit_error", NULL, msg);
 	return 0;
+}
+
+/*
+ * Before any other work: the client source's bucket ([rate_limit] rps,
+ * burst; rps 0: off), its failed authentications (auth_failures_per_min),
+ * and the optional host-wide cap (host_rps). One client flooding takes
+ * only its own tokens. Health routes are never limited. 0 when refused
+ * (answered).
+ */
+static int
+admit(struct gw_req *req)
+{
+	const struct gw_cfg *cfg = req->cfg;
+	int64_t now = gw_now_mono_us() * 1000;
+	struct gw_rl_client_limits lim;
+	enum gw_rl_client_verdict v;
+	char msg[200];
+	int retry = 1;
+
+	if (!g_ops->rate_limited)
+		return 1;
+	gw_rl_client_limits_of(cfg, &lim);
+	v = gw_rl_client_admit(gw_req_client(req), &lim, now, &retry);
+	if (v == GW_RL_CLIENT_AUTH_FAILURES) {
+		snprintf(msg, sizeof(msg),
+		    "Too many failed authentications from this address. Retry "
+		    "in %d s.",
+		    retry);
+		return refuse(req, retry, msg);
+	}
+	if (v == GW_RL_CLIENT_RATE) {
+		snprintf(msg, sizeof(msg),
+		    "Rate limit exceeded: this gateway takes %d requests/s per "
+		    "client (bursts of %d). Retry in %d s.",
+		    cfg->rate_limit_rps, cfg->rate_limit_burst, retry);
+		return refuse(req, retry, msg);
+	}
+	if (cfg->rl_host_rps > 0 &&
+	    !gw_rl_take_global((double)cfg->rl_host_rps,
+	        (double)cfg->rl_host_burst, now, &retry)) {
+		snprintf(msg, sizeof(msg),
+		    "Rate limit exceeded: this gateway takes %d requests/s in "
+		    "all (bursts of %d). Retry in %d s.",
+		    cfg->rl_host_rps, cfg->rl_host_burst, retry);
+		return refuse(req, retry, msg);
+	}
+	return 1;
 }
 
 /* requests_total{route,model,status} and the request duration. */
@@ -246,7 +277,7 @@ worker_thread(void *arg)
 		thread_refresh_cfg(th);
 		gw_req_begin(&req, &fr, &th->ctx, th->cfg, &req_hooks);
 		gw_metrics_gauge_add_pid(GW_METRIC_IN_FLIGHT, 1);
-		if (!admit_global(&req))
+		if (!admit(&req))
 			; /* answered 429 */
 		else if ((st = g_ops->handle(&req)) == GW_DETACHED) {
 			/*

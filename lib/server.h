@@ -27,7 +27,7 @@ struct gw_server_ops {
 	 * status is answered with gw_reply_error(req, st, NULL).
 	 */
 	enum gw_status (*handle)(struct gw_req *req);
-	/* 1: requests count against the host-wide [rate_limit] bucket. */
+	/* 1: requests count against the [rate_limit] buckets (per client). */
 	int rate_limited;
 	/* Optional: once per worker process, before / after its threads. */
 	void (*process_init)(const struct gw_cfg *cfg);

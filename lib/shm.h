@@ -38,13 +38,14 @@
 
 #include "err.h"
 
-#define GW_SHM_LAYOUT_VERSION 2
+#define GW_SHM_LAYOUT_VERSION 3
 /* The size gw_shm_attach maps: room for every area below with headroom. */
-#define GW_SHM_SIZE ((size_t)8 << 20)
+#define GW_SHM_SIZE ((size_t)16 << 20)
 
 enum gw_shm_area {
 	GW_SHM_AREA_RATELIMIT = 0,
 	GW_SHM_AREA_METRICS,
+	GW_SHM_AREA_CLIENTS, /* ratelimit.c: one bucket per client source */
 	GW_SHM_AREA_MAX = 8
 };
 

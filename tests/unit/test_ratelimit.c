@@ -744,11 +744,86 @@ test_perf(void **state)
 	    (double)(t1 - t0) / N, (double)(t2 - t1) / N);
 }
 
+/* Take one request of src under rps 1, burst 3, no failure limit. */
+static int
+take(const char *src, int64_t now)
+{
+	struct gw_rl_client_limits lim = {1, 3, 0, 1, 8};
+
+	return gw_rl_client_admit(src, &lim, now, NULL) == GW_RL_CLIENT_OK;
+}
+
+/* Per-client buckets: each source has its own; a full table evicts LRU. */
+static void
+test_client_buckets(void **state)
+{
+	struct gw_rl_client_limits off = {0, 1, 0, 1, 8};
+	int64_t now = T0, ev0;
+	int i;
+	char src[32];
+
+	(void)state;
+	/* Source a: a burst of 3, then refused; b is untouched by it. */
+	for (i = 0; i < 3; i++)
+		assert_true(take("10.0.0.1", now));
+	assert_false(take("10.0.0.1", now));
+	assert_true(take("10.0.0.2", now));
+	/* A second later a's one token is back. */
+	assert_true(take("10.0.0.1", now + SEC));
+	assert_false(take("10.0.0.1", now + SEC));
+	/* 8 slots: eight more sources push out the least recently used. */
+	ev0 =
+	    (int64_t)gw_metrics_value(GW_METRIC_RATELIMIT_CLIENT_EVICTIONS, "");
+	for (i = 0; i < 8; i++) {
+		snprintf(src, sizeof(src), "192.0.2.%d", i);
+		assert_true(take(src, now + 2 * SEC + i));
+	}
+	assert_true((int64_t)gw_metrics_value(
+	                GW_METRIC_RATELIMIT_CLIENT_EVICTIONS, "") -
+	                ev0 >=
+	            2);
+	/* a was evicted: it comes back with a full bucket (only helps it). */
+	for (i = 0; i < 3; i++)
+		assert_true(take("10.0.0.1", now + 3 * SEC));
+	/* rate <= 0: no limit. */
+	for (i = 0; i < 1000; i++)
+		assert_int_equal(
+		    gw_rl_client_admit("10.0.0.9", &off, now, NULL),
+		    GW_RL_CLIENT_OK);
+}
+
+static void
+test_client_auth_failures(void **state)
+{
+	struct gw_rl_client_limits lim = {1000, 1000, 0.1, 5, 64};
+	int64_t now = T0 + 30 * SEC;
+	int i, retry = 0;
+
+	(void)state;
+	/* Admission takes no failure; each failure takes one of 5. */
+	for (i = 0; i < 20; i++)
+		assert_int_equal(
+		    gw_rl_client_admit("10.1.0.1", &lim, now, &retry),
+		    GW_RL_CLIENT_OK);
+	for (i = 0; i < 5; i++)
+		gw_rl_client_auth_failed("10.1.0.1", &lim, now);
+	assert_int_equal(gw_rl_client_admit("10.1.0.1", &lim, now, &retry),
+	    GW_RL_CLIENT_AUTH_FAILURES);
+	assert_int_equal(retry, 10); /* one failure back every 10 s */
+	assert_int_equal(
+	    gw_rl_client_admit("10.1.0.2", &lim, now, NULL), GW_RL_CLIENT_OK);
+	assert_int_equal(
+	    gw_rl_client_admit("10.1.0.1", &lim, now + 10 * SEC, NULL),
+	    GW_RL_CLIENT_OK);
+}
+
 int
 main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
+	    T(test_client_buckets),
+	    T(test_client_auth_failures),
 	    T(test_global_bucket),
 	    T(test_global_retry_after),
 	    T(test_rpm),
