@@ -88,6 +88,8 @@ static const struct key_def keys[] = {
         CF_RESTART},
     {"gateway", "max_body_bytes", CT_LONG, O(max_body_bytes), "8388608", 1024,
         1073741824L, NULL, 0},
+    {"gateway", "max_json_values", CT_INT, O(max_json_values), "200000", 16,
+        100000000, NULL, 0},
     {"gateway", "processes", CT_INT, O(processes), "2", 1, 64, NULL,
         CF_RESTART},
     {"gateway", "shm_path", CT_PATH, O(shm_path), "/dev/shm/llmgw", 0, 0, NULL,

@@ -411,6 +411,7 @@ enum perr {
 	PE_UTF8,      /* invalid, overlong or surrogate UTF-8 */
 	PE_DEPTH,     /* nesting deeper than JSON_MAX_DEPTH */
 	PE_NONFINITE, /* NaN, Infinity, or a number beyond a double */
+	PE_TOOMANY,   /* more values than the caller allows */
 };
 
 static const char *const perr_what[] = {
@@ -427,6 +428,8 @@ struct parse {
 	enum perr err;
 	size_t at;          /* where err was found, from buf */
 	struct gw_buf text; /* a string's unescaped bytes */
+	size_t values;      /* values left to build (containers count) */
+	size_t max_values;
 };
 
 /* Note the first failure; always -1. */
@@ -770,6 +773,9 @@ p_value(struct parse *ps, int depth, json_object **out)
 		return p_fail(ps, PE_END, s->p);
 	if (depth > JSON_MAX_DEPTH)
 		return p_fail(ps, PE_DEPTH, s->p);
+	/* Each value is built: bounded before it is, not after. */
+	if (ps->values-- == 0)
+		return p_fail(ps, PE_TOOMANY, s->p);
 	switch (*s->p) {
 	case '{':
 		s->p++;
@@ -826,6 +832,12 @@ p_describe(const struct parse *ps, char *msg, size_t msglen)
 		    "byte %zu",
 		    JSON_MAX_DEPTH, ps->at);
 		break;
+	case PE_TOOMANY:
+		snprintf(msg, msglen,
+		    "Request body holds more than %zu JSON values ([gateway] "
+		    "max_json_values)",
+		    ps->max_values);
+		break;
 	case PE_NONFINITE:
 		snprintf(msg, msglen,
 		    "Invalid JSON in request body: NaN and Infinity are not "
@@ -845,7 +857,15 @@ enum gw_status
 gw_json_parse(
     const char *buf, size_t len, json_object **out, char *msg, size_t msglen)
 {
-	struct parse ps = {{NULL, NULL, 0}, NULL, PE_NONE, 0, {NULL, 0, 0}};
+	return gw_json_parse_max(buf, len, 0, out, msg, msglen);
+}
+
+enum gw_status
+gw_json_parse_max(const char *buf, size_t len, size_t max_values,
+    json_object **out, char *msg, size_t msglen)
+{
+	struct parse ps = {{NULL, NULL, 0}, NULL, PE_NONE, 0, {NULL, 0, 0},
+	    max_values ? max_values : SIZE_MAX, max_values};
 	json_object *o = NULL;
 	enum gw_status st = GW_E_INVALID;
 

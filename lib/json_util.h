@@ -27,6 +27,14 @@
  */
 enum gw_status gw_json_parse(const char *buf, size_t len, json_object **out,
     char *msg, size_t msglen) GW_NONNULL(3, 4);
+/*
+ * The same, refusing a document of more than max_values values (every
+ * array element, member value and scalar counts; 0: no limit) before it
+ * builds the one too many: what a hostile body can make json-c allocate is
+ * bounded by max_values objects (about 100 bytes each), not by its size.
+ */
+enum gw_status gw_json_parse_max(const char *buf, size_t len, size_t max_values,
+    json_object **out, char *msg, size_t msglen) GW_NONNULL(4, 5);
 
 /*
  * "usage" of an upstream answer, read without building the document:

@@ -496,11 +496,12 @@ reply_answer(struct relay *r)
 
 enum gw_status
 gw_relay_parse_body(enum gw_call call, const char *buf, size_t len,
-    json_object **body, struct gw_verr *e)
+    size_t max_values, json_object **body, struct gw_verr *e)
 {
 	*body = NULL;
 	e->param[0] = '\0';
-	if (gw_json_parse(buf, len, body, e->msg, sizeof(e->msg)) != GW_OK)
+	if (gw_json_parse_max(
+	        buf, len, max_values, body, e->msg, sizeof(e->msg)) != GW_OK)
 		return GW_E_INVALID;
 	switch (call) {
 	case GW_CALL_CHAT:
@@ -1006,8 +1007,8 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 		gw_reply_error(req, st, msg);
 		goto out;
 	}
-	if (gw_relay_parse_body(
-	        call, req->body.p, req->body.len, &r->body, &verr) != GW_OK) {
+	if (gw_relay_parse_body(call, req->body.p, req->body.len,
+	        (size_t)req->cfg->max_json_values, &r->body, &verr) != GW_OK) {
 		bad_request(req, &verr);
 		goto out;
 	}

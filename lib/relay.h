@@ -46,13 +46,15 @@ enum gw_status gw_relay(struct gw_req *req, enum gw_call call,
 char *gw_relay_url(const char *base_url, const char *path) GW_NONNULL(1, 2);
 
 /*
- * Parse buf (len bytes) once and check it as a body of call: GW_OK with
- * *body, or GW_E_INVALID with e filled (param "" when it is no JSON).
+ * Parse buf (len bytes) once, of at most max_values JSON values (0: no
+ * limit), and check it as a body of call: GW_OK with *body, or
+ * GW_E_INVALID with e filled (param "" when it is no JSON).
  * *body, when not NULL, is the caller's to put, also on GW_E_INVALID (a
  * refused request's spend row still reads its metadata).
  */
 enum gw_status gw_relay_parse_body(enum gw_call call, const char *buf,
-    size_t len, struct json_object **body, struct gw_verr *e) GW_NONNULL(4, 5);
+    size_t len, size_t max_values, struct json_object **body, struct gw_verr *e)
+    GW_NONNULL(5, 6);
 
 /*
  * Note one reply's usage in acc, as chunks arrive: members a chunk lacks

@@ -648,6 +648,46 @@ test_usage_one_meaning(void **state)
 	assert_true(agreed > 40000);
 }
 
+/* #15: a cap on values, checked before the one too many is built. */
+static void
+test_max_values(void **state)
+{
+	json_object *o = NULL;
+	char msg[256], *big;
+	size_t i, n = 1000000;
+
+	(void)state;
+	/* Every value counts, containers too: [0,0,0] is four. */
+	assert_int_equal(
+	    gw_json_parse_max("[0,0,0]", 7, 4, &o, msg, sizeof(msg)), GW_OK);
+	json_object_put(o);
+	assert_int_equal(
+	    gw_json_parse_max("[0,0,0]", 7, 3, &o, msg, sizeof(msg)),
+	    GW_E_INVALID);
+	assert_null(o);
+	assert_string_equal(msg, "Request body holds more than 3 JSON values "
+	                         "([gateway] max_json_values)");
+	assert_int_equal(gw_json_parse_max("{\"a\":{\"b\":[1]}}", 15, 4, &o,
+	                     msg, sizeof(msg)),
+	    GW_OK);
+	json_object_put(o);
+	/* A million zeros under a cap of 1,000: refused at once. */
+	big = malloc(2 * n + 2);
+	big[0] = '[';
+	for (i = 0; i < n; i++) {
+		big[1 + 2 * i] = '0';
+		big[2 + 2 * i] = i + 1 < n ? ',' : ']';
+	}
+	assert_int_equal(
+	    gw_json_parse_max(big, 2 * n + 1, 1000, &o, msg, sizeof(msg)),
+	    GW_E_INVALID);
+	assert_int_equal(
+	    gw_json_parse_max(big, 2 * n + 1, 0, &o, msg, sizeof(msg)), GW_OK);
+	assert_int_equal(json_object_array_length(o), n);
+	json_object_put(o);
+	free(big);
+}
+
 /* #22: depth inside "usage" is counted as the parser counts it. */
 static void
 test_usage_depth(void **state)
@@ -856,6 +896,7 @@ main(void)
 	    cmocka_unit_test(test_scan_matches_parse),
 	    cmocka_unit_test(test_usage_one_meaning),
 	    cmocka_unit_test(test_usage_depth),
+	    cmocka_unit_test(test_max_values),
 	    cmocka_unit_test(test_parse_matches_jsonc),
 	};
 
