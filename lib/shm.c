@@ -258,7 +258,8 @@ gw_shm_open(const char *path, size_t size, char *err, size_t errlen)
 		goto out;
 	}
 	size = (size + SHM_ALIGN - 1) / SHM_ALIGN * SHM_ALIGN;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+	/* Never through a symlink someone else planted. */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
 	if (fd < 0) {
 		seterr(err, errlen, "open %s: %s", path, strerror(errno));
 		goto out;
@@ -271,6 +272,24 @@ gw_shm_open(const char *path, size_t size, char *err, size_t errlen)
 	}
 	if (!S_ISREG(st.st_mode)) {
 		seterr(err, errlen, "%s: not a regular file", path);
+		goto out;
+	}
+	/*
+	 * The region steers rate limits and metrics: a file another user
+	 * owns, or anyone may read or write, is not ours.
+	 */
+	if (st.st_uid != geteuid()) {
+		seterr(err, errlen,
+		    "%s: owned by uid %u, not by this user (uid %u): remove it "
+		    "or point [gateway] shm_path elsewhere",
+		    path, (unsigned)st.st_uid, (unsigned)geteuid());
+		goto out;
+	}
+	if ((st.st_mode & 0007) != 0) {
+		seterr(err, errlen,
+		    "%s: mode %04o lets other users in: chmod o= it, or remove "
+		    "it",
+		    path, (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	if ((size_t)st.st_size < size) {
@@ -405,6 +424,16 @@ carve(
 	}
 	if (off == AREA_FAILED)
 		return 0;
+	/* Read back from a file: never trusted past the mapping's end. */
+	if (off < SHM_HDR_SIZE || off % SHM_ALIGN != 0 || off > shm->size ||
+	    round_up(size) > shm->size - off) {
+		gw_log_err(NULL, "shm",
+		    "%s: area %d lies outside the region (offset %llu, %zu "
+		    "bytes of %zu): refusing it",
+		    shm->path, (int)id, (unsigned long long)off, size,
+		    shm->size);
+		return 0;
+	}
 	if (atomic_load_explicit(&d->size, memory_order_relaxed) != size) {
 		gw_log_err(NULL, "shm",
 		    "%s: area %d has %llu bytes, want %zu: bump "

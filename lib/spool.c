@@ -50,12 +50,32 @@ gw_spool_init(const char *dir)
 {
 	enum gw_status st = GW_OK;
 
+	struct stat sb;
+
 	pthread_mutex_lock(&lock);
 	if (spool_dir[0] == '\0') {
 		gw_strlcpy(spool_dir, dir, sizeof(spool_dir));
 		if (mkdir(spool_dir, 0700) != 0 && errno != EEXIST) {
 			gw_log_errno(NULL, "spend",
 			    "cannot create spool dir %s", spool_dir);
+			st = GW_E_INTERNAL;
+		} else if (lstat(spool_dir, &sb) != 0 || !S_ISDIR(sb.st_mode) ||
+		           sb.st_uid != geteuid()) {
+			/*
+			 * Rows found here are shipped as this gateway's spend:
+			 * a directory (or symlink) someone else owns is not a
+			 * place to read them from.
+			 */
+			gw_log_err(NULL, "spend",
+			    "spool dir %s is not a directory owned by this "
+			    "user "
+			    "(uid %u): refusing it",
+			    spool_dir, (unsigned)geteuid());
+			st = GW_E_INTERNAL;
+		} else if ((sb.st_mode & 0077) != 0 &&
+		           chmod(spool_dir, 0700) != 0) {
+			gw_log_errno(
+			    NULL, "spend", "cannot chmod 0700 %s", spool_dir);
 			st = GW_E_INTERNAL;
 		}
 	}
@@ -295,9 +315,18 @@ gw_spool_orphans(int (*ship)(void *arg, int fd), void *arg)
 		pthread_mutex_unlock(&lock);
 		if (r)
 			continue;
-		fd = open(path, O_RDWR | O_CLOEXEC);
+		fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0)
 			continue;
+		/* Only files this user wrote are its spend. */
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    st.st_uid != geteuid()) {
+			gw_log_warn(NULL, "spend",
+			    "spool file %s is not this user's: not shipped",
+			    e->d_name);
+			close(fd);
+			continue;
+		}
 		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 			close(fd); /* its process lives */
 			continue;

@@ -548,6 +548,44 @@ test_hash(void **state)
 	assert_int_not_equal(gw_shm_hash("", 0, 1), gw_shm_hash("\0", 1, 1));
 }
 
+/* #15, 6: a file that is not ours is refused, with a clear error. */
+static void
+test_untrusted_files(void **state)
+{
+	struct gw_shm *s;
+	char err[256], link[600];
+	int fd;
+
+	(void)state;
+	/* A symlink planted where the region goes: refused, target untouched.
+	 */
+	snprintf(link, sizeof(link), "%s.link", path);
+	fd = open(path, O_CREAT | O_RDWR, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(link);
+	assert_int_equal(symlink(path, link), 0);
+	assert_null(gw_shm_open(link, 1 << 20, err, sizeof(err)));
+	assert_non_null(strstr(err, "open"));
+	unlink(link);
+	/* Other users may read or write it: refused until chmod o=. */
+	assert_int_equal(chmod(path, 0604), 0);
+	assert_null(gw_shm_open(path, 1 << 20, err, sizeof(err)));
+	assert_non_null(strstr(err, "lets other users in"));
+	assert_int_equal(chmod(path, 0600), 0);
+	s = gw_shm_open(path, 1 << 20, err, sizeof(err));
+	assert_non_null(s);
+	gw_shm_close(s);
+	/* Another user's file (root can make one): refused. */
+	if (geteuid() == 0) {
+		assert_int_equal(chown(path, 65534, 65534), 0);
+		assert_null(gw_shm_open(path, 1 << 20, err, sizeof(err)));
+		assert_non_null(strstr(err, "owned by uid 65534"));
+		assert_int_equal(chown(path, 0, 0), 0);
+	}
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -556,6 +594,8 @@ main(void)
 	        test_create_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reinit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_untrusted_files, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_concurrent_init, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attach_fork, setup, teardown),

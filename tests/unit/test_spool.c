@@ -321,6 +321,38 @@ test_orphans(void **state)
 	assert_false(exists("222-1-1.spool"));
 }
 
+/* #15, 6: only this user's regular files are its spend. */
+static void
+test_orphans_not_ours(void **state)
+{
+	char path[400], target[400];
+
+	(void)state;
+	put_file("333-1-1.spool", "planted link\n");
+	snprintf(target, sizeof(target), "%s/333-1-1.spool", dir);
+	snprintf(path, sizeof(path), "%s/444-1-1.spool", dir);
+	assert_int_equal(rename(target, path), 0);
+	snprintf(target, sizeof(target), "%s/elsewhere", top);
+	assert_int_equal(rename(path, target), 0);
+	assert_int_equal(symlink(target, path), 0);
+	if (geteuid() == 0) {
+		put_file("555-1-1.spool", "another user's\n");
+		snprintf(path, sizeof(path), "%s/555-1-1.spool", dir);
+		assert_int_equal(chown(path, 65534, 65534), 0);
+	}
+	noffered = 0;
+	answer = 0;
+	gw_spool_orphans(on_orphan, NULL);
+	assert_int_equal(noffered, 0);
+	assert_true(exists("444-1-1.spool"));
+	if (geteuid() == 0)
+		assert_true(exists("555-1-1.spool"));
+	snprintf(path, sizeof(path), "%s/444-1-1.spool", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/555-1-1.spool", dir);
+	unlink(path);
+}
+
 static void
 test_reject(void **state)
 {
@@ -343,6 +375,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_init_and_dir),
+	    cmocka_unit_test(test_orphans_not_ours),
 	    cmocka_unit_test(test_read_lines),
 	    cmocka_unit_test(test_read_long_line),
 	    cmocka_unit_test(test_append_ship_tags),
