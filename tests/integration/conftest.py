@@ -116,8 +116,10 @@ class Stack:
         lines = ["database.conninfo=" + pg.conninfo(db),
                  "gateway.processes=2", "gateway.threads=8",
                  "gateway.shutdown_timeout_s=10",
-                 # The global bucket is tested on its own (test_limits.py).
-                 "rate_limit.rps=0"]
+                 # The per-client buckets are tested on their own
+                 # (test_limits.py, test_client_limits.py): every test
+                 # client is 127.0.0.1, and many tests fail on purpose.
+                 "rate_limit.rps=0", "rate_limit.auth_failures_per_min=0"]
         lines += list(overrides)
         self.env = dict(os.environ, LLMGW_VAR=self.var,
                         LLMGW_LISTEN="127.0.0.1:%d" % self.port,

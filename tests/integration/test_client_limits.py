@@ -112,7 +112,7 @@ def test_forwarded_for_counts_only_from_a_trusted_proxy(make_stack, mock):
 
 
 def test_the_source_table_is_bounded_and_evicts(make_stack, mock):
-    s = make_stack("evict-rl", mock.url, ["rate_limit.clients=8",
+    s = make_stack("evict-rl", mock.url, ["rate_limit.clients=8", "rate_limit.rps=100",
                                           "rate_limit.trusted_proxies=127.0.0.1"])
     for i in range(40):
         h = dict(AUTH, **{"X-Forwarded-For": "192.0.2.%d" % i})
