@@ -151,6 +151,14 @@ gw_auth_model(const struct gw_principal *who, const char *model, char *msg,
 		*type = "key_model_access_denied";
 		return GW_E_AUTH;
 	}
+	if (!gw_strlist_allows(&who->rec->user_models, model)) {
+		snprintf(msg, msglen,
+		    "user not allowed to access model. This user cannot "
+		    "access model '%.200s'",
+		    model);
+		*type = "user_model_access_denied";
+		return GW_E_AUTH;
+	}
 	if (!gw_strlist_allows(&who->rec->team_models, model)) {
 		snprintf(msg, msglen,
 		    "team not allowed to access model. This team cannot "

@@ -48,8 +48,11 @@ void gw_auth_release(struct gw_principal *who) GW_NONNULL(1);
 
 /*
  * May who call model (the name the client sent: an alias counts as
- * itself)? GW_OK, or GW_E_AUTH with msg and *type set to
- * "key_model_access_denied" or "team_model_access_denied".
+ * itself)? The key's, its user's and its team's lists are checked
+ * (gw_strlist_allows: "*", "all-proxy-models", "all-team-models" and
+ * wildcards such as "qwen*"). GW_OK, or GW_E_AUTH with msg and *type set
+ * to "key_model_access_denied", "user_model_access_denied" or
+ * "team_model_access_denied".
  */
 enum gw_status gw_auth_model(const struct gw_principal *who, const char *model,
     char *msg, size_t msglen, const char **type) GW_NONNULL(1, 2, 3, 5);
