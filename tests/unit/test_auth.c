@@ -91,6 +91,7 @@ test_no_token_and_master_key(void **state)
 	assert_int_equal(gw_auth_check(&f.req, &who, msg, sizeof(msg)), GW_OK);
 	assert_int_equal(who.role, GW_ROLE_MASTER);
 	assert_true(who.admin);
+	assert_int_equal(who.urole, GW_USER_PROXY_ADMIN);
 	assert_null(who.rec);
 	/* Logs name a caller by the last four characters only. */
 	assert_string_equal(who.key_name, "sk-...6789");
@@ -188,6 +189,33 @@ test_wildcards_and_user_models(void **state)
 	gw_auth_release(&who);
 }
 
+static void
+test_roles(void **state)
+{
+	struct gw_principal who = {0};
+
+	(void)state;
+	assert_int_equal(
+	    gw_auth_role_parse("proxy_admin"), GW_USER_PROXY_ADMIN);
+	assert_int_equal(gw_auth_role_parse("proxy_admin_viewer"),
+	    GW_USER_PROXY_ADMIN_VIEWER);
+	assert_int_equal(gw_auth_role_parse("internal_user"), GW_USER_INTERNAL);
+	assert_int_equal(gw_auth_role_parse("internal_user_viewer"),
+	    GW_USER_INTERNAL_VIEWER);
+	assert_int_equal(gw_auth_role_parse("team"), GW_USER_NONE);
+	assert_int_equal(gw_auth_role_parse(NULL), GW_USER_NONE);
+	assert_string_equal(
+	    gw_auth_role_name(GW_USER_INTERNAL_VIEWER), "internal_user_viewer");
+	assert_string_equal(gw_auth_role_name(GW_USER_NONE), "none");
+	who.urole = GW_USER_PROXY_ADMIN_VIEWER;
+	assert_true(gw_auth_can_read_all(&who));
+	assert_false(gw_auth_is_admin(&who));
+	who.urole = GW_USER_PROXY_ADMIN;
+	assert_true(gw_auth_can_read_all(&who) && gw_auth_is_admin(&who));
+	who.urole = GW_USER_INTERNAL;
+	assert_false(gw_auth_can_read_all(&who) || gw_auth_is_admin(&who));
+}
+
 int
 main(void)
 {
@@ -196,6 +224,7 @@ main(void)
 	    cmocka_unit_test(test_no_token_and_master_key),
 	    cmocka_unit_test(test_model_restrictions),
 	    cmocka_unit_test(test_wildcards_and_user_models),
+	    cmocka_unit_test(test_roles),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
