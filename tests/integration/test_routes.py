@@ -56,12 +56,12 @@ def test_admin_routes_refuse_others_with_one_message(keys_stack):
     err = assert_openai_error(r, 403, "permission_error")
     # LiteLLM's words and the roles needed (issue 14).
     assert err["message"] == ("user not allowed to access this route, role= internal_user_viewer. "
-                              "Trying to access: /key/generate. Needs role proxy_admin")
+                              "Trying to access: /key/generate. Needs role proxy_admin or internal_user")
     r = post(keys_stack, "/key/%s/regenerate" % k["key"], {},
              headers={"Authorization": "Bearer " + k["key"]})
     err = assert_openai_error(r, 403, "permission_error")
     assert err["message"] == ("user not allowed to access this route, role= internal_user_viewer. "
-                              "Trying to access: /key/regenerate. Needs role proxy_admin")
+                              "Trying to access: /key/regenerate. Needs role proxy_admin or internal_user")
 
 
 def test_a_key_in_a_path_is_never_logged(keys_stack):
