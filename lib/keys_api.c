@@ -132,14 +132,16 @@ check_self_body(struct gw_req *req, const struct gw_principal *who,
 		if (tid == NULL)
 			return gw_mgmt_forbidden(f, "user_id",
 			    "An internal_user can only manage its own keys: "
-			    "user_id must be '%.100s'",
+			    "user_id must be '%.100s' (a proxy_admin can "
+			    "make keys for anyone)",
 			    own);
 		if ((st = gw_members_is_member(req, tid, uid, 0, &yes, f)) !=
 		    GW_OK)
 			return st;
 		if (!yes)
 			return gw_mgmt_forbidden(f, "user_id",
-			    "User '%.100s' is not a member of team '%.100s'",
+			    "User '%.100s' is not a member of team '%.100s' "
+			    "(a proxy_admin can make keys for anyone)",
 			    uid, tid);
 	}
 	if (uid == NULL && creating)
@@ -153,7 +155,8 @@ check_self_body(struct gw_req *req, const struct gw_principal *who,
 		if (m != NULL && !gw_strlist_allows(&k->user_models, m))
 			return gw_mgmt_forbidden(f, "models",
 			    "A key's models must be within its user's: this "
-			    "user cannot access model '%.100s'",
+			    "user cannot access model '%.100s' (a proxy_admin "
+			    "can grant it)",
 			    m);
 	}
 	v = gw_json_get(body, "max_budget");
@@ -162,7 +165,8 @@ check_self_body(struct gw_req *req, const struct gw_principal *who,
 	        json_object_is_type(v, json_type_int)) &&
 	    json_object_get_double(v) > k->user_max_budget)
 		return gw_mgmt_forbidden(f, "max_budget",
-		    "A key's max_budget cannot exceed its user's (%.10g)",
+		    "A key's max_budget cannot exceed its user's "
+		    "(%.10g); only a proxy_admin can set more",
 		    k->user_max_budget);
 	return GW_OK;
 }

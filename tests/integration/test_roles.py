@@ -128,14 +128,19 @@ def test_internal_user_self_service(keys_stack, pg):
     assert mine["user_id"] == "self-u" and mine["created_by"] == "self-u"
     err = assert_openai_error(post(keys_stack, "/key/generate", {"user_id": "self-other"}, auth),
                               403, "permission_error")
-    assert err["param"] == "user_id" and "'self-u'" in err["message"]
+    assert err["param"] == "user_id" and err["message"] == (
+        "An internal_user can only manage its own keys: user_id must be 'self-u' "
+        "(a proxy_admin can make keys for anyone)")
     err = assert_openai_error(post(keys_stack, "/key/generate", {"models": ["gpt-3.5-turbo"]}, auth), 403)
-    assert err["param"] == "models" and "'gpt-3.5-turbo'" in err["message"]
+    assert err["param"] == "models" and err["message"] == (
+        "A key's models must be within its user's: this user cannot access model "
+        "'gpt-3.5-turbo' (a proxy_admin can grant it)")
     r = post(keys_stack, "/key/generate", {"models": ["qwen3-30b-a3b"], "max_budget": 5}, auth)
     assert r.status == 200
     RAW_KEYS.append(r.json()["key"])
     err = assert_openai_error(post(keys_stack, "/key/generate", {"max_budget": 20}, auth), 403)
-    assert err["message"] == "A key's max_budget cannot exceed its user's (10)"
+    assert err["message"] == ("A key's max_budget cannot exceed its user's (10); "
+                              "only a proxy_admin can set more")
     err = assert_openai_error(post(keys_stack, "/key/generate", {"spend": 1}, auth), 403)
     assert err["message"] == "Only a proxy_admin can set a key's spend"
     err = assert_openai_error(post(keys_stack, "/key/generate", {"team_id": "no-team"}, auth), 403)
