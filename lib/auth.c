@@ -84,7 +84,27 @@ check_key(struct gw_req *req, const char *token, struct gw_principal *who,
 	}
 	who->role = GW_ROLE_KEY;
 	who->rec = rec;
+	who->urole = gw_auth_role_parse(rec->user_role);
+	if (who->urole == GW_USER_NONE)
+		who->urole = GW_USER_INTERNAL_VIEWER;
 	return GW_OK;
+}
+
+/*
+ * A JWT's role: proxy_admin only by the configured admin role (checked
+ * by jwtauth.c); a claim of another admin name counts for nothing.
+ */
+static enum gw_user_role
+jwt_role(const struct gw_keyrec *rec, int admin)
+{
+	enum gw_user_role r;
+
+	if (admin)
+		return GW_USER_PROXY_ADMIN;
+	r = gw_auth_role_parse(rec != NULL ? rec->user_role : NULL);
+	return r == GW_USER_PROXY_ADMIN || r == GW_USER_NONE
+	           ? GW_USER_INTERNAL_VIEWER
+	           : r;
 }
 
 enum gw_status
@@ -107,6 +127,7 @@ gw_auth_check(
 	if (master != NULL && gw_ct_streq(token, master)) {
 		who->role = GW_ROLE_MASTER;
 		who->admin = 1;
+		who->urole = GW_USER_PROXY_ADMIN;
 		return GW_OK;
 	}
 	if (gw_jwt_looks_like(token) && gw_jwt_enabled(req->cfg)) {
@@ -116,6 +137,7 @@ gw_auth_check(
 			return GW_E_AUTH;
 		who->role = GW_ROLE_JWT;
 		who->admin = admin;
+		who->urole = jwt_role(who->rec, admin);
 		return GW_OK;
 	}
 	return check_key(req, token, who, msg, msglen);
@@ -135,6 +157,52 @@ gw_auth_release(struct gw_principal *who)
 	gw_keyrec_unref(who->rec);
 	who->rec = NULL;
 	who->role = GW_ROLE_NONE;
+	who->urole = GW_USER_NONE;
+}
+
+static const struct {
+	const char *name;
+	enum gw_user_role role;
+} role_names[] = {
+    {"proxy_admin", GW_USER_PROXY_ADMIN},
+    {"proxy_admin_viewer", GW_USER_PROXY_ADMIN_VIEWER},
+    {"internal_user", GW_USER_INTERNAL},
+    {"internal_user_viewer", GW_USER_INTERNAL_VIEWER},
+};
+
+enum gw_user_role
+gw_auth_role_parse(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name != NULL && i < GW_ARRAY_LEN(role_names); i++)
+		if (strcmp(name, role_names[i].name) == 0)
+			return role_names[i].role;
+	return GW_USER_NONE;
+}
+
+const char *
+gw_auth_role_name(enum gw_user_role r)
+{
+	size_t i;
+
+	for (i = 0; i < GW_ARRAY_LEN(role_names); i++)
+		if (role_names[i].role == r)
+			return role_names[i].name;
+	return "none";
+}
+
+int
+gw_auth_is_admin(const struct gw_principal *who)
+{
+	return who->urole == GW_USER_PROXY_ADMIN;
+}
+
+int
+gw_auth_can_read_all(const struct gw_principal *who)
+{
+	return (who->urole &
+	           (GW_USER_PROXY_ADMIN | GW_USER_PROXY_ADMIN_VIEWER)) != 0;
 }
 
 enum gw_status
@@ -149,6 +217,14 @@ gw_auth_model(const struct gw_principal *who, const char *model, char *msg,
 		    "model '%.200s'",
 		    model);
 		*type = "key_model_access_denied";
+		return GW_E_AUTH;
+	}
+	if (!gw_strlist_allows(&who->rec->user_models, model)) {
+		snprintf(msg, msglen,
+		    "user not allowed to access model. This user cannot "
+		    "access model '%.200s'",
+		    model);
+		*type = "user_model_access_denied";
 		return GW_E_AUTH;
 	}
 	if (!gw_strlist_allows(&who->rec->team_models, model)) {

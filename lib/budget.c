@@ -316,7 +316,14 @@ gw_budget_check(struct gw_db *db, const struct gw_cfg *cfg,
 		                                   : i == 1 ? k->user_spend
 		                                            : k->team_spend)) +
 		        ents[i]->pending;
-		if (spend >= b) {
+		if (spend >= b && i == 1) {
+			/* LiteLLM's words for a user (auth_checks.py). */
+			snprintf(msg, msglen,
+			    "ExceededBudget: User=%s over budget. Spend=%.10g, "
+			    "Budget=%.10g",
+			    names[i], spend, b);
+			st = GW_E_INVALID;
+		} else if (spend >= b) {
 			snprintf(msg, msglen,
 			    "Budget has been exceeded! %s%s%sCurrent cost: "
 			    "%.10g, Max budget: %.10g",

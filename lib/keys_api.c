@@ -15,6 +15,7 @@
 #include "keygen.h"
 #include "keystore.h"
 #include "log.h"
+#include "members.h"
 #include "mgmt.h"
 #include "org_api.h"
 #include "req.h"
@@ -38,6 +39,139 @@ reply_new_key(struct gw_req *req, json_object *row, const char *raw)
 }
 
 static enum gw_status
+key_not_found(struct gw_mgmt_fail *f)
+{
+	return gw_mgmt_set_fail(
+	    f, 404, "not_found_error", "key", "Key not found in database");
+}
+
+/*
+ * Does the key hash belong to who: its user's, or of a team it is an
+ * admin of? *yes 1 or 0; a 404 when there is no such key.
+ */
+static enum gw_status
+owns_key(struct gw_req *req, const struct gw_principal *who, const char *hash,
+    int *yes, struct gw_mgmt_fail *f)
+{
+	struct gw_db_rows *rows = NULL;
+	const char *p[2] = {hash, gw_mgmt_caller_user(who)};
+	enum gw_status st;
+
+	*yes = 0;
+	st = gw_mgmt_run(req,
+	    "SELECT COALESCE(k.user_id = $2 OR EXISTS (SELECT 1 FROM "
+	    "team_members m WHERE m.team_id = k.team_id AND m.user_id = $2 "
+	    "AND m.role = 'admin'), false)::int FROM keys k WHERE k.token = "
+	    "$1",
+	    2, p, &rows, f);
+	if (st == GW_OK && gw_db_rows_count(rows) == 0)
+		st = key_not_found(f);
+	else if (st == GW_OK)
+		*yes = strcmp(gw_db_rows_get(rows, 0, 0), "1") == 0;
+	gw_db_rows_free(rows);
+	return st;
+}
+
+/* A 403 unless who is a proxy_admin or owns the key hash (owns_key). */
+static enum gw_status
+check_owns_key(struct gw_req *req, const struct gw_principal *who,
+    const char *hash, struct gw_mgmt_fail *f)
+{
+	enum gw_status st;
+	int yes;
+
+	if (gw_auth_is_admin(who))
+		return GW_OK;
+	if ((st = owns_key(req, who, hash, &yes, f)) != GW_OK)
+		return st;
+	if (!yes)
+		return gw_mgmt_forbidden(f, "key",
+		    "An internal_user can only manage its own keys, or its "
+		    "team's as a team admin; this key is another user's");
+	return GW_OK;
+}
+
+/*
+ * What a caller who is not a proxy_admin may put in a key body: its own
+ * user_id (filled in on creation when absent), or a member's of a team it
+ * is an admin of; models within its user's; a budget within its user's;
+ * never spend or blocked.
+ */
+static enum gw_status
+check_self_body(struct gw_req *req, const struct gw_principal *who,
+    json_object *body, int creating, struct gw_mgmt_fail *f)
+{
+	const char *own = gw_mgmt_caller_user(who), *uid, *tid, *m;
+	const struct gw_keyrec *k = who->rec;
+	json_object *v;
+	enum gw_status st;
+	size_t i;
+	int yes = 0;
+
+	if (gw_auth_is_admin(who))
+		return GW_OK;
+	if (json_object_object_get_ex(body, "spend", NULL))
+		return gw_mgmt_forbidden(
+		    f, "spend", "Only a proxy_admin can set a key's spend");
+	if (json_object_object_get_ex(body, "blocked", NULL))
+		return gw_mgmt_forbidden(f, "blocked",
+		    "Only a proxy_admin can block or unblock a key");
+	if (own == NULL || k == NULL)
+		return gw_mgmt_forbidden(f, "user_id",
+		    "This caller has no user: only a proxy_admin can manage "
+		    "keys");
+	if (json_object_object_get_ex(body, "user_id", &v) && v == NULL)
+		return gw_mgmt_forbidden(f, "user_id",
+		    "Only a proxy_admin can take a key from its user");
+	uid = gw_json_get_str(body, "user_id");
+	tid = gw_json_get_str(body, "team_id");
+	if (tid != NULL &&
+	    (st = gw_members_check_admin(req, who, tid, f)) != GW_OK)
+		return st;
+	if (uid != NULL && strcmp(uid, own) != 0) {
+		if (tid == NULL)
+			return gw_mgmt_forbidden(f, "user_id",
+			    "An internal_user can only manage its own keys: "
+			    "user_id must be '%.100s' (a proxy_admin can "
+			    "make keys for anyone)",
+			    own);
+		if ((st = gw_members_is_member(req, tid, uid, 0, &yes, f)) !=
+		    GW_OK)
+			return st;
+		if (!yes)
+			return gw_mgmt_forbidden(f, "user_id",
+			    "User '%.100s' is not a member of team '%.100s' "
+			    "(a proxy_admin can make keys for anyone)",
+			    uid, tid);
+	}
+	if (uid == NULL && creating)
+		json_object_object_add(
+		    body, "user_id", json_object_new_string(own));
+	v = gw_json_get(body, "models");
+	for (i = 0; v != NULL && json_object_is_type(v, json_type_array) &&
+	            i < json_object_array_length(v);
+	     i++) {
+		m = json_object_get_string(json_object_array_get_idx(v, i));
+		if (m != NULL && !gw_strlist_allows(&k->user_models, m))
+			return gw_mgmt_forbidden(f, "models",
+			    "A key's models must be within its user's: this "
+			    "user cannot access model '%.100s' (a proxy_admin "
+			    "can grant it)",
+			    m);
+	}
+	v = gw_json_get(body, "max_budget");
+	if (v != NULL && k->user_max_budget >= 0 &&
+	    (json_object_is_type(v, json_type_double) ||
+	        json_object_is_type(v, json_type_int)) &&
+	    json_object_get_double(v) > k->user_max_budget)
+		return gw_mgmt_forbidden(f, "max_budget",
+		    "A key's max_budget cannot exceed its user's "
+		    "(%.10g); only a proxy_admin can set more",
+		    k->user_max_budget);
+	return GW_OK;
+}
+
+static enum gw_status
 key_generate(struct gw_req *req, struct gw_route_call *c)
 {
 	json_object *body = NULL, *row = NULL;
@@ -47,6 +181,7 @@ key_generate(struct gw_req *req, struct gw_route_call *c)
 	enum gw_status st;
 
 	if ((st = gw_mgmt_read_object(req, &body, &f)) != GW_OK ||
+	    (st = check_self_body(req, &c->who, body, 1, &f)) != GW_OK ||
 	    (st = gw_mgmt_begin(req, &f)) != GW_OK)
 		goto out;
 	st = gw_keygen_insert(
@@ -79,13 +214,6 @@ body_key_hash(json_object *body, char hash[65], struct gw_mgmt_fail *f)
 	return GW_OK;
 }
 
-static enum gw_status
-key_not_found(struct gw_mgmt_fail *f)
-{
-	return gw_mgmt_set_fail(
-	    f, 404, "not_found_error", "key", "Key not found in database");
-}
-
 /*
  * The one key row of rows as the answer, or a 404 when there is none:
  * what update, block and unblock answer.
@@ -105,7 +233,7 @@ reply_key_row(
 }
 
 static enum gw_status
-key_update(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
+key_update(struct gw_req *req, struct gw_route_call *c)
 {
 	json_object *body = NULL;
 	struct gw_mgmt_stmt s = {0};
@@ -118,17 +246,24 @@ key_update(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 
 	if ((st = gw_mgmt_read_object(req, &body, &f)) != GW_OK ||
 	    (st = body_key_hash(body, hash, &f)) != GW_OK ||
-	    (st = gw_mgmt_take_fields(body, GW_MGMT_KEY, &s, &f)) != GW_OK)
+	    (st = gw_mgmt_take_fields(body, GW_MGMT_KEY, &s, &f)) != GW_OK ||
+	    (st = gw_mgmt_take_spend(body, &s, &f)) != GW_OK)
 		goto out;
 	if (s.n == 0) {
 		st = gw_mgmt_invalid(&f, NULL, "Nothing to update");
 		goto out;
 	}
-	if ((st = gw_mgmt_begin(req, &f)) != GW_OK)
+	if ((st = check_owns_key(req, &c->who, hash, &f)) != GW_OK ||
+	    (st = check_self_body(req, &c->who, body, 0, &f)) != GW_OK ||
+	    (st = gw_mgmt_begin(req, &f)) != GW_OK)
 		goto out;
 	uid = gw_json_get_str(body, "user_id");
 	tid = gw_json_get_str(body, "team_id");
-	if ((uid == NULL ||
+	/* An admin's spend: the old one recorded as a reset would be. */
+	if (gw_json_get(body, "spend") != NULL)
+		st = gw_mgmt_record_reset(req, GW_MGMT_KEY, hash, &f);
+	if (st == GW_OK &&
+	    (uid == NULL ||
 	        (st = gw_mgmt_ensure_user(req, uid, &f)) == GW_OK) &&
 	    (tid == NULL ||
 	        (st = gw_mgmt_require_team(req, tid, &f)) == GW_OK)) {
@@ -200,6 +335,30 @@ key_delete(struct gw_req *req, struct gw_route_call *c)
 		json_object_array_add(
 		    match, json_object_new_string(by_alias ? v : hash));
 	}
+	if (by_alias && !gw_auth_is_admin(&c->who)) {
+		st = gw_mgmt_forbidden(&f, "key_aliases",
+		    "Only a proxy_admin can delete keys by alias; pass 'keys'");
+		goto out;
+	}
+	/* Someone else's key among them: nothing is deleted. */
+	for (j = 0; !by_alias && !gw_auth_is_admin(&c->who) && j < m; j++) {
+		const char *h =
+		    json_object_get_string(json_object_array_get_idx(match, j));
+		int yes;
+
+		st = owns_key(req, &c->who, h, &yes, &f);
+		if (st != GW_OK && f.status == 404)
+			continue; /* unknown: the delete's answer says so */
+		if (st != GW_OK)
+			goto out;
+		if (!yes) {
+			st = gw_mgmt_forbidden(&f, "keys",
+			    "An internal_user can only delete its own keys, "
+			    "or its team's as a team admin");
+			goto out;
+		}
+	}
+	st = GW_OK;
 	params[0] = gw_json_str(match, NULL);
 	params[1] = gw_mgmt_caller_name(&c->who);
 	gw_buf_printf(&sql,
@@ -216,13 +375,9 @@ key_delete(struct gw_req *req, struct gw_route_call *c)
 		    "None of the keys given exist");
 		goto out;
 	}
-	/*
-	 * Answer with what was deleted: hashes for keys (never a raw key
-	 * again, even one the caller sent), the aliases as given.
-	 */
+	/* LiteLLM's answer: what was passed, as it was passed. */
 	out = json_object_new_object();
-	json_object_object_add(
-	    out, "deleted_keys", gw_mgmt_rows_strings(rows, 0));
+	json_object_object_add(out, "deleted_keys", json_object_get(list));
 	gw_log_info(req->id, "keys", "deleted %d key(s)", n);
 	gw_reply_json(req, 200, out);
 out:
@@ -285,6 +440,8 @@ key_regenerate(struct gw_req *req, struct gw_route_call *c)
 	} else if ((st = body_key_hash(body, old, &f)) != GW_OK) {
 		goto out;
 	}
+	if ((st = check_owns_key(req, &c->who, old, &f)) != GW_OK)
+		goto out;
 	gw_keygen_raw(raw);
 	gw_sha256_hex(raw, strlen(raw), hash);
 	gw_keygen_name(raw, name);
@@ -326,6 +483,7 @@ key_info(struct gw_req *req, struct gw_route_call *c)
 	char q[160], hash[65];
 	const char *p[1] = {hash};
 	enum gw_status st;
+	int yes;
 
 	if ((st = gw_mgmt_query_opt(req, "key", q, sizeof(q), &f)) != GW_OK)
 		goto out;
@@ -333,12 +491,6 @@ key_info(struct gw_req *req, struct gw_route_call *c)
 		if (gw_keystore_hash_of(q, hash) != GW_OK) {
 			st = gw_mgmt_invalid(&f, "key",
 			    "'key' must be a key (sk-...) or its hash");
-			goto out;
-		}
-		if (!who->admin && (who->role != GW_ROLE_KEY ||
-		                       strcmp(who->rec->token, hash) != 0)) {
-			st = gw_mgmt_set_fail(&f, 403, "permission_error",
-			    "key", "Only an admin can read another key's info");
 			goto out;
 		}
 	} else if (who->role == GW_ROLE_KEY) {
@@ -355,6 +507,18 @@ key_info(struct gw_req *req, struct gw_route_call *c)
 	if (gw_db_rows_count(rows) == 0) {
 		st = key_not_found(&f);
 		goto out;
+	}
+	/* Found first (404 for anyone), then whose it is (LiteLLM's order). */
+	if (!gw_auth_can_read_all(who) &&
+	    (who->role != GW_ROLE_KEY || strcmp(who->rec->token, hash) != 0)) {
+		if ((st = owns_key(req, who, hash, &yes, &f)) != GW_OK)
+			goto out;
+		if (!yes) {
+			st = gw_mgmt_forbidden(&f, "key",
+			    "Only a proxy_admin or proxy_admin_viewer can read "
+			    "another user's key info");
+			goto out;
+		}
 	}
 	info = gw_mgmt_row_json(rows, 0, 0);
 	out =
@@ -374,7 +538,7 @@ out:
 
 /* GET /key/list?page=&size=&user_id=&team_id=&key_alias=&return_full_object= */
 static enum gw_status
-key_list(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
+key_list(struct gw_req *req, struct gw_route_call *c)
 {
 	json_object *out = NULL;
 	struct gw_db_rows *rows = NULL, *cnt = NULL;
@@ -397,6 +561,24 @@ key_list(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 	    (st = gw_mgmt_query_opt(
 	         req, "return_full_object", full, sizeof(full), &f)) != GW_OK)
 		goto out;
+	/* Not a reader of all: its own keys, or a team's as its admin. */
+	if (!gw_auth_can_read_all(&c->who)) {
+		const char *own = gw_mgmt_caller_user(&c->who);
+
+		if (tid[0] != '\0') {
+			if ((st = gw_members_check_admin(
+			         req, &c->who, tid, &f)) != GW_OK)
+				goto out;
+		} else if (own == NULL ||
+		           (uid[0] != '\0' && strcmp(uid, own) != 0)) {
+			st = gw_mgmt_forbidden(&f, "user_id",
+			    "An internal_user can only list its own keys, or "
+			    "its team's as a team admin");
+			goto out;
+		} else {
+			snprintf(uid, sizeof(uid), "%s", own);
+		}
+	}
 	p[0] = uid[0] ? uid : NULL;
 	p[1] = tid[0] ? tid : NULL;
 	p[2] = alias[0] ? alias : NULL;
@@ -436,25 +618,33 @@ out:
  * same handlers as /user/...).
  */
 static const struct gw_route routes[] = {
-    {"POST", "/key/generate", GW_ACCESS_ADMIN, key_generate, NULL, 0, 0},
-    {"POST", "/key/update", GW_ACCESS_ADMIN, key_update, NULL, 0, 0},
-    {"POST", "/key/delete", GW_ACCESS_ADMIN, key_delete, NULL, 0, 0},
+    {"POST", "/key/generate", GW_ACCESS_SELF, key_generate, NULL, 0, 0},
+    {"POST", "/key/update", GW_ACCESS_SELF, key_update, NULL, 0, 0},
+    {"POST", "/key/delete", GW_ACCESS_SELF, key_delete, NULL, 0, 0},
     {"GET", "/key/info", GW_ACCESS_CALLER, key_info, NULL, 0, 0},
-    {"GET", "/key/list", GW_ACCESS_ADMIN, key_list, NULL, 0, 0},
+    {"GET", "/key/list", GW_ACCESS_SELF_READ, key_list, NULL, 0, 0},
     {"POST", "/key/block", GW_ACCESS_ADMIN, key_set_blocked, NULL, 1, 0},
     {"POST", "/key/unblock", GW_ACCESS_ADMIN, key_set_blocked, NULL, 0, 0},
-    {"POST", "/key/regenerate", GW_ACCESS_ADMIN, key_regenerate, NULL, 0, 0},
+    {"POST", "/key/regenerate", GW_ACCESS_SELF, key_regenerate, NULL, 0, 0},
     /* LiteLLM's /key/{key}/regenerate. */
-    {"POST", "/key/{}/regenerate", GW_ACCESS_ADMIN, key_regenerate,
+    {"POST", "/key/{}/regenerate", GW_ACCESS_SELF, key_regenerate,
         "/key/regenerate", 0, GW_ROUTE_SECRET_PARAM},
     {"POST", "/user/new", GW_ACCESS_ADMIN, gw_org_user_new, NULL, 0, 0},
     {"GET", "/user/info", GW_ACCESS_CALLER, gw_org_user_info, NULL, 0, 0},
+    {"GET", "/user/list", GW_ACCESS_ADMIN_READ, gw_org_user_list, NULL, 0, 0},
     {"POST", "/user/update", GW_ACCESS_ADMIN, gw_org_update, NULL, 0, 0},
     {"POST", "/user/delete", GW_ACCESS_ADMIN, gw_org_delete, NULL, 0, 0},
     {"POST", "/team/new", GW_ACCESS_ADMIN, gw_org_team_new, NULL, 0, 0},
     {"GET", "/team/info", GW_ACCESS_CALLER, gw_org_team_info, NULL, 0, 0},
+    {"GET", "/team/list", GW_ACCESS_CALLER, gw_org_team_list, NULL, 0, 0},
     {"POST", "/team/update", GW_ACCESS_ADMIN, gw_org_update, NULL, 1, 0},
     {"POST", "/team/delete", GW_ACCESS_ADMIN, gw_org_delete, NULL, 1, 0},
+    {"POST", "/team/member_add", GW_ACCESS_SELF, gw_members_add_route, NULL, 0,
+        0},
+    {"POST", "/team/member_delete", GW_ACCESS_SELF, gw_members_delete_route,
+        NULL, 0, 0},
+    {"POST", "/team/member_update", GW_ACCESS_SELF, gw_members_update_route,
+        NULL, 0, 0},
 };
 
 /* Every access line says which caller managed what. */

@@ -25,7 +25,7 @@ static const char lookup_sql[] =
     " 'team_tpm_limit', t.tpm_limit, 'team_rpm_limit', t.rpm_limit,"
     " 'team_max_parallel_requests', t.max_parallel_requests,"
     " 'user_max_budget', u.max_budget, 'user_spend', u.spend,"
-    " 'user_role', u.user_role)::text"
+    " 'user_role', u.user_role, 'user_models', u.models)::text"
     " FROM keys k LEFT JOIN teams t ON t.team_id = k.team_id"
     " LEFT JOIN users u ON u.user_id = k.user_id WHERE k.token = $1";
 
@@ -89,6 +89,7 @@ gw_keyrec_from_json(const char *json)
 	r->user_role = opt_str(o, "user_role");
 	strlist_from(o, "models", &r->models);
 	strlist_from(o, "team_models", &r->team_models);
+	strlist_from(o, "user_models", &r->user_models);
 	b = gw_json_get(o, "blocked");
 	r->blocked = b != NULL && json_object_get_boolean(b);
 	b = gw_json_get(o, "team_blocked");
@@ -156,20 +157,56 @@ gw_keyrec_unref(struct gw_keyrec *r)
 	free(r->user_role);
 	strlist_free(&r->models);
 	strlist_free(&r->team_models);
+	strlist_free(&r->user_models);
 	free(r);
+}
+
+int
+gw_strlist_glob(const char *pat, const char *name)
+{
+	const char *star = NULL, *resume = NULL;
+
+	/*
+	 * Backtrack to the last '*' only: linear in practice, never worse
+	 * than the product of the lengths.
+	 */
+	while (*name != '\0') {
+		if (*pat == '*') {
+			star = pat++;
+			resume = name;
+		} else if (*pat == *name) {
+			pat++;
+			name++;
+		} else if (star != NULL) {
+			pat = star + 1;
+			name = ++resume;
+		} else {
+			return 0;
+		}
+	}
+	while (*pat == '*')
+		pat++;
+	return *pat == '\0';
 }
 
 int
 gw_strlist_allows(const struct gw_strlist *l, const char *name)
 {
+	const char *e;
 	size_t i;
 
 	if (l->n == 0)
 		return 1;
-	for (i = 0; i < l->n; i++)
-		if (strcmp(l->v[i], name) == 0 || strcmp(l->v[i], "*") == 0 ||
-		    strcmp(l->v[i], "all-proxy-models") == 0)
+	for (i = 0; i < l->n; i++) {
+		e = l->v[i];
+		if (strcmp(e, name) == 0)
 			return 1;
+		if (e[0] == 'a' && (strcmp(e, "all-proxy-models") == 0 ||
+		                       strcmp(e, "all-team-models") == 0))
+			return 1;
+		if (strchr(e, '*') != NULL && gw_strlist_glob(e, name))
+			return 1;
+	}
 	return 0;
 }
 

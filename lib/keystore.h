@@ -31,6 +31,7 @@ struct gw_keyrec {
 	char *user_role;
 	struct gw_strlist models;      /* empty: every model */
 	struct gw_strlist team_models; /* empty: every model */
+	struct gw_strlist user_models; /* empty: every model */
 	int blocked;
 	int team_blocked;
 	int64_t expires_us; /* epoch microseconds; 0: never */
@@ -57,9 +58,16 @@ struct gw_keyrec *gw_keyrec_ref(struct gw_keyrec *r);
 /* Drop a reference; NULL-safe. The last one frees. */
 void gw_keyrec_unref(struct gw_keyrec *r);
 
-/* 1 when name is in the list (or the list holds "*"/"all-proxy-models"). */
+/*
+ * 1 when the list allows name: it is empty, holds name, "*",
+ * "all-proxy-models" or "all-team-models" (the team's own list is checked
+ * beside it, LiteLLM's meaning), or a wildcard entry matching name, where
+ * '*' stands for any run ("qwen*", "openai/" then "*", "*-instruct").
+ */
 int gw_strlist_allows(const struct gw_strlist *l, const char *name)
     GW_NONNULL(1, 2);
+/* 1 when name fits pat, '*' in pat standing for any run (even empty). */
+int gw_strlist_glob(const char *pat, const char *name) GW_NONNULL(1, 2);
 
 /*
  * The hash of a key as given by an admin: a raw key ("sk-...") is hashed,

@@ -42,6 +42,18 @@ gw_mgmt_set_fail(struct gw_mgmt_fail *f, int status, const char *type,
 }
 
 enum gw_status
+gw_mgmt_forbidden(
+    struct gw_mgmt_fail *f, const char *param, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(f, 403, "permission_error", param, fmt, ap);
+	va_end(ap);
+	return GW_E_INVALID;
+}
+
+enum gw_status
 gw_mgmt_invalid(struct gw_mgmt_fail *f, const char *param, const char *fmt, ...)
 {
 	va_list ap;
@@ -241,6 +253,7 @@ enum ftype {
 	F_DURATION,        /* "30d" -> expires = now() + interval, or null */
 	F_BUDGET_DURATION, /* "1mo" -> also budget_reset_at */
 	F_ROLE,            /* a LiteLLM user role */
+	F_SPEND,           /* number >= 0: an admin resets spend to it */
 };
 
 struct field {
@@ -390,8 +403,11 @@ take_field(const struct field *fd, json_object *v, struct gw_mgmt_stmt *s,
 		    "ARRAY(SELECT json_array_elements_text($?::json))",
 		    gw_json_str(v, NULL));
 		break;
+	case F_SPEND:
 	case F_BUDGET:
 	case F_LIMIT:
+		if (v == NULL && fd->type == F_SPEND)
+			return bad(f, fd->name, "a number >= 0");
 		if (v == NULL) {
 			gw_mgmt_stmt_set(s, fd->column, "$?", NULL);
 			break;
@@ -482,6 +498,20 @@ gw_mgmt_take_fields(json_object *body, enum gw_mgmt_entity entity,
 	return GW_OK;
 }
 
+enum gw_status
+gw_mgmt_take_spend(
+    json_object *body, struct gw_mgmt_stmt *s, struct gw_mgmt_fail *f)
+{
+	static const struct field spend = {"spend", F_SPEND, "spend"};
+	json_object *v;
+
+	if (!json_object_object_get_ex(body, "spend", &v))
+		return GW_OK;
+	if (v != NULL && json_object_is_type(v, json_type_null))
+		v = NULL;
+	return take_field(&spend, v, s, f);
+}
+
 const char *
 gw_mgmt_caller_name(const struct gw_principal *who)
 {
@@ -499,8 +529,15 @@ gw_mgmt_ensure_user(
 	const char *p[1] = {user_id};
 
 	return gw_mgmt_run(req,
-	    "INSERT INTO users (user_id) VALUES ($1) ON CONFLICT DO NOTHING", 1,
-	    p, NULL, f);
+	    "INSERT INTO users (user_id, user_role) VALUES ($1, "
+	    "'internal_user_viewer') ON CONFLICT DO NOTHING",
+	    1, p, NULL, f);
+}
+
+const char *
+gw_mgmt_caller_user(const struct gw_principal *who)
+{
+	return who->rec != NULL ? who->rec->user_id : NULL;
 }
 
 enum gw_status
@@ -519,6 +556,30 @@ gw_mgmt_require_team(
 		    team_id);
 	gw_db_rows_free(rows);
 	return st;
+}
+
+enum gw_status
+gw_mgmt_record_reset(struct gw_req *req, enum gw_mgmt_entity entity,
+    const char *id, struct gw_mgmt_fail *f)
+{
+	static const char *const sql[] = {
+	    [GW_MGMT_KEY] = "INSERT INTO budget_resets (entity_type, "
+	                    "entity_id, spend_before, next_reset_at) SELECT "
+	                    "'key', token, spend, budget_reset_at FROM keys "
+	                    "WHERE token = $1",
+	    [GW_MGMT_USER] = "INSERT INTO budget_resets (entity_type, "
+	                     "entity_id, spend_before, next_reset_at) SELECT "
+	                     "'user', user_id, spend, budget_reset_at FROM "
+	                     "users WHERE user_id = $1",
+	    [GW_MGMT_TEAM] = "INSERT INTO budget_resets (entity_type, "
+	                     "entity_id, spend_before, next_reset_at) SELECT "
+	                     "'team', team_id, spend, budget_reset_at FROM "
+	                     "teams WHERE team_id = $1",
+	};
+	const char *p[1] = {id};
+
+	GW_ASSERT((size_t)entity < GW_ARRAY_LEN(sql));
+	return gw_mgmt_run(req, sql[entity], 1, p, NULL, f);
 }
 
 json_object *

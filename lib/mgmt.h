@@ -28,6 +28,16 @@ struct gw_req;
 /* The JSON of one key row k as every answer shows it (no raw key, ever). */
 #define GW_MGMT_KEY_JSON "(to_jsonb(k))::text"
 
+/*
+ * The JSON of one team row x as every answer shows it: its columns and
+ * LiteLLM's members_with_roles ([{"user_id", "role"}], oldest first).
+ */
+#define GW_MGMT_TEAM_JSON                                                      \
+	"(to_jsonb(x) || jsonb_build_object('members_with_roles', (SELECT "    \
+	"COALESCE(jsonb_agg(jsonb_build_object('user_id', m.user_id, 'role', " \
+	"m.role) ORDER BY m.created_at, m.user_id), '[]'::jsonb) FROM "        \
+	"team_members m WHERE m.team_id = x.team_id)))::text"
+
 /* An error for the client: HTTP status, OpenAI type, param and message. */
 struct gw_mgmt_fail {
 	int status;
@@ -43,6 +53,9 @@ struct gw_mgmt_fail {
 enum gw_status gw_mgmt_set_fail(struct gw_mgmt_fail *f, int status,
     const char *type, const char *param, const char *fmt, ...) GW_PRINTF(5, 6)
     GW_NONNULL(1, 3, 5);
+/* A 403 permission_error for param (may be NULL). */
+enum gw_status gw_mgmt_forbidden(struct gw_mgmt_fail *f, const char *param,
+    const char *fmt, ...) GW_PRINTF(3, 4) GW_NONNULL(1, 3);
 /* A 400 invalid_request_error for param (may be NULL). */
 enum gw_status gw_mgmt_invalid(struct gw_mgmt_fail *f, const char *param,
     const char *fmt, ...) GW_PRINTF(3, 4) GW_NONNULL(1, 3);
@@ -128,6 +141,13 @@ enum gw_status gw_mgmt_take_fields(json_object *body,
     GW_NONNULL(1, 3, 4);
 
 /*
+ * "spend" of an update body (a number >= 0; absent: nothing) into s:
+ * update routes only, and only for an admin (the handler's check).
+ */
+enum gw_status gw_mgmt_take_spend(json_object *body, struct gw_mgmt_stmt *s,
+    struct gw_mgmt_fail *f) GW_NONNULL(1, 2, 3);
+
+/*
  * "30s", "15m", "1h", "30d", "2w", "1mo" (1 to 6 digits, > 0) as a
  * PostgreSQL interval ("30 seconds", ...). GW_E_INVALID for anything else.
  */
@@ -139,12 +159,26 @@ enum gw_status gw_mgmt_duration(const char *in, char *out, size_t outlen)
  * user_id, else "jwt" or "key"; never a fragment of a secret (borrowed).
  */
 const char *gw_mgmt_caller_name(const struct gw_principal *who) GW_NONNULL(1);
-/* Make sure user_id exists: created on the spot, as LiteLLM does. */
+/* The caller's own user_id (a key's user, a JWT's subject), or NULL. */
+const char *gw_mgmt_caller_user(const struct gw_principal *who) GW_NONNULL(1);
+/*
+ * Make sure user_id exists: created on the spot, as LiteLLM does, as an
+ * internal_user_viewer.
+ */
 enum gw_status gw_mgmt_ensure_user(struct gw_req *req, const char *user_id,
     struct gw_mgmt_fail *f) GW_NONNULL(1, 2, 3);
 /* A 400 (param team_id) unless team_id exists. */
 enum gw_status gw_mgmt_require_team(struct gw_req *req, const char *team_id,
     struct gw_mgmt_fail *f) GW_NONNULL(1, 2, 3);
+
+/*
+ * Before an admin sets the spend of a key (id its hash), user or team by
+ * hand: its spend so far into budget_resets, as a scheduled reset records
+ * it, in the caller's transaction. No row, nothing recorded.
+ */
+enum gw_status gw_mgmt_record_reset(struct gw_req *req,
+    enum gw_mgmt_entity entity, const char *id, struct gw_mgmt_fail *f)
+    GW_NONNULL(1, 3, 4);
 
 /*
  * Rows to JSON, built by our own SQL: one row's JSON text parsed (a new

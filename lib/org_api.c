@@ -3,12 +3,14 @@
 
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
 #include "db.h"
 #include "json_util.h"
 #include "keygen.h"
+#include "members.h"
 #include "mgmt.h"
 #include "req.h"
 #include "route.h"
@@ -48,6 +50,7 @@ insert_entity(struct gw_req *req, const struct entity *e, const char *id,
 	    "INSERT INTO %s AS x (%s) VALUES (%s) ON CONFLICT (%s) DO "
 	    "NOTHING RETURNING (to_jsonb(x))::text",
 	    e->table, s->cols.p, s->vals.p, e->id);
+	/* members_with_roles are added after: the team's row is read then. */
 	st = gw_mgmt_run(req, sql.p, s->n, s->params, rows, f);
 	if (st == GW_OK && gw_db_rows_count(*rows) == 0)
 		st = gw_mgmt_invalid(
@@ -133,7 +136,7 @@ out:
 enum gw_status
 gw_org_team_new(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 {
-	json_object *body = NULL, *row = NULL;
+	json_object *body = NULL, *row = NULL, *members;
 	struct gw_mgmt_stmt s = {0};
 	struct gw_db_rows *rows = NULL;
 	struct gw_mgmt_fail f;
@@ -155,7 +158,20 @@ gw_org_team_new(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 		tid = id;
 	}
 	gw_mgmt_stmt_set(&s, "team_id", "$?", tid);
-	if ((st = insert_entity(req, TEAM, tid, &s, &rows, &f)) != GW_OK)
+	members = gw_json_get(body, "members_with_roles");
+	if ((st = gw_mgmt_begin(req, &f)) != GW_OK)
+		goto out;
+	st = insert_entity(req, TEAM, tid, &s, &rows, &f);
+	if (st == GW_OK && members != NULL)
+		st = gw_members_add(req, tid, members, NULL, &f);
+	gw_db_rows_free(rows);
+	rows = NULL;
+	if (st == GW_OK)
+		st = gw_mgmt_run(req,
+		    "SELECT " GW_MGMT_TEAM_JSON
+		    " FROM teams x WHERE team_id = $1",
+		    1, &tid, &rows, &f);
+	if ((st = gw_mgmt_end(req, st, &f)) != GW_OK)
 		goto out;
 	row = gw_mgmt_row_json(rows, 0, 0);
 	gw_reply_json(req, 200, row);
@@ -180,8 +196,8 @@ load_entity(struct gw_req *req, const struct entity *e, const char *id,
 	const char *p[1] = {id};
 	enum gw_status st;
 
-	gw_buf_printf(&sql,
-	    "SELECT (to_jsonb(x))::text FROM %s x WHERE %s = $1", e->table,
+	gw_buf_printf(&sql, "SELECT %s FROM %s x WHERE %s = $1",
+	    e == TEAM ? GW_MGMT_TEAM_JSON : "(to_jsonb(x))::text", e->table,
 	    e->id);
 	if ((st = gw_mgmt_run(req, sql.p, 1, p, &rows, f)) != GW_OK)
 		goto out;
@@ -227,9 +243,11 @@ gw_org_user_info(struct gw_req *req, struct gw_route_call *c)
 			goto out;
 		}
 		snprintf(q, sizeof(q), "%s", own);
-	} else if (!who->admin && (own == NULL || strcmp(own, q) != 0)) {
-		st = gw_mgmt_set_fail(&f, 403, "permission_error", "user_id",
-		    "Only an admin can read another user's info");
+	} else if (!gw_auth_can_read_all(who) &&
+	           (own == NULL || strcmp(own, q) != 0)) {
+		st = gw_mgmt_forbidden(&f, "user_id",
+		    "Only a proxy_admin or proxy_admin_viewer can read another "
+		    "user's info");
 		goto out;
 	}
 	if ((st = load_entity(req, USER, q, &info, &keys, &f)) != GW_OK ||
@@ -271,10 +289,20 @@ gw_org_team_info(struct gw_req *req, struct gw_route_call *c)
 		st = gw_mgmt_invalid(&f, "team_id", "'team_id' is required");
 		goto out;
 	}
-	if (!who->admin && (own == NULL || strcmp(own, q) != 0)) {
-		st = gw_mgmt_set_fail(&f, 403, "permission_error", "team_id",
-		    "Only an admin or a member can read a team's info");
-		goto out;
+	if (!gw_auth_can_read_all(who) &&
+	    (own == NULL || strcmp(own, q) != 0)) {
+		const char *uid = gw_mgmt_caller_user(who);
+		int yes = 0;
+
+		if (uid != NULL && (st = gw_members_is_member(
+		                        req, q, uid, 0, &yes, &f)) != GW_OK)
+			goto out;
+		if (!yes) {
+			st = gw_mgmt_forbidden(&f, "team_id",
+			    "Only a proxy_admin, a proxy_admin_viewer or a "
+			    "member can read a team's info");
+			goto out;
+		}
 	}
 	if ((st = load_entity(req, TEAM, q, &info, &keys, &f)) != GW_OK)
 		goto out;
@@ -292,7 +320,7 @@ enum gw_status
 gw_org_update(struct gw_req *req, struct gw_route_call *c)
 {
 	const struct entity *e = c->route->arg ? TEAM : USER;
-	json_object *body = NULL, *row = NULL;
+	json_object *body = NULL, *row = NULL, *out = NULL;
 	struct gw_mgmt_stmt s = {0};
 	struct gw_db_rows *rows = NULL;
 	struct gw_buf sql = {0};
@@ -307,7 +335,8 @@ gw_org_update(struct gw_req *req, struct gw_route_call *c)
 		st = gw_mgmt_invalid(&f, e->id, "'%s' is required", e->id);
 		goto out;
 	}
-	if ((st = gw_mgmt_take_fields(body, e->fields, &s, &f)) != GW_OK)
+	if ((st = gw_mgmt_take_fields(body, e->fields, &s, &f)) != GW_OK ||
+	    (e == USER && (st = gw_mgmt_take_spend(body, &s, &f)) != GW_OK))
 		goto out;
 	if (s.n == 0) {
 		st = gw_mgmt_invalid(&f, NULL, "Nothing to update");
@@ -316,20 +345,36 @@ gw_org_update(struct gw_req *req, struct gw_route_call *c)
 	n = gw_mgmt_stmt_param(&s, id);
 	gw_buf_printf(&sql,
 	    "UPDATE %s AS x SET %s, updated_at = now() WHERE %s = $%d "
-	    "RETURNING (to_jsonb(x))::text",
-	    e->table, s.sets.p, e->id, n);
-	if ((st = gw_mgmt_run(req, sql.p, s.n, s.params, &rows, &f)) != GW_OK)
+	    "RETURNING %s",
+	    e->table, s.sets.p, e->id, n,
+	    e == TEAM ? GW_MGMT_TEAM_JSON : "(to_jsonb(x))::text");
+	if ((st = gw_mgmt_begin(req, &f)) != GW_OK)
 		goto out;
-	if (gw_db_rows_count(rows) == 0) {
+	/* An admin's spend: the old one recorded as a reset would be. */
+	if (e == USER && gw_json_get(body, "spend") != NULL)
+		st = gw_mgmt_record_reset(req, e->fields, id, &f);
+	if (st == GW_OK)
+		st = gw_mgmt_run(req, sql.p, s.n, s.params, &rows, &f);
+	if (st == GW_OK && gw_db_rows_count(rows) == 0)
 		st = gw_mgmt_set_fail(
 		    &f, 404, "not_found_error", e->id, "%s not found", e->name);
+	if ((st = gw_mgmt_end(req, st, &f)) != GW_OK)
 		goto out;
-	}
 	row = gw_mgmt_row_json(rows, 0, 0);
-	gw_reply_json(req, 200, row);
+	if (e == TEAM) {
+		/* LiteLLM's {"team_id", "data"}. */
+		out = json_object_new_object();
+		json_object_object_add(
+		    out, "team_id", json_object_new_string(id));
+		json_object_object_add(out, "data", json_object_get(row));
+		gw_reply_json(req, 200, out);
+	} else {
+		gw_reply_json(req, 200, row);
+	}
 out:
 	json_object_put(body);
 	json_object_put(row);
+	json_object_put(out);
 	gw_db_rows_free(rows);
 	gw_buf_fini(&sql);
 	gw_mgmt_stmt_fini(&s);
@@ -344,7 +389,7 @@ gw_org_delete(struct gw_req *req, struct gw_route_call *c)
 	struct gw_db_rows *rows = NULL;
 	struct gw_buf sql = {0};
 	struct gw_mgmt_fail f;
-	const char *p[1];
+	const char *p[2];
 	enum gw_status st;
 
 	if ((st = gw_mgmt_read_object(req, &body, &f)) != GW_OK)
@@ -357,17 +402,31 @@ gw_org_delete(struct gw_req *req, struct gw_route_call *c)
 		goto out;
 	}
 	p[0] = gw_json_str(list, NULL);
+	p[1] = gw_mgmt_caller_name(&c->who);
 	gw_buf_printf(&sql,
 	    "DELETE FROM %s WHERE %s IN (SELECT "
 	    "json_array_elements_text($1::json)) RETURNING %s",
 	    e->table, e->id, e->id);
-	if ((st = gw_mgmt_run(req, sql.p, 1, p, &rows, &f)) != GW_OK)
+	if ((st = gw_mgmt_begin(req, &f)) != GW_OK)
 		goto out;
-	if (gw_db_rows_count(rows) == 0) {
+	/* A team's keys go with it, kept in deleted_keys (LiteLLM's way). */
+	if (e == TEAM)
+		st = gw_mgmt_run(req,
+		    "WITH d AS (DELETE FROM keys WHERE team_id IN (SELECT "
+		    "json_array_elements_text($1::json)) RETURNING *) INSERT "
+		    "INTO deleted_keys (token, key_name, key_alias, user_id, "
+		    "team_id, spend, row_data, deleted_by) SELECT token, "
+		    "key_name, key_alias, user_id, team_id, spend, "
+		    "to_jsonb(d), "
+		    "$2 FROM d",
+		    2, p, NULL, &f);
+	if (st == GW_OK)
+		st = gw_mgmt_run(req, sql.p, 1, p, &rows, &f);
+	if (st == GW_OK && gw_db_rows_count(rows) == 0)
 		st = gw_mgmt_set_fail(&f, 404, "not_found_error", e->ids,
 		    "None of the %s given exist", e->plural);
+	if ((st = gw_mgmt_end(req, st, &f)) != GW_OK)
 		goto out;
-	}
 	out = json_object_new_object();
 	json_object_object_add(out, e->deleted, gw_mgmt_rows_strings(rows, 0));
 	gw_reply_json(req, 200, out);
@@ -376,5 +435,107 @@ out:
 	json_object_put(out);
 	gw_db_rows_free(rows);
 	gw_buf_fini(&sql);
+	return st == GW_OK ? GW_OK : gw_mgmt_reply_fail(req, &f);
+}
+
+enum gw_status
+gw_org_user_list(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
+{
+	json_object *out = NULL;
+	struct gw_db_rows *rows = NULL, *cnt = NULL;
+	struct gw_mgmt_fail f;
+	char role[64], ids[1024], lim[16], off[16];
+	const char *p[4] = {NULL, NULL, lim, off};
+	long page, size, total;
+	enum gw_status st;
+
+	if ((st = gw_mgmt_query_int(req, "page", 1, 1000000, &page, &f)) !=
+	        GW_OK ||
+	    (st = gw_mgmt_query_int(req, "page_size", 25, 100, &size, &f)) !=
+	        GW_OK ||
+	    (st = gw_mgmt_query_opt(req, "role", role, sizeof(role), &f)) !=
+	        GW_OK ||
+	    (st = gw_mgmt_query_opt(req, "user_ids", ids, sizeof(ids), &f)) !=
+	        GW_OK)
+		goto out;
+	p[0] = role[0] ? role : NULL;
+	p[1] = ids[0] ? ids : NULL;
+	snprintf(lim, sizeof(lim), "%ld", size);
+	snprintf(off, sizeof(off), "%ld", (page - 1) * size);
+#define USER_WHERE                                                             \
+	"($1::text IS NULL OR user_role = $1) AND ($2::text IS NULL OR "       \
+	"user_id = ANY (string_to_array($2, ',')))"
+	if ((st = gw_mgmt_run(req,
+	         "SELECT count(*) FROM users WHERE " USER_WHERE, 2, p, &cnt,
+	         &f)) != GW_OK ||
+	    (st = gw_mgmt_run(req,
+	         "SELECT (to_jsonb(x) || jsonb_build_object('key_count', "
+	         "(SELECT count(*) FROM keys k WHERE k.user_id = x.user_id)))"
+	         "::text FROM users x WHERE " USER_WHERE
+	         " ORDER BY created_at, user_id LIMIT $3::bigint OFFSET "
+	         "$4::bigint",
+	         4, p, &rows, &f)) != GW_OK)
+		goto out;
+#undef USER_WHERE
+	total = atol(gw_db_rows_get(cnt, 0, 0));
+	out = json_object_new_object();
+	json_object_object_add(out, "users", gw_mgmt_rows_json(rows, 0));
+	json_object_object_add(out, "total", json_object_new_int64(total));
+	json_object_object_add(out, "page", json_object_new_int64(page));
+	json_object_object_add(out, "page_size", json_object_new_int64(size));
+	json_object_object_add(out, "total_pages",
+	    json_object_new_int64((total + size - 1) / size));
+	gw_reply_json(req, 200, out);
+out:
+	json_object_put(out);
+	gw_db_rows_free(rows);
+	gw_db_rows_free(cnt);
+	return st == GW_OK ? GW_OK : gw_mgmt_reply_fail(req, &f);
+}
+
+enum gw_status
+gw_org_team_list(struct gw_req *req, struct gw_route_call *c)
+{
+	const struct gw_principal *who = &c->who;
+	struct gw_db_rows *rows = NULL;
+	struct gw_mgmt_fail f;
+	json_object *out = NULL;
+	char uid[256];
+	const char *p[3] = {NULL, NULL, NULL};
+	enum gw_status st;
+
+	if ((st = gw_mgmt_query_opt(req, "user_id", uid, sizeof(uid), &f)) !=
+	    GW_OK)
+		goto out;
+	p[0] = uid[0] ? uid : NULL;
+	if (!gw_auth_can_read_all(who)) {
+		const char *own = gw_mgmt_caller_user(who);
+
+		if (uid[0] && (own == NULL || strcmp(uid, own) != 0)) {
+			st = gw_mgmt_forbidden(&f, "user_id",
+			    "Only a proxy_admin or proxy_admin_viewer can list "
+			    "another user's teams");
+			goto out;
+		}
+		/* Its own: the teams it is in, and its key's. */
+		p[1] = own != NULL ? own : "";
+		p[2] = who->rec != NULL ? who->rec->team_id : NULL;
+	}
+	if ((st = gw_mgmt_run(req,
+	         "SELECT (" GW_MGMT_TEAM_JSON "::jsonb || jsonb_build_object("
+	         "'keys', (SELECT COALESCE(jsonb_agg(to_jsonb(k) ORDER BY "
+	         "k.created_at), '[]'::jsonb) FROM keys k WHERE k.team_id = "
+	         "x.team_id)))::text FROM teams x WHERE ($1::text IS NULL OR "
+	         "team_id IN (SELECT team_id FROM team_members WHERE user_id "
+	         "= $1)) AND ($2::text IS NULL OR team_id = $3 OR team_id IN "
+	         "(SELECT team_id FROM team_members WHERE user_id = $2)) "
+	         "ORDER BY created_at, team_id",
+	         3, p, &rows, &f)) != GW_OK)
+		goto out;
+	out = gw_mgmt_rows_json(rows, 0);
+	gw_reply_json(req, 200, out);
+out:
+	json_object_put(out);
+	gw_db_rows_free(rows);
 	return st == GW_OK ? GW_OK : gw_mgmt_reply_fail(req, &f);
 }

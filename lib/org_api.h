@@ -24,15 +24,36 @@ enum gw_status gw_org_user_info(struct gw_req *req, struct gw_route_call *c)
 /* POST /team/new: a team (team_id, or a new UUID). */
 enum gw_status gw_org_team_new(struct gw_req *req, struct gw_route_call *c)
     GW_NONNULL(1, 2);
-/* GET /team/info[?team_id=]: an admin's, or the caller's own team. */
+/*
+ * GET /team/info[?team_id=]: any for a proxy_admin(_viewer), else the
+ * caller's key's team or one it is a member of.
+ */
 enum gw_status gw_org_team_info(struct gw_req *req, struct gw_route_call *c)
     GW_NONNULL(1, 2);
-/* POST /user/update, /team/update: {"user_id"|"team_id", fields...}. */
+/*
+ * GET /user/list?page=&page_size=&role=&user_ids=a,b: LiteLLM's
+ * {"users", "total", "page", "page_size", "total_pages"}.
+ */
+enum gw_status gw_org_user_list(struct gw_req *req, struct gw_route_call *c)
+    GW_NONNULL(1, 2);
+/*
+ * GET /team/list[?user_id=]: LiteLLM's array of teams, each with its
+ * members_with_roles and keys: every team for a proxy_admin(_viewer), else
+ * the caller's key's team and those it is a member of.
+ */
+enum gw_status gw_org_team_list(struct gw_req *req, struct gw_route_call *c)
+    GW_NONNULL(1, 2);
+/*
+ * POST /user/update, /team/update: {"user_id"|"team_id", fields...};
+ * "spend" (users) resets it, recorded in budget_resets. A user answers
+ * its row, a team LiteLLM's {"team_id", "data"}.
+ */
 enum gw_status gw_org_update(struct gw_req *req, struct gw_route_call *c)
     GW_NONNULL(1, 2);
 /*
  * POST /user/delete {"user_ids":[...]} (their keys go too) and
- * /team/delete {"team_ids":[...]} (refused while keys belong to it).
+ * /team/delete {"team_ids":[...]} (its keys go too, copied to
+ * deleted_keys, as LiteLLM does).
  */
 enum gw_status gw_org_delete(struct gw_req *req, struct gw_route_call *c)
     GW_NONNULL(1, 2);

@@ -94,6 +94,28 @@ gw_route_not_found(struct gw_req *req)
 }
 
 void
+gw_route_refusal(enum gw_access access, enum gw_user_role role,
+    const char *label, char *msg, size_t msglen)
+{
+	static const enum gw_user_role order[] = {GW_USER_PROXY_ADMIN,
+	    GW_USER_PROXY_ADMIN_VIEWER, GW_USER_INTERNAL,
+	    GW_USER_INTERNAL_VIEWER};
+	size_t i, used, k = 0;
+
+	used = (size_t)snprintf(msg, msglen,
+	    "user not allowed to access this route, role= %s. Trying to "
+	    "access: %s. Needs role",
+	    gw_auth_role_name(role), label);
+	for (i = 0; i < GW_ARRAY_LEN(order); i++) {
+		if ((access & order[i]) == 0)
+			continue;
+		used += (size_t)snprintf(msg + (used < msglen ? used : msglen),
+		    used < msglen ? msglen - used : 0, "%s %s",
+		    k++ ? " or" : "", gw_auth_role_name(order[i]));
+	}
+}
+
+void
 gw_route_take_caller(struct gw_route_call *c, struct gw_principal *dst)
 {
 	*dst = c->who;
@@ -176,10 +198,9 @@ gw_dispatch(struct gw_req *req, const struct gw_router *rt)
 		gw_auth_reply(req, st, &c.who, msg);
 		return GW_OK;
 	}
-	if (r->access == GW_ACCESS_ADMIN && !c.who.admin) {
-		snprintf(msg, sizeof(msg),
-		    "Only the master key or an admin JWT can call %s",
-		    req->route);
+	if ((r->access & c.who.urole) == 0) {
+		gw_route_refusal(
+		    r->access, c.who.urole, req->route, msg, sizeof(msg));
 		gw_reply_error_ex(req, 403, "permission_error", NULL, msg);
 		st = GW_OK;
 	} else {

@@ -7,8 +7,8 @@
  * and trailing slashes, answers 404 (an unknown path) and 405 (a known
  * path, another method, with Allow) the same way for everyone, sets the
  * route's label for logs and metrics, authenticates the caller as the
- * route asks (403 for a non-admin on an admin route) and calls the
- * handler with the caller.
+ * route asks (403 for a caller whose role the route's access does not
+ * hold) and calls the handler with the caller.
  */
 #ifndef GW_ROUTE_H
 #define GW_ROUTE_H
@@ -21,11 +21,25 @@
 struct gw_req;
 struct gw_route_call;
 
-/* Who may call a route. */
+/*
+ * Who may call a route: the set of user roles (auth.h) allowed; anyone
+ * else is answered 403, with the roles needed. What a caller may do with
+ * another's keys, users or teams is the handler's to check.
+ */
 enum gw_access {
 	GW_ACCESS_PUBLIC = 0, /* nobody is authenticated (health) */
-	GW_ACCESS_CALLER,     /* any authenticated caller */
-	GW_ACCESS_ADMIN,      /* the master key or an admin JWT (else 403) */
+	/* Any authenticated caller: the handler limits it to its own. */
+	GW_ACCESS_CALLER = GW_USER_PROXY_ADMIN | GW_USER_PROXY_ADMIN_VIEWER |
+	                   GW_USER_INTERNAL | GW_USER_INTERNAL_VIEWER,
+	/* Reads of everything: proxy_admin and proxy_admin_viewer. */
+	GW_ACCESS_ADMIN_READ = GW_USER_PROXY_ADMIN | GW_USER_PROXY_ADMIN_VIEWER,
+	/* Self-service writes: internal_user on its own (handler checks). */
+	GW_ACCESS_SELF = GW_USER_PROXY_ADMIN | GW_USER_INTERNAL,
+	/* Self-service reads: also proxy_admin_viewer, on everything. */
+	GW_ACCESS_SELF_READ =
+	    GW_USER_PROXY_ADMIN | GW_USER_PROXY_ADMIN_VIEWER | GW_USER_INTERNAL,
+	/* proxy_admin only: the master key, an admin JWT, an admin's key. */
+	GW_ACCESS_ADMIN = GW_USER_PROXY_ADMIN,
 };
 
 /* Route flags. */
@@ -92,6 +106,15 @@ enum gw_status gw_dispatch(struct gw_req *req, const struct gw_router *rt)
  * OpenAI error shape ("Route not found: GET /x", the path cut at 200).
  */
 void gw_route_not_found(struct gw_req *req) GW_NONNULL(1);
+
+/*
+ * The refusal of who on a route of access to the route labelled label,
+ * LiteLLM's words and the roles needed, into msg: "user not allowed to
+ * access this route, role= internal_user_viewer. Trying to access:
+ * /key/generate. Needs role proxy_admin or internal_user".
+ */
+void gw_route_refusal(enum gw_access access, enum gw_user_role role,
+    const char *label, char *msg, size_t msglen) GW_NONNULL(3, 4);
 
 /* Move the caller out of c into dst; the dispatcher then releases nothing. */
 void gw_route_take_caller(struct gw_route_call *c, struct gw_principal *dst)

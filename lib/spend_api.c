@@ -118,7 +118,7 @@ logs(struct gw_req *req, const struct gw_principal *who)
 		return bad(req, 400, "invalid_request_error", "offset",
 		    "'offset' must be an integer >= 0");
 	/* Who may see what. */
-	if (!who->admin) {
+	if (!gw_auth_can_read_all(who)) {
 		const char *own_user = who->rec ? who->rec->user_id : NULL;
 
 		if (user[0] &&

@@ -91,6 +91,7 @@ test_no_token_and_master_key(void **state)
 	assert_int_equal(gw_auth_check(&f.req, &who, msg, sizeof(msg)), GW_OK);
 	assert_int_equal(who.role, GW_ROLE_MASTER);
 	assert_true(who.admin);
+	assert_int_equal(who.urole, GW_USER_PROXY_ADMIN);
 	assert_null(who.rec);
 	/* Logs name a caller by the last four characters only. */
 	assert_string_equal(who.key_name, "sk-...6789");
@@ -149,6 +150,72 @@ test_model_restrictions(void **state)
 	    gw_auth_model(&admin, "anything", msg, sizeof(msg), &type), GW_OK);
 }
 
+static void
+test_wildcards_and_user_models(void **state)
+{
+	struct gw_principal who = {0};
+	char msg[256];
+	const char *type = NULL;
+
+	(void)state;
+	assert_true(gw_strlist_glob("qwen*", "qwen3-30b-a3b"));
+	assert_true(gw_strlist_glob("qwen*", "qwen"));
+	assert_true(gw_strlist_glob("openai/*", "openai/gpt-4o"));
+	assert_false(gw_strlist_glob("openai/*", "openai"));
+	assert_true(gw_strlist_glob("*-instruct", "llama-3-instruct"));
+	assert_true(gw_strlist_glob("a*b*c", "aXbYbZc"));
+	assert_false(gw_strlist_glob("a*b*c", "aXbYbZ"));
+	assert_false(gw_strlist_glob("qwen*", "gpt-4"));
+	assert_true(gw_strlist_glob("gpt-4", "gpt-4"));
+	assert_false(gw_strlist_glob("gpt-4", "gpt-4o"));
+
+	who.role = GW_ROLE_KEY;
+	who.rec = gw_keyrec_from_json("{\"models\":[\"qwen*\",\"gpt-4\"],"
+	                              "\"team_models\":[\"all-team-models\"],"
+	                              "\"user_models\":[\"qwen3*\"]}");
+	assert_int_equal(
+	    gw_auth_model(&who, "qwen3-30b-a3b", msg, sizeof(msg), &type),
+	    GW_OK);
+	/* The key allows it, its user does not. */
+	assert_int_equal(
+	    gw_auth_model(&who, "gpt-4", msg, sizeof(msg), &type), GW_E_AUTH);
+	assert_string_equal(type, "user_model_access_denied");
+	assert_string_equal(msg,
+	    "user not allowed to access model. This user cannot access "
+	    "model 'gpt-4'");
+	assert_int_equal(
+	    gw_auth_model(&who, "llama", msg, sizeof(msg), &type), GW_E_AUTH);
+	assert_string_equal(type, "key_model_access_denied");
+	gw_auth_release(&who);
+}
+
+static void
+test_roles(void **state)
+{
+	struct gw_principal who = {0};
+
+	(void)state;
+	assert_int_equal(
+	    gw_auth_role_parse("proxy_admin"), GW_USER_PROXY_ADMIN);
+	assert_int_equal(gw_auth_role_parse("proxy_admin_viewer"),
+	    GW_USER_PROXY_ADMIN_VIEWER);
+	assert_int_equal(gw_auth_role_parse("internal_user"), GW_USER_INTERNAL);
+	assert_int_equal(gw_auth_role_parse("internal_user_viewer"),
+	    GW_USER_INTERNAL_VIEWER);
+	assert_int_equal(gw_auth_role_parse("team"), GW_USER_NONE);
+	assert_int_equal(gw_auth_role_parse(NULL), GW_USER_NONE);
+	assert_string_equal(
+	    gw_auth_role_name(GW_USER_INTERNAL_VIEWER), "internal_user_viewer");
+	assert_string_equal(gw_auth_role_name(GW_USER_NONE), "none");
+	who.urole = GW_USER_PROXY_ADMIN_VIEWER;
+	assert_true(gw_auth_can_read_all(&who));
+	assert_false(gw_auth_is_admin(&who));
+	who.urole = GW_USER_PROXY_ADMIN;
+	assert_true(gw_auth_can_read_all(&who) && gw_auth_is_admin(&who));
+	who.urole = GW_USER_INTERNAL;
+	assert_false(gw_auth_can_read_all(&who) || gw_auth_is_admin(&who));
+}
+
 int
 main(void)
 {
@@ -156,6 +223,8 @@ main(void)
 	    cmocka_unit_test(test_bearer),
 	    cmocka_unit_test(test_no_token_and_master_key),
 	    cmocka_unit_test(test_model_restrictions),
+	    cmocka_unit_test(test_wildcards_and_user_models),
+	    cmocka_unit_test(test_roles),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -163,8 +163,8 @@ test_user_and_team(void **state)
 	key_who(&w, "key-free", -1);
 	w.k.user_id = "u-over";
 	assert_int_equal(check(&w, msg, sizeof(msg)), GW_E_INVALID);
-	assert_string_equal(msg, "Budget has been exceeded! User=u-over "
-	                         "Current cost: 3, Max budget: 2");
+	assert_string_equal(msg, "ExceededBudget: User=u-over over budget. "
+	                         "Spend=3, Budget=2");
 	w.k.user_id = "u-ok";
 	w.k.team_id = "t-over";
 	w.k.team_max_budget = 2;

@@ -106,12 +106,40 @@ test_patterns_take_a_non_empty_run(void **state)
 	assert_string_equal(allow, "POST");
 }
 
+static void
+test_refusal_names_the_roles_needed(void **state)
+{
+	char msg[400];
+
+	(void)state;
+	gw_route_refusal(GW_ACCESS_SELF, GW_USER_INTERNAL_VIEWER,
+	    "/key/generate", msg, sizeof(msg));
+	assert_string_equal(msg,
+	    "user not allowed to access this route, role= "
+	    "internal_user_viewer. Trying to access: /key/generate. Needs "
+	    "role proxy_admin or internal_user");
+	gw_route_refusal(GW_ACCESS_ADMIN, GW_USER_PROXY_ADMIN_VIEWER,
+	    "/user/new", msg, sizeof(msg));
+	assert_string_equal(msg,
+	    "user not allowed to access this route, role= proxy_admin_viewer. "
+	    "Trying to access: /user/new. Needs role proxy_admin");
+	/* Cut, never overrun. */
+	gw_route_refusal(
+	    GW_ACCESS_SELF_READ, GW_USER_INTERNAL_VIEWER, "/key/list", msg, 40);
+	assert_int_equal(strlen(msg), 39);
+	/* Every role fits CALLER; ADMIN_READ is the two admin roles. */
+	assert_true((GW_ACCESS_CALLER & GW_USER_INTERNAL_VIEWER) != 0);
+	assert_true((GW_ACCESS_ADMIN_READ & GW_USER_INTERNAL) == 0);
+	assert_true((GW_ACCESS_SELF & GW_USER_PROXY_ADMIN_VIEWER) == 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_exact_routes_and_methods),
 	    cmocka_unit_test(test_patterns_take_a_non_empty_run),
+	    cmocka_unit_test(test_refusal_names_the_roles_needed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
