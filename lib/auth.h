@@ -55,8 +55,10 @@ enum gw_status gw_auth_model(const struct gw_principal *who, const char *model,
     char *msg, size_t msglen, const char **type) GW_NONNULL(1, 2, 3, 5);
 
 /*
- * The token of an "Authorization: Bearer <token>" header (scheme matched
- * case-insensitively), borrowed from the request, or NULL.
+ * The caller's key, borrowed from the request, or NULL: from
+ * x-litellm-api-key (a "Bearer " prefix optional), else from a non-empty
+ * "Authorization: Bearer <token>" (scheme in any case), else from api-key,
+ * LiteLLM's order.
  */
 const char *gw_auth_bearer(const struct gw_req *req) GW_NONNULL(1);
 
