@@ -20,7 +20,7 @@ LAYERS = {
                sse metrics ratelimit alias migrate validate capture keystore
                authcache jwtauth langfuse price spool budget_reset""",
     "request": "req server",
-    "feature": """auth route relay chat models health keys_api org_api
+    "feature": """auth route relay chat models model_info health keys_api org_api
                   keygen mgmt spend shipper budget spend_api""",
 }
 RANK = {"base": 0, "request": 1, "feature": 2}
