@@ -164,35 +164,50 @@ static void
 key_headers(struct relay *r)
 {
 	const struct gw_keyrec *k = r->who.rec;
+	char n[21];
 
-	gw_req_add_header(r->req, "x-litellm-version", "%s", GW_VERSION);
+	gw_req_add_header_str(r->req, "x-litellm-version", GW_VERSION);
 	if (k == NULL)
 		return;
 	if (k->max_budget >= 0)
 		gw_req_add_header(
 		    r->req, "x-litellm-key-max-budget", "%.10g", k->max_budget);
-	if (k->rpm_limit >= 0)
-		gw_req_add_header(r->req, "x-litellm-key-rpm-limit", "%lld",
-		    (long long)k->rpm_limit);
-	if (k->tpm_limit >= 0)
-		gw_req_add_header(r->req, "x-litellm-key-tpm-limit", "%lld",
-		    (long long)k->tpm_limit);
+	if (k->rpm_limit >= 0) {
+		gw_fmt_u64(n, (uint64_t)k->rpm_limit);
+		gw_req_add_header_str(r->req, "x-litellm-key-rpm-limit", n);
+	}
+	if (k->tpm_limit >= 0) {
+		gw_fmt_u64(n, (uint64_t)k->tpm_limit);
+		gw_req_add_header_str(r->req, "x-litellm-key-tpm-limit", n);
+	}
 }
 
 /*
  * What the answer came from, in the head of every answer after the
  * attempts (JSON, error, or a stream's head before its first chunk): the
- * time so far, the fallbacks tried and the actual target.
+ * time so far in ms ("12.345"), the fallbacks tried and the actual target.
+ * No printf: this runs on every request.
  */
 static void
 answer_headers(struct relay *r)
 {
-	gw_req_add_header(r->req, "x-litellm-response-duration-ms", "%.3f",
-	    (double)(gw_now_mono_us() - r->t_start) / 1e3);
-	gw_req_add_header(r->req, "x-litellm-attempted-fallbacks", "%zu", r->t);
+	int64_t us = gw_now_mono_us() - r->t_start;
+	char d[32];
+	size_t n;
+
+	if (us < 0)
+		us = 0;
+	n = gw_fmt_u64(d, (uint64_t)(us / 1000));
+	d[n] = '.';
+	d[n + 1] = (char)('0' + us % 1000 / 100);
+	d[n + 2] = (char)('0' + us % 100 / 10);
+	d[n + 3] = (char)('0' + us % 10);
+	d[n + 4] = '\0';
+	gw_req_add_header_str(r->req, "x-litellm-response-duration-ms", d);
+	gw_fmt_u64(d, (uint64_t)r->t);
+	gw_req_add_header_str(r->req, "x-litellm-attempted-fallbacks", d);
 	if (r->target != NULL)
-		gw_req_add_header(
-		    r->req, "x-litellm-model-id", "%s", r->target);
+		gw_req_add_header_str(r->req, "x-litellm-model-id", r->target);
 }
 
 /* Commit the client's answer to 200 text/event-stream. */
@@ -780,25 +795,41 @@ static void
 ll_label(
     char *buf, size_t len, size_t *off, const char *name, const char *value)
 {
-	size_t n;
+	size_t o = *off, nl, n;
+	const char *v = value;
 
-	if (value == NULL || value[0] == '\0' || *off >= len)
+	if (value == NULL || value[0] == '\0' || o >= len)
 		return;
-	n = (size_t)snprintf(
-	    buf + *off, len - *off, "%s%s=\"", *off ? "," : "", name);
-	if (n >= len - *off) {
+	nl = strlen(name);
+	if (o + nl + 4 >= len) {
 		*off = len;
 		return;
 	}
-	*off += n;
-	n = gw_metrics_label_escape(buf + *off, len - *off, value);
-	if (n + 2 >= len - *off) {
+	if (o > 0)
+		buf[o++] = ',';
+	memcpy(buf + o, name, nl);
+	o += nl;
+	buf[o++] = '=';
+	buf[o++] = '"';
+	/* Plain ASCII as is (a key hash, a model name); the rest escaped. */
+	while (*v != '\0' && o + 2 < len && (unsigned char)*v < 0x80 &&
+	       *v != '"' && *v != '\\' && *v != '\n')
+		buf[o++] = *v++;
+	if (*v != '\0') {
+		n = gw_metrics_label_escape(buf + o, len - o, v);
+		if (n + 2 >= len - o) {
+			*off = len;
+			return;
+		}
+		o += n;
+	}
+	if (o + 2 > len - 1) {
 		*off = len;
 		return;
 	}
-	*off += n;
-	buf[(*off)++] = '"';
-	buf[*off] = '\0';
+	buf[o++] = '"';
+	buf[o] = '\0';
+	*off = o;
 }
 
 /* The label string, or NULL (the "other" series) when it did not fit. */
@@ -842,26 +873,62 @@ ll_exception_class(int status)
  * The same request under LiteLLM's metric and label names: the key labels
  * once, then each series' own. Master-key requests carry no key labels.
  */
+/*
+ * The key labels of the last key this thread counted: a key's requests
+ * come in runs, with the same labels each time. A changed key is read into
+ * a new record, so (record, time of its read, hash) names its contents;
+ * records never read from the database (fetched_us 0) are not kept.
+ */
+static _Thread_local struct {
+	const struct gw_keyrec *rec;
+	int64_t fetched_us;
+	char token[65];
+	size_t n;
+	char s[GW_METRICS_LABELS_MAX];
+} key_labels;
+
+/* The key labels of k (NULL: none) in the thread's cache; its length. */
+static size_t
+ll_key_labels(const struct gw_keyrec *k)
+{
+	size_t n = 0;
+
+	if (k == NULL) {
+		key_labels.rec = NULL;
+		key_labels.s[0] = '\0';
+		return key_labels.n = 0;
+	}
+	if (k == key_labels.rec && k->fetched_us != 0 &&
+	    k->fetched_us == key_labels.fetched_us &&
+	    strcmp(k->token, key_labels.token) == 0)
+		return key_labels.n;
+	key_labels.s[0] = '\0';
+	ll_label(
+	    key_labels.s, sizeof(key_labels.s), &n, "hashed_api_key", k->token);
+	ll_label(key_labels.s, sizeof(key_labels.s), &n, "api_key_alias",
+	    k->key_alias);
+	ll_label(key_labels.s, sizeof(key_labels.s), &n, "team", k->team_id);
+	ll_label(key_labels.s, sizeof(key_labels.s), &n, "user", k->user_id);
+	if (n >= sizeof(key_labels.s)) {
+		n = 0;
+		key_labels.s[0] = '\0';
+	}
+	key_labels.rec = k;
+	key_labels.fetched_us = k->fetched_us;
+	memcpy(key_labels.token, k->token, sizeof(key_labels.token));
+	return key_labels.n = n;
+}
+
 static void
 count_litellm(struct relay *r, const struct gw_spend_rec *s, const char *model)
 {
 	const struct gw_keyrec *k = r->who.rec;
-	char key[GW_METRICS_LABELS_MAX], l[GW_METRICS_LABELS_MAX], st[16];
-	size_t kn = 0, n;
+	char l[GW_METRICS_LABELS_MAX], st[21];
+	const char *key = key_labels.s;
+	size_t kn = ll_key_labels(k), n;
 	double v;
 
-	key[0] = '\0';
-	if (k != NULL) {
-		ll_label(key, sizeof(key), &kn, "hashed_api_key", k->token);
-		ll_label(key, sizeof(key), &kn, "api_key_alias", k->key_alias);
-		ll_label(key, sizeof(key), &kn, "team", k->team_id);
-		ll_label(key, sizeof(key), &kn, "user", k->user_id);
-	}
-	if (kn >= sizeof(key)) {
-		kn = 0;
-		key[0] = '\0';
-	}
-	snprintf(st, sizeof(st), "%d", s->status);
+	gw_fmt_u64(st, (uint64_t)(s->status > 0 ? s->status : 0));
 
 	memcpy(l, key, kn + 1);
 	n = kn;
