@@ -169,6 +169,14 @@ def test_response_headers_json_sse_error(compat):
         assert name not in r.headers
 
 
+def test_model_id_header_cannot_inject(compat):
+    """The target echoed in x-litellm-model-id is the client's model name
+    when it passes through: a line break in it must not start a header."""
+    r = chat(compat, AUTH, "qwen3-30b-a3b\r\nx-evil: 1")
+    assert "x-evil" not in r.headers
+    assert r.headers["x-litellm-model-id"] == "qwen3-30b-a3b  x-evil: 1"
+
+
 # ---- 8. LiteLLM's metric and label names
 
 
