@@ -12,21 +12,39 @@
 #include "sha256.h"
 #include "util.h"
 
-const char *
-gw_auth_bearer(const struct gw_req *req)
+/* Skip spaces, then "Bearer " (any case) and spaces: the token, or NULL. */
+static const char *
+strip_bearer(const char *h, int required)
 {
-	const char *h = gw_req_header(req, "Authorization");
-
-	if (h == NULL)
-		return NULL;
 	while (*h == ' ')
 		h++;
-	if (strncasecmp(h, "Bearer ", 7) != 0)
+	if (strncasecmp(h, "Bearer ", 7) == 0)
+		h += 7;
+	else if (required)
 		return NULL;
-	h += 7;
 	while (*h == ' ')
 		h++;
 	return *h != '\0' ? h : NULL;
+}
+
+/*
+ * LiteLLM's order (user_api_key_auth.get_api_key): x-litellm-api-key
+ * ("Bearer " optional) wins; then a non-empty Authorization, which must be
+ * Bearer (a present Authorization of another scheme does not fall through);
+ * then api-key, the raw key older Azure clients send.
+ */
+const char *
+gw_auth_bearer(const struct gw_req *req)
+{
+	const char *h;
+
+	if ((h = gw_req_header(req, "x-litellm-api-key")) != NULL)
+		return strip_bearer(h, 0);
+	if ((h = gw_req_header(req, "Authorization")) != NULL && h[0] != '\0')
+		return strip_bearer(h, 1);
+	if ((h = gw_req_header(req, "api-key")) != NULL)
+		return strip_bearer(h, 0);
+	return NULL;
 }
 
 /* "sk-...wxyz" from the last four characters, for logs and messages. */

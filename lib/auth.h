@@ -97,8 +97,10 @@ int gw_auth_is_admin(const struct gw_principal *who) GW_NONNULL(1);
 int gw_auth_can_read_all(const struct gw_principal *who) GW_NONNULL(1);
 
 /*
- * The token of an "Authorization: Bearer <token>" header (scheme matched
- * case-insensitively), borrowed from the request, or NULL.
+ * The caller's key, borrowed from the request, or NULL: from
+ * x-litellm-api-key (a "Bearer " prefix optional), else from a non-empty
+ * "Authorization: Bearer <token>" (scheme in any case), else from api-key,
+ * LiteLLM's order.
  */
 const char *gw_auth_bearer(const struct gw_req *req) GW_NONNULL(1);
 

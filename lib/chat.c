@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "model_info.h"
 #include "models.h"
 #include "relay.h"
 #include "req.h"
@@ -35,6 +36,18 @@ models_get(struct gw_req *req, struct gw_route_call *c)
 	return gw_models_get(req, &c->who, id);
 }
 
+static enum gw_status
+model_info(struct gw_req *req, struct gw_route_call *c)
+{
+	return gw_model_info_list(req, &c->who);
+}
+
+static enum gw_status
+model_group_info(struct gw_req *req, struct gw_route_call *c)
+{
+	return gw_model_info_groups(req, &c->who);
+}
+
 static const struct gw_route chat_routes[] = {
     {"POST", "/chat/completions", GW_ACCESS_CALLER, relay_call, "chat",
         GW_CALL_CHAT, 0},
@@ -42,6 +55,9 @@ static const struct gw_route chat_routes[] = {
         GW_CALL_COMPLETION, 0},
     {"GET", "/models", GW_ACCESS_CALLER, models_list, "models", 0, 0},
     {"GET", "/models/{}", GW_ACCESS_CALLER, models_get, "models", 0, 0},
+    {"GET", "/model/info", GW_ACCESS_CALLER, model_info, "model_info", 0, 0},
+    {"GET", "/model_group/info", GW_ACCESS_CALLER, model_group_info,
+        "model_group_info", 0, 0},
 };
 
 static const struct gw_route embeddings_routes[] = {

@@ -11,8 +11,10 @@
  * others wait for its key; the tag is written last, so a writer that dies
  * half-way leaves a free slot whose key the next writer writes again.
  * Each metric also has a reserved "other" slot for what the tables cannot
- * hold. Per-process gauges live in rows owned by one pid each and are
- * summed over live pids when read.
+ * hold. LiteLLM's series (per key) may claim at most their cap of slots
+ * each (a count in the area, checked only when a slot is claimed), so they
+ * never crowd llmgw's own series out of the tables. Per-process gauges live in
+ * rows owned by one pid each and are summed over live pids when read.
  */
 #include "metrics.h"
 
@@ -49,9 +51,14 @@ struct mdef {
 	const char *help;
 	const char *other; /* labels of the "other" series */
 	enum kind kind;
-	int pidx; /* K_PID: index in prow.v */
-	int zero; /* render "name 0" while the metric has no series */
+	int pidx;     /* K_PID: index in prow.v */
+	int zero;     /* render "name 0" while the metric has no series */
+	uint32_t cap; /* at most this many series (0: the table's size) */
 };
+
+/* LiteLLM's label names for the "other" series and the caps. */
+#define LL_KEY "hashed_api_key=\"other\",api_key_alias=\"other\""
+#define LL_CAP 256
 
 static const struct mdef mdefs[GW_METRIC_COUNT] = {
     [GW_METRIC_REQUESTS] = {"llmgw_requests_total",
@@ -97,12 +104,42 @@ static const struct mdef mdefs[GW_METRIC_COUNT] = {
     [GW_METRIC_LANGFUSE_LAG] = {"llmgw_langfuse_export_lag_seconds",
         "Age of the oldest request not yet exported to Langfuse.", "",
         K_GAUGE_F, 0, 0},
+    [GW_METRIC_LL_REQUESTS] = {"litellm_proxy_total_requests_metric_total",
+        "LiteLLM's name: requests answered, by key, requested model, "
+        "status_code and route.",
+        LL_KEY ",requested_model=\"other\",status_code=\"other\"", K_COUNTER, 0,
+        0, LL_CAP},
+    [GW_METRIC_LL_FAILED] = {"litellm_proxy_failed_requests_metric_total",
+        "LiteLLM's name: requests answered with an error, by key, "
+        "requested model, exception_status and exception_class.",
+        LL_KEY ",requested_model=\"other\",exception_status=\"other\"",
+        K_COUNTER, 0, 0, LL_CAP / 2},
+    [GW_METRIC_LL_SPEND] = {"litellm_spend_metric_total",
+        "LiteLLM's name: spend in US dollars, by key and model.",
+        LL_KEY ",model=\"other\"", K_COUNTER_F, 0, 0, LL_CAP},
+    [GW_METRIC_LL_TOTAL_TOKENS] = {"litellm_total_tokens_total",
+        "LiteLLM's name: input + output tokens, by key and model.",
+        LL_KEY ",model=\"other\"", K_COUNTER, 0, 0, LL_CAP},
+    [GW_METRIC_LL_INPUT_TOKENS] = {"litellm_input_tokens_total",
+        "LiteLLM's name: input (prompt) tokens, by key and model.",
+        LL_KEY ",model=\"other\"", K_COUNTER, 0, 0, LL_CAP},
+    [GW_METRIC_LL_OUTPUT_TOKENS] = {"litellm_output_tokens_total",
+        "LiteLLM's name: output (completion) tokens, by key and model.",
+        LL_KEY ",model=\"other\"", K_COUNTER, 0, 0, LL_CAP},
+    [GW_METRIC_LL_KEY_BUDGET_LEFT] = {"litellm_remaining_api_key_budget_metric",
+        "LiteLLM's name: a key's max_budget minus its spend, in US "
+        "dollars, for keys with a budget.",
+        LL_KEY, K_GAUGE_F, 0, 0, LL_CAP},
+    [GW_METRIC_LL_KEY_MAX_BUDGET] = {"litellm_api_key_max_budget_metric",
+        "LiteLLM's name: a key's max_budget in US dollars.", LL_KEY, K_GAUGE_F,
+        0, 0, LL_CAP},
 };
 
 struct hdef {
 	const char *name;
 	const char *help;
 	const char *other;
+	uint32_t cap; /* as mdef.cap */
 };
 
 static const struct hdef hdefs[GW_HIST_COUNT] = {
@@ -114,6 +151,14 @@ static const struct hdef hdefs[GW_HIST_COUNT] = {
     [GW_HIST_TTFT] = {"llmgw_time_to_first_token_seconds",
         "Time from request start to the first streamed token.",
         "model=\"other\""},
+    [GW_HIST_LL_REQUEST] = {"litellm_request_total_latency_metric",
+        "LiteLLM's name: seconds from request start to the end of the "
+        "answer, by key, requested model and model.",
+        LL_KEY ",requested_model=\"other\",model=\"other\"", LL_CAP},
+    [GW_HIST_LL_API] = {"litellm_llm_api_latency_metric",
+        "LiteLLM's name: seconds spent on the upstream call, by key, "
+        "requested model and model.",
+        LL_KEY ",requested_model=\"other\",model=\"other\"", LL_CAP},
 };
 
 static const double bounds[M_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -156,6 +201,8 @@ struct mstripe {
 
 struct m_area {
 	struct mstripe stripe[M_STRIPES];
+	/* Series claimed per capped metric (histograms after counters). */
+	_Atomic uint32_t claimed[GW_METRIC_COUNT + GW_HIST_COUNT];
 	struct cslot other[GW_METRIC_COUNT];
 	struct hslot hother[GW_HIST_COUNT];
 	struct cslot c[M_SERIES];
@@ -391,7 +438,8 @@ key_claim(struct skey *k, struct gw_shm_lock *l, uint32_t metric,
  */
 static struct skey *
 find(struct m_area *a, char *base, size_t stride, uint32_t n, uint32_t metric,
-    const char *labels, size_t len, int create)
+    const char *labels, size_t len, int create, _Atomic uint32_t *claimed,
+    uint32_t cap)
 {
 	uint64_t h = gw_shm_hash(labels, len, metric), want, tag;
 	uint32_t i = (uint32_t)h & (n - 1);
@@ -411,8 +459,15 @@ find(struct m_area *a, char *base, size_t stride, uint32_t n, uint32_t metric,
 				    "series");
 				return NULL;
 			}
+			/* A soft cap: racing claimers may pass it by a few. */
+			if (cap != 0 && atomic_load_explicit(claimed,
+			                    memory_order_relaxed) >= cap)
+				return NULL;
 			tag = key_claim(k, &a->stripe[i % M_STRIPES].lock,
 			    metric, labels, len, want);
+			if (cap != 0 && tag == want)
+				atomic_fetch_add_explicit(
+				    claimed, 1, memory_order_relaxed);
 		}
 		if (tag == want && k->metric == metric && k->len == len &&
 		    memcmp(k->label, labels, len) == 0)
@@ -440,7 +495,8 @@ cseries(struct m_area *a, enum gw_metric m, const char *labels, int create)
 
 	if (labels != NULL && (len = strlen(labels)) < GW_METRICS_LABELS_MAX)
 		k = find(a, (char *)a->c, sizeof(a->c[0]), M_SERIES,
-		    (uint32_t)m, labels, len, create);
+		    (uint32_t)m, labels, len, create, &a->claimed[m],
+		    mdefs[m].cap);
 	if (k == NULL && create) {
 		k = other_slot(a, &a->other[m].k, (uint32_t)m, mdefs[m].other);
 		if (m != GW_METRIC_SERIES_OVERFLOW)
@@ -457,7 +513,8 @@ hseries(struct m_area *a, enum gw_hist h, const char *labels, int create)
 
 	if (labels != NULL && (len = strlen(labels)) < GW_METRICS_LABELS_MAX)
 		k = find(a, (char *)a->h, sizeof(a->h[0]), M_HSERIES,
-		    (uint32_t)h | 0x100, labels, len, create);
+		    (uint32_t)h | 0x100, labels, len, create,
+		    &a->claimed[GW_METRIC_COUNT + h], hdefs[h].cap);
 	if (k == NULL && create) {
 		k = other_slot(
 		    a, &a->hother[h].k, (uint32_t)h | 0x100, hdefs[h].other);

@@ -25,7 +25,7 @@
 
 #include "util.h"
 
-#define GW_METRICS_LABELS_MAX 232
+#define GW_METRICS_LABELS_MAX 360
 
 /* Counters and gauges; the suggested labels are what "other" uses. */
 enum gw_metric {
@@ -58,6 +58,30 @@ enum gw_metric {
 	GW_METRIC_SPEND_BACKLOG,
 	/* gauge llmgw_langfuse_export_lag_seconds */
 	GW_METRIC_LANGFUSE_LAG,
+	/*
+	 * LiteLLM's names and label names (litellm/integrations/
+	 * prometheus.py), so its dashboards keep working. Labels with an
+	 * empty value are left out (Prometheus reads them as absent); the
+	 * key labels are hashed_api_key, api_key_alias, team, user. Each
+	 * holds at most a few hundred series (see metrics.c), then "other".
+	 */
+	/* litellm_proxy_total_requests_metric_total{key labels,
+	 * requested_model,status_code,route} */
+	GW_METRIC_LL_REQUESTS,
+	/* litellm_proxy_failed_requests_metric_total{key labels,
+	 * requested_model,exception_status,exception_class,route} */
+	GW_METRIC_LL_FAILED,
+	/* (double) litellm_spend_metric_total{key labels,model} */
+	GW_METRIC_LL_SPEND,
+	/* litellm_{total,input,output}_tokens_total{key labels,model,
+	 * requested_model} */
+	GW_METRIC_LL_TOTAL_TOKENS,
+	GW_METRIC_LL_INPUT_TOKENS,
+	GW_METRIC_LL_OUTPUT_TOKENS,
+	/* gauges litellm_remaining_api_key_budget_metric and
+	 * litellm_api_key_max_budget_metric{hashed_api_key,api_key_alias} */
+	GW_METRIC_LL_KEY_BUDGET_LEFT,
+	GW_METRIC_LL_KEY_MAX_BUDGET,
 	GW_METRIC_COUNT
 };
 
@@ -69,17 +93,24 @@ enum gw_hist {
 	GW_HIST_UPSTREAM,
 	/* llmgw_time_to_first_token_seconds{model}, streams only */
 	GW_HIST_TTFT,
+	/* litellm_request_total_latency_metric{key labels,requested_model,
+	 * model} */
+	GW_HIST_LL_REQUEST,
+	/* litellm_llm_api_latency_metric{key labels,requested_model,model} */
+	GW_HIST_LL_API,
 	GW_HIST_COUNT
 };
 
 /* Add n to a counter (not GW_METRIC_SPEND_USD: see add_double). */
 void gw_metrics_inc(enum gw_metric m, const char *labels, uint64_t n);
 /*
- * Add v to a double counter (GW_METRIC_SPEND_USD; v >= 0) or to a shared
- * gauge (GW_METRIC_LANGFUSE_LAG). A CAS loop on the value's bits.
+ * Add v to a double counter (GW_METRIC_SPEND_USD, GW_METRIC_LL_SPEND;
+ * v >= 0) or to a shared gauge (GW_METRIC_LANGFUSE_LAG). A CAS loop on
+ * the value's bits.
  */
 void gw_metrics_add_double(enum gw_metric m, const char *labels, double v);
-/* Set a shared gauge (GW_METRIC_LANGFUSE_LAG); it outlives the process. */
+/* Set a shared gauge (GW_METRIC_LANGFUSE_LAG, GW_METRIC_LL_KEY_*); it
+ * outlives the process. */
 void gw_metrics_gauge_set(enum gw_metric m, const char *labels, double v);
 
 /*

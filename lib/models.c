@@ -117,8 +117,8 @@ allowed(const struct gw_principal *who, const char *id)
 }
 
 /* The merged list: aliases first, then upstream models not shadowed. */
-static json_object *
-build_list(struct gw_req *req, const struct gw_principal *who)
+json_object *
+gw_models_list_new(struct gw_req *req, const struct gw_principal *who)
 {
 	const struct gw_cfg *cfg = req->cfg;
 	json_object *arr = json_object_new_array();
@@ -152,7 +152,7 @@ gw_models_list(struct gw_req *req, const struct gw_principal *who)
 	json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "object", json_object_new_string("list"));
-	json_object_object_add(o, "data", build_list(req, who));
+	json_object_object_add(o, "data", gw_models_list_new(req, who));
 	gw_reply_json(req, 200, o);
 	json_object_put(o);
 	return GW_OK;
@@ -162,7 +162,7 @@ enum gw_status
 gw_models_get(
     struct gw_req *req, const struct gw_principal *who, const char *id)
 {
-	json_object *arr = build_list(req, who), *it;
+	json_object *arr = gw_models_list_new(req, who), *it;
 	const char *mid;
 	char msg[400];
 	size_t i, n = json_object_array_length(arr);

@@ -24,6 +24,10 @@
 #include "util.h"
 #include "validate.h"
 
+#ifndef GW_VERSION
+#define GW_VERSION "dev"
+#endif
+
 /* Error bodies from the upstream are kept up to this size. */
 #define ERROR_BODY_MAX (64 * 1024)
 /* A whole (non-streamed) answer is kept up to this size. */
@@ -151,6 +155,61 @@ take_usage(struct relay *r, json_object *msg)
 	gw_relay_note_usage(&r->out.usage, &u);
 }
 
+/*
+ * LiteLLM's headers about the key (its get_custom_headers), on every answer
+ * once the caller is known, errors too; limits not set are left out, as
+ * LiteLLM leaves out empty values.
+ */
+static void
+key_headers(struct relay *r)
+{
+	const struct gw_keyrec *k = r->who.rec;
+	char n[21];
+
+	gw_req_add_header_str(r->req, "x-litellm-version", GW_VERSION);
+	if (k == NULL)
+		return;
+	if (k->max_budget >= 0)
+		gw_req_add_header(
+		    r->req, "x-litellm-key-max-budget", "%.10g", k->max_budget);
+	if (k->rpm_limit >= 0) {
+		gw_fmt_u64(n, (uint64_t)k->rpm_limit);
+		gw_req_add_header_str(r->req, "x-litellm-key-rpm-limit", n);
+	}
+	if (k->tpm_limit >= 0) {
+		gw_fmt_u64(n, (uint64_t)k->tpm_limit);
+		gw_req_add_header_str(r->req, "x-litellm-key-tpm-limit", n);
+	}
+}
+
+/*
+ * What the answer came from, in the head of every answer after the
+ * attempts (JSON, error, or a stream's head before its first chunk): the
+ * time so far in ms ("12.345"), the fallbacks tried and the actual target.
+ * No printf: this runs on every request.
+ */
+static void
+answer_headers(struct relay *r)
+{
+	int64_t us = gw_now_mono_us() - r->t_start;
+	char d[32];
+	size_t n;
+
+	if (us < 0)
+		us = 0;
+	n = gw_fmt_u64(d, (uint64_t)(us / 1000));
+	d[n] = '.';
+	d[n + 1] = (char)('0' + us % 1000 / 100);
+	d[n + 2] = (char)('0' + us % 100 / 10);
+	d[n + 3] = (char)('0' + us % 10);
+	d[n + 4] = '\0';
+	gw_req_add_header_str(r->req, "x-litellm-response-duration-ms", d);
+	gw_fmt_u64(d, (uint64_t)r->t);
+	gw_req_add_header_str(r->req, "x-litellm-attempted-fallbacks", d);
+	if (r->target != NULL)
+		gw_req_add_header_str(r->req, "x-litellm-model-id", r->target);
+}
+
 /* Commit the client's answer to 200 text/event-stream. */
 static void
 sse_head(struct relay *r)
@@ -159,6 +218,7 @@ sse_head(struct relay *r)
 		return;
 	double ks = gw_budget_key_spend(&r->who);
 
+	answer_headers(r);
 	gw_req_add_header(r->req, "Cache-Control", "no-cache");
 	gw_req_add_header(r->req, "X-Accel-Buffering", "no");
 	if (ks >= 0)
@@ -582,6 +642,8 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 		                                           : "status_4xx";
 	if (r->out.client_gone)
 		return;
+	if (!req->head_sent)
+		answer_headers(r);
 	if (r->at.abort == ABORT_FIRST_BYTE || r->at.abort == ABORT_IDLE) {
 		snprintf(msg, sizeof(msg),
 		    r->at.abort == ABORT_FIRST_BYTE
@@ -724,6 +786,205 @@ admit_limits(struct relay *r)
 	return -1;
 }
 
+/*
+ * Append name="value" (escaped) to the label string buf[0..*off) unless
+ * value is NULL or empty: Prometheus reads an empty label as absent, and
+ * the short string keeps LiteLLM's many label names under
+ * GW_METRICS_LABELS_MAX. *off becomes len when it does not fit.
+ */
+static void
+ll_label(
+    char *buf, size_t len, size_t *off, const char *name, const char *value)
+{
+	size_t o = *off, nl, n;
+	const char *v = value;
+
+	if (value == NULL || value[0] == '\0' || o >= len)
+		return;
+	nl = strlen(name);
+	if (o + nl + 4 >= len) {
+		*off = len;
+		return;
+	}
+	if (o > 0)
+		buf[o++] = ',';
+	memcpy(buf + o, name, nl);
+	o += nl;
+	buf[o++] = '=';
+	buf[o++] = '"';
+	/* Plain ASCII as is (a key hash, a model name); the rest escaped. */
+	while (*v != '\0' && o + 2 < len && (unsigned char)*v < 0x80 &&
+	       *v != '"' && *v != '\\' && *v != '\n')
+		buf[o++] = *v++;
+	if (*v != '\0') {
+		n = gw_metrics_label_escape(buf + o, len - o, v);
+		if (n + 2 >= len - o) {
+			*off = len;
+			return;
+		}
+		o += n;
+	}
+	if (o + 2 > len - 1) {
+		*off = len;
+		return;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	*off = o;
+}
+
+/* The label string, or NULL (the "other" series) when it did not fit. */
+static const char *
+ll_done(const char *buf, size_t len, size_t off)
+{
+	return off < len ? buf : NULL;
+}
+
+/* LiteLLM's exception_class for an HTTP status (openai-python's names). */
+static const char *
+ll_exception_class(int status)
+{
+	switch (status) {
+	case 400:
+		return "BadRequestError";
+	case 401:
+		return "AuthenticationError";
+	case 403:
+		return "PermissionDeniedError";
+	case 404:
+		return "NotFoundError";
+	case 408:
+	case 504:
+		return "Timeout";
+	case 413:
+	case 422:
+		return "UnprocessableEntityError";
+	case 429:
+		return "RateLimitError";
+	case 502:
+		return "APIConnectionError";
+	case 503:
+		return "ServiceUnavailableError";
+	default:
+		return status >= 500 ? "InternalServerError" : "APIError";
+	}
+}
+
+/*
+ * The same request under LiteLLM's metric and label names: the key labels
+ * once, then each series' own. Master-key requests carry no key labels.
+ */
+/*
+ * The key labels of the last key this thread counted: a key's requests
+ * come in runs, with the same labels each time. A changed key is read into
+ * a new record, so (record, time of its read, hash) names its contents;
+ * records never read from the database (fetched_us 0) are not kept.
+ */
+static _Thread_local struct {
+	const struct gw_keyrec *rec;
+	int64_t fetched_us;
+	char token[65];
+	size_t n;
+	char s[GW_METRICS_LABELS_MAX];
+} key_labels;
+
+/* The key labels of k (NULL: none) in the thread's cache; its length. */
+static size_t
+ll_key_labels(const struct gw_keyrec *k)
+{
+	size_t n = 0;
+
+	if (k == NULL) {
+		key_labels.rec = NULL;
+		key_labels.s[0] = '\0';
+		return key_labels.n = 0;
+	}
+	if (k == key_labels.rec && k->fetched_us != 0 &&
+	    k->fetched_us == key_labels.fetched_us &&
+	    strcmp(k->token, key_labels.token) == 0)
+		return key_labels.n;
+	key_labels.s[0] = '\0';
+	ll_label(
+	    key_labels.s, sizeof(key_labels.s), &n, "hashed_api_key", k->token);
+	ll_label(key_labels.s, sizeof(key_labels.s), &n, "api_key_alias",
+	    k->key_alias);
+	ll_label(key_labels.s, sizeof(key_labels.s), &n, "team", k->team_id);
+	ll_label(key_labels.s, sizeof(key_labels.s), &n, "user", k->user_id);
+	if (n >= sizeof(key_labels.s)) {
+		n = 0;
+		key_labels.s[0] = '\0';
+	}
+	key_labels.rec = k;
+	key_labels.fetched_us = k->fetched_us;
+	memcpy(key_labels.token, k->token, sizeof(key_labels.token));
+	return key_labels.n = n;
+}
+
+static void
+count_litellm(struct relay *r, const struct gw_spend_rec *s, const char *model)
+{
+	const struct gw_keyrec *k = r->who.rec;
+	char l[GW_METRICS_LABELS_MAX], st[21];
+	const char *key = key_labels.s;
+	size_t kn = ll_key_labels(k), n;
+	double v;
+
+	gw_fmt_u64(st, (uint64_t)(s->status > 0 ? s->status : 0));
+
+	memcpy(l, key, kn + 1);
+	n = kn;
+	ll_label(l, sizeof(l), &n, "requested_model", r->model);
+	ll_label(l, sizeof(l), &n, "status_code", st);
+	ll_label(l, sizeof(l), &n, "route", call_path(r->call));
+	gw_metrics_inc(GW_METRIC_LL_REQUESTS, ll_done(l, sizeof(l), n), 1);
+	if (s->status >= 400) {
+		memcpy(l, key, kn + 1);
+		n = kn;
+		ll_label(l, sizeof(l), &n, "requested_model", r->model);
+		ll_label(l, sizeof(l), &n, "exception_status", st);
+		ll_label(l, sizeof(l), &n, "exception_class",
+		    ll_exception_class(s->status));
+		ll_label(l, sizeof(l), &n, "route", call_path(r->call));
+		gw_metrics_inc(
+		    GW_METRIC_LL_FAILED, ll_done(l, sizeof(l), n), 1);
+	}
+	memcpy(l, key, kn + 1);
+	n = kn;
+	ll_label(l, sizeof(l), &n, "model", model);
+	if (s->cost > 0)
+		gw_metrics_add_double(
+		    GW_METRIC_LL_SPEND, ll_done(l, sizeof(l), n), s->cost);
+	ll_label(l, sizeof(l), &n, "requested_model", r->model);
+	if (s->total_tokens > 0) {
+		gw_metrics_inc(GW_METRIC_LL_TOTAL_TOKENS,
+		    ll_done(l, sizeof(l), n), (uint64_t)s->total_tokens);
+		if (s->prompt_tokens > 0)
+			gw_metrics_inc(GW_METRIC_LL_INPUT_TOKENS,
+			    ll_done(l, sizeof(l), n),
+			    (uint64_t)s->prompt_tokens);
+		if (s->completion_tokens > 0)
+			gw_metrics_inc(GW_METRIC_LL_OUTPUT_TOKENS,
+			    ll_done(l, sizeof(l), n),
+			    (uint64_t)s->completion_tokens);
+	}
+	gw_metrics_observe(GW_HIST_LL_REQUEST, ll_done(l, sizeof(l), n),
+	    (double)(s->end_us - s->start_us) / 1e6);
+	if (r->at.up_status != 0 || r->out.up_error != NULL)
+		gw_metrics_observe(GW_HIST_LL_API, ll_done(l, sizeof(l), n),
+		    (double)r->out.up_us / 1e6);
+	if (k != NULL && k->max_budget >= 0 &&
+	    (v = gw_budget_key_spend(&r->who)) >= 0) {
+		n = 0;
+		l[0] = '\0';
+		ll_label(l, sizeof(l), &n, "hashed_api_key", k->token);
+		ll_label(l, sizeof(l), &n, "api_key_alias", k->key_alias);
+		gw_metrics_gauge_set(GW_METRIC_LL_KEY_MAX_BUDGET,
+		    ll_done(l, sizeof(l), n), k->max_budget);
+		gw_metrics_gauge_set(GW_METRIC_LL_KEY_BUDGET_LEFT,
+		    ll_done(l, sizeof(l), n), k->max_budget - v);
+	}
+}
+
 /* Tokens, spend, upstream latency and errors, time to first token. */
 static void
 count_metrics(struct relay *r, const struct gw_spend_rec *s)
@@ -762,6 +1023,7 @@ count_metrics(struct relay *r, const struct gw_spend_rec *s)
 		        labels, sizeof(labels), "model", model, NULL),
 		    (double)(s->first_token_us - s->start_us) / 1e6);
 	(void)n;
+	count_litellm(r, s, model);
 }
 
 /*
@@ -997,6 +1259,7 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 	    req->cfg->langfuse_record, call);
 	/* The relay may outlive the handler (a stream): the caller is ours. */
 	gw_route_take_caller(c, &r->who);
+	key_headers(r);
 	if ((st = gw_req_read_body(req)) != GW_OK) {
 		if (st == GW_E_TOOBIG)
 			snprintf(msg, sizeof(msg),

@@ -392,6 +392,22 @@ gw_req_add_header(struct gw_req *req, const char *name, const char *fmt, ...)
 	gw_buf_append(&req->hdrs, "\r\n", 2);
 }
 
+void
+gw_req_add_header_str(struct gw_req *req, const char *name, const char *value)
+{
+	size_t start, i;
+
+	gw_buf_puts(&req->hdrs, name);
+	gw_buf_append(&req->hdrs, ": ", 2);
+	start = req->hdrs.len;
+	gw_buf_puts(&req->hdrs, value);
+	/* A header value never carries a line break. */
+	for (i = start; i < req->hdrs.len; i++)
+		if (req->hdrs.p[i] == '\r' || req->hdrs.p[i] == '\n')
+			req->hdrs.p[i] = ' ';
+	gw_buf_append(&req->hdrs, "\r\n", 2);
+}
+
 /* An 8-byte record header at h. */
 static void
 fcgi_header(unsigned char *h, int type, int request_id, size_t len)

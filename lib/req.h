@@ -121,6 +121,12 @@ enum gw_status gw_req_read_body(struct gw_req *req) GW_NONNULL(1);
 void gw_req_add_header(struct gw_req *req, const char *name, const char *fmt,
     ...) GW_PRINTF(3, 4) GW_NONNULL(1, 2, 3);
 /*
+ * The same for a plain value, without printf (on every relayed request):
+ * line breaks in value become spaces.
+ */
+void gw_req_add_header_str(struct gw_req *req, const char *name,
+    const char *value) GW_NONNULL(1, 2, 3);
+/*
  * Send the response head: Status, Content-Type (if non-NULL), the request
  * id headers and every added header. A second call does nothing.
  */

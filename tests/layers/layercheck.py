@@ -20,8 +20,9 @@ LAYERS = {
                sse metrics ratelimit alias migrate validate capture keystore
                authcache jwtauth langfuse price spool budget_reset""",
     "request": "req server",
-    "feature": """auth route relay chat models health keys_api org_api
-                  keygen mgmt members spend shipper budget spend_api""",
+    "feature": """auth route relay chat models model_info health keys_api
+                  org_api keygen mgmt members spend shipper budget
+                  spend_api""",
 }
 RANK = {"base": 0, "request": 1, "feature": 2}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([A-Za-z0-9_]+)\.h"', re.M)

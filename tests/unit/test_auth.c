@@ -72,6 +72,55 @@ test_bearer(void **state)
 	}
 }
 
+/* x-litellm-api-key, then Authorization, then api-key (LiteLLM's order). */
+static void
+test_bearer_headers(void **state)
+{
+	static const struct {
+		const char *litellm, *authz, *apikey, *token;
+	} cases[] = {
+	    {"sk-lite", "Bearer sk-authz", "sk-azure", "sk-lite"},
+	    {"Bearer sk-lite", NULL, NULL, "sk-lite"},
+	    {NULL, "Bearer sk-authz", "sk-azure", "sk-authz"},
+	    {NULL, NULL, "sk-azure", "sk-azure"},
+	    {NULL, "", "sk-azure", "sk-azure"}, /* empty: not sent */
+	    {NULL, "Basic dXNlcjpwYXNz", "sk-azure", NULL},
+	    {"", "Bearer sk-authz", NULL, NULL},
+	    {NULL, NULL, NULL, NULL},
+	};
+	static char l1[128], l2[128], l3[128];
+	struct fake f;
+	size_t i, n;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *t;
+
+		fake_init(&f, NULL);
+		n = 0;
+		if (cases[i].litellm != NULL) {
+			snprintf(l1, sizeof(l1), "HTTP_X_LITELLM_API_KEY=%s",
+			    cases[i].litellm);
+			f.env[n++] = l1;
+		}
+		if (cases[i].authz != NULL) {
+			snprintf(l2, sizeof(l2), "HTTP_AUTHORIZATION=%s",
+			    cases[i].authz);
+			f.env[n++] = l2;
+		}
+		if (cases[i].apikey != NULL) {
+			snprintf(
+			    l3, sizeof(l3), "HTTP_API_KEY=%s", cases[i].apikey);
+			f.env[n++] = l3;
+		}
+		t = gw_auth_bearer(&f.req);
+		if (cases[i].token == NULL)
+			assert_null(t);
+		else
+			assert_string_equal(t, cases[i].token);
+	}
+}
+
 static void
 test_no_token_and_master_key(void **state)
 {
@@ -221,6 +270,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bearer),
+	    cmocka_unit_test(test_bearer_headers),
 	    cmocka_unit_test(test_no_token_and_master_key),
 	    cmocka_unit_test(test_model_restrictions),
 	    cmocka_unit_test(test_wildcards_and_user_models),

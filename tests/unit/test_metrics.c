@@ -168,6 +168,38 @@ test_overflow(void **state)
 	                "model=\"other\",kind=\"other\"") == 30);
 }
 
+/*
+ * A LiteLLM series family holds at most its cap (one per key and model
+ * adds up): the rest goes to its "other" series, exact in total, and
+ * llmgw's own series still find room.
+ */
+static void
+test_litellm_cap(void **state)
+{
+	enum { N = LL_CAP + 100 };
+	char l[96];
+	double total = 0, other;
+	int i;
+
+	(void)state;
+	for (i = 0; i < N; i++) {
+		snprintf(l, sizeof(l), "hashed_api_key=\"%064d\"", i);
+		gw_metrics_inc(GW_METRIC_LL_TOTAL_TOKENS, l, 2);
+	}
+	for (i = 0; i < N; i++) {
+		snprintf(l, sizeof(l), "hashed_api_key=\"%064d\"", i);
+		total += gw_metrics_value(GW_METRIC_LL_TOTAL_TOKENS, l);
+	}
+	other = gw_metrics_value(GW_METRIC_LL_TOTAL_TOKENS,
+	    "hashed_api_key=\"other\",api_key_alias=\"other\","
+	    "model=\"other\"");
+	assert_true(total == 2.0 * LL_CAP);
+	assert_true(other == 2.0 * (N - LL_CAP));
+	gw_metrics_inc(GW_METRIC_TOKENS, "model=\"m\",kind=\"prompt\"", 3);
+	assert_true(gw_metrics_value(
+	                GW_METRIC_TOKENS, "model=\"m\",kind=\"prompt\"") == 3);
+}
+
 /* Per-process gauges: summed over live processes only. */
 static void
 test_pid_gauges(void **state)
@@ -456,6 +488,7 @@ main(void)
 	    T(test_counters),
 	    T(test_histogram),
 	    T(test_overflow),
+	    T(test_litellm_cap),
 	    T(test_pid_gauges),
 	    T(test_cross_process),
 	    T(test_dead_writer),
