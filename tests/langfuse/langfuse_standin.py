@@ -771,10 +771,11 @@ def main(argv=None):
         with open(tmp, "w") as f:
             f.write(f"{si.port}\n")
         os.replace(tmp, args.port_file)
-    print(f"listening 127.0.0.1:{si.port}", flush=True)
+    # Handlers first: a SIGTERM right after "listening" must stop it cleanly.
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
+    print(f"listening 127.0.0.1:{si.port}", flush=True)
     while not done.wait(0.5):
         pass
     si.stop()
