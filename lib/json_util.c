@@ -299,11 +299,23 @@ static int
 top_member(struct scan *s, const unsigned char *key, size_t klen, void *arg)
 {
 	struct gw_json_usage *u = arg;
+	const unsigned char *v;
+	size_t vlen;
 
+	if (key_is(key, klen, "id") && *s->p == '"') {
+		if (sc_string(s, &v, &vlen) < 0)
+			return -1;
+		/* The last "id" counts; one with escapes is not kept. */
+		u->id = memchr(v, '\\', vlen) ? NULL : (const char *)v;
+		u->id_len = u->id ? vlen : 0;
+		return 0;
+	}
 	if (!key_is(key, klen, "usage"))
 		return 1;
 	/* The last "usage" counts, as in a parse. */
-	memset(u, 0, sizeof(*u));
+	u->known = 0;
+	memset(u->has, 0, sizeof(u->has));
+	memset(u->v, 0, sizeof(u->v));
 	if (*s->p != '{')
 		return 1;
 	s->p++;
@@ -1013,6 +1025,8 @@ gw_json_get_usage(json_object *msg, struct gw_json_usage *u)
 	u->known = o != NULL && json_object_is_type(o, json_type_object);
 	for (i = 0; u->known && i < 3; i++)
 		u->has[i] = gw_json_get_int(o, usage_names[i], &u->v[i]) == 0;
+	if ((u->id = gw_json_get_str(msg, "id")) != NULL)
+		u->id_len = strlen(u->id);
 }
 
 enum gw_status

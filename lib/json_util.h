@@ -38,6 +38,13 @@ struct gw_json_usage {
 	int known;
 	int has[3];
 	int64_t v[3];
+	/*
+	 * The answer's top-level "id" (the upstream's completion id), when
+	 * a string without escapes: [id, id + id_len) in the scanned text
+	 * (borrowed), or in the parsed reply's string; NULL when none.
+	 */
+	const char *id;
+	size_t id_len;
 };
 
 /*

@@ -21,7 +21,8 @@ LAYERS = {
                authcache jwtauth langfuse price spool budget_reset""",
     "request": "req server",
     "feature": """auth route relay chat models health keys_api org_api
-                  keygen mgmt spend shipper budget spend_api""",
+                  keygen mgmt spend shipper budget spend_api
+                  spend_report""",
 }
 RANK = {"base": 0, "request": 1, "feature": 2}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([A-Za-z0-9_]+)\.h"', re.M)
