@@ -1029,6 +1029,66 @@ gw_json_get_usage(json_object *msg, struct gw_json_usage *u)
 		u->id_len = strlen(u->id);
 }
 
+/* The end of the string whose opening quote is at p, or NULL. */
+static const char *
+skim_string(const char *p, const char *end)
+{
+	for (p++; p < end; p++) {
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return p;
+	}
+	return NULL;
+}
+
+int
+gw_json_top_id(const char *buf, size_t len, const char **id, size_t *id_len)
+{
+	const char *p = buf, *end = buf + len, *q;
+	int depth = 0, key = 0;
+
+	for (; p < end; p++) {
+		switch (*p) {
+		case '{':
+			key = ++depth == 1;
+			break;
+		case '[':
+			depth++;
+			break;
+		case '}':
+		case ']':
+			depth--;
+			break;
+		case ',':
+			key = depth == 1;
+			break;
+		case '"':
+			if ((q = skim_string(p, end)) == NULL)
+				return -1;
+			if (key && q - p == 3 && p[1] == 'i' && p[2] == 'd') {
+				for (p = q + 1;
+				     p < end &&
+				     (*p == ' ' || *p == ':' || *p == '\t' ||
+				         *p == '\n' || *p == '\r');
+				     p++)
+					;
+				if (p >= end || *p != '"' ||
+				    (q = skim_string(p, end)) == NULL ||
+				    memchr(p, '\\', (size_t)(q - p)) != NULL)
+					return -1;
+				*id = p + 1;
+				*id_len = (size_t)(q - p - 1);
+				return 0;
+			}
+			key = 0;
+			p = q;
+			break;
+		}
+	}
+	return -1;
+}
+
 enum gw_status
 gw_json_scan_usage(const char *buf, size_t len, struct gw_json_usage *u)
 {

@@ -234,10 +234,11 @@ on_event(void *arg, const char *ev, size_t len)
 			int parse = r->cap.on || gw_sse_has_usage(data, dlen);
 
 			if (!parse && r->out.chunks == 1) {
-				/* The first chunk's id, scanned, not built. */
-				struct gw_json_usage u;
+				/* The first chunk's id, skimmed, not built. */
+				struct gw_json_usage u = {0};
 
-				if (gw_json_scan_usage(data, dlen, &u) == GW_OK)
+				if (gw_json_top_id(
+				        data, dlen, &u.id, &u.id_len) == 0)
 					note_id(r, &u);
 			}
 			if (parse) {
@@ -838,7 +839,8 @@ spend_tags(struct gw_req *req, json_object *body, struct gw_buf *b)
 {
 	json_object *t =
 	    body ? gw_json_get(gw_json_get(body, "metadata"), "tags") : NULL;
-	const char *h = gw_req_header(req, "x-litellm-tags"), *c;
+	/* The FastCGI name, not gw_req_header: this runs for every request. */
+	const char *h = gw_req_param(req, "HTTP_X_LITELLM_TAGS"), *c;
 	size_t i, n;
 
 	if (t == NULL && h == NULL)
