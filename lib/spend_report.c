@@ -1,7 +1,8 @@
 /*
  * spend_report.c: spend analytics, computed in PostgreSQL from the daily
  * aggregates (see spend_report.h); each answer is one statement that
- * builds the JSON body.
+ * builds the JSON body, with json (text) functions: jsonb_agg of nested
+ * jsonb copies every level again (3x slower on a 30-day report).
  */
 #include "spend_report.h"
 
@@ -62,7 +63,7 @@ struct q {
 
 /* LiteLLM's SpendMetrics of a group of aggregate rows. */
 #define METRICS                                                                \
-	"jsonb_build_object('spend', sum(spend), 'prompt_tokens', "            \
+	"json_build_object('spend', sum(spend), 'prompt_tokens', "             \
 	"sum(prompt_tokens), 'completion_tokens', sum(completion_tokens), "    \
 	"'total_tokens', sum(total_tokens), 'api_requests', "                  \
 	"sum(api_requests), 'successful_requests', sum(successful_requests), " \
@@ -209,38 +210,61 @@ out:
 	return GW_OK;
 }
 
-/* [{"group_by_day", <list>: [...]}, ...]: one entry per day with spend. */
+/* JSON text of a value that may be NULL (to_json gives NULL for NULL). */
+#define JS(x) "coalesce(to_json(" x ")::text, 'null')"
+
+/*
+ * [{"group_by_day", <list>: [...]}, ...]: one entry per day with spend.
+ * Written as text (string_agg of concat): a report can have 30,000
+ * key x model entries, and json_build_object costs twice as much per
+ * entry. Numbers print as JSON numbers (float8out, numeric).
+ */
 static const char report_group_sql[] =
     "WITH f AS (SELECT day, %s AS grp, api_key, model, sum(spend) AS spend, "
     "sum(total_tokens) AS tt FROM spend_daily WHERE " FILT
     " GROUP BY 1, 2, 3, 4), "
-    "g AS (SELECT day, grp, sum(spend) AS total, jsonb_agg("
-    "jsonb_build_object('model', model, 'spend', spend, 'total_tokens', "
-    "tt, 'api_key', api_key) ORDER BY spend DESC, api_key, model) AS md "
-    "FROM f GROUP BY 1, 2), "
-    "d AS (SELECT g.day, jsonb_agg(jsonb_build_object(%s, 'total_spend', "
-    "g.total, 'metadata', g.md) ORDER BY g.total DESC, g.grp) AS l FROM g "
-    "%s GROUP BY g.day) "
-    "SELECT coalesce(jsonb_agg(jsonb_build_object('group_by_day', "
-    "to_char(day, 'YYYY-MM-DD\"T00:00:00+00:00\"'), '%s', l) ORDER BY "
-    "day), '[]')::text FROM d";
+    "g AS (SELECT day, grp, sum(spend) AS total, string_agg(concat("
+    "'{\"model\":', to_json(model), ',\"spend\":', spend, "
+    "',\"total_tokens\":', tt, ',\"api_key\":', to_json(api_key), '}'), "
+    "',') AS md FROM f GROUP BY 1, 2), "
+    "d AS (SELECT g.day, string_agg(concat(%s, ',\"total_spend\":', "
+    "g.total, ',\"metadata\":[', g.md, ']}'), ',' ORDER BY g.total DESC, "
+    "g.grp) AS l FROM g %s GROUP BY g.day) "
+    "SELECT concat('[', string_agg(concat('{\"group_by_day\":\"', day, "
+    "'T00:00:00+00:00\",\"%s\":[', l, ']}'), ',' ORDER BY day), ']') FROM d";
 
 static const char report_key_sql[] =
     "WITH f AS (SELECT day, api_key, model, sum(spend) AS spend, "
     "sum(prompt_tokens) AS p, sum(completion_tokens) AS c FROM spend_daily "
     "WHERE " FILT " GROUP BY 1, 2, 3), "
     "g AS (SELECT day, api_key, sum(spend) AS total, sum(p) AS p, sum(c) "
-    "AS c, jsonb_agg(jsonb_build_object('model', model, 'total_cost', "
-    "spend, 'total_input_tokens', p, 'total_output_tokens', c) ORDER BY "
-    "spend DESC, model) AS md FROM f GROUP BY 1, 2), "
-    "d AS (SELECT g.day, jsonb_agg(jsonb_build_object('api_key', "
-    "g.api_key, 'key_alias', k.key_alias, 'total_cost', g.total, "
-    "'total_input_tokens', g.p, 'total_output_tokens', g.c, "
-    "'model_details', g.md) ORDER BY g.total DESC, g.api_key) AS l FROM g "
-    "LEFT JOIN keys k ON k.token = g.api_key GROUP BY g.day) "
-    "SELECT coalesce(jsonb_agg(jsonb_build_object('group_by_day', "
-    "to_char(day, 'YYYY-MM-DD\"T00:00:00+00:00\"'), 'api_keys', l) ORDER "
-    "BY day), '[]')::text FROM d";
+    "AS c, string_agg(concat('{\"model\":', to_json(model), "
+    "',\"total_cost\":', spend, ',\"total_input_tokens\":', p, "
+    "',\"total_output_tokens\":', c, '}'), ',') AS md FROM f GROUP BY 1, "
+    "2), "
+    "d AS (SELECT g.day, string_agg(concat('{\"api_key\":', "
+    "to_json(g.api_key), ',\"key_alias\":', " JS(
+        "k.key_alias") ", "
+                       "',\"total_cost\":', g.total, "
+                       "',\"total_input_tokens\":', g.p, "
+                       "',\"total_output_tokens\":', g.c, "
+                       "',\"model_details\":[', g.md, "
+                       "']}'), ',' ORDER BY g.total DESC, g.api_key) AS l FROM "
+                       "g LEFT JOIN "
+                       "keys k ON k.token = g.api_key GROUP BY g.day) "
+                       "SELECT concat('[', "
+                       "string_agg(concat('{\"group_by_day\":\"', day, "
+                       "'T00:00:00+00:00\",\"api_keys\":[', l, ']}'), ',' "
+                       "ORDER BY day), "
+                       "']') FROM d";
+
+/* The head of a team's and of a customer's entry. */
+static const char
+    team_head
+        [] = "'{\"team_name\":', " JS("coalesce(t.team_alias, nullif(g.grp, "
+                                      "''))") ", ',\"team_id\":', " JS(
+            "nullif(g.grp, '')");
+static const char cust_head[] = "'{\"customer\":', " JS("nullif(g.grp, '')");
 
 enum gw_status
 gw_spend_report_global(struct gw_req *req, struct gw_route_call *c)
@@ -254,13 +278,11 @@ gw_spend_report_global(struct gw_req *req, struct gw_route_call *c)
 	if (opt(req, "group_by", by, sizeof(by)) < 0)
 		by[0] = '?';
 	if (by[0] == '\0' || strcmp(by, "team") == 0)
-		gw_buf_printf(&sql, report_group_sql, "team_id",
-		    "'team_name', coalesce(t.team_alias, nullif(g.grp, '')), "
-		    "'team_id', nullif(g.grp, '')",
+		gw_buf_printf(&sql, report_group_sql, "team_id", team_head,
 		    "LEFT JOIN teams t ON t.team_id = g.grp", "teams");
 	else if (strcmp(by, "customer") == 0)
-		gw_buf_printf(&sql, report_group_sql, "end_user",
-		    "'customer', nullif(g.grp, '')", "", "customers");
+		gw_buf_printf(&sql, report_group_sql, "end_user", cust_head, "",
+		    "customers");
 	else if (strcmp(by, "api_key") == 0)
 		gw_buf_puts(&sql, report_key_sql);
 	else
@@ -290,27 +312,27 @@ static const char daily_sql[] =
     "page AS (SELECT day, m FROM days ORDER BY day DESC LIMIT $9::bigint "
     "OFFSET ($10::bigint - 1) * $9::bigint), "
     "pf AS (SELECT f.* FROM f JOIN page USING (day)), "
-    "bm AS (SELECT day, jsonb_object_agg(model, jsonb_build_object("
-    "'metrics', m, 'metadata', '{}'::jsonb)) AS o FROM (SELECT day, "
+    "bm AS (SELECT day, json_object_agg(model, json_build_object("
+    "'metrics', m, 'metadata', '{}'::json)) AS o FROM (SELECT day, "
     "model, " METRICS " AS m FROM pf GROUP BY 1, 2) x GROUP BY 1), "
-    "bk AS (SELECT x.day, jsonb_object_agg(x.api_key, jsonb_build_object("
-    "'metrics', x.m, 'metadata', jsonb_build_object('key_alias', "
+    "bk AS (SELECT x.day, json_object_agg(x.api_key, json_build_object("
+    "'metrics', x.m, 'metadata', json_build_object('key_alias', "
     "k.key_alias, 'team_id', k.team_id))) AS o FROM (SELECT day, "
     "api_key, " METRICS
     " AS m FROM pf GROUP BY 1, 2) x LEFT JOIN keys k ON k.token = "
     "x.api_key GROUP BY 1), "
-    "be AS (SELECT day, jsonb_object_agg(e, jsonb_build_object('metrics', "
-    "m, 'metadata', '{}'::jsonb)) AS o FROM (SELECT day, %s AS e, " METRICS
+    "be AS (SELECT day, json_object_agg(e, json_build_object('metrics', "
+    "m, 'metadata', '{}'::json)) AS o FROM (SELECT day, %s AS e, " METRICS
     " AS m FROM pf GROUP BY 1, 2) x GROUP BY 1), "
-    "res AS (SELECT page.day, jsonb_build_object('date', page.day, "
-    "'metrics', page.m, 'breakdown', jsonb_build_object('models', "
-    "coalesce(bm.o, '{}'), 'providers', '{}'::jsonb, 'api_keys', "
+    "res AS (SELECT page.day, json_build_object('date', page.day, "
+    "'metrics', page.m, 'breakdown', json_build_object('models', "
+    "coalesce(bm.o, '{}'), 'providers', '{}'::json, 'api_keys', "
     "coalesce(bk.o, '{}'), 'entities', coalesce(be.o, '{}'))) AS r FROM "
     "page LEFT JOIN bm USING (day) LEFT JOIN bk USING (day) LEFT JOIN be "
     "USING (day)) "
-    "SELECT jsonb_build_object('results', coalesce((SELECT jsonb_agg(r "
+    "SELECT json_build_object('results', coalesce((SELECT json_agg(r "
     "ORDER BY day DESC) FROM res), '[]'), 'metadata', (SELECT "
-    "jsonb_build_object('total_spend', coalesce(sum(s), 0), "
+    "json_build_object('total_spend', coalesce(sum(s), 0), "
     "'total_prompt_tokens', coalesce(sum(p), 0), "
     "'total_completion_tokens', coalesce(sum(c), 0), 'total_tokens', "
     "coalesce(sum(t), 0), 'total_api_requests', coalesce(sum(a), 0), "
@@ -403,7 +425,7 @@ gw_spend_report_daily(struct gw_req *req, struct gw_route_call *c)
 
 /* [{"individual_request_tag", "log_count", "total_spend"}], by spend. */
 static const char tags_sql[] =
-    "SELECT coalesce(jsonb_agg(jsonb_build_object('individual_request_tag', "
+    "SELECT coalesce(json_agg(json_build_object('individual_request_tag', "
     "tag, 'log_count', n, 'total_spend', s) ORDER BY s DESC, tag), "
     "'[]')::text FROM (SELECT tag, sum(api_requests) AS n, sum(spend) AS s "
     "FROM spend_daily_tags WHERE " FILT
@@ -425,14 +447,14 @@ gw_spend_report_tags(struct gw_req *req, struct gw_route_call *c)
 
 static const char *const top_sql[] = {
     /* /global/spend/keys: LiteLLM's [{api_key, total_spend, ...}]. */
-    "SELECT coalesce(jsonb_agg(jsonb_build_object('api_key', x.api_key, "
+    "SELECT coalesce(json_agg(json_build_object('api_key', x.api_key, "
     "'total_spend', x.s, 'key_alias', k.key_alias, 'key_name', "
     "k.key_name) ORDER BY x.s DESC, x.api_key), '[]')::text FROM (SELECT "
     "api_key, sum(spend) AS s FROM spend_daily WHERE " FILT
     " GROUP BY api_key ORDER BY s DESC, api_key LIMIT $5::bigint) x LEFT "
     "JOIN keys k ON k.token = x.api_key",
     /* /global/spend/models: [{model, total_spend}]. */
-    "SELECT coalesce(jsonb_agg(jsonb_build_object('model', model, "
+    "SELECT coalesce(json_agg(json_build_object('model', model, "
     "'total_spend', s) ORDER BY s DESC, model), '[]')::text FROM (SELECT "
     "model, sum(spend) AS s FROM spend_daily WHERE " FILT
     " GROUP BY model ORDER BY s DESC, model LIMIT $5::bigint) x",
@@ -445,12 +467,12 @@ static const char *const top_sql[] = {
     "WHERE " FILT " GROUP BY 1, 2), "
     "f AS (SELECT day, coalesce(t.team_alias, a.team_id) AS team, a.s FROM "
     "a LEFT JOIN teams t ON t.team_id = a.team_id) "
-    "SELECT jsonb_build_object('daily_spend', coalesce((SELECT "
-    "jsonb_agg(o ORDER BY day) FROM (SELECT day, jsonb_build_object("
+    "SELECT json_build_object('daily_spend', coalesce((SELECT "
+    "json_agg(o ORDER BY day) FROM (SELECT day, jsonb_build_object("
     "'date', day) || jsonb_object_agg(team, s) AS o FROM f GROUP BY day) "
-    "x), '[]'), 'teams', coalesce((SELECT jsonb_agg(DISTINCT team) FROM "
-    "f), '[]'), 'total_spend_per_team', coalesce((SELECT jsonb_agg("
-    "jsonb_build_object('team_id', team, 'total_spend', s) ORDER BY s "
+    "x), '[]'), 'teams', coalesce((SELECT json_agg(DISTINCT team) FROM "
+    "f), '[]'), 'total_spend_per_team', coalesce((SELECT json_agg("
+    "json_build_object('team_id', team, 'total_spend', s) ORDER BY s "
     "DESC, team) FROM (SELECT team, sum(s) AS s FROM f GROUP BY team) y), "
     "'[]'))::text",
 };

@@ -53,6 +53,8 @@ def conninfo(pg, db):
 
 def load(pg, db, rows, analytics):
     """rows spend_logs rows over the last 90 days, and what they need."""
+    tags = ((", request_tags", ", CASE g % 3 WHEN 0 THEN '[\"prod\"]' WHEN 1 THEN "
+             "'[\"dev\", \"batch\"]' ELSE '[]' END::jsonb") if analytics else ("", ""))
     psql(pg, """
 INSERT INTO teams (team_id, team_alias)
     SELECT 'bt-' || i, 'bench team ' || i FROM generate_series(0, 9) i;
@@ -67,18 +69,19 @@ INSERT INTO spend_logs (request_id, api_key, key_alias, user_id, team_id, model,
     actual_model, call_type, prompt_tokens, completion_tokens, total_tokens, spend,
     start_time, end_time, status, metadata %s)
 SELECT 'bench-' || g, k.token, 'bench-key-' || k.i, 'bu-' || (k.i %% 50),
-    'bt-' || (k.i %% 10), 'model-' || (g %% 5), 'model-' || (g %% 5), 'chat',
+    'bt-' || (k.i %% 10), 'model-' || m, 'model-' || m, 'chat',
     g %% 500, g %% 300, g %% 500 + g %% 300, (g %% 800) * 1e-6,
     t, t + interval '1 second', CASE WHEN g %% 50 = 0 THEN 500 ELSE 200 END,
     CASE WHEN g %% 10 = 0 THEN jsonb_build_object('end_user', 'cust-' || (g %% 20))
          ELSE '{}' END %s
 FROM generate_series(1, %d) g
-JOIN bkeys k ON k.i = (g * 7919) %% 200
+CROSS JOIN LATERAL (SELECT abs(hashint4(g)) %% 200 AS ki,
+    abs(hashint4(-g)) %% 5 AS m) h
+JOIN bkeys k ON k.i = h.ki
 CROSS JOIN LATERAL (SELECT date_trunc('day', now()) - ((g %% 90) || ' days')::interval
     + ((g * 37) %% 86400) * interval '1 second' AS t) tt;
 DROP TABLE bkeys;
-""" % ((", request_tags", ", CASE g % 3 WHEN 0 THEN '[\"prod\"]' WHEN 1 THEN "
-        "'[\"dev\", \"batch\"]' ELSE '[]' END::jsonb") if analytics else ("", ""), rows), db)
+""" % (tags + (rows,)), db)
     if analytics:
         psql(pg, """
 INSERT INTO spend_daily
@@ -99,14 +102,14 @@ FROM spend_logs, jsonb_array_elements_text(request_tags) t GROUP BY 1, 2, 3, 4, 
 
 
 def spool_file(path, n, tag):
-    """n spooled lines as relay.c writes them, spread over 90 days and 200 keys."""
+    """n spooled lines as relay.c writes them: requests of the last minute (what
+    a writer ships), over 200 keys (uniform) and 5 models."""
     rnd = random.Random(14)
-    day = 86400
     now = int(time.time())
     with open(path, "w") as f:
         for i in range(n):
             k = rnd.randrange(200)
-            t = now - rnd.randrange(90 * day)
+            t = now - rnd.randrange(60)
             ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))
             te = time.strftime("%Y-%m-%dT%H:%M:%S.250Z", time.gmtime(t))
             row = {"request_id": "ship-%s-%d" % (tag, i),
