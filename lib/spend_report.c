@@ -259,12 +259,12 @@ static const char report_key_sql[] =
                        "']') FROM d";
 
 /* The head of a team's and of a customer's entry. */
-static const char
-    team_head
-        [] = "'{\"team_name\":', " JS("coalesce(t.team_alias, nullif(g.grp, "
-                                      "''))") ", ',\"team_id\":', " JS(
-            "nullif(g.grp, '')");
-static const char cust_head[] = "'{\"customer\":', " JS("nullif(g.grp, '')");
+static const char team_head[] =
+    "'{\"team_name\":', coalesce(to_json(coalesce(t.team_alias, "
+    "nullif(g.grp, '')))::text, 'null'), ',\"team_id\":', "
+    "coalesce(to_json(nullif(g.grp, ''))::text, 'null')";
+static const char cust_head[] =
+    "'{\"customer\":', coalesce(to_json(nullif(g.grp, ''))::text, 'null')";
 
 enum gw_status
 gw_spend_report_global(struct gw_req *req, struct gw_route_call *c)
