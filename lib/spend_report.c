@@ -192,7 +192,7 @@ static enum gw_status
 answer(struct gw_req *req, const char *sql, struct q *q)
 {
 	struct gw_db_rows *rows = NULL;
-	char err[512];
+	char err[512] = "no row";
 	const char *body;
 
 	if (gw_db_exec(req->ctx->db, sql, q->n, q->p, 1, &rows, err,
