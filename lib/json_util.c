@@ -373,11 +373,28 @@ static int
 top_member(struct scan *s, const unsigned char *key, size_t klen, void *arg)
 {
 	struct gw_json_usage *u = arg;
+	const unsigned char *v;
+	size_t vlen;
 
+	if (key_is(s, key, klen, "id", 2)) {
+		/* The last "id" counts, as in a parse (not a string: none). */
+		u->id = NULL;
+		u->id_len = 0;
+		if (*s->p != '"')
+			return 1;
+		if (sc_string(s, &v, &vlen) < 0)
+			return -1;
+		/* One with escapes is not kept. */
+		u->id = s->escaped ? NULL : (const char *)v;
+		u->id_len = u->id ? vlen : 0;
+		return 0;
+	}
 	if (!key_is(s, key, klen, "usage", 5))
 		return 1;
 	/* The last "usage" counts, as in a parse. */
-	memset(u, 0, sizeof(*u));
+	u->known = 0;
+	memset(u->has, 0, sizeof(u->has));
+	memset(u->v, 0, sizeof(u->v));
 	if (*s->p != '{')
 		return 1;
 	s->p++;
@@ -1108,6 +1125,68 @@ gw_json_get_usage(json_object *msg, struct gw_json_usage *u)
 	u->known = o != NULL && json_object_is_type(o, json_type_object);
 	for (i = 0; u->known && i < 3; i++)
 		u->has[i] = gw_json_get_int(o, usage_names[i], &u->v[i]) == 0;
+	if ((u->id = gw_json_get_str(msg, "id")) != NULL)
+		u->id_len = strlen(u->id);
+}
+
+/* The end of the string whose opening quote is at p, or NULL. */
+static const char *
+skim_string(const char *p, const char *end)
+{
+	for (p++; p < end; p++) {
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return p;
+	}
+	return NULL;
+}
+
+int
+gw_json_top_id(const char *buf, size_t len, const char **id, size_t *id_len)
+{
+	const char *p = buf, *end = buf + len, *q;
+	int depth = 0, key = 0;
+
+	for (; p < end; p++) {
+		switch (*p) {
+		case '{':
+			key = ++depth == 1;
+			break;
+		case '[':
+			depth++;
+			break;
+		case '}':
+		case ']':
+			depth--;
+			break;
+		case ',':
+			key = depth == 1;
+			break;
+		case '"':
+			if ((q = skim_string(p, end)) == NULL)
+				return -1;
+			if (key && q - p == 3 && p[1] == 'i' && p[2] == 'd') {
+				for (p = q + 1;
+				     p < end &&
+				     (*p == ' ' || *p == ':' || *p == '\t' ||
+				         *p == '\n' || *p == '\r');
+				     p++)
+					;
+				if (p >= end || *p != '"' ||
+				    (q = skim_string(p, end)) == NULL ||
+				    memchr(p, '\\', (size_t)(q - p)) != NULL)
+					return -1;
+				*id = p + 1;
+				*id_len = (size_t)(q - p - 1);
+				return 0;
+			}
+			key = 0;
+			p = q;
+			break;
+		}
+	}
+	return -1;
 }
 
 enum gw_status

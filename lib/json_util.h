@@ -46,6 +46,13 @@ struct gw_json_usage {
 	int known;
 	int has[3];
 	int64_t v[3];
+	/*
+	 * The answer's top-level "id" (the upstream's completion id), when
+	 * a string without escapes: [id, id + id_len) in the scanned text
+	 * (borrowed), or in the parsed reply's string; NULL when none.
+	 */
+	const char *id;
+	size_t id_len;
 };
 
 /*
@@ -58,6 +65,15 @@ enum gw_status gw_json_scan_usage(
     const char *buf, size_t len, struct gw_json_usage *u) GW_NONNULL(3);
 /* The same from an already parsed reply. */
 void gw_json_get_usage(json_object *msg, struct gw_json_usage *u) GW_NONNULL(2);
+/*
+ * The top-level "id" string of the JSON object text buf (a stream's
+ * chunk, relayed as is and not otherwise read): a skim that only skips
+ * strings and counts nesting, so that nested "id"s (tool calls) are not
+ * taken. 0 with [*id, *id + *id_len) borrowed from buf, or -1 when there
+ * is none (or it has escapes). Does not check the text.
+ */
+int gw_json_top_id(const char *buf, size_t len, const char **id, size_t *id_len)
+    GW_NONNULL(3, 4);
 
 /* Borrowed member of obj, or NULL when absent or obj is not an object. */
 json_object *gw_json_get(json_object *obj, const char *key) GW_NONNULL(2);

@@ -76,6 +76,7 @@ struct outcome {
 	int64_t t_first_token; /* monotonic us, 0 before one */
 	int64_t up_us;         /* time spent on upstream transfers */
 	const char *up_error;  /* upstream error kind, for metrics */
+	char resp_id[128];     /* the answer's "id" (a stream's first), or "" */
 };
 
 struct relay {
@@ -93,6 +94,7 @@ struct relay {
 	struct gw_rl_ticket team_ticket;
 	const char *target;    /* the model of the current attempt */
 	struct gw_capture cap; /* input/output for Langfuse */
+	struct gw_buf tags;    /* the spend row's request_tags, or empty */
 	/* The request as relayed, and where its attempts stand. */
 	json_object *body;
 	char *model, *url;
@@ -145,6 +147,17 @@ gw_relay_note_usage(struct gw_usage *acc, const struct gw_json_usage *u)
 	acc->total = u->has[2] ? u->v[2] : acc->prompt + acc->completion;
 }
 
+/* Keep the answer's "id", the first one seen: the spend row's response_id. */
+static void
+note_id(struct relay *r, const struct gw_json_usage *u)
+{
+	if (u->id == NULL || r->out.resp_id[0] != '\0' ||
+	    u->id_len >= sizeof(r->out.resp_id))
+		return;
+	memcpy(r->out.resp_id, u->id, u->id_len);
+	r->out.resp_id[u->id_len] = '\0';
+}
+
 /* The same from a parsed reply. */
 static void
 take_usage(struct relay *r, json_object *msg)
@@ -153,6 +166,7 @@ take_usage(struct relay *r, json_object *msg)
 
 	gw_json_get_usage(msg, &u);
 	gw_relay_note_usage(&r->out.usage, &u);
+	note_id(r, &u);
 }
 
 /*
@@ -277,7 +291,17 @@ on_event(void *arg, const char *ev, size_t len)
 				r->out.t_first_token = gw_now_mono_us();
 			r->out.chunks++;
 			/* Parse only chunks that matter: usage, or capture. */
-			if (r->cap.on || gw_sse_has_usage(data, dlen)) {
+			int parse = r->cap.on || gw_sse_has_usage(data, dlen);
+
+			if (!parse && r->out.chunks == 1) {
+				/* The first chunk's id, skimmed, not built. */
+				struct gw_json_usage u = {0};
+
+				if (gw_json_top_id(
+				        data, dlen, &u.id, &u.id_len) == 0)
+					note_id(r, &u);
+			}
+			if (parse) {
 				json_object *o = NULL, *ch;
 				char msg[128];
 				int usage_only = 0;
@@ -537,8 +561,10 @@ reply_answer(struct relay *r)
 		take_usage(r, o);
 		gw_capture_answer(&r->cap, o);
 		json_object_put(o);
-	} else
+	} else {
 		gw_relay_note_usage(&r->out.usage, &u);
+		note_id(r, &u);
+	}
 	if (r->out.usage.known) {
 		double cost = gw_price_cost(r->cfg, r->target,
 		    r->out.usage.prompt, r->out.usage.completion);
@@ -1048,6 +1074,58 @@ estimate_usage(struct relay *r)
 
 static const char *const call_names[] = {"chat", "completion", "embedding"};
 
+/* Append s[0, n) to b as a JSON string, trimmed of spaces; not when empty. */
+static void
+put_tag(struct gw_buf *b, const char *s, size_t n)
+{
+	char tag[256];
+
+	while (n > 0 && (*s == ' ' || *s == '\t'))
+		s++, n--;
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	if (n == 0 || n >= sizeof(tag))
+		return;
+	memcpy(tag, s, n);
+	tag[n] = '\0';
+	gw_buf_puts(b, b->len > 1 ? "," : "");
+	gw_jw_quote(b, tag);
+}
+
+/*
+ * The request's tags as a JSON array into b: the strings of
+ * metadata.tags, then the comma-separated x-litellm-tags header (as
+ * LiteLLM takes them). b stays empty when there are none.
+ */
+static void
+spend_tags(struct gw_req *req, json_object *body, struct gw_buf *b)
+{
+	json_object *t =
+	    body ? gw_json_get(gw_json_get(body, "metadata"), "tags") : NULL;
+	/* The FastCGI name, not gw_req_header: this runs for every request. */
+	const char *h = gw_req_param(req, "HTTP_X_LITELLM_TAGS"), *c;
+	size_t i, n;
+
+	if (t == NULL && h == NULL)
+		return;
+	gw_buf_puts(b, "[");
+	n = t != NULL && json_object_is_type(t, json_type_array)
+	        ? json_object_array_length(t)
+	        : 0;
+	for (i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(t, i);
+
+		if (json_object_is_type(e, json_type_string))
+			put_tag(b, json_object_get_string(e),
+			    (size_t)json_object_get_string_len(e));
+	}
+	for (; h != NULL; h = c ? c + 1 : NULL) {
+		c = strchr(h, ',');
+		put_tag(b, h, c ? (size_t)(c - h) : strlen(h));
+	}
+	gw_buf_puts(b, "]");
+}
+
 /* The request's metadata and end user, for the spend row. */
 static json_object *
 spend_metadata(json_object *body)
@@ -1105,6 +1183,8 @@ record_spend(struct relay *r)
 	s.stream = r->stream;
 	s.client_disconnected = r->out.client_gone;
 	s.metadata = body ? spend_metadata(body) : NULL;
+	s.response_id = r->out.resp_id[0] ? r->out.resp_id : NULL;
+	s.request_tags = r->tags.len ? r->tags.p : NULL;
 	if (req->cfg->langfuse_enabled) {
 		s.lf_mode = gw_capture_mode_name(&r->cap);
 		s.lf_input = gw_capture_input(&r->cap, body);
@@ -1182,6 +1262,7 @@ relay_end(struct relay *r)
 	gw_buf_fini(&r->at.resp);
 	gw_sse_fini(&r->at.sse);
 	gw_capture_fini(&r->cap);
+	gw_buf_fini(&r->tags);
 	free(r->url);
 	free(r->model);
 	if (req->dout != NULL)
@@ -1275,6 +1356,8 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 		bad_request(req, &verr);
 		goto out;
 	}
+	/* Now: the request's headers are not kept once it is detached. */
+	spend_tags(req, r->body, &r->tags);
 	r->model = gw_xstrdup(gw_json_get_str(r->body, "model"));
 	gw_strlcpy(req->model, r->model, sizeof(req->model));
 	if (gw_auth_model(&r->who, r->model, msg, sizeof(msg), &deny) !=

@@ -38,8 +38,22 @@ charge_shipped(void *tag)
 /*
  * One batch: a JSON array of spooled lines. Rows go to spend_logs (once:
  * ON CONFLICT DO NOTHING), their Langfuse payloads beside them, and the
- * totals of the key, user and team move by what was actually inserted.
+ * totals of the key, user and team move by what was actually inserted, as
+ * do the daily aggregates (one upsert per day x key x model x user x team
+ * x end user group of the batch, and per tag), so that reports never scan
+ * spend_logs.
  */
+/* An aggregate row takes in what EXCLUDED adds. */
+#define AGG_ADD                                                                \
+	"prompt_tokens = d.prompt_tokens + EXCLUDED.prompt_tokens, "           \
+	"completion_tokens = d.completion_tokens + "                           \
+	"EXCLUDED.completion_tokens, total_tokens = d.total_tokens + "         \
+	"EXCLUDED.total_tokens, spend = d.spend + EXCLUDED.spend, "            \
+	"api_requests = d.api_requests + EXCLUDED.api_requests, "              \
+	"successful_requests = d.successful_requests + "                       \
+	"EXCLUDED.successful_requests, failed_requests = d.failed_requests + " \
+	"EXCLUDED.failed_requests"
+
 static const char ship_sql[] =
     /*
      * jsonb: the batch is parsed once; json would re-parse each row's text
@@ -55,16 +69,21 @@ static const char ship_sql[] =
     "user_id, team_id, model, actual_model, call_type, prompt_tokens, "
     "completion_tokens, total_tokens, spend, usage_estimated, start_time, "
     "end_time, completion_start_time, ttft_ms, status, error_type, stream, "
-    "client_disconnected, metadata) SELECT request_id, "
+    "client_disconnected, metadata, response_id, request_tags) SELECT "
+    "request_id, "
     "coalesce(api_key, ''), key_alias, user_id, team_id, coalesce(model, "
     "''), actual_model, call_type, coalesce(prompt_tokens, 0), "
     "coalesce(completion_tokens, 0), coalesce(total_tokens, 0), "
     "coalesce(spend, 0), coalesce(usage_estimated, false), start_time, "
     "end_time, completion_start_time, ttft_ms, status, error_type, "
     "coalesce(stream, false), coalesce(client_disconnected, false), "
-    "coalesce(metadata, '{}') FROM rows "
-    "ON CONFLICT (request_id) DO NOTHING "
-    "RETURNING request_id, api_key, user_id, team_id, spend), "
+    "coalesce(metadata, '{}'), response_id, CASE WHEN "
+    "jsonb_typeof(request_tags) = 'array' THEN request_tags ELSE '[]' END "
+    "FROM rows ON CONFLICT (request_id) DO NOTHING "
+    "RETURNING request_id, api_key, user_id, team_id, spend, model, "
+    "(start_time AT TIME ZONE 'UTC')::date AS day, prompt_tokens, "
+    "completion_tokens, total_tokens, status BETWEEN 200 AND 299 AS ok, "
+    "coalesce(metadata->>'end_user', '') AS end_user, request_tags), "
     "pay AS (INSERT INTO request_payloads (request_id, record_mode, input, "
     "output) SELECT r.request_id, r.lf_mode, r.lf_input, "
     "r.lf_output FROM rows r JOIN ins USING (request_id) WHERE "
@@ -78,7 +97,22 @@ static const char ship_sql[] =
     "RETURNING 1), "
     "t AS (UPDATE teams SET spend = teams.spend + s.total FROM (SELECT "
     "team_id, sum(spend) AS total FROM ins WHERE team_id IS NOT NULL GROUP "
-    "BY team_id) s WHERE teams.team_id = s.team_id RETURNING 1) "
+    "BY team_id) s WHERE teams.team_id = s.team_id RETURNING 1), "
+    "d AS (INSERT INTO spend_daily AS d SELECT day, api_key, model, "
+    "coalesce(user_id, ''), coalesce(team_id, ''), end_user, "
+    "sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), "
+    "sum(spend), count(*), count(*) FILTER (WHERE ok), count(*) FILTER "
+    "(WHERE NOT ok) FROM ins GROUP BY 1, 2, 3, 4, 5, 6 ON CONFLICT (day, "
+    "api_key, model, user_id, team_id, end_user) DO UPDATE SET " AGG_ADD
+    " RETURNING 1), "
+    "g AS (INSERT INTO spend_daily_tags AS d SELECT day, tag, api_key, "
+    "coalesce(user_id, ''), coalesce(team_id, ''), sum(prompt_tokens), "
+    "sum(completion_tokens), sum(total_tokens), sum(spend), count(*), "
+    "count(*) FILTER (WHERE ok), count(*) FILTER (WHERE NOT ok) FROM ins "
+    "CROSS JOIN LATERAL (SELECT DISTINCT value AS tag FROM "
+    "jsonb_array_elements_text(ins.request_tags)) x GROUP BY 1, 2, 3, 4, 5 "
+    "ON CONFLICT (day, tag, api_key, user_id, team_id) DO UPDATE SET " AGG_ADD
+    " RETURNING 1) "
     "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM pay)";
 
 int

@@ -70,6 +70,8 @@ row_line(const struct gw_spend_rec *r)
 	gw_jw_bool(&b, "client_disconnected", r->client_disconnected);
 	gw_jw_raw(&b, "metadata",
 	    r->metadata ? gw_json_str(r->metadata, NULL) : "{}");
+	gw_jw_str(&b, "response_id", r->response_id);
+	gw_jw_raw(&b, "request_tags", r->request_tags ? r->request_tags : "[]");
 	if (r->lf_mode != NULL) {
 		gw_jw_str(&b, "lf_mode", r->lf_mode);
 		gw_jw_raw(&b, "lf_input",

@@ -40,7 +40,9 @@ struct gw_spend_rec {
 	const char *error_type; /* NULL on success */
 	int stream;
 	int client_disconnected;
-	json_object *metadata; /* the request's "metadata", may be NULL */
+	json_object *metadata;    /* the request's "metadata", may be NULL */
+	const char *response_id;  /* the answer's "id"; may be NULL */
+	const char *request_tags; /* a JSON array of strings; NULL: [] */
 	/* For Langfuse export (lf_mode NULL: not recorded). */
 	const char *lf_mode;    /* "full", "redacted" or "none" */
 	json_object *lf_input;  /* may be NULL */

@@ -1,7 +1,6 @@
-/* spend_api.c: GET /spend/logs. */
+/* spend_api.c: the spend family's routes, and GET /spend/logs. */
 #include "spend_api.h"
 
-#include <ctype.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,30 +13,8 @@
 #include "log.h"
 #include "req.h"
 #include "route.h"
+#include "spend_report.h"
 #include "util.h"
-
-int
-gw_spend_valid_date(const char *s)
-{
-	static const int mdays[] = {
-	    31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	int i, y, m, d;
-
-	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-		return 0;
-	for (i = 0; i < 10; i++)
-		if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
-			return 0;
-	y = atoi(s);
-	m = atoi(s + 5);
-	d = atoi(s + 8);
-	if (y < 1970 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
-		return 0;
-	if (m == 2 && d == 29 &&
-	    !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-		return 0;
-	return 1;
-}
 
 static enum gw_status
 bad(struct gw_req *req, int status, const char *type, const char *param,
@@ -65,8 +42,25 @@ static const char where_sql[] =
     "$1::date::timestamptz) AND ($2::date IS NULL OR s.start_time < "
     "($2::date + 1)::timestamptz) AND ($3::text IS NULL OR s.user_id = $3) "
     "AND ($4::text IS NULL OR s.api_key = $4) AND ($5::text IS NULL OR "
-    "s.request_id = $5) AND ($6::text IS NULL OR s.model = $6 OR "
+    "(s.request_id = $5 OR s.response_id = $5)) AND ($6::text IS NULL OR "
+    "s.model = $6 OR "
     "s.actual_model = $6)";
+
+/*
+ * LiteLLM's SpendLogs names beside ours: its call_type values, "user"
+ * (the key's user), end_user, and the metadata its UI reads.
+ */
+#define LITELLM_FIELDS                                                         \
+	"jsonb_build_object('startTime', s.start_time, 'endTime', "            \
+	"s.end_time, 'completionStartTime', s.completion_start_time, "         \
+	"'user', coalesce(s.user_id, ''), 'end_user', "                        \
+	"coalesce(s.metadata->>'end_user', ''), 'call_type', CASE "            \
+	"s.call_type WHEN 'chat' THEN 'acompletion' WHEN 'completion' THEN "   \
+	"'atext_completion' WHEN 'embedding' THEN 'aembedding' ELSE "          \
+	"s.call_type END, 'metadata', s.metadata || jsonb_build_object("       \
+	"'user_api_key_alias', s.key_alias, 'user_api_key_team_id', "          \
+	"s.team_id, 'user_api_key_user_id', s.user_id, 'tags', "               \
+	"s.request_tags))"
 
 static enum gw_status
 logs(struct gw_req *req, const struct gw_principal *who)
@@ -77,16 +71,16 @@ logs(struct gw_req *req, const struct gw_principal *who)
 	char start[32], end[32], user[256], key[160], rid[128], model[256];
 	char lim[32], off[32], hash[65], err[512], *e;
 	const char *p[8];
-	long limit = 100, offset = 0, total;
-	int i;
+	long limit, offset = 0, total;
+	int i, paged;
 	enum gw_status st = GW_OK;
 
 	if (opt(req, "start_date", start, sizeof(start)) < 0 ||
-	    (start[0] && !gw_spend_valid_date(start)))
+	    (start[0] && !gw_spend_report_valid_date(start)))
 		return bad(req, 400, "invalid_request_error", "start_date",
 		    "'start_date' must be a date YYYY-MM-DD (UTC)");
 	if (opt(req, "end_date", end, sizeof(end)) < 0 ||
-	    (end[0] && !gw_spend_valid_date(end)))
+	    (end[0] && !gw_spend_report_valid_date(end)))
 		return bad(req, 400, "invalid_request_error", "end_date",
 		    "'end_date' must be a date YYYY-MM-DD (UTC)");
 	if (start[0] && end[0] && strcmp(start, end) > 0)
@@ -105,6 +99,11 @@ logs(struct gw_req *req, const struct gw_principal *who)
 	if (opt(req, "model", model, sizeof(model)) < 0)
 		return bad(req, 400, "invalid_request_error", "model",
 		    "'model' is malformed");
+	/*
+	 * No limit: the whole range, up to logs_max_limit rows; beyond that
+	 * a 400 says so (never a silently cut list).
+	 */
+	limit = req->cfg->spend_logs_max_limit;
 	if (opt(req, "limit", lim, sizeof(lim)) < 0 ||
 	    (lim[0] && ((limit = strtol(lim, &e, 10)) < 1 || *e != '\0' ||
 	                   limit > req->cfg->spend_logs_max_limit))) {
@@ -139,6 +138,7 @@ logs(struct gw_req *req, const struct gw_principal *who)
 			    "This caller has no spend logs");
 		}
 	}
+	paged = lim[0] != '\0';
 	snprintf(lim, sizeof(lim), "%ld", limit);
 	snprintf(off, sizeof(off), "%ld", offset);
 	p[0] = start[0] ? start : NULL;
@@ -156,7 +156,8 @@ logs(struct gw_req *req, const struct gw_principal *who)
 	gw_buf_reset(&sql, 0);
 	gw_buf_printf(&sql,
 	    "SELECT (to_jsonb(s) || jsonb_build_object('tokens', "
-	    "s.total_tokens, 'cost', s.spend, 'timestamp', s.start_time))::text"
+	    "s.total_tokens, 'cost', s.spend, 'timestamp', s.start_time) "
+	    "|| " LITELLM_FIELDS ")::text"
 	    "%s ORDER BY s.start_time DESC, s.request_id LIMIT $7::bigint "
 	    "OFFSET $8::bigint",
 	    where_sql);
@@ -164,6 +165,14 @@ logs(struct gw_req *req, const struct gw_principal *who)
 	    GW_OK)
 		goto dberr;
 	total = atol(gw_db_rows_get(cnt, 0, 0));
+	if (!paged && total > limit) {
+		snprintf(err, sizeof(err),
+		    "%ld spend logs match, more than logs_max_limit (%ld): "
+		    "page with limit and offset, or narrow the dates",
+		    total, limit);
+		bad(req, 400, "invalid_request_error", "limit", err);
+		goto out;
+	}
 	gw_buf_puts(&body, "[");
 	for (i = 0; i < gw_db_rows_count(rows); i++) {
 		if (i)
@@ -201,6 +210,22 @@ spend_logs(struct gw_req *req, struct gw_route_call *c)
 
 static const struct gw_route routes[] = {
     {"GET", "/spend/logs", GW_ACCESS_CALLER, spend_logs, "spend_logs", 0, 0},
+    {"GET", "/spend/tags", GW_ACCESS_CALLER, gw_spend_report_tags, "spend_tags",
+        0, 0},
+    {"GET", "/global/spend/report", GW_ACCESS_CALLER, gw_spend_report_global,
+        "global_spend_report", 0, 0},
+    {"GET", "/global/spend/tags", GW_ACCESS_CALLER, gw_spend_report_tags,
+        "global_spend_tags", 0, 0},
+    {"GET", "/global/spend/keys", GW_ACCESS_CALLER, gw_spend_report_top,
+        "global_spend_keys", 0, 0},
+    {"GET", "/global/spend/models", GW_ACCESS_CALLER, gw_spend_report_top,
+        "global_spend_models", 1, 0},
+    {"GET", "/global/spend/teams", GW_ACCESS_CALLER, gw_spend_report_top,
+        "global_spend_teams", 2, 0},
+    {"GET", "/user/daily/activity", GW_ACCESS_CALLER, gw_spend_report_daily,
+        "user_daily_activity", 0, 0},
+    {"GET", "/team/daily/activity", GW_ACCESS_CALLER, gw_spend_report_daily,
+        "team_daily_activity", 1, 0},
 };
 
 static const struct gw_router router = {NULL, routes, GW_ARRAY_LEN(routes), 0};

@@ -360,6 +360,64 @@ scan(const char *s, struct gw_json_usage *u)
 	return st;
 }
 
+/* The answer's top-level "id", scanned or from a parse (the spend row's). */
+static void
+test_scan_id(void **state)
+{
+	static const char doc[] =
+	    "{\"choices\":[{\"id\":\"nested\"}],\"id\":\"chatcmpl-7\","
+	    "\"usage\":{\"prompt_tokens\":1}}";
+	struct gw_json_usage u;
+	json_object *o = NULL;
+	char msg[64];
+
+	(void)state;
+	assert_int_equal(gw_json_scan_usage(doc, strlen(doc), &u), GW_OK);
+	assert_true(u.known && u.id != NULL);
+	assert_int_equal(u.id_len, 10);
+	assert_memory_equal(u.id, "chatcmpl-7", 10);
+	assert_int_equal(
+	    gw_json_parse(doc, strlen(doc), &o, msg, sizeof(msg)), GW_OK);
+	gw_json_get_usage(o, &u);
+	assert_string_equal(u.id, "chatcmpl-7");
+	json_object_put(o);
+	/* None, not a string, or with escapes: not kept. */
+	assert_int_equal(gw_json_scan_usage("{\"id\":7}", 8, &u), GW_OK);
+	assert_null(u.id);
+	assert_int_equal(
+	    gw_json_scan_usage("{\"id\":\"a\\\"b\"}", 13, &u), GW_OK);
+	assert_null(u.id);
+}
+
+/* A stream chunk's top-level "id", skimmed: nested ids are not it. */
+static void
+test_top_id(void **state)
+{
+	const char *id;
+	size_t n;
+	static const char *const no[] = {"{}", "{\"a\":{\"id\":\"x\"}}",
+	    "[{\"id\":\"x\"}]", "{\"x\":\"id\",\"y\":1}", "{\"id\":1}",
+	    "{\"id\":\"a\\\"b\"}", "{\"id\":\"open", "{\"i\\\"d\":\"x\"}", ""};
+	size_t i;
+
+	(void)state;
+	assert_int_equal(
+	    gw_json_top_id("{\"id\":\"chatcmpl-1\",\"x\":1}", 25, &id, &n), 0);
+	assert_int_equal(n, 10);
+	assert_memory_equal(id, "chatcmpl-1", 10);
+	/* llama.cpp sends "choices" first, with tool calls that have ids. */
+	static const char ll[] =
+	    "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"call_1\"}]},"
+	    "\"s\":\"},{\\\"id\\\":\"}],\"created\":1, \"id\" : "
+	    "\"chatcmpl-2\"}";
+	assert_int_equal(gw_json_top_id(ll, strlen(ll), &id, &n), 0);
+	assert_int_equal(n, 10);
+	assert_memory_equal(id, "chatcmpl-2", 10);
+	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		assert_int_equal(
+		    gw_json_top_id(no[i], strlen(no[i]), &id, &n), -1);
+}
+
 /* The scanner reads "usage" the way a parse and take_usage would. */
 static void
 test_scan_usage(void **state)
@@ -893,6 +951,8 @@ main(void)
 	    cmocka_unit_test(test_writer),
 	    cmocka_unit_test(test_writer_nul),
 	    cmocka_unit_test(test_scan_usage),
+	    cmocka_unit_test(test_scan_id),
+	    cmocka_unit_test(test_top_id),
 	    cmocka_unit_test(test_scan_matches_parse),
 	    cmocka_unit_test(test_usage_one_meaning),
 	    cmocka_unit_test(test_usage_depth),

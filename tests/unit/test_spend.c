@@ -128,6 +128,8 @@ test_key_row(void **state)
 	r.status = 200;
 	r.stream = 1;
 	r.metadata = meta;
+	r.response_id = "chatcmpl-1";
+	r.request_tags = "[\"a\",\"b\"]";
 	r.lf_mode = "full";
 	r.lf_input = in;
 	assert_int_equal(gw_spend_record(cfg, &r), GW_OK);
@@ -155,6 +157,8 @@ test_key_row(void **state)
 	assert_string_equal(str(o, "stream"), "true");
 	assert_string_equal(str(o, "client_disconnected"), "false");
 	assert_string_equal(str(o, "metadata"), "{ \"tag\": \"a \\\"b\\\"\" }");
+	assert_string_equal(str(o, "response_id"), "chatcmpl-1");
+	assert_string_equal(str(o, "request_tags"), "[ \"a\", \"b\" ]");
 	assert_string_equal(str(o, "lf_mode"), "full");
 	assert_string_equal(str(o, "lf_input"), "[ { \"role\": \"user\" } ]");
 	assert_true(is_null(o, "lf_output"));
@@ -198,6 +202,8 @@ test_refused_jwt_row(void **state)
 	assert_true(is_null(o, "ttft_ms"));
 	assert_string_equal(str(o, "error_type"), "budget_exceeded");
 	assert_string_equal(str(o, "metadata"), "{ }");
+	assert_true(is_null(o, "response_id"));
+	assert_string_equal(str(o, "request_tags"), "[ ]");
 	/* Not recorded for Langfuse: no payload fields at all. */
 	assert_false(json_object_object_get_ex(o, "lf_mode", &v));
 	assert_false(json_object_object_get_ex(o, "lf_input", &v));
