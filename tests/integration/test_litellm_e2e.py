@@ -152,6 +152,10 @@ def test_key_info_spend_values(proxy):
             assert await wait_spend(s, proxy, k, want) == pytest.approx(want, rel=1e-9)
             st, rows, _ = await call(s, "GET", url(proxy, "/spend/logs?request_id=" + rid))
             assert st == 200 and len(rows) == 1
+            # LiteLLM's test looks the row up by the completion's own id.
+            st, by_id, _ = await call(s, "GET", url(proxy, "/spend/logs?request_id=" + out["id"]))
+            assert st == 200 and [r["request_id"] for r in by_id] == [rid]
+            assert by_id[0]["call_type"] == "acompletion"
             assert rows[0]["prompt_tokens"] == out["usage"]["prompt_tokens"]
             assert rows[0]["completion_tokens"] == out["usage"]["completion_tokens"]
             assert rows[0]["spend"] == pytest.approx(want, rel=1e-9)
