@@ -28,18 +28,26 @@ ifeq ($(SANITIZER),undefined)
   CFLAGS  += -O1 -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
   LDFLAGS += -fsanitize=undefined
 endif
+ifeq ($(SANITIZER),address,undefined)
+  CFLAGS  += -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+# Objects and unit-test binaries go under B (make check builds its
+# sanitized unit tests in build/san beside the plain build).
+B        ?= build
 
 LIB_SRC   = $(wildcard lib/*.c)
-LIB_OBJ   = $(LIB_SRC:lib/%.c=build/lib/%.o)
-LIB       = lib/libllmgw.a
+LIB_OBJ   = $(LIB_SRC:lib/%.c=$(B)/lib/%.o)
+LIB       = $(if $(filter build,$(B)),lib/libllmgw.a,$(B)/libllmgw.a)
 FAMILIES  = health chat embeddings keys spend
 CGI       = $(FAMILIES:%=cgi-bin/llmgw-%)
 TOOLS     = bin/llmgw-migrate bin/llmgw-langfuse-export $(if $(wildcard tests/mock/mock_upstream.c),bin/mock-upstream)
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
-UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 MIGRATIONS = $(sort $(wildcard migrations/*.sql))
 
-.PHONY: all deps check unit itest bench asan ubsan valgrind headercheck format \
+.PHONY: all deps check unit sanunit itest bench asan ubsan valgrind headercheck format \
         format-check layercheck clean demo up stop status install
 all: $(LIB) $(CGI) $(TOOLS)
 
@@ -50,9 +58,9 @@ build/gen/migrations.h: $(MIGRATIONS) Makefile
 	   for f in $(MIGRATIONS); do echo "	\"$$(basename $$f .sql)\","; done; \
 	   echo '};'; } > $@.tmp && mv $@.tmp $@
 
-build/lib/health.o: build/gen/migrations.h
+$(B)/lib/health.o: build/gen/migrations.h
 
-build/lib/%.o: lib/%.c
+$(B)/lib/%.o: lib/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
 
@@ -80,7 +88,7 @@ bin/mock-upstream: tests/mock/mock_upstream.c
 	$(CC) $(filter-out -MMD -MP,$(CPPFLAGS)) $(CFLAGS) $(WARN) -o $@ $< \
 	    $(LDFLAGS) $(PKG_LIBS)
 
-build/tests/test_%: tests/unit/test_%.c $(LIB)
+$(B)/tests/test_%: tests/unit/test_%.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Wno-missing-prototypes \
 	    -Wno-missing-declarations -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka
@@ -91,7 +99,7 @@ DB_WRAP = PQconnectdbParams PQfinish PQstatus PQtransactionStatus \
           PQexecParams PQresultStatus PQresultErrorField PQresultErrorMessage \
           PQclear PQntuples PQnfields PQgetisnull PQgetvalue PQsocket \
           PQconsumeInput PQnotifies PQfreemem
-build/tests/test_db: LDFLAGS += $(DB_WRAP:%=-Wl,--wrap=%)
+$(B)/tests/test_db: LDFLAGS += $(DB_WRAP:%=-Wl,--wrap=%)
 
 # Packages: installed with apt-get when missing (needs root or sudo).
 deps:
@@ -111,12 +119,18 @@ check:
 	@$(MAKE) --no-print-directory layercheck
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory sanunit
 	@$(MAKE) --no-print-directory itest
 
 # Benchmarks (not part of check): loopback only, every load bounded in time.
 # BENCH_ARGS=--quick for a short run; see tests/bench/README.md.
 bench: all
 	/usr/bin/python3 tests/bench/bench.py $(BENCH_ARGS)
+
+# The unit tests again under ASan and UBSan together, in their own build
+# directory (the plain build stays for the integration tests).
+sanunit:
+	@$(MAKE) --no-print-directory B=build/san SANITIZER=address,undefined unit
 
 asan:
 	$(MAKE) clean
@@ -165,4 +179,4 @@ status:
 clean:
 	rm -rf build bin $(LIB) $(CGI) cgi-bin/llmgw-*
 
--include $(LIB_OBJ:.o=.d) $(wildcard build/src/*.d) $(wildcard build/tests/*.d)
+-include $(LIB_OBJ:.o=.d) $(wildcard build/src/*.d) $(wildcard $(B)/tests/*.d)
