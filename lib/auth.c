@@ -75,10 +75,12 @@ check_key(struct gw_req *req, const char *token, struct gw_principal *who,
 		return GW_E_DB;
 	}
 	if (!rec->found) {
+		/*
+		 * LiteLLM echoes the token's end here; a 401 says nothing of
+		 * what was sent (it may be a secret pasted in the wrong place).
+		 */
 		snprintf(msg, msglen,
-		    "Authentication Error, Invalid proxy server token passed. "
-		    "Received API Key = %s",
-		    who->key_name);
+		    "Authentication Error, Invalid proxy server token passed.");
 		gw_keyrec_unref(rec);
 		return GW_E_AUTH;
 	}
@@ -141,13 +143,15 @@ gw_auth_check(
 		    "'Authorization: Bearer <key>'.");
 		return GW_E_AUTH;
 	}
-	abbreviate(token, who->key_name);
 	if (master != NULL && gw_ct_streq(token, master)) {
+		/* Not even part of the master key goes into a log line. */
+		snprintf(who->key_name, sizeof(who->key_name), "master_key");
 		who->role = GW_ROLE_MASTER;
 		who->admin = 1;
 		who->urole = GW_USER_PROXY_ADMIN;
 		return GW_OK;
 	}
+	abbreviate(token, who->key_name);
 	if (gw_jwt_looks_like(token) && gw_jwt_enabled(req->cfg)) {
 		snprintf(who->key_name, sizeof(who->key_name), "jwt");
 		if (gw_jwt_verify(req->cfg, token, &who->rec, &admin, msg,

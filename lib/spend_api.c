@@ -1,6 +1,7 @@
 /* spend_api.c: the spend family's routes, and GET /spend/logs. */
 #include "spend_api.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,9 @@
 #include "route.h"
 #include "spend_report.h"
 #include "util.h"
+
+/* The largest ?offset= taken: far past any table, far from LONG_MAX. */
+#define GW_SPEND_OFFSET_MAX 1000000000L
 
 static enum gw_status
 bad(struct gw_req *req, int status, const char *type, const char *param,
@@ -112,10 +116,13 @@ logs(struct gw_req *req, const struct gw_principal *who)
 		    req->cfg->spend_logs_max_limit);
 		return bad(req, 400, "invalid_request_error", "limit", err);
 	}
+	/* Bounded so that offset + limit cannot overflow (UBSan caught it). */
+	errno = 0;
 	if (opt(req, "offset", off, sizeof(off)) < 0 ||
-	    (off[0] && ((offset = strtol(off, &e, 10)) < 0 || *e != '\0')))
+	    (off[0] && ((offset = strtol(off, &e, 10)) < 0 || *e != '\0' ||
+	                   errno != 0 || offset > GW_SPEND_OFFSET_MAX)))
 		return bad(req, 400, "invalid_request_error", "offset",
-		    "'offset' must be an integer >= 0");
+		    "'offset' must be an integer from 0 to 1000000000");
 	/* Who may see what. */
 	if (!gw_auth_can_read_all(who)) {
 		const char *own_user = who->rec ? who->rec->user_id : NULL;

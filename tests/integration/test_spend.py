@@ -426,6 +426,9 @@ def test_spend_logs_filters_dates_and_access(spend, pg):
     ("end_date=2026-1-1", "end_date"), ("start_date=2026-02-02&end_date=2026-02-01", "end_date"),
     ("limit=0", "limit"), ("limit=100000000", "limit"), ("limit=x", "limit"),
     ("offset=-1", "offset"), ("api_key=nope", "api_key"),
+    # #15, 9: offset + limit overflowed (UBSan aborted the worker).
+    ("offset=9223372036854775807", "offset"), ("offset=99999999999999999999", "offset"),
+    ("offset=1000000001", "offset"),
 ])
 def test_spend_logs_bad_params(spend, query, param):
     err = assert_openai_error(spend.get("/spend/logs?" + query, headers=AUTH), 400)
