@@ -104,13 +104,7 @@ enum gw_status
 gw_mgmt_query_opt(struct gw_req *req, const char *name, char *out, size_t len,
     struct gw_mgmt_fail *f)
 {
-	enum gw_status st = gw_req_query(req, name, out, len);
-
-	if (st == GW_E_NOTFOUND) {
-		out[0] = '\0';
-		return GW_OK;
-	}
-	if (st != GW_OK)
+	if (gw_req_query_opt(req, name, out, len) != GW_OK)
 		return gw_mgmt_invalid(
 		    f, name, "Query parameter '%s' is malformed", name);
 	return GW_OK;

@@ -293,6 +293,19 @@ gw_req_client(struct gw_req *req)
 }
 
 enum gw_status
+gw_req_query_opt(
+    const struct gw_req *req, const char *name, char *out, size_t outlen)
+{
+	enum gw_status st = gw_req_query(req, name, out, outlen);
+
+	if (st != GW_E_NOTFOUND)
+		return st;
+	if (outlen > 0)
+		out[0] = '\0';
+	return GW_OK;
+}
+
+enum gw_status
 gw_req_query(
     const struct gw_req *req, const char *name, char *out, size_t outlen)
 {

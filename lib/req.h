@@ -111,6 +111,12 @@ enum gw_status gw_req_query(const struct gw_req *req, const char *name,
  */
 const char *gw_req_client(struct gw_req *req) GW_NONNULL(1);
 /*
+ * An optional query parameter: as gw_req_query, but an absent one is ""
+ * (GW_OK); GW_E_INVALID only when it is malformed or does not fit.
+ */
+enum gw_status gw_req_query_opt(const struct gw_req *req, const char *name,
+    char *out, size_t outlen) GW_NONNULL(1, 2, 3);
+/*
  * Read the whole body into req->body. GW_E_TOOBIG when CONTENT_LENGTH or
  * the bytes received exceed cfg->max_body_bytes, GW_E_INVALID when the
  * body is shorter than announced.

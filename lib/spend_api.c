@@ -32,13 +32,7 @@ bad(struct gw_req *req, int status, const char *type, const char *param,
 static int
 opt(struct gw_req *req, const char *name, char *out, size_t len)
 {
-	enum gw_status st = gw_req_query(req, name, out, len);
-
-	if (st == GW_E_NOTFOUND) {
-		out[0] = '\0';
-		return 0;
-	}
-	return st == GW_OK ? 0 : -1;
+	return gw_req_query_opt(req, name, out, len) == GW_OK ? 0 : -1;
 }
 
 static const char where_sql[] =
