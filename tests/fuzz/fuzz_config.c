@@ -1,7 +1,8 @@
 /*
  * fuzz_config: the INI parser and validator (lib/config.c gw_cfg_load).
- * It reads only a path, so the input is written to one memfd reused for
- * every run and loaded as /proc/self/fd/N. A loaded config is looked at
+ * It reads only a path, so the input is written to one file in an empty
+ * temporary directory (relative *_file names are looked up beside the
+ * config), rewritten for every run. A loaded config is looked at
  * (aliases, prices, every printable value it names) and released. A
  * finding besides crashes and leaks: GW_OK without a config, a refusal
  * that leaves *out set or err not NUL-ended, or a reload report that
@@ -9,20 +10,21 @@
  *
  * Inputs naming anything under proc/, dev/ or sys/ are skipped: *_file
  * keys are read with getline, and "master_key_file = /proc/self/fd/5"
- * (the fuzzer learns the prefix from our own path) reads the pipe from
- * libFuzzer's llvm-symbolizer and waits for ever.
+ * reads the pipe from libFuzzer's llvm-symbolizer and waits for ever
+ * (the first runs loaded the input as /proc/self/fd/N, where
+ * "master_key_file = 5" did the same).
  */
-#define _GNU_SOURCE /* memfd_create */
+#define _GNU_SOURCE /* memmem */
 #include "fuzz.h"
 
-#include <sys/mman.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 
 static int fd = -1;
-static char path[64];
+static char dir[] = "/tmp/llmgw-fuzz-config-XXXXXX", path[64];
 static FILE *devnull;
 
 int
@@ -37,10 +39,12 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	for (i = 0; i < sizeof(env) / sizeof(env[0]); i++)
 		unsetenv(env[i]);
 	gw_log_set_level(GW_LOG_ERR);
-	if ((fd = memfd_create("llmgw-fuzz-config", 0)) < 0 ||
+	if (mkdtemp(dir) == NULL)
+		abort();
+	snprintf(path, sizeof(path), "%s/llmgw.conf", dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600)) < 0 ||
 	    (devnull = fopen("/dev/null", "w")) == NULL)
 		abort();
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	return 0;
 }
 
