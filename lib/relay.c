@@ -89,7 +89,8 @@ struct relay {
 	int64_t t_last_keepalive; /* the client's, over all attempts */
 	struct attempt at;        /* the attempt running, or the last one */
 	struct outcome out;
-	struct gw_principal who;        /* released at the end */
+	int model_ok;            /* the caller may use the model it named */
+	struct gw_principal who; /* released at the end */
 	struct gw_rl_ticket key_ticket; /* per-key limits held */
 	struct gw_rl_ticket team_ticket;
 	const char *target;    /* the model of the current attempt */
@@ -959,14 +960,14 @@ count_litellm(struct relay *r, const struct gw_spend_rec *s, const char *model)
 
 	memcpy(l, key, kn + 1);
 	n = kn;
-	ll_label(l, sizeof(l), &n, "requested_model", r->model);
+	ll_label(l, sizeof(l), &n, "requested_model", r->req->model);
 	ll_label(l, sizeof(l), &n, "status_code", st);
 	ll_label(l, sizeof(l), &n, "route", call_path(r->call));
 	gw_metrics_inc(GW_METRIC_LL_REQUESTS, ll_done(l, sizeof(l), n), 1);
 	if (s->status >= 400) {
 		memcpy(l, key, kn + 1);
 		n = kn;
-		ll_label(l, sizeof(l), &n, "requested_model", r->model);
+		ll_label(l, sizeof(l), &n, "requested_model", r->req->model);
 		ll_label(l, sizeof(l), &n, "exception_status", st);
 		ll_label(l, sizeof(l), &n, "exception_class",
 		    ll_exception_class(s->status));
@@ -980,7 +981,7 @@ count_litellm(struct relay *r, const struct gw_spend_rec *s, const char *model)
 	if (s->cost > 0)
 		gw_metrics_add_double(
 		    GW_METRIC_LL_SPEND, ll_done(l, sizeof(l), n), s->cost);
-	ll_label(l, sizeof(l), &n, "requested_model", r->model);
+	ll_label(l, sizeof(l), &n, "requested_model", r->req->model);
 	if (s->total_tokens > 0) {
 		gw_metrics_inc(GW_METRIC_LL_TOTAL_TOKENS,
 		    ll_done(l, sizeof(l), n), (uint64_t)s->total_tokens);
@@ -1013,10 +1014,9 @@ count_litellm(struct relay *r, const struct gw_spend_rec *s, const char *model)
 
 /* Tokens, spend, upstream latency and errors, time to first token. */
 static void
-count_metrics(struct relay *r, const struct gw_spend_rec *s)
+count_metrics(struct relay *r, const struct gw_spend_rec *s, const char *model)
 {
 	char labels[GW_METRICS_LABELS_MAX], n[24];
-	const char *model = s->actual_model ? s->actual_model : "";
 
 	if (s->prompt_tokens > 0)
 		gw_metrics_inc(GW_METRIC_TOKENS,
@@ -1147,6 +1147,35 @@ spend_metadata(json_object *body)
 }
 
 /* Spool the request's spend row (before its answer is complete). */
+/*
+ * What a model name is counted under in metrics (#15, 5): itself only when
+ * the caller may use it and it is known (an alias or one of its targets,
+ * or a name the upstream served); else "other", so that invented names
+ * cannot push the real series out of the shared table.
+ */
+static const char *
+label_of(const struct relay *r, const char *name, int served)
+{
+	struct gw_targets t;
+	size_t i;
+
+	if (name == NULL)
+		return "";
+	if (!r->model_ok)
+		return "other";
+	if (served)
+		return name;
+	gw_alias_resolve(r->cfg, r->model, &t);
+	if (t.aliased) {
+		if (strcmp(name, r->model) == 0)
+			return name;
+		for (i = 0; i < t.n; i++)
+			if (strcmp(name, t.models[i]) == 0)
+				return name;
+	}
+	return "other";
+}
+
 static void
 record_spend(struct relay *r)
 {
@@ -1191,7 +1220,9 @@ record_spend(struct relay *r)
 		s.lf_output = gw_capture_output(&r->cap);
 	}
 	gw_spend_record(req->cfg, &s);
-	count_metrics(r, &s);
+	gw_strlcpy(
+	    req->model, label_of(r, r->model, reached), sizeof(req->model));
+	count_metrics(r, &s, label_of(r, s.actual_model, reached));
 	json_object_put(s.metadata);
 	json_object_put(s.lf_input);
 	json_object_put(s.lf_output);
@@ -1359,12 +1390,12 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 	/* Now: the request's headers are not kept once it is detached. */
 	spend_tags(req, r->body, &r->tags);
 	r->model = gw_xstrdup(gw_json_get_str(r->body, "model"));
-	gw_strlcpy(req->model, r->model, sizeof(req->model));
 	if (gw_auth_model(&r->who, r->model, msg, sizeof(msg), &deny) !=
 	    GW_OK) {
 		gw_reply_error_ex(req, 401, deny, "model", msg);
 		goto out;
 	}
+	r->model_ok = 1;
 	if (gw_budget_check(
 	        req->ctx->db, req->cfg, &r->who, msg, sizeof(msg)) != GW_OK) {
 		gw_reply_error_ex(req, 400, "budget_exceeded", NULL, msg);
