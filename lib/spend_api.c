@@ -28,13 +28,6 @@ bad(struct gw_req *req, int status, const char *type, const char *param,
 	return GW_OK;
 }
 
-/* ?name= into out ("" when absent); 0, or -1 when malformed. */
-static int
-opt(struct gw_req *req, const char *name, char *out, size_t len)
-{
-	return gw_req_query_opt(req, name, out, len) == GW_OK ? 0 : -1;
-}
-
 static const char where_sql[] =
     " FROM spend_logs s WHERE ($1::date IS NULL OR s.start_time >= "
     "$1::date::timestamptz) AND ($2::date IS NULL OR s.start_time < "
@@ -73,28 +66,29 @@ logs(struct gw_req *req, const struct gw_principal *who)
 	int i, paged;
 	enum gw_status st = GW_OK;
 
-	if (opt(req, "start_date", start, sizeof(start)) < 0 ||
+	if (gw_req_query_opt(req, "start_date", start, sizeof(start)) !=
+	        GW_OK ||
 	    (start[0] && !gw_spend_report_valid_date(start)))
 		return bad(req, 400, "invalid_request_error", "start_date",
 		    "'start_date' must be a date YYYY-MM-DD (UTC)");
-	if (opt(req, "end_date", end, sizeof(end)) < 0 ||
+	if (gw_req_query_opt(req, "end_date", end, sizeof(end)) != GW_OK ||
 	    (end[0] && !gw_spend_report_valid_date(end)))
 		return bad(req, 400, "invalid_request_error", "end_date",
 		    "'end_date' must be a date YYYY-MM-DD (UTC)");
 	if (start[0] && end[0] && strcmp(start, end) > 0)
 		return bad(req, 400, "invalid_request_error", "end_date",
 		    "'end_date' is before 'start_date'");
-	if (opt(req, "user_id", user, sizeof(user)) < 0)
+	if (gw_req_query_opt(req, "user_id", user, sizeof(user)) != GW_OK)
 		return bad(req, 400, "invalid_request_error", "user_id",
 		    "'user_id' is malformed");
-	if (opt(req, "api_key", key, sizeof(key)) < 0 ||
+	if (gw_req_query_opt(req, "api_key", key, sizeof(key)) != GW_OK ||
 	    (key[0] && gw_keystore_hash_of(key, hash) != GW_OK))
 		return bad(req, 400, "invalid_request_error", "api_key",
 		    "'api_key' must be a key (sk-...) or its hash");
-	if (opt(req, "request_id", rid, sizeof(rid)) < 0)
+	if (gw_req_query_opt(req, "request_id", rid, sizeof(rid)) != GW_OK)
 		return bad(req, 400, "invalid_request_error", "request_id",
 		    "'request_id' is malformed");
-	if (opt(req, "model", model, sizeof(model)) < 0)
+	if (gw_req_query_opt(req, "model", model, sizeof(model)) != GW_OK)
 		return bad(req, 400, "invalid_request_error", "model",
 		    "'model' is malformed");
 	/*
@@ -102,7 +96,7 @@ logs(struct gw_req *req, const struct gw_principal *who)
 	 * a 400 says so (never a silently cut list).
 	 */
 	limit = req->cfg->spend_logs_max_limit;
-	if (opt(req, "limit", lim, sizeof(lim)) < 0 ||
+	if (gw_req_query_opt(req, "limit", lim, sizeof(lim)) != GW_OK ||
 	    (lim[0] && ((limit = strtol(lim, &e, 10)) < 1 || *e != '\0' ||
 	                   limit > req->cfg->spend_logs_max_limit))) {
 		snprintf(err, sizeof(err),
@@ -112,7 +106,7 @@ logs(struct gw_req *req, const struct gw_principal *who)
 	}
 	/* Bounded so that offset + limit cannot overflow (UBSan caught it). */
 	errno = 0;
-	if (opt(req, "offset", off, sizeof(off)) < 0 ||
+	if (gw_req_query_opt(req, "offset", off, sizeof(off)) != GW_OK ||
 	    (off[0] && ((offset = strtol(off, &e, 10)) < 0 || *e != '\0' ||
 	                   errno != 0 || offset > GW_SPEND_OFFSET_MAX)))
 		return bad(req, 400, "invalid_request_error", "offset",

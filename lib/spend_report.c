@@ -79,13 +79,6 @@ bad(struct gw_req *req, int status, const char *param, const char *msg)
 	return GW_OK;
 }
 
-/* ?name= into out ("" when absent); 0, or -1 when malformed. */
-static int
-opt(struct gw_req *req, const char *name, char *out, size_t len)
-{
-	return gw_req_query_opt(req, name, out, len) == GW_OK ? 0 : -1;
-}
-
 /*
  * The range and the caller's scope into q->p[0..3]: 0, or -1 when it
  * replied (400 on a bad date, 403 for a caller with no spend of its own).
@@ -95,14 +88,16 @@ base(struct gw_req *req, const struct gw_principal *who, struct q *q,
     int required)
 {
 	memset(q, 0, sizeof(*q));
-	if (opt(req, "start_date", q->start, sizeof(q->start)) < 0 ||
+	if (gw_req_query_opt(req, "start_date", q->start, sizeof(q->start)) !=
+	        GW_OK ||
 	    (q->start[0] && !gw_spend_report_valid_date(q->start)) ||
 	    (required && !q->start[0])) {
 		bad(req, 400, "start_date",
 		    "'start_date' must be a date YYYY-MM-DD (UTC)");
 		return -1;
 	}
-	if (opt(req, "end_date", q->end, sizeof(q->end)) < 0 ||
+	if (gw_req_query_opt(req, "end_date", q->end, sizeof(q->end)) !=
+	        GW_OK ||
 	    (q->end[0] && !gw_spend_report_valid_date(q->end)) ||
 	    (required && !q->end[0])) {
 		bad(req, 400, "end_date",
@@ -155,7 +150,7 @@ list_param(struct gw_req *req, const char *name, char *out, size_t len)
 	struct gw_buf b = {0};
 	const char *s, *c;
 
-	if (opt(req, name, raw, sizeof(raw)) < 0)
+	if (gw_req_query_opt(req, name, raw, sizeof(raw)) != GW_OK)
 		return -1;
 	out[0] = '\0';
 	if (raw[0] == '\0')
@@ -269,7 +264,7 @@ gw_spend_report_global(struct gw_req *req, struct gw_route_call *c)
 
 	if (base(req, &c->who, &q, 1) < 0)
 		return GW_OK;
-	if (opt(req, "group_by", by, sizeof(by)) < 0)
+	if (gw_req_query_opt(req, "group_by", by, sizeof(by)) != GW_OK)
 		by[0] = '?';
 	if (by[0] == '\0' || strcmp(by, "team") == 0)
 		gw_buf_printf(&sql, report_group_sql, "team_id", team_head,
@@ -344,7 +339,7 @@ int_param(
 {
 	char s[32], *e;
 
-	if (opt(req, name, s, sizeof(s)) < 0)
+	if (gw_req_query_opt(req, name, s, sizeof(s)) != GW_OK)
 		return -1;
 	if (s[0] == '\0') {
 		*v = dflt;
@@ -375,7 +370,8 @@ gw_spend_report_daily(struct gw_req *req, struct gw_route_call *c)
 	} else {
 		char user[256];
 
-		if (opt(req, "user_id", user, sizeof(user)) < 0)
+		if (gw_req_query_opt(req, "user_id", user, sizeof(user)) !=
+		    GW_OK)
 			return bad(
 			    req, 400, "user_id", "'user_id' is malformed");
 		if (user[0] && q.user[0] && strcmp(user, q.user) != 0)
@@ -392,9 +388,9 @@ gw_spend_report_daily(struct gw_req *req, struct gw_route_call *c)
 			    req, 400, "user_id", "'user_id' is too long");
 		out[0] = '\0';
 	}
-	if (opt(req, "model", model, sizeof(model)) < 0)
+	if (gw_req_query_opt(req, "model", model, sizeof(model)) != GW_OK)
 		return bad(req, 400, "model", "'model' is malformed");
-	if (opt(req, "api_key", key, sizeof(key)) < 0 ||
+	if (gw_req_query_opt(req, "api_key", key, sizeof(key)) != GW_OK ||
 	    (key[0] && gw_keystore_hash_of(key, hash) != GW_OK))
 		return bad(req, 400, "api_key",
 		    "'api_key' must be a key (sk-...) or its hash");
