@@ -1156,7 +1156,7 @@ spend_metadata(json_object *body)
 static const char *
 label_of(const struct relay *r, const char *name, int served)
 {
-	struct gw_targets t;
+	struct gw_targets t = r->targets;
 	size_t i;
 
 	if (name == NULL)
@@ -1165,7 +1165,9 @@ label_of(const struct relay *r, const char *name, int served)
 		return "other";
 	if (served)
 		return name;
-	gw_alias_resolve(r->cfg, r->model, &t);
+	/* Resolved already unless the request was refused before it. */
+	if (t.n == 0)
+		gw_alias_resolve(r->cfg, r->model, &t);
 	if (t.aliased) {
 		if (strcmp(name, r->model) == 0)
 			return name;
