@@ -793,7 +793,7 @@ cl_slot(const char *source, int slots, int64_t now_ns)
 	struct cl_area *a = cl_area();
 	uint64_t h, key, none;
 	unsigned n = CL_SLOTS_MAX, g, i, victim;
-	int64_t oldest;
+	int64_t oldest, used;
 	int tries;
 
 	if (a == NULL)
@@ -821,10 +821,10 @@ cl_slot(const char *source, int slots, int64_t now_ns)
 				oldest = INT64_MIN;
 				break;
 			}
-			if (atomic_load_explicit(
-			        &a->e[i].used, memory_order_relaxed) < oldest) {
-				oldest = atomic_load_explicit(
-				    &a->e[i].used, memory_order_relaxed);
+			used = atomic_load_explicit(
+			    &a->e[i].used, memory_order_relaxed);
+			if (used < oldest) {
+				oldest = used;
 				victim = i;
 			}
 		}
