@@ -21,6 +21,7 @@ VERSION = open(os.path.join(TREE, "VERSION")).read().strip()
 def compat(make_stack, mock):
     return make_stack("compat", mock.url, [
         "gateway.threads=8",
+        "spend.budget_refresh_ms=200",
         "prices.qwen3-30b-a3b=1.5 2.5",
         "prices.nomic-embed-text-v1.5=0.02 0",
         "aliases.cfb=m@fault=500, qwen3-30b-a3b",
@@ -186,6 +187,16 @@ def test_litellm_metrics(compat):
     before = compat.get("/metrics").body.decode()
     for _ in range(3):
         assert chat(compat, bearer(key)).status == 200
+    # The last request's process must have heard of the spend, whichever
+    # process served the others: shipped, then older than budget_refresh_ms.
+    want = 3 * (3 * 1.5 + 5 * 2.5) / 1e6
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        info = compat.get("/key/info?key=" + key, headers=AUTH).json()["info"]
+        if info["spend"] >= want - 1e-12:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
     assert chat(compat, bearer(key), "m@fault=500").status == 500
     after = compat.get("/metrics").body.decode()
     lab = dict(hashed_api_key=token, api_key_alias="dash", user="u-dash")
