@@ -19,7 +19,7 @@ def chat(stack, key, model="gpt-4", **extra):
                 dict({"model": model, "messages": MSGS}, **extra), bearer(key))
 
 
-def burst(stack, n, path="/v1/models"):
+def burst(stack, n, path="/v1/models", took=None):
     out = []
     lock = threading.Lock()
     go = threading.Event()
@@ -33,9 +33,12 @@ def burst(stack, n, path="/v1/models"):
     ts = [threading.Thread(target=one) for _ in range(n)]
     for t in ts:
         t.start()
+    t0 = time.monotonic()
     go.set()
     for t in ts:
         t.join()
+    if took is not None:
+        took.append(time.monotonic() - t0)
     return out
 
 
@@ -47,11 +50,16 @@ def limited(make_stack, mock):
 
 def test_burst_gets_about_the_burst_through(limited):
     time.sleep(2.5)  # a full bucket
-    rs = burst(limited, 300)
+    took = []
+    rs = burst(limited, 300, took=took)
     ok = [r for r in rs if r.status == 200]
     refused = [r for r in rs if r.status == 429]
     assert len(ok) + len(refused) == 300
-    assert 195 <= len(ok) <= 240, len(ok)
+    # The 200 of the burst, plus what 100/s refills while the 300 are being
+    # answered (the burst takes 0.2-0.6 s on two busy cores), plus a little.
+    most = 200 + int(100 * took[0]) + 10
+    assert 195 <= len(ok) <= most, (len(ok), took[0])
+    assert refused, "a burst of 300 must be refused in part"
     for r in refused[:20]:
         err = assert_openai_error(r, 429, "rate_limit_error")
         assert int(r.headers["retry-after"]) >= 1
