@@ -387,7 +387,7 @@ gw_org_delete(struct gw_req *req, struct gw_route_call *c)
 	const struct entity *e = c->route->arg ? TEAM : USER;
 	json_object *body = NULL, *list, *out = NULL;
 	struct gw_db_rows *rows = NULL;
-	struct gw_buf sql = {0};
+	struct gw_buf sql = {0}, keys = {0};
 	struct gw_mgmt_fail f;
 	const char *p[2];
 	enum gw_status st;
@@ -409,17 +409,20 @@ gw_org_delete(struct gw_req *req, struct gw_route_call *c)
 	    e->table, e->id, e->id);
 	if ((st = gw_mgmt_begin(req, &f)) != GW_OK)
 		goto out;
-	/* A team's keys go with it, kept in deleted_keys (LiteLLM's way). */
-	if (e == TEAM)
-		st = gw_mgmt_run(req,
-		    "WITH d AS (DELETE FROM keys WHERE team_id IN (SELECT "
-		    "json_array_elements_text($1::json)) RETURNING *) INSERT "
-		    "INTO deleted_keys (token, key_name, key_alias, user_id, "
-		    "team_id, spend, row_data, deleted_by) SELECT token, "
-		    "key_name, key_alias, user_id, team_id, spend, "
-		    "to_jsonb(d), "
-		    "$2 FROM d",
-		    2, p, NULL, &f);
+	/*
+	 * A team's or a user's keys go with it, kept in deleted_keys
+	 * (LiteLLM's way; without this a user's keys went by the foreign
+	 * key's cascade and left no trace).
+	 */
+	gw_buf_printf(&keys,
+	    "WITH d AS (DELETE FROM keys WHERE %s IN (SELECT "
+	    "json_array_elements_text($1::json)) RETURNING *) INSERT "
+	    "INTO deleted_keys (token, key_name, key_alias, user_id, "
+	    "team_id, spend, row_data, deleted_by) SELECT token, "
+	    "key_name, key_alias, user_id, team_id, spend, to_jsonb(d), "
+	    "$2 FROM d",
+	    e->id);
+	st = gw_mgmt_run(req, keys.p, 2, p, NULL, &f);
 	if (st == GW_OK)
 		st = gw_mgmt_run(req, sql.p, 1, p, &rows, &f);
 	if (st == GW_OK && gw_db_rows_count(rows) == 0)
@@ -435,6 +438,7 @@ out:
 	json_object_put(out);
 	gw_db_rows_free(rows);
 	gw_buf_fini(&sql);
+	gw_buf_fini(&keys);
 	return st == GW_OK ? GW_OK : gw_mgmt_reply_fail(req, &f);
 }
 

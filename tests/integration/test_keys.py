@@ -182,7 +182,7 @@ def test_list_paginates_and_filters(keys_stack):
         assert_openai_error(keys_stack.get("/key/list?" + bad, headers=AUTH), 400)
 
 
-def test_users_and_teams(keys_stack):
+def test_users_and_teams(keys_stack, pg):
     r = post(keys_stack, "/team/new", {"team_id": "team-a", "team_alias": "A",
                                         "models": ["gpt-4", "gpt-3.5-turbo"], "max_budget": 50})
     assert r.status == 200, r
@@ -222,6 +222,9 @@ def test_users_and_teams(keys_stack):
     r = post(keys_stack, "/user/delete", {"user_ids": ["u-new"]})
     assert r.status == 200 and r.json()["deleted_users"] == ["u-new"]
     assert_openai_error(settle(keys_stack, u["key"], 401), 401)
+    # ... kept in deleted_keys, with who deleted it.
+    assert pg.psql("SELECT user_id || ' ' || deleted_by FROM deleted_keys WHERE token = '%s'"
+                   % u["token"]) == "u-new master_key"
     assert post(keys_stack, "/team/delete", {"team_ids": ["team-a"]}).status == 200
 
 
