@@ -198,10 +198,14 @@ gw_req_header(const struct gw_req *req, const char *name)
 	if (!strcasecmp(name, "Content-Length"))
 		return gw_req_param(req, "CONTENT_LENGTH");
 	o = (size_t)snprintf(env, sizeof(env), "HTTP_");
-	for (i = 0; name[i] != '\0' && o + 1 < sizeof(env); i++)
+	for (i = 0; name[i] != '\0'; i++) {
+		if (o + 1 >= sizeof(env))
+			return NULL; /* not a name we look up: no prefix match
+			              */
 		env[o++] = name[i] == '-'
 		               ? '_'
 		               : (char)toupper((unsigned char)name[i]);
+	}
 	env[o] = '\0';
 	return gw_req_param(req, env);
 }

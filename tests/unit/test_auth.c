@@ -72,6 +72,30 @@ test_bearer(void **state)
 	}
 }
 
+/*
+ * A header name too long for the lookup's buffer finds nothing; it used
+ * to be cut to 122 characters and found the header of the cut name.
+ */
+static void
+test_long_header_name(void **state)
+{
+	static char cut[160], line[200];
+	char name[200];
+	struct fake f;
+
+	(void)state;
+	memset(name, 'A', 150);
+	name[150] = '\0';
+	memset(cut, 'A', 122);
+	cut[122] = '\0';
+	snprintf(line, sizeof(line), "HTTP_%s=cut", cut);
+	fake_init(&f, NULL);
+	f.env[0] = line;
+	assert_null(gw_req_header(&f.req, name));
+	name[122] = '\0';
+	assert_string_equal(gw_req_header(&f.req, name), "cut");
+}
+
 /* x-litellm-api-key, then Authorization, then api-key (LiteLLM's order). */
 static void
 test_bearer_headers(void **state)
@@ -270,6 +294,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bearer),
+	    cmocka_unit_test(test_long_header_name),
 	    cmocka_unit_test(test_bearer_headers),
 	    cmocka_unit_test(test_no_token_and_master_key),
 	    cmocka_unit_test(test_model_restrictions),
