@@ -48,7 +48,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 MIGRATIONS = $(sort $(wildcard migrations/*.sql))
 
 .PHONY: all deps check unit sanunit itest bench asan ubsan valgrind headercheck format \
-        format-check layercheck clean demo up stop status install
+        format-check layercheck clangcheck clean demo up stop status install
 all: $(LIB) $(CGI) $(TOOLS)
 
 build/gen/migrations.h: $(MIGRATIONS) Makefile
@@ -120,6 +120,7 @@ check:
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory sanunit
+	@$(MAKE) --no-print-directory clangcheck
 	@$(MAKE) --no-print-directory itest
 
 # Benchmarks (not part of check): loopback only, every load bounded in time.
@@ -149,6 +150,15 @@ valgrind: $(UNIT_BIN)
 # cycle (tests/layers/layercheck.py).
 layercheck:
 	@/usr/bin/python3 tests/layers/layercheck.py lib
+
+# Everything compiles with clang under the same warnings too (the fuzz
+# targets are built with it); objects under build/clang, nothing run.
+clangcheck:
+	@$(MAKE) --no-print-directory B=build/clang CC=clang build/clang/libllmgw.a \
+	    $(UNIT_SRC:tests/unit/%.c=build/clang/tests/%)
+	@set -e; for f in src/*.c tests/mock/*.c; do \
+	    clang $(filter-out -MMD -MP,$(CPPFLAGS)) $(WARN) -fsyntax-only $$f; done
+	@echo clang ok
 
 headercheck:
 	@set -e; for h in lib/*.h; do echo "#include \"$$(basename $$h)\"" | \

@@ -8,7 +8,7 @@ pkgs="gcc make pkg-config ca-certificates curl libfcgi-dev libjson-c-dev libpq-d
 libcurl4-openssl-dev libjwt-dev libssl-dev postgresql lighttpd spawn-fcgi"
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs libcmocka-dev python3 python3-pytest python3-aiohttp procps openssl
-prometheus"
+prometheus clang"
 fi
 
 missing=""

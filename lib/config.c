@@ -201,16 +201,32 @@ static enum gw_status GW_PRINTF(4, 5) fail(struct parse *p,
 	return GW_E_INVALID;
 }
 
+/*
+ * The field k describes inside cfg. offsetof() keeps it aligned for its
+ * type; going through void * says so to -Wcast-align (clang).
+ */
+static void *
+field(struct gw_cfg *cfg, const struct key_def *k)
+{
+	return (char *)cfg + k->off;
+}
+
+static const void *
+cfield(const struct gw_cfg *cfg, const struct key_def *k)
+{
+	return (const char *)cfg + k->off;
+}
+
 static char **
 str_field(struct gw_cfg *cfg, const struct key_def *k)
 {
-	return (char **)((char *)cfg + k->off);
+	return field(cfg, k);
 }
 
 static int *
 int_field(struct gw_cfg *cfg, const struct key_def *k)
 {
-	return (int *)((char *)cfg + k->off);
+	return field(cfg, k);
 }
 
 static enum gw_status
@@ -256,7 +272,7 @@ set_value(
 		if (k->type == CT_INT)
 			*int_field(cfg, k) = (int)n;
 		else
-			*(long *)((char *)cfg + k->off) = n;
+			*(long *)field(cfg, k) = n;
 		return GW_OK;
 	case CT_BOOL:
 		if (!strcmp(v, "on") || !strcmp(v, "true") ||
@@ -781,8 +797,7 @@ static int
 same_value(
     const struct gw_cfg *a, const struct gw_cfg *b, const struct key_def *k)
 {
-	const char *pa = (const char *)a + k->off,
-	           *pb = (const char *)b + k->off;
+	const void *pa = cfield(a, k), *pb = cfield(b, k);
 
 	switch (k->type) {
 	case CT_STR:
@@ -856,18 +871,17 @@ gw_cfg_print_value(const struct gw_cfg *cfg, const char *name, FILE *fp)
 	switch (k->type) {
 	case CT_STR:
 	case CT_PATH:
-		fprintf(fp, "%s\n", *(char **)((const char *)cfg + k->off));
+		fprintf(fp, "%s\n", *(char *const *)cfield(cfg, k));
 		break;
 	case CT_INT:
 	case CT_BOOL:
-		fprintf(fp, "%d\n", *(const int *)((const char *)cfg + k->off));
+		fprintf(fp, "%d\n", *(const int *)cfield(cfg, k));
 		break;
 	case CT_LONG:
-		fprintf(
-		    fp, "%ld\n", *(const long *)((const char *)cfg + k->off));
+		fprintf(fp, "%ld\n", *(const long *)cfield(cfg, k));
 		break;
 	case CT_ENUM:
-		v = *(const int *)((const char *)cfg + k->off);
+		v = *(const int *)cfield(cfg, k);
 		for (m = k->map; m->name != NULL; m++)
 			if (m->value == v) {
 				fprintf(fp, "%s\n", m->name);

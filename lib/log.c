@@ -149,9 +149,8 @@ line_write(struct gw_buf *b)
 	gw_buf_fini(b);
 }
 
-static void
-log_v(enum gw_log_level level, const char *req_id, const char *mod,
-    const char *err, const char *fmt, va_list ap)
+static void GW_PRINTF(5, 0) log_v(enum gw_log_level level, const char *req_id,
+    const char *mod, const char *err, const char *fmt, va_list ap)
 {
 	struct gw_buf b = {0};
 	char msg[2048];

@@ -359,7 +359,7 @@ static struct gw_shm *tshm;
 static void
 area_init(void *area)
 {
-	uint64_t *u = (uint64_t *)((char *)area + sizeof(struct gw_shm_lock));
+	uint64_t *u = (void *)((char *)area + sizeof(struct gw_shm_lock));
 
 	atomic_fetch_add(&init_page->inits, 1);
 	gw_shm_lock_init(area);
@@ -395,8 +395,7 @@ test_area_init(void **state)
 			u = gw_shm_area(tshm, AREA_T, 8192, area_init);
 			if (u == NULL)
 				_exit(1);
-			u = (uint64_t *)((char *)u +
-			                 sizeof(struct gw_shm_lock));
+			u = (void *)((char *)u + sizeof(struct gw_shm_lock));
 			_exit(u[0] == 0x1234 ? 0 : 2);
 		}
 	}
