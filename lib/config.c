@@ -9,11 +9,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -498,6 +501,46 @@ apply_env(struct parse *p)
 	return GW_OK;
 }
 
+/*
+ * Open file for reading when it is a regular file that nobody but us (or
+ * root) could have written: owned by this user or root, not writable by
+ * every user. A FIFO or a device is refused before a read could block on
+ * it. NULL with why set when refused or unreadable.
+ */
+static FILE *
+open_trusted(const char *file, char *why, size_t whylen)
+{
+	struct stat sb;
+	int fd, flags;
+	FILE *fp;
+
+	fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &sb) != 0)
+		snprintf(why, whylen, "%s", strerror(errno));
+	else if (!S_ISREG(sb.st_mode))
+		snprintf(why, whylen, "not a regular file");
+	else if (sb.st_uid != geteuid() && sb.st_uid != 0)
+		snprintf(why, whylen,
+		    "owned by uid %u, neither this user nor root",
+		    (unsigned)sb.st_uid);
+	else if (sb.st_mode & S_IWOTH)
+		snprintf(why, whylen, "writable by every user (mode %04o)",
+		    (unsigned)(sb.st_mode & 07777));
+	else if ((flags = fcntl(fd, F_GETFL)) < 0 ||
+	         fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
+		snprintf(why, whylen, "%s", strerror(errno));
+	else if ((fp = fdopen(fd, "r")) != NULL)
+		return fp;
+	else
+		snprintf(why, whylen, "%s", strerror(errno));
+	close(fd);
+	return NULL;
+}
+
 /* Read the first line of k's secret file into *out (caller frees). */
 static enum gw_status
 read_secret(struct parse *p, const char *section, const char *key,
@@ -507,7 +550,7 @@ read_secret(struct parse *p, const char *section, const char *key,
 	char where[160];
 	const char *w = NULL;
 	FILE *fp = NULL;
-	char *line = NULL;
+	char *line = NULL, why[96];
 	size_t cap = 0;
 	enum gw_status st = GW_E_INVALID;
 
@@ -520,10 +563,9 @@ read_secret(struct parse *p, const char *section, const char *key,
 		    key);
 		w = where;
 	}
-	fp = fopen(file, "r");
+	fp = open_trusted(file, why, sizeof(why));
 	if (fp == NULL) {
-		st = fail(
-		    p, k, w, "cannot read '%s': %s", file, strerror(errno));
+		st = fail(p, k, w, "cannot read '%s': %s", file, why);
 		goto out;
 	}
 	if (getline(&line, &cap, fp) < 0 || gw_strtrim(line)[0] == '\0') {
@@ -549,16 +591,16 @@ read_whole(struct parse *p, const char *section, const char *key,
 {
 	const struct key_def *k = find_key(section, key);
 	struct gw_buf b = {0};
-	char chunk[4096];
+	char chunk[4096], why[96];
 	size_t n;
 	FILE *fp;
 
 	GW_ASSERT(k != NULL);
 	p->line = p->seen[k - keys];
-	fp = fopen(file, "r");
+	fp = open_trusted(file, why, sizeof(why));
 	if (fp == NULL)
 		return fail(p, k, p->line ? NULL : key, "cannot read '%s': %s",
-		    file, strerror(errno));
+		    file, why);
 	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0 && b.len < 65536)
 		gw_buf_append(&b, chunk, n);
 	fclose(fp);
@@ -693,7 +735,7 @@ gw_cfg_load(const char *path, struct gw_cfg **out, char *err, size_t errlen)
 	struct parse p = {0};
 	struct gw_cfg *cfg = gw_xcalloc(1, sizeof(*cfg));
 	FILE *fp = NULL;
-	char *line = NULL, section[64] = "", *slash;
+	char *line = NULL, section[64] = "", *slash, why[96];
 	size_t cap = 0, i;
 	enum gw_status st = GW_OK;
 
@@ -716,9 +758,9 @@ gw_cfg_load(const char *path, struct gw_cfg **out, char *err, size_t errlen)
 		st = set_value(&p, &keys[i], keys[i].def, "default");
 	GW_ASSERT(st == GW_OK);
 
-	fp = fopen(path, "r");
+	fp = open_trusted(path, why, sizeof(why));
 	if (fp == NULL) {
-		st = fail(&p, NULL, path, "cannot open: %s", strerror(errno));
+		st = fail(&p, NULL, path, "cannot open: %s", why);
 		goto out;
 	}
 	while (getline(&line, &cap, fp) >= 0) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -181,6 +182,58 @@ test_missing_file(void **state)
 	assert_non_null(strstr(err, "No such file"));
 }
 
+/*
+ * A secret or config file that is a FIFO is refused at once (the load
+ * blocked on it), and so is one every user may write.
+ */
+static void
+test_untrusted_files(void **state)
+{
+	char dir[] = "/tmp/llmgw-test-trust-XXXXXX", conf[128], key[128],
+	     err[512];
+	struct gw_cfg *cfg = NULL;
+	FILE *fp;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(conf, sizeof(conf), "%s/gw.conf", dir);
+	snprintf(key, sizeof(key), "%s/master.key", dir);
+	assert_int_equal(mkfifo(key, 0600), 0);
+	assert_non_null(fp = fopen(conf, "w"));
+	fprintf(fp, "[auth]\nmaster_key_file = master.key\n");
+	fclose(fp);
+	assert_int_equal(
+	    gw_cfg_load(conf, &cfg, err, sizeof(err)), GW_E_INVALID);
+	assert_null(cfg);
+	assert_non_null(strstr(err, "not a regular file"));
+
+	unlink(key);
+	assert_non_null(fp = fopen(key, "w"));
+	fprintf(fp, "sk-master-0123456789\n");
+	fclose(fp);
+	assert_int_equal(chmod(key, 0666), 0);
+	assert_int_equal(
+	    gw_cfg_load(conf, &cfg, err, sizeof(err)), GW_E_INVALID);
+	assert_non_null(strstr(err, "writable by every user (mode 0666)"));
+	assert_int_equal(chmod(key, 0600), 0);
+	assert_int_equal(gw_cfg_load(conf, &cfg, err, sizeof(err)), GW_OK);
+	assert_string_equal(cfg->master_key, "sk-master-0123456789");
+	gw_cfg_unref(cfg);
+
+	assert_int_equal(chmod(conf, 0646), 0);
+	assert_int_equal(
+	    gw_cfg_load(conf, &cfg, err, sizeof(err)), GW_E_INVALID);
+	assert_non_null(strstr(err, "writable by every user"));
+	unlink(key);
+	unlink(conf);
+	assert_int_equal(mkfifo(conf, 0600), 0);
+	assert_int_equal(
+	    gw_cfg_load(conf, &cfg, err, sizeof(err)), GW_E_INVALID);
+	assert_non_null(strstr(err, "not a regular file"));
+	unlink(conf);
+	rmdir(dir);
+}
+
 /* Load full.conf with name=value from the environment (NULL: none). */
 static struct gw_cfg *
 load_with(const char *const *env)
@@ -287,6 +340,7 @@ main(void)
 	    cmocka_unit_test(test_env_overrides),
 	    cmocka_unit_test(test_print_and_refs),
 	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_untrusted_files),
 	    cmocka_unit_test(test_reload_report),
 	};
 
