@@ -89,12 +89,13 @@ struct relay {
 	int64_t t_last_keepalive; /* the client's, over all attempts */
 	struct attempt at;        /* the attempt running, or the last one */
 	struct outcome out;
-	int model_ok;                /* the caller may use the model it named */
-	struct gw_principal who;     /* released at the end */
-	struct gw_admit_tickets lim; /* key, user, team limits held */
-	const char *target;          /* the model of the current attempt */
-	struct gw_capture cap;       /* input/output for Langfuse */
-	struct gw_buf tags; /* the spend row's request_tags, or empty */
+	int model_ok;            /* the caller may use the model it named */
+	struct gw_principal who; /* released at the end */
+	/* The key's, user's and team's limits held (admit.h). */
+	struct gw_admit_tickets lim;
+	const char *target;    /* the model of the current attempt */
+	struct gw_capture cap; /* input/output for Langfuse */
+	struct gw_buf tags;    /* the spend row's request_tags, or empty */
 	/* The request as relayed, and where its attempts stand. */
 	json_object *body;
 	char *model, *url;
