@@ -187,3 +187,19 @@ def test_jwt_user_created_later_applies_at_once(keys_stack, jwt_keys):
     time.sleep(1)  # notifications arrive in milliseconds
     codes = [chat(keys_stack, tok, "qwen3-30b-a3b").status for _ in range(10)]
     assert codes == [401] * 10
+
+
+def test_jwt_while_postgres_is_down(keys_stack, jwt_keys, pg):
+    """Nothing cached and no database: a JWT naming a team is 503 (the
+    team may be blocked), one naming only a user goes on its claims."""
+    team_new(keys_stack, "ul-jt-down")
+    team_tok = jwt(jwt_keys, "ul-jwt-d1", team_id="ul-jt-down")
+    user_tok = jwt(jwt_keys, "ul-jwt-d2")
+    pg.stop()
+    try:
+        err = assert_openai_error(chat(keys_stack, team_tok), 503, "no_db_connection")
+        assert "team could not be checked" in err["message"]
+        assert chat(keys_stack, user_tok).status == 200
+    finally:
+        pg.start()
+    assert until(lambda: chat(keys_stack, team_tok).status == 200, timeout=20) is not None
