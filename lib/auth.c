@@ -127,12 +127,59 @@ jwt_role(const struct gw_keyrec *rec, int admin)
 	           : r;
 }
 
+/*
+ * A JWT caller's team and user as the database has them (cached like
+ * keys): the team's blocked flag, models, limits and budget, the user's
+ * models, limits and budget, merged into its record. A team the database
+ * does not have is refused, as LiteLLM refuses it ("Team doesn't exist in
+ * db"); a user it does not have is not (its spend row creates it). When
+ * the database cannot answer and nothing is cached: 503 for a JWT that
+ * names a team (it may be blocked), the claims alone for one that does
+ * not.
+ */
+static enum gw_status
+check_jwt_db(
+    struct gw_req *req, struct gw_principal *who, char *msg, size_t msglen)
+{
+	struct gw_keyrec *k = who->rec, *db = NULL;
+
+	if (who->admin || (k->team_id == NULL && k->user_id == NULL))
+		return GW_OK;
+	if (gw_authcache_get_jwt(
+	        req->ctx->db, req->cfg, k->team_id, k->user_id, &db) != GW_OK) {
+		if (k->team_id == NULL)
+			return GW_OK;
+		snprintf(msg, msglen,
+		    "Authentication Error, the JWT's team could not be "
+		    "checked: database unavailable");
+		who->err_type = "no_db_connection";
+		return GW_E_DB;
+	}
+	gw_keyrec_merge_jwt(k, db);
+	gw_keyrec_unref(db);
+	if (k->team_missing) {
+		snprintf(msg, msglen,
+		    "Authentication Error, Team doesn't exist in db. "
+		    "Team=%.200s. Create team via `/team/new` call.",
+		    k->team_id);
+		return GW_E_AUTH;
+	}
+	if (k->team_blocked) {
+		snprintf(msg, msglen,
+		    "Authentication Error, Team is blocked. Update via "
+		    "/team/unblock if you're admin.");
+		return GW_E_AUTH;
+	}
+	return GW_OK;
+}
+
 enum gw_status
 gw_auth_check(
     struct gw_req *req, struct gw_principal *who, char *msg, size_t msglen)
 {
 	const char *token = gw_auth_bearer(req);
 	const char *master = req->cfg->master_key;
+	enum gw_status st;
 	int admin = 0;
 
 	memset(who, 0, sizeof(*who));
@@ -160,7 +207,9 @@ gw_auth_check(
 		who->role = GW_ROLE_JWT;
 		who->admin = admin;
 		who->urole = jwt_role(who->rec, admin);
-		return GW_OK;
+		if ((st = check_jwt_db(req, who, msg, msglen)) != GW_OK)
+			gw_auth_release(who);
+		return st;
 	}
 	return check_key(req, token, who, msg, msglen);
 }

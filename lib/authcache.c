@@ -294,9 +294,15 @@ find(const char *token)
 	return NULL;
 }
 
-enum gw_status
-gw_authcache_get(struct gw_db *db, const struct gw_cfg *cfg, const char *token,
-    struct gw_keyrec **out)
+/* What to read on a miss: a key by its hash, or a JWT's team and user. */
+struct lookup {
+	int jwt;
+	const char *team_id, *user_id;
+};
+
+static enum gw_status
+get(struct gw_db *db, const struct gw_cfg *cfg, const char *token,
+    const struct lookup *lk, struct gw_keyrec **out)
 {
 	struct gw_keyrec *rec = NULL;
 	struct node *n;
@@ -326,7 +332,9 @@ gw_authcache_get(struct gw_db *db, const struct gw_cfg *cfg, const char *token,
 	gen = inval_gen;
 	pthread_mutex_unlock(&lock);
 
-	st = gw_keystore_lookup(db, token, &rec);
+	st = lk->jwt
+	         ? gw_keystore_lookup_jwt(db, lk->team_id, lk->user_id, &rec)
+	         : gw_keystore_lookup(db, token, &rec);
 	pthread_mutex_lock(&lock);
 	set_fetching(token, 0);
 	pthread_cond_broadcast(&fetched);
@@ -358,4 +366,24 @@ gw_authcache_get(struct gw_db *db, const struct gw_cfg *cfg, const char *token,
 	pthread_mutex_unlock(&lock);
 	*out = rec;
 	return GW_OK;
+}
+
+enum gw_status
+gw_authcache_get(struct gw_db *db, const struct gw_cfg *cfg, const char *token,
+    struct gw_keyrec **out)
+{
+	static const struct lookup key = {0, NULL, NULL};
+
+	return get(db, cfg, token, &key, out);
+}
+
+enum gw_status
+gw_authcache_get_jwt(struct gw_db *db, const struct gw_cfg *cfg,
+    const char *team_id, const char *user_id, struct gw_keyrec **out)
+{
+	struct lookup lk = {1, team_id, user_id};
+	char token[65];
+
+	gw_keystore_jwt_token(team_id, user_id, token);
+	return get(db, cfg, token, &lk, out);
 }

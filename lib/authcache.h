@@ -1,5 +1,6 @@
 /*
- * authcache.h: each worker process caches key records, so authentication
+ * authcache.h: each worker process caches key records (and the team and
+ * user records of JWT callers), so authentication
  * costs no database round trip per request. A listener thread per process
  * holds its own connection with LISTEN llmgw_auth; the triggers of
  * migration 002 announce every change to a key, team or user, and the
@@ -28,6 +29,16 @@ struct gw_db;
  */
 enum gw_status gw_authcache_get(struct gw_db *db, const struct gw_cfg *cfg,
     const char *token, struct gw_keyrec **out) GW_NONNULL(1, 2, 3, 4);
+
+/*
+ * The database's record of the team and user a JWT names (either NULL-ok,
+ * not both; see gw_keystore_lookup_jwt), cached beside the keys and
+ * dropped by the same notifications ("team:<id>", "user:<id>"). Errors as
+ * gw_authcache_get.
+ */
+enum gw_status gw_authcache_get_jwt(struct gw_db *db, const struct gw_cfg *cfg,
+    const char *team_id, const char *user_id, struct gw_keyrec **out)
+    GW_NONNULL(1, 2, 5);
 
 /* Apply one notification payload ("key:<hash>", "team:<id>", "user:<id>"). */
 void gw_authcache_invalidate(const char *payload) GW_NONNULL(1);

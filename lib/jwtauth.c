@@ -162,6 +162,7 @@ record_from(const struct gw_cfg *cfg, json_object *claims)
 	}
 	r->tpm_limit = r->rpm_limit = r->max_parallel = -1;
 	r->team_tpm_limit = r->team_rpm_limit = r->team_max_parallel = -1;
+	r->user_tpm_limit = r->user_rpm_limit = r->user_max_parallel = -1;
 	r->max_budget = r->team_max_budget = r->user_max_budget = -1;
 	return r;
 }

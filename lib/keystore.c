@@ -25,9 +25,27 @@ static const char lookup_sql[] =
     " 'team_tpm_limit', t.tpm_limit, 'team_rpm_limit', t.rpm_limit,"
     " 'team_max_parallel_requests', t.max_parallel_requests,"
     " 'user_max_budget', u.max_budget, 'user_spend', u.spend,"
-    " 'user_role', u.user_role, 'user_models', u.models)::text"
+    " 'user_role', u.user_role, 'user_models', u.models,"
+    " 'user_tpm_limit', u.tpm_limit, 'user_rpm_limit', u.rpm_limit,"
+    " 'user_max_parallel_requests', u.max_parallel_requests)::text"
     " FROM keys k LEFT JOIN teams t ON t.team_id = k.team_id"
     " LEFT JOIN users u ON u.user_id = k.user_id WHERE k.token = $1";
+
+/* A JWT's team and user: one row always, the joins empty when absent. */
+static const char jwt_sql[] =
+    "SELECT json_build_object("
+    " 'team_id', $1::text, 'user_id', $2::text,"
+    " 'team_missing', $1::text IS NOT NULL AND t.team_id IS NULL,"
+    " 'team_models', t.models, 'team_blocked', t.blocked,"
+    " 'team_max_budget', t.max_budget, 'team_spend', t.spend,"
+    " 'team_tpm_limit', t.tpm_limit, 'team_rpm_limit', t.rpm_limit,"
+    " 'team_max_parallel_requests', t.max_parallel_requests,"
+    " 'user_max_budget', u.max_budget, 'user_spend', u.spend,"
+    " 'user_models', u.models,"
+    " 'user_tpm_limit', u.tpm_limit, 'user_rpm_limit', u.rpm_limit,"
+    " 'user_max_parallel_requests', u.max_parallel_requests)::text"
+    " FROM (SELECT 1) one LEFT JOIN teams t ON t.team_id = $1::text"
+    " LEFT JOIN users u ON u.user_id = $2::text";
 
 static char *
 opt_str(json_object *o, const char *key)
@@ -94,6 +112,8 @@ gw_keyrec_from_json(const char *json)
 	r->blocked = b != NULL && json_object_get_boolean(b);
 	b = gw_json_get(o, "team_blocked");
 	r->team_blocked = b != NULL && json_object_get_boolean(b);
+	b = gw_json_get(o, "team_missing");
+	r->team_missing = b != NULL && json_object_get_boolean(b);
 	r->expires_us = (int64_t)(gw_json_num_or(o, "expires", 0) * 1e6);
 	r->tpm_limit = gw_json_int_or(o, "tpm_limit", -1);
 	r->rpm_limit = gw_json_int_or(o, "rpm_limit", -1);
@@ -102,6 +122,10 @@ gw_keyrec_from_json(const char *json)
 	r->team_rpm_limit = gw_json_int_or(o, "team_rpm_limit", -1);
 	r->team_max_parallel =
 	    gw_json_int_or(o, "team_max_parallel_requests", -1);
+	r->user_tpm_limit = gw_json_int_or(o, "user_tpm_limit", -1);
+	r->user_rpm_limit = gw_json_int_or(o, "user_rpm_limit", -1);
+	r->user_max_parallel =
+	    gw_json_int_or(o, "user_max_parallel_requests", -1);
 	r->max_budget = gw_json_num_or(o, "max_budget", -1);
 	r->spend = gw_json_num_or(o, "spend", 0);
 	r->team_max_budget = gw_json_num_or(o, "team_max_budget", -1);
@@ -136,6 +160,75 @@ gw_keystore_lookup(struct gw_db *db, const char *token, struct gw_keyrec **out)
 	}
 	gw_db_rows_free(rows);
 	return GW_OK;
+}
+
+void
+gw_keystore_jwt_token(const char *team_id, const char *user_id, char out[65])
+{
+	char *s;
+
+	/* "-" for absent, "=" before a present id: NULL and "" differ. */
+	s = gw_xasprintf("jwt\n%s%s\n%s%s", team_id ? "=" : "-",
+	    team_id ? team_id : "", user_id ? "=" : "-",
+	    user_id ? user_id : "");
+	gw_sha256_hex(s, strlen(s), out);
+	free(s);
+}
+
+enum gw_status
+gw_keystore_lookup_jwt(struct gw_db *db, const char *team_id,
+    const char *user_id, struct gw_keyrec **out)
+{
+	struct gw_db_rows *rows = NULL;
+	const char *params[2] = {team_id, user_id};
+	const char *json;
+	char err[512];
+	enum gw_status st;
+
+	*out = NULL;
+	st = gw_db_exec(db, jwt_sql, 2, params, 1, &rows, err, sizeof(err));
+	if (st != GW_OK) {
+		gw_log_warn(
+		    NULL, "auth", "JWT team/user lookup failed: %s", err);
+		return st;
+	}
+	json = gw_db_rows_count(rows) > 0 ? gw_db_rows_get(rows, 0, 0) : NULL;
+	*out = gw_keyrec_from_json(json != NULL ? json : "{}");
+	(*out)->found = 1;
+	gw_keystore_jwt_token(team_id, user_id, (*out)->token);
+	gw_db_rows_free(rows);
+	return GW_OK;
+}
+
+static void
+strlist_copy(struct gw_strlist *to, const struct gw_strlist *from)
+{
+	size_t i;
+
+	strlist_free(to);
+	to->v = gw_xcalloc(from->n ? from->n : 1, sizeof(char *));
+	for (i = 0; i < from->n; i++)
+		to->v[i] = gw_xstrdup(from->v[i]);
+	to->n = from->n;
+}
+
+void
+gw_keyrec_merge_jwt(struct gw_keyrec *to, const struct gw_keyrec *from)
+{
+	strlist_copy(&to->team_models, &from->team_models);
+	strlist_copy(&to->user_models, &from->user_models);
+	to->team_blocked = from->team_blocked;
+	to->team_missing = from->team_missing;
+	to->team_tpm_limit = from->team_tpm_limit;
+	to->team_rpm_limit = from->team_rpm_limit;
+	to->team_max_parallel = from->team_max_parallel;
+	to->team_max_budget = from->team_max_budget;
+	to->team_spend = from->team_spend;
+	to->user_tpm_limit = from->user_tpm_limit;
+	to->user_rpm_limit = from->user_rpm_limit;
+	to->user_max_parallel = from->user_max_parallel;
+	to->user_max_budget = from->user_max_budget;
+	to->user_spend = from->user_spend;
 }
 
 struct gw_keyrec *

@@ -1,6 +1,7 @@
 /*
  * keystore.h: what authentication needs to know about a virtual key,
- * read from PostgreSQL in one query (the key, its team and its user).
+ * read from PostgreSQL in one query (the key, its team and its user), or
+ * about the team and user a JWT names (gw_keystore_lookup_jwt).
  * Records are shared between threads through the auth cache and are
  * reference counted; they are never modified once built.
  */
@@ -34,10 +35,12 @@ struct gw_keyrec {
 	struct gw_strlist user_models; /* empty: every model */
 	int blocked;
 	int team_blocked;
+	int team_missing;   /* a JWT's team_id has no row in teams */
 	int64_t expires_us; /* epoch microseconds; 0: never */
 	/* Limits and budgets; -1 (or < 0 budgets) when not set. */
 	int64_t tpm_limit, rpm_limit, max_parallel;
 	int64_t team_tpm_limit, team_rpm_limit, team_max_parallel;
+	int64_t user_tpm_limit, user_rpm_limit, user_max_parallel;
 	double max_budget, spend;
 	double team_max_budget, team_spend;
 	double user_max_budget, user_spend;
@@ -50,6 +53,32 @@ struct gw_keyrec {
  */
 enum gw_status gw_keystore_lookup(struct gw_db *db, const char *token,
     struct gw_keyrec **out) GW_NONNULL(1, 2, 3);
+
+/*
+ * Read the team and the user a JWT names (either NULL-ok, not both): a
+ * record (found = 1) whose token is gw_keystore_jwt_token of the pair,
+ * with team_id and user_id set as given, team_* fields from the team's
+ * row (team_missing = 1 when team_id has none) and user_* fields from the
+ * user's row (none when it has none). GW_OK with *out new, or GW_E_DB.
+ */
+enum gw_status gw_keystore_lookup_jwt(struct gw_db *db, const char *team_id,
+    const char *user_id, struct gw_keyrec **out) GW_NONNULL(1, 4);
+/*
+ * The cache token of a JWT's (team, user) pair: the SHA-256 of
+ * "jwt\n<team>\n<user>" (either may be NULL: empty, marked apart from
+ * ""), 64 hex digits, never the hash of a key in practice.
+ */
+void gw_keystore_jwt_token(
+    const char *team_id, const char *user_id, char out[65]) GW_NONNULL(3);
+/*
+ * Copy what the database says of a JWT's team and user (from, a
+ * gw_keystore_lookup_jwt record) into to, the record made from its
+ * claims (one reference, not shared yet): team models, blocked, missing,
+ * limits, budget and spend; user models, limits, budget and spend. The
+ * claims' own models, role and ids stay.
+ */
+void gw_keyrec_merge_jwt(struct gw_keyrec *to, const struct gw_keyrec *from)
+    GW_NONNULL(1, 2);
 
 /* Build a record from the JSON object the lookup query returns (tests). */
 struct gw_keyrec *gw_keyrec_from_json(const char *json) GW_NONNULL(1);

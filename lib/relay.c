@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admit.h"
 #include "alias.h"
 #include "auth.h"
 #include "budget.h"
@@ -16,7 +17,6 @@
 #include "log.h"
 #include "metrics.h"
 #include "price.h"
-#include "ratelimit.h"
 #include "req.h"
 #include "route.h"
 #include "spend.h"
@@ -91,8 +91,8 @@ struct relay {
 	struct outcome out;
 	int model_ok;            /* the caller may use the model it named */
 	struct gw_principal who; /* released at the end */
-	struct gw_rl_ticket key_ticket; /* per-key limits held */
-	struct gw_rl_ticket team_ticket;
+	/* The key's, user's and team's limits held (admit.h). */
+	struct gw_admit_tickets lim;
 	const char *target;    /* the model of the current attempt */
 	struct gw_capture cap; /* input/output for Langfuse */
 	struct gw_buf tags;    /* the spend row's request_tags, or empty */
@@ -723,96 +723,6 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 	}
 }
 
-/* x-ratelimit-{limit,remaining,reset}-<what>, "12s" as OpenAI sends. */
-static void
-limit_headers(struct gw_req *req, const char *what, int64_t limit, int64_t left,
-    int64_t reset_s)
-{
-	char name[48];
-
-	snprintf(name, sizeof(name), "x-ratelimit-limit-%s", what);
-	gw_req_add_header(req, name, "%lld", (long long)limit);
-	snprintf(name, sizeof(name), "x-ratelimit-remaining-%s", what);
-	gw_req_add_header(req, name, "%lld", (long long)(left < 0 ? 0 : left));
-	snprintf(name, sizeof(name), "x-ratelimit-reset-%s", what);
-	gw_req_add_header(req, name, "%llds", (long long)reset_s);
-}
-
-static void
-add_limit_headers(struct gw_req *req, const struct gw_keyrec *k,
-    int64_t left_req, int64_t left_tok, int64_t now_ns)
-{
-	int64_t reset_s = (gw_rl_reset_ms(now_ns) + 999) / 1000;
-
-	if (k->rpm_limit >= 0)
-		limit_headers(req, "requests", k->rpm_limit, left_req, reset_s);
-	if (k->tpm_limit >= 0)
-		limit_headers(req, "tokens", k->tpm_limit, left_tok, reset_s);
-}
-
-static const char *const limit_names[] = {
-    "", "rpm_limit", "tpm_limit", "max_parallel_requests"};
-static const char *const limit_words[] = {
-    "", "requests per minute", "tokens per minute", "requests at once"};
-
-/*
- * The key's and its team's rpm/tpm/parallel limits, host-wide. 0 when
- * admitted (tickets held until the request ends), else answered 429.
- */
-static int
-admit_limits(struct relay *r)
-{
-	const struct gw_keyrec *k = r->who.rec;
-	struct gw_rl_limits kl, tl;
-	enum gw_rl_verdict v = GW_RL_OK;
-	int64_t now = gw_now_mono_us() * 1000, lr = -1, lt = -1, limit = 0;
-	int retry = 1, team = 0;
-	char ent[300], msg[300];
-
-	if (k == NULL || r->who.admin)
-		return 0;
-	kl.rpm = k->rpm_limit;
-	kl.tpm = k->tpm_limit;
-	kl.parallel = k->max_parallel;
-	if (r->who.role == GW_ROLE_KEY) {
-		snprintf(ent, sizeof(ent), "k:%s", k->token);
-		v = gw_rl_admit(
-		    ent, &kl, now, &r->key_ticket, &retry, &lr, &lt);
-	}
-	if (v == GW_RL_OK && k->team_id != NULL) {
-		tl.rpm = k->team_rpm_limit;
-		tl.tpm = k->team_tpm_limit;
-		tl.parallel = k->team_max_parallel;
-		snprintf(ent, sizeof(ent), "t:%s", k->team_id);
-		v = gw_rl_admit(
-		    ent, &tl, now, &r->team_ticket, &retry, NULL, NULL);
-		if (v != GW_RL_OK) {
-			gw_rl_undo(&r->key_ticket, now);
-			team = 1;
-		}
-	}
-	if (v == GW_RL_OK) {
-		add_limit_headers(r->req, k, lr, lt, now);
-		return 0;
-	}
-	if (team)
-		limit = v == GW_RL_RPM   ? k->team_rpm_limit
-		        : v == GW_RL_TPM ? k->team_tpm_limit
-		                         : k->team_max_parallel;
-	else
-		limit = v == GW_RL_RPM   ? k->rpm_limit
-		        : v == GW_RL_TPM ? k->tpm_limit
-		                         : k->max_parallel;
-	snprintf(msg, sizeof(msg),
-	    "Rate limit exceeded for %s %s: %s %lld (%s) reached. Retry in "
-	    "%d s.",
-	    team ? "team" : "key", team ? k->team_id : r->who.key_name,
-	    limit_names[v], (long long)limit, limit_words[v], retry);
-	gw_req_add_header(r->req, "Retry-After", "%d", retry);
-	gw_reply_error_ex(r->req, 429, "rate_limit_error", NULL, msg);
-	return -1;
-}
-
 /*
  * Append name="value" (escaped) to the label string buf[0..*off) unless
  * value is NULL or empty: Prometheus reads an empty label as absent, and
@@ -1287,9 +1197,7 @@ relay_end(struct relay *r)
 
 	if (r->who.role != GW_ROLE_NONE)
 		record_spend(r);
-	gw_rl_done(&r->key_ticket, r->out.usage.total, gw_now_mono_us() * 1000);
-	gw_rl_done(
-	    &r->team_ticket, r->out.usage.total, gw_now_mono_us() * 1000);
+	gw_admit_done(&r->lim, r->out.usage.total, gw_now_mono_us() * 1000);
 	gw_auth_release(&r->who);
 	json_object_put(r->body);
 	gw_buf_fini(&r->at.resp);
@@ -1403,7 +1311,7 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 		gw_reply_error_ex(req, 400, "budget_exceeded", NULL, msg);
 		goto out;
 	}
-	if (admit_limits(r) != 0)
+	if (gw_admit_request(req, &r->who, &r->lim) != 0)
 		goto out;
 	if (call != GW_CALL_EMBEDDING) {
 		sv = gw_json_get(r->body, "stream");

@@ -22,7 +22,7 @@ LAYERS = {
     "request": "req server",
     "feature": """auth route relay chat models model_info health keys_api
                   org_api keygen mgmt members spend shipper budget
-                  spend_api spend_report""",
+                  spend_api spend_report admit""",
 }
 RANK = {"base": 0, "request": 1, "feature": 2}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([A-Za-z0-9_]+)\.h"', re.M)
