@@ -48,7 +48,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 MIGRATIONS = $(sort $(wildcard migrations/*.sql))
 
 .PHONY: all deps check unit sanunit itest bench asan ubsan valgrind headercheck format \
-        format-check layercheck clangcheck clean demo up stop status install
+        format-check layercheck clangcheck faults clean demo up stop status install
 all: $(LIB) $(CGI) $(TOOLS)
 
 build/gen/migrations.h: $(MIGRATIONS) Makefile
@@ -125,6 +125,13 @@ check:
 
 # Benchmarks (not part of check): loopback only, every load bounded in time.
 # BENCH_ARGS=--quick for a short run; see tests/bench/README.md.
+# Faults under load, longer than make check's short run (FAULTS_S seconds
+# of load before and after each fault); prints the table of BENCHMARKS.md.
+FAULTS_S ?= 5
+faults: all
+	LLMGW_FAULTS_S=$(FAULTS_S) /usr/bin/python3 -m pytest -q -s -p no:cacheprovider \
+	    tests/integration/test_faults.py
+
 bench: all
 	/usr/bin/python3 tests/bench/bench.py $(BENCH_ARGS)
 
