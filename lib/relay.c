@@ -1384,8 +1384,12 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 		gw_reply_error(req, st, msg);
 		goto out;
 	}
-	if (gw_relay_parse_body(call, req->body.p, req->body.len,
-	        (size_t)req->cfg->max_json_values, &r->body, &verr) != GW_OK) {
+	st = gw_relay_parse_body(call, req->body.p, req->body.len,
+	    (size_t)req->cfg->max_json_values, &r->body, &verr);
+	/* Too much metadata is refused first, and dropped: the row is kept. */
+	if (gw_validate_metadata(r->body, (size_t)req->cfg->max_metadata_bytes,
+	        &verr) != GW_OK ||
+	    st != GW_OK) {
 		bad_request(req, &verr);
 		goto out;
 	}
