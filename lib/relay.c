@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "price.h"
 #include "ratelimit.h"
+#include "redact.h"
 #include "req.h"
 #include "route.h"
 #include "spend.h"
@@ -490,7 +491,7 @@ reply_upstream_error(struct relay *r)
 {
 	json_object *o = NULL, *e;
 	const char *type = NULL, *param = NULL, *msg = NULL;
-	char text[512], m[128];
+	char text[512], m[128], *clean;
 	int status = r->at.up_status;
 
 	if (r->at.resp.len > 0 && gw_json_parse(r->at.resp.p, r->at.resp.len,
@@ -523,7 +524,10 @@ reply_upstream_error(struct relay *r)
 	if (status == 429)
 		gw_req_add_header(r->req, "Retry-After", "%s",
 		    r->at.retry_after[0] ? r->at.retry_after : "1");
-	gw_reply_error_ex(r->req, status, type, param, msg);
+	/* Its words, not a key it may quote (#15, 7). */
+	clean = gw_redact_new(msg, NULL);
+	gw_reply_error_ex(r->req, status, type, param, clean);
+	free(clean);
 	json_object_put(o);
 }
 

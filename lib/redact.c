@@ -1,0 +1,183 @@
+/*
+ * redact.c: key-shaped substrings replaced in foreign text.
+ *
+ * One pass, left to right; at each word start (a character not preceded
+ * by a letter or digit, so "risk-assessment" or "task-12345678" never
+ * match "sk-") the shapes are tried in turn and the first that matches is
+ * replaced. What counts as a token: a run long enough with a digit in it
+ * (real keys are random), or long enough that no word is that long.
+ *
+ * Linear in the length of the text: the scans that may fail are bounded
+ * (20 characters for a key, 512 for a JWT's header) or, for base64, not
+ * tried again inside a run that failed.
+ */
+#include "redact.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+
+#define MARK "[redacted]"
+#define KEY_MIN 8  /* with a digit */
+#define KEY_ANY 20 /* without */
+#define HEX_MIN 32 /* a SHA-256 is 64, an MD5 32 */
+#define B64_MIN 40 /* an AWS secret key is 40 */
+#define JWT_HEAD_MAX 512
+
+static int
+is_alnum(char c)
+{
+	return isalnum((unsigned char)c) != 0;
+}
+
+/* The characters of a key after its prefix (base64url). */
+static int
+is_key_char(char c)
+{
+	return is_alnum(c) || c == '-' || c == '_';
+}
+
+/* The characters of an RFC 6750 bearer token. */
+static int
+is_token_char(char c)
+{
+	return is_alnum(c) || (c != '\0' && strchr("-._~+/=", c) != NULL);
+}
+
+static int
+is_hex(char c)
+{
+	return isxdigit((unsigned char)c) != 0;
+}
+
+static int
+is_b64(char c)
+{
+	return is_alnum(c) || c == '+' || c == '/' || c == '_';
+}
+
+/* Length of the run of class at s, at most max; *digit if it has one. */
+static size_t
+run(const char *s, int (*in)(char), size_t max, int *digit)
+{
+	size_t n = 0;
+
+	*digit = 0;
+	for (; n < max && s[n] != '\0' && in(s[n]); n++)
+		if (isdigit((unsigned char)s[n]))
+			*digit = 1;
+	return n;
+}
+
+/*
+ * A token of class at s that looks secret (KEY_MIN with a digit, or
+ * KEY_ANY of anything): its whole length, else 0.
+ */
+static size_t
+token_len(const char *s, int (*in)(char))
+{
+	int d;
+	size_t n = run(s, in, KEY_ANY, &d);
+
+	if (n < KEY_ANY && (n < KEY_MIN || !d))
+		return 0;
+	return n + run(s + n, in, SIZE_MAX, &d);
+}
+
+/* "eyJ<b64url>.eyJ<b64url>.<b64url>": the length, or 0. */
+static size_t
+jwt_len(const char *s)
+{
+	size_t n, m;
+	int d;
+
+	if (strncmp(s, "eyJ", 3) != 0)
+		return 0;
+	n = run(s, is_key_char, JWT_HEAD_MAX, &d);
+	if (n < 10 || s[n] != '.' || strncmp(s + n + 1, "eyJ", 3) != 0)
+		return 0;
+	n++;
+	m = run(s + n, is_key_char, SIZE_MAX, &d);
+	if (m < 10 || s[n + m] != '.')
+		return 0;
+	n += m + 1;
+	return n + run(s + n, is_key_char, SIZE_MAX, &d);
+}
+
+/* 32+ hex digits ending at a non-alphanumeric: the length, or 0. */
+static size_t
+hex_len(const char *s)
+{
+	int d;
+	size_t n = run(s, is_hex, SIZE_MAX, &d);
+
+	return n >= HEX_MIN && !is_alnum(s[n]) ? n : 0;
+}
+
+/*
+ * 40+ base64 (padded or not) with both cases and a digit, not part of a longer
+ * name (a
+ * '-' or '.' after it): the length, or 0; *tried is the run's length.
+ */
+static size_t
+b64_len(const char *s, size_t *tried)
+{
+	size_t n, i;
+	int d, up = 0, lo = 0;
+
+	*tried = n = run(s, is_b64, SIZE_MAX, &d);
+	for (i = 0; i < 2 && s[n] == '='; i++)
+		n++; /* padding */
+	if (n < B64_MIN || s[n] == '-' || s[n] == '.')
+		return 0;
+	for (i = 0; i < n; i++) {
+		up |= isupper((unsigned char)s[i]) != 0;
+		lo |= islower((unsigned char)s[i]) != 0;
+	}
+	return up && lo && d ? n : 0;
+}
+
+char *
+gw_redact_new(const char *s, int *n)
+{
+	struct gw_buf b = {0};
+	const char *p = s, *b64_skip = s;
+	size_t len, sp, tried;
+	int count = 0;
+
+	gw_buf_puts(&b, "");
+	while (*p != '\0') {
+		len = 0;
+		if (p > s && is_alnum(p[-1])) {
+			/* Inside a word: no secret starts here. */
+		} else if (strncmp(p, "sk-", 3) == 0 &&
+		           (len = token_len(p + 3, is_key_char)) > 0) {
+			gw_buf_puts(&b, "sk-" MARK);
+			len += 3;
+		} else if (strncasecmp(p, "bearer", 6) == 0 &&
+		           (sp = strspn(p + 6, " \t")) > 0 &&
+		           (len = token_len(p + 6 + sp, is_token_char)) > 0) {
+			gw_buf_append(&b, p, 6 + sp);
+			gw_buf_puts(&b, MARK);
+			len += 6 + sp;
+		} else if ((len = jwt_len(p)) > 0 || (len = hex_len(p)) > 0) {
+			gw_buf_puts(&b, MARK);
+		} else if (p >= b64_skip) {
+			/* A run that failed fails from any point inside it. */
+			if ((len = b64_len(p, &tried)) > 0)
+				gw_buf_puts(&b, MARK);
+			else
+				b64_skip = p + tried;
+		}
+		if (len > 0) {
+			p += len;
+			count++;
+		} else {
+			gw_buf_append(&b, p++, 1);
+		}
+	}
+	if (n != NULL)
+		*n = count;
+	return b.p;
+}
