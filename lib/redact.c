@@ -8,8 +8,8 @@
  * (real keys are random), or long enough that no word is that long.
  *
  * Linear in the length of the text: the scans that may fail are bounded
- * (20 characters for a key, 512 for a JWT's header) or, for base64, not
- * tried again inside a run that failed.
+ * (20 characters for a key) or not tried again inside a run that failed
+ * (a JWT's first part, base64).
  */
 #include "redact.h"
 
@@ -23,7 +23,6 @@
 #define KEY_ANY 20 /* without */
 #define HEX_MIN 32 /* a SHA-256 is 64, an MD5 32 */
 #define B64_MIN 40 /* an AWS secret key is 40 */
-#define JWT_HEAD_MAX 512
 
 static int
 is_alnum(char c)
@@ -85,16 +84,20 @@ token_len(const char *s, int (*in)(char))
 	return n + run(s + n, in, SIZE_MAX, &d);
 }
 
-/* "eyJ<b64url>.eyJ<b64url>.<b64url>": the length, or 0. */
+/*
+ * "eyJ<b64url>.eyJ<b64url>.<b64url>": the length, or 0; *tried is the
+ * length of its first part (every start inside that fails as well).
+ */
 static size_t
-jwt_len(const char *s)
+jwt_len(const char *s, size_t *tried)
 {
 	size_t n, m;
 	int d;
 
+	*tried = 0;
 	if (strncmp(s, "eyJ", 3) != 0)
 		return 0;
-	n = run(s, is_key_char, JWT_HEAD_MAX, &d);
+	*tried = n = run(s, is_key_char, SIZE_MAX, &d);
 	if (n < 10 || s[n] != '.' || strncmp(s + n + 1, "eyJ", 3) != 0)
 		return 0;
 	n++;
@@ -138,38 +141,66 @@ b64_len(const char *s, size_t *tried)
 	return up && lo && d ? n : 0;
 }
 
+/* Where a failed scan of a JWT or base64 run says to try again. */
+struct skips {
+	const char *jwt, *b64;
+};
+
+/*
+ * The secret starting at word start p, its replacement appended to b:
+ * its length, or 0 when none starts there.
+ */
+static size_t
+secret_at(const char *p, struct gw_buf *b, struct skips *k)
+{
+	size_t len, sp, tried;
+
+	if (strncmp(p, "sk-", 3) == 0 &&
+	    (len = token_len(p + 3, is_key_char)) > 0) {
+		gw_buf_puts(b, "sk-" MARK);
+		return 3 + len;
+	}
+	if (strncasecmp(p, "bearer", 6) == 0 &&
+	    (sp = strspn(p + 6, " \t")) > 0 &&
+	    (len = token_len(p + 6 + sp, is_token_char)) > 0) {
+		gw_buf_append(b, p, 6 + sp);
+		gw_buf_puts(b, MARK);
+		return 6 + sp + len;
+	}
+	if (p >= k->jwt) {
+		if ((len = jwt_len(p, &tried)) > 0) {
+			gw_buf_puts(b, MARK);
+			return len;
+		}
+		k->jwt = p + tried;
+	}
+	if ((len = hex_len(p)) > 0) {
+		gw_buf_puts(b, MARK);
+		return len;
+	}
+	if (p >= k->b64) {
+		if ((len = b64_len(p, &tried)) > 0) {
+			gw_buf_puts(b, MARK);
+			return len;
+		}
+		k->b64 = p + tried;
+	}
+	return 0;
+}
+
 char *
 gw_redact_new(const char *s, int *n)
 {
 	struct gw_buf b = {0};
-	const char *p = s, *b64_skip = s;
-	size_t len, sp, tried;
+	struct skips k = {s, s};
+	const char *p = s;
+	size_t len;
 	int count = 0;
 
 	gw_buf_puts(&b, "");
 	while (*p != '\0') {
-		len = 0;
-		if (p > s && is_alnum(p[-1])) {
-			/* Inside a word: no secret starts here. */
-		} else if (strncmp(p, "sk-", 3) == 0 &&
-		           (len = token_len(p + 3, is_key_char)) > 0) {
-			gw_buf_puts(&b, "sk-" MARK);
-			len += 3;
-		} else if (strncasecmp(p, "bearer", 6) == 0 &&
-		           (sp = strspn(p + 6, " \t")) > 0 &&
-		           (len = token_len(p + 6 + sp, is_token_char)) > 0) {
-			gw_buf_append(&b, p, 6 + sp);
-			gw_buf_puts(&b, MARK);
-			len += 6 + sp;
-		} else if ((len = jwt_len(p)) > 0 || (len = hex_len(p)) > 0) {
-			gw_buf_puts(&b, MARK);
-		} else if (p >= b64_skip) {
-			/* A run that failed fails from any point inside it. */
-			if ((len = b64_len(p, &tried)) > 0)
-				gw_buf_puts(&b, MARK);
-			else
-				b64_skip = p + tried;
-		}
+		/* Inside a word no secret starts. */
+		len = p > s && is_alnum(p[-1]) ? 0 : secret_at(p, &b, &k);
 		if (len > 0) {
 			p += len;
 			count++;

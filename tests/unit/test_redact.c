@@ -40,6 +40,13 @@ static const struct {
     {"token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJl-_x expired",
         "token [redacted] expired", 1},
     {"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.", "[redacted]", 1},
+    /* One part, or two without the second dot, is not a JWT. */
+    {"x eyJhbGciOiJIUzI1NiJ9 y", "x eyJhbGciOiJIUzI1NiJ9 y", 0},
+    {"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0 z",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0 z", 0},
+    /* A failed start does not hide a JWT after the run. */
+    {"eyJaaaaaaaaaa-eyJbbbbbbbbbb eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.s",
+        "eyJaaaaaaaaaa-eyJbbbbbbbbbb [redacted]", 1},
     /* Long hex, long mixed base64. */
     {"hash=0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789abcdef",
         "hash=[redacted]", 1},
@@ -90,7 +97,8 @@ test_cases(void **state)
 static void
 test_linear(void **state)
 {
-	static const char *const unit[] = {"a+", "a-", "eyJaaaaaaaaaa-", "sk-"};
+	static const char *const unit[] = {
+	    "a+", "a-", "eyJaaaaaaaaaa-", "sk-", "Bearer ", "a="};
 	size_t i, j, len = 1 << 20;
 	char *s = malloc(len + 1), *out;
 	clock_t t0;
