@@ -11,12 +11,17 @@
  * (20 characters for a key) or not tried again inside a run that failed
  * (a JWT's first part, base64).
  */
+#define _GNU_SOURCE /* memmem */
 #include "redact.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
+
+#include "json_util.h"
+#include "sse.h"
 
 #define MARK "[redacted]"
 #define KEY_MIN 8  /* with a digit */
@@ -210,5 +215,52 @@ gw_redact_new(const char *s, int *n)
 	}
 	if (n != NULL)
 		*n = count;
+	return b.p;
+}
+
+/* Redact the string member key of o in place: the replacements made. */
+static int
+redact_member(json_object *o, const char *key)
+{
+	json_object *v = gw_json_get(o, key);
+	char *clean;
+	int n = 0;
+
+	if (v == NULL || !json_object_is_type(v, json_type_string))
+		return 0;
+	clean = gw_redact_new(json_object_get_string(v), &n);
+	if (n > 0)
+		json_object_object_add(o, key, json_object_new_string(clean));
+	free(clean);
+	return n;
+}
+
+char *
+gw_redact_sse_error_new(const char *ev, size_t len, size_t *outlen)
+{
+	json_object *o = NULL, *e;
+	struct gw_buf b = {0};
+	const char *data;
+	size_t dlen;
+	char msg[64];
+	int n;
+
+	/* Most events: no "error" in them, nothing parsed. */
+	if (gw_sse_data(ev, len, &data, &dlen) != 0 ||
+	    memmem(data, dlen, "\"error\"", 7) == NULL ||
+	    gw_json_parse(data, dlen, &o, msg, sizeof(msg)) != GW_OK)
+		return NULL;
+	e = gw_json_get(o, "error");
+	n = e != NULL && json_object_is_type(e, json_type_object)
+	        ? redact_member(e, "message")
+	        : redact_member(o, "error");
+	if (n > 0) {
+		gw_buf_append(&b, ev, (size_t)(data - ev));
+		gw_buf_puts(&b, gw_json_str(o, NULL));
+		gw_buf_append(
+		    &b, data + dlen, (size_t)(ev + len - (data + dlen)));
+		*outlen = b.len;
+	}
+	json_object_put(o);
 	return b.p;
 }

@@ -5,6 +5,8 @@
 #ifndef GW_REDACT_H
 #define GW_REDACT_H
 
+#include <stddef.h>
+
 #include "util.h"
 
 /*
@@ -16,5 +18,14 @@
  * *n (NULL-ok) is set to the number of replacements.
  */
 char *gw_redact_new(const char *s, int *n) GW_NONNULL(1);
+
+/*
+ * An SSE event ev[0..len) of an upstream's stream whose data is an error
+ * ({"error": {"message": ...}} or {"error": "..."}) quoting a secret: the
+ * event with the message redacted, in a new string of *outlen bytes
+ * (caller frees). NULL, cheaply, for any other event.
+ */
+char *gw_redact_sse_error_new(const char *ev, size_t len, size_t *outlen)
+    GW_NONNULL(1, 3);
 
 #endif /* GW_REDACT_H */

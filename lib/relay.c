@@ -283,7 +283,9 @@ on_event(void *arg, const char *ev, size_t len)
 {
 	struct relay *r = arg;
 	const char *data;
-	size_t dlen;
+	char *clean;
+	size_t dlen, clen;
+	int ret;
 
 	if (gw_sse_data(ev, len, &data, &dlen) == 0) {
 		if (gw_sse_is_done(data, dlen)) {
@@ -328,9 +330,12 @@ on_event(void *arg, const char *ev, size_t len)
 			}
 		}
 	}
-	if (client_write(r, ev, len) < 0 || client_write(r, "\n\n", 2) < 0)
-		return -1;
-	return 0;
+	/* An error event's message is redacted as an error answer's is. */
+	if ((clean = gw_redact_sse_error_new(ev, len, &clen)) != NULL)
+		ev = clean, len = clen;
+	ret = client_write(r, ev, len) < 0 || client_write(r, "\n\n", 2) < 0;
+	free(clean);
+	return ret ? -1 : 0;
 }
 
 static int

@@ -101,6 +101,23 @@ def test_upstream_error_message_is_redacted(keys_stack):
                                   "Authorization: Bearer [redacted]; token [redacted]")
 
 
+def test_upstream_error_event_in_a_stream_is_redacted(keys_stack):
+    """A 200 stream whose upstream sends an error event (vLLM's way)."""
+    k = new_key(keys_stack, key_alias="hs-leak-mid")
+    r = chat(keys_stack, k["key"], {"model": "m@fault=keyleak_mid", "messages": MSGS,
+                                    "stream": True})
+    assert r.status == 200 and r.headers["content-type"].startswith("text/event-stream")
+    text = r.body.decode()
+    for s in SECRETS:
+        assert s not in text, text
+    datas = [line[6:] for line in text.split("\n") if line.startswith("data: ")]
+    assert datas[-1] == "[DONE]"
+    (err,) = [json.loads(d)["error"] for d in datas[:-1] if "error" in json.loads(d)]
+    assert err["message"] == ("Incorrect API key provided: sk-[redacted]. "
+                              "Authorization: Bearer [redacted]; token [redacted]")
+    assert err["type"] == "server_error"
+
+
 def test_ordinary_upstream_errors_are_untouched(keys_stack):
     k = new_key(keys_stack, key_alias="hs-noleak")
     r = chat(keys_stack, k["key"], {"model": "Qwen2.5-Coder-32B-Instruct-GGUF@fault=404",

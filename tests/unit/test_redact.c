@@ -121,12 +121,52 @@ test_linear(void **state)
 	free(s);
 }
 
+/* An upstream's SSE error event: its message redacted, the rest kept. */
+static void
+test_sse_error(void **state)
+{
+	static const struct {
+		const char *in, *out; /* NULL: relayed as it is */
+	} ev[] = {
+	    {"data: {\"error\":{\"message\":\"bad key sk-abc123def456\","
+	     "\"type\":\"server_error\",\"code\":null}}",
+	        "data: {\"error\":{\"message\":\"bad key sk-[redacted]\","
+	        "\"type\":\"server_error\",\"code\":null}}"},
+	    {"event: error\ndata: {\"error\":\"Bearer abcdef123456789\"}",
+	        "event: error\ndata: {\"error\":\"Bearer [redacted]\"}"},
+	    /* No secret, no error, not JSON, no data: untouched. */
+	    {"data: {\"error\":{\"message\":\"model overloaded\"}}", NULL},
+	    {"data: {\"choices\":[{\"delta\":{\"content\":\"sk-abc123def456 "
+	     "\\\"error\\\"\"}}]}",
+	        NULL},
+	    {"data: {\"error\" sk-abc123def456", NULL},
+	    {"data: [DONE]", NULL},
+	    {": keepalive", NULL},
+	};
+	size_t i, n;
+	char *out;
+
+	(void)state;
+	for (i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+		n = 0;
+		out = gw_redact_sse_error_new(ev[i].in, strlen(ev[i].in), &n);
+		if (ev[i].out == NULL
+		        ? out != NULL
+		        : out == NULL || strcmp(out, ev[i].out) != 0 ||
+		              n != strlen(ev[i].out))
+			fail_msg("event %zu: %s: got %s", i, ev[i].in,
+			    out ? out : "(null)");
+		free(out);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cases),
 	    cmocka_unit_test(test_linear),
+	    cmocka_unit_test(test_sse_error),
 	};
 
 	return cmocka_run_group_tests_name("redact", tests, NULL, NULL);
