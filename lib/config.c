@@ -93,6 +93,8 @@ static const struct key_def keys[] = {
         1073741824L, NULL, 0},
     {"gateway", "max_json_values", CT_INT, O(max_json_values), "200000", 16,
         100000000, NULL, 0},
+    {"gateway", "max_metadata_bytes", CT_INT, O(max_metadata_bytes), "16384", 2,
+        1073741824, NULL, 0},
     {"gateway", "processes", CT_INT, O(processes), "2", 1, 64, NULL,
         CF_RESTART},
     {"gateway", "shm_path", CT_PATH, O(shm_path), "/dev/shm/llmgw", 0, 0, NULL,

@@ -51,7 +51,8 @@ struct gw_cfg {
 	int processes; /* worker processes per route family */
 	int threads;   /* FastCGI threads per process */
 	long max_body_bytes;
-	int max_json_values; /* values a request body may hold */
+	int max_json_values;    /* values a request body may hold */
+	int max_metadata_bytes; /* a request's "metadata", as JSON */
 	int shutdown_timeout_s;
 	int access_log;
 	int thread_stack_kb;

@@ -543,7 +543,9 @@ key_list(struct gw_req *req, struct gw_route_call *c)
 	json_object *out = NULL;
 	struct gw_db_rows *rows = NULL, *cnt = NULL;
 	struct gw_mgmt_fail f;
-	char uid[256], tid[256], alias[256], full[16], lim[16], off[16];
+	char uid[GW_MGMT_ID_MAX + 1], tid[GW_MGMT_ID_MAX + 1], alias[256],
+	    full[16];
+	char lim[16], off[16];
 	const char *p[5] = {NULL, NULL, NULL, lim, off};
 	long page, size, total;
 	enum gw_status st;

@@ -517,11 +517,23 @@ gw_mgmt_caller_name(const struct gw_principal *who)
 }
 
 enum gw_status
+gw_mgmt_check_id(const char *param, const char *id, struct gw_mgmt_fail *f)
+{
+	if (strlen(id) <= GW_MGMT_ID_MAX)
+		return GW_OK;
+	return gw_mgmt_invalid(f, param,
+	    "'%s' must be at most %d bytes, got %zu", param, GW_MGMT_ID_MAX,
+	    strlen(id));
+}
+
+enum gw_status
 gw_mgmt_ensure_user(
     struct gw_req *req, const char *user_id, struct gw_mgmt_fail *f)
 {
 	const char *p[1] = {user_id};
 
+	if (gw_mgmt_check_id("user_id", user_id, f) != GW_OK)
+		return GW_E_INVALID;
 	return gw_mgmt_run(req,
 	    "INSERT INTO users (user_id, user_role) VALUES ($1, "
 	    "'internal_user_viewer') ON CONFLICT DO NOTHING",

@@ -162,8 +162,18 @@ const char *gw_mgmt_caller_name(const struct gw_principal *who) GW_NONNULL(1);
 /* The caller's own user_id (a key's user, a JWT's subject), or NULL. */
 const char *gw_mgmt_caller_user(const struct gw_principal *who) GW_NONNULL(1);
 /*
+ * The longest user or team id (bytes): OpenID Connect's bound on a "sub"
+ * claim. Query buffers of GW_MGMT_ID_MAX + 1 hold any id.
+ */
+#define GW_MGMT_ID_MAX 255
+
+/* A 400 (param, "'user_id' must be at most 255 bytes") for a longer id. */
+enum gw_status gw_mgmt_check_id(const char *param, const char *id,
+    struct gw_mgmt_fail *f) GW_NONNULL(1, 2, 3);
+
+/*
  * Make sure user_id exists: created on the spot, as LiteLLM does, as an
- * internal_user_viewer.
+ * internal_user_viewer. A 400 for an id over GW_MGMT_ID_MAX.
  */
 enum gw_status gw_mgmt_ensure_user(struct gw_req *req, const char *user_id,
     struct gw_mgmt_fail *f) GW_NONNULL(1, 2, 3);

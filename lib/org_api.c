@@ -99,6 +99,8 @@ gw_org_user_new(struct gw_req *req, struct gw_route_call *c)
 		gw_uuid4(req->ctx->rng, id);
 		uid = id;
 	}
+	if ((st = gw_mgmt_check_id("user_id", uid, &f)) != GW_OK)
+		goto out;
 	gw_mgmt_stmt_set(&s, "user_id", "$?", uid);
 	if ((st = gw_mgmt_begin(req, &f)) != GW_OK)
 		goto out;
@@ -157,6 +159,8 @@ gw_org_team_new(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 		gw_uuid4(req->ctx->rng, id);
 		tid = id;
 	}
+	if ((st = gw_mgmt_check_id("team_id", tid, &f)) != GW_OK)
+		goto out;
 	gw_mgmt_stmt_set(&s, "team_id", "$?", tid);
 	members = gw_json_get(body, "members_with_roles");
 	if ((st = gw_mgmt_begin(req, &f)) != GW_OK)
@@ -230,7 +234,7 @@ gw_org_user_info(struct gw_req *req, struct gw_route_call *c)
 	json_object *info = NULL, *out = NULL;
 	struct gw_db_rows *keys = NULL, *teams = NULL;
 	struct gw_mgmt_fail f;
-	char q[256];
+	char q[GW_MGMT_ID_MAX + 1];
 	const char *p[1] = {q};
 	enum gw_status st;
 
@@ -270,6 +274,35 @@ out:
 	return st == GW_OK ? GW_OK : gw_mgmt_reply_fail(req, &f);
 }
 
+/*
+ * A member who may not read everything sees a teammate's key without its
+ * metadata (#15, 9): alias, spend, models and limits, as the team's
+ * budget needs, but not what an owner or an admin wrote on it. Its own
+ * keys (by user, or the very key calling) stay whole.
+ */
+static void
+hide_teammates_metadata(const struct gw_principal *who, json_object *keys)
+{
+	const char *own = gw_mgmt_caller_user(who), *uid, *tok;
+	size_t i, n;
+
+	if (gw_auth_can_read_all(who) || keys == NULL ||
+	    !json_object_is_type(keys, json_type_array))
+		return;
+	n = json_object_array_length(keys);
+	for (i = 0; i < n; i++) {
+		json_object *k = json_object_array_get_idx(keys, i);
+
+		uid = gw_json_get_str(k, "user_id");
+		tok = gw_json_get_str(k, "token");
+		if ((own != NULL && uid != NULL && strcmp(uid, own) == 0) ||
+		    (who->rec != NULL && tok != NULL &&
+		        strcmp(tok, who->rec->token) == 0))
+			continue;
+		json_object_object_del(k, "metadata");
+	}
+}
+
 enum gw_status
 gw_org_team_info(struct gw_req *req, struct gw_route_call *c)
 {
@@ -278,7 +311,7 @@ gw_org_team_info(struct gw_req *req, struct gw_route_call *c)
 	json_object *info = NULL, *out = NULL;
 	struct gw_db_rows *keys = NULL;
 	struct gw_mgmt_fail f;
-	char q[256];
+	char q[GW_MGMT_ID_MAX + 1];
 	enum gw_status st;
 
 	if ((st = gw_mgmt_query_opt(req, "team_id", q, sizeof(q), &f)) != GW_OK)
@@ -308,6 +341,7 @@ gw_org_team_info(struct gw_req *req, struct gw_route_call *c)
 		goto out;
 	out = gw_mgmt_info_new("team_id", q, NULL, 0, "team_info", info);
 	json_object_object_add(out, "keys", gw_mgmt_rows_json(keys, 0));
+	hide_teammates_metadata(who, gw_json_get(out, "keys"));
 	gw_reply_json(req, 200, out);
 out:
 	json_object_put(info);
@@ -504,9 +538,10 @@ gw_org_team_list(struct gw_req *req, struct gw_route_call *c)
 	struct gw_db_rows *rows = NULL;
 	struct gw_mgmt_fail f;
 	json_object *out = NULL;
-	char uid[256];
+	char uid[GW_MGMT_ID_MAX + 1];
 	const char *p[3] = {NULL, NULL, NULL};
 	enum gw_status st;
+	size_t i;
 
 	if ((st = gw_mgmt_query_opt(req, "user_id", uid, sizeof(uid), &f)) !=
 	    GW_OK)
@@ -537,6 +572,9 @@ gw_org_team_list(struct gw_req *req, struct gw_route_call *c)
 	         3, p, &rows, &f)) != GW_OK)
 		goto out;
 	out = gw_mgmt_rows_json(rows, 0);
+	for (i = 0; i < json_object_array_length(out); i++)
+		hide_teammates_metadata(who,
+		    gw_json_get(json_object_array_get_idx(out, i), "keys"));
 	gw_reply_json(req, 200, out);
 out:
 	json_object_put(out);

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "price.h"
+#include "redact.h"
 #include "req.h"
 #include "route.h"
 #include "spend.h"
@@ -282,7 +283,9 @@ on_event(void *arg, const char *ev, size_t len)
 {
 	struct relay *r = arg;
 	const char *data;
-	size_t dlen;
+	char *clean;
+	size_t dlen, clen;
+	int ret;
 
 	if (gw_sse_data(ev, len, &data, &dlen) == 0) {
 		if (gw_sse_is_done(data, dlen)) {
@@ -327,9 +330,12 @@ on_event(void *arg, const char *ev, size_t len)
 			}
 		}
 	}
-	if (client_write(r, ev, len) < 0 || client_write(r, "\n\n", 2) < 0)
-		return -1;
-	return 0;
+	/* An error event's message is redacted as an error answer's is. */
+	if ((clean = gw_redact_sse_error_new(ev, len, &clen)) != NULL)
+		ev = clean, len = clen;
+	ret = client_write(r, ev, len) < 0 || client_write(r, "\n\n", 2) < 0;
+	free(clean);
+	return ret ? -1 : 0;
 }
 
 static int
@@ -490,7 +496,7 @@ reply_upstream_error(struct relay *r)
 {
 	json_object *o = NULL, *e;
 	const char *type = NULL, *param = NULL, *msg = NULL;
-	char text[512], m[128];
+	char text[512], m[128], *clean;
 	int status = r->at.up_status;
 
 	if (r->at.resp.len > 0 && gw_json_parse(r->at.resp.p, r->at.resp.len,
@@ -523,7 +529,10 @@ reply_upstream_error(struct relay *r)
 	if (status == 429)
 		gw_req_add_header(r->req, "Retry-After", "%s",
 		    r->at.retry_after[0] ? r->at.retry_after : "1");
-	gw_reply_error_ex(r->req, status, type, param, msg);
+	/* Its words, not a key it may quote (#15, 7). */
+	clean = gw_redact_new(msg, NULL);
+	gw_reply_error_ex(r->req, status, type, param, clean);
+	free(clean);
 	json_object_put(o);
 }
 
@@ -1292,8 +1301,12 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 		gw_reply_error(req, st, msg);
 		goto out;
 	}
-	if (gw_relay_parse_body(call, req->body.p, req->body.len,
-	        (size_t)req->cfg->max_json_values, &r->body, &verr) != GW_OK) {
+	st = gw_relay_parse_body(call, req->body.p, req->body.len,
+	    (size_t)req->cfg->max_json_values, &r->body, &verr);
+	/* Too much metadata is refused first, and dropped: the row is kept. */
+	if (gw_validate_metadata(r->body, (size_t)req->cfg->max_metadata_bytes,
+	        &verr) != GW_OK ||
+	    st != GW_OK) {
 		bad_request(req, &verr);
 		goto out;
 	}

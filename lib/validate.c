@@ -296,3 +296,22 @@ gw_validate_embedding(json_object *body, struct gw_verr *e)
 	}
 	return GW_OK;
 }
+
+enum gw_status
+gw_validate_metadata(json_object *body, size_t max_bytes, struct gw_verr *e)
+{
+	json_object *m = gw_json_get(body, "metadata");
+	size_t len = 0;
+
+	if (m == NULL)
+		return GW_OK;
+	json_object_to_json_string_length(m, JSON_C_TO_STRING_PLAIN, &len);
+	if (len <= max_bytes)
+		return GW_OK;
+	/* Refused, it is not kept either: the spend row reads the body. */
+	json_object_object_del(body, "metadata");
+	return bad(e, "metadata",
+	    "'metadata' must be at most %zu bytes as JSON, got %zu "
+	    "([gateway] max_metadata_bytes)",
+	    max_bytes, len);
+}

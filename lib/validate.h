@@ -26,4 +26,12 @@ enum gw_status gw_validate_completion(json_object *body, struct gw_verr *e)
 enum gw_status gw_validate_embedding(json_object *body, struct gw_verr *e)
     GW_NONNULL(2);
 
+/*
+ * The body's "metadata" (NULL-ok body) at most max_bytes as JSON: else
+ * GW_E_INVALID with *e filled, and "metadata" removed from body, so that
+ * what answers the refusal (its spend row) does not keep it.
+ */
+enum gw_status gw_validate_metadata(
+    json_object *body, size_t max_bytes, struct gw_verr *e) GW_NONNULL(3);
+
 #endif /* GW_VALIDATE_H */

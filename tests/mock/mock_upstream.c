@@ -56,14 +56,21 @@ static const int opt_max[O_COUNT] = {3600000, 100000, 3600000, 100000,
     MAX_DIMS, 0, 599, 1000000};
 
 enum { F_NONE, F_500, F_503, F_400, F_429, F_404, F_TEXT500, F_DROP_BEFORE,
-	F_RESET_BEFORE, F_DROP_MID, F_MALFORMED, F_HANG, F_COUNT };
+	F_RESET_BEFORE, F_DROP_MID, F_MALFORMED, F_HANG, F_KEYLEAK,
+	F_KEYLEAK_MID, F_COUNT };
 static const char *const fault_names[F_COUNT] = {"none", "500", "503", "400",
     "429", "404", "text500", "drop_before", "reset_before", "drop_mid",
-    "malformed", "hang"};
+    "malformed", "hang", "keyleak", "keyleak_mid"};
 
 struct opts {
 	int v[O_COUNT];
 };
+
+/* fault=keyleak: an upstream that quotes the credentials it was sent. */
+#define MOCK_KEYLEAK_MSG "Incorrect API key provided: " \
+    "sk-mockLEAK0123456789abcdefXYZ. Authorization: Bearer " \
+    "mock-bearer-0123456789abcdef; token " \
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtb2NrIn0.bW9ja3NpZ25hdHVyZQ"
 
 enum route { R_NONE, R_BADMETHOD, R_HEALTH, R_MODELS, R_CHAT, R_COMPL,
 	R_EMBED, R_LAST, R_STATS, R_RESET, R_CONTROL };
@@ -1608,6 +1615,26 @@ respond(struct conn *c)
 	case F_TEXT500:
 		respond_full(c, 500, "text/plain; charset=utf-8", NULL,
 		    "upstream exploded", 17);
+		return;
+	case F_KEYLEAK_MID:
+		if (c->want_stream) {
+			static const char ev[] = "{\"error\":{\"message\":\""
+			    MOCK_KEYLEAK_MSG "\",\"type\":\"server_error\","
+			    "\"param\":null,\"code\":null}}";
+
+			stream_start(c);
+			sse_event(c, ev, sizeof(ev) - 1);
+			sse_event(c, "[DONE]", 6);
+			if (c->st.chunked)
+				buf_add(&c->out, "0\r\n\r\n", 5);
+			c->state = S_WRITE;
+			c->close_mode = c->keep ? C_KEEP : C_GRACEFUL;
+			return;
+		}
+		/* FALLTHROUGH */
+	case F_KEYLEAK:
+		respond_error(c, 401, MOCK_KEYLEAK_MSG, "invalid_request_error",
+		    NULL, "invalid_api_key", NULL);
 		return;
 	case F_MALFORMED:
 		if (!c->want_stream) {

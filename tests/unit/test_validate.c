@@ -256,12 +256,42 @@ test_long_role(void **state)
 	json_object_put(o);
 }
 
+/* metadata: at most max bytes as JSON, else refused and dropped. */
+static void
+test_metadata_cap(void **state)
+{
+	static const char fits[] =
+	    "{\"model\":\"m\",\"metadata\":{\"a\":\"xy\"}}";
+	struct gw_verr e = {"", ""};
+	json_object *o = NULL;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(gw_validate_metadata(NULL, 16, &e), GW_OK);
+	assert_int_equal(
+	    gw_json_parse(fits, strlen(fits), &o, msg, sizeof(msg)), GW_OK);
+	/* {"a":"xy"} is 10 bytes: 10 fits, 9 does not. */
+	assert_int_equal(gw_validate_metadata(o, 10, &e), GW_OK);
+	assert_non_null(gw_json_get(o, "metadata"));
+	assert_int_equal(gw_validate_metadata(o, 9, &e), GW_E_INVALID);
+	assert_string_equal(e.param, "metadata");
+	assert_string_equal(e.msg,
+	    "'metadata' must be at most 9 bytes as JSON, got 10 "
+	    "([gateway] max_metadata_bytes)");
+	/* Gone from the body: nothing stores it for the refusal. */
+	assert_null(gw_json_get(o, "metadata"));
+	assert_string_equal(gw_json_get_str(o, "model"), "m");
+	assert_int_equal(gw_validate_metadata(o, 9, &e), GW_OK);
+	json_object_put(o);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cases),
 	    cmocka_unit_test(test_long_role),
+	    cmocka_unit_test(test_metadata_cap),
 	};
 
 	return cmocka_run_group_tests_name("validate", tests, NULL, NULL);
