@@ -129,6 +129,9 @@ claim_str(json_object *claims, const char *name, char *buf, size_t len)
 	return NULL;
 }
 
+/* The longest user or team id a JWT may name (GW_MGMT_ID_MAX). */
+#define JWT_ID_MAX 255
+
 static struct gw_keyrec *
 record_from(const struct gw_cfg *cfg, json_object *claims)
 {
@@ -283,6 +286,22 @@ gw_jwt_verify(const struct gw_cfg *cfg, const char *token,
 		    "Authentication Error, JWT has no '%s' "
 		    "claim",
 		    cfg->jwt_user_id_claim);
+		goto out;
+	}
+	/*
+	 * Ids are at most JWT_ID_MAX bytes, the bound the management API
+	 * holds user and team ids to (mgmt.h): a longer one could not be
+	 * managed, and would share a limit or budget entry with another id
+	 * of the same first bytes wherever an id is cut.
+	 */
+	if (((*out)->user_id != NULL && strlen((*out)->user_id) > JWT_ID_MAX) ||
+	    ((*out)->team_id != NULL && strlen((*out)->team_id) > JWT_ID_MAX)) {
+		gw_keyrec_unref(*out);
+		*out = NULL;
+		snprintf(msg, msglen,
+		    "Authentication Error, a JWT's user or team id is longer "
+		    "than %d bytes",
+		    JWT_ID_MAX);
 		goto out;
 	}
 	st = GW_OK;

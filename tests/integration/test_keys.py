@@ -382,7 +382,8 @@ def test_jwt_rs256(keys_stack, jwt_keys, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["forged", "none", "expired", "not_yet", "issuer",
-                                  "audience", "hs_with_public_key", "garbage"])
+                                  "audience", "hs_with_public_key", "garbage",
+                                  "long_user", "long_team"])
 def test_jwt_rejections(keys_stack, jwt_keys, case):
     c = claims()
     if case == "forged":
@@ -400,9 +401,16 @@ def test_jwt_rejections(keys_stack, jwt_keys, case):
     elif case == "hs_with_public_key":
         # The classic confusion: HMAC keyed with the (public) RSA key.
         tok = make_jwt(c, open(jwt_keys.rsa_pub).read())
+    elif case == "long_user":
+        # Ids are at most 255 bytes, as through the management API.
+        tok = make_jwt(claims(sub="u" * 256), jwt_keys.secret)
+    elif case == "long_team":
+        tok = make_jwt(claims(team_id="t" * 256), jwt_keys.secret)
     else:
         tok = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.AAAA"
     err = assert_openai_error(chat(keys_stack, tok), 401, "auth_error")
+    if case.startswith("long_"):
+        assert "longer than 255 bytes" in err["message"]
     assert tok not in err["message"]
 
 
