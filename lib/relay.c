@@ -1450,7 +1450,7 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 	}
 	/* A key's stream ends when the key is refused (revoke.h). */
 	if (r->stream && r->who.role == GW_ROLE_KEY && r->who.rec != NULL)
-		gw_revoke_add(&r->rv, r->who.rec);
+		gw_revoke_add(&r->rv, r->who.rec, req->start_mono_us);
 	gw_alias_resolve(req->cfg, r->model, &r->targets);
 	r->url = gw_relay_url(req->cfg->upstream_url, call_path(call));
 	r->post.url = r->url;

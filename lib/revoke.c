@@ -16,12 +16,10 @@
 #define BATCH 32
 /*
  * Recent notifications, kept so that a stream registered just after a
- * change to its key is re-read: its record may have been read before the
- * change. A record read this long before a notification counts as read
- * before it (the read and the notification race).
+ * change to its key is re-read: its request may have read the record
+ * before the change.
  */
 #define RECENT 32
-#define RACE_US 1000000
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct gw_revoke *head; /* the streams registered */
@@ -52,11 +50,14 @@ concerns(const struct gw_keyrec *rec, const char *payload)
 	return 1;
 }
 
-/* Was a notification about rec seen since (about) it was read? Lock held. */
+/*
+ * Was a notification about rec seen since the request holding it began
+ * (since, monotonic)? One seen before had emptied the auth cache's entry
+ * first, so the request read the key after the change. Lock held.
+ */
 static int
-changed_since_read(const struct gw_keyrec *rec)
+changed_since(const struct gw_keyrec *rec, int64_t since)
 {
-	int64_t since = rec->fetched_us - RACE_US;
 	unsigned i, n = nrecent < RECENT ? nrecent : RECENT;
 
 	for (i = 0; i < n; i++) {
@@ -72,7 +73,7 @@ changed_since_read(const struct gw_keyrec *rec)
 }
 
 void
-gw_revoke_add(struct gw_revoke *e, const struct gw_keyrec *rec)
+gw_revoke_add(struct gw_revoke *e, const struct gw_keyrec *rec, int64_t since)
 {
 	e->rec = rec;
 	e->expires_us = rec->expires_us;
@@ -80,7 +81,7 @@ gw_revoke_add(struct gw_revoke *e, const struct gw_keyrec *rec)
 	e->suspect = 0;
 	e->prev = NULL;
 	pthread_mutex_lock(&lock);
-	if (nrecent > 0 && changed_since_read(rec)) {
+	if (nrecent > 0 && changed_since(rec, since)) {
 		e->suspect = 1;
 		__atomic_store_n(&pending, 1, __ATOMIC_RELEASE);
 	}

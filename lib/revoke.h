@@ -46,12 +46,13 @@ struct gw_revoke {
 
 /*
  * Register e for the stream of key rec (which must outlive the
- * registration: the request holds it). A stream whose record was read
- * before the last change notification is re-read at once, so a change
- * racing with the stream's start is not missed.
+ * registration: the request holds it), a record obtained after since (the
+ * request's start, monotonic us). When a notification about the key came
+ * since then, the key is re-read at once: a change racing with the
+ * stream's start is not missed.
  */
-void gw_revoke_add(struct gw_revoke *e, const struct gw_keyrec *rec)
-    GW_NONNULL(1, 2);
+void gw_revoke_add(struct gw_revoke *e, const struct gw_keyrec *rec,
+    int64_t since) GW_NONNULL(1, 2);
 /* Unregister e; a no-op when it is not registered. */
 void gw_revoke_remove(struct gw_revoke *e) GW_NONNULL(1);
 

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "fake_db.h"
 #include "keystore.h"
@@ -123,8 +122,8 @@ test_register_and_leave(void **state)
 	set_key(2, NULL, NULL, 0, 0, 0, 0);
 	ra = rec_of(1);
 	rb = rec_of(2);
-	gw_revoke_add(&a, ra);
-	gw_revoke_add(&b, rb);
+	gw_revoke_add(&a, ra, gw_now_mono_us());
+	gw_revoke_add(&b, rb, gw_now_mono_us());
 	assert_int_equal(gw_revoke_count(), n0 + 2);
 	assert_int_equal(gw_revoke_check(&a, gw_now_real_us()), GW_REVOKE_NONE);
 	gw_revoke_remove(&a);
@@ -151,9 +150,9 @@ test_block_flags_only_that_key(void **state)
 	set_key(4, NULL, NULL, 0, 0, 0, 0);
 	ra = rec_of(3);
 	rb = rec_of(4);
-	gw_revoke_add(&a1, ra);
-	gw_revoke_add(&a2, ra);
-	gw_revoke_add(&b, rb);
+	gw_revoke_add(&a1, ra, gw_now_mono_us());
+	gw_revoke_add(&a2, ra, gw_now_mono_us());
+	gw_revoke_add(&b, rb, gw_now_mono_us());
 	/* Nothing suspect: no statement. */
 	assert_int_equal(gw_revoke_recheck(db_handle()), GW_OK);
 	assert_int_equal(execs(), 0);
@@ -196,10 +195,10 @@ test_deleted_and_team_and_user(void **state)
 	rt = rec_of(6);
 	ru = rec_of(7);
 	ro = rec_of(8);
-	gw_revoke_add(&d, rd);
-	gw_revoke_add(&t, rt);
-	gw_revoke_add(&u, ru);
-	gw_revoke_add(&other, ro);
+	gw_revoke_add(&d, rd, gw_now_mono_us());
+	gw_revoke_add(&t, rt, gw_now_mono_us());
+	gw_revoke_add(&u, ru, gw_now_mono_us());
+	gw_revoke_add(&other, ro, gw_now_mono_us());
 	set_key(5, NULL, NULL, 0, 0, 0, 1);         /* deleted */
 	set_key(6, "team-a", NULL, 0, 1, 0, 0);     /* its team blocked */
 	set_key(7, NULL, "user-a", 0, 0, 0, 1);     /* deleted with its user */
@@ -246,7 +245,7 @@ test_expiry_by_clock_and_by_update(void **state)
 	/* Expires in 100 s: good now, expired at that time, by the clock. */
 	set_key(9, NULL, NULL, 0, 0, now + 100, 0);
 	r = rec_of(9);
-	gw_revoke_add(&e, r);
+	gw_revoke_add(&e, r, gw_now_mono_us());
 	assert_int_equal(gw_revoke_check(&e, gw_now_real_us()), GW_REVOKE_NONE);
 	assert_int_equal(gw_revoke_check(&e, r->expires_us), GW_REVOKE_EXPIRED);
 	/* Extended to 1000 s: the re-read moves the expiry. */
@@ -274,36 +273,47 @@ test_expiry_by_clock_and_by_update(void **state)
 static void
 test_registered_after_the_change_is_reread(void **state)
 {
-	struct gw_revoke late = {0}, calm = {0};
-	struct gw_keyrec *stale, *r2;
+	struct gw_revoke late = {0}, calm = {0}, after = {0};
+	struct gw_keyrec *stale, *r2, *fresh;
+	int64_t began;
 	char p[80];
 
 	(void)state;
-	/* Earlier tests' notifications out of the window. */
-	usleep(1100 * 1000);
 	set_key(10, NULL, NULL, 0, 0, 0, 0);
 	set_key(11, NULL, NULL, 0, 0, 0, 0);
-	/* The request read the key, then the key was blocked and noted... */
+	/* Two requests began and read their keys... */
+	began = gw_now_mono_us();
 	stale = rec_of(10);
 	r2 = rec_of(11);
+	/* ... then key 10 was blocked and noted ... */
 	set_key(10, NULL, NULL, 1, 0, 0, 0);
 	snprintf(p, sizeof(p), "key:%s", table[10].token);
 	gw_revoke_note(p);
 	assert_int_equal(gw_revoke_recheck(db_handle()), GW_OK);
 	assert_int_equal(execs(), 0);
-	/* ... and only then did its stream register: it is re-read. */
-	gw_revoke_add(&late, stale);
-	gw_revoke_add(&calm, r2); /* a key no recent change concerns */
+	/* ... and only then did their streams register: key 10 is re-read. */
+	gw_revoke_add(&late, stale, began);
+	gw_revoke_add(&calm, r2, began); /* no change concerns key 11 */
 	assert_int_equal(gw_revoke_recheck(db_handle()), GW_OK);
 	assert_int_equal(execs(), 1);
 	assert_int_equal(
 	    gw_revoke_check(&late, gw_now_real_us()), GW_REVOKE_BLOCKED);
 	assert_int_equal(
 	    gw_revoke_check(&calm, gw_now_real_us()), GW_REVOKE_NONE);
+	/* A request that began after the change read it: nothing to re-read. */
+	set_key(10, NULL, NULL, 0, 0, 0, 0);
+	fresh = rec_of(10);
+	gw_revoke_add(&after, fresh, gw_now_mono_us());
+	assert_int_equal(gw_revoke_recheck(db_handle()), GW_OK);
+	assert_int_equal(execs(), 1);
+	assert_int_equal(
+	    gw_revoke_check(&after, gw_now_real_us()), GW_REVOKE_NONE);
 	gw_revoke_remove(&late);
 	gw_revoke_remove(&calm);
+	gw_revoke_remove(&after);
 	gw_keyrec_unref(stale);
 	gw_keyrec_unref(r2);
+	gw_keyrec_unref(fresh);
 }
 
 static void
@@ -315,7 +325,7 @@ test_failed_read_keeps_streaming(void **state)
 	(void)state;
 	set_key(12, NULL, NULL, 0, 0, 0, 0);
 	r = rec_of(12);
-	gw_revoke_add(&e, r);
+	gw_revoke_add(&e, r, gw_now_mono_us());
 	set_key(12, NULL, NULL, 1, 0, 0, 0);
 	gw_revoke_note("*");
 	fake.down = 1;
@@ -344,8 +354,8 @@ test_many_keys_in_rounds(void **state)
 	for (i = 0; i < 40; i++) {
 		set_key(20 + i, "big", NULL, 0, 0, 0, 0);
 		r[i] = rec_of(20 + i);
-		gw_revoke_add(&e[2 * i], r[i]);
-		gw_revoke_add(&e[2 * i + 1], r[i]);
+		gw_revoke_add(&e[2 * i], r[i], gw_now_mono_us());
+		gw_revoke_add(&e[2 * i + 1], r[i], gw_now_mono_us());
 		set_key(20 + i, "big", NULL, 0, 1, 0, 0);
 	}
 	gw_revoke_note("team:big");
