@@ -272,7 +272,9 @@ gw_revoke_describe(
 	case GW_REVOKE_NONE:
 		break;
 	}
-	snprintf(msg, msglen, "Authentication Error, the key was deleted.");
+	snprintf(msg, msglen,
+	    "Authentication Error, the key was deleted or "
+	    "regenerated.");
 	return "auth_error";
 }
 

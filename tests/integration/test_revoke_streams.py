@@ -149,6 +149,17 @@ def test_deleted_key_stream_ends(rv, pg, mock):
                 "key_revoked", before)
 
 
+def test_regenerated_key_stream_ends(rv, pg, mock):
+    k = new_key(rv, key_alias="rv-regen")
+    s = Stream(rv, k["key"])
+    s.wait_events(4)
+    before = aborted(mock)
+    t0 = time.monotonic()
+    assert post(rv, "/key/regenerate", {"key": k["token"]}).status == 200
+    check_ended(pg, mock, s, t0, "key_regenerate", "auth_error", "deleted or regenerated",
+                "key_revoked", before)
+
+
 def test_blocked_team_stream_ends(rv, pg, mock):
     assert post(rv, "/team/new", {"team_id": "rv-team"}).status == 200
     k = new_key(rv, team_id="rv-team")

@@ -394,7 +394,8 @@ test_verdict_and_words(void **state)
 	assert_string_equal(
 	    gw_revoke_describe(&e, GW_REVOKE_DELETED, msg, sizeof(msg)),
 	    "auth_error");
-	assert_string_equal(msg, "Authentication Error, the key was deleted.");
+	assert_string_equal(msg, "Authentication Error, the key was deleted or "
+	                         "regenerated.");
 	gw_keyrec_unref(r);
 }
 
