@@ -117,7 +117,7 @@ def test_blocked_key_stream_ends_others_go_on(rv, pg, mock):
     a = new_key(rv, key_alias="rv-block")
     b = new_key(rv, key_alias="rv-other")
     sa = Stream(rv, a["key"])
-    sb = Stream(rv, b["key"], "qwen3-30b-a3b@chunks=40,chunk_delay_ms=100")
+    sb = Stream(rv, b["key"], "qwen3-30b-a3b@chunks=60,chunk_delay_ms=100")
     sa.wait_events(4)
     sb.wait_events(4)
     before = aborted(mock)
@@ -131,7 +131,7 @@ def test_blocked_key_stream_ends_others_go_on(rv, pg, mock):
     assert sb.ended is None
     sb.join()
     assert sb.data()[-1] == "[DONE]"
-    assert sum(1 for d in sb.data() if '"content":"tok' in d) == 40
+    assert sum(1 for d in sb.data() if '"content":"tok' in d) == 60
     # And the blocked key is refused from now on.
     r = post(rv, "/v1/chat/completions", {"model": "qwen3-30b-a3b", "messages": MSGS},
              {"Authorization": "Bearer " + a["key"]})
