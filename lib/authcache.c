@@ -15,6 +15,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "revoke.h"
 #include "util.h"
 
 #define NBUCKETS 4096
@@ -131,6 +132,8 @@ on_notify(void *arg, const char *payload)
 	(void)arg;
 	gw_log_debug(NULL, "auth", "invalidate %.12s", payload);
 	gw_authcache_invalidate(payload);
+	/* Open streams of the key are re-read after the batch (revoke.h). */
+	gw_revoke_note(payload);
 }
 
 static void
@@ -147,6 +150,9 @@ set_listener_up(int up)
 	if (up)
 		remove_if(drop_all, NULL);
 	pthread_mutex_unlock(&lock);
+	/* ... and so may the keys of the open streams. */
+	if (up)
+		gw_revoke_note("*");
 }
 
 /* 1 when the conninfo changed since seq was taken. */
@@ -181,7 +187,8 @@ listener(void *arg)
 		set_listener_up(1);
 		while (!conninfo_changed(seq) &&
 		       gw_db_wait_notify(db, LISTEN_POLL_MS, on_notify, NULL) ==
-		           GW_OK)
+		           GW_OK &&
+		       gw_revoke_recheck(db) == GW_OK)
 			;
 		set_listener_up(0);
 	}

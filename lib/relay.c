@@ -19,6 +19,7 @@
 #include "price.h"
 #include "redact.h"
 #include "req.h"
+#include "revoke.h"
 #include "route.h"
 #include "spend.h"
 #include "sse.h"
@@ -44,6 +45,7 @@ enum abort_reason {
 	ABORT_FIRST_BYTE,
 	ABORT_IDLE,
 	ABORT_TOO_BIG,
+	ABORT_REVOKED, /* the key was blocked, deleted or expired */
 };
 
 /*
@@ -105,6 +107,8 @@ struct relay {
 	int retries; /* ... retried that many times */
 	struct gw_upstream_post post;
 	struct gw_upstream_cb cb;
+	struct gw_revoke rv;        /* a key's stream, while it runs */
+	enum gw_revoke_why revoked; /* why it was ended, if it was */
 };
 
 /* A stream's client may fall this far behind before its upstream waits. */
@@ -428,6 +432,14 @@ on_tick(void *arg)
 	if (now - r->at.t_last_tick < TICK_US)
 		return 0;
 	r->at.t_last_tick = now;
+	/* Its key refused since the stream began (revoke.h). */
+	if (r->rv.rec != NULL) {
+		r->revoked = gw_revoke_check(&r->rv, gw_now_real_us());
+		if (r->revoked != GW_REVOKE_NONE) {
+			r->at.abort = ABORT_REVOKED;
+			return -1;
+		}
+	}
 	if (gw_req_client_gone(r->req)) {
 		r->out.client_gone = 1;
 		r->at.abort = ABORT_CLIENT;
@@ -485,6 +497,26 @@ sse_error(struct relay *r, int status, const char *type, const char *msg)
 	    client_write(r, "\n\n", 2) == 0)
 		client_flush(r);
 	free(body);
+}
+
+/*
+ * The key was refused mid-request: a 401 in the OpenAI error shape, as the
+ * last event of a stream under way. Its spend row says why.
+ */
+static void
+end_revoked(struct relay *r)
+{
+	char msg[160];
+	const char *type =
+	    gw_revoke_describe(&r->rv, r->revoked, msg, sizeof(msg));
+
+	if (r->req->head_sent)
+		sse_error(r, 401, type, msg);
+	else
+		gw_reply_error_ex(r->req, 401, type, NULL, msg);
+	gw_strlcpy(r->req->err_type,
+	    r->revoked == GW_REVOKE_EXPIRED ? "key_expired" : "key_revoked",
+	    sizeof(r->req->err_type));
 }
 
 /*
@@ -680,6 +712,10 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 		return;
 	if (!req->head_sent)
 		answer_headers(r);
+	if (r->at.abort == ABORT_REVOKED) {
+		end_revoked(r);
+		return;
+	}
 	if (r->at.abort == ABORT_FIRST_BYTE || r->at.abort == ABORT_IDLE) {
 		snprintf(msg, sizeof(msg),
 		    r->at.abort == ABORT_FIRST_BYTE
@@ -1204,6 +1240,7 @@ relay_end(struct relay *r)
 {
 	struct gw_req *req = r->req;
 
+	gw_revoke_remove(&r->rv);
 	if (r->who.role != GW_ROLE_NONE)
 		record_spend(r);
 	gw_admit_done(&r->lim, r->out.usage.total, gw_now_mono_us() * 1000);
@@ -1332,6 +1369,9 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 		if (r->stream)
 			force_stream_usage(r);
 	}
+	/* A key's stream ends when the key is refused (revoke.h). */
+	if (r->stream && r->who.role == GW_ROLE_KEY && r->who.rec != NULL)
+		gw_revoke_add(&r->rv, r->who.rec, req->start_mono_us);
 	gw_alias_resolve(req->cfg, r->model, &r->targets);
 	r->url = gw_relay_url(req->cfg->upstream_url, call_path(call));
 	r->post.url = r->url;
