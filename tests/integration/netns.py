@@ -22,6 +22,7 @@ import concurrent.futures
 import ctypes
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -91,6 +92,8 @@ class Lab:
     def __init__(self, tag=None):
         if os.geteuid() != 0:
             raise Unavailable("network namespaces need root")
+        if shutil.which("ip") is None:
+            raise Unavailable("no ip command (iproute2)")
         _reap_stale()
         self.tag = tag or "%s%d" % (PREFIX, os.getpid())
         self.hosts = {}  # host -> namespace name
