@@ -18,13 +18,23 @@
 /* After a failed connect, wait this long before trying again. */
 #define DB_RETRY_US (250 * 1000)
 
+/*
+ * Bumped whenever an established connection of this process breaks. A
+ * connection made before the last break may be dead too without knowing
+ * it (a link gone dark answers nothing): the next statement outside a
+ * transaction makes a fresh one rather than wait out the timeout again.
+ */
+static unsigned broken_gen;
+
 struct gw_db {
 	PGconn *conn;
 	char *conninfo;
 	char connect_timeout[16];
+	char user_timeout[24]; /* ms: connect_timeout, for TCP_USER_TIMEOUT */
 	char options[96];
 	int64_t next_try_us;
-	int was_up; /* for logging state changes once */
+	int was_up;   /* for logging state changes once */
+	unsigned gen; /* broken_gen when connected */
 	/*
 	 * The connection broke inside a transaction: every statement fails
 	 * until gw_db_rollback or gw_db_commit ends it, so that none runs on
@@ -44,8 +54,12 @@ gw_db_new(const char *conninfo, int connect_timeout_s, int statement_timeout_ms)
 	struct gw_db *db = gw_xcalloc(1, sizeof(*db));
 
 	db->conninfo = gw_xstrdup(conninfo);
+	if (connect_timeout_s <= 0)
+		connect_timeout_s = 3;
 	snprintf(db->connect_timeout, sizeof(db->connect_timeout), "%d",
-	    connect_timeout_s > 0 ? connect_timeout_s : 3);
+	    connect_timeout_s);
+	snprintf(db->user_timeout, sizeof(db->user_timeout), "%d",
+	    connect_timeout_s * 1000);
 	/* Timestamps leave the server in UTC (RFC 3339 in JSON answers). */
 	if (statement_timeout_ms > 0)
 		snprintf(db->options, sizeof(db->options),
@@ -125,11 +139,13 @@ enum gw_status
 gw_db_ensure(struct gw_db *db, char *err, size_t errlen)
 {
 	/* Defaults first, the operator's conninfo (expanded) last to win. */
-	const char *kw[5], *val[5];
+	const char *kw[9], *val[9];
 	int n = 0;
 	int64_t now;
 
-	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
+	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
+	    (db->gen == __atomic_load_n(&broken_gen, __ATOMIC_ACQUIRE) ||
+	        in_tx(db)))
 		return GW_OK;
 	now = gw_now_mono_us();
 	if (db->conn != NULL) {
@@ -141,6 +157,21 @@ gw_db_ensure(struct gw_db *db, char *err, size_t errlen)
 	}
 	kw[n] = "connect_timeout";
 	val[n++] = db->connect_timeout;
+	/*
+	 * A link that goes dark sends no error: without these a statement
+	 * sent into it (a budget read on a request thread, a spend batch)
+	 * waits for TCP to give up, many minutes, and an idle connection (the
+	 * key listener's) looks alive for hours. With them, data left
+	 * unacknowledged for connect_timeout, or a silent peer after
+	 * connect_timeout of idleness and the probes, drops the connection:
+	 * the statement fails and the next one connects again.
+	 */
+	kw[n] = "tcp_user_timeout";
+	val[n++] = db->user_timeout;
+	kw[n] = "keepalives_idle";
+	val[n++] = db->connect_timeout;
+	kw[n] = "keepalives_interval";
+	val[n++] = "1";
 	kw[n] = "application_name";
 	val[n++] = "llmgw";
 	if (db->options[0] != '\0') {
@@ -168,6 +199,7 @@ gw_db_ensure(struct gw_db *db, char *err, size_t errlen)
 		return GW_E_DB;
 	}
 	PQsetNoticeProcessor(db->conn, on_notice, NULL);
+	db->gen = __atomic_load_n(&broken_gen, __ATOMIC_ACQUIRE);
 	if (!db->was_up)
 		gw_log_info(NULL, "db", "connected to PostgreSQL %d",
 		    PQserverVersion(db->conn));
@@ -203,6 +235,8 @@ exec_once(struct gw_db *db, const char *sql, int nparams,
 		}
 		return GW_OK;
 	}
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		__atomic_add_fetch(&broken_gen, 1, __ATOMIC_RELEASE);
 	state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
 	set_err(err, errlen,
@@ -391,6 +425,7 @@ gw_db_wait_notify(struct gw_db *db, int timeout_ms,
 	if (p.revents != 0 && !PQconsumeInput(db->conn)) {
 		gw_log_warn(NULL, "db", "notification connection lost: %s",
 		    PQerrorMessage(db->conn));
+		__atomic_add_fetch(&broken_gen, 1, __ATOMIC_RELEASE);
 		PQfinish(db->conn);
 		db->conn = NULL;
 		db->was_up = 0;
