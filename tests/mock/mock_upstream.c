@@ -98,7 +98,7 @@ struct stream {
 	int phase, idx;
 	int n, reasoning, delay, drop_at, usage, chunked, prompt;
 	const char *finish;
-	char id[40];
+	char id[64];
 	long long created;
 	struct buf model;		/* JSON-encoded model string */
 };
@@ -1168,8 +1168,9 @@ handle_generate(struct conn *c, int chat)
 	} else if (!chat && json_object_object_get_ex(c->json, "prompt", &v)) {
 		s->prompt = count_prompt(v, 0);
 	}
-	snprintf(s->id, sizeof(s->id), "%s-mock-%lu",
-	    chat ? "chatcmpl" : "cmpl", ++g_id);
+	/* The pid keeps ids unique across mock processes (real ids are). */
+	snprintf(s->id, sizeof(s->id), "%s-mock-%ld-%lu",
+	    chat ? "chatcmpl" : "cmpl", (long)getpid(), ++g_id);
 	s->created = (long long)time(NULL);
 	s->model.len = 0;
 	buf_json(&s->model, model, mlen);
