@@ -1,7 +1,8 @@
 # llmgw: one non-recursive GNU Makefile.
 #   make            build lib/libllmgw.a, cgi-bin/llmgw-*, bin/llmgw-*
 #   make demo       install packages, build, start PostgreSQL, mock upstream,
-#                   workers and lighttpd on 127.0.0.1:4000
+#                   workers and lighttpd on 127.0.0.1:4000 (FRONT=apache:
+#                   Apache instead)
 #   make up         the same against the configured upstream (UPSTREAM_URL=)
 #   make stop       stop what demo/up started (pid files under var/run)
 #   make check      install test packages, build, run unit + integration tests
@@ -177,15 +178,21 @@ format:
 format-check:
 	clang-format --dry-run --Werror lib/*.c lib/*.h src/*.c
 
+# FRONT=apache: the same stack behind Apache 2.4 (deploy/apache/llmgw.conf).
+FRONT ?= lighttpd
+ifeq ($(filter $(FRONT),lighttpd apache),)
+  $(error FRONT is lighttpd or apache, not '$(FRONT)')
+endif
+
 demo:
-	@deploy/install-deps.sh
+	@deploy/install-deps.sh $(if $(filter apache,$(FRONT)),--apache)
 	@$(MAKE) --no-print-directory all
-	@deploy/llmgwctl demo
+	@LLMGW_FRONT=$(FRONT) deploy/llmgwctl demo
 
 up:
-	@deploy/install-deps.sh
+	@deploy/install-deps.sh $(if $(filter apache,$(FRONT)),--apache)
 	@$(MAKE) --no-print-directory all
-	@deploy/llmgwctl up
+	@LLMGW_FRONT=$(FRONT) deploy/llmgwctl up
 
 stop:
 	@deploy/llmgwctl stop

@@ -1,14 +1,20 @@
 #!/bin/sh
-# install-deps.sh [--test]: install the Debian packages llmgw needs, only
-# those missing. Build + runtime always; --test adds what the tests need.
+# install-deps.sh [--test | --apache]: install the Debian packages llmgw
+# needs, only those missing. Build + runtime always; --apache adds Apache
+# (FRONT=apache); --test adds what the tests need, Apache included (the
+# front-facing tests run behind lighttpd and behind Apache).
 # Runs apt-get as root (or through sudo); prints the command otherwise.
 set -eu
 
 pkgs="gcc make pkg-config ca-certificates curl libfcgi-dev libjson-c-dev libpq-dev
 libcurl4-openssl-dev libjwt-dev libssl-dev postgresql lighttpd spawn-fcgi"
+# apache2-bin: the server and its modules, without the apache2 package's
+# system site and service (llmgwctl runs Apache from its own rendered file).
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs libcmocka-dev python3 python3-pytest python3-aiohttp procps openssl
-prometheus clang"
+prometheus apache2-bin clang iproute2"
+elif [ "${1:-}" = "--apache" ]; then
+    pkgs="$pkgs apache2-bin"
 fi
 
 missing=""

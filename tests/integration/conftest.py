@@ -1,7 +1,11 @@
 """Integration fixtures: a real PostgreSQL cluster, spawn-fcgi workers and
-lighttpd on free loopback ports, all started through deploy/llmgwctl (the
-same scripts and templates as `make demo`) in a private temporary directory,
-and torn down by pid file, also when a test fails."""
+lighttpd (or Apache) on free loopback ports, all started through
+deploy/llmgwctl (the same scripts and templates as `make demo`) in a private
+temporary directory, and torn down by pid file, also when a test fails.
+
+The front-facing tests run behind both web fronts: they take the `front`
+fixture (parametrized lighttpd / apache) and a stack for it, `front_relay`,
+`front_keys`, `twin(stack, front)` or `make_stack(..., front=front)`."""
 import atexit
 import http.client
 import json
@@ -19,6 +23,25 @@ import pytest
 TREE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CTL = os.path.join(TREE, "deploy", "llmgwctl")
 MASTER_KEY = "sk-test-master-0123456789abcdef"
+APACHE_BIN = "/usr/sbin/apache2"
+APACHE_MODULES = "/usr/lib/apache2/modules"
+# The front of stacks that name none (LLMGW_TEST_FRONT=apache runs the whole
+# suite behind Apache).
+DEFAULT_FRONT = os.environ.get("LLMGW_TEST_FRONT", "lighttpd")
+
+
+def apache_missing():
+    """Why the Apache front cannot run here, or None."""
+    for f in (APACHE_BIN, os.path.join(APACHE_MODULES, "mod_proxy_fcgi.so"),
+              os.path.join(APACHE_MODULES, "mod_mpm_event.so")):
+        if not os.path.exists(f):
+            return ("%s is missing: apache2 is not installed "
+                    "(deploy/install-deps.sh --test installs apache2-bin)" % f)
+    return None
+
+
+FRONTS = ["lighttpd", pytest.param("apache", marks=pytest.mark.skipif(
+    apache_missing() is not None, reason=str(apache_missing())))]
 
 
 def free_port():
@@ -107,12 +130,18 @@ class Pg:
 
 
 class Stack:
-    """Workers + lighttpd rendered from conf/llmgw.conf and deploy/."""
+    """Workers + lighttpd or Apache rendered from conf/llmgw.conf and deploy/."""
 
-    def __init__(self, base, name, pg, upstream, overrides=(), db="llmgw"):
-        self.var = os.path.join(base, name)
+    def __init__(self, base, name, pg, upstream, overrides=(), db="llmgw",
+                 front=None):
+        self.front = front or DEFAULT_FRONT
+        self.name = name
+        self.var = os.path.join(base, name if self.front == "lighttpd"
+                                else name + "-" + self.front)
         self.port = free_port()
         self.pg = pg
+        self.overrides = tuple(overrides)
+        self.db = db
         lines = ["database.conninfo=" + pg.conninfo(db),
                  "gateway.processes=2", "gateway.threads=8",
                  "gateway.shutdown_timeout_s=10",
@@ -121,7 +150,7 @@ class Stack:
                  # client is 127.0.0.1, and many tests fail on purpose.
                  "rate_limit.rps=0", "rate_limit.auth_failures_per_min=0"]
         lines += list(overrides)
-        self.env = dict(os.environ, LLMGW_VAR=self.var,
+        self.env = dict(os.environ, LLMGW_VAR=self.var, LLMGW_FRONT=self.front,
                         LLMGW_LISTEN="127.0.0.1:%d" % self.port,
                         LLMGW_PG_DIR=pg.dir, LLMGW_MASTER_KEY=MASTER_KEY,
                         LLMGW_CONF_OVERRIDES="\n".join(lines))
@@ -139,12 +168,12 @@ class Stack:
         self.started = True
         self.ctl("render", self.upstream)
         self.ctl("workers-start")
-        self.ctl("lighttpd-start")
+        self.ctl("front-start")
         return self
 
     def stop(self):
         if self.started:
-            self.ctl("lighttpd-stop", check=False)
+            self.ctl("front-stop", check=False)
             self.ctl("workers-stop", check=False)
             self.started = False
 
@@ -260,11 +289,12 @@ def fake_upstream():
 
 @pytest.fixture(scope="session")
 def make_stack(base_dir, pg):
-    """Factory: make_stack(name, upstream_url, overrides=[...], db=...)."""
+    """Factory: make_stack(name, upstream_url, overrides=[...], db=...,
+    front="lighttpd"|"apache")."""
     made = []
 
-    def make(name, upstream, overrides=(), db="llmgw"):
-        s = Stack(base_dir, name, pg, upstream, overrides, db)
+    def make(name, upstream, overrides=(), db="llmgw", front=None):
+        s = Stack(base_dir, name, pg, upstream, overrides, db, front)
         made.append(s)
         _cleanups.append(s.stop)
         return s.start()
@@ -272,6 +302,33 @@ def make_stack(base_dir, pg):
     yield make
     for s in made:
         s.stop()
+
+
+@pytest.fixture(params=FRONTS)
+def front(request):
+    """The web front a front-facing test runs behind: each test that takes
+    it runs once behind lighttpd and once behind Apache (skipped, with the
+    reason, where apache2 is not installed)."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def twin(make_stack):
+    """twin(stack, front): `stack` itself if it runs behind `front`, else the
+    same stack (name, upstream, overrides, database) behind `front`, made
+    on first use and kept for the session."""
+    made = {}
+
+    def get(stack, front):
+        if stack.front == front:
+            return stack
+        key = (stack.name, front)
+        if key not in made or not made[key].started:
+            made[key] = make_stack(stack.name, stack.upstream, stack.overrides,
+                                   stack.db, front=front)
+        return made[key]
+
+    return get
 
 
 @pytest.fixture(scope="session")
@@ -345,6 +402,12 @@ def relay(make_stack, mock):
         "aliases.fb-test=m@fault=500, qwen3-30b-a3b",
         "aliases.fb-down=x@fault=drop_before, qwen2.5-14b-instruct",
     ])
+
+
+@pytest.fixture
+def front_relay(relay, front, twin):
+    """`relay` behind each front."""
+    return twin(relay, front)
 
 
 RAW_KEYS = []  # every raw key the tests saw: none may be stored or logged
@@ -421,6 +484,12 @@ def keys_stack(make_stack, mock, jwt_keys):
         "auth.jwt_issuer=https://issuer.test",
         "auth.jwt_audience=llmgw",
     ])
+
+
+@pytest.fixture
+def front_keys(keys_stack, front, twin):
+    """`keys_stack` behind each front."""
+    return twin(keys_stack, front)
 
 
 def post(stack, path, body, headers=AUTH, timeout=30):

@@ -60,8 +60,10 @@ def test_a_flood_from_one_address_leaves_others_served(make_stack, mock):
     s.stop()
 
 
-def test_the_client_bucket_says_when_to_come_back(make_stack, mock):
-    s = make_stack("client-rl2", mock.url, ["rate_limit.rps=1", "rate_limit.burst=3"])
+def test_the_client_bucket_says_when_to_come_back(make_stack, mock, front):
+    # Behind either front the client is the connection's source address.
+    s = make_stack("client-rl2", mock.url, ["rate_limit.rps=1", "rate_limit.burst=3"],
+                   front=front)
     codes = [req(s, "GET", "/v1/models", None, AUTH, "127.0.0.6").status for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     r = req(s, "GET", "/v1/models", None, AUTH, "127.0.0.6")
@@ -93,9 +95,10 @@ def test_failed_authentications_are_limited_per_source(make_stack, mock):
     s.stop()
 
 
-def test_forwarded_for_counts_only_from_a_trusted_proxy(make_stack, mock):
+def test_forwarded_for_counts_only_from_a_trusted_proxy(make_stack, mock, front):
     s = make_stack("xff-rl", mock.url, ["rate_limit.rps=1", "rate_limit.burst=2",
-                                        "rate_limit.trusted_proxies=127.0.0.1/32, ::1"])
+                                        "rate_limit.trusted_proxies=127.0.0.1/32, ::1"],
+                   front=front)
 
     def get(src, xff):
         h = dict(AUTH, **({"X-Forwarded-For": xff} if xff else {}))

@@ -251,9 +251,9 @@ def test_stop_lets_requests_in_flight_finish(make_stack):
     slow.close()
 
 
-def test_web_server_errors_are_openai_shaped(make_stack, fake_upstream):
-    s = make_stack("weberrors", fake_upstream.url)
-    # lighttpd's own 411 (a POST with no body and no length).
+def test_web_server_errors_are_openai_shaped(make_stack, fake_upstream, front):
+    s = make_stack("weberrors", fake_upstream.url, front=front)
+    # The front's own 411 (a POST with no body and no length).
     import socket
     c = socket.create_connection(("127.0.0.1", s.port))
     c.sendall(b"POST /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -268,7 +268,7 @@ def test_web_server_errors_are_openai_shaped(make_stack, fake_upstream):
     assert head.startswith(b"HTTP/1.1 411"), head
     assert b"Content-Type: application/json" in head
     assert json.loads(body)["error"]["code"] == "411"
-    # A family whose worker is down: lighttpd's 503, still JSON.
+    # A family whose worker is down: the front's 503, still JSON.
     s.ctl("workers-stop")
     r = s.get("/health/liveliness")
     assert_openai_error(r, 503, "service_unavailable")

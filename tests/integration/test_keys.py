@@ -76,22 +76,22 @@ def test_generate_rejects_bad_fields(keys_stack, body, param):
     assert err["param"] == param
 
 
-def test_admin_routes_need_admin(keys_stack):
-    k = new_key(keys_stack)["key"]
+def test_admin_routes_need_admin(front_keys):
+    k = new_key(front_keys)["key"]
     for path in ("/key/generate", "/key/update", "/key/delete", "/key/block",
                  "/key/unblock", "/key/regenerate", "/user/new", "/team/new"):
-        err = assert_openai_error(post(keys_stack, path, {}, bearer(k)), 403,
+        err = assert_openai_error(post(front_keys, path, {}, bearer(k)), 403,
                                   "permission_error")
         assert path in err["message"]
-    assert_openai_error(keys_stack.get("/key/list", headers=bearer(k)), 403)
-    assert_openai_error(post(keys_stack, "/key/generate", {}, {}), 401)
-    assert_openai_error(post(keys_stack, "/key/generate", {}, bearer("sk-nope")), 401)
+    assert_openai_error(front_keys.get("/key/list", headers=bearer(k)), 403)
+    assert_openai_error(post(front_keys, "/key/generate", {}, {}), 401)
+    assert_openai_error(post(front_keys, "/key/generate", {}, bearer("sk-nope")), 401)
 
 
-def test_key_info_own_and_admin(keys_stack):
-    a = new_key(keys_stack, user_id="u-info", models=["gpt-4"], max_budget=3)
-    b = new_key(keys_stack, user_id="u-other")
-    r = keys_stack.get("/key/info", headers=bearer(a["key"]))
+def test_key_info_own_and_admin(front_keys):
+    a = new_key(front_keys, user_id="u-info", models=["gpt-4"], max_budget=3)
+    b = new_key(front_keys, user_id="u-other")
+    r = front_keys.get("/key/info", headers=bearer(a["key"]))
     assert r.status == 200, r
     info = r.json()
     # The spec's KeyInfo fields at the top, LiteLLM's {"key","info"} too.
@@ -102,32 +102,32 @@ def test_key_info_own_and_admin(keys_stack):
     assert info["info"]["key_name"] == a["key_name"]
     assert a["key"] not in r.body.decode()
     # Another key's info: admin only (by raw key or by hash).
-    assert_openai_error(keys_stack.get("/key/info?key=" + b["token"],
+    assert_openai_error(front_keys.get("/key/info?key=" + b["token"],
                                        headers=bearer(a["key"])), 403)
     for q in (b["token"], b["key"]):
-        r = keys_stack.get("/key/info?key=" + q, headers=AUTH)
+        r = front_keys.get("/key/info?key=" + q, headers=AUTH)
         assert r.status == 200 and r.json()["info"]["user_id"] == "u-other"
-    assert_openai_error(keys_stack.get("/key/info?key=" + "0" * 64, headers=AUTH), 404)
-    assert_openai_error(keys_stack.get("/key/info?key=bogus", headers=AUTH), 400)
+    assert_openai_error(front_keys.get("/key/info?key=" + "0" * 64, headers=AUTH), 404)
+    assert_openai_error(front_keys.get("/key/info?key=bogus", headers=AUTH), 400)
 
 
-def test_update_block_unblock(keys_stack):
-    k = new_key(keys_stack, models=["gpt-4"])
-    assert chat(keys_stack, k["key"]).status == 200
-    r = post(keys_stack, "/key/update", {"key": k["key"], "models": ["gpt-3.5-turbo"],
+def test_update_block_unblock(front_keys):
+    k = new_key(front_keys, models=["gpt-4"])
+    assert chat(front_keys, k["key"]).status == 200
+    r = post(front_keys, "/key/update", {"key": k["key"], "models": ["gpt-3.5-turbo"],
                                           "metadata": {"x": 1}})
     assert r.status == 200 and r.json()["models"] == ["gpt-3.5-turbo"]
-    assert_openai_error(settle(keys_stack, k["key"], 401), 401, "key_model_access_denied")
-    assert settle(keys_stack, k["key"], 200, "gpt-3.5-turbo").status == 200
-    r = post(keys_stack, "/key/block", {"key": k["token"]})
+    assert_openai_error(settle(front_keys, k["key"], 401), 401, "key_model_access_denied")
+    assert settle(front_keys, k["key"], 200, "gpt-3.5-turbo").status == 200
+    r = post(front_keys, "/key/block", {"key": k["token"]})
     assert r.status == 200 and r.json()["blocked"] is True
-    err = assert_openai_error(settle(keys_stack, k["key"], 401, "gpt-3.5-turbo"), 401)
+    err = assert_openai_error(settle(front_keys, k["key"], 401, "gpt-3.5-turbo"), 401)
     assert "blocked" in err["message"]
-    assert post(keys_stack, "/key/unblock", {"key": k["key"]}).json()["blocked"] is False
-    assert settle(keys_stack, k["key"], 200, "gpt-3.5-turbo").status == 200
-    assert_openai_error(post(keys_stack, "/key/block", {"key": "0" * 64}), 404)
-    assert_openai_error(post(keys_stack, "/key/update", {"key": "0" * 64, "models": []}), 404)
-    assert_openai_error(post(keys_stack, "/key/update", {"models": []}), 400)
+    assert post(front_keys, "/key/unblock", {"key": k["key"]}).json()["blocked"] is False
+    assert settle(front_keys, k["key"], 200, "gpt-3.5-turbo").status == 200
+    assert_openai_error(post(front_keys, "/key/block", {"key": "0" * 64}), 404)
+    assert_openai_error(post(front_keys, "/key/update", {"key": "0" * 64, "models": []}), 404)
+    assert_openai_error(post(front_keys, "/key/update", {"models": []}), 400)
 
 
 def test_regenerate_refuses_old_key_at_once(keys_stack):
@@ -359,13 +359,13 @@ def claims(**kw):
     return c
 
 
-def test_jwt_hs256_user_and_admin(keys_stack, jwt_keys):
+def test_jwt_hs256_user_and_admin(front_keys, jwt_keys):
     tok = make_jwt(claims(models=["gpt-4"], team_id=None), jwt_keys.secret)
-    assert chat(keys_stack, tok).status == 200
-    assert_openai_error(chat(keys_stack, tok, "qwen3-30b-a3b"), 401, "key_model_access_denied")
-    assert_openai_error(post(keys_stack, "/key/generate", {}, bearer(tok)), 403)
+    assert chat(front_keys, tok).status == 200
+    assert_openai_error(chat(front_keys, tok, "qwen3-30b-a3b"), 401, "key_model_access_denied")
+    assert_openai_error(post(front_keys, "/key/generate", {}, bearer(tok)), 403)
     admin = make_jwt(claims(sub="ops", role="proxy_admin"), jwt_keys.secret)
-    r = post(keys_stack, "/key/generate", {"user_id": "made-by-jwt"}, bearer(admin))
+    r = post(front_keys, "/key/generate", {"user_id": "made-by-jwt"}, bearer(admin))
     assert r.status == 200, r
     RAW_KEYS.append(r.json()["key"])
     assert r.json()["created_by"] == "ops"

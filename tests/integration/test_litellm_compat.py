@@ -245,7 +245,7 @@ def demo(base_dir, pg, mock):
     s.started = True
     s.ctl("render-demo")
     s.ctl("workers-start")
-    s.ctl("lighttpd-start")
+    s.ctl("front-start")
     yield s
     s.stop()
 

@@ -1,5 +1,6 @@
 """The relay through lighttpd: aliases, pass-through, streaming, usage,
-upstream faults, retries, fallbacks, concurrency and client disconnects."""
+upstream faults, retries, fallbacks, concurrency and client disconnects.
+The tests on front_relay (or with front) run behind Apache as well."""
 import http.client
 import os
 import json
@@ -54,7 +55,7 @@ def stream_timed(port, path, body, headers=AUTH, timeout=30):
     return r.status, dict((k.lower(), v) for k, v in r.getheaders()), lines
 
 
-def test_alias_rewrite_and_passthrough(relay, mock):
+def test_alias_rewrite_and_passthrough(front_relay, mock):
     body = {"model": "gpt-4", "messages": MSGS, "temperature": 0.7,
             "top_p": 0.9, "seed": 42, "n": 1, "logprobs": False,
             "stop": ["\n\n", "END"], "user": "u-1",
@@ -62,7 +63,7 @@ def test_alias_rewrite_and_passthrough(relay, mock):
                 "name": "f", "parameters": {"type": "object", "properties": {}}}}],
             "tool_choice": "auto", "response_format": {"type": "text"},
             "x_custom": {"nested": [1, 2.5, "x", None, True]}}
-    r = chat(relay, body)
+    r = chat(front_relay, body)
     assert r.status == 200, r
     sent = json.loads(mock.last()["body"])
     assert sent["model"] == "qwen3-30b-a3b"
@@ -94,26 +95,26 @@ def test_request_id_reaches_upstream(relay, mock):
     assert mock.last()["headers"]["x-request-id"] == rid
 
 
-def test_completions_and_unprefixed_paths(relay, mock):
-    r = relay.request("POST", "/v1/completions", headers=AUTH,
-                      body={"model": "gpt-3.5-turbo", "prompt": "one two", "max_tokens": 3})
+def test_completions_and_unprefixed_paths(front_relay, mock):
+    r = front_relay.request("POST", "/v1/completions", headers=AUTH,
+                            body={"model": "gpt-3.5-turbo", "prompt": "one two", "max_tokens": 3})
     assert r.status == 200, r
     out = r.json()
     assert out["object"] == "text_completion"
     assert out["usage"]["prompt_tokens"] == 2
     assert json.loads(mock.last()["body"])["model"] == "qwen2.5-14b-instruct"
-    r = relay.request("POST", "/chat/completions", headers=AUTH,
-                      body={"model": "gpt-4", "messages": MSGS})
+    r = front_relay.request("POST", "/chat/completions", headers=AUTH,
+                            body={"model": "gpt-4", "messages": MSGS})
     assert r.status == 200
-    r = relay.request("POST", "/completions", headers=AUTH,
-                      body={"model": "gpt-4", "prompt": ["a", "b"]})
+    r = front_relay.request("POST", "/completions", headers=AUTH,
+                            body={"model": "gpt-4", "prompt": ["a", "b"]})
     assert r.status == 200
 
 
-def test_stream_arrives_in_pieces(relay):
+def test_stream_arrives_in_pieces(front_relay):
     body = {"model": "qwen3-30b-a3b@chunks=5,chunk_delay_ms=200",
             "messages": MSGS, "stream": True}
-    status, headers, lines = stream_timed(relay.port, "/v1/chat/completions", body)
+    status, headers, lines = stream_timed(front_relay.port, "/v1/chat/completions", body)
     assert status == 200
     assert headers["content-type"].startswith("text/event-stream")
     data = [(t, l) for t, l in lines if l.startswith("data: ")]
@@ -160,9 +161,9 @@ def test_loading_reasoning_chunks_are_relayed(relay):
     assert usage[0]["usage"]["completion_tokens"] == 5
 
 
-def test_keepalive_while_upstream_is_silent(relay):
+def test_keepalive_while_upstream_is_silent(front_relay):
     body = {"model": "qwen3-30b-a3b@delay_ms=2500", "messages": MSGS, "stream": True}
-    status, _, lines = stream_timed(relay.port, "/v1/chat/completions", body)
+    status, _, lines = stream_timed(front_relay.port, "/v1/chat/completions", body)
     assert status == 200
     ka = [t for t, l in lines if l == ": keepalive"]
     first_data = [t for t, l in lines if l.startswith("data: ")][0]
@@ -182,8 +183,8 @@ def test_keepalive_while_upstream_is_silent(relay):
     ("malformed", 502, "upstream_error", "malformed"),
     ("drop_mid", 502, "upstream_error", None),
 ])
-def test_upstream_faults(relay, fault, status, etype, needle):
-    r = chat(relay, {"model": "m@fault=%s" % fault, "messages": MSGS})
+def test_upstream_faults(front_relay, fault, status, etype, needle):
+    r = chat(front_relay, {"model": "m@fault=%s" % fault, "messages": MSGS})
     err = assert_openai_error(r, status, etype)
     if needle:
         assert needle in err["message"]
@@ -233,9 +234,9 @@ def test_alias_fallback_on_5xx(relay, mock):
     assert json.loads(mock.last()["body"])["model"] == "qwen2.5-14b-instruct"
 
 
-def test_failure_mid_stream_ends_with_error_event(relay):
+def test_failure_mid_stream_ends_with_error_event(front_relay):
     body = {"model": "m@fault=drop_mid,chunks=8", "messages": MSGS, "stream": True}
-    r = chat(relay, body)
+    r = chat(front_relay, body)
     assert r.status == 200
     ev = data_events(r.body)
     assert "[DONE]" not in ev
@@ -270,21 +271,21 @@ def concurrent_streams(stack, body, n, meanwhile=None):
     return results, got, time.monotonic() - t0
 
 
-def test_hundred_concurrent_streams(relay):
+def test_hundred_concurrent_streams(front_relay):
     body = {"model": "qwen3-30b-a3b@chunks=5,chunk_delay_ms=100", "messages": MSGS,
             "stream": True}
-    results, _, took = concurrent_streams(relay, body, 100)
+    results, _, took = concurrent_streams(front_relay, body, 100)
     assert all(r[:2] == (200, "[DONE]") for r in results), \
         [r for r in results if r[:2] != (200, "[DONE]")][:3]
     # 100 streams of ~0.5 s side by side.
     assert took < 10
 
 
-def test_client_disconnect_aborts_upstream(relay, mock):
+def test_client_disconnect_aborts_upstream(front_relay, mock):
     before = mock.stats()["streams_aborted"]
     body = json.dumps({"model": "qwen3-30b-a3b@chunks=100,chunk_delay_ms=100",
                        "messages": MSGS, "stream": True}).encode()
-    s = socket.create_connection(("127.0.0.1", relay.port))
+    s = socket.create_connection(("127.0.0.1", front_relay.port))
     s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
               b"Authorization: Bearer " + MASTER_KEY.encode() + b"\r\n"
               b"Content-Type: application/json\r\nContent-Length: "
@@ -298,18 +299,18 @@ def test_client_disconnect_aborts_upstream(relay, mock):
         time.sleep(0.05)
     assert mock.stats()["streams_aborted"] == before + 1
     time.sleep(0.3)
-    assert "client_gone=1" in relay.log("chat")
+    assert "client_gone=1" in front_relay.log("chat")
 
 
-def test_auth_required(relay):
-    r = chat(relay, {"model": "gpt-4", "messages": MSGS}, headers={})
+def test_auth_required(front_relay):
+    r = chat(front_relay, {"model": "gpt-4", "messages": MSGS}, headers={})
     err = assert_openai_error(r, 401, "auth_error")
     assert "No api key" in err["message"]
-    r = chat(relay, {"model": "gpt-4", "messages": MSGS},
+    r = chat(front_relay, {"model": "gpt-4", "messages": MSGS},
              headers={"Authorization": "Bearer sk-wrong-key-1234"})
     err = assert_openai_error(r, 401)
     assert "sk-wrong-key" not in err["message"]
-    assert relay.get("/v1/models").status == 401
+    assert front_relay.get("/v1/models").status == 401
 
 
 BAD = [
@@ -359,8 +360,8 @@ def test_developer_role_and_content_parts_accepted(relay):
     assert r.status == 200, r
 
 
-def test_body_over_cap_is_413(make_stack, mock):
-    s = make_stack("smallcap", mock.url, ["gateway.max_body_bytes=4096"])
+def test_body_over_cap_is_413(make_stack, mock, front):
+    s = make_stack("smallcap", mock.url, ["gateway.max_body_bytes=4096"], front=front)
     big = {"model": "gpt-4", "messages": [{"role": "user", "content": "x" * 5000}]}
     err = assert_openai_error(chat(s, big), 413)
     assert "4096" in err["message"]
@@ -368,20 +369,21 @@ def test_body_over_cap_is_413(make_stack, mock):
     s.stop()
 
 
-def test_large_body_reaches_upstream_whole(relay):
+def test_large_body_reaches_upstream_whole(front_relay):
     # Read in 64 KiB steps: a megabyte prompt arrives upstream byte for byte
     # (the mock counts one prompt token per word).
     words = 150000
-    r = chat(relay, {"model": "gpt-4", "messages": [{"role": "user", "content": "word " * words}]})
+    r = chat(front_relay, {"model": "gpt-4",
+                           "messages": [{"role": "user", "content": "word " * words}]})
     assert r.status == 200, r
     assert r.json()["usage"]["prompt_tokens"] == words
 
 
-def test_wrong_method_and_unknown_route(relay):
-    r = relay.get("/v1/chat/completions", headers=AUTH)
+def test_wrong_method_and_unknown_route(front_relay):
+    r = front_relay.get("/v1/chat/completions", headers=AUTH)
     assert_openai_error(r, 405)
     assert r.headers["allow"] == "POST"
-    assert_openai_error(relay.get("/v1/chat/nothing", headers=AUTH), 404)
+    assert_openai_error(front_relay.get("/v1/chat/nothing", headers=AUTH), 404)
 
 
 def test_models_list_and_get(relay, mock):
@@ -412,16 +414,16 @@ def test_models_cached_not_fetched_per_request(relay, mock):
     assert mock.stats()["models"] - before <= 2
 
 
-def test_embeddings(relay, mock):
-    r = relay.request("POST", "/v1/embeddings", headers=AUTH,
-                      body={"model": "nomic-embed-text-v1.5", "input": "hello world"})
+def test_embeddings(front_relay, mock):
+    r = front_relay.request("POST", "/v1/embeddings", headers=AUTH,
+                            body={"model": "nomic-embed-text-v1.5", "input": "hello world"})
     assert r.status == 200, r
     out = r.json()
     assert len(out["data"]) == 1 and len(out["data"][0]["embedding"]) == 8
     assert out["usage"]["prompt_tokens"] == 2
-    r2 = relay.request("POST", "/embeddings", headers=AUTH,
-                       body={"model": "nomic-embed-text-v1.5", "input": ["hello world", "x"],
-                             "encoding_format": "base64"})
+    r2 = front_relay.request("POST", "/embeddings", headers=AUTH,
+                             body={"model": "nomic-embed-text-v1.5", "input": ["hello world", "x"],
+                                   "encoding_format": "base64"})
     assert r2.status == 200
     d = r2.json()["data"]
     assert len(d) == 2 and isinstance(d[0]["embedding"], str)
@@ -430,7 +432,8 @@ def test_embeddings(relay, mock):
                        ({"model": "m", "input": []}, "input"),
                        ({"model": "m", "input": "x", "encoding_format": "hex"}, "encoding_format"),
                        ({"input": "x"}, "model")):
-        err = assert_openai_error(relay.request("POST", "/v1/embeddings", headers=AUTH, body=bad), 400)
+        r = front_relay.request("POST", "/v1/embeddings", headers=AUTH, body=bad)
+        err = assert_openai_error(r, 400)
         assert err["param"] == param
 
 

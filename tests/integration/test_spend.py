@@ -46,6 +46,12 @@ def spend(make_stack, mock):
     ])
 
 
+@pytest.fixture
+def front_spend(spend, front, twin):
+    """`spend` behind each front (the same database)."""
+    return twin(spend, front)
+
+
 def test_exact_cost_non_streamed(spend, pg):
     t = post(spend, "/team/new", {"team_id": "spend-team"})
     assert t.status == 200
@@ -77,9 +83,9 @@ def test_exact_cost_non_streamed(spend, pg):
     assert u["spend"] == pytest.approx(want, rel=1e-12)
 
 
-def test_exact_cost_streamed(spend, pg):
-    k = new_key(spend, key_alias="cost-s")
-    r = chat(spend, k["key"], "qwen3-30b-a3b@chunks=7,chunk_delay_ms=20", stream=True)
+def test_exact_cost_streamed(front_spend, pg):
+    k = new_key(front_spend, key_alias="cost-s-" + front_spend.front)
+    r = chat(front_spend, k["key"], "qwen3-30b-a3b@chunks=7,chunk_delay_ms=20", stream=True)
     assert r.status == 200 and r.body.decode().rstrip().endswith("data: [DONE]")
     rid = r.headers["x-request-id"]
     assert wait_rows(pg, "request_id = '%s'" % rid, 1) == 1
@@ -89,7 +95,7 @@ def test_exact_cost_streamed(spend, pg):
     assert row["spend"] == 0 and row["stream"] is True
     assert row["ttft_ms"] is not None and row["ttft_ms"] >= 0
     assert row["completion_start_time"] is not None
-    r = chat(spend, k["key"], "gpt-4", stream=True)
+    r = chat(front_spend, k["key"], "gpt-4", stream=True)
     rid = r.headers["x-request-id"]
     assert wait_rows(pg, "request_id = '%s'" % rid, 1) == 1
     assert float(pg.psql("SELECT spend FROM spend_logs WHERE request_id = '%s'" % rid)) == \
@@ -98,16 +104,17 @@ def test_exact_cost_streamed(spend, pg):
         pytest.approx(cost(3, 5), rel=1e-12)
 
 
-def test_failures_are_logged_with_status(spend, pg):
-    k = new_key(spend)
+def test_failures_are_logged_with_status(front_spend, pg):
+    k = new_key(front_spend)
     cases = [("m@fault=500", 500, "server_error"), ("m@fault=drop_before", 502, "upstream_error"),
              ("m@fault=429", 429, "requests")]
     rids = []
     for model, status, etype in cases:
-        r = chat(spend, k["key"], model)
+        r = chat(front_spend, k["key"], model)
         assert r.status == status
         rids.append((r.headers["x-request-id"], status, etype))
-    r = post(spend, "/v1/chat/completions", {"model": "gpt-4", "messages": []}, bearer(k["key"]))
+    r = post(front_spend, "/v1/chat/completions", {"model": "gpt-4", "messages": []},
+             bearer(k["key"]))
     assert r.status == 400
     rids.append((r.headers["x-request-id"], 400, "invalid_request_error"))
     for rid, status, etype in rids:
@@ -117,11 +124,11 @@ def test_failures_are_logged_with_status(spend, pg):
         assert got == "%d %s 0" % (status, etype)
 
 
-def test_client_disconnect_keeps_an_estimate(spend, pg):
-    k = new_key(spend)
+def test_client_disconnect_keeps_an_estimate(front_spend, pg):
+    k = new_key(front_spend)
     body = json.dumps({"model": "qwen3-30b-a3b@chunks=200,chunk_delay_ms=50",
                        "messages": MSGS, "stream": True}).encode()
-    s = socket.create_connection(("127.0.0.1", spend.port))
+    s = socket.create_connection(("127.0.0.1", front_spend.port))
     s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
               + k["key"].encode() + b"\r\nContent-Length: " + str(len(body)).encode()
               + b"\r\n\r\n" + body)
@@ -435,6 +442,6 @@ def test_spend_logs_bad_params(spend, query, param):
     assert err["param"] == param
 
 
-def test_spend_logs_needs_auth(spend):
-    assert_openai_error(spend.get("/spend/logs"), 401)
-    assert_openai_error(spend.request("POST", "/spend/logs", body="{}"), 405)
+def test_spend_logs_needs_auth(front_spend):
+    assert_openai_error(front_spend.get("/spend/logs"), 401)
+    assert_openai_error(front_spend.request("POST", "/spend/logs", body="{}"), 405)
