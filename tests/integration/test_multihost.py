@@ -29,11 +29,13 @@ import pytest
 import netns
 from conftest import CTL, MASTER_KEY, TREE, Response, assert_openai_error
 
-# Each gateway host's front: a key of FRONTS. Host B goes behind Apache
-# ("apache") once deploy/llmgwctl can start one; until then both use lighttpd.
+# Each gateway host's front: a key of FRONTS. Host A is behind lighttpd,
+# host B behind Apache (issue 16: both fronts on one database).
 FRONT_A = "lighttpd"
-FRONT_B = "lighttpd"
-FRONTS = {"lighttpd": ("lighttpd-start", "lighttpd-stop")}
+FRONT_B = "apache" if shutil.which("apache2") or os.path.exists("/usr/sbin/apache2") \
+    else "lighttpd"
+FRONTS = {"lighttpd": ("lighttpd-start", "lighttpd-stop"),
+          "apache": ("apache-start", "apache-stop")}
 
 ADDR = {  # (host, peer) -> host's address on its link to peer
     ("cli", "gwa"): "198.18.1.1", ("gwa", "cli"): "198.18.1.2",
@@ -149,7 +151,7 @@ class GwHost:
         self.env = dict(os.environ, LLMGW_VAR=self.var,
                         LLMGW_LISTEN="%s:%d" % (self.addr, GW_PORT),
                         LLMGW_PG_DIR=os.path.join(base, "pg"),
-                        LLMGW_MASTER_KEY=MASTER_KEY,
+                        LLMGW_MASTER_KEY=MASTER_KEY, LLMGW_FRONT=front,
                         LLMGW_CONF_OVERRIDES="\n".join(lines))
         self.started = False
 
