@@ -207,8 +207,9 @@ def inject(stack, mock, pg, name):
         pg.start()
     elif name == "worker kill -9":
         os.kill(stack.children("chat")[0], signal.SIGKILL)
-    elif name == "lighttpd graceful restart":
-        os.kill(stack.pid("lighttpd"), signal.SIGUSR1)
+    elif name == "front graceful restart":
+        # SIGUSR1 is a graceful restart for lighttpd and Apache alike.
+        os.kill(stack.pid(stack.front), signal.SIGUSR1)
     elif name == "SIGHUP every family":
         for fam in FAMILIES:
             os.kill(stack.pid(fam), signal.SIGHUP)
@@ -217,14 +218,14 @@ def inject(stack, mock, pg, name):
 
 
 FAULTS = ["upstream killed", "PostgreSQL restarted", "worker kill -9",
-          "lighttpd graceful restart", "SIGHUP every family"]
+          "front graceful restart", "SIGHUP every family"]
 
 
-@pytest.fixture(scope="module")
-def faults_env(make_stack, base_dir, pg):
+@pytest.fixture
+def faults_env(make_stack, base_dir, pg, front):
     m = OwnMock(base_dir)
     s = make_stack("faults", m.url, [PRICE, "gateway.threads=16",
-                                     "upstream.connect_timeout_ms=500"])
+                                     "upstream.connect_timeout_ms=500"], front=front)
     yield s, m
     s.stop()
     m.close()
@@ -262,7 +263,8 @@ def test_faults_under_load(faults_env, pg):
         time.sleep(HOLD)
         use1 = proc_usage(worker_pids(stack))
     (fds0, rss0), (fds1, rss1) = totals(use0), totals(use1)
-    print("\nfault | requests before (errors) | during (errors, seconds) | after (errors) | error statuses")
+    print("\n[%s]" % stack.front)
+    print("fault | requests before (errors) | during (errors, seconds) | after (errors) | error statuses")
     for r in report:
         print("%s | %d (%d) | %d (%d, %.3f s) | %d (%d) | %s" % (
             r["fault"], r["before"], r["before_errors"], r["during"], r["during_errors"],
@@ -278,7 +280,7 @@ def test_faults_under_load(faults_env, pg):
     # Faults the clients must not see at all.
     for r in report:
         if r["fault"] in ("PostgreSQL restarted", "SIGHUP every family",
-                          "lighttpd graceful restart"):
+                          "front graceful restart"):
             assert r["during_errors"] == 0, r
     up = next(r for r in report if r["fault"] == "upstream killed")
     assert set(up["statuses"]) <= {502, 503}, up
