@@ -135,6 +135,27 @@ test_timers_fire_in_time_order(void **state)
 	assert_int_equal(tms.tm[0].due_us, 0);
 }
 
+/* As arm, then keep the loop busy past every due time: all fire late. */
+static void
+arm_late(void *arg)
+{
+	arm(arg);
+	usleep(40000);
+}
+
+static void
+test_late_timers_fire_in_time_order(void **state)
+{
+	struct trace t = {.l = gw_loop_get()};
+
+	(void)state;
+	run_and_wait(t.l, arm_late, &t);
+	assert_int_equal(t.n, 3);
+	assert_int_equal(t.order[0], 3); /* due at 20 ms */
+	assert_int_equal(t.order[1], 2); /* 25 ms, armed last */
+	assert_int_equal(t.order[2], 1); /* 30 ms */
+}
+
 struct piped {
 	struct gw_loop *l;
 	struct gw_loop_io io;
@@ -198,6 +219,7 @@ main(void)
 	    cmocka_unit_test(test_post_runs_on_the_loop_thread),
 	    cmocka_unit_test(test_post_from_the_loop_runs_after),
 	    cmocka_unit_test(test_timers_fire_in_time_order),
+	    cmocka_unit_test(test_late_timers_fire_in_time_order),
 	    cmocka_unit_test(test_watch_delivers_readiness),
 	};
 
