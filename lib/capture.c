@@ -317,12 +317,12 @@ gw_capture_output(const struct gw_capture *c)
  * invalid (overlong, surrogate, beyond U+10FFFF) or a control character.
  */
 static size_t
-char_len(const unsigned char *p, size_t n)
+char_len(const unsigned char *p, size_t n, int ctl_ok)
 {
 	size_t len, i;
 	uint32_t cp;
 
-	if (p[0] < 0x20 || p[0] == 0x7f)
+	if ((p[0] < 0x20 || p[0] == 0x7f) && !ctl_ok)
 		return 0;
 	if (p[0] < 0x80)
 		return 1;
@@ -343,7 +343,7 @@ char_len(const unsigned char *p, size_t n)
 	}
 	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
 	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0x80 && cp < 0xa0))
+	    (cp >= 0x80 && cp < 0xa0 && !ctl_ok))
 		return 0;
 	return len;
 }
@@ -357,7 +357,7 @@ gw_capture_str_ok(const char *s, size_t n)
 	if (n == 0 || n > GW_CAPTURE_STR_MAX)
 		return 0;
 	while (i < n) {
-		if ((l = char_len(p + i, n - i)) == 0)
+		if ((l = char_len(p + i, n - i, 0)) == 0)
 			return 0;
 		i += l;
 	}
@@ -367,10 +367,11 @@ gw_capture_str_ok(const char *s, size_t n)
 /*
  * A string member of o, checked and cut at a character boundary to
  * GW_CAPTURE_STR_MAX bytes, as a new JSON string; NULL when absent, not a
- * string, empty or holding what may not be kept.
+ * string, empty or holding what may not be kept (control characters too,
+ * unless ctl_ok: a stop sequence is often "\n").
  */
 static json_object *
-kept_str(json_object *o, const char *key)
+kept_str_ex(json_object *o, const char *key, int ctl_ok)
 {
 	json_object *v = gw_json_get(o, key);
 	const unsigned char *p;
@@ -381,7 +382,7 @@ kept_str(json_object *o, const char *key)
 	p = (const unsigned char *)json_object_get_string(v);
 	n = (size_t)json_object_get_string_len(v);
 	while (i < n && i < GW_CAPTURE_STR_MAX) {
-		if ((l = char_len(p + i, n - i)) == 0)
+		if ((l = char_len(p + i, n - i, ctl_ok)) == 0)
 			return NULL;
 		if (i + l > GW_CAPTURE_STR_MAX)
 			break;
@@ -390,6 +391,12 @@ kept_str(json_object *o, const char *key)
 	if (i == 0)
 		return NULL;
 	return json_object_new_string_len((const char *)p, (int)i);
+}
+
+static json_object *
+kept_str(json_object *o, const char *key)
+{
+	return kept_str_ex(o, key, 0);
 }
 
 int
@@ -528,7 +535,7 @@ model_parameters(json_object *body)
 	/* stop: a string or up to 4 (OpenAI's limit; 8 kept) strings. */
 	v = gw_json_get(body, "stop");
 	if (v != NULL && json_object_is_type(v, json_type_string)) {
-		put(p, "stop", kept_str(body, "stop"));
+		put(p, "stop", kept_str_ex(body, "stop", 1));
 	} else if (v != NULL && json_object_is_type(v, json_type_array)) {
 		arr = json_object_new_array();
 		n = json_object_array_length(v);
@@ -537,7 +544,7 @@ model_parameters(json_object *body)
 
 			json_object_object_add(w, "s",
 			    json_object_get(json_object_array_get_idx(v, i)));
-			if ((s = kept_str(w, "s")) != NULL)
+			if ((s = kept_str_ex(w, "s", 1)) != NULL)
 				json_object_array_add(arr, s);
 			json_object_put(w);
 		}
@@ -559,13 +566,44 @@ model_parameters(json_object *body)
 	return p;
 }
 
+/*
+ * A client's id (m's key, any non-empty string) into t: its OTel form
+ * under otel_key, and under key itself when it may be kept as it is (else
+ * the OTel form there too: an id with control characters or beyond
+ * GW_CAPTURE_STR_MAX bytes is hashed, never cut, so that two calls
+ * naming it still meet). 1 when there was one.
+ */
+static int
+put_id(json_object *t, json_object *m, const char *key, const char *key_out,
+    const char *otel_key)
+{
+	json_object *v = gw_json_get(m, key);
+	const char *s;
+	char id[33];
+
+	if (v == NULL || !json_object_is_type(v, json_type_string) ||
+	    json_object_get_string_len(v) == 0)
+		return 0;
+	s = json_object_get_string(v);
+	if (strcmp(otel_key, "otel_trace_id") == 0)
+		gw_capture_trace_id(s, id);
+	else
+		gw_capture_span_id(s, id);
+	json_object_object_add(t, otel_key, json_object_new_string(id));
+	json_object_object_add(t, key_out,
+	    json_object_new_string(
+	        gw_capture_str_ok(s, (size_t)json_object_get_string_len(v))
+	            ? s
+	            : id));
+	return 1;
+}
+
 json_object *
 gw_capture_trace(const struct gw_capture *c, json_object *body)
 {
 	static const char *const names[] = {"generation_name", "trace_name",
 	    "version", "trace_version", "trace_release"};
 	json_object *t, *m, *v;
-	char id[33];
 	size_t i;
 
 	if (!c->on)
@@ -575,24 +613,12 @@ gw_capture_trace(const struct gw_capture *c, json_object *body)
 	if (m != NULL && !json_object_is_type(m, json_type_object))
 		m = NULL;
 	/* existing_trace_id: join that trace and leave its attributes be. */
-	if ((v = kept_str(m, "existing_trace_id")) != NULL) {
+	if (put_id(t, m, "existing_trace_id", "trace_id", "otel_trace_id"))
 		json_object_object_add(
 		    t, "existing_trace", json_object_new_boolean(1));
-	} else {
-		v = kept_str(m, "trace_id");
-	}
-	if (v != NULL) {
-		gw_capture_trace_id(json_object_get_string(v), id);
-		json_object_object_add(
-		    t, "otel_trace_id", json_object_new_string(id));
-		json_object_object_add(t, "trace_id", v);
-	}
-	if ((v = kept_str(m, "generation_id")) != NULL) {
-		gw_capture_span_id(json_object_get_string(v), id);
-		json_object_object_add(
-		    t, "otel_span_id", json_object_new_string(id));
-		json_object_object_add(t, "generation_id", v);
-	}
+	else
+		put_id(t, m, "trace_id", "trace_id", "otel_trace_id");
+	put_id(t, m, "generation_id", "generation_id", "otel_span_id");
 	for (i = 0; i < GW_ARRAY_LEN(names); i++)
 		put(t, names[i], kept_str(m, names[i]));
 	put(t, "session_id", kept_str(m, "session_id"));

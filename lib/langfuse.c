@@ -306,12 +306,11 @@ lf_trace_metadata(json_object *row)
 			json_object_object_add(m, k, json_object_get(x));
 		}
 	}
-	for (i = 0; i < GW_ARRAY_LEN(keys); i++)
-		if ((v = gw_json_get(row, keys[i])) != NULL &&
-		    !json_object_is_type(v, json_type_null))
-			json_object_object_add(m,
-			    i == 2 ? "requested_model" : keys[i],
-			    json_object_get(v));
+	for (i = 0; i < GW_ARRAY_LEN(keys); i++) {
+		v = gw_json_get(row, keys[i]);
+		json_object_object_add(m, i == 2 ? "requested_model" : keys[i],
+		    v != NULL ? json_object_get(v) : NULL);
+	}
 	return m;
 }
 
