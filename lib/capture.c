@@ -495,7 +495,7 @@ put(json_object *o, const char *key, json_object *v)
 		json_object_object_add(o, key, v);
 }
 
-/* A number member of body, copied; NULL when it is not a number. */
+/* A number member of body (a new reference); NULL when not a number. */
 static json_object *
 num(json_object *body, const char *key)
 {
@@ -504,9 +504,8 @@ num(json_object *body, const char *key)
 	if (v == NULL || !(json_object_is_type(v, json_type_int) ||
 	                     json_object_is_type(v, json_type_double)))
 		return NULL;
-	if (json_object_is_type(v, json_type_int))
-		return json_object_new_int64(json_object_get_int64(v));
-	return json_object_new_double(json_object_get_double(v));
+	/* Shared, not copied: the parser kept a double's text (0.3). */
+	return json_object_get(v);
 }
 
 /*
