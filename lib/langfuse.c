@@ -443,7 +443,8 @@ gw_lf_otlp_body(json_object *row)
 	json_object_put(tmp);
 	attr_json(
 	    attrs, "langfuse.observation.model.parameters", model_params(row));
-	attr_str(attrs, "langfuse.version", tstr(row, "version"));
+	attr_str(attrs, "langfuse.version",
+	    tstr(row, "version") ? tstr(row, "version") : trace_version(row));
 	attr_str(attrs, "langfuse.release", release_of(row));
 	attr_str(attrs, "langfuse.environment", environment_of(row));
 	if (first > 0) {
