@@ -1168,8 +1168,9 @@ handle_generate(struct conn *c, int chat)
 	} else if (!chat && json_object_object_get_ex(c->json, "prompt", &v)) {
 		s->prompt = count_prompt(v, 0);
 	}
-	snprintf(s->id, sizeof(s->id), "%s-mock-%lu",
-	    chat ? "chatcmpl" : "cmpl", ++g_id);
+	/* The pid too: two mocks in one test run never repeat an id. */
+	snprintf(s->id, sizeof(s->id), "%s-mock-%ld-%lu",
+	    chat ? "chatcmpl" : "cmpl", (long)getpid(), ++g_id);
 	s->created = (long long)time(NULL);
 	s->model.len = 0;
 	buf_json(&s->model, model, mlen);
