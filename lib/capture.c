@@ -618,6 +618,9 @@ gw_capture_trace(const struct gw_capture *c, json_object *body)
 	else
 		put_id(t, m, "trace_id", "trace_id", "otel_trace_id");
 	put_id(t, m, "generation_id", "generation_id", "otel_span_id");
+	/* Nested under an observation named the same way. */
+	put_id(t, m, "parent_observation_id", "parent_observation_id",
+	    "otel_parent_span_id");
 	for (i = 0; i < GW_ARRAY_LEN(names); i++)
 		put(t, names[i], kept_str(m, names[i]));
 	put(t, "session_id", kept_str(m, "session_id"));

@@ -230,7 +230,8 @@ interpreted(const char *k)
 	static const char *const keys[] = {"generation_name", "generation_id",
 	    "trace_id", "existing_trace_id", "trace_name", "trace_user_id",
 	    "session_id", "tags", "trace_metadata", "version", "trace_version",
-	    "trace_release", "mask_input", "mask_output"};
+	    "trace_release", "mask_input", "mask_output",
+	    "parent_observation_id"};
 	size_t i;
 
 	for (i = 0; i < GW_ARRAY_LEN(keys); i++)
@@ -403,6 +404,7 @@ gw_lf_otlp_body(json_object *row)
 	            *scope_spans, *ss, *scope, *spans, *span, *attrs, *status,
 	            *tmp;
 	char trace[33], sid[17], ns[32], msg[160], ts[32];
+	const char *parent;
 	int64_t first = gw_json_int_or(row, "first_us", 0);
 	int failed = failed_row(row);
 	char *out;
@@ -412,6 +414,10 @@ gw_lf_otlp_body(json_object *row)
 	span = json_object_new_object();
 	json_object_object_add(span, "traceId", json_object_new_string(trace));
 	json_object_object_add(span, "spanId", json_object_new_string(sid));
+	if ((parent = tstr(row, "otel_parent_span_id")) != NULL &&
+	    strlen(parent) == 16 && strcmp(parent, sid) != 0)
+		json_object_object_add(
+		    span, "parentSpanId", json_object_new_string(parent));
 	json_object_object_add(
 	    span, "name", json_object_new_string(gen_name(row)));
 	json_object_object_add(span, "kind", json_object_new_int(3));
@@ -602,6 +608,8 @@ gw_lf_legacy_events(json_object *row, json_object *events)
 		json_object_object_add(b, "id", json_object_new_string(gid));
 		json_object_object_add(
 		    b, "traceId", json_object_new_string(tid));
+		add_str(b, "parentObservationId",
+		    tstr(row, "parent_observation_id"));
 		json_object_object_add(
 		    b, "name", json_object_new_string(gen_name(row)));
 		json_object_object_add(

@@ -207,8 +207,12 @@ def test_defaults_and_user_fallbacks(stack, lf, pg, fmt):
 def test_calls_sharing_a_trace_id_land_in_one_trace(stack, lf, pg, fmt):
     drain(stack, lf)
     conv = "conversation-%s-%d" % (fmt, time.time_ns())
-    a, _ = send(stack, pg, metadata={"trace_id": conv, "trace_name": "conv", "tags": ["a"]})
-    b, _ = send(stack, pg, metadata={"trace_id": conv, "trace_name": "conv", "tags": ["b"]})
+    root = "root-" + conv
+    a, _ = send(stack, pg, metadata={"trace_id": conv, "trace_name": "conv", "tags": ["a"],
+                                     "generation_id": root})
+    # parent_observation_id nests a call under another one
+    b, _ = send(stack, pg, metadata={"trace_id": conv, "trace_name": "conv", "tags": ["b"],
+                                     "parent_observation_id": root})
     # existing_trace_id joins the trace and leaves its name and tags be
     c, _ = send(stack, pg, metadata={"existing_trace_id": conv, "trace_name": "other",
                                      "tags": ["c"], "generation_name": "follow-up"})
@@ -218,8 +222,10 @@ def test_calls_sharing_a_trace_id_land_in_one_trace(stack, lf, pg, fmt):
         assert list(st["otel_traces"]) == [tid]
         t = st["otel_traces"][tid]
         assert len(t["spans"]) == 3 and t["name"] == "conv" and t["tags"] == ["a", "b"]
+        assert span_of(st, a)["spanId"] == otel_span_id(root)
+        assert span_of(st, b)["parentSpanId"] == otel_span_id(root)
         sc = span_of(st, c)
-        assert sc["traceId"] == tid and sc["name"] == "follow-up"
+        assert sc["traceId"] == tid and sc["name"] == "follow-up" and sc["parentSpanId"] == ""
         assert not any(k.startswith("langfuse.trace.") or k in ("user.id", "session.id")
                        for k in sc["attributes"])
     else:
@@ -228,8 +234,10 @@ def test_calls_sharing_a_trace_id_land_in_one_trace(stack, lf, pg, fmt):
         assert t["upserts"] == 2 and t["body"]["name"] == "conv"
         assert t["body"]["tags"] == ["a", "b"]
         gens = st["observations"]
-        assert sorted(gens) == sorted([a + "-gen", b + "-gen", c + "-gen"])
+        assert sorted(gens) == sorted([root, b + "-gen", c + "-gen"])
         assert all(g["body"]["traceId"] == conv for g in gens.values())
+        assert gens[b + "-gen"]["body"]["parentObservationId"] == root
+        assert "parentObservationId" not in gens[c + "-gen"]["body"]
         assert gens[c + "-gen"]["body"]["name"] == "follow-up"
 
 
