@@ -6,13 +6,14 @@
 
 #include "config.h"
 #include "json_util.h"
+#include "sha256.h"
 
 void
 gw_capture_init(struct gw_capture *c, int on, int mode, enum gw_call call)
 {
 	memset(c, 0, sizeof(*c));
 	c->on = on;
-	c->mode = mode;
+	c->mode = c->in_mode = c->out_mode = mode;
 	c->call = call;
 }
 
@@ -28,7 +29,8 @@ gw_capture_fini(struct gw_capture *c)
 const char *
 gw_capture_mode_name(const struct gw_capture *c)
 {
-	switch (c->mode) {
+	/* The stricter side: what the row's record_mode says. */
+	switch (c->in_mode > c->out_mode ? c->in_mode : c->out_mode) {
 	case GW_LANGFUSE_RECORD_REDACTED:
 		return "redacted";
 	case GW_LANGFUSE_RECORD_NONE:
@@ -235,11 +237,11 @@ gw_capture_input(const struct gw_capture *c, json_object *body)
 	json_object *msgs, *out, *arr, *m, *it;
 	size_t i, n;
 
-	if (!c->on || c->mode == GW_LANGFUSE_RECORD_NONE || body == NULL)
+	if (!c->on || c->in_mode == GW_LANGFUSE_RECORD_NONE || body == NULL)
 		return NULL;
 	if (c->call == GW_CALL_CHAT) {
 		msgs = gw_json_get(body, "messages");
-		if (c->mode == GW_LANGFUSE_RECORD_FULL)
+		if (c->in_mode == GW_LANGFUSE_RECORD_FULL)
 			return bounded(msgs);
 		/* Redacted: roles and lengths only. */
 		arr = json_object_new_array();
@@ -264,7 +266,7 @@ gw_capture_input(const struct gw_capture *c, json_object *body)
 	}
 	it = gw_json_get(
 	    body, c->call == GW_CALL_COMPLETION ? "prompt" : "input");
-	if (c->mode == GW_LANGFUSE_RECORD_FULL)
+	if (c->in_mode == GW_LANGFUSE_RECORD_FULL)
 		return bounded(it);
 	out = json_object_new_object();
 	json_object_object_add(out, "chars",
@@ -278,12 +280,12 @@ gw_capture_output(const struct gw_capture *c)
 	json_object *o;
 	char marker[96];
 
-	if (!c->on || c->mode == GW_LANGFUSE_RECORD_NONE)
+	if (!c->on || c->out_mode == GW_LANGFUSE_RECORD_NONE)
 		return NULL;
 	if (c->extra != NULL)
 		return json_object_get(c->extra);
 	o = json_object_new_object();
-	if (c->mode == GW_LANGFUSE_RECORD_REDACTED) {
+	if (c->out_mode == GW_LANGFUSE_RECORD_REDACTED) {
 		json_object_object_add(
 		    o, "chars", json_object_new_int64((int64_t)c->text_total));
 	} else {
@@ -308,4 +310,344 @@ gw_capture_output(const struct gw_capture *c)
 		json_object_object_add(o, "finish_reason",
 		    json_object_new_string(c->finish_reason));
 	return o;
+}
+
+/*
+ * Length of the valid UTF-8 sequence at p (at most n bytes), 0 when
+ * invalid (overlong, surrogate, beyond U+10FFFF) or a control character.
+ */
+static size_t
+char_len(const unsigned char *p, size_t n, int ctl_ok)
+{
+	size_t len, i;
+	uint32_t cp;
+
+	if ((p[0] < 0x20 || p[0] == 0x7f) && !ctl_ok)
+		return 0;
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0x80 && cp < 0xa0 && !ctl_ok))
+		return 0;
+	return len;
+}
+
+int
+gw_capture_str_ok(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, l;
+
+	if (n == 0 || n > GW_CAPTURE_STR_MAX)
+		return 0;
+	while (i < n) {
+		if ((l = char_len(p + i, n - i, 0)) == 0)
+			return 0;
+		i += l;
+	}
+	return 1;
+}
+
+/*
+ * A string member of o, checked and cut at a character boundary to
+ * GW_CAPTURE_STR_MAX bytes, as a new JSON string; NULL when absent, not a
+ * string, empty or holding what may not be kept (control characters too,
+ * unless ctl_ok: a stop sequence is often "\n").
+ */
+static json_object *
+kept_str_ex(json_object *o, const char *key, int ctl_ok)
+{
+	json_object *v = gw_json_get(o, key);
+	const unsigned char *p;
+	size_t n, i = 0, l;
+
+	if (v == NULL || !json_object_is_type(v, json_type_string))
+		return NULL;
+	p = (const unsigned char *)json_object_get_string(v);
+	n = (size_t)json_object_get_string_len(v);
+	while (i < n && i < GW_CAPTURE_STR_MAX) {
+		if ((l = char_len(p + i, n - i, ctl_ok)) == 0)
+			return NULL;
+		if (i + l > GW_CAPTURE_STR_MAX)
+			break;
+		i += l;
+	}
+	if (i == 0)
+		return NULL;
+	return json_object_new_string_len((const char *)p, (int)i);
+}
+
+static json_object *
+kept_str(json_object *o, const char *key)
+{
+	return kept_str_ex(o, key, 0);
+}
+
+int
+gw_capture_session_id(json_object *body, char out[GW_CAPTURE_STR_MAX + 1])
+{
+	json_object *v =
+	    body ? kept_str(gw_json_get(body, "metadata"), "session_id") : NULL;
+
+	out[0] = '\0';
+	if (v == NULL)
+		return 0;
+	gw_strlcpy(out, json_object_get_string(v), GW_CAPTURE_STR_MAX + 1);
+	json_object_put(v);
+	return 1;
+}
+
+/* An id of n hex digits from id (see gw_capture_trace_id). */
+static void
+hex_id(const char *id, size_t n, const char *salt, char *out)
+{
+	char h[65];
+	struct gw_buf b = {0};
+	size_t len = strlen(id), i, j;
+	int zero = 1;
+
+	/* 32 (or 16) hex digits, or a UUID: kept, lowercased. */
+	for (i = j = 0; i < len && j <= n; i++) {
+		char ch = id[i];
+
+		if (ch == '-' && n == 32 && len == 36 &&
+		    (i == 8 || i == 13 || i == 18 || i == 23))
+			continue;
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+		        (ch >= 'A' && ch <= 'F')))
+			break;
+		out[j++] = (char)(ch >= 'A' && ch <= 'F' ? ch + 32 : ch);
+		zero = zero && ch == '0';
+	}
+	if (i == len && j == n && !zero) {
+		out[n] = '\0';
+		return;
+	}
+	gw_buf_puts(&b, salt);
+	gw_buf_puts(&b, id);
+	gw_sha256_hex(b.p, b.len, h);
+	gw_buf_fini(&b);
+	memcpy(out, h, n);
+	out[n] = '\0';
+	if (strspn(out, "0") == n)
+		out[n - 1] = '1';
+}
+
+void
+gw_capture_trace_id(const char *id, char out[33])
+{
+	hex_id(id, 32, "llmgw-trace:", out);
+}
+
+void
+gw_capture_span_id(const char *id, char out[17])
+{
+	hex_id(id, 16, "llmgw-span:", out);
+}
+
+static int
+truthy(json_object *v)
+{
+	if (v == NULL)
+		return 0;
+	if (json_object_is_type(v, json_type_boolean))
+		return json_object_get_boolean(v);
+	if (json_object_is_type(v, json_type_string))
+		return strcmp(json_object_get_string(v), "true") == 0;
+	return 0;
+}
+
+void
+gw_capture_request(struct gw_capture *c, json_object *body)
+{
+	json_object *m = body ? gw_json_get(body, "metadata") : NULL;
+
+	if (m == NULL || !json_object_is_type(m, json_type_object))
+		return;
+	c->mask_in = truthy(gw_json_get(m, "mask_input"));
+	c->mask_out = truthy(gw_json_get(m, "mask_output"));
+	if (c->mask_in && c->in_mode < GW_LANGFUSE_RECORD_REDACTED)
+		c->in_mode = GW_LANGFUSE_RECORD_REDACTED;
+	if (c->mask_out && c->out_mode < GW_LANGFUSE_RECORD_REDACTED)
+		c->out_mode = GW_LANGFUSE_RECORD_REDACTED;
+}
+
+static void
+put(json_object *o, const char *key, json_object *v)
+{
+	if (v != NULL)
+		json_object_object_add(o, key, v);
+}
+
+/* A number member of body (a new reference); NULL when not a number. */
+static json_object *
+num(json_object *body, const char *key)
+{
+	json_object *v = gw_json_get(body, key);
+
+	if (v == NULL || !(json_object_is_type(v, json_type_int) ||
+	                     json_object_is_type(v, json_type_double)))
+		return NULL;
+	/* Shared, not copied: the parser kept a double's text (0.3). */
+	return json_object_get(v);
+}
+
+/*
+ * The model parameters Langfuse shows (values: number, string, boolean or
+ * list of strings, as its modelParameters allow), from the request body.
+ */
+static json_object *
+model_parameters(json_object *body)
+{
+	static const char *const nums[] = {"temperature", "top_p", "max_tokens",
+	    "max_completion_tokens", "presence_penalty", "frequency_penalty",
+	    "seed", "n", "top_k", "top_logprobs", "dimensions"};
+	static const char *const strs[] = {
+	    "reasoning_effort", "encoding_format", "service_tier"};
+	json_object *p = json_object_new_object(), *v, *arr, *s;
+	size_t i, n;
+
+	for (i = 0; i < GW_ARRAY_LEN(nums); i++)
+		put(p, nums[i], num(body, nums[i]));
+	for (i = 0; i < GW_ARRAY_LEN(strs); i++)
+		put(p, strs[i], kept_str(body, strs[i]));
+	if ((v = gw_json_get(body, "stream")) != NULL &&
+	    json_object_is_type(v, json_type_boolean))
+		put(p, "stream",
+		    json_object_new_boolean(json_object_get_boolean(v)));
+	/* stop: a string or up to 4 (OpenAI's limit; 8 kept) strings. */
+	v = gw_json_get(body, "stop");
+	if (v != NULL && json_object_is_type(v, json_type_string)) {
+		put(p, "stop", kept_str_ex(body, "stop", 1));
+	} else if (v != NULL && json_object_is_type(v, json_type_array)) {
+		arr = json_object_new_array();
+		n = json_object_array_length(v);
+		for (i = 0; i < n && json_object_array_length(arr) < 8; i++) {
+			json_object *w = json_object_new_object();
+
+			json_object_object_add(w, "s",
+			    json_object_get(json_object_array_get_idx(v, i)));
+			if ((s = kept_str_ex(w, "s", 1)) != NULL)
+				json_object_array_add(arr, s);
+			json_object_put(w);
+		}
+		put(p, "stop", arr);
+	}
+	v = gw_json_get(body, "response_format");
+	if (v != NULL && json_object_is_type(v, json_type_object))
+		put(p, "response_format", kept_str(v, "type"));
+	v = gw_json_get(body, "tools");
+	if (v != NULL && json_object_is_type(v, json_type_array))
+		put(p, "tools",
+		    json_object_new_int64(
+		        (int64_t)json_object_array_length(v)));
+	v = gw_json_get(body, "tool_choice");
+	if (v != NULL && json_object_is_type(v, json_type_string))
+		put(p, "tool_choice", kept_str(body, "tool_choice"));
+	else if (v != NULL && json_object_is_type(v, json_type_object))
+		put(p, "tool_choice", kept_str(v, "type"));
+	return p;
+}
+
+/*
+ * A client's id (m's key, any non-empty string) into t: its OTel form
+ * under otel_key, and under key itself when it may be kept as it is (else
+ * the OTel form there too: an id with control characters or beyond
+ * GW_CAPTURE_STR_MAX bytes is hashed, never cut, so that two calls
+ * naming it still meet). 1 when there was one.
+ */
+static int
+put_id(json_object *t, json_object *m, const char *key, const char *key_out,
+    const char *otel_key)
+{
+	json_object *v = gw_json_get(m, key);
+	const char *s;
+	char id[33];
+
+	if (v == NULL || !json_object_is_type(v, json_type_string) ||
+	    json_object_get_string_len(v) == 0)
+		return 0;
+	s = json_object_get_string(v);
+	if (strcmp(otel_key, "otel_trace_id") == 0)
+		gw_capture_trace_id(s, id);
+	else
+		gw_capture_span_id(s, id);
+	json_object_object_add(t, otel_key, json_object_new_string(id));
+	json_object_object_add(t, key_out,
+	    json_object_new_string(
+	        gw_capture_str_ok(s, (size_t)json_object_get_string_len(v))
+	            ? s
+	            : id));
+	return 1;
+}
+
+json_object *
+gw_capture_trace(const struct gw_capture *c, json_object *body)
+{
+	static const char *const names[] = {"generation_name", "trace_name",
+	    "version", "trace_version", "trace_release"};
+	json_object *t, *m, *v;
+	size_t i;
+
+	if (!c->on)
+		return NULL;
+	t = json_object_new_object();
+	m = body ? gw_json_get(body, "metadata") : NULL;
+	if (m != NULL && !json_object_is_type(m, json_type_object))
+		m = NULL;
+	/* existing_trace_id: join that trace and leave its attributes be. */
+	if (put_id(t, m, "existing_trace_id", "trace_id", "otel_trace_id"))
+		json_object_object_add(
+		    t, "existing_trace", json_object_new_boolean(1));
+	else
+		put_id(t, m, "trace_id", "trace_id", "otel_trace_id");
+	put_id(t, m, "generation_id", "generation_id", "otel_span_id");
+	/* Nested under an observation named the same way. */
+	put_id(t, m, "parent_observation_id", "parent_observation_id",
+	    "otel_parent_span_id");
+	for (i = 0; i < GW_ARRAY_LEN(names); i++)
+		put(t, names[i], kept_str(m, names[i]));
+	put(t, "session_id", kept_str(m, "session_id"));
+	/* The user: trace_user_id, else OpenAI's "user" (the key's: export). */
+	if ((v = kept_str(m, "trace_user_id")) == NULL && body != NULL)
+		v = kept_str(body, "user");
+	put(t, "user_id", v);
+	/* Bounded with all metadata by [gateway] max_metadata_bytes. */
+	v = gw_json_get(m, "trace_metadata");
+	if (v != NULL && json_object_is_type(v, json_type_object))
+		json_object_object_add(t, "trace_metadata", json_object_get(v));
+	if (body != NULL)
+		json_object_object_add(
+		    t, "model_parameters", model_parameters(body));
+	if (c->mask_in)
+		json_object_object_add(
+		    t, "mask_input", json_object_new_boolean(1));
+	if (c->mask_out)
+		json_object_object_add(
+		    t, "mask_output", json_object_new_boolean(1));
+	if (c->sched_queue_wait_us > 0)
+		json_object_object_add(t, "queue_wait_ms",
+		    json_object_new_double(
+		        (double)c->sched_queue_wait_us / 1e3));
+	if (c->sched_cold_load_us > 0)
+		json_object_object_add(t, "cold_load_ms",
+		    json_object_new_double(
+		        (double)c->sched_cold_load_us / 1e3));
+	return t;
 }

@@ -107,6 +107,8 @@ static const struct key_def keys[] = {
     {"langfuse", "batch_size", CT_INT, O(langfuse_batch_size), "100", 1, 1000,
         NULL, 0},
     {"langfuse", "enabled", CT_BOOL, O(langfuse_enabled), "off", 0, 1, NULL, 0},
+    {"langfuse", "environment", CT_STR, O(langfuse_environment), "", 0, 0, NULL,
+        0},
     {"langfuse", "format", CT_ENUM, O(langfuse_format), "otel", 0, 0,
         lf_formats, 0},
     {"langfuse", "host", CT_STR, O(langfuse_host), "https://cloud.langfuse.com",
@@ -115,6 +117,7 @@ static const struct key_def keys[] = {
         0},
     {"langfuse", "record", CT_ENUM, O(langfuse_record), "full", 0, 0,
         lf_records, 0},
+    {"langfuse", "release", CT_STR, O(langfuse_release), "", 0, 0, NULL, 0},
     {"langfuse", "retention_days", CT_INT, O(langfuse_retention_days), "7", 0,
         3650, NULL, 0},
     {"langfuse", "secret_key_file", CT_PATH, O(langfuse_secret_key_file), "", 0,
@@ -725,6 +728,19 @@ validate(struct parse *p)
 		return fail(p, NULL, "[rate_limit] trusted_proxies",
 		    "'%s' is not an address or address/prefix (at most %d)",
 		    bad, GW_CFG_MAX_NETS);
+	/* Langfuse's own rule for environments; a release is an attribute. */
+	if (strlen(cfg->langfuse_environment) > 40 ||
+	    strspn(cfg->langfuse_environment,
+	        "abcdefghijklmnopqrstuvwxyz0123456789-_") !=
+	        strlen(cfg->langfuse_environment) ||
+	    strncmp(cfg->langfuse_environment, "langfuse", 8) == 0)
+		return fail(p, NULL, "[langfuse] environment",
+		    "'%s' must be at most 40 of a-z 0-9 - _, not starting "
+		    "with 'langfuse'",
+		    cfg->langfuse_environment);
+	if (strlen(cfg->langfuse_release) > 200)
+		return fail(
+		    p, NULL, "[langfuse] release", "must be at most 200 bytes");
 	if (cfg->langfuse_enabled == 0 && cfg->langfuse_public_key[0] != '\0' &&
 	    getenv("LANGFUSE_PUBLIC_KEY") != NULL)
 		cfg->langfuse_enabled = 1;

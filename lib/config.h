@@ -111,6 +111,8 @@ struct gw_cfg {
 	int langfuse_record; /* enum gw_langfuse_record */
 	int langfuse_batch_size;
 	int langfuse_retention_days;
+	char *langfuse_environment; /* "" or Langfuse's [a-z0-9_-]{1,40} */
+	char *langfuse_release;     /* "" or up to 200 bytes */
 	/* [spend] */
 	char *spool_dir;
 	int spend_flush_ms;

@@ -24,6 +24,7 @@
 static const char queue_sql[] =
     "SELECT (to_jsonb(s) || jsonb_build_object("
     "'lf_input', p.input, 'lf_output', p.output, 'lf_mode', p.record_mode,"
+    " 'lf_trace', p.trace,"
     " 'accepted_events', to_jsonb(p.accepted_events),"
     " 'created_us', (extract(epoch FROM p.created_at) * 1e6)::bigint,"
     " 'start_us', (extract(epoch FROM s.start_time) * 1e6)::bigint,"
@@ -85,6 +86,14 @@ bound_row(json_object *row)
 	m = json_object_new_string("[llmgw: truncated, too large to export]");
 	json_object_object_add(row, "lf_input", json_object_get(m));
 	json_object_object_add(row, "lf_output", m);
+	/* Metadata as big as [gateway] max_metadata_bytes lets it be. */
+	gw_json_str(row, &len);
+	if (len <= ITEM_BYTES)
+		return;
+	json_object_object_add(row, "metadata", json_object_new_object());
+	if ((m = gw_json_get(row, "lf_trace")) != NULL &&
+	    json_object_is_type(m, json_type_object))
+		json_object_object_del(m, "trace_metadata");
 }
 
 static json_object *
@@ -111,25 +120,198 @@ cost_details(json_object *row)
 	return c;
 }
 
-/* Metadata Langfuse shows beside the generation. */
+/* The row's Langfuse keys (gw_capture_trace), or NULL. */
 static json_object *
-lf_metadata(json_object *row)
+trace_of(json_object *row)
 {
-	json_object *m = json_object_new_object(), *v;
-	static const char *const keys[] = {"request_id", "key_alias", "team_id",
-	    "model", "actual_model", "call_type", "status", "stream",
-	    "client_disconnected", "usage_estimated", "api_key"};
+	json_object *t = gw_json_get(row, "lf_trace");
+
+	return t != NULL && json_object_is_type(t, json_type_object) ? t : NULL;
+}
+
+static const char *
+tstr(json_object *row, const char *key)
+{
+	json_object *t = trace_of(row);
+
+	return t != NULL ? gw_json_get_str(t, key) : NULL;
+}
+
+/* The request joined a trace it does not own (existing_trace_id). */
+static int
+joins_trace(json_object *row)
+{
+	json_object *t = trace_of(row), *v;
+
+	return t != NULL && (v = gw_json_get(t, "existing_trace")) != NULL &&
+	       json_object_get_boolean(v);
+}
+
+static const char *
+gen_name(json_object *row)
+{
+	const char *s = tstr(row, "generation_name");
+
+	return s != NULL ? s : str_or(row, "call_type", "llm");
+}
+
+static const char *
+trace_name(json_object *row)
+{
+	const char *s = tstr(row, "trace_name");
+
+	return s != NULL ? s : str_or(row, "call_type", "llm");
+}
+
+/* trace_user_id, else the request's "user", else the key's user. */
+static const char *
+user_of(json_object *row)
+{
+	const char *s = tstr(row, "user_id");
+
+	return s != NULL ? s : gw_json_get_str(row, "user_id");
+}
+
+static const char *
+trace_version(json_object *row)
+{
+	const char *s = tstr(row, "trace_version");
+
+	return s != NULL ? s : tstr(row, "version");
+}
+
+/* The request's trace_release, else [langfuse] release. */
+static const char *
+release_of(json_object *row)
+{
+	const char *s = tstr(row, "trace_release");
+
+	if (s == NULL)
+		s = gw_json_get_str(row, "lf_release");
+	return s != NULL && s[0] ? s : NULL;
+}
+
+static const char *
+environment_of(json_object *row)
+{
+	const char *s = gw_json_get_str(row, "lf_environment");
+
+	return s != NULL && s[0] ? s : NULL;
+}
+
+/* The request's tags (request_tags: metadata.tags, x-litellm-tags). */
+static json_object *
+tags_of(json_object *row)
+{
+	json_object *t = gw_json_get(row, "request_tags");
+
+	return t != NULL && json_object_is_type(t, json_type_array) &&
+	               json_object_array_length(t) > 0
+	           ? t
+	           : NULL;
+}
+
+static json_object *
+model_params(json_object *row)
+{
+	json_object *t = trace_of(row), *p;
+
+	p = t != NULL ? gw_json_get(t, "model_parameters") : NULL;
+	return p != NULL && json_object_is_type(p, json_type_object) &&
+	               json_object_object_length(p) > 0
+	           ? p
+	           : NULL;
+}
+
+/* Metadata keys Langfuse gets as fields of their own, not as metadata. */
+static int
+interpreted(const char *k)
+{
+	static const char *const keys[] = {"generation_name", "generation_id",
+	    "trace_id", "existing_trace_id", "trace_name", "trace_user_id",
+	    "session_id", "tags", "trace_metadata", "version", "trace_version",
+	    "trace_release", "mask_input", "mask_output",
+	    "parent_observation_id"};
 	size_t i;
 
 	for (i = 0; i < GW_ARRAY_LEN(keys); i++)
-		if ((v = gw_json_get(row, keys[i])) != NULL)
-			json_object_object_add(m,
-			    strcmp(keys[i], "model") == 0 ? "requested_model"
-			                                  : keys[i],
-			    json_object_get(v));
-	if ((v = gw_json_get(row, "metadata")) != NULL)
-		json_object_object_add(
-		    m, "request_metadata", json_object_get(v));
+		if (strcmp(k, keys[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Metadata Langfuse shows beside the generation. The key is named by its
+ * SHA-256 (what spend_logs keeps), never by itself.
+ */
+static json_object *
+lf_metadata(json_object *row)
+{
+	json_object *m = json_object_new_object(), *v, *rm, *t = trace_of(row);
+	static const char *const keys[] = {"request_id", "key_alias", "team_id",
+	    "model", "actual_model", "call_type", "status", "stream",
+	    "client_disconnected", "usage_estimated", "api_key", "ttft_ms",
+	    "response_id"};
+	static const char *const tkeys[] = {"trace_id", "generation_id",
+	    "queue_wait_ms", "cold_load_ms", "mask_input", "mask_output"};
+	static const char *const tnames[] = {"client_trace_id",
+	    "client_generation_id", "queue_wait_ms", "cold_load_ms",
+	    "mask_input", "mask_output"};
+	size_t i;
+
+	for (i = 0; i < GW_ARRAY_LEN(keys); i++) {
+		const char *name = keys[i];
+
+		if ((v = gw_json_get(row, keys[i])) == NULL ||
+		    json_object_is_type(v, json_type_null))
+			continue;
+		if (strcmp(name, "model") == 0)
+			name = "requested_model";
+		else if (strcmp(name, "api_key") == 0)
+			name = "user_api_key_hash";
+		json_object_object_add(m, name, json_object_get(v));
+	}
+	for (i = 0; t != NULL && i < GW_ARRAY_LEN(tkeys); i++)
+		if ((v = gw_json_get(t, tkeys[i])) != NULL)
+			json_object_object_add(
+			    m, tnames[i], json_object_get(v));
+	if ((v = gw_json_get(row, "metadata")) != NULL &&
+	    json_object_is_type(v, json_type_object)) {
+		rm = json_object_new_object();
+		json_object_object_foreach(v, k, x)
+		{
+			if (!interpreted(k))
+				json_object_object_add(
+				    rm, k, json_object_get(x));
+		}
+		json_object_object_add(m, "request_metadata", rm);
+	}
+	return m;
+}
+
+/*
+ * The trace's metadata: the client's trace_metadata, then what says whose
+ * request it was (these win: a client cannot pose as another key).
+ */
+static json_object *
+lf_trace_metadata(json_object *row)
+{
+	json_object *m = json_object_new_object(), *t = trace_of(row), *tm, *v;
+	static const char *const keys[] = {"key_alias", "team_id", "model"};
+	size_t i;
+
+	tm = t != NULL ? gw_json_get(t, "trace_metadata") : NULL;
+	if (tm != NULL && json_object_is_type(tm, json_type_object)) {
+		json_object_object_foreach(tm, k, x)
+		{
+			json_object_object_add(m, k, json_object_get(x));
+		}
+	}
+	for (i = 0; i < GW_ARRAY_LEN(keys); i++) {
+		v = gw_json_get(row, keys[i]);
+		json_object_object_add(m, i == 2 ? "requested_model" : keys[i],
+		    v != NULL ? json_object_get(v) : NULL);
+	}
 	return m;
 }
 
@@ -170,6 +352,45 @@ attr_json(json_object *attrs, const char *key, json_object *v)
 		attr_str(attrs, key, gw_json_str(v, NULL));
 }
 
+/* A list of strings as an arrayValue attribute (Langfuse's tags). */
+static void
+attr_strs(json_object *attrs, const char *key, json_object *list)
+{
+	json_object *arr = json_object_new_object(),
+	            *vals = json_object_new_array(), *v;
+	size_t i;
+
+	for (i = 0; i < json_object_array_length(list); i++) {
+		const char *s =
+		    json_object_get_string(json_object_array_get_idx(list, i));
+
+		v = json_object_new_object();
+		json_object_object_add(
+		    v, "stringValue", json_object_new_string(s ? s : ""));
+		json_object_array_add(vals, v);
+	}
+	json_object_object_add(arr, "values", vals);
+	attr(attrs, key, "arrayValue", arr);
+}
+
+/*
+ * The trace and span ids of a row: the client's (trace_id or
+ * existing_trace_id, generation_id; normalized by gw_capture_trace_id),
+ * else derived from the request id.
+ */
+static void
+row_ids(json_object *row, char trace[33], char span[17])
+{
+	const char *t = tstr(row, "otel_trace_id"),
+	           *s = tstr(row, "otel_span_id");
+
+	derive_ids(str_or(row, "request_id", ""), trace, span);
+	if (t != NULL && strlen(t) == 32)
+		memcpy(trace, t, 33);
+	if (s != NULL && strlen(s) == 16)
+		memcpy(span, s, 17);
+}
+
 static void
 ns_string(int64_t us, char out[32])
 {
@@ -179,22 +400,26 @@ ns_string(int64_t us, char out[32])
 char *
 gw_lf_otlp_body(json_object *row)
 {
-	const char *rid = str_or(row, "request_id", "");
 	json_object *root = json_object_new_object(), *rs, *res, *rattrs,
 	            *scope_spans, *ss, *scope, *spans, *span, *attrs, *status,
 	            *tmp;
 	char trace[33], sid[17], ns[32], msg[160], ts[32];
+	const char *parent;
 	int64_t first = gw_json_int_or(row, "first_us", 0);
 	int failed = failed_row(row);
 	char *out;
 
 	bound_row(row);
-	derive_ids(rid, trace, sid);
+	row_ids(row, trace, sid);
 	span = json_object_new_object();
 	json_object_object_add(span, "traceId", json_object_new_string(trace));
 	json_object_object_add(span, "spanId", json_object_new_string(sid));
-	json_object_object_add(span, "name",
-	    json_object_new_string(str_or(row, "call_type", "llm")));
+	if ((parent = tstr(row, "otel_parent_span_id")) != NULL &&
+	    strlen(parent) == 16 && strcmp(parent, sid) != 0)
+		json_object_object_add(
+		    span, "parentSpanId", json_object_new_string(parent));
+	json_object_object_add(
+	    span, "name", json_object_new_string(gen_name(row)));
 	json_object_object_add(span, "kind", json_object_new_int(3));
 	ns_string(gw_json_int_or(row, "start_us", 0), ns);
 	json_object_object_add(
@@ -222,6 +447,12 @@ gw_lf_otlp_body(json_object *row)
 	tmp = cost_details(row);
 	attr_json(attrs, "langfuse.observation.cost_details", tmp);
 	json_object_put(tmp);
+	attr_json(
+	    attrs, "langfuse.observation.model.parameters", model_params(row));
+	attr_str(attrs, "langfuse.version",
+	    tstr(row, "version") ? tstr(row, "version") : trace_version(row));
+	attr_str(attrs, "langfuse.release", release_of(row));
+	attr_str(attrs, "langfuse.environment", environment_of(row));
 	if (first > 0) {
 		gw_time_rfc3339(first, ts);
 		attr_str(
@@ -243,12 +474,20 @@ gw_lf_otlp_body(json_object *row)
 	} else {
 		json_object_object_add(status, "code", json_object_new_int(1));
 	}
-	attr_str(attrs, "user.id", gw_json_get_str(row, "user_id"));
-	attr_str(attrs, "langfuse.trace.name", str_or(row, "call_type", "llm"));
 	tmp = lf_metadata(row);
 	attr_json(attrs, "langfuse.observation.metadata", tmp);
-	attr_json(attrs, "langfuse.trace.metadata", tmp);
 	json_object_put(tmp);
+	/* A call joining a trace (existing_trace_id) leaves the trace be. */
+	if (!joins_trace(row)) {
+		attr_str(attrs, "langfuse.trace.name", trace_name(row));
+		attr_str(attrs, "user.id", user_of(row));
+		attr_str(attrs, "session.id", tstr(row, "session_id"));
+		if (tags_of(row) != NULL)
+			attr_strs(attrs, "langfuse.trace.tags", tags_of(row));
+		tmp = lf_trace_metadata(row);
+		attr_json(attrs, "langfuse.trace.metadata", tmp);
+		json_object_put(tmp);
+	}
 	json_object_object_add(span, "attributes", attrs);
 	json_object_object_add(span, "status", status);
 
@@ -314,48 +553,65 @@ add_copy(json_object *dst, const char *key, json_object *v)
 		json_object_object_add(dst, key, json_object_get(v));
 }
 
+static void
+add_str(json_object *dst, const char *key, const char *s)
+{
+	if (s != NULL)
+		json_object_object_add(dst, key, json_object_new_string(s));
+}
+
 void
 gw_lf_legacy_events(json_object *row, json_object *events)
 {
 	const char *rid = str_or(row, "request_id", "");
+	const char *tid = tstr(row, "trace_id"),
+	           *gid = tstr(row, "generation_id");
 	char start[32], end[32], first[32], gen_id[160], msg[160];
-	json_object *b, *tags;
+	json_object *b;
 	int64_t f = gw_json_int_or(row, "first_us", 0);
 
 	bound_row(row);
+	/* Ids are any string of 1..800 characters: the client's as it gave
+	 * them (checked, at most 200 bytes), else the request id's. */
+	if (tid == NULL)
+		tid = rid;
+	if (gid == NULL) {
+		snprintf(gen_id, sizeof(gen_id), "%s-gen", rid);
+		gid = gen_id;
+	}
 	gw_time_rfc3339(gw_json_int_or(row, "start_us", 0), start);
 	gw_time_rfc3339(
 	    gw_json_int_or(row, "end_us", gw_json_int_or(row, "start_us", 0)),
 	    end);
-	if (!accepted(row, "trace")) {
+	/* A call joining a trace (existing_trace_id) leaves the trace be. */
+	if (!accepted(row, "trace") && !joins_trace(row)) {
 		b = json_object_new_object();
-		json_object_object_add(b, "id", json_object_new_string(rid));
+		json_object_object_add(b, "id", json_object_new_string(tid));
 		json_object_object_add(
 		    b, "timestamp", json_object_new_string(start));
-		json_object_object_add(b, "name",
-		    json_object_new_string(str_or(row, "call_type", "llm")));
-		if (gw_json_get_str(row, "user_id") != NULL)
-			json_object_object_add(b, "userId",
-			    json_object_new_string(
-			        gw_json_get_str(row, "user_id")));
+		json_object_object_add(
+		    b, "name", json_object_new_string(trace_name(row)));
+		add_str(b, "userId", user_of(row));
+		add_str(b, "sessionId", tstr(row, "session_id"));
+		add_str(b, "version", trace_version(row));
+		add_str(b, "release", release_of(row));
+		add_str(b, "environment", environment_of(row));
 		add_copy(b, "input", gw_json_get(row, "lf_input"));
 		add_copy(b, "output", gw_json_get(row, "lf_output"));
-		json_object_object_add(b, "metadata", lf_metadata(row));
-		tags = json_object_new_array();
-		json_object_array_add(
-		    tags, json_object_new_string(str_or(row, "model", "")));
-		json_object_object_add(b, "tags", tags);
+		json_object_object_add(b, "metadata", lf_trace_metadata(row));
+		add_copy(b, "tags", tags_of(row));
 		json_object_array_add(
 		    events, event(rid, "trace", "trace-create", start, b));
 	}
 	if (!accepted(row, "generation")) {
-		snprintf(gen_id, sizeof(gen_id), "%s-gen", rid);
 		b = json_object_new_object();
-		json_object_object_add(b, "id", json_object_new_string(gen_id));
+		json_object_object_add(b, "id", json_object_new_string(gid));
 		json_object_object_add(
-		    b, "traceId", json_object_new_string(rid));
-		json_object_object_add(b, "name",
-		    json_object_new_string(str_or(row, "call_type", "llm")));
+		    b, "traceId", json_object_new_string(tid));
+		add_str(b, "parentObservationId",
+		    tstr(row, "parent_observation_id"));
+		json_object_object_add(
+		    b, "name", json_object_new_string(gen_name(row)));
 		json_object_object_add(
 		    b, "startTime", json_object_new_string(start));
 		json_object_object_add(
@@ -368,6 +624,9 @@ gw_lf_legacy_events(json_object *row, json_object *events)
 		json_object_object_add(b, "model",
 		    json_object_new_string(
 		        str_or(row, "actual_model", str_or(row, "model", ""))));
+		add_copy(b, "modelParameters", model_params(row));
+		add_str(b, "version", tstr(row, "version"));
+		add_str(b, "environment", environment_of(row));
 		add_copy(b, "input", gw_json_get(row, "lf_input"));
 		add_copy(b, "output", gw_json_get(row, "lf_output"));
 		json_object_object_add(b, "usageDetails", usage_details(row));
@@ -664,6 +923,22 @@ parse_rows(struct gw_db_rows *rows, char *cur_at, char *cur_id, size_t len)
 	return arr;
 }
 
+/* [langfuse] environment and release, beside each row's own keys. */
+static void
+set_config(const struct gw_cfg *cfg, json_object *rows)
+{
+	size_t i;
+
+	for (i = 0; i < json_object_array_length(rows); i++) {
+		json_object *row = json_object_array_get_idx(rows, i);
+
+		json_object_object_add(row, "lf_environment",
+		    json_object_new_string(cfg->langfuse_environment));
+		json_object_object_add(row, "lf_release",
+		    json_object_new_string(cfg->langfuse_release));
+	}
+}
+
 /* Split rows into chunks whose legacy batches stay under BATCH_BYTES. */
 static json_object *
 take_chunk(json_object *rows, size_t *from)
@@ -727,6 +1002,7 @@ gw_lf_export(const struct gw_cfg *cfg, struct gw_db *db, struct gw_upstream *up,
 		if (gw_db_rows_count(rows) == 0)
 			break;
 		batch = parse_rows(rows, cur_at, cur_id, sizeof(cur_id));
+		set_config(cfg, batch);
 		gw_db_rows_free(rows);
 		rows = NULL;
 		if (cfg->langfuse_format == GW_LANGFUSE_OTEL) {

@@ -15,9 +15,13 @@
  *     below Langfuse's 3.5 MB limit; a 207 answer marks the accepted
  *     events, and only the refused ones are sent again.
  * Trace, span and event ids derive from the request id, so a resend updates
- * the same objects. 429, 5xx and timeouts back off (three tries) and leave
- * the rest for the next run. A PostgreSQL advisory lock keeps two runs from
- * overlapping. Exported rows are pruned after [langfuse] retention_days.
+ * the same objects; a request naming its own trace_id / existing_trace_id /
+ * generation_id (capture.h) gets those instead, so that several calls
+ * share one trace. Names, user, session, tags, version, release,
+ * environment and model parameters go in Langfuse's own attributes. 429, 5xx
+ * and timeouts back off (three tries) and leave the rest for the next run. A
+ * PostgreSQL advisory lock keeps two runs from overlapping. Exported rows are
+ * pruned after [langfuse] retention_days.
  */
 #ifndef GW_LANGFUSE_H
 #define GW_LANGFUSE_H

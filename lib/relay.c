@@ -1029,21 +1029,25 @@ estimate_usage(struct relay *r)
 
 static const char *const call_names[] = {"chat", "completion", "embedding"};
 
-/* Append s[0, n) to b as a JSON string, trimmed of spaces; not when empty. */
+/*
+ * Append s[0, n) to b as a JSON string, trimmed of spaces; not when empty,
+ * not a string Langfuse could not take (gw_capture_str_ok), not past
+ * GW_CAPTURE_TAGS_MAX tags (*count so far).
+ */
 static void
-put_tag(struct gw_buf *b, const char *s, size_t n)
+put_tag(struct gw_buf *b, const char *s, size_t n, int *count)
 {
-	char tag[256];
+	char tag[GW_CAPTURE_STR_MAX + 1];
 
 	while (n > 0 && (*s == ' ' || *s == '\t'))
 		s++, n--;
 	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
 		n--;
-	if (n == 0 || n >= sizeof(tag))
+	if (!gw_capture_str_ok(s, n) || *count >= GW_CAPTURE_TAGS_MAX)
 		return;
 	memcpy(tag, s, n);
 	tag[n] = '\0';
-	gw_buf_puts(b, b->len > 1 ? "," : "");
+	gw_buf_puts(b, (*count)++ ? "," : "");
 	gw_jw_quote(b, tag);
 }
 
@@ -1060,6 +1064,7 @@ spend_tags(struct gw_req *req, json_object *body, struct gw_buf *b)
 	/* The FastCGI name, not gw_req_header: this runs for every request. */
 	const char *h = gw_req_param(req, "HTTP_X_LITELLM_TAGS"), *c;
 	size_t i, n;
+	int count = 0;
 
 	if (t == NULL && h == NULL)
 		return;
@@ -1072,11 +1077,11 @@ spend_tags(struct gw_req *req, json_object *body, struct gw_buf *b)
 
 		if (json_object_is_type(e, json_type_string))
 			put_tag(b, json_object_get_string(e),
-			    (size_t)json_object_get_string_len(e));
+			    (size_t)json_object_get_string_len(e), &count);
 	}
 	for (; h != NULL; h = c ? c + 1 : NULL) {
 		c = strchr(h, ',');
-		put_tag(b, h, c ? (size_t)(c - h) : strlen(h));
+		put_tag(b, h, c ? (size_t)(c - h) : strlen(h), &count);
 	}
 	gw_buf_puts(b, "]");
 }
@@ -1140,6 +1145,7 @@ record_spend(struct relay *r)
 	json_object *body = r->body;
 	struct gw_spend_rec s = {0};
 	int reached = r->at.up_status >= 200 && r->at.up_status < 300;
+	char session[GW_CAPTURE_STR_MAX + 1];
 
 	if (!r->out.usage.known && reached)
 		estimate_usage(r);
@@ -1171,10 +1177,13 @@ record_spend(struct relay *r)
 	s.metadata = body ? spend_metadata(body) : NULL;
 	s.response_id = r->out.resp_id[0] ? r->out.resp_id : NULL;
 	s.request_tags = r->tags.len ? r->tags.p : NULL;
+	s.session_id = gw_capture_session_id(body, session) ? session : NULL;
 	if (req->cfg->langfuse_enabled) {
+		gw_capture_request(&r->cap, body);
 		s.lf_mode = gw_capture_mode_name(&r->cap);
 		s.lf_input = gw_capture_input(&r->cap, body);
 		s.lf_output = gw_capture_output(&r->cap);
+		s.lf_trace = gw_capture_trace(&r->cap, body);
 	}
 	gw_spend_record(req->cfg, &s);
 	gw_strlcpy(
@@ -1183,6 +1192,7 @@ record_spend(struct relay *r)
 	json_object_put(s.metadata);
 	json_object_put(s.lf_input);
 	json_object_put(s.lf_output);
+	json_object_put(s.lf_trace);
 }
 
 /* Aim the next attempts at targets[t]: the body names it. */

@@ -72,12 +72,16 @@ row_line(const struct gw_spend_rec *r)
 	    r->metadata ? gw_json_str(r->metadata, NULL) : "{}");
 	gw_jw_str(&b, "response_id", r->response_id);
 	gw_jw_raw(&b, "request_tags", r->request_tags ? r->request_tags : "[]");
+	if (r->session_id != NULL)
+		gw_jw_str(&b, "session_id", r->session_id);
 	if (r->lf_mode != NULL) {
 		gw_jw_str(&b, "lf_mode", r->lf_mode);
 		gw_jw_raw(&b, "lf_input",
 		    r->lf_input ? gw_json_str(r->lf_input, NULL) : "null");
 		gw_jw_raw(&b, "lf_output",
 		    r->lf_output ? gw_json_str(r->lf_output, NULL) : "null");
+		gw_jw_raw(&b, "lf_trace",
+		    r->lf_trace ? gw_json_str(r->lf_trace, NULL) : "{}");
 	}
 	gw_jw_end(&b);
 	gw_buf_append(&b, "\n", 1);

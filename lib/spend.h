@@ -43,10 +43,12 @@ struct gw_spend_rec {
 	json_object *metadata;    /* the request's "metadata", may be NULL */
 	const char *response_id;  /* the answer's "id"; may be NULL */
 	const char *request_tags; /* a JSON array of strings; NULL: [] */
+	const char *session_id;   /* metadata.session_id; may be NULL */
 	/* For Langfuse export (lf_mode NULL: not recorded). */
 	const char *lf_mode;    /* "full", "redacted" or "none" */
 	json_object *lf_input;  /* may be NULL */
 	json_object *lf_output; /* may be NULL */
+	json_object *lf_trace;  /* gw_capture_trace; may be NULL */
 };
 
 /*

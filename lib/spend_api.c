@@ -35,7 +35,7 @@ static const char where_sql[] =
     "AND ($4::text IS NULL OR s.api_key = $4) AND ($5::text IS NULL OR "
     "(s.request_id = $5 OR s.response_id = $5)) AND ($6::text IS NULL OR "
     "s.model = $6 OR "
-    "s.actual_model = $6)";
+    "s.actual_model = $6) AND ($7::text IS NULL OR s.session_id = $7)";
 
 /*
  * LiteLLM's SpendLogs names beside ours: its call_type values, "user"
@@ -60,8 +60,8 @@ logs(struct gw_req *req, const struct gw_principal *who)
 	struct gw_db_rows *rows = NULL, *cnt = NULL;
 	struct gw_buf body = {0}, sql = {0};
 	char start[32], end[32], user[256], key[160], rid[128], model[256];
-	char lim[32], off[32], hash[65], err[512], *e;
-	const char *p[8];
+	char lim[32], off[32], hash[65], err[512], *e, session[256];
+	const char *p[9];
 	long limit, offset = 0, total;
 	int i, paged;
 	enum gw_status st = GW_OK;
@@ -91,6 +91,10 @@ logs(struct gw_req *req, const struct gw_principal *who)
 	if (gw_req_query_opt(req, "model", model, sizeof(model)) != GW_OK)
 		return bad(req, 400, "invalid_request_error", "model",
 		    "'model' is malformed");
+	if (gw_req_query_opt(req, "session_id", session, sizeof(session)) !=
+	    GW_OK)
+		return bad(req, 400, "invalid_request_error", "session_id",
+		    "'session_id' is malformed");
 	/*
 	 * No limit: the whole range, up to logs_max_limit rows; beyond that
 	 * a 400 says so (never a silently cut list).
@@ -142,10 +146,11 @@ logs(struct gw_req *req, const struct gw_principal *who)
 	p[3] = key[0] ? hash : NULL;
 	p[4] = rid[0] ? rid : NULL;
 	p[5] = model[0] ? model : NULL;
-	p[6] = lim;
-	p[7] = off;
+	p[6] = session[0] ? session : NULL;
+	p[7] = lim;
+	p[8] = off;
 	gw_buf_printf(&sql, "SELECT count(*)%s", where_sql);
-	if ((st = gw_db_exec(db, sql.p, 6, p, 1, &cnt, err, sizeof(err))) !=
+	if ((st = gw_db_exec(db, sql.p, 7, p, 1, &cnt, err, sizeof(err))) !=
 	    GW_OK)
 		goto dberr;
 	gw_buf_reset(&sql, 0);
@@ -153,10 +158,10 @@ logs(struct gw_req *req, const struct gw_principal *who)
 	    "SELECT (to_jsonb(s) || jsonb_build_object('tokens', "
 	    "s.total_tokens, 'cost', s.spend, 'timestamp', s.start_time) "
 	    "|| " LITELLM_FIELDS ")::text"
-	    "%s ORDER BY s.start_time DESC, s.request_id LIMIT $7::bigint "
-	    "OFFSET $8::bigint",
+	    "%s ORDER BY s.start_time DESC, s.request_id LIMIT $8::bigint "
+	    "OFFSET $9::bigint",
 	    where_sql);
-	if ((st = gw_db_exec(db, sql.p, 8, p, 1, &rows, err, sizeof(err))) !=
+	if ((st = gw_db_exec(db, sql.p, 9, p, 1, &rows, err, sizeof(err))) !=
 	    GW_OK)
 		goto dberr;
 	total = atol(gw_db_rows_get(cnt, 0, 0));

@@ -284,16 +284,60 @@ def json_attr(a, key, validate):
     return v
 
 
-def check_langfuse_attrs(a):
+# Langfuse's OTel attribute mapping (web/src/features/otel/server/attributes.ts,
+# LangfuseOtelSpanAttributes; read by packages/shared/src/server/otel/
+# OtelIngestionProcessor.ts). Keys under these prefixes are metadata entries.
+LANGFUSE_ATTRS = {
+    "langfuse.trace.name", "user.id", "session.id", "langfuse.trace.tags",
+    "langfuse.trace.public", "langfuse.trace.metadata", "langfuse.trace.input",
+    "langfuse.trace.output", "langfuse.observation.type", "langfuse.observation.metadata",
+    "langfuse.observation.level", "langfuse.observation.status_message",
+    "langfuse.observation.input", "langfuse.observation.output",
+    "langfuse.observation.completion_start_time", "langfuse.observation.model.name",
+    "langfuse.observation.model.parameters", "langfuse.observation.usage_details",
+    "langfuse.observation.cost_details", "langfuse.observation.prompt.name",
+    "langfuse.observation.prompt.version", "langfuse.environment", "langfuse.release",
+    "langfuse.version", "langfuse.internal.as_root",
+    # compatibility names Langfuse still reads
+    "langfuse.user.id", "langfuse.session.id", "langfuse.tags", "langfuse.metadata",
+    "langfuse.prompt.name", "langfuse.prompt.version"}
+METADATA_PREFIXES = ("langfuse.trace.metadata.", "langfuse.observation.metadata.", "langfuse.metadata.")
+
+
+def c_tags_attr(v, w):
+    """langfuse.trace.tags: a string array, a JSON-encoded one, or a comma list."""
+    if isinstance(v, str) and v.strip().startswith("["):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            raise Invalid(f"{w}: looks like a JSON array but is not one") from None
+    if isinstance(v, str):
+        v = [t.strip() for t in v.split(",")]
+    need(isinstance(v, list) and all(isinstance(t, str) for t in v),
+         f"{w}: must be an array of strings, got {v!r:.60}")
+    return v
+
+
+def c_json_object(v, w):
+    need(isinstance(v, dict), f"{w}: must be a JSON-encoded object")
+
+
+def check_langfuse_attrs(a, warn=lambda m: None):
     t = a.get("langfuse.observation.type")
     need(t is None or t in OTEL_OBS_TYPES,
          f"attributes.langfuse.observation.type: must be one of {', '.join(OTEL_OBS_TYPES)}, got {t!r:.40}")
     for k in ("langfuse.observation.model.name", "gen_ai.request.model", "gen_ai.response.model",
-              "langfuse.trace.name", "user.id", "session.id", "langfuse.user.id",
+              "user.id", "session.id", "langfuse.user.id",
               "langfuse.session.id", "langfuse.observation.status_message", "langfuse.release",
-              "langfuse.version"):
+              "langfuse.version", "langfuse.observation.prompt.name"):
         if a.get(k) is not None:
             c_str(a[k], f"attributes.{k}")
+    if a.get("langfuse.trace.name") is not None:
+        c_trace_name(a["langfuse.trace.name"], "attributes.langfuse.trace.name")
+    if a.get("langfuse.trace.public") is not None:
+        c_bool(a["langfuse.trace.public"], "attributes.langfuse.trace.public")
+    if a.get("langfuse.observation.prompt.version") is not None:
+        c_int(a["langfuse.observation.prompt.version"], "attributes.langfuse.observation.prompt.version")
     if a.get("langfuse.observation.level") is not None:
         c_level(a["langfuse.observation.level"], "attributes.langfuse.observation.level")
     if a.get("langfuse.environment") is not None:
@@ -303,20 +347,33 @@ def check_langfuse_attrs(a):
         c_str(cst, "attributes.langfuse.observation.completion_start_time")
         parse_ts(cst[1:-1] if cst.startswith('"') else cst,
                  "attributes.langfuse.observation.completion_start_time")
+    tags = None
+    if a.get("langfuse.trace.tags") is not None:
+        tags = c_tags_attr(a["langfuse.trace.tags"], "attributes.langfuse.trace.tags")
     for k, x in a.items():
         if k.startswith("gen_ai.usage.") and k.endswith("_tokens"):
             need(is_int(x) and x >= 0, f"attributes.{k}: must be a non-negative intValue, got {x!r:.40}")
         if k == "gen_ai.usage.cost":
             need(is_num(x) and x >= 0, f"attributes.{k}: must be a non-negative number")
+        if k.startswith("langfuse.") and k not in LANGFUSE_ATTRS and not k.startswith(METADATA_PREFIXES):
+            warn(f"attributes.{k}: not in Langfuse's attribute mapping, Langfuse ignores it")
     return {"usage_details": json_attr(a, "langfuse.observation.usage_details", _nonneg_int_map),
             "cost_details": json_attr(a, "langfuse.observation.cost_details", c_cost_details),
-            "model_parameters": json_attr(a, "langfuse.observation.model.parameters", c_model_params)}
+            "model_parameters": json_attr(a, "langfuse.observation.model.parameters", c_model_params),
+            "observation_metadata": json_attr(a, "langfuse.observation.metadata", c_json_object),
+            "trace_metadata": json_attr(a, "langfuse.trace.metadata", c_json_object),
+            "tags": tags}
 
 
-def langfuse_view(a, status):
+def metadata_of(a, top, prefix):
+    """Langfuse's metadata: the JSON-encoded attribute, then prefix.* entries."""
+    return {**(top or {}), **{k[len(prefix):]: v for k, v in a.items() if k.startswith(prefix)}}
+
+
+def langfuse_view(a, status, warn=lambda m: None):
     """Roughly how Langfuse would map a span (an approximation, for asserts)."""
     g = a.get
-    details = check_langfuse_attrs(a)
+    details = check_langfuse_attrs(a, warn)
     usage = details["usage_details"]
     if usage is None:
         usage = {k: v for k, v in (
@@ -324,7 +381,6 @@ def langfuse_view(a, status):
             ("output", g("gen_ai.usage.output_tokens", g("gen_ai.usage.completion_tokens"))),
             ("total", g("gen_ai.usage.total_tokens"))) if v is not None} or None
     model = g("langfuse.observation.model.name") or g("gen_ai.response.model") or g("gen_ai.request.model")
-    prefix = "langfuse.observation.metadata."
     return {
         "type": g("langfuse.observation.type") or ("generation" if model else "span"),
         "model": model, "usage_details": usage, "cost_details": details["cost_details"],
@@ -334,11 +390,36 @@ def langfuse_view(a, status):
         "status_message": g("langfuse.observation.status_message") or status.get("message") or None,
         "completion_start_time": g("langfuse.observation.completion_start_time"),
         "trace_name": g("langfuse.trace.name"),
-        "user_id": g("user.id") or g("langfuse.user.id"),
-        "session_id": g("session.id") or g("langfuse.session.id"),
+        "user_id": g("langfuse.user.id") or g("user.id"),
+        "session_id": g("langfuse.session.id") or g("session.id"),
+        "tags": details["tags"],
         "environment": g("langfuse.environment"),
-        "metadata": {k[len(prefix):]: v for k, v in a.items() if k.startswith(prefix)},
+        "release": g("langfuse.release"),
+        "version": g("langfuse.version"),
+        "public": g("langfuse.trace.public"),
+        "metadata": metadata_of(a, details["observation_metadata"], "langfuse.observation.metadata."),
+        "trace_metadata": metadata_of(a, details["trace_metadata"], "langfuse.trace.metadata."),
     }
+
+
+def otel_traces(spans):
+    """Spans grouped into Langfuse traces: each span's trace attributes
+    update its trace (later spans win, tags and metadata merge), as
+    Langfuse upserts a trace from every span that carries them."""
+    out = {}
+    for (tid, sid), d in sorted(spans.items(), key=lambda kv: kv[1]["startTimeUnixNano"]):
+        lf = d["langfuse"]
+        t = out.setdefault(tid, {"spans": [], "name": None, "user_id": None, "session_id": None,
+                                 "tags": [], "metadata": {}, "release": None, "version": None,
+                                 "environment": None})
+        t["spans"].append(sid)
+        for k in ("name", "user_id", "session_id", "release", "version", "environment"):
+            v = lf["trace_name"] if k == "name" else lf[k]
+            if v is not None:
+                t[k] = v
+        t["tags"] += [x for x in lf["tags"] or [] if x not in t["tags"]]
+        t["metadata"].update(lf["trace_metadata"])
+    return out
 
 
 def decode_span(sp, resource, scope, warn):
@@ -367,7 +448,7 @@ def decode_span(sp, resource, scope, warn):
     out.update(name=sp["name"], kind=kind, startTimeUnixNano=start, endTimeUnixNano=end,
                attributes=attrs, status={"code": code, "message": status.get("message", "")},
                events=events, resource=resource, scope=scope,
-               langfuse=langfuse_view(attrs, status))
+               langfuse=langfuse_view(attrs, status, warn))
     return out
 
 
@@ -418,6 +499,7 @@ class StandIn:
                 "mode": self.mode, "traces": self.traces, "observations": self.observations,
                 "scores": self.scores,
                 "spans": {f"{t}:{s}": v for (t, s), v in self.spans.items()},
+                "otel_traces": otel_traces(self.spans),
                 "events": self.events, "events_count": len(self.events),
                 "duplicates": self.duplicates, "rejected": self.rejected,
                 "warnings": self.warnings, "injected_failures": self.injected,

@@ -369,6 +369,15 @@ BAD_SPANS = [
     ({"attributes": [attr("langfuse.observation.level", "info")]}, "level"),
     ({"attributes": [attr("langfuse.environment", "langfuse")]}, "environment"),
     ({"attributes": [attr("langfuse.observation.completion_start_time", "12:00")]}, "completion_start_time"),
+    ({"attributes": [{"key": "langfuse.trace.tags", "value": {"arrayValue": {"values": [{"intValue": "1"}]}}}]},
+     "langfuse.trace.tags"),
+    ({"attributes": [attr("langfuse.trace.tags", "[not json")]}, "langfuse.trace.tags"),
+    ({"attributes": [attr("langfuse.trace.name", "n" * 1001)]}, "langfuse.trace.name"),
+    ({"attributes": [attr("langfuse.trace.metadata", "[1]")]}, "langfuse.trace.metadata"),
+    ({"attributes": [attr("langfuse.observation.metadata", "{oops")]}, "langfuse.observation.metadata"),
+    ({"attributes": [attr("langfuse.observation.model.parameters", '{"stop": [1]}')]}, "model.parameters"),
+    ({"attributes": [attr("langfuse.trace.public", "yes")]}, "langfuse.trace.public"),
+    ({"attributes": [attr("session.id", 5)]}, "session.id"),
 ]
 
 
@@ -382,6 +391,33 @@ def test_otlp_bad_spans_are_rejected_individually(si):
     for rej, (_, where) in zip(si.rejected, BAD_SPANS):
         assert where in rej["reason"], rej
         assert rej["endpoint"] == "otel" and rej["type"] == "span"
+
+
+def test_otlp_trace_attributes_and_grouping(si):
+    tags = {"key": "langfuse.trace.tags",
+            "value": {"arrayValue": {"values": [{"stringValue": "t1"}, {"stringValue": "t2"}]}}}
+    a = span(attributes=[attr("langfuse.trace.name", "conv"), attr("session.id", "s-1"), tags,
+                         attr("langfuse.trace.metadata", json.dumps({"a": 1})),
+                         attr("langfuse.trace.metadata.b", "2"),
+                         attr("langfuse.observation.metadata", json.dumps({"o": 1})),
+                         attr("langfuse.observation.model.parameters", json.dumps({"temperature": 0.3})),
+                         attr("langfuse.release", "r1"), attr("langfuse.version", "v1"),
+                         attr("langfuse.observation.prompt.version", 2),
+                         attr("langfuse.observation.prompt.name", "p")])
+    b = span(span_id="c" * 16, attributes=[attr("langfuse.trace.tags", "t2,t3"), attr("user.id", "u"),
+                                           attr("langfuse.made.up", "x")],
+             startTimeUnixNano="1714564800500000000")
+    assert post(si, OTEL_PATH, otlp(a, b)).json == {}
+    lf = si.spans[(TRACE_ID, SPAN_ID)]["langfuse"]
+    assert lf["tags"] == ["t1", "t2"] and lf["session_id"] == "s-1" and lf["trace_name"] == "conv"
+    assert lf["trace_metadata"] == {"a": 1, "b": "2"} and lf["metadata"] == {"o": 1}
+    assert lf["model_parameters"] == {"temperature": 0.3}
+    assert lf["release"] == "r1" and lf["version"] == "v1"
+    t = state(si)["otel_traces"][TRACE_ID]
+    assert t["spans"] == [SPAN_ID, "c" * 16] and t["tags"] == ["t1", "t2", "t3"]
+    assert t["name"] == "conv" and t["user_id"] == "u" and t["session_id"] == "s-1"
+    assert [w["warning"] for w in si.warnings] == [
+        "attributes.langfuse.made.up: not in Langfuse's attribute mapping, Langfuse ignores it"]
 
 
 @pytest.mark.parametrize("body", [[], {"resourceSpans": {}}, {"resourceSpans": [{"scopeSpans": 1}]},
@@ -481,7 +517,8 @@ def test_control_surface(si):
     post(si, INGEST_PATH, {"batch": [trace_ev("e1")]})
     assert post(si, "/__reset", None, auth=False).json == {"ok": True}
     st = state(si)
-    assert set(st) == {"mode", "traces", "observations", "scores", "spans", "events", "events_count",
+    assert set(st) == {"mode", "traces", "observations", "scores", "spans", "otel_traces", "events",
+                       "events_count",
                        "duplicates", "rejected", "warnings", "injected_failures", "requests",
                        "request_log"}
     assert st["mode"] == {"mode": "ok"} and st["requests"] == {} and st["events_count"] == 0
