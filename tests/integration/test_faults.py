@@ -23,6 +23,7 @@ from conftest import TREE, bearer, free_port, new_key, post
 HOLD = float(os.environ.get("LLMGW_FAULTS_S", "1.0"))  # load before/after
 GRACE = 1.0    # a fault's after-effects allowed once it is over (s)
 CLIENTS = 6    # concurrent keep-alive clients
+THREADS = 16   # per worker process
 PRICE = "prices.qwen3-30b-a3b=1.5 2.5"
 BODY = json.dumps({"model": "gpt-4",
                    "messages": [{"role": "user", "content": "hello there friend"}]})
@@ -150,14 +151,23 @@ class Load:
 
 
 def proc_usage(pids):
-    """{pid: (open descriptors, resident KiB)}."""
+    """{pid: (descriptors that are not sockets, sockets, resident KiB)}."""
     out = {}
     for p in pids:
         try:
-            fds = len(os.listdir("/proc/%d/fd" % p))
+            files = socks = 0
+            for n in os.listdir("/proc/%d/fd" % p):
+                try:
+                    t = os.readlink("/proc/%d/fd/%s" % (p, n))
+                except OSError:
+                    continue
+                if t.startswith("socket:"):
+                    socks += 1
+                else:
+                    files += 1
             with open("/proc/%d/status" % p) as f:
                 rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-            out[p] = (fds, rss)
+            out[p] = (files, socks, rss)
         except (OSError, StopIteration):
             pass
     return out
@@ -174,7 +184,8 @@ def fd_targets(pid):
 
 
 def totals(usage):
-    return sum(v[0] for v in usage.values()), sum(v[1] for v in usage.values())
+    return (sum(v[0] + v[1] for v in usage.values()),
+            sum(v[2] for v in usage.values()))
 
 
 FAMILIES = ["chat", "embeddings", "keys", "spend", "health"]
@@ -224,7 +235,7 @@ FAULTS = ["upstream killed", "PostgreSQL restarted", "worker kill -9",
 @pytest.fixture
 def faults_env(make_stack, base_dir, pg, front):
     m = OwnMock(base_dir)
-    s = make_stack("faults", m.url, [PRICE, "gateway.threads=16",
+    s = make_stack("faults", m.url, [PRICE, "gateway.threads=%d" % THREADS,
                                      "upstream.connect_timeout_ms=500"], front=front)
     yield s, m
     s.stop()
@@ -306,15 +317,18 @@ def test_faults_under_load(faults_env, pg):
     assert pg.psql("SELECT count(*) = count(DISTINCT request_id) FROM spend_logs "
                    "WHERE api_key = '%s'" % k["token"]) == "t"
     # No growth in a process that lived through every fault: descriptors
-    # within 2 (a database connection re-made), memory within 15 % and
-    # 2 MiB (malloc's per-thread arenas still settle in a short run; the
-    # soak holds RSS to 5 % over 30 minutes, valgrind and ASan find no
-    # leak); the
-    # worker started in place of the killed one holds no more than the
-    # most any other had before.
-    for pid, (fd, rss) in use1.items():
-        if pid in use0:
-            assert fd <= use0[pid][0] + 2, (pid, use0[pid], (fd, rss))
-            assert rss <= use0[pid][1] * 1.15 + 2048, (pid, use0[pid], (fd, rss))
-        else:
-            assert fd <= max(v[0] for v in use0.values()) + 2, (pid, fd, fd_targets(pid))
+    # other than sockets within 2; sockets within 8 (each thread opens its
+    # database connection when it first needs one, and libcurl's
+    # connection cache follows the concurrency: both bounded; a leak grows
+    # with the requests, thousands here); memory within 15 % and 2 MiB (malloc's
+    # per-thread arenas still settle in a short run; the soak holds RSS
+    # to 5 % over 30 minutes, valgrind and ASan find no leak). The worker
+    # started in place of the killed one holds no more than the most any
+    # other had before, by the same rules.
+    most = (max(v[0] for v in use0.values()), max(v[1] for v in use0.values()), None)
+    for pid, (files, socks, rss) in use1.items():
+        base = use0.get(pid, most)
+        assert files <= base[0] + 2, (pid, base, (files, socks), fd_targets(pid))
+        assert socks <= max(base[1], THREADS) + 8, (pid, base, (files, socks))
+        if base[2] is not None:
+            assert rss <= base[2] * 1.15 + 2048, (pid, base, rss)
