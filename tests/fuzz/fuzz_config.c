@@ -1,9 +1,10 @@
 /*
  * fuzz_config: the INI parser and validator (lib/config.c
  * gw_cfg_load_fp, which gw_cfg_load calls with the opened file). The
- * input is read through fmemopen under the name of a file in an empty
- * temporary directory (relative *_file names are looked up beside it,
- * and find nothing there), so no file is written per run. A loaded
+ * input is read through fmemopen under the name of a file in a
+ * temporary directory, so no file is written per run. Relative *_file
+ * names are looked up beside it, where there are two: master.key.txt
+ * (one line, the name full.conf of test_config uses) and empty. A loaded
  * config is looked at (aliases, prices, every printable value it names)
  * and released. A finding besides crashes and leaks: GW_OK without a
  * config, a refusal that leaves *out set or err not NUL-ended, or a
@@ -25,10 +26,19 @@
 
 static char dir[] = "/tmp/llmgw-fuzz-config-XXXXXX", path[64];
 static FILE *devnull;
+static const char *const files[][2] = {
+    {"master.key.txt", "sk-fuzz-master\n"}, {"empty", ""}};
 
 static void
 remove_dir(void)
 {
+	char name[96];
+	size_t i;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(name, sizeof(name), "%s/%s", dir, files[i][0]);
+		(void)unlink(name);
+	}
 	(void)rmdir(dir);
 }
 
@@ -46,6 +56,15 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	gw_log_set_level(GW_LOG_ERR);
 	if (mkdtemp(dir) == NULL || atexit(remove_dir) != 0)
 		abort();
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char name[96];
+		FILE *fp;
+
+		snprintf(name, sizeof(name), "%s/%s", dir, files[i][0]);
+		if ((fp = fopen(name, "w")) == NULL ||
+		    fputs(files[i][1], fp) < 0 || fclose(fp) != 0)
+			abort();
+	}
 	snprintf(path, sizeof(path), "%s/llmgw.conf", dir);
 	if ((devnull = fopen("/dev/null", "w")) == NULL)
 		abort();
