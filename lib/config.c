@@ -750,10 +750,27 @@ validate(struct parse *p)
 enum gw_status
 gw_cfg_load(const char *path, struct gw_cfg **out, char *err, size_t errlen)
 {
+	char why[96];
+	FILE *fp = open_trusted(path, why, sizeof(why));
+	enum gw_status st;
+
+	if (fp == NULL) {
+		*out = NULL;
+		snprintf(err, errlen, "%s: cannot open: %s", path, why);
+		return GW_E_INVALID;
+	}
+	st = gw_cfg_load_fp(fp, path, out, err, errlen);
+	fclose(fp);
+	return st;
+}
+
+enum gw_status
+gw_cfg_load_fp(
+    FILE *fp, const char *path, struct gw_cfg **out, char *err, size_t errlen)
+{
 	struct parse p = {0};
 	struct gw_cfg *cfg = gw_xcalloc(1, sizeof(*cfg));
-	FILE *fp = NULL;
-	char *line = NULL, section[64] = "", *slash, why[96];
+	char *line = NULL, section[64] = "", *slash;
 	size_t cap = 0, i;
 	enum gw_status st = GW_OK;
 
@@ -776,11 +793,6 @@ gw_cfg_load(const char *path, struct gw_cfg **out, char *err, size_t errlen)
 		st = set_value(&p, &keys[i], keys[i].def, "default");
 	GW_ASSERT(st == GW_OK);
 
-	fp = open_trusted(path, why, sizeof(why));
-	if (fp == NULL) {
-		st = fail(&p, NULL, path, "cannot open: %s", why);
-		goto out;
-	}
 	while (getline(&line, &cap, fp) >= 0) {
 		p.line++;
 		if ((st = parse_line(&p, line, section, sizeof(section))) !=
@@ -795,8 +807,6 @@ gw_cfg_load(const char *path, struct gw_cfg **out, char *err, size_t errlen)
 out:
 	free(line);
 	free(p.dir);
-	if (fp != NULL)
-		fclose(fp);
 	if (st != GW_OK) {
 		gw_cfg_unref(cfg);
 	} else {

@@ -142,6 +142,13 @@ struct gw_cfg {
 enum gw_status gw_cfg_load(const char *path, struct gw_cfg **out, char *err,
     size_t errlen) GW_NONNULL(1, 2, 3);
 /*
+ * The same from an open stream (a file, fmemopen, a pipe), read to its
+ * end and left open: path is only its name, for messages and cfg->path,
+ * and relative *_file names are looked up beside it.
+ */
+enum gw_status gw_cfg_load_fp(FILE *fp, const char *path, struct gw_cfg **out,
+    char *err, size_t errlen) GW_NONNULL(1, 2, 3, 4);
+/*
  * After a reload from old to cfg: log at warn, one line per setting, each
  * setting read only at start ([gateway] threads, [spend] spool_dir, ...)
  * whose value differs: "reload: [section] key changed; takes effect after

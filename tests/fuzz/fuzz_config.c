@@ -1,12 +1,14 @@
 /*
- * fuzz_config: the INI parser and validator (lib/config.c gw_cfg_load).
- * It reads only a path, so the input is written to one file in an empty
- * temporary directory (relative *_file names are looked up beside the
- * config), rewritten for every run. A loaded config is looked at
- * (aliases, prices, every printable value it names) and released. A
- * finding besides crashes and leaks: GW_OK without a config, a refusal
- * that leaves *out set or err not NUL-ended, or a reload report that
- * sees changes between a config and itself.
+ * fuzz_config: the INI parser and validator (lib/config.c
+ * gw_cfg_load_fp, which gw_cfg_load calls with the opened file). The
+ * input is read through fmemopen under the name of a file in a
+ * temporary directory, so no file is written per run. Relative *_file
+ * names are looked up beside it, where there are two: master.key.txt
+ * (one line, the name full.conf of test_config uses) and empty. A loaded
+ * config is looked at (aliases, prices, every printable value it names)
+ * and released. A finding besides crashes and leaks: GW_OK without a
+ * config, a refusal that leaves *out set or err not NUL-ended, or a
+ * reload report that sees changes between a config and itself.
  *
  * Inputs naming anything under proc/, dev/ or sys/ are skipped: *_file
  * keys are read with getline, and "master_key_file = /proc/self/fd/5"
@@ -17,15 +19,28 @@
 #define _GNU_SOURCE /* memmem */
 #include "fuzz.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 
-static int fd = -1;
 static char dir[] = "/tmp/llmgw-fuzz-config-XXXXXX", path[64];
 static FILE *devnull;
+static const char *const files[][2] = {
+    {"master.key.txt", "sk-fuzz-master\n"}, {"empty", ""}};
+
+static void
+remove_dir(void)
+{
+	char name[96];
+	size_t i;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(name, sizeof(name), "%s/%s", dir, files[i][0]);
+		(void)unlink(name);
+	}
+	(void)rmdir(dir);
+}
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -39,11 +54,19 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	for (i = 0; i < sizeof(env) / sizeof(env[0]); i++)
 		unsetenv(env[i]);
 	gw_log_set_level(GW_LOG_ERR);
-	if (mkdtemp(dir) == NULL)
+	if (mkdtemp(dir) == NULL || atexit(remove_dir) != 0)
 		abort();
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char name[96];
+		FILE *fp;
+
+		snprintf(name, sizeof(name), "%s/%s", dir, files[i][0]);
+		if ((fp = fopen(name, "w")) == NULL ||
+		    fputs(files[i][1], fp) < 0 || fclose(fp) != 0)
+			abort();
+	}
 	snprintf(path, sizeof(path), "%s/llmgw.conf", dir);
-	if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600)) < 0 ||
-	    (devnull = fopen("/dev/null", "w")) == NULL)
+	if ((devnull = fopen("/dev/null", "w")) == NULL)
 		abort();
 	return 0;
 }
@@ -57,16 +80,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct gw_cfg sentinel;
 	struct gw_cfg *cfg = &sentinel;
 	char err[512];
+	enum gw_status st;
 	size_t i;
+	FILE *fp;
 
 	if (memmem(data, size, "proc/", 5) != NULL ||
 	    memmem(data, size, "dev/", 4) != NULL ||
 	    memmem(data, size, "sys/", 4) != NULL)
 		return 0;
-	if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
+	/* Read only ("r"); glibc takes a size of 0 (an empty file). */
+	if ((fp = fmemopen(size > 0 ? (void *)data : "", size, "r")) == NULL)
 		abort();
 	memset(err, 'x', sizeof(err));
-	if (gw_cfg_load(path, &cfg, err, sizeof(err)) != GW_OK) {
+	st = gw_cfg_load_fp(fp, path, &cfg, err, sizeof(err));
+	fclose(fp);
+	if (st != GW_OK) {
 		fuzz_check_msg("gw_cfg_load", err, sizeof(err));
 		if (cfg != NULL)
 			FUZZ_FINDING("refused, but *out was set");

@@ -100,6 +100,14 @@ for f in sorted(glob.glob("tests/unit/data/config/*.conf")) + [
         "conf/llmgw.conf"]:
     if os.path.exists(f):
         put("config", open(f, "rb").read())
+# Every *_file key on the two files beside the target's config name.
+for empty in [b"master_key", b"secret_key"]:
+    put("config", (b"[upstream]\napi_key_file = master.key.txt\n[auth]\n"
+        b"master_key_file = master.key.txt\n"
+        b"jwt_secret_file = master.key.txt\n"
+        b"jwt_public_key_file = master.key.txt\n[langfuse]\n"
+        b"secret_key_file = master.key.txt\n").replace(
+            empty + b"_file = master.key.txt", empty + b"_file = empty"))
 
 # Scalars: first byte 0 duration, 1 date, 2/3 url decode (then outlen).
 for s in [b"30s", b"15m", b"1h", b"30d", b"2w", b"1mo", b"0s", b"1234567d",

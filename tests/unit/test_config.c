@@ -80,8 +80,8 @@ test_defaults_and_values(void **state)
 	    gw_cfg_load("data/config/full.conf", &cfg, err, sizeof(err)),
 	    GW_OK);
 	assert_int_equal(cfg->threads, 8);
-	assert_int_equal(cfg->processes, 2);            /* default */
-	assert_int_equal(cfg->max_body_bytes, 8388608); /* default */
+	assert_int_equal(cfg->processes, 2);              /* default */
+	assert_int_equal(cfg->max_body_bytes, 8388608);   /* default */
 	assert_int_equal(cfg->max_metadata_bytes, 16384); /* default */
 	assert_int_equal(cfg->upstream_first_byte_timeout_s, 600);
 	assert_int_equal(cfg->upstream_connect_timeout_ms, 5000);
@@ -235,6 +235,52 @@ test_untrusted_files(void **state)
 	rmdir(dir);
 }
 
+/* From a stream: full.conf's text in memory loads as the file does. */
+static void
+test_load_fp(void **state)
+{
+	static const char bad[] = "[gateway]\nthreads = 8\nthreads = x\n";
+	static struct gw_cfg sentinel;
+	struct gw_cfg *cfg = NULL;
+	char text[4096], err[512];
+	size_t n;
+	FILE *fp;
+
+	(void)state;
+	unsetenv("LLMGW_MASTER_KEY");
+	fp = fopen("data/config/full.conf", "r");
+	assert_non_null(fp);
+	n = fread(text, 1, sizeof(text), fp);
+	fclose(fp);
+	assert_true(n > 0 && n < sizeof(text));
+	fp = fmemopen(text, n, "r");
+	assert_non_null(fp);
+	assert_int_equal(gw_cfg_load_fp(fp, "data/config/in-memory.conf", &cfg,
+	                     err, sizeof(err)),
+	    GW_OK);
+	/* Read to its end, left open. */
+	assert_int_equal(fgetc(fp), EOF);
+	fclose(fp);
+	assert_string_equal(cfg->path, "data/config/in-memory.conf");
+	assert_int_equal(cfg->threads, 8);
+	assert_string_equal(cfg->upstream_url, "http://127.0.0.1:9999");
+	/* The relative secret file is looked up beside the name. */
+	assert_string_equal(cfg->master_key_file, "data/config/master.key.txt");
+	assert_string_equal(cfg->master_key, "sk-test-master");
+	assert_non_null(gw_cfg_find_alias(cfg, "gpt-4"));
+	gw_cfg_unref(cfg);
+
+	/* A refusal names the stream and its line. */
+	cfg = &sentinel; /* a refusal sets *out to NULL */
+	fp = fmemopen((void *)bad, sizeof(bad) - 1, "r");
+	assert_non_null(fp);
+	assert_int_equal(gw_cfg_load_fp(fp, "mem.conf", &cfg, err, sizeof(err)),
+	    GW_E_INVALID);
+	fclose(fp);
+	assert_null(cfg);
+	assert_non_null(strstr(err, "mem.conf:3: [gateway] threads: "));
+}
+
 /* Load full.conf with name=value from the environment (NULL: none). */
 static struct gw_cfg *
 load_with(const char *const *env)
@@ -342,6 +388,7 @@ main(void)
 	    cmocka_unit_test(test_print_and_refs),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_untrusted_files),
+	    cmocka_unit_test(test_load_fp),
 	    cmocka_unit_test(test_reload_report),
 	};
 
