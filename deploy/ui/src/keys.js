@@ -14,6 +14,18 @@ export async function listKeys(query = {}) {
   return out;
 }
 
+// The keys a caller may see: /key/list for admins and users who manage
+// their keys; a viewer's own (its user's keys, or the key itself), which
+// /key/list does not give it.
+export async function keysFor(ctx) {
+  if (ctx.can.readAll || ctx.can.writeKeys) return listKeys();
+  if (ctx.me.user) {
+    const u = await get('/user/info');
+    return u.keys || [];
+  }
+  return ctx.me.key ? [ctx.me.key] : [];
+}
+
 export function keyStatus(k) {
   if (k.blocked) return 'blocked';
   if (k.expires && new Date(k.expires).getTime() < Date.now()) return 'expired';
@@ -227,7 +239,7 @@ export async function keysView(ctx) {
 
   async function load() {
     try {
-      [keys, teams] = await Promise.all([listKeys(), get('/team/list').catch(() => [])]);
+      [keys, teams] = await Promise.all([keysFor(ctx), get('/team/list').catch(() => [])]);
       teams = Array.isArray(teams) ? teams : [];
       const cur = teamSel.value;
       clear(teamSel, h('option', {value: ''}, 'All teams'),
