@@ -93,6 +93,23 @@ def test_ui_browser(ui_stack):
         for width in (1280, 390):
             assert os.path.getsize(os.path.join(UI_TESTS, "artifacts",
                                                 "%s-%d.png" % (view, width))) > 5000
+    assert "it sees only its own key" in out["steps"]
     # The key never went into a URL the gateway saw.
     for family in ("keys", "spend", "chat", "health"):
         assert MASTER_KEY not in ui_stack.log(family)
+
+
+def test_ui_browser_apache(ui_stack, twin):
+    """Behind Apache: sign in, every view loads, no console error or failed
+    request (the full run above is behind lighttpd)."""
+    from conftest import apache_missing
+    if apache_missing():
+        pytest.skip(apache_missing())
+    stack = twin(ui_stack, "apache")
+    ensure_playwright()
+    r = subprocess.run(["node", "ui.mjs"], cwd=UI_TESTS, capture_output=True,
+                       text=True, timeout=90,
+                       env=dict(os.environ, BASE_URL="http://127.0.0.1:%d" % stack.port,
+                                MASTER_KEY=MASTER_KEY, SMOKE="1"))
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "the models view says ready" in json.loads(r.stdout)["steps"]

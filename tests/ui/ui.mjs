@@ -27,6 +27,8 @@ const problems = [];
 function check(cond, what) {
   if (!cond) throw new Error('check failed: ' + what);
   out.steps.push(what);
+  out.at = out.at || {};
+  out.at[what] = Math.round(performance.now());
 }
 
 async function api(method, path, body, key = MASTER) {
@@ -96,6 +98,20 @@ const browser = await chromium.launch({
 });
 let code = 0;
 try {
+  if (process.env.SMOKE) {
+    // Another front: sign in, every view loads, nothing fails.
+    const sctx = await browser.newContext({viewport: {width: 1280, height: 860}});
+    const spage = await sctx.newPage();
+    watch(spage, 'smoke');
+    await signIn(spage, MASTER);
+    for (const id of VIEWS) await view(spage, id);
+    check((await spage.locator('main[data-view="models"] .facts').textContent()).includes('ready'), 'the models view says ready');
+    check(problems.length === 0, 'no console error or failed request on any view: ' + problems.join('; '));
+    await sctx.close();
+    await browser.close();
+    process.stdout.write(JSON.stringify(out) + '\n');
+    process.exit(0);
+  }
   const ctx = await browser.newContext({viewport: {width: 1280, height: 860}});
   const page = await ctx.newPage();
   watch(page, 'admin');
@@ -160,17 +176,17 @@ try {
 
   // Block it: the page says so and the gateway refuses it.
   await view(page, 'keys');
-  await page.locator('main tbody tr', {hasText: alias}).getByRole('button', {name: 'Block'}).click();
+  await page.locator('main tbody tr', {hasText: alias}).locator('button[data-action="block"]').click();
   await page.locator('main tbody tr', {hasText: alias}).locator('.badge', {hasText: 'Blocked'}).waitFor();
   const refused = await api('POST', '/v1/chat/completions',
     {model: 'gpt-4', messages: [{role: 'user', content: 'Hello'}]}, newKey);
   check(refused.status === 401, 'the blocked key is refused (401)');
-  await page.locator('main tbody tr', {hasText: alias}).getByRole('button', {name: 'Unblock'}).click();
+  await page.locator('main tbody tr', {hasText: alias}).locator('button[data-action="unblock"]').click();
   await page.locator('main tbody tr', {hasText: alias}).locator('.badge', {hasText: 'Active'}).waitFor();
   check(true, 'unblocked');
 
   // Delete it, after the confirmation.
-  await page.locator('main tbody tr', {hasText: alias}).getByRole('button', {name: 'Delete'}).click();
+  await page.locator('main tbody tr', {hasText: alias}).locator('button[data-action="delete"]').click();
   await page.locator('dialog[open]').getByRole('button', {name: 'Delete key'}).click();
   await page.locator('main tbody tr', {hasText: alias}).waitFor({state: 'detached'});
   const gone = await api('GET', '/key/info?key=' + encodeURIComponent(newKey));
@@ -216,6 +232,25 @@ try {
   await view(vpage, 'keys');
   await vpage.screenshot({path: join(ART, 'viewer-keys-1280.png'), fullPage: true});
   await vctx.close();
+
+  // An internal_user manages its own keys: create, regenerate, delete, no block.
+  const uid = 'ui-bob-' + Date.now().toString(36);
+  const u = await api('POST', '/user/new', {user_id: uid, user_role: 'internal_user'});
+  check(u.status === 200 && u.data.key, 'the internal_user is created with a key');
+  const uctx = await browser.newContext({viewport: {width: 1280, height: 860}});
+  const upage = await uctx.newPage();
+  watch(upage, 'internal_user');
+  await signIn(upage, u.data.key);
+  check((await upage.locator('.role').textContent()) === 'User', 'the internal_user signs in as User');
+  check(await upage.locator('main [data-action="create-key"]').count() === 1, 'it may create keys');
+  check(await upage.locator('main [data-action="delete"]').count() === 1 &&
+    await upage.locator('main [data-action="block"]').count() === 0, 'it may delete its key, not block it');
+  const rows = await upage.locator('main tbody tr').count();
+  check(rows === 1, 'it sees only its own key');
+  await view(upage, 'users');
+  check((await upage.locator('main h2').first().textContent()) === uid && await upage.locator('main button[data-action]').count() === 0,
+    'its users view is its own user, without buttons');
+  await uctx.close();
 
   check(problems.length === 0, 'no console error or failed request on any view: ' + problems.join('; '));
 } catch (e) {

@@ -13,7 +13,7 @@ const VIEWS = [
   {id: 'users', title: 'Users', render: usersView},
   {id: 'usage', title: 'Usage', render: usageView},
   {id: 'logs', title: 'Logs', render: logsView},
-  {id: 'models', title: 'Models & health', render: modelsView},
+  {id: 'models', title: 'Models', render: modelsView},
 ];
 
 const root = document.getElementById('app');

@@ -33,7 +33,8 @@ export function dailyChart(box, days, height = 280) {
     tzDate: (ts) => U.tzDate(new Date(ts * 1e3), 'Etc/UTC'),
     cursor: {points: {size: 7}},
     legend: {live: true},
-    scales: {x: {time: true}, usd: {range: (u, lo, hi) => [0, hi > 0 ? hi * 1.15 : 1]},
+    // Half a day either side, so the first and last bars show whole.
+    scales: {x: {time: true, range: (u, lo, hi) => [lo - 43200, hi + 43200]}, usd: {range: (u, lo, hi) => [0, hi > 0 ? hi * 1.15 : 1]},
       req: {range: (u, lo, hi) => [0, hi > 0 ? Math.ceil(hi * 1.15) : 1]}},
     axes: [
       {stroke: '#6b7487', grid: {show: false}, ticks: {stroke: '#e3e7ee'}},
@@ -65,8 +66,7 @@ export function sparkline(box, label, fmt, height = 190) {
       legend: {show: false},
       cursor: {show: false},
       scales: {x: {time: true}, y: {range: (uu, lo, hi) => [0, hi > 0 ? hi * 1.2 : 1]}},
-      axes: [{stroke: '#6b7487', grid: {show: false}, ticks: {show: false}, size: 28, space: 90,
-        values: (uu, vals) => vals.map((v) => new Date(v * 1000).toISOString().slice(11, 19))},
+      axes: [{show: false},
         {stroke: '#6b7487', grid: {stroke: '#eef1f5'}, ticks: {show: false}, size: 48, values: (uu, vals) => vals.map(fmt)}],
       series: [{}, {label, stroke: ACCENT, fill: 'rgba(47, 91, 211, 0.12)', width: 2, points: {show: false}}],
     }, [xs, ys], box);

@@ -65,9 +65,17 @@ export function modal(title, body, actions) {
     const id = 'dlg-title-' + ++dialogSeq;
     const dlg = h('dialog.modal', {'aria-labelledby': id});
     const foot = h('div.modal-actions');
+    // A form's primary action is its submit button: Enter in a field runs it.
+    const form = body instanceof HTMLFormElement ? body : body.querySelector && body.querySelector('form');
+    if (form) {
+      if (!form.id) form.id = 'dlg-form-' + dialogSeq;
+      form.addEventListener('submit', (e) => e.preventDefault());
+    }
     let result = null;
     for (const a of actions) {
-      const b = h('button.btn' + (a.kind ? '.btn-' + a.kind : ''), {type: 'button'}, a.label);
+      const submit = form && a.kind === 'primary';
+      const b = h('button.btn' + (a.kind ? '.btn-' + a.kind : ''),
+        {type: submit ? 'submit' : 'button', form: submit ? form.id : null}, a.label);
       b.addEventListener('click', async () => {
         if (a.onclick) {
           b.disabled = true;
@@ -126,4 +134,33 @@ export function errorBox(err) {
 
 export function emptyRow(cols, text) {
   return h('tr.empty', h('td', {colspan: cols}, text));
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+const ICONS = {
+  block: [['circle', {cx: 12, cy: 12, r: 8.5}], ['line', {x1: 6, y1: 6, x2: 18, y2: 18}]],
+  unblock: [['circle', {cx: 12, cy: 12, r: 8.5}], ['polyline', {points: '8 12.5 11 15.5 16.5 9'}]],
+  regenerate: [['path', {d: 'M19.5 12a7.5 7.5 0 1 1-2.2-5.3'}], ['polyline', {points: '19.5 4.5 19.5 9 15 9'}]],
+  delete: [['polyline', {points: '4.5 7 19.5 7'}], ['path', {d: 'M6.5 7l1 12.5h9l1-12.5'}], ['path', {d: 'M9.5 7V4.5h5V7'}]],
+};
+
+// An icon (built as SVG elements, no markup string), aria-hidden: the
+// button that holds it carries the name.
+export function icon(name) {
+  const svg = document.createElementNS(SVG, 'svg');
+  for (const [k, v] of Object.entries({viewBox: '0 0 24 24', width: 16, height: 16, fill: 'none', stroke: 'currentColor',
+    'stroke-width': 2, 'stroke-linecap': 'round', 'stroke-linejoin': 'round', 'aria-hidden': 'true', focusable: 'false'})) {
+    svg.setAttribute(k, String(v));
+  }
+  for (const [tag, attrs] of ICONS[name] || []) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+    svg.appendChild(el);
+  }
+  return svg;
+}
+
+// A square button with an icon; label is its accessible name and tooltip.
+export function iconButton(name, label, onclick, extra = '') {
+  return h('button.btn.btn-icon' + extra, {type: 'button', 'aria-label': label, title: label, 'data-action': name, onclick}, icon(name));
 }

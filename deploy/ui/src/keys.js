@@ -1,6 +1,6 @@
 // Keys: the table, filters, create, block/unblock, regenerate, delete.
 import {get, post} from './api.js';
-import {h, clear, bar, modal, confirmDialog, field, toast, errorBox, emptyRow} from './dom.js';
+import {h, clear, bar, modal, confirmDialog, field, toast, errorBox, emptyRow, iconButton} from './dom.js';
 import {num, money, moneyEl, timeEl} from './fmt.js';
 
 // Every key the caller may list (/key/list pages hold at most 100).
@@ -180,39 +180,33 @@ export async function keysView(ctx) {
     const s = keyStatus(k);
     const name = k.key_alias || k.key_name;
     const acts = [];
+    const run = (fn) => async () => {
+      try {
+        await fn();
+      } catch (e) {
+        toast(e.message, 'error');
+      }
+    };
     if (can.blockKeys) {
-      acts.push(h('button.btn.btn-small', {type: 'button', 'data-action': s === 'blocked' ? 'unblock' : 'block',
-        onclick: async () => {
-          const path = s === 'blocked' ? '/key/unblock' : '/key/block';
-          try {
-            await post(path, {key: k.token});
-            toast((s === 'blocked' ? 'Unblocked ' : 'Blocked ') + name);
-            load();
-          } catch (e) {
-            toast(e.message, 'error');
-          }
-        }}, s === 'blocked' ? 'Unblock' : 'Block'));
+      const un = s === 'blocked';
+      acts.push(iconButton(un ? 'unblock' : 'block', (un ? 'Unblock ' : 'Block ') + name, run(async () => {
+        await post(un ? '/key/unblock' : '/key/block', {key: k.token});
+        toast((un ? 'Unblocked ' : 'Blocked ') + name);
+        load();
+      })));
     }
-    acts.push(h('button.btn.btn-small', {type: 'button', 'data-action': 'regenerate', onclick: async () => {
+    acts.push(iconButton('regenerate', 'Regenerate ' + name, run(async () => {
       if (!(await confirmDialog('Regenerate key', 'Regenerate "' + name + '"? The current key stops working at once.', 'Regenerate', 'primary'))) return;
-      try {
-        const r = await post('/key/regenerate', {key: k.token});
-        await showNewKey('Key regenerated', r.key);
-        load();
-      } catch (e) {
-        toast(e.message, 'error');
-      }
-    }}, 'Regenerate'));
-    acts.push(h('button.btn.btn-small.btn-danger-ghost', {type: 'button', 'data-action': 'delete', onclick: async () => {
+      const r = await post('/key/regenerate', {key: k.token});
+      await showNewKey('Key regenerated', r.key);
+      load();
+    })));
+    acts.push(iconButton('delete', 'Delete ' + name, run(async () => {
       if (!(await confirmDialog('Delete key', 'Delete "' + name + '"? Requests with it are refused from now on.', 'Delete key'))) return;
-      try {
-        await post('/key/delete', {keys: [k.token]});
-        toast('Deleted ' + name);
-        load();
-      } catch (e) {
-        toast(e.message, 'error');
-      }
-    }}, 'Delete'));
+      await post('/key/delete', {keys: [k.token]});
+      toast('Deleted ' + name);
+      load();
+    }), '.btn-danger-ghost'));
     return h('td.actions', h('div.btn-row', acts));
   }
 
@@ -224,15 +218,16 @@ export async function keysView(ctx) {
       if (!q) return true;
       return [k.key_alias, k.key_name, k.user_id, k.team_id, k.token].some((v) => v && String(v).toLowerCase().includes(q));
     });
-    count.textContent = rows.length === keys.length ? num(keys.length) + ' keys' : num(rows.length) + ' of ' + num(keys.length) + ' keys';
+    const n = (x) => num(x) + (x === 1 ? ' key' : ' keys');
+    count.textContent = rows.length === keys.length ? n(keys.length) : num(rows.length) + ' of ' + n(keys.length);
     clear(tbody, rows.length ? rows.map((k) => h('tr', {'data-key': k.token},
       h('td', h('div.cell-main', k.key_alias || h('span.muted', 'no alias')), h('div.mono.small.muted', k.key_name)),
-      h('td', k.user_id || h('span.muted', '—')),
+      h('td.user-cell', k.user_id ? h('span.ellipsis', {title: k.user_id}, k.user_id) : h('span.muted', '—')),
       h('td', k.team_id || h('span.muted', '—')),
       h('td', modelChips(k.models)),
       h('td', spendCell(k.spend, k.max_budget)),
       h('td', limits(k)),
-      h('td', timeEl(k.expires, 'never')),
+      h('td.nowrap', timeEl(k.expires, 'never')),
       h('td', statusBadge(keyStatus(k))),
       can.writeKeys ? rowActions(k) : null)) : emptyRow(cols, keys.length ? 'No key matches.' : 'No keys yet.'));
   }
@@ -251,6 +246,9 @@ export async function keysView(ctx) {
     }
   }
 
+  // #/keys?q=alice (the users view links here) fills the search.
+  const q = new URLSearchParams(location.hash.split('?')[1] || '').get('q');
+  if (q) search.value = q;
   for (const el of [search, status, teamSel]) el.addEventListener('input', render);
   if (createBtn) createBtn.addEventListener('click', () => createKeyDialog(ctx, teams, load));
   await load();

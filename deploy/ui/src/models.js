@@ -70,7 +70,7 @@ export async function modelsView(ctx) {
     h('div.page-head', h('div', h('h1', 'Models & health'), h('p.muted', 'What the gateway routes to, what is loaded, and how it is doing.')), updated),
     live,
     h('div.grid.grid-2',
-      h('div.card', h('div.card-head', h('h2', 'Requests per second')), spark),
+      h('div.card', h('div.card-head', h('h2', 'Requests per second'), h('span.muted.small', 'the last 4 minutes, one point per refresh')), spark),
       h('div.card.card-pad', h('h2', 'Gateway'), ready)),
     h('div.grid.grid-2',
       h('div.card.card-pad', h('h2', 'Loaded in llama-swap'), running),
@@ -194,8 +194,6 @@ export async function modelsView(ctx) {
         const tps = Math.max(0, t.tokens - last.tokens) / dt;
         set('tps', tps >= 10 ? num(Math.round(tps)) : tps.toFixed(1));
         line.push(now / 1000, rps);
-      } else {
-        line.push(now / 1000, 0);
       }
       last = {...t, at: now};
     }

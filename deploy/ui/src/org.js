@@ -168,24 +168,28 @@ export async function usersView(ctx) {
     ['proxy_admin', 'proxy_admin_viewer', 'internal_user', 'internal_user_viewer'].map((r) => h('option', {value: r}, roleName(r))));
   const count = h('span.muted.count');
   const tbody = h('tbody');
-  const cols = can.writeOrg ? 7 : 6;
+  const cols = can.writeOrg ? 8 : 7;
   main.appendChild(h('div.card', h('div.toolbar', search, roleSel, count),
     h('div.table-wrap', h('table.table',
-      h('thead', h('tr', ['User', 'Role', 'Spend', 'Models', 'Keys', 'Created', can.writeOrg ? h('span.sr-only', 'Actions') : null]
+      h('thead', h('tr', ['User', 'Role', 'Spend', 'Models', 'Teams', 'Keys', 'Created', can.writeOrg ? h('span.sr-only', 'Actions') : null]
         .filter((x) => x !== null).map((c) => h('th', {scope: 'col'}, c)))), tbody))));
   let users = [];
+  let teamsOf = new Map();
 
   function render() {
     const q = search.value.trim().toLowerCase();
     const rows = users.filter((u) => (!roleSel.value || u.user_role === roleSel.value) &&
       (!q || [u.user_id, u.user_email, u.user_alias].some((v) => v && v.toLowerCase().includes(q))));
-    count.textContent = num(rows.length) + ' of ' + num(users.length) + ' users';
+    count.textContent = rows.length === users.length ? num(users.length) + (users.length === 1 ? ' user' : ' users')
+      : num(rows.length) + ' of ' + num(users.length) + ' users';
     clear(tbody, rows.length ? rows.map((u) => h('tr', {'data-user': u.user_id},
-      h('td', h('div.cell-main', u.user_id), u.user_email ? h('div.small.muted', u.user_email) : null),
+      h('td', h('div.cell-main', u.user_id), u.user_email && u.user_email !== u.user_id ? h('div.small.muted', u.user_email) : null),
       h('td', h('span.badge.badge-' + (u.user_role === 'proxy_admin' ? 'warn' : 'off'), roleName(u.user_role))),
       h('td', spendCell(u.spend, u.max_budget)),
       h('td', modelChips(u.models)),
-      h('td.num', num(u.key_count)),
+      h('td', (teamsOf.get(u.user_id) || []).length ? h('span.chips', teamsOf.get(u.user_id).map((t) => h('span.chip', {title: 'team role: ' + t.role}, t.name)))
+        : h('span.muted', 'none')),
+      h('td.num', u.key_count ? h('a', {href: '#/keys?q=' + encodeURIComponent(u.user_id)}, num(u.key_count) + (u.key_count === 1 ? ' key' : ' keys')) : h('span.muted', '0')),
       h('td', timeEl(u.created_at)),
       can.writeOrg ? h('td.actions', h('button.btn.btn-small.btn-danger-ghost', {type: 'button', 'data-action': 'delete-user', onclick: async () => {
         if (!(await confirmDialog('Delete user', 'Delete user "' + u.user_id + '" and its ' + num(u.key_count) + ' keys?', 'Delete user'))) return;
@@ -202,6 +206,13 @@ export async function usersView(ctx) {
   async function load() {
     try {
       users = [];
+      teamsOf = new Map();
+      for (const t of await get('/team/list')) {
+        for (const m of t.members_with_roles || []) {
+          if (!teamsOf.has(m.user_id)) teamsOf.set(m.user_id, []);
+          teamsOf.get(m.user_id).push({name: t.team_alias || t.team_id, role: m.role});
+        }
+      }
       for (let page = 1; page <= 50; page++) {
         const r = await get('/user/list', {page, page_size: 100});
         users.push(...(r.users || []));

@@ -63,9 +63,9 @@ function breakdownTable(title, rows, first, firstCell, empty) {
 
 export async function usageView(ctx) {
   const {main} = ctx;
-  const start = h('input', {type: 'date', value: daysAgo(29), 'aria-label': 'From'});
+  const start = h('input', {type: 'date', value: daysAgo(13), 'aria-label': 'From'});
   const end = h('input', {type: 'date', value: day(new Date()), 'aria-label': 'To'});
-  const presets = [7, 30, 90].map((n) => h('button.btn.btn-small', {type: 'button', onclick: () => {
+  const presets = [7, 14, 30, 90].map((n) => h('button.btn.btn-small', {type: 'button', onclick: () => {
     start.value = daysAgo(n - 1);
     end.value = day(new Date());
     load();
