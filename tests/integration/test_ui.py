@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import MASTER_KEY, TREE
+from conftest import MASTER_KEY, TREE, apache_missing
 
 UI_TESTS = os.path.join(TREE, "tests", "ui")
 CHROMIUM = "/usr/bin/chromium"
@@ -26,8 +26,15 @@ OVERRIDES = [
 
 
 @pytest.fixture(scope="module")
-def ui_stack(make_stack, mock):
-    return make_stack("ui", mock.url, OVERRIDES)
+def ui_stack(make_stack, mock, pg):
+    """Its own database: the page lists only what this test made (the
+    session's shared database holds every other test's keys and rows)."""
+    pg.createdb("llmgw_ui")
+    r = subprocess.run([os.path.join(TREE, "bin", "llmgw-migrate"), "-d",
+                        pg.conninfo("llmgw_ui"), "-m", os.path.join(TREE, "migrations")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return make_stack("ui", mock.url, OVERRIDES, db="llmgw_ui")
 
 
 @pytest.fixture
@@ -77,14 +84,18 @@ def ensure_playwright():
                        check=True, capture_output=True, timeout=300)
 
 
-def test_ui_browser(ui_stack):
+def test_ui_browser(ui_stack, twin):
+    """The whole run behind lighttpd; then, in the same browser, every view
+    behind Apache (where it is installed)."""
     assert os.path.exists(CHROMIUM), \
         "chromium is missing: deploy/install-deps.sh --test installs it"
     ensure_playwright()
+    env = dict(os.environ, BASE_URL="http://127.0.0.1:%d" % ui_stack.port,
+               MASTER_KEY=MASTER_KEY)
+    if apache_missing() is None:
+        env["SMOKE_URL"] = "http://127.0.0.1:%d" % twin(ui_stack, "apache").port
     r = subprocess.run(["node", "ui.mjs"], cwd=UI_TESTS, capture_output=True,
-                       text=True, timeout=150,
-                       env=dict(os.environ, BASE_URL="http://127.0.0.1:%d" % ui_stack.port,
-                                MASTER_KEY=MASTER_KEY))
+                       text=True, timeout=150, env=env)
     assert r.returncode == 0, r.stderr + r.stdout
     out = json.loads(r.stdout)
     assert "the XSS alias renders as text" in out["steps"]
@@ -94,22 +105,9 @@ def test_ui_browser(ui_stack):
             assert os.path.getsize(os.path.join(UI_TESTS, "artifacts",
                                                 "%s-%d.png" % (view, width))) > 5000
     assert "it sees only its own key" in out["steps"]
+    if "SMOKE_URL" in env:
+        assert out["steps"][-2].startswith("behind the other front too")
     # The key never went into a URL the gateway saw.
     for family in ("keys", "spend", "chat", "health"):
         assert MASTER_KEY not in ui_stack.log(family)
 
-
-def test_ui_browser_apache(ui_stack, twin):
-    """Behind Apache: sign in, every view loads, no console error or failed
-    request (the full run above is behind lighttpd)."""
-    from conftest import apache_missing
-    if apache_missing():
-        pytest.skip(apache_missing())
-    stack = twin(ui_stack, "apache")
-    ensure_playwright()
-    r = subprocess.run(["node", "ui.mjs"], cwd=UI_TESTS, capture_output=True,
-                       text=True, timeout=90,
-                       env=dict(os.environ, BASE_URL="http://127.0.0.1:%d" % stack.port,
-                                MASTER_KEY=MASTER_KEY, SMOKE="1"))
-    assert r.returncode == 0, r.stderr + r.stdout
-    assert "the models view says ready" in json.loads(r.stdout)["steps"]

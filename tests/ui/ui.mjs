@@ -1,6 +1,7 @@
 // Browser test of the admin page: playwright-core driving Debian's
 // chromium (headless) against a running stack. Run by
-// tests/integration/test_ui.py with BASE_URL and MASTER_KEY; prints one
+// tests/integration/test_ui.py with BASE_URL and MASTER_KEY (and
+// SMOKE_URL, the same stack behind another front); prints one
 // JSON line of what it saw; exits 1 (the failed check on stderr) when a
 // check fails. Screenshots of every view at 1280 and 390 px go to
 // tests/ui/artifacts/.
@@ -9,7 +10,7 @@ import {mkdirSync} from 'node:fs';
 import {dirname, join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 
-const BASE = process.env.BASE_URL;
+let BASE = process.env.BASE_URL;
 const MASTER = process.env.MASTER_KEY;
 const ART = join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -98,20 +99,6 @@ const browser = await chromium.launch({
 });
 let code = 0;
 try {
-  if (process.env.SMOKE) {
-    // Another front: sign in, every view loads, nothing fails.
-    const sctx = await browser.newContext({viewport: {width: 1280, height: 860}});
-    const spage = await sctx.newPage();
-    watch(spage, 'smoke');
-    await signIn(spage, MASTER);
-    for (const id of VIEWS) await view(spage, id);
-    check((await spage.locator('main[data-view="models"] .facts').textContent()).includes('ready'), 'the models view says ready');
-    check(problems.length === 0, 'no console error or failed request on any view: ' + problems.join('; '));
-    await sctx.close();
-    await browser.close();
-    process.stdout.write(JSON.stringify(out) + '\n');
-    process.exit(0);
-  }
   const ctx = await browser.newContext({viewport: {width: 1280, height: 860}});
   const page = await ctx.newPage();
   watch(page, 'admin');
@@ -251,6 +238,22 @@ try {
   check((await upage.locator('main h2').first().textContent()) === uid && await upage.locator('main button[data-action]').count() === 0,
     'its users view is its own user, without buttons');
   await uctx.close();
+
+  // The same page behind another front (SMOKE_URL: the Apache twin of
+  // the stack): sign in, every view loads, nothing fails.
+  if (process.env.SMOKE_URL) {
+    const base = BASE;
+    BASE = process.env.SMOKE_URL;
+    const sctx = await browser.newContext({viewport: {width: 1280, height: 860}});
+    const spage = await sctx.newPage();
+    watch(spage, 'smoke');
+    await signIn(spage, MASTER);
+    for (const id of VIEWS) await view(spage, id);
+    check((await spage.locator('main[data-view="models"] .facts').textContent()).includes('ready'),
+      'behind the other front too, every view loads and the models view says ready');
+    await sctx.close();
+    BASE = base;
+  }
 
   check(problems.length === 0, 'no console error or failed request on any view: ' + problems.join('; '));
 } catch (e) {

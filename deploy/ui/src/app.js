@@ -109,7 +109,14 @@ async function route() {
 }
 
 window.addEventListener('hashchange', route);
-setUnauthorizedHandler(() => signIn('The gateway no longer accepts this key; sign in again.'));
+setUnauthorizedHandler(() => {
+  // The key was deleted, blocked or has expired: forget it.
+  session.clear();
+  me = null;
+  if (stopView) stopView();
+  stopView = null;
+  signIn('The gateway no longer accepts this key; sign in again.');
+});
 
 async function start() {
   const key = session.key;
