@@ -189,6 +189,24 @@ try {
   check((await xCell.textContent()) === XSS, 'the XSS alias renders as text');
   check((await page.locator('main img').count()) === 0, 'no <img> came from it');
 
+  // A team made in the page, with a member.
+  await view(page, 'teams');
+  await page.getByRole('button', {name: '+ New team'}).click();
+  let d = page.locator('dialog[open]');
+  await d.getByLabel('Team id').fill('ui-team');
+  await d.getByLabel('Name').fill('UI team');
+  await d.getByLabel('Budget (USD)').fill('20');
+  await d.getByLabel('Team id').press('Enter');
+  const card = page.locator('main section.team[data-team="ui-team"]');
+  await card.waitFor();
+  await card.getByRole('button', {name: 'Add member'}).click();
+  d = page.locator('dialog[open]');
+  await d.getByLabel('User id').fill('ui-alice');
+  await d.getByRole('button', {name: 'Add member'}).click();
+  await card.locator('.members li', {hasText: 'ui-alice'}).waitFor();
+  check((await card.locator('h2').textContent()) === 'UI team' && (await card.locator('.spend-figures').textContent()).includes('$20.00'),
+    'a team made in the page (Enter submits) shows its name, budget and member');
+
   // Screenshots of every view at both widths.
   await shots(page, '', 1280);
   await page.setViewportSize({width: 390, height: 844});
