@@ -49,8 +49,16 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 MIGRATIONS = $(sort $(wildcard migrations/*.sql))
 
 .PHONY: all deps check unit sanunit itest bench asan ubsan valgrind headercheck format \
-        format-check layercheck clangcheck faults clean demo up stop status install
-all: $(LIB) $(CGI) $(TOOLS)
+        format-check layercheck clangcheck faults clean demo up stop status install ui
+all: $(LIB) $(CGI) $(TOOLS) ui
+
+# The admin page (deploy/ui/): its sources and the npm libraries pinned by
+# deploy/ui/package-lock.json, copied into build/ui (llmgwctl serves it
+# under /ui/).
+UI_SRC = $(shell find deploy/ui/src -type f) deploy/ui/package-lock.json deploy/ui/build.sh
+ui: build/ui/index.html
+build/ui/index.html: $(UI_SRC)
+	@deploy/ui/build.sh build/ui
 
 build/gen/migrations.h: $(MIGRATIONS) Makefile
 	@mkdir -p $(@D)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # install-deps.sh [--test | --apache]: install the Debian packages llmgw
-# needs, only those missing. Build + runtime always; --apache adds Apache
+# needs, only those missing. Build + runtime always (node and npm build
+# the admin page); --apache adds Apache
 # (FRONT=apache); --test adds what the tests need, Apache included (the
 # front-facing tests run behind lighttpd and behind Apache).
 # Runs apt-get as root (or through sudo); prints the command otherwise.
@@ -12,7 +13,7 @@ libcurl4-openssl-dev libjwt-dev libssl-dev postgresql lighttpd spawn-fcgi"
 # system site and service (llmgwctl runs Apache from its own rendered file).
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs libcmocka-dev python3 python3-pytest python3-aiohttp procps openssl
-prometheus apache2-bin clang iproute2"
+prometheus apache2-bin clang iproute2 chromium"
 elif [ "${1:-}" = "--apache" ]; then
     pkgs="$pkgs apache2-bin"
 fi
@@ -23,9 +24,11 @@ for p in $pkgs; do
         missing="$missing $p"
     fi
 done
-# Node.js runs the openai SDK compatibility test. Any node >= 18 will do
-# (some images ship their own nodejs build that bundles npm).
-if [ "${1:-}" = "--test" ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+# Node.js and npm build the admin page (deploy/ui: npm ci of its pinned
+# libraries) and run the openai SDK and browser tests (chromium, driven by
+# playwright-core). Any node >= 18 will do (some images ship their own
+# nodejs build that bundles npm).
+if ! { command -v node && command -v npm; } >/dev/null 2>&1; then
     missing="$missing nodejs npm"
 fi
 [ -z "$missing" ] && exit 0
