@@ -1,0 +1,106 @@
+/*
+ * sched.h: swap-aware admission in front of llama-swap ([scheduler]).
+ *
+ * llama-swap runs one model per group at a time and swaps first come,
+ * first served: A B A C A B thrashes the GPU, each swap costing seconds.
+ * This module keeps, per host, in the shared memory area
+ * GW_SHM_AREA_SCHED, for each swap group ([scheduler] groups; default:
+ * every model of the upstream in one group) the active model (the one it
+ * last admitted), and every request in flight or waiting, by model, with
+ * its arrival time, over all worker processes and threads.
+ *
+ * The rule, decided under one process-shared lock for a few stores:
+ *  - a request for the active model goes through (at most
+ *    [scheduler] concurrency in flight per model, 0: no cap);
+ *  - a request for another model waits while the active model still has
+ *    requests in flight or waiting, and for min_loaded_s after a swap;
+ *  - unless a waiting request of another model has waited max_wait_s: the
+ *    group drains (the active model admits no more) and, once nothing is
+ *    in flight, switches to the model whose oldest request waited longest;
+ *  - requests of one model go in arrival order; a request whose model is
+ *    the only one asked for is never held (min_loaded_s 0).
+ * Waiters poll (gw_sched_poll) every few tens of milliseconds: the caller
+ * keeps its client alive and notices a disconnect meanwhile.
+ *
+ * Slots are tagged with the pid of their process; the slots of a process
+ * that died are reaped (at most once a second), so a crash loses nothing
+ * but its own requests.
+ */
+#ifndef GW_SCHED_H
+#define GW_SCHED_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "util.h"
+
+/* The most groups [scheduler] groups may name (the default group aside). */
+#define GW_SCHED_GROUPS_MAX 15
+
+enum gw_sched_verdict {
+	GW_SCHED_OFF = 0, /* not scheduled: go (off, or no room to track) */
+	GW_SCHED_GO,      /* admitted: call the upstream now */
+	GW_SCHED_WAIT,    /* queued: poll again later */
+	GW_SCHED_FULL,    /* the group's queue is full: answer 429 */
+};
+
+/* One request's place; caller storage, all zero before gw_sched_enter. */
+struct gw_sched_ticket {
+	int slot;        /* index + 1 in the shared table; 0: none */
+	uint64_t seq;    /* the slot's sequence number, checked on use */
+	int64_t t_enter; /* monotonic us */
+	int64_t wait_us; /* time spent waiting, once admitted or gone */
+	int waited;      /* 1 when it was queued at all */
+	int swapped;     /* 1 when its admission switched the group */
+	char model[64];  /* for the access line */
+};
+
+/*
+ * The group of model under the groups setting ("a, b; c, d": groups by
+ * ';', models by ','; blanks trimmed): 1 + the index of the group naming
+ * it, or 0 (the default group: every model not named).
+ */
+int gw_sched_group_of(const char *groups, const char *model) GW_NONNULL(1, 2);
+
+/*
+ * Enter the scheduler for a request of model at monotonic time now_us.
+ * GW_SCHED_GO or GW_SCHED_WAIT hold a slot: gw_sched_leave it at the end,
+ * whatever happens. GW_SCHED_FULL and GW_SCHED_OFF hold none. OFF also
+ * when cfg->sched_enabled is 0 or the shared area is missing.
+ */
+enum gw_sched_verdict gw_sched_enter(struct gw_sched_ticket *t,
+    const struct gw_cfg *cfg, const char *model, int64_t now_us)
+    GW_NONNULL(1, 2, 3);
+
+/*
+ * A waiting ticket asks again: GW_SCHED_GO once admitted (then t->wait_us
+ * is the time it waited), GW_SCHED_WAIT otherwise. GW_SCHED_OFF when its
+ * slot was lost (reaped): go.
+ */
+enum gw_sched_verdict gw_sched_poll(struct gw_sched_ticket *t,
+    const struct gw_cfg *cfg, int64_t now_us) GW_NONNULL(1, 2);
+
+/*
+ * The request is over (answered, failed, or its client left the queue):
+ * free its slot. No-op for a ticket that holds none; t can be left again.
+ */
+void gw_sched_leave(struct gw_sched_ticket *t, int64_t now_us) GW_NONNULL(1);
+
+/*
+ * The state as JSON text into out, for GET /scheduler/status:
+ * {"enabled":b,"groups":[{"group","active","active_for_s","draining",
+ *  "swaps","models":[{"model","in_flight","waiting","oldest_wait_s",
+ *  "swaps"}]}]}.
+ */
+void gw_sched_status(struct gw_buf *out, const struct gw_cfg *cfg,
+    int64_t now_us) GW_NONNULL(1, 2);
+
+/*
+ * Append the scheduler's Prometheus series to out: llmgw_scheduler_swaps_
+ * total{model}, llmgw_scheduler_queue_depth{model},
+ * llmgw_scheduler_in_flight{model} and the histogram
+ * llmgw_scheduler_wait_seconds{model}. Nothing when no area exists.
+ */
+void gw_sched_render_metrics(struct gw_buf *out) GW_NONNULL(1);
+
+#endif /* GW_SCHED_H */
