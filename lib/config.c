@@ -735,7 +735,7 @@ validate(struct parse *p)
 	if (cfg->upstream_health_path[0] != '/')
 		return fail(p, NULL, "[upstream] health_path",
 		    "'%s' must start with /", cfg->upstream_health_path);
-	/* sched.h's GW_SCHED_GROUPS_MAX, the default group aside. */
+	/* scheduler.h's GW_SCHEDULER_GROUPS_MAX, the default group aside. */
 	if (count_char(cfg->sched_groups, ';') + 1 > 15)
 		return fail(p, NULL, "[scheduler] groups",
 		    "at most 15 groups (separated by ';')");

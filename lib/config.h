@@ -101,7 +101,7 @@ struct gw_cfg {
 	char *rl_trusted_proxies;
 	struct gw_net rl_trusted[GW_CFG_MAX_NETS]; /* parsed from the above */
 	int rl_ntrusted;
-	/* [scheduler] (sched.h) */
+	/* [scheduler] (scheduler.h) */
 	int sched_enabled;
 	int sched_concurrency; /* in flight per model; 0: no cap */
 	char *sched_groups;    /* "a, b; c": swap groups */

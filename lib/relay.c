@@ -22,7 +22,7 @@
 #include "req.h"
 #include "revoke.h"
 #include "route.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "spend.h"
 #include "sse.h"
 #include "util.h"
@@ -113,7 +113,8 @@ struct relay {
 	struct gw_upstream_cb cb;
 	struct gw_revoke rv;        /* a key's stream, while it runs */
 	enum gw_revoke_why revoked; /* why it was ended, if it was */
-	struct gw_sched_ticket sq;  /* [scheduler]: its place (sched.h) */
+	struct gw_scheduler_ticket
+	    sq; /* [scheduler]: its place (scheduler.h) */
 	struct gw_loop_timer sq_timer;
 };
 
@@ -1177,7 +1178,7 @@ record_spend(struct relay *r)
 	s.stream = r->stream;
 	s.client_disconnected = r->out.client_gone;
 	s.metadata = body ? spend_metadata(body) : NULL;
-	/* The scheduler's wait before the upstream call (sched.h). */
+	/* The scheduler's wait before the upstream call (scheduler.h). */
 	if (s.metadata != NULL && r->sq.t_enter)
 		json_object_object_add(s.metadata, "queue_time_seconds",
 		    json_object_new_double((double)r->sq.wait_us / 1e6));
@@ -1254,7 +1255,7 @@ relay_end(struct relay *r)
 
 	gw_revoke_remove(&r->rv);
 	if (r->sq.slot)
-		gw_sched_leave(&r->sq, gw_now_mono_us());
+		gw_scheduler_leave(&r->sq, gw_now_mono_us());
 	if (r->who.role != GW_ROLE_NONE)
 		record_spend(r);
 	gw_admit_done(&r->lim, r->out.usage.total, gw_now_mono_us() * 1000);
@@ -1321,7 +1322,7 @@ loop_start(struct gw_req *detached, void *arg)
 	loop_attempt(r);
 }
 
-/* ---- [scheduler]: a request that waits for its model (sched.h). */
+/* ---- [scheduler]: a request that waits for its model (scheduler.h). */
 
 /*
  * A queued request asks again: 1 when it may go upstream, 0 to wait on,
@@ -1338,14 +1339,14 @@ sched_check(struct relay *r, int64_t now)
 
 	if (gw_req_client_gone(r->req)) {
 		r->out.client_gone = 1;
-		gw_sched_leave(&r->sq, now);
+		gw_scheduler_leave(&r->sq, now);
 		return -1;
 	}
-	if (gw_sched_poll(&r->sq, cfg, now) != GW_SCHED_WAIT)
+	if (gw_scheduler_poll(&r->sq, cfg, now) != GW_SCHEDULER_WAIT)
 		return 1;
 	if (now - r->t_start >
 	    (int64_t)cfg->upstream_first_byte_timeout_s * 1000000) {
-		gw_sched_leave(&r->sq, now);
+		gw_scheduler_leave(&r->sq, now);
 		snprintf(msg, sizeof(msg),
 		    "Model %s was not scheduled within %d s (other models "
 		    "held the upstream)",
@@ -1363,7 +1364,7 @@ sched_check(struct relay *r, int64_t now)
 	if (r->stream && ka > 0) {
 		last = r->t_last_keepalive ? r->t_last_keepalive : r->t_start;
 		if (now - last >= ka && keepalive(r, now) < 0) {
-			gw_sched_leave(&r->sq, now);
+			gw_scheduler_leave(&r->sq, now);
 			return -1;
 		}
 	}
@@ -1417,9 +1418,9 @@ sched_begin(struct relay *r)
 	char msg[200];
 	int rc;
 
-	switch (gw_sched_enter(
+	switch (gw_scheduler_enter(
 	    &r->sq, r->cfg, r->targets.models[0], gw_now_mono_us())) {
-	case GW_SCHED_FULL:
+	case GW_SCHEDULER_FULL:
 		snprintf(msg, sizeof(msg),
 		    "Too many requests queued for the upstream's models "
 		    "([scheduler] queue_max %d); retry later",
@@ -1430,7 +1431,7 @@ sched_begin(struct relay *r)
 		    sizeof(r->req->err_type));
 		log_outcome(r);
 		return -1;
-	case GW_SCHED_WAIT:
+	case GW_SCHEDULER_WAIT:
 		break;
 	default:
 		return 0;
@@ -1516,7 +1517,7 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 	r->post.bearer = req->cfg->upstream_api_key;
 	r->post.request_id = req->id;
 	r->post.connect_timeout_ms = req->cfg->upstream_connect_timeout_ms;
-	/* Swap-aware admission: may queue the request (sched.h). */
+	/* Swap-aware admission: may queue the request (scheduler.h). */
 	if (req->cfg->sched_enabled) {
 		switch (sched_begin(r)) {
 		case 1:

@@ -1,10 +1,10 @@
 /*
- * sched.c: swap-aware admission (sched.h), its shared area and the rule.
- * Every decision scans the slot table under the area's lock: at most
+ * scheduler.c: swap-aware admission (scheduler.h), its shared area and the
+ * rule. Every decision scans the slot table under the area's lock: at most
  * SCHED_SLOTS entries of 32 bytes, a few microseconds, taken only when
  * [scheduler] is on.
  */
-#include "sched.h"
+#include "scheduler.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,7 +17,7 @@
 #define SCHED_MODELS 64
 #define SCHED_SLOTS 1024
 #define SCHED_NAME 128
-#define SCHED_GROUPS (GW_SCHED_GROUPS_MAX + 1)
+#define SCHED_GROUPS (GW_SCHEDULER_GROUPS_MAX + 1)
 #define SCHED_BUCKETS 13
 /* Slots of dead processes are looked for at most this often. */
 #define REAP_EVERY_US (1000 * 1000)
@@ -89,7 +89,7 @@ area_get(void)
 {
 	struct gw_shm *s = gw_shm_get();
 
-	return s != NULL ? gw_shm_area(s, GW_SHM_AREA_SCHED,
+	return s != NULL ? gw_shm_area(s, GW_SHM_AREA_SCHEDULER,
 	                       sizeof(struct area), area_init)
 	                 : NULL;
 }
@@ -105,7 +105,7 @@ trim(const char **s, size_t *n)
 }
 
 int
-gw_sched_group_of(const char *groups, const char *model)
+gw_scheduler_group_of(const char *groups, const char *model)
 {
 	const char *p = groups, *e;
 	size_t mlen = strlen(model), n;
@@ -116,7 +116,7 @@ gw_sched_group_of(const char *groups, const char *model)
 		n = (size_t)(e - p);
 		trim(&p, &n);
 		if (n == mlen && n > 0 && memcmp(p, model, n) == 0)
-			return g <= GW_SCHED_GROUPS_MAX ? g : 0;
+			return g <= GW_SCHEDULER_GROUPS_MAX ? g : 0;
 		if (*e == ';')
 			g++;
 		p = *e != '\0' ? e + 1 : e;
@@ -143,7 +143,7 @@ reap(struct area *a, int64_t now)
 	for (i = 0; i < a->hi; i++)
 		if (a->slot[i].state != S_FREE &&
 		    gw_shm_pid_dead((pid_t)a->slot[i].pid)) {
-			gw_log_warn(NULL, "sched",
+			gw_log_warn(NULL, "scheduler",
 			    "freeing a slot of model %s left by pid %d",
 			    a->model[a->slot[i].model].name,
 			    (int)a->slot[i].pid);
@@ -226,7 +226,7 @@ may_go(struct area *a, uint32_t i, const struct gw_cfg *cfg, int64_t now,
 }
 
 /*
- * The rule of sched.h for slot i, under the lock; it may switch the
+ * The rule of scheduler.h for slot i, under the lock; it may switch the
  * group's active model as a side effect.
  */
 static int
@@ -311,7 +311,8 @@ model_index(struct area *a, const char *name, uint32_t group)
 }
 
 static void
-note_wait(struct area *a, struct gw_sched_ticket *t, uint32_t m, int64_t now)
+note_wait(
+    struct area *a, struct gw_scheduler_ticket *t, uint32_t m, int64_t now)
 {
 	struct smodel *sm = &a->model[m];
 	double s;
@@ -329,8 +330,8 @@ note_wait(struct area *a, struct gw_sched_ticket *t, uint32_t m, int64_t now)
 	sm->wait_sum += s;
 }
 
-enum gw_sched_verdict
-gw_sched_enter(struct gw_sched_ticket *t, const struct gw_cfg *cfg,
+enum gw_scheduler_verdict
+gw_scheduler_enter(struct gw_scheduler_ticket *t, const struct gw_cfg *cfg,
     const char *model, int64_t now_us)
 {
 	static int warned_models, warned_slots;
@@ -338,26 +339,26 @@ gw_sched_enter(struct gw_sched_ticket *t, const struct gw_cfg *cfg,
 	struct view v;
 	uint32_t group, i;
 	int m, swapped = 0;
-	enum gw_sched_verdict vd = GW_SCHED_OFF;
+	enum gw_scheduler_verdict vd = GW_SCHEDULER_OFF;
 
 	memset(t, 0, sizeof(*t));
 	if (!cfg->sched_enabled || strlen(model) >= SCHED_NAME ||
 	    (a = area_get()) == NULL)
-		return GW_SCHED_OFF;
+		return GW_SCHEDULER_OFF;
 	gw_strlcpy(t->model, model, sizeof(t->model));
 	t->t_enter = now_us;
-	group = (uint32_t)gw_sched_group_of(cfg->sched_groups, model);
+	group = (uint32_t)gw_scheduler_group_of(cfg->sched_groups, model);
 	lock(a);
 	reap(a, now_us);
 	if ((m = model_index(a, model, group)) < 0) {
-		gw_log_warn_once(&warned_models, "sched",
+		gw_log_warn_once(&warned_models, "scheduler",
 		    "model table full: requests of new models pass through");
 		goto out;
 	}
 	for (i = 0; i < SCHED_SLOTS && a->slot[i].state != S_FREE; i++)
 		;
 	if (i == SCHED_SLOTS) {
-		gw_log_warn_once(&warned_slots, "sched",
+		gw_log_warn_once(&warned_slots, "scheduler",
 		    "slot table full: requests pass through unscheduled");
 		goto out;
 	}
@@ -372,14 +373,14 @@ gw_sched_enter(struct gw_sched_ticket *t, const struct gw_cfg *cfg,
 		a->slot[i].state = S_RUNNING;
 		t->swapped = swapped;
 		note_wait(a, t, (uint32_t)m, now_us);
-		vd = GW_SCHED_GO;
+		vd = GW_SCHEDULER_GO;
 	} else if (v.nwaiting >= (uint32_t)cfg->sched_queue_max) {
 		a->slot[i].state = S_FREE;
 		t->slot = 0;
-		vd = GW_SCHED_FULL;
+		vd = GW_SCHEDULER_FULL;
 	} else {
 		t->waited = 1;
-		vd = GW_SCHED_WAIT;
+		vd = GW_SCHEDULER_WAIT;
 	}
 out:
 	gw_shm_unlock(&a->lock);
@@ -388,7 +389,7 @@ out:
 
 /* The ticket's slot when it is still its own, or NULL (under the lock). */
 static struct sslot *
-own_slot(struct area *a, const struct gw_sched_ticket *t)
+own_slot(struct area *a, const struct gw_scheduler_ticket *t)
 {
 	struct sslot *s;
 
@@ -398,36 +399,36 @@ own_slot(struct area *a, const struct gw_sched_ticket *t)
 	return s->state != S_FREE && s->seq == t->seq ? s : NULL;
 }
 
-enum gw_sched_verdict
-gw_sched_poll(
-    struct gw_sched_ticket *t, const struct gw_cfg *cfg, int64_t now_us)
+enum gw_scheduler_verdict
+gw_scheduler_poll(
+    struct gw_scheduler_ticket *t, const struct gw_cfg *cfg, int64_t now_us)
 {
 	struct area *a = area_get();
 	struct sslot *s;
 	int swapped = 0;
-	enum gw_sched_verdict vd = GW_SCHED_WAIT;
+	enum gw_scheduler_verdict vd = GW_SCHEDULER_WAIT;
 
 	if (a == NULL || t->slot == 0)
-		return GW_SCHED_OFF;
+		return GW_SCHEDULER_OFF;
 	lock(a);
 	reap(a, now_us);
 	if ((s = own_slot(a, t)) == NULL) {
 		t->slot = 0;
-		vd = GW_SCHED_OFF;
+		vd = GW_SCHEDULER_OFF;
 	} else if (s->state == S_RUNNING) {
-		vd = GW_SCHED_GO;
+		vd = GW_SCHEDULER_GO;
 	} else if (may_go(a, (uint32_t)(t->slot - 1), cfg, now_us, &swapped)) {
 		s->state = S_RUNNING;
 		t->swapped = swapped;
 		note_wait(a, t, s->model, now_us);
-		vd = GW_SCHED_GO;
+		vd = GW_SCHEDULER_GO;
 	}
 	gw_shm_unlock(&a->lock);
 	return vd;
 }
 
 void
-gw_sched_leave(struct gw_sched_ticket *t, int64_t now_us)
+gw_scheduler_leave(struct gw_scheduler_ticket *t, int64_t now_us)
 {
 	struct area *a;
 	struct sslot *s;
@@ -469,7 +470,8 @@ put_seconds(struct gw_buf *b, int64_t us)
 }
 
 void
-gw_sched_status(struct gw_buf *out, const struct gw_cfg *cfg, int64_t now_us)
+gw_scheduler_status(
+    struct gw_buf *out, const struct gw_cfg *cfg, int64_t now_us)
 {
 	static struct area snap; /* big: not on a thread's stack */
 	static pthread_mutex_t snap_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -551,7 +553,7 @@ model_label(char *l, size_t n, const char *name)
 }
 
 void
-gw_sched_render_metrics(struct gw_buf *out)
+gw_scheduler_render_metrics(struct gw_buf *out)
 {
 	static struct area snap;
 	static pthread_mutex_t snap_mu = PTHREAD_MUTEX_INITIALIZER;

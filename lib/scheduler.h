@@ -1,10 +1,10 @@
 /*
- * sched.h: swap-aware admission in front of llama-swap ([scheduler]).
+ * scheduler.h: swap-aware admission in front of llama-swap ([scheduler]).
  *
  * llama-swap runs one model per group at a time and swaps first come,
  * first served: A B A C A B thrashes the GPU, each swap costing seconds.
  * This module keeps, per host, in the shared memory area
- * GW_SHM_AREA_SCHED, for each swap group ([scheduler] groups; default:
+ * GW_SHM_AREA_SCHEDULER, for each swap group ([scheduler] groups; default:
  * every model of the upstream in one group) the active model (the one it
  * last admitted), and every request in flight or waiting, by model, with
  * its arrival time, over all worker processes and threads.
@@ -19,15 +19,15 @@
  *    in flight, switches to the model whose oldest request waited longest;
  *  - requests of one model go in arrival order; a request whose model is
  *    the only one asked for is never held (min_loaded_s 0).
- * Waiters poll (gw_sched_poll) every few tens of milliseconds: the caller
+ * Waiters poll (gw_scheduler_poll) every few tens of milliseconds: the caller
  * keeps its client alive and notices a disconnect meanwhile.
  *
  * Slots are tagged with the pid of their process; the slots of a process
  * that died are reaped (at most once a second), so a crash loses nothing
  * but its own requests.
  */
-#ifndef GW_SCHED_H
-#define GW_SCHED_H
+#ifndef GW_SCHEDULER_H
+#define GW_SCHEDULER_H
 
 #include <stdint.h>
 
@@ -35,17 +35,17 @@
 #include "util.h"
 
 /* The most groups [scheduler] groups may name (the default group aside). */
-#define GW_SCHED_GROUPS_MAX 15
+#define GW_SCHEDULER_GROUPS_MAX 15
 
-enum gw_sched_verdict {
-	GW_SCHED_OFF = 0, /* not scheduled: go (off, or no room to track) */
-	GW_SCHED_GO,      /* admitted: call the upstream now */
-	GW_SCHED_WAIT,    /* queued: poll again later */
-	GW_SCHED_FULL,    /* the group's queue is full: answer 429 */
+enum gw_scheduler_verdict {
+	GW_SCHEDULER_OFF = 0, /* not scheduled: go (off, or no room to track) */
+	GW_SCHEDULER_GO,      /* admitted: call the upstream now */
+	GW_SCHEDULER_WAIT,    /* queued: poll again later */
+	GW_SCHEDULER_FULL,    /* the group's queue is full: answer 429 */
 };
 
-/* One request's place; caller storage, all zero before gw_sched_enter. */
-struct gw_sched_ticket {
+/* One request's place; caller storage, all zero before gw_scheduler_enter. */
+struct gw_scheduler_ticket {
 	int slot;        /* index + 1 in the shared table; 0: none */
 	uint64_t seq;    /* the slot's sequence number, checked on use */
 	int64_t t_enter; /* monotonic us */
@@ -60,31 +60,33 @@ struct gw_sched_ticket {
  * ';', models by ','; blanks trimmed): 1 + the index of the group naming
  * it, or 0 (the default group: every model not named).
  */
-int gw_sched_group_of(const char *groups, const char *model) GW_NONNULL(1, 2);
+int gw_scheduler_group_of(const char *groups, const char *model)
+    GW_NONNULL(1, 2);
 
 /*
  * Enter the scheduler for a request of model at monotonic time now_us.
- * GW_SCHED_GO or GW_SCHED_WAIT hold a slot: gw_sched_leave it at the end,
- * whatever happens. GW_SCHED_FULL and GW_SCHED_OFF hold none. OFF also
- * when cfg->sched_enabled is 0 or the shared area is missing.
+ * GW_SCHEDULER_GO or GW_SCHEDULER_WAIT hold a slot: gw_scheduler_leave it at
+ * the end, whatever happens. GW_SCHEDULER_FULL and GW_SCHEDULER_OFF hold none.
+ * OFF also when cfg->sched_enabled is 0 or the shared area is missing.
  */
-enum gw_sched_verdict gw_sched_enter(struct gw_sched_ticket *t,
+enum gw_scheduler_verdict gw_scheduler_enter(struct gw_scheduler_ticket *t,
     const struct gw_cfg *cfg, const char *model, int64_t now_us)
     GW_NONNULL(1, 2, 3);
 
 /*
- * A waiting ticket asks again: GW_SCHED_GO once admitted (then t->wait_us
- * is the time it waited), GW_SCHED_WAIT otherwise. GW_SCHED_OFF when its
- * slot was lost (reaped): go.
+ * A waiting ticket asks again: GW_SCHEDULER_GO once admitted (then t->wait_us
+ * is the time it waited), GW_SCHEDULER_WAIT otherwise. GW_SCHEDULER_OFF when
+ * its slot was lost (reaped): go.
  */
-enum gw_sched_verdict gw_sched_poll(struct gw_sched_ticket *t,
+enum gw_scheduler_verdict gw_scheduler_poll(struct gw_scheduler_ticket *t,
     const struct gw_cfg *cfg, int64_t now_us) GW_NONNULL(1, 2);
 
 /*
  * The request is over (answered, failed, or its client left the queue):
  * free its slot. No-op for a ticket that holds none; t can be left again.
  */
-void gw_sched_leave(struct gw_sched_ticket *t, int64_t now_us) GW_NONNULL(1);
+void gw_scheduler_leave(struct gw_scheduler_ticket *t, int64_t now_us)
+    GW_NONNULL(1);
 
 /*
  * The state as JSON text into out, for GET /scheduler/status:
@@ -92,7 +94,7 @@ void gw_sched_leave(struct gw_sched_ticket *t, int64_t now_us) GW_NONNULL(1);
  *  "swaps","models":[{"model","in_flight","waiting","oldest_wait_s",
  *  "swaps"}]}]}.
  */
-void gw_sched_status(struct gw_buf *out, const struct gw_cfg *cfg,
+void gw_scheduler_status(struct gw_buf *out, const struct gw_cfg *cfg,
     int64_t now_us) GW_NONNULL(1, 2);
 
 /*
@@ -101,6 +103,6 @@ void gw_sched_status(struct gw_buf *out, const struct gw_cfg *cfg,
  * llmgw_scheduler_in_flight{model} and the histogram
  * llmgw_scheduler_wait_seconds{model}. Nothing when no area exists.
  */
-void gw_sched_render_metrics(struct gw_buf *out) GW_NONNULL(1);
+void gw_scheduler_render_metrics(struct gw_buf *out) GW_NONNULL(1);
 
-#endif /* GW_SCHED_H */
+#endif /* GW_SCHEDULER_H */
