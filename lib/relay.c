@@ -111,10 +111,9 @@ struct relay {
 	int retries; /* ... retried that many times */
 	struct gw_upstream_post post;
 	struct gw_upstream_cb cb;
-	struct gw_revoke rv;        /* a key's stream, while it runs */
-	enum gw_revoke_why revoked; /* why it was ended, if it was */
-	struct gw_scheduler_ticket
-	    sq; /* [scheduler]: its place (scheduler.h) */
+	struct gw_revoke rv;           /* a key's stream, while it runs */
+	enum gw_revoke_why revoked;    /* why it was ended, if it was */
+	struct gw_scheduler_ticket sq; /* its place ([scheduler]) */
 	struct gw_loop_timer sq_timer;
 };
 

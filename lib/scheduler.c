@@ -345,7 +345,6 @@ gw_scheduler_enter(struct gw_scheduler_ticket *t, const struct gw_cfg *cfg,
 	if (!cfg->sched_enabled || strlen(model) >= SCHED_NAME ||
 	    (a = area_get()) == NULL)
 		return GW_SCHEDULER_OFF;
-	gw_strlcpy(t->model, model, sizeof(t->model));
 	t->t_enter = now_us;
 	group = (uint32_t)gw_scheduler_group_of(cfg->sched_groups, model);
 	lock(a);

@@ -52,7 +52,6 @@ struct gw_scheduler_ticket {
 	int64_t wait_us; /* time spent waiting, once admitted or gone */
 	int waited;      /* 1 when it was queued at all */
 	int swapped;     /* 1 when its admission switched the group */
-	char model[64];  /* for the access line */
 };
 
 /*

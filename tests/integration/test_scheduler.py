@@ -30,7 +30,9 @@ class SwapMock:
         self.proc = subprocess.Popen(
             [os.path.join(TREE, "bin", "mock-upstream"), "--port", "0",
              "--port-file", self.port_file, "--quiet",
-             "--swap-ms", str(SWAP_MS), "--swap-policy", policy],
+             "--swap-ms", str(SWAP_MS), "--swap-policy", policy,
+             # Answer ids of its own: spend rows are found by response id.
+             "--id-base", "170000000"],
             stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.time() + 10
         while time.time() < deadline:

@@ -2369,7 +2369,7 @@ usage(void)
 	fprintf(stderr, "usage: mock-upstream [--host 127.0.0.1] [--port N] "
 	    "[--models a,b,c] [--port-file PATH] [--quiet]\n"
 	    "       [--swap-ms N [--swap-policy wait|abort] "
-	    "[--swap-groups \"a,b;c\"]]\n");
+	    "[--swap-groups \"a,b;c\"]] [--id-base N]\n");
 	exit(2);
 }
 
@@ -2499,6 +2499,8 @@ main(int argc, char **argv)
 			g_swap_abort = !strcmp(val, "abort");
 		else if (ARG("--swap-groups"))
 			g_swap_groups = val;
+		else if (ARG("--id-base"))
+			g_id = strtoul(val, NULL, 10);
 		else
 			usage();
 #undef ARG
