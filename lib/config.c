@@ -148,6 +148,8 @@ static const struct key_def keys[] = {
         NULL, 0},
     {"scheduler", "queue_max", CT_INT, O(sched_queue_max), "256", 1, 1000, NULL,
         0},
+    {"scheduler", "running_path", CT_STR, O(sched_running_path), "/running", 0,
+        0, NULL, 0},
     {"spend", "batch_rows", CT_INT, O(spend_batch_rows), "500", 1, 10000, NULL,
         0},
     {"spend", "budget_refresh_ms", CT_INT, O(budget_refresh_ms), "1000", 0,

@@ -107,7 +107,8 @@ struct gw_cfg {
 	char *sched_groups;    /* "a, b; c": swap groups */
 	int sched_max_wait_s;
 	int sched_min_loaded_s;
-	int sched_queue_max; /* waiting requests per group and host */
+	int sched_queue_max;      /* waiting requests per group and host */
+	char *sched_running_path; /* llama-swap's /running, or "" */
 	/* [langfuse] */
 	int langfuse_enabled;
 	char *langfuse_host;

@@ -1406,6 +1406,36 @@ loop_wait(struct gw_req *detached, void *arg)
 }
 
 /*
+ * Ask llama-swap what it runs ([scheduler] running_path, at the upstream's
+ * root): an idle group takes the model loaded there as its active one.
+ * Silent when the upstream has no such path.
+ */
+static void
+running_check(struct relay *r)
+{
+	const struct gw_cfg *cfg = r->cfg;
+	struct gw_buf body = {0};
+	char url[2048], err[256];
+	size_t n = strlen(cfg->upstream_url);
+	int status = 0;
+
+	while (n > 0 && cfg->upstream_url[n - 1] == '/')
+		n--;
+	if (n >= 3 && strncmp(cfg->upstream_url + n - 3, "/v1", 3) == 0)
+		n -= 3;
+	snprintf(url, sizeof(url), "%.*s%s", (int)n, cfg->upstream_url,
+	    cfg->sched_running_path);
+	if (gw_upstream_get(r->req->ctx->up, url,
+	        cfg->upstream_connect_timeout_ms,
+	        cfg->upstream_health_timeout_ms, &status, &body, 64 * 1024, err,
+	        sizeof(err)) == GW_OK &&
+	    status == 200 && body.len > 0)
+		gw_scheduler_note_running(
+		    cfg, body.p, body.len, gw_now_mono_us());
+	gw_buf_fini(&body);
+}
+
+/*
  * Ask the scheduler before the upstream call: 0 to go on now, 1 when the
  * request went to the loop to wait (GW_DETACHED), -1 when it is over
  * (answered 429 or 504, or its client gone; log_outcome done).
@@ -1417,6 +1447,9 @@ sched_begin(struct relay *r)
 	char msg[200];
 	int rc;
 
+	if (gw_scheduler_want_running(
+	        r->cfg, r->targets.models[0], gw_now_mono_us()))
+		running_check(r);
 	switch (gw_scheduler_enter(
 	    &r->sq, r->cfg, r->targets.models[0], gw_now_mono_us())) {
 	case GW_SCHEDULER_FULL:

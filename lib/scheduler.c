@@ -6,6 +6,7 @@
  */
 #include "scheduler.h"
 
+#include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +22,8 @@
 #define SCHED_BUCKETS 13
 /* Slots of dead processes are looked for at most this often. */
 #define REAP_EVERY_US (1000 * 1000)
+/* llama-swap's /running is asked at most this often per group. */
+#define RUNNING_EVERY_US (1000 * 1000)
 
 static const double bucket_le[SCHED_BUCKETS] = {
     0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
@@ -45,6 +48,7 @@ struct sgroup {
 	uint64_t swaps;
 	int32_t fresh; /* swapped in, its first request not yet admitted */
 	int32_t pad;
+	int64_t running_at; /* monotonic us of the last /running asked */
 };
 
 struct sslot {
@@ -446,6 +450,81 @@ gw_scheduler_leave(struct gw_scheduler_ticket *t, int64_t now_us)
 	}
 	t->slot = 0;
 	gw_shm_unlock(&a->lock);
+}
+
+int
+gw_scheduler_want_running(
+    const struct gw_cfg *cfg, const char *model, int64_t now_us)
+{
+	struct area *a;
+	struct sgroup *g;
+	struct view v;
+	uint32_t group, m;
+	int want = 0;
+
+	if (!cfg->sched_enabled || cfg->sched_running_path[0] == '\0' ||
+	    (a = area_get()) == NULL)
+		return 0;
+	group = (uint32_t)gw_scheduler_group_of(cfg->sched_groups, model);
+	g = &a->group[group];
+	lock(a);
+	if (now_us - g->running_at >= RUNNING_EVERY_US) {
+		scan(a, group, &v);
+		want = v.nwaiting == 0;
+		for (m = 0; m < SCHED_MODELS && want; m++)
+			want = v.inflight[m] == 0;
+		if (want)
+			g->running_at = now_us;
+	}
+	gw_shm_unlock(&a->lock);
+	return want;
+}
+
+void
+gw_scheduler_note_running(
+    const struct gw_cfg *cfg, const char *body, size_t len, int64_t now_us)
+{
+	struct area *a = area_get();
+	json_object *o = NULL, *run, *e;
+	struct view v;
+	const char *name, *state;
+	char msg[128];
+	uint32_t group, m;
+	size_t i, n;
+	int idx, busy;
+
+	if (a == NULL ||
+	    gw_json_parse(body, len, &o, msg, sizeof(msg)) != GW_OK)
+		goto out;
+	run = gw_json_get(o, "running");
+	if (run == NULL || !json_object_is_type(run, json_type_array))
+		goto out;
+	n = json_object_array_length(run);
+	lock(a);
+	for (i = 0; i < n && i < 64; i++) {
+		e = json_object_array_get_idx(run, i);
+		name = gw_json_get_str(e, "model");
+		state = gw_json_get_str(e, "state");
+		if (name == NULL || strlen(name) >= SCHED_NAME ||
+		    (state != NULL && strcmp(state, "ready") != 0))
+			continue;
+		group =
+		    (uint32_t)gw_scheduler_group_of(cfg->sched_groups, name);
+		scan(a, group, &v);
+		for (m = 0, busy = v.nwaiting > 0; m < SCHED_MODELS; m++)
+			busy |= v.inflight[m] > 0;
+		/* Only an idle group: what it runs now is what it admitted. */
+		if (busy || (idx = model_index(a, name, group)) < 0 ||
+		    a->group[group].active == idx + 1)
+			continue;
+		a->group[group].active = idx + 1;
+		a->group[group].draining = 0;
+		a->group[group].fresh = 0;
+		a->group[group].since_us = now_us;
+	}
+	gw_shm_unlock(&a->lock);
+out:
+	json_object_put(o);
 }
 
 /* A copy of the area taken under the lock: rendering holds no lock. */

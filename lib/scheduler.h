@@ -6,7 +6,8 @@
  * This module keeps, per host, in the shared memory area
  * GW_SHM_AREA_SCHEDULER, for each swap group ([scheduler] groups; default:
  * every model of the upstream in one group) the active model (the one it
- * last admitted), and every request in flight or waiting, by model, with
+ * last admitted, or what llama-swap's /running says while the group is
+ * idle), and every request in flight or waiting, by model, with
  * its arrival time, over all worker processes and threads.
  *
  * The rule, decided under one process-shared lock for a few stores:
@@ -86,6 +87,25 @@ enum gw_scheduler_verdict gw_scheduler_poll(struct gw_scheduler_ticket *t,
  */
 void gw_scheduler_leave(struct gw_scheduler_ticket *t, int64_t now_us)
     GW_NONNULL(1);
+
+/*
+ * 1 when the caller should ask llama-swap's [scheduler] running_path
+ * ("/running") now, before entering with model: the scheduler is on, the
+ * path is set, model's group has nothing in flight or waiting, and nobody
+ * on the host asked for that group in the last second (the caller is then
+ * the one who asks).
+ */
+int gw_scheduler_want_running(const struct gw_cfg *cfg, const char *model,
+    int64_t now_us) GW_NONNULL(1, 2);
+
+/*
+ * What /running answered (body, len bytes: {"running":[{"model","state"}]}):
+ * in each idle group, a model llama-swap has loaded (state "ready" or
+ * none) becomes the active model, with no swap counted (someone else,
+ * another gateway host say, loaded it). Anything else is ignored.
+ */
+void gw_scheduler_note_running(const struct gw_cfg *cfg, const char *body,
+    size_t len, int64_t now_us) GW_NONNULL(1, 2);
 
 /*
  * The state as JSON text into out, for GET /scheduler/status:

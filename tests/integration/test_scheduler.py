@@ -328,6 +328,36 @@ def test_metrics(son):
     assert swaps == ['llmgw_scheduler_swaps_total{model="min-b"} 1'], swaps
 
 
+def swaps_of(stack, model):
+    key = 'llmgw_scheduler_swaps_total{model="%s"} ' % model
+    for ln in stack.get("/metrics").body.decode().splitlines():
+        if ln.startswith(key):
+            return int(ln.split()[-1])
+    return None
+
+
+def test_running_checked(son, smock):
+    """llama-swap loaded another model behind the gateway's back (another
+    host, say): the gateway learns it from /running before admitting into
+    the idle group, so that model's request is no swap."""
+    wait_for(lambda: idle(son), 10, "idle")
+    assert chat(son, "rn-y").status == 200
+    # Load rn-x on the mock directly, not through this gateway.
+    r = request(smock.port, "POST", "/v1/chat/completions",
+                {"model": "rn-x", "messages": MSGS})
+    assert r.status == 200
+    assert smock.get("/running") == {"running": [{"model": "rn-x", "state": "ready"}]}
+    time.sleep(1.2)  # /running is asked at most once a second per group
+    assert chat(son, "rn-x").status == 200
+    g, m = model_state(status(son), "rn-x")
+    assert g["active"] == "rn-x"
+    assert swaps_of(son, "rn-x") == 0
+    # Then rn-y again: a swap, counted.
+    time.sleep(1.2)
+    assert chat(son, "rn-y").status == 200
+    assert swaps_of(son, "rn-y") >= 1
+
+
 @pytest.fixture(scope="module")
 def sfifo(make_stack, smock):
     """One request in flight per model: admission order is upstream order."""

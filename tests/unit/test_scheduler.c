@@ -31,6 +31,7 @@ setup(void **state)
 	cfg.sched_min_loaded_s = 0;
 	cfg.sched_concurrency = 0;
 	cfg.sched_queue_max = 100;
+	cfg.sched_running_path = "";
 	return shm_fixture_attach("sched");
 }
 
@@ -331,6 +332,50 @@ test_status(void **state)
 	gw_buf_fini(&out);
 }
 
+/* llama-swap's /running: an idle group takes what it runs. */
+static void
+test_running(void **state)
+{
+	static const char ready_b[] =
+	    "{\"running\":[{\"model\":\"b\",\"state\":\"ready\"}]}";
+	static const char starting_c[] =
+	    "{\"running\":[{\"model\":\"c\",\"state\":\"starting\"}]}";
+	struct gw_scheduler_ticket a, b;
+	struct gw_buf out = {0};
+
+	(void)state;
+	cfg.sched_running_path = "/running";
+	assert_int_equal(enter(&a, "a", T0), GW_SCHEDULER_GO);
+	/* Busy: nothing to ask. */
+	assert_int_equal(gw_scheduler_want_running(&cfg, "a", T0 + 1), 0);
+	gw_scheduler_leave(&a, T0 + 2);
+	assert_int_equal(gw_scheduler_want_running(&cfg, "a", T0 + 3), 1);
+	/* Once a second per group. */
+	assert_int_equal(gw_scheduler_want_running(&cfg, "b", T0 + SEC / 2), 0);
+	/* Ignored: a group that is not idle, a model still starting, junk. */
+	assert_int_equal(enter(&a, "a", T0 + SEC), GW_SCHEDULER_GO);
+	gw_scheduler_note_running(&cfg, ready_b, strlen(ready_b), T0 + SEC);
+	gw_scheduler_leave(&a, T0 + SEC);
+	gw_scheduler_note_running(
+	    &cfg, starting_c, strlen(starting_c), T0 + SEC);
+	gw_scheduler_note_running(&cfg, "{\"running\":", 11, T0 + SEC);
+	gw_scheduler_status(&out, &cfg, T0 + SEC);
+	assert_non_null(strstr(out.p, "\"active\":\"a\""));
+	/* Idle: b is what runs now, and b's request is no swap. */
+	gw_scheduler_note_running(&cfg, ready_b, strlen(ready_b), T0 + 2 * SEC);
+	gw_buf_reset(&out, 0);
+	gw_scheduler_status(&out, &cfg, T0 + 2 * SEC);
+	assert_non_null(strstr(out.p, "\"active\":\"b\""));
+	assert_int_equal(enter(&b, "b", T0 + 3 * SEC), GW_SCHEDULER_GO);
+	assert_int_equal(b.swapped, 0);
+	gw_scheduler_leave(&b, T0 + 4 * SEC);
+	/* Off without a path. */
+	cfg.sched_running_path = "";
+	assert_int_equal(
+	    gw_scheduler_want_running(&cfg, "a", T0 + 10 * SEC), 0);
+	gw_buf_fini(&out);
+}
+
 int
 main(void)
 {
@@ -348,6 +393,7 @@ main(void)
 	    T(test_min_loaded),
 	    T(test_reap_dead),
 	    T(test_status),
+	    T(test_running),
 	};
 #undef T
 
