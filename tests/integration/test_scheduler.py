@@ -397,6 +397,37 @@ def test_no_reordering_within_model(sfifo, smock):
 
 
 @pytest.fixture(scope="module")
+def sto(make_stack, smock):
+    """A short first_byte_timeout_s: it bounds the wait in the queue too."""
+    s = make_stack("sched-timeout", smock.url, [
+        "gateway.threads=16", "upstream.stream_keepalive_s=1",
+        "upstream.first_byte_timeout_s=2", "upstream.idle_timeout_s=30",
+        "upstream.retries=0", "scheduler.enabled=on"])
+    yield s
+    s.stop()
+
+
+def test_wait_bounded_by_first_byte_timeout(sto, smock):
+    wait_for(lambda: idle(sto), 10, "idle")
+    assert chat(sto, "to-a").status == 200
+    # a streams for 4 s (its first byte comes at once): b cannot go.
+    smock.control(chunks=40, chunk_delay_ms=100)
+    ta = background(chat, sto, "to-a", True)
+    wait_for(lambda: in_flight(sto, "to-a") == 1, 5, "a in flight")
+    b = chat(sto, "to-b")
+    ta.join(30)
+    smock.control()
+    err = assert_openai_error(b, 504, "timeout_error")
+    assert "not scheduled within 2 s" in err["message"], err
+    assert 1.8 < b.elapsed < 3.5, b.elapsed
+    assert ta.out["r"].status == 200 and b"data: [DONE]" in ta.out["r"].body
+    row = spend_row(sto, b.headers["x-request-id"])
+    assert row["status"] == 504
+    assert row["metadata"]["queue_time_seconds"] >= 1.8
+    assert waiting(sto, "to-b") == 0
+
+
+@pytest.fixture(scope="module")
 def soff(make_stack, smock):
     s = make_stack("sched-off", smock.url, COMMON)
     yield s
