@@ -141,6 +141,18 @@ static const struct key_def keys[] = {
         0},
     {"rate_limit", "trusted_proxies", CT_STR, O(rl_trusted_proxies), "", 0, 0,
         NULL, 0},
+    {"scheduler", "concurrency", CT_INT, O(sched_concurrency), "0", 0, 4096,
+        NULL, 0},
+    {"scheduler", "enabled", CT_BOOL, O(sched_enabled), "off", 0, 1, NULL, 0},
+    {"scheduler", "groups", CT_STR, O(sched_groups), "", 0, 0, NULL, 0},
+    {"scheduler", "max_wait_s", CT_INT, O(sched_max_wait_s), "30", 1, 86400,
+        NULL, 0},
+    {"scheduler", "min_loaded_s", CT_INT, O(sched_min_loaded_s), "0", 0, 3600,
+        NULL, 0},
+    {"scheduler", "queue_max", CT_INT, O(sched_queue_max), "256", 1, 1000, NULL,
+        0},
+    {"scheduler", "running_path", CT_STR, O(sched_running_path), "/running", 0,
+        0, NULL, 0},
     {"spend", "batch_rows", CT_INT, O(spend_batch_rows), "500", 1, 10000, NULL,
         0},
     {"spend", "budget_refresh_ms", CT_INT, O(budget_refresh_ms), "1000", 0,
@@ -703,6 +715,16 @@ parse_nets(const char *s, struct gw_net *nets, int *n, char *bad, size_t badlen)
 	return 0;
 }
 
+static int
+count_char(const char *s, char c)
+{
+	int n = 0;
+
+	for (; *s != '\0'; s++)
+		n += *s == c;
+	return n;
+}
+
 static enum gw_status
 validate(struct parse *p)
 {
@@ -718,6 +740,10 @@ validate(struct parse *p)
 	if (cfg->upstream_health_path[0] != '/')
 		return fail(p, NULL, "[upstream] health_path",
 		    "'%s' must start with /", cfg->upstream_health_path);
+	/* scheduler.h's GW_SCHEDULER_GROUPS_MAX, the default group aside. */
+	if (count_char(cfg->sched_groups, ';') + 1 > 15)
+		return fail(p, NULL, "[scheduler] groups",
+		    "at most 15 groups (separated by ';')");
 	colon = strrchr(cfg->listen, ':');
 	if (colon == NULL || colon == cfg->listen || atoi(colon + 1) <= 0 ||
 	    atoi(colon + 1) > 65535)

@@ -101,6 +101,14 @@ struct gw_cfg {
 	char *rl_trusted_proxies;
 	struct gw_net rl_trusted[GW_CFG_MAX_NETS]; /* parsed from the above */
 	int rl_ntrusted;
+	/* [scheduler] (scheduler.h) */
+	int sched_enabled;
+	int sched_concurrency; /* in flight per model; 0: no cap */
+	char *sched_groups;    /* "a, b; c": swap groups */
+	int sched_max_wait_s;
+	int sched_min_loaded_s;
+	int sched_queue_max;      /* waiting requests per group and host */
+	char *sched_running_path; /* llama-swap's /running, or "" */
 	/* [langfuse] */
 	int langfuse_enabled;
 	char *langfuse_host;

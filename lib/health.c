@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "req.h"
 #include "route.h"
+#include "scheduler.h"
 #include "util.h"
 
 #include "migrations.h" /* generated: gw_migrations[] */
@@ -260,8 +261,22 @@ handle_metrics(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
 		gw_metrics_gauge_set(GW_METRIC_LANGFUSE_LAG, "", lag);
 	/* Everything else lives in shared memory, summed over processes. */
 	gw_metrics_render(&b);
+	if (req->cfg->sched_enabled)
+		gw_scheduler_render_metrics(&b);
 	gw_reply(
 	    req, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
+	gw_buf_fini(&b);
+	return GW_OK;
+}
+
+/* GET /scheduler/status (admin): swap groups, active models, queues. */
+static enum gw_status
+handle_scheduler_status(struct gw_req *req, struct gw_route_call *c GW_UNUSED)
+{
+	struct gw_buf b = {0};
+
+	gw_scheduler_status(&b, req->cfg, gw_now_mono_us());
+	gw_reply(req, 200, "application/json", b.p, b.len);
 	gw_buf_fini(&b);
 	return GW_OK;
 }
@@ -275,6 +290,8 @@ static const struct gw_route routes[] = {
     {"GET", "/health/readiness", GW_ACCESS_PUBLIC, handle_readiness,
         "readiness", 0, 0},
     {"GET", "/metrics", GW_ACCESS_PUBLIC, handle_metrics, "metrics", 0, 0},
+    {"GET", "/scheduler/status", GW_ACCESS_ADMIN_READ, handle_scheduler_status,
+        "scheduler_status", 0, 0},
 };
 
 static const struct gw_router router = {NULL, routes, GW_ARRAY_LEN(routes), 0};

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "admit.h"
 #include "alias.h"
@@ -21,6 +22,7 @@
 #include "req.h"
 #include "revoke.h"
 #include "route.h"
+#include "scheduler.h"
 #include "spend.h"
 #include "sse.h"
 #include "util.h"
@@ -37,6 +39,8 @@
 
 /* Timeouts, keep-alives and disconnects are checked this often. */
 #define TICK_US (100 * 1000)
+/* A request queued by the scheduler asks again this often. */
+#define SCHED_POLL_US (25 * 1000)
 
 enum mode { MODE_NONE = 0, MODE_SSE, MODE_BUFFER, MODE_ERROR };
 enum abort_reason {
@@ -107,8 +111,10 @@ struct relay {
 	int retries; /* ... retried that many times */
 	struct gw_upstream_post post;
 	struct gw_upstream_cb cb;
-	struct gw_revoke rv;        /* a key's stream, while it runs */
-	enum gw_revoke_why revoked; /* why it was ended, if it was */
+	struct gw_revoke rv;           /* a key's stream, while it runs */
+	enum gw_revoke_why revoked;    /* why it was ended, if it was */
+	struct gw_scheduler_ticket sq; /* its place ([scheduler]) */
+	struct gw_loop_timer sq_timer;
 };
 
 /* A stream's client may fall this far behind before its upstream waits. */
@@ -686,6 +692,8 @@ log_outcome(struct relay *r)
 		    r->req, "ttft_ms", r->out.t_first_token - r->t_start);
 	if (r->out.client_gone)
 		gw_req_log_field(r->req, "client_gone", "1");
+	if (r->sq.t_enter)
+		gw_req_log_milli(r->req, "queue_ms", r->sq.wait_us);
 }
 
 /* After the last attempt: answer from what the relay saw. */
@@ -1175,6 +1183,10 @@ record_spend(struct relay *r)
 	s.stream = r->stream;
 	s.client_disconnected = r->out.client_gone;
 	s.metadata = body ? spend_metadata(body) : NULL;
+	/* The scheduler's wait before the upstream call (scheduler.h). */
+	if (s.metadata != NULL && r->sq.t_enter)
+		json_object_object_add(s.metadata, "queue_time_seconds",
+		    json_object_new_double((double)r->sq.wait_us / 1e6));
 	s.response_id = r->out.resp_id[0] ? r->out.resp_id : NULL;
 	s.request_tags = r->tags.len ? r->tags.p : NULL;
 	s.session_id = gw_capture_session_id(body, session) ? session : NULL;
@@ -1251,6 +1263,8 @@ relay_end(struct relay *r)
 	struct gw_req *req = r->req;
 
 	gw_revoke_remove(&r->rv);
+	if (r->sq.slot)
+		gw_scheduler_leave(&r->sq, gw_now_mono_us());
 	if (r->who.role != GW_ROLE_NONE)
 		record_spend(r);
 	gw_admit_done(&r->lim, r->out.usage.total, gw_now_mono_us() * 1000);
@@ -1315,6 +1329,163 @@ loop_start(struct gw_req *detached, void *arg)
 		loop_multi = gw_upstream_multi_new(gw_loop_get());
 	set_target(r);
 	loop_attempt(r);
+}
+
+/* ---- [scheduler]: a request that waits for its model (scheduler.h). */
+
+/*
+ * A queued request asks again: 1 when it may go upstream, 0 to wait on,
+ * -1 when it is over (its client left, or the wait outlasted
+ * first_byte_timeout_s: answered 504). A stream's client gets keep-alives
+ * meanwhile, as during a cold load.
+ */
+static int
+sched_check(struct relay *r, int64_t now)
+{
+	const struct gw_cfg *cfg = r->cfg;
+	int64_t ka = (int64_t)cfg->stream_keepalive_s * 1000000, last;
+	char msg[160];
+
+	if (gw_req_client_gone(r->req)) {
+		r->out.client_gone = 1;
+		gw_scheduler_leave(&r->sq, now);
+		return -1;
+	}
+	if (gw_scheduler_poll(&r->sq, cfg, now) != GW_SCHEDULER_WAIT)
+		return 1;
+	if (now - r->t_start >
+	    (int64_t)cfg->upstream_first_byte_timeout_s * 1000000) {
+		gw_scheduler_leave(&r->sq, now);
+		snprintf(msg, sizeof(msg),
+		    "Model %s was not scheduled within %d s (other models "
+		    "held the upstream)",
+		    r->targets.models[0], cfg->upstream_first_byte_timeout_s);
+		r->out.up_error = "timeout";
+		if (r->req->head_sent) {
+			sse_error(r, 504, "timeout_error", msg);
+		} else {
+			answer_headers(r);
+			gw_reply_error_ex(
+			    r->req, 504, "timeout_error", NULL, msg);
+		}
+		return -1;
+	}
+	if (r->stream && ka > 0) {
+		last = r->t_last_keepalive ? r->t_last_keepalive : r->t_start;
+		if (now - last >= ka && keepalive(r, now) < 0) {
+			gw_scheduler_leave(&r->sq, now);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The loop's timer of a queued request. */
+static void
+sched_tick(void *arg)
+{
+	struct relay *r = arg;
+	int rc = sched_check(r, gw_now_mono_us());
+
+	if (rc == 0) {
+		gw_loop_timer_set(gw_loop_get(), &r->sq_timer, SCHED_POLL_US);
+		return;
+	}
+	if (rc < 0) {
+		log_outcome(r);
+		relay_end(r);
+		return;
+	}
+	set_target(r);
+	loop_attempt(r);
+}
+
+/* On the loop thread: a queued request waits there, holding no thread. */
+static void
+loop_wait(struct gw_req *detached, void *arg)
+{
+	struct relay *r = arg;
+
+	r->req = detached;
+	r->post.request_id = detached->id;
+	if (loop_multi == NULL)
+		loop_multi = gw_upstream_multi_new(gw_loop_get());
+	r->sq_timer.fn = sched_tick;
+	r->sq_timer.arg = r;
+	sched_tick(r);
+}
+
+/*
+ * Ask llama-swap what it runs ([scheduler] running_path, at the upstream's
+ * root): an idle group takes the model loaded there as its active one.
+ * Silent when the upstream has no such path.
+ */
+static void
+running_check(struct relay *r)
+{
+	const struct gw_cfg *cfg = r->cfg;
+	struct gw_buf body = {0};
+	char url[2048], err[256];
+	size_t n = strlen(cfg->upstream_url);
+	int status = 0;
+
+	while (n > 0 && cfg->upstream_url[n - 1] == '/')
+		n--;
+	if (n >= 3 && strncmp(cfg->upstream_url + n - 3, "/v1", 3) == 0)
+		n -= 3;
+	snprintf(url, sizeof(url), "%.*s%s", (int)n, cfg->upstream_url,
+	    cfg->sched_running_path);
+	if (gw_upstream_get(r->req->ctx->up, url,
+	        cfg->upstream_connect_timeout_ms,
+	        cfg->upstream_health_timeout_ms, &status, &body, 64 * 1024, err,
+	        sizeof(err)) == GW_OK &&
+	    status == 200 && body.len > 0)
+		gw_scheduler_note_running(
+		    cfg, body.p, body.len, gw_now_mono_us());
+	gw_buf_fini(&body);
+}
+
+/*
+ * Ask the scheduler before the upstream call: 0 to go on now, 1 when the
+ * request went to the loop to wait (GW_DETACHED), -1 when it is over
+ * (answered 429 or 504, or its client gone; log_outcome done).
+ */
+static int
+sched_begin(struct relay *r)
+{
+	struct timespec ts = {0, SCHED_POLL_US * 1000};
+	char msg[200];
+	int rc;
+
+	if (gw_scheduler_want_running(
+	        r->cfg, r->targets.models[0], gw_now_mono_us()))
+		running_check(r);
+	switch (gw_scheduler_enter(
+	    &r->sq, r->cfg, r->targets.models[0], gw_now_mono_us())) {
+	case GW_SCHEDULER_FULL:
+		snprintf(msg, sizeof(msg),
+		    "Too many requests queued for the upstream's models "
+		    "([scheduler] queue_max %d); retry later",
+		    r->cfg->sched_queue_max);
+		gw_req_add_header(r->req, "Retry-After", "%d", 1);
+		gw_reply_error_ex(r->req, 429, "rate_limit_error", NULL, msg);
+		gw_strlcpy(r->req->err_type, "scheduler_queue_full",
+		    sizeof(r->req->err_type));
+		log_outcome(r);
+		return -1;
+	case GW_SCHEDULER_WAIT:
+		break;
+	default:
+		return 0;
+	}
+	if (gw_req_go_async(r->req, loop_wait, r) == GW_DETACHED)
+		return 1;
+	/* No loop: wait on this thread. */
+	while ((rc = sched_check(r, gw_now_mono_us())) == 0)
+		nanosleep(&ts, NULL);
+	if (rc < 0)
+		log_outcome(r);
+	return rc < 0 ? -1 : 0;
 }
 
 enum gw_status
@@ -1388,6 +1559,17 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 	r->post.bearer = req->cfg->upstream_api_key;
 	r->post.request_id = req->id;
 	r->post.connect_timeout_ms = req->cfg->upstream_connect_timeout_ms;
+	/* Swap-aware admission: may queue the request (scheduler.h). */
+	if (req->cfg->sched_enabled) {
+		switch (sched_begin(r)) {
+		case 1:
+			return GW_DETACHED;
+		case -1:
+			goto out;
+		default:
+			break;
+		}
+	}
 	/*
 	 * A stream may last minutes: it goes to the event loop, and this
 	 * thread back to accepting.

@@ -45,7 +45,8 @@
 enum gw_shm_area {
 	GW_SHM_AREA_RATELIMIT = 0,
 	GW_SHM_AREA_METRICS,
-	GW_SHM_AREA_CLIENTS, /* ratelimit.c: one bucket per client source */
+	GW_SHM_AREA_CLIENTS,   /* ratelimit.c: one bucket per client source */
+	GW_SHM_AREA_SCHEDULER, /* scheduler.c: swap groups, their queues */
 	GW_SHM_AREA_MAX = 8
 };
 

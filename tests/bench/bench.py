@@ -737,7 +737,8 @@ def main():
     ap.add_argument("--workers-threads", type=int, default=16, help="threads per process [16]")
     ap.add_argument("--no-portkey", action="store_true")
     ap.add_argument("--only", default="a,b,c,e,ir,d",
-                    help="scenarios to run, comma-separated: a b c d e ir (instructions) [all]")
+                    help="scenarios to run, comma-separated: a b c d e ir (instructions) "
+                         "s (swap-aware scheduler, not in the default) [a,b,c,e,ir,d]")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = ap.parse_args()
@@ -781,9 +782,13 @@ def main():
 def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
     P, W = args.processes, args.workers_threads
     only = set(x.strip() for x in args.only.split(","))
-    unknown = only - {"a", "b", "c", "d", "e", "ir"}
+    unknown = only - {"a", "b", "c", "d", "e", "ir", "s"}
     if unknown:
         raise SetupError("--only: unknown scenario(s) %s" % ", ".join(sorted(unknown)))
+    if only == {"s"}:  # its own mocks and stacks: nothing else to set up
+        import swap_sched
+        say("setup in %s" % h.tmp)
+        return swap_sched.run(h, Pg(h), res)
     a = a1 = ttfb = e = d = None
     ir, perf = {}, {}
     say("setup in %s" % h.tmp)
@@ -946,6 +951,11 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
             say("    " + er)
         res["streams"] = d
         big.stop()
+
+    # (s) swap-aware admission in front of a llama-swap-like mock
+    if "s" in only:
+        import swap_sched
+        swap_sched.run(h, pg, res)
 
     # llmgw's own complaints during the run, counted by message
     complaints = {}

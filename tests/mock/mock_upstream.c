@@ -73,9 +73,10 @@ struct opts {
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtb2NrIn0.bW9ja3NpZ25hdHVyZQ"
 
 enum route { R_NONE, R_BADMETHOD, R_HEALTH, R_MODELS, R_CHAT, R_COMPL,
-	R_EMBED, R_LAST, R_STATS, R_RESET, R_CONTROL };
+	R_EMBED, R_LAST, R_STATS, R_RESET, R_CONTROL, R_RUNNING };
 
-enum state { S_READ, S_DELAY, S_HANG, S_WRITE, S_STREAM, S_LINGER };
+enum state { S_READ, S_DELAY, S_HANG, S_WRITE, S_STREAM, S_LINGER,
+	S_QUEUED };
 enum close_mode { C_KEEP, C_GRACEFUL, C_ABRUPT };
 enum body_mode { B_NONE, B_LENGTH, B_CHUNKED };
 enum chunk_state { CK_SIZE, CK_DATA, CK_CRLF, CK_TRAILER };
@@ -130,13 +131,40 @@ struct conn {
 	struct opts opt;
 	size_t resp_body, resp_body_n;	/* body of the last full response */
 	struct stream st;
+	/* --swap-ms: the request's swap group, -1 when not swap-managed */
+	int sw_group, sw_active;
+	char sw_model[128];
+	struct conn *sw_next;		/* in its group's queue */
 };
 
 struct stats {
 	unsigned long requests, chat, completions, embeddings, models, health;
 	unsigned long streams_started, streams_completed, streams_aborted;
 	unsigned long connections;
+	/* --swap-ms: loads (into an empty group), swaps (another model was
+	 * loaded), requests aborted by a swap (--swap-policy abort) */
+	unsigned long loads, swaps, swap_aborted;
 };
+
+/*
+ * --swap-ms: llama-swap's behaviour. One model loaded at a time per group
+ * (--swap-groups "a,b;c", models not named share group 0); a request for
+ * another model queues (first come, first served, as llama-swap) and the
+ * swap takes swap_ms once the group is free (policy wait, llama-swap) or
+ * at once, aborting the loaded model's requests (policy abort, llama.cpp's
+ * router).
+ */
+#define SW_GROUPS 16
+static struct swgroup {
+	char loaded[128];	/* "" when nothing is loaded */
+	char target[128];	/* the model being loaded */
+	int swapping, inflight;
+	int64_t swap_due;	/* now_ms() when the load completes */
+	struct conn *q, *q_tail;
+} g_sw[SW_GROUPS];
+static int g_swap_ms = -1;	/* -1: off */
+static int g_swap_abort;
+static const char *g_swap_groups = "";
 
 static struct stats g_st;
 static unsigned long g_open;
@@ -1444,10 +1472,12 @@ handle_stats(struct conn *c)
 	    "\"embeddings\":%lu,\"models\":%lu,\"health\":%lu,"
 	    "\"streams_started\":%lu,\"streams_completed\":%lu,"
 	    "\"streams_aborted\":%lu,\"connections\":%lu,"
-	    "\"connections_open\":%lu}", g_st.requests, g_st.chat,
+	    "\"connections_open\":%lu,\"loads\":%lu,\"swaps\":%lu,"
+	    "\"swap_aborted\":%lu}", g_st.requests, g_st.chat,
 	    g_st.completions, g_st.embeddings, g_st.models, g_st.health,
 	    g_st.streams_started, g_st.streams_completed, g_st.streams_aborted,
-	    g_st.connections, g_open);
+	    g_st.connections, g_open, g_st.loads, g_st.swaps,
+	    g_st.swap_aborted);
 	respond_json(c, 200, t);
 }
 
@@ -1505,7 +1535,7 @@ route_of(const char *m, size_t ml, const char *p, size_t pl)
 	    {"/completions", "POST", R_COMPL},
 	    {"/embeddings", "POST", R_EMBED}, {"/__last", "GET", R_LAST},
 	    {"/__stats", "GET", R_STATS}, {"/__reset", "POST", R_RESET},
-	    {"/__control", "POST", R_CONTROL}};
+	    {"/__control", "POST", R_CONTROL}, {"/running", "GET", R_RUNNING}};
 	size_t i;
 
 	if (pl >= 4 && !memcmp(p, "/v1/", 4)) {
@@ -1694,6 +1724,234 @@ respond(struct conn *c)
 	}
 }
 
+/* ---- --swap-ms: one model loaded per group, as llama-swap ---- */
+
+/* The group of model[0, n) under --swap-groups ("a,b;c"); 0 when unnamed. */
+static int
+sw_group_of(const char *model, size_t n)
+{
+	const char *p = g_swap_groups, *e;
+	size_t l;
+	int g = 1;
+
+	while (*p) {
+		e = p + strcspn(p, ",;");
+		l = (size_t)(e - p);
+		trim(&p, &l);
+		if (l == n && l > 0 && !memcmp(p, model, n))
+			return g < SW_GROUPS ? g : 0;
+		if (*e == ';')
+			g++;
+		p = *e ? e + 1 : e;
+	}
+	return 0;
+}
+
+/* The rest of dispatch once a request may run: its delay, or its answer. */
+static void
+go_on(struct conn *c)
+{
+	int delay = opt_get(&c->opt, O_DELAY, 0);
+
+	if (delay > 0) {
+		c->state = S_DELAY;
+		timer_set(c, delay);
+		return;
+	}
+	c->state = S_READ;
+	respond(c);
+}
+
+/* Close every request the group's model is answering (--swap-policy abort). */
+static void
+sw_abort(int gi)
+{
+	struct conn *c, **v = NULL;
+	size_t n = 0, i;
+
+	for (c = g_conns; c; c = c->next)
+		n += c->sw_active && c->sw_group == gi;
+	if (!n || !(v = calloc(n, sizeof(*v))))
+		return;
+	for (n = 0, c = g_conns; c; c = c->next)
+		if (c->sw_active && c->sw_group == gi)
+			v[n++] = c;
+	for (i = 0; i < n; i++) {
+		g_st.swap_aborted++;
+		log_req(v[i], 0, "swap_abort");
+		conn_close(v[i]);
+	}
+	free(v);
+}
+
+/*
+ * Start what each group can start: the queue's head when its model is
+ * loaded, else a swap to it once the group is free (wait) or at once
+ * (abort). self is the request being dispatched (its conn_run goes on).
+ */
+static void
+sw_pump(struct conn *self)
+{
+	static int busy, again;
+	struct swgroup *g;
+	struct conn *h;
+	int gi;
+
+	if (busy) {
+		again = 1;
+		return;
+	}
+	busy = 1;
+	do {
+		again = 0;
+		for (gi = 0; gi < SW_GROUPS; gi++) {
+			g = &g_sw[gi];
+			while ((h = g->q) != NULL && !g->swapping) {
+				if (!strcmp(h->sw_model, g->loaded)) {
+					g->q = h->sw_next;
+					if (!g->q)
+						g->q_tail = NULL;
+					h->sw_next = NULL;
+					h->sw_active = 1;
+					g->inflight++;
+					go_on(h);
+					if (h != self)
+						conn_run(h);
+					continue;
+				}
+				if (g->inflight > 0) {
+					if (!g_swap_abort)
+						break;
+					sw_abort(gi);
+					continue;
+				}
+				if (g->loaded[0])
+					g_st.swaps++;
+				else
+					g_st.loads++;
+				g->loaded[0] = '\0';
+				snprintf(g->target, sizeof(g->target), "%s",
+				    h->sw_model);
+				g->swapping = 1;
+				g->swap_due = now_ms() + g_swap_ms;
+			}
+		}
+	} while (again);
+	busy = 0;
+}
+
+/* A request of a swap group is over (answered, or its connection gone). */
+static void
+sw_done(struct conn *c)
+{
+	struct swgroup *g;
+	struct conn **pp;
+
+	if (c->sw_group < 0)
+		return;
+	g = &g_sw[c->sw_group];
+	if (c->sw_active) {
+		c->sw_active = 0;
+		g->inflight--;
+	} else if (c->state == S_QUEUED) {
+		for (pp = &g->q; *pp && *pp != c; pp = &(*pp)->sw_next)
+			;
+		if (*pp)
+			*pp = c->sw_next;
+		g->q_tail = NULL;
+		for (pp = &g->q; *pp; pp = &(*pp)->sw_next)
+			g->q_tail = *pp;
+		c->sw_next = NULL;
+	}
+	c->sw_group = -1;
+	sw_pump(NULL);
+}
+
+/* Dispatch's end for a request of a swap group: now, or queued. */
+static void
+sw_admit(struct conn *c, const char *model, size_t mlen)
+{
+	const char *at = memchr(model, '@', mlen);
+	struct swgroup *g;
+
+	if (at)
+		mlen = (size_t)(at - model);
+	if (mlen >= sizeof(c->sw_model))
+		mlen = sizeof(c->sw_model) - 1;
+	memcpy(c->sw_model, model, mlen);
+	c->sw_model[mlen] = '\0';
+	c->sw_group = sw_group_of(c->sw_model, mlen);
+	g = &g_sw[c->sw_group];
+	if (!g->q && !g->swapping && !strcmp(g->loaded, c->sw_model)) {
+		c->sw_active = 1;
+		g->inflight++;
+		go_on(c);
+		return;
+	}
+	c->state = S_QUEUED;
+	c->sw_next = NULL;
+	if (g->q_tail)
+		g->q_tail->sw_next = c;
+	else
+		g->q = c;
+	g->q_tail = c;
+	sw_pump(c);
+}
+
+/* Loads that are complete; the ms until the next one is (or -1). */
+static int
+sw_tick(void)
+{
+	int64_t now = now_ms(), d, next = -1;
+	int gi, any = 0;
+
+	for (gi = 0; gi < SW_GROUPS; gi++) {
+		struct swgroup *g = &g_sw[gi];
+
+		if (g->swapping && g->swap_due <= now) {
+			g->swapping = 0;
+			memcpy(g->loaded, g->target, sizeof(g->loaded));
+			any = 1;
+		}
+	}
+	if (any)
+		sw_pump(NULL);
+	for (gi = 0; gi < SW_GROUPS; gi++)
+		if (g_sw[gi].swapping) {
+			d = g_sw[gi].swap_due - now;
+			if (d < 0)
+				d = 0;
+			if (next < 0 || d < next)
+				next = d;
+		}
+	return next > INT_MAX ? INT_MAX : (int)next;
+}
+
+/* GET /running, as llama-swap: {"running":[{"model","state"}]}. */
+static void
+handle_running(struct conn *c)
+{
+	struct buf *t = &g_tmp;
+	int gi, first = 1;
+
+	t->len = 0;
+	buf_str(t, "{\"running\":[");
+	for (gi = 0; gi < SW_GROUPS; gi++) {
+		const char *m = g_sw[gi].swapping ? g_sw[gi].target
+		    : g_sw[gi].loaded;
+
+		if (!m[0])
+			continue;
+		buf_str(t, first ? "{\"model\":" : ",{\"model\":");
+		first = 0;
+		buf_json(t, m, strlen(m));
+		buf_str(t, g_sw[gi].swapping ? ",\"state\":\"starting\"}"
+		    : ",\"state\":\"ready\"}");
+	}
+	buf_str(t, "]}");
+	respond_json(c, 200, t);
+}
+
 /* Close without answering (drop_before / reset_before). */
 static void
 conn_drop(struct conn *c, int rst)
@@ -1716,7 +1974,7 @@ dispatch(struct conn *c)
 	size_t plen = c->req.tl, mlen = 0;
 	const char *model = NULL;
 	char err[160];
-	int i, delay;
+	int i;
 
 	if ((q = memchr(path, '?', plen)))
 		plen = (size_t)(q - path);
@@ -1762,6 +2020,10 @@ dispatch(struct conn *c)
 		respond(c);
 		return 0;
 	}
+	if (c->route == R_RUNNING) {
+		handle_running(c);
+		return 0;
+	}
 	if (c->route >= R_CHAT && c->route <= R_EMBED)
 		parse_body(c);
 
@@ -1799,12 +2061,12 @@ dispatch(struct conn *c)
 	default:
 		break;
 	}
-	if ((delay = opt_get(&c->opt, O_DELAY, 0)) > 0) {
-		c->state = S_DELAY;
-		timer_set(c, delay);
+	if (g_swap_ms >= 0 && c->route >= R_CHAT && c->route <= R_EMBED &&
+	    model != NULL && !c->json_bad) {
+		sw_admit(c, model, mlen);
 		return 0;
 	}
-	respond(c);
+	go_on(c);
 	return 0;
 bad_option:
 	respond_error(c, 400, err, "invalid_request_error", NULL, NULL, NULL);
@@ -1933,6 +2195,7 @@ conn_run(struct conn *c)
 		case S_WRITE:
 			if (c->out.off < c->out.len)
 				goto wait;
+			sw_done(c);
 			if (c->close_mode == C_ABRUPT ||
 			    (c->close_mode == C_GRACEFUL && c->peer_eof)) {
 				conn_close(c);
@@ -1967,6 +2230,7 @@ conn_run(struct conn *c)
 			goto wait;
 		case S_DELAY:
 		case S_LINGER:
+		case S_QUEUED:
 			goto wait;
 		}
 	}
@@ -2034,6 +2298,7 @@ conn_close(struct conn *c)
 {
 	if (c->state == S_STREAM)
 		g_st.streams_aborted++;
+	sw_done(c);
 	timer_clear(c);
 	close(c->fd);
 	if (c->prev)
@@ -2074,6 +2339,7 @@ accept_all(int lfd)
 			die("calloc");
 		c->fd = fd;
 		c->tidx = -1;
+		c->sw_group = -1;
 		c->state = S_READ;
 		c->ev = EPOLLIN | EPOLLRDHUP;
 		e.events = c->ev;
@@ -2102,7 +2368,9 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: mock-upstream [--host 127.0.0.1] [--port N] "
-	    "[--models a,b,c] [--port-file PATH] [--quiet]\n");
+	    "[--models a,b,c] [--port-file PATH] [--quiet]\n"
+	    "       [--swap-ms N [--swap-policy wait|abort] "
+	    "[--swap-groups \"a,b;c\"]] [--id-base N]\n");
 	exit(2);
 }
 
@@ -2225,6 +2493,15 @@ main(int argc, char **argv)
 			models = val;
 		else if (ARG("--port-file"))
 			port_file = val;
+		else if (ARG("--swap-ms"))
+			g_swap_ms = atoi(val) < 0 ? 0 : atoi(val);
+		else if (ARG("--swap-policy") && (!strcmp(val, "wait") ||
+		    !strcmp(val, "abort")))
+			g_swap_abort = !strcmp(val, "abort");
+		else if (ARG("--swap-groups"))
+			g_swap_groups = val;
+		else if (ARG("--id-base"))
+			g_id = strtoul(val, NULL, 10);
 		else
 			usage();
 #undef ARG
@@ -2262,8 +2539,9 @@ main(int argc, char **argv)
 	fflush(stdout);
 
 	while (!g_stop) {
-		int n = epoll_pwait(g_epfd, evs, MAX_EVENTS, timers_timeout(),
-		    &orig);
+		int to = timers_timeout(), sw = sw_tick();
+		int n = epoll_pwait(g_epfd, evs, MAX_EVENTS,
+		    sw >= 0 && (to < 0 || sw < to) ? sw : to, &orig);
 		int64_t now;
 
 		if (n < 0 && errno != EINTR)
@@ -2281,6 +2559,7 @@ main(int argc, char **argv)
 			timer_clear(c);
 			conn_timer(c);
 		}
+		sw_tick();
 	}
 
 	while (g_conns) {
