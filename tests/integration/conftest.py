@@ -22,7 +22,7 @@ import pytest
 
 TREE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CTL = os.path.join(TREE, "deploy", "llmgwctl")
-MASTER_KEY = "sk-test-master-0123456789abcdef"
+MASTER_KEY = "sk-test-master-0123456789-wxyz"  # its tail is no hex: request ids never contain it
 APACHE_BIN = "/usr/sbin/apache2"
 APACHE_MODULES = "/usr/lib/apache2/modules"
 # The front of stacks that name none (LLMGW_TEST_FRONT=apache runs the whole
