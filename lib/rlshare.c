@@ -9,13 +9,19 @@
 #include "log.h"
 #include "util.h"
 
-/* After a failure every thread of the process fails open this long. */
+/*
+ * After a failure every thread of the process fails open for a second,
+ * doubled at each failure in a row up to 8 s: an unreachable server (no
+ * refusal, a connect timeout) delays one request per process that often.
+ */
 #define DOWN_US (1000 * 1000)
+#define DOWN_MAX_US (8 * DOWN_US)
 /* Entities one heartbeat reports at most (the rest wait for the next). */
 #define BEAT_MAX 4096
 
 static _Atomic int64_t down_until_us;
 static _Atomic int down_logged;
+static _Atomic int64_t down_us = DOWN_US;
 
 const struct gw_rl_share *
 gw_rlshare_get(struct gw_rl_share *sh, struct gw_rlshare_arg *arg,
@@ -38,7 +44,10 @@ gw_rlshare_get(struct gw_rl_share *sh, struct gw_rlshare_arg *arg,
 static void
 went_down(const char *err)
 {
-	atomic_store(&down_until_us, gw_now_mono_us() + DOWN_US);
+	int64_t d = atomic_load(&down_us);
+
+	atomic_store(&down_until_us, gw_now_mono_us() + d);
+	atomic_store(&down_us, d * 2 > DOWN_MAX_US ? DOWN_MAX_US : d * 2);
 	if (atomic_exchange(&down_logged, 1) == 0)
 		gw_log_warn(NULL, "rlshare",
 		    "shared limits unavailable, each host limits alone: %s",
@@ -48,6 +57,7 @@ went_down(const char *err)
 static void
 came_back(void)
 {
+	atomic_store(&down_us, DOWN_US);
 	if (atomic_load(&down_logged) && atomic_exchange(&down_logged, 0))
 		gw_log_info(NULL, "rlshare", "shared limits available again");
 }

@@ -16,6 +16,7 @@ CREATE TABLE llmgw_rl_window (
     tokens bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (h1, h2, win)
 );
+CREATE INDEX llmgw_rl_window_win ON llmgw_rl_window (win);
 
 -- The parallel slots a host holds for an entity, until expires_at: a host
 -- that dies stops renewing them and they no longer count.

@@ -307,10 +307,12 @@ def test_postgres_down_fails_open_per_host(make_stack, mock, pg):
         assert metric(a, "llmgw_ratelimit_fail_open_total",
                       'reason="shared_unavailable"') > before
         assert "shared limits unavailable" in a.log("chat")
+        # One request per process waited for PostgreSQL, not every one.
     finally:
         pg.start()
-    # Shared again once it answers (after the second of failing open).
-    time.sleep(1.5)
+    # Shared again once it answers: a process fails open for 1 s after a
+    # failure, doubled for each in a row up to 8 s, before it tries again.
+    time.sleep(9)
     k2 = new_key(a, rpm_limit=10)["key"]
     fresh_window(a)
     out = [chat(hosts[i % 2], k2).status for i in range(20)]
