@@ -101,6 +101,8 @@ struct rl_area {
 	struct rl_stripe stripe[RL_STRIPES];
 	struct rl_entry ent[RL_ENTRIES];
 	_Atomic uint64_t lease[RL_LEASES];
+	/* Entities with shared state for the heartbeat: one bit each. */
+	_Atomic uint64_t beat[RL_ENTRIES / 64];
 };
 
 static int warned_noshm, warned_full, warned_leases;
@@ -601,6 +603,20 @@ tokens_seen(struct rl_entry *e, uint64_t win, int shared)
 }
 
 /*
+ * Entity slot idx has shared state (a lease, tokens to send): the
+ * heartbeat looks at it (gw_rl_beat_collect) until it has none.
+ */
+static void
+beat_mark(struct rl_area *a, int idx)
+{
+	uint64_t bit = UINT64_C(1) << (idx & 63);
+	_Atomic uint64_t *w = &a->beat[idx >> 6];
+
+	if (!(atomic_load_explicit(w, memory_order_relaxed) & bit))
+		atomic_fetch_or(w, bit);
+}
+
+/*
  * Ask the shared engine for s, sending e's unsent tokens with it; given
  * back when it fails. 0, or -1 (the request is then judged by this host
  * alone, counted in GW_METRIC_RATELIMIT_FAILOPEN).
@@ -619,6 +635,7 @@ share_sync(struct rl_entry *e, const struct gw_rl_share *sh,
 		    "reason=\"shared_unavailable\"", 1);
 		return -1;
 	}
+	beat_mark(area(), (int)(e - area()->ent));
 	count_max(
 	    &e->gtok, win, (uint64_t)(s->win_tokens < 0 ? 0 : s->win_tokens));
 	atomic_store(&e->sync_ns, now_ns);
@@ -811,6 +828,7 @@ gw_rl_admit_shared(const char *entity, const struct gw_rl_limits *lim,
 	t->idx = idx;
 	t->state = 1;
 	t->tokens = lim->tpm >= 0;
+	t->shared = shared;
 	unpin(e);
 	goto out;
 refused:
@@ -879,8 +897,12 @@ gw_rl_done(struct gw_rl_ticket *t, int64_t tokens, int64_t now_ns)
 
 	if ((a = ticket_close(t)) == NULL)
 		return;
-	if (t->tokens && tokens > 0)
+	if (t->tokens && tokens > 0) {
 		add_tokens(a, t, (uint64_t)tokens, win_of(now_ns));
+		/* XXX: the slot's, even if add_tokens found it elsewhere. */
+		if (t->shared)
+			beat_mark(a, t->idx);
+	}
 	if (t->lease >= 0)
 		lease_release(a, t);
 }
@@ -1128,35 +1150,45 @@ gw_rl_beat_collect(int64_t now_ns, struct gw_rl_beat *b, int max)
 {
 	struct rl_area *a;
 	struct rl_entry *e;
-	uint64_t win = win_of(now_ns), h1, gp, p, p2, sent;
-	int i, n = 0;
+	uint64_t win = win_of(now_ns), h1, gp, p, p2, sent, bits, bit;
+	int w, i, n = 0;
 
 	if ((a = area()) == NULL)
 		return 0;
-	for (i = 0; i < RL_ENTRIES && n < max; i++) {
-		e = &a->ent[i];
-		if ((h1 = atomic_load(&e->h1)) < 2)
-			continue;
-		gp = atomic_load(&e->gpar);
-		p = atomic_load(&e->par);
-		if (gp == 0 && p == 0 &&
-		    cnt_in(atomic_load(&e->tok), win) <=
-		        cnt_in(atomic_load(&e->ftok), win))
-			continue;
-		/* The grant shrinks to what is in flight: more is asked for. */
-		if (gp > p)
-			atomic_compare_exchange_strong(&e->gpar, &gp, p);
-		p2 = atomic_load(&e->par);
-		sent = tokens_claim(e, win);
-		if (sent > 0)
-			count_add(&e->gtok, win, sent);
-		b[n].h1 = h1;
-		b[n].h2 = atomic_load(&e->h2);
-		b[n].held = (int64_t)(p2 > p ? p2 : p);
-		b[n].win = (now_ns < 0 ? 0 : now_ns) / WIN_NS;
-		b[n].tokens = (int64_t)sent;
-		b[n].idx = i;
-		n++;
+	for (w = 0; w < RL_ENTRIES / 64 && n < max; w++) {
+		bits = atomic_load(&a->beat[w]);
+		for (; bits != 0 && n < max; bits &= bits - 1) {
+			i = w * 64 + __builtin_ctzll(bits);
+			bit = UINT64_C(1) << (i & 63);
+			e = &a->ent[i];
+			/* Cleared first: state added after is marked again. */
+			atomic_fetch_and(&a->beat[w], ~bit);
+			if ((h1 = atomic_load(&e->h1)) < 2)
+				continue;
+			gp = atomic_load(&e->gpar);
+			p = atomic_load(&e->par);
+			if (gp == 0 && p == 0 &&
+			    cnt_in(atomic_load(&e->tok), win) <=
+			        cnt_in(atomic_load(&e->ftok), win))
+				continue;
+			/* The grant shrinks to what is in flight. */
+			if (gp > p)
+				atomic_compare_exchange_strong(
+				    &e->gpar, &gp, p);
+			p2 = atomic_load(&e->par);
+			sent = tokens_claim(e, win);
+			if (sent > 0)
+				count_add(&e->gtok, win, sent);
+			if (p2 > 0 || p > 0)
+				beat_mark(a, i);
+			b[n].h1 = h1;
+			b[n].h2 = atomic_load(&e->h2);
+			b[n].held = (int64_t)(p2 > p ? p2 : p);
+			b[n].win = (now_ns < 0 ? 0 : now_ns) / WIN_NS;
+			b[n].tokens = (int64_t)sent;
+			b[n].idx = i;
+			n++;
+		}
 	}
 	return n;
 }
@@ -1176,6 +1208,7 @@ gw_rl_beat_unsent(const struct gw_rl_beat *b, int n)
 		win = (uint64_t)b[i].win & WIN_MASK;
 		count_sub(&a->ent[b[i].idx].ftok, win, (uint64_t)b[i].tokens);
 		count_sub(&a->ent[b[i].idx].gtok, win, (uint64_t)b[i].tokens);
+		beat_mark(a, b[i].idx);
 	}
 }
 

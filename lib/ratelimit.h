@@ -61,6 +61,7 @@ struct gw_rl_ticket {
 	int32_t lease;       /* lease slot, or -1 */
 	int32_t state;       /* 0 nothing held, 1 held, 2 released */
 	int32_t tokens;      /* 1 when gw_rl_done counts tokens */
+	int32_t shared;      /* 1 when admitted with the other hosts */
 };
 
 enum gw_rl_verdict {
