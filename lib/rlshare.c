@@ -85,6 +85,7 @@ gw_rlshare_sync(void *arg, struct gw_rl_sync *s)
 
 	if (gw_now_mono_us() < atomic_load(&down_until_us))
 		return -1;
+	snprintf(err, sizeof(err), "no row");
 	gw_rl_host_id(host);
 	fmt_i64(v[0], sizeof(v[0]), (int64_t)s->h1);
 	fmt_i64(v[1], sizeof(v[1]), (int64_t)s->h2);

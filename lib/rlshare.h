@@ -1,6 +1,6 @@
 /*
  * rlshare.h: per-key, per-user and per-team limits held across hosts
- * through PostgreSQL ([rate_limit] shared; migration 009). The engine
+ * through PostgreSQL ([rate_limit] shared; migration 010). The engine
  * behind gw_rl_admit_shared (ratelimit.h): a host takes slices of an
  * entity's minute window (llmgw_rl_take) and parallel slots
  * (llmgw_rl_par_take) with one round trip each, and renews its leases once

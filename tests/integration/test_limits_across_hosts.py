@@ -2,7 +2,7 @@
 max_parallel_requests hold across hosts. Two gateway stacks on one
 machine (separate var dirs, so separate shared memory: two hosts) share
 one PostgreSQL; [rate_limit] shared leases slices of each window there
-(migration 009, lib/rlshare.c)."""
+(migration 010, lib/rlshare.c)."""
 import os
 import re
 import signal

@@ -819,7 +819,7 @@ test_client_auth_failures(void **state)
 
 /*
  * Shared limits (gw_rl_admit_shared) against a fake engine that does what
- * migration 009's functions do, for one entity; "other" is what the
+ * migration 010's functions do, for one entity; "other" is what the
  * other hosts took or hold.
  */
 struct fake_engine {

@@ -1,4 +1,4 @@
--- 009_shared_limits: per-key, per-user and per-team rpm, tpm and
+-- 010_shared_limits: per-key, per-user and per-team rpm, tpm and
 -- max_parallel_requests held across hosts (issue 16, 4). Each host keeps
 -- admitting from shared memory; it comes here only when the slice of a
 -- window it was granted runs out, to send the tokens it counted, and once
