@@ -151,7 +151,7 @@ void
 gw_rlshare_beat(struct gw_db **db, const struct gw_cfg *cfg)
 {
 	static struct gw_rl_beat *b;
-	static int idle;
+	static int idle = 1; /* nothing said yet: no connection made */
 	struct gw_buf arr[8];
 	const char *p[10];
 	char host[17], ttl[24], win[24], err[256];
