@@ -29,58 +29,35 @@
 
 #include <json-c/json.h>
 
-#define HEAD_MAX (64 * 1024)        /* request line + headers */
-#define BODY_MAX (16 * 1024 * 1024) /* request body */
+#define HEAD_MAX (64 * 1024)		/* request line + headers */
+#define BODY_MAX (16 * 1024 * 1024)	/* request body */
 #define IN_MAX (HEAD_MAX + BODY_MAX + 4096)
 #define MAX_HDRS 100
 #define MAX_EVENTS 256
 #define LINGER_MS 2000
 #define FAIL_SLOTS 64
-#define MAX_INPUTS 2048 /* embedding inputs per request */
+#define MAX_INPUTS 2048			/* embedding inputs per request */
 #define MAX_DIMS 4096
 
 struct buf {
 	char *p;
 	size_t len;
 	size_t cap;
-	size_t off; /* output buffers: bytes already written */
+	size_t off;	/* output buffers: bytes already written */
 };
 
 /* Per-request options; -1 means "not set". */
-enum {
-	O_DELAY,
-	O_CHUNKS,
-	O_CHUNK_DELAY,
-	O_REASONING,
-	O_DIMS,
-	O_FAULT,
-	O_STATUS,
-	O_FAIL_TIMES,
-	O_COUNT
-};
+enum { O_DELAY, O_CHUNKS, O_CHUNK_DELAY, O_REASONING, O_DIMS, O_FAULT,
+	O_STATUS, O_FAIL_TIMES, O_COUNT };
 static const char *const opt_names[O_COUNT] = {"delay_ms", "chunks",
     "chunk_delay_ms", "reasoning_chunks", "dims", "fault", "status",
     "fail_times"};
-static const int opt_max[O_COUNT] = {
-    3600000, 100000, 3600000, 100000, MAX_DIMS, 0, 599, 1000000};
+static const int opt_max[O_COUNT] = {3600000, 100000, 3600000, 100000,
+    MAX_DIMS, 0, 599, 1000000};
 
-enum {
-	F_NONE,
-	F_500,
-	F_503,
-	F_400,
-	F_429,
-	F_404,
-	F_TEXT500,
-	F_DROP_BEFORE,
-	F_RESET_BEFORE,
-	F_DROP_MID,
-	F_MALFORMED,
-	F_HANG,
-	F_KEYLEAK,
-	F_KEYLEAK_MID,
-	F_COUNT
-};
+enum { F_NONE, F_500, F_503, F_400, F_429, F_404, F_TEXT500, F_DROP_BEFORE,
+	F_RESET_BEFORE, F_DROP_MID, F_MALFORMED, F_HANG, F_KEYLEAK,
+	F_KEYLEAK_MID, F_COUNT };
 static const char *const fault_names[F_COUNT] = {"none", "500", "503", "400",
     "429", "404", "text500", "drop_before", "reset_before", "drop_mid",
     "malformed", "hang", "keyleak", "keyleak_mid"};
@@ -90,25 +67,13 @@ struct opts {
 };
 
 /* fault=keyleak: an upstream that quotes the credentials it was sent. */
-#define MOCK_KEYLEAK_MSG                                                       \
-	"Incorrect API key provided: "                                         \
-	"sk-mockLEAK0123456789abcdefXYZ. Authorization: Bearer "               \
-	"mock-bearer-0123456789abcdef; token "                                 \
-	"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtb2NrIn0.bW9ja3NpZ25hdHVyZQ"
+#define MOCK_KEYLEAK_MSG "Incorrect API key provided: " \
+    "sk-mockLEAK0123456789abcdefXYZ. Authorization: Bearer " \
+    "mock-bearer-0123456789abcdef; token " \
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtb2NrIn0.bW9ja3NpZ25hdHVyZQ"
 
-enum route {
-	R_NONE,
-	R_BADMETHOD,
-	R_HEALTH,
-	R_MODELS,
-	R_CHAT,
-	R_COMPL,
-	R_EMBED,
-	R_LAST,
-	R_STATS,
-	R_RESET,
-	R_CONTROL
-};
+enum route { R_NONE, R_BADMETHOD, R_HEALTH, R_MODELS, R_CHAT, R_COMPL,
+	R_EMBED, R_LAST, R_STATS, R_RESET, R_CONTROL };
 
 enum state { S_READ, S_DELAY, S_HANG, S_WRITE, S_STREAM, S_LINGER };
 enum close_mode { C_KEEP, C_GRACEFUL, C_ABRUPT };
@@ -117,53 +82,53 @@ enum chunk_state { CK_SIZE, CK_DATA, CK_CRLF, CK_TRAILER };
 enum phase { P_ROLE, P_REASON, P_CONTENT, P_FINAL, P_USAGE, P_DONE, P_END };
 
 struct hdr {
-	uint32_t no, nl, vo, vl; /* name/value offsets into the head */
+	uint32_t no, nl, vo, vl;	/* name/value offsets into the head */
 };
 
 struct req {
 	size_t head_len;
-	uint32_t mo, ml, to, tl; /* method, target */
-	int minor;               /* HTTP/1.minor */
+	uint32_t mo, ml, to, tl;	/* method, target */
+	int minor;			/* HTTP/1.minor */
 	int nh;
 	struct hdr h[MAX_HDRS];
 };
 
 struct stream {
-	int chat; /* chat.completion.chunk or text_completion */
+	int chat;		/* chat.completion.chunk or text_completion */
 	int phase, idx;
 	int n, reasoning, delay, drop_at, usage, chunked, prompt;
 	const char *finish;
 	char id[40];
 	long long created;
-	struct buf model; /* JSON-encoded model string */
+	struct buf model;		/* JSON-encoded model string */
 };
 
 struct conn {
 	int fd;
 	enum state state;
-	uint32_t ev; /* current epoll interest */
+	uint32_t ev;			/* current epoll interest */
 	struct conn *prev, *next;
-	long tidx; /* index in the timer heap, -1 if none */
+	long tidx;		/* index in the timer heap, -1 if none */
 	int64_t deadline;
-	int tick; /* stream: chunk delay elapsed */
+	int tick;			/* stream: chunk delay elapsed */
 	struct buf in, out, body;
 	struct req req;
 	int head_done;
-	size_t scan; /* where to resume looking for CRLFCRLF */
+	size_t scan;		/* where to resume looking for CRLFCRLF */
 	enum body_mode bmode;
 	size_t clen;
 	enum chunk_state ck;
 	size_t ck_rem;
-	size_t consumed; /* input bytes of the finished request */
+	size_t consumed;	/* input bytes of the finished request */
 	const char *bodyp;
 	size_t bodyn;
 	int keep, peer_eof;
 	enum close_mode close_mode;
 	enum route route;
-	struct json_object *json; /* parsed request body (or NULL) */
+	struct json_object *json;	/* parsed request body (or NULL) */
 	int json_bad, want_stream;
 	struct opts opt;
-	size_t resp_body, resp_body_n; /* body of the last full response */
+	size_t resp_body, resp_body_n;	/* body of the last full response */
 	struct stream st;
 };
 
@@ -323,7 +288,7 @@ static int
 is_ws(int ch)
 {
 	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' ||
-	       ch == '\f' || ch == '\v';
+	    ch == '\f' || ch == '\v';
 }
 
 /* The mock tokenizer: one token per whitespace-separated word. */
@@ -347,46 +312,26 @@ static const char *
 reason_phrase(int status)
 {
 	switch (status) {
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 204:
-		return "No Content";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 408:
-		return "Request Timeout";
-	case 411:
-		return "Length Required";
-	case 413:
-		return "Content Too Large";
-	case 422:
-		return "Unprocessable Content";
-	case 429:
-		return "Too Many Requests";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 500:
-		return "Internal Server Error";
-	case 501:
-		return "Not Implemented";
-	case 502:
-		return "Bad Gateway";
-	case 503:
-		return "Service Unavailable";
-	case 504:
-		return "Gateway Timeout";
-	default:
-		return "Status";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Status";
 	}
 }
 
@@ -561,8 +506,8 @@ badkey:
 
 /* Parse "k=v,k=v" (the part of a model name after '@'). */
 static int
-opts_parse_list(
-    struct opts *o, const char *s, size_t n, char *err, size_t errsz)
+opts_parse_list(struct opts *o, const char *s, size_t n, char *err,
+    size_t errsz)
 {
 	while (n > 0) {
 		const char *comma = memchr(s, ',', n);
@@ -571,13 +516,11 @@ opts_parse_list(
 
 		if (eq) {
 			if (opt_set(o, s, (size_t)(eq - s), eq + 1,
-			        il - (size_t)(eq - s) - 1, err, errsz) < 0)
+				il - (size_t)(eq - s) - 1, err, errsz) < 0)
 				return -1;
 		} else if (count_words(s, il) > 0) {
-			snprintf(err, errsz,
-			    "mock: option '%.*s' needs a "
-			    "value",
-			    (int)il, s);
+			snprintf(err, errsz, "mock: option '%.*s' needs a "
+			    "value", (int)il, s);
 			return -1;
 		}
 		s += il;
@@ -604,8 +547,8 @@ opts_json(struct buf *b, const struct opts *o)
 			buf_printf(b, "%s\"%s\":\"%s\"", sep, opt_names[i],
 			    fault_names[o->v[i]]);
 		else
-			buf_printf(
-			    b, "%s\"%s\":%d", sep, opt_names[i], o->v[i]);
+			buf_printf(b, "%s\"%s\":%d", sep, opt_names[i],
+			    o->v[i]);
 		sep = ",";
 	}
 	buf_str(b, "}");
@@ -764,9 +707,8 @@ chunk_decode(struct conn *c)
 			     i++) {
 				int ch = tolower((unsigned char)line[i]);
 
-				v = v * 16 + (size_t)(ch <= '9'
-				                          ? ch - '0'
-				                          : ch - 'a' + 10);
+				v = v * 16 + (size_t)(ch <= '9' ? ch - '0' :
+				    ch - 'a' + 10);
 				if (v > BODY_MAX)
 					break;
 			}
@@ -781,8 +723,8 @@ chunk_decode(struct conn *c)
 				c->ck = CK_DATA;
 			}
 		} else if (c->ck == CK_DATA) {
-			size_t take =
-			    end - pos < c->ck_rem ? end - pos : c->ck_rem;
+			size_t take = end - pos < c->ck_rem ? end - pos
+							    : c->ck_rem;
 
 			if (take == 0)
 				break;
@@ -870,11 +812,10 @@ try_parse(struct conn *c)
 			c->clen = v;
 		}
 		ex = req_hdr(base, &c->req, "expect");
-		if (ex && c->req.minor == 1 &&
-		    hdr_has_token(base, ex, "100-continue") &&
-		    c->in.len == end &&
-		    (c->bmode == B_CHUNKED ||
-		        (c->bmode == B_LENGTH && c->clen)))
+		if (ex && c->req.minor == 1 && hdr_has_token(base, ex,
+		    "100-continue") && c->in.len == end &&
+		    (c->bmode == B_CHUNKED || (c->bmode == B_LENGTH &&
+		    c->clen)))
 			buf_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
 	}
 	switch (c->bmode) {
@@ -919,13 +860,11 @@ static void
 respond_full(struct conn *c, int status, const char *ctype, const char *extra,
     const char *body, size_t n)
 {
-	buf_printf(&c->out,
-	    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-	    "Content-Length: %zu\r\n%s%s\r\n",
-	    status, reason_phrase(status), ctype, n, extra ? extra : "",
-	    !c->keep            ? "Connection: close\r\n"
-	    : c->req.minor == 0 ? "Connection: keep-alive\r\n"
-	                        : "");
+	buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\n%s%s\r\n", status, reason_phrase(status),
+	    ctype, n, extra ? extra : "",
+	    !c->keep ? "Connection: close\r\n"
+	    : c->req.minor == 0 ? "Connection: keep-alive\r\n" : "");
 	c->resp_body = c->out.len;
 	c->resp_body_n = n;
 	buf_add(&c->out, body, n);
@@ -983,10 +922,8 @@ respond_http_error(struct conn *c, int status)
 	static const char *const msgs[] = {"malformed HTTP request",
 	    "request body too large", "request headers too large",
 	    "transfer-encoding not supported"};
-	const char *m = status == 413   ? msgs[1]
-	                : status == 431 ? msgs[2]
-	                : status == 501 ? msgs[3]
-	                                : msgs[0];
+	const char *m = status == 413 ? msgs[1] : status == 431 ? msgs[2]
+	    : status == 501 ? msgs[3] : msgs[0];
 
 	c->keep = 0;
 	respond_error(c, status, m, "invalid_request_error", NULL, NULL, NULL);
@@ -1012,11 +949,9 @@ chunk_head(struct conn *c, struct buf *t)
 	struct stream *s = &c->st;
 
 	t->len = 0;
-	buf_printf(t,
-	    "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,"
-	    "\"model\":",
-	    s->id, s->chat ? "chat.completion.chunk" : "text_completion",
-	    s->created);
+	buf_printf(t, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,"
+	    "\"model\":", s->id, s->chat ? "chat.completion.chunk"
+	    : "text_completion", s->created);
 	buf_add(t, s->model.p, s->model.len);
 	buf_str(t, ",\"choices\":[");
 }
@@ -1028,11 +963,9 @@ stream_choice(struct conn *c, const char *payload, const char *finish)
 	struct buf *t = &g_tmp;
 
 	chunk_head(c, t);
-	buf_printf(t,
-	    "{\"index\":0,\"%s\":%s,\"logprobs\":null,"
-	    "\"finish_reason\":%s}]%s}",
-	    c->st.chat ? "delta" : "text", payload, finish ? finish : "null",
-	    c->st.usage ? ",\"usage\":null" : "");
+	buf_printf(t, "{\"index\":0,\"%s\":%s,\"logprobs\":null,"
+	    "\"finish_reason\":%s}]%s}", c->st.chat ? "delta" : "text", payload,
+	    finish ? finish : "null", c->st.usage ? ",\"usage\":null" : "");
 	sse_event(c, t->p, t->len);
 }
 
@@ -1042,8 +975,7 @@ stream_start(struct conn *c)
 	c->st.chunked = c->req.minor == 1;
 	if (!c->st.chunked)
 		c->keep = 0;
-	buf_printf(&c->out,
-	    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream"
+	buf_printf(&c->out, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream"
 	    "\r\nCache-Control: no-cache\r\n%s%s\r\n",
 	    c->st.chunked ? "Transfer-Encoding: chunked\r\n" : "",
 	    c->keep ? "" : "Connection: close\r\n");
@@ -1063,7 +995,7 @@ stream_step(struct conn *c)
 		s->idx = 0;
 	}
 	if (s->phase == P_CONTENT && s->idx == s->drop_at) {
-		c->state = S_WRITE; /* drop_mid: flush, then close hard */
+		c->state = S_WRITE;	/* drop_mid: flush, then close hard */
 		c->close_mode = C_ABRUPT;
 		return;
 	}
@@ -1079,23 +1011,20 @@ stream_step(struct conn *c)
 	c->tick = 0;
 	switch (s->phase) {
 	case P_ROLE:
-		stream_choice(
-		    c, "{\"role\":\"assistant\",\"content\":\"\"}", NULL);
+		stream_choice(c, "{\"role\":\"assistant\",\"content\":\"\"}",
+		    NULL);
 		s->phase = P_REASON;
 		s->idx = 0;
 		break;
 	case P_REASON:
-		stream_choice(c,
-		    "{\"reasoning_content\":"
-		    "\"loading\xe2\x80\xa6\"}",
-		    NULL);
+		stream_choice(c, "{\"reasoning_content\":"
+		    "\"loading\xe2\x80\xa6\"}", NULL);
 		s->idx++;
 		break;
 	case P_CONTENT:
 		s->idx++;
-		snprintf(tmp, sizeof(tmp),
-		    s->chat ? "{\"content\":\"tok%d \"}" : "\"tok%d \"",
-		    s->idx);
+		snprintf(tmp, sizeof(tmp), s->chat ? "{\"content\":\"tok%d \"}"
+		    : "\"tok%d \"", s->idx);
 		stream_choice(c, tmp, NULL);
 		break;
 	case P_FINAL:
@@ -1104,10 +1033,9 @@ stream_step(struct conn *c)
 		break;
 	case P_USAGE:
 		chunk_head(c, t);
-		buf_printf(t,
-		    "],\"usage\":{\"prompt_tokens\":%d,"
-		    "\"completion_tokens\":%d,\"total_tokens\":%d}}",
-		    s->prompt, s->n, s->prompt + s->n);
+		buf_printf(t, "],\"usage\":{\"prompt_tokens\":%d,"
+		    "\"completion_tokens\":%d,\"total_tokens\":%d}}", s->prompt,
+		    s->n, s->prompt + s->n);
 		sse_event(c, t->p, t->len);
 		s->phase = P_DONE;
 		break;
@@ -1130,8 +1058,8 @@ get_bool(struct json_object *o, const char *key)
 	struct json_object *v;
 
 	return json_object_object_get_ex(o, key, &v) &&
-	       json_object_is_type(v, json_type_boolean) &&
-	       json_object_get_boolean(v);
+	    json_object_is_type(v, json_type_boolean) &&
+	    json_object_get_boolean(v);
 }
 
 /* Words in a string, or ints in an array (token ids), or a mix in arrays. */
@@ -1215,12 +1143,11 @@ handle_generate(struct conn *c, int chat)
 	if (require_model(c, &model, &mlen) < 0)
 		return;
 	n = opt_get(&c->opt, O_CHUNKS, 5);
-	if ((chat &&
-	        json_object_object_get_ex(
-	            c->json, "max_completion_tokens", &v) &&
-	        json_object_is_type(v, json_type_int)) ||
+	if ((chat && json_object_object_get_ex(c->json,
+		"max_completion_tokens", &v) &&
+	    json_object_is_type(v, json_type_int)) ||
 	    (json_object_object_get_ex(c->json, "max_tokens", &v) &&
-	        json_object_is_type(v, json_type_int))) {
+	    json_object_is_type(v, json_type_int))) {
 		int64_t mt = json_object_get_int64(v);
 
 		if (mt >= 0 && mt < n) {
@@ -1235,9 +1162,8 @@ handle_generate(struct conn *c, int chat)
 	if (chat && json_object_object_get_ex(c->json, "messages", &msgs) &&
 	    json_object_is_type(msgs, json_type_array)) {
 		for (i = 0; i < json_object_array_length(msgs); i++)
-			if (json_object_object_get_ex(
-			        json_object_array_get_idx(msgs, i), "content",
-			        &v))
+			if (json_object_object_get_ex(json_object_array_get_idx(
+				msgs, i), "content", &v))
 				s->prompt += count_content(v);
 	} else if (!chat && json_object_object_get_ex(c->json, "prompt", &v)) {
 		s->prompt = count_prompt(v, 0);
@@ -1249,9 +1175,8 @@ handle_generate(struct conn *c, int chat)
 	buf_json(&s->model, model, mlen);
 
 	if (c->want_stream) {
-		s->usage =
-		    json_object_object_get_ex(c->json, "stream_options", &so) &&
-		    get_bool(so, "include_usage");
+		s->usage = json_object_object_get_ex(c->json, "stream_options",
+		    &so) && get_bool(so, "include_usage");
 		s->reasoning = chat ? opt_get(&c->opt, O_REASONING, 0) : 0;
 		s->delay = opt_get(&c->opt, O_CHUNK_DELAY, 0);
 		s->drop_at = c->opt.v[O_FAULT] == F_DROP_MID ? n / 2 : -1;
@@ -1264,22 +1189,19 @@ handle_generate(struct conn *c, int chat)
 		return;
 	}
 	t->len = 0;
-	buf_printf(t,
-	    "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,"
-	    "\"model\":",
-	    s->id, chat ? "chat.completion" : "text_completion", s->created);
+	buf_printf(t, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,"
+	    "\"model\":", s->id, chat ? "chat.completion" : "text_completion",
+	    s->created);
 	buf_add(t, s->model.p, s->model.len);
 	buf_str(t, chat ? ",\"choices\":[{\"index\":0,\"message\":{\"role\":"
-	                  "\"assistant\",\"content\":\""
-	                : ",\"choices\":[{\"index\":0,"
-	                  "\"text\":\"");
+	    "\"assistant\",\"content\":\"" : ",\"choices\":[{\"index\":0,"
+	    "\"text\":\"");
 	for (i = 1; i <= (size_t)n; i++)
 		buf_printf(t, "tok%zu ", i);
-	buf_printf(t,
-	    "\"%s,\"logprobs\":null,\"finish_reason\":%s}],"
+	buf_printf(t, "\"%s,\"logprobs\":null,\"finish_reason\":%s}],"
 	    "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
-	    "\"total_tokens\":%d}}",
-	    chat ? "}" : "", s->finish, s->prompt, n, s->prompt + n);
+	    "\"total_tokens\":%d}}", chat ? "}" : "", s->finish, s->prompt, n,
+	    s->prompt + n);
 	respond_json(c, 200, t);
 }
 
@@ -1287,13 +1209,13 @@ static void
 base64(struct buf *b, const unsigned char *p, size_t n)
 {
 	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
-	                          "qrstuvwxyz0123456789+/";
+				  "qrstuvwxyz0123456789+/";
 	size_t i;
 
 	buf_reserve(b, (n + 2) / 3 * 4);
 	for (i = 0; i + 2 < n; i += 3) {
-		uint32_t v =
-		    (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 |
+		    p[i + 2];
 
 		b->p[b->len++] = tab[v >> 18];
 		b->p[b->len++] = tab[(v >> 12) & 63];
@@ -1302,7 +1224,7 @@ base64(struct buf *b, const unsigned char *p, size_t n)
 	}
 	if (i < n) {
 		uint32_t v = (uint32_t)p[i] << 16 |
-		             (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+		    (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
 
 		b->p[b->len++] = tab[v >> 18];
 		b->p[b->len++] = tab[(v >> 12) & 63];
@@ -1329,7 +1251,7 @@ embed_one(struct buf *b, int index, uint64_t h, int dims, int b64)
 		vec[i] = (double)(z >> 11) / 9007199254740992.0 * 2.0 - 1.0;
 		sum += vec[i] * vec[i];
 	}
-	norm = sum > 1.0 ? sum : 1.0; /* Newton's method: no libm needed */
+	norm = sum > 1.0 ? sum : 1.0;	/* Newton's method: no libm needed */
 	for (k = 0; k < 60 && sum > 0; k++)
 		norm = 0.5 * (norm + sum / norm);
 	buf_printf(b, "{\"object\":\"embedding\",\"index\":%d,\"embedding\":%s",
@@ -1348,8 +1270,8 @@ embed_one(struct buf *b, int index, uint64_t h, int dims, int b64)
 				raw[i * 4 + k] = (unsigned char)(u >> (8 * k));
 			continue;
 		}
-		buf_printf(
-		    b, "%s%s%lld", i ? "," : "", q < 0 ? "-" : "", a / 1000000);
+		buf_printf(b, "%s%s%lld", i ? "," : "", q < 0 ? "-" : "",
+		    a / 1000000);
 		if (a % 1000000) {
 			char frac[8];
 			int len = 6;
@@ -1403,8 +1325,8 @@ input_kind(struct json_object *v)
 		return 0;
 	n = json_object_array_length(v);
 	for (i = 0; i < n; i++)
-		if (!json_object_is_type(
-		        json_object_array_get_idx(v, i), json_type_int))
+		if (!json_object_is_type(json_object_array_get_idx(v, i),
+			json_type_int))
 			return 0;
 	return n ? 2 : 0;
 }
@@ -1425,12 +1347,12 @@ handle_embed(struct conn *c)
 		    "invalid_request_error", "input", NULL, NULL);
 		return;
 	}
-	if (input_kind(in)) { /* one string or one token array */
+	if (input_kind(in)) {		/* one string or one token array */
 		items[0] = in;
 		n = 1;
 	} else if (json_object_is_type(in, json_type_array) &&
-	           json_object_array_length(in) > 0 &&
-	           json_object_array_length(in) <= MAX_INPUTS) {
+	    json_object_array_length(in) > 0 &&
+	    json_object_array_length(in) <= MAX_INPUTS) {
 		n = json_object_array_length(in);
 		for (i = 0; i < n; i++) {
 			items[i] = json_object_array_get_idx(in, i);
@@ -1443,15 +1365,14 @@ handle_embed(struct conn *c)
 		n = 0;
 	}
 	if (n == 0) {
-		respond_error(c, 400,
-		    "'input' must be a string, an array of "
+		respond_error(c, 400, "'input' must be a string, an array of "
 		    "strings, an array of tokens or an array of token arrays "
-		    "(at most 2048 items)",
-		    "invalid_request_error", "input", NULL, NULL);
+		    "(at most 2048 items)", "invalid_request_error", "input",
+		    NULL, NULL);
 		return;
 	}
 	b64 = json_object_object_get_ex(c->json, "encoding_format", &fmt) &&
-	      !strcmp(json_object_get_string(fmt), "base64");
+	    !strcmp(json_object_get_string(fmt), "base64");
 	if (dims < 1)
 		dims = 1;
 	t->len = 0;
@@ -1484,10 +1405,10 @@ handle_last(struct conn *c)
 	}
 	o = json_object_new_object();
 	hs = json_object_new_object();
-	json_object_object_add(o, "method",
-	    json_object_new_string_len(b + g_last_req.mo, (int)g_last_req.ml));
-	json_object_object_add(o, "path",
-	    json_object_new_string_len(b + g_last_req.to, (int)g_last_req.tl));
+	json_object_object_add(o, "method", json_object_new_string_len(
+	    b + g_last_req.mo, (int)g_last_req.ml));
+	json_object_object_add(o, "path", json_object_new_string_len(
+	    b + g_last_req.to, (int)g_last_req.tl));
 	for (i = 0; i < g_last_req.nh; i++) {
 		const struct hdr *h = &g_last_req.h[i];
 		char name[256];
@@ -1499,16 +1420,15 @@ handle_last(struct conn *c)
 			buf_str(&v, ", ");
 		}
 		buf_add(&v, b + h->vo, h->vl);
-		json_object_object_add(
-		    hs, name, json_object_new_string_len(v.p, (int)v.len));
+		json_object_object_add(hs, name,
+		    json_object_new_string_len(v.p, (int)v.len));
 		buf_free(&v);
 	}
 	json_object_object_add(o, "headers", hs);
-	json_object_object_add(o, "body",
-	    json_object_new_string_len(
-	        g_last_body.p ? g_last_body.p : "", (int)g_last_body.len));
-	s = json_object_to_json_string_length(
-	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	json_object_object_add(o, "body", json_object_new_string_len(
+	    g_last_body.p ? g_last_body.p : "", (int)g_last_body.len));
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	respond_full(c, 200, "application/json", NULL, s, len);
 	json_object_put(o);
 }
@@ -1519,16 +1439,14 @@ handle_stats(struct conn *c)
 	struct buf *t = &g_tmp;
 
 	t->len = 0;
-	buf_printf(t,
-	    "{\"requests\":%lu,\"chat\":%lu,\"completions\":%lu,"
+	buf_printf(t, "{\"requests\":%lu,\"chat\":%lu,\"completions\":%lu,"
 	    "\"embeddings\":%lu,\"models\":%lu,\"health\":%lu,"
 	    "\"streams_started\":%lu,\"streams_completed\":%lu,"
 	    "\"streams_aborted\":%lu,\"connections\":%lu,"
-	    "\"connections_open\":%lu}",
-	    g_st.requests, g_st.chat, g_st.completions, g_st.embeddings,
-	    g_st.models, g_st.health, g_st.streams_started,
-	    g_st.streams_completed, g_st.streams_aborted, g_st.connections,
-	    g_open);
+	    "\"connections_open\":%lu}", g_st.requests, g_st.chat,
+	    g_st.completions, g_st.embeddings, g_st.models, g_st.health,
+	    g_st.streams_started, g_st.streams_completed, g_st.streams_aborted,
+	    g_st.connections, g_open);
 	respond_json(c, 200, t);
 }
 
@@ -1545,8 +1463,7 @@ handle_control(struct conn *c)
 		return;
 	}
 	if (c->json) {
-		json_object_object_foreach(c->json, key, val)
-		{
+		json_object_object_foreach(c->json, key, val) {
 			const char *s = num;
 
 			if (json_object_is_type(val, json_type_null))
@@ -1559,7 +1476,7 @@ handle_control(struct conn *c)
 			else
 				s = "?";
 			if (opt_set(&o, key, strlen(key), s, strlen(s), err,
-			        sizeof(err)) < 0) {
+				sizeof(err)) < 0) {
 				respond_error(c, 400, err,
 				    "invalid_request_error", key, NULL, NULL);
 				return;
@@ -1582,10 +1499,12 @@ route_of(const char *m, size_t ml, const char *p, size_t pl)
 		const char *method;
 		enum route r;
 	} routes[] = {{"/health", "GET", R_HEALTH},
-	    {"/models", "GET", R_MODELS}, {"/chat/completions", "POST", R_CHAT},
-	    {"/completions", "POST", R_COMPL}, {"/embeddings", "POST", R_EMBED},
-	    {"/__last", "GET", R_LAST}, {"/__stats", "GET", R_STATS},
-	    {"/__reset", "POST", R_RESET}, {"/__control", "POST", R_CONTROL}};
+	    {"/models", "GET", R_MODELS},
+	    {"/chat/completions", "POST", R_CHAT},
+	    {"/completions", "POST", R_COMPL},
+	    {"/embeddings", "POST", R_EMBED}, {"/__last", "GET", R_LAST},
+	    {"/__stats", "GET", R_STATS}, {"/__reset", "POST", R_RESET},
+	    {"/__control", "POST", R_CONTROL}};
 	size_t i;
 
 	if (pl >= 4 && !memcmp(p, "/v1/", 4)) {
@@ -1687,7 +1606,7 @@ respond(struct conn *c)
 	case F_404:
 		if (model_of(c, &model, &mlen) == 0 && memchr(model, '@', mlen))
 			mlen = (size_t)((const char *)memchr(model, '@', mlen) -
-			                model);
+			    model);
 		snprintf(msg, sizeof(msg), "The model `%.*s` does not exist",
 		    (int)(mlen < 200 ? mlen : 200), model ? model : "");
 		respond_error(c, 404, msg, "invalid_request_error", "model",
@@ -1699,9 +1618,8 @@ respond(struct conn *c)
 		return;
 	case F_KEYLEAK_MID:
 		if (c->want_stream) {
-			static const char ev[] =
-			    "{\"error\":{\"message\":\"" MOCK_KEYLEAK_MSG
-			    "\",\"type\":\"server_error\","
+			static const char ev[] = "{\"error\":{\"message\":\""
+			    MOCK_KEYLEAK_MSG "\",\"type\":\"server_error\","
 			    "\"param\":null,\"code\":null}}";
 
 			stream_start(c);
@@ -1740,16 +1658,15 @@ respond(struct conn *c)
 		return;
 	}
 	if (c->json_bad && c->route >= R_CHAT && c->route <= R_EMBED) {
-		respond_error(c, 400,
-		    "We could not parse the JSON body of "
+		respond_error(c, 400, "We could not parse the JSON body of "
 		    "your request: expected a JSON object",
 		    "invalid_request_error", NULL, NULL, NULL);
 		return;
 	}
 	switch (c->route) {
 	case R_HEALTH:
-		respond_full(
-		    c, 200, "text/plain; charset=utf-8", NULL, "OK", 2);
+		respond_full(c, 200, "text/plain; charset=utf-8", NULL, "OK",
+		    2);
 		break;
 	case R_MODELS:
 		respond_json(c, 200, &g_models_body);
@@ -1802,10 +1719,9 @@ dispatch(struct conn *c)
 
 	if ((q = memchr(path, '?', plen)))
 		plen = (size_t)(q - path);
-	c->keep =
-	    !c->peer_eof &&
-	    (c->req.minor == 1 ? !(h && hdr_has_token(b, h, "close"))
-	                       : (h && hdr_has_token(b, h, "keep-alive")));
+	c->keep = !c->peer_eof && (c->req.minor == 1
+	    ? !(h && hdr_has_token(b, h, "close"))
+	    : (h && hdr_has_token(b, h, "keep-alive")));
 	c->route = route_of(b + c->req.mo, c->req.ml, path, plen);
 	c->json = NULL;
 	c->json_bad = 0;
@@ -1814,21 +1730,15 @@ dispatch(struct conn *c)
 	if (c->route == R_CONTROL)
 		parse_body(c);
 	switch (c->route) {
-	case R_LAST:
-		handle_last(c);
-		return 0;
-	case R_STATS:
-		handle_stats(c);
-		return 0;
-	case R_CONTROL:
-		handle_control(c);
-		return 0;
+	case R_LAST: handle_last(c); return 0;
+	case R_STATS: handle_stats(c); return 0;
+	case R_CONTROL: handle_control(c); return 0;
 	case R_RESET:
 		memset(&g_st, 0, sizeof(g_st));
 		memset(g_fail, 0, sizeof(g_fail));
 		g_have_last = 0;
-		respond_full(
-		    c, 200, "application/json", NULL, "{\"ok\":true}", 11);
+		respond_full(c, 200, "application/json", NULL, "{\"ok\":true}",
+		    11);
 		return 0;
 	default:
 		break;
@@ -1857,20 +1767,20 @@ dispatch(struct conn *c)
 	/* options: defaults < model suffix < x-mock-* headers */
 	c->opt = g_defaults;
 	if (model_of(c, &model, &mlen) == 0 && (q = memchr(model, '@', mlen)) &&
-	    opts_parse_list(&c->opt, q + 1, mlen - (size_t)(q + 1 - model), err,
-	        sizeof(err)) < 0)
+	    opts_parse_list(&c->opt, q + 1, mlen - (size_t)(q + 1 - model),
+		err, sizeof(err)) < 0)
 		goto bad_option;
 	for (i = 0; i < c->req.nh; i++) {
 		const struct hdr *x = &c->req.h[i];
 
 		if (x->nl > 7 && !memcmp(b + x->no, "x-mock-", 7) &&
 		    opt_set(&c->opt, b + x->no + 7, x->nl - 7, b + x->vo, x->vl,
-		        err, sizeof(err)) < 0)
+			err, sizeof(err)) < 0)
 			goto bad_option;
 	}
-	if (c->opt.v[O_FAIL_TIMES] >= 0 &&
-	    (c->opt.v[O_FAULT] > F_NONE || c->opt.v[O_STATUS] >= 0) &&
-	    !fail_counter(c, model ? model : "", mlen)) {
+	if (c->opt.v[O_FAIL_TIMES] >= 0 && (c->opt.v[O_FAULT] > F_NONE ||
+	    c->opt.v[O_STATUS] >= 0) && !fail_counter(c, model ? model : "",
+	    mlen)) {
 		c->opt.v[O_FAULT] = F_NONE;
 		c->opt.v[O_STATUS] = -1;
 	}
@@ -2191,7 +2101,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: mock-upstream [--host 127.0.0.1] [--port N] "
-	                "[--models a,b,c] [--port-file PATH] [--quiet]\n");
+	    "[--models a,b,c] [--port-file PATH] [--quiet]\n");
 	exit(2);
 }
 
@@ -2207,8 +2117,7 @@ build_models(const char *list)
 		if (n) {
 			buf_printf(&g_models_body, "%s{\"id\":", sep);
 			buf_json(&g_models_body, s, n);
-			buf_printf(&g_models_body,
-			    ",\"object\":\"model\","
+			buf_printf(&g_models_body, ",\"object\":\"model\","
 			    "\"created\":%lld,\"owned_by\":\"llama-swap\"}",
 			    g_start);
 			sep = ",";
@@ -2220,8 +2129,8 @@ build_models(const char *list)
 
 /* Bind and listen; returns the socket, the bound port goes to *bound. */
 static int
-listen_on(
-    const char *host, const char *port, char *addr, size_t asz, int *bound)
+listen_on(const char *host, const char *port, char *addr, size_t asz,
+    int *bound)
 {
 	struct addrinfo hints = {0}, *res, *ai;
 	struct sockaddr_storage ss;
@@ -2233,13 +2142,13 @@ listen_on(
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-		fprintf(
-		    stderr, "mock-upstream: %s: %s\n", host, gai_strerror(rc));
+		fprintf(stderr, "mock-upstream: %s: %s\n", host,
+		    gai_strerror(rc));
 		exit(1);
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family,
-		    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -2287,7 +2196,7 @@ main(int argc, char **argv)
 {
 	const char *host = "127.0.0.1", *port = "0", *port_file = NULL;
 	const char *models = "qwen3-30b-a3b,qwen2.5-14b-instruct,"
-	                     "nomic-embed-text-v1.5";
+			     "nomic-embed-text-v1.5";
 	struct epoll_event evs[MAX_EVENTS], e;
 	struct sigaction sa;
 	sigset_t block, orig;
@@ -2296,9 +2205,8 @@ main(int argc, char **argv)
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *eq = strchr(a, '=');
-		const char *val = eq             ? eq + 1
-		                  : i + 1 < argc ? argv[i + 1]
-		                                 : NULL;
+		const char *val = eq ? eq + 1
+		    : i + 1 < argc ? argv[i + 1] : NULL;
 		size_t kl = eq ? (size_t)(eq - a) : strlen(a);
 
 #define ARG(name) (kl == strlen(name) && !strncmp(a, name, kl))
@@ -2353,8 +2261,8 @@ main(int argc, char **argv)
 	fflush(stdout);
 
 	while (!g_stop) {
-		int n = epoll_pwait(
-		    g_epfd, evs, MAX_EVENTS, timers_timeout(), &orig);
+		int n = epoll_pwait(g_epfd, evs, MAX_EVENTS, timers_timeout(),
+		    &orig);
 		int64_t now;
 
 		if (n < 0 && errno != EINTR)
@@ -2375,7 +2283,7 @@ main(int argc, char **argv)
 	}
 
 	while (g_conns) {
-		g_conns->state = S_READ; /* not an aborted stream */
+		g_conns->state = S_READ;	/* not an aborted stream */
 		conn_close(g_conns);
 	}
 	close(lfd);
