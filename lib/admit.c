@@ -6,6 +6,7 @@
 
 #include "auth.h"
 #include "req.h"
+#include "rlshare.h"
 #include "util.h"
 
 static const char *const limit_names[] = {
@@ -24,7 +25,8 @@ limit_of(const struct gw_rl_limits *lim, enum gw_rl_verdict v)
 
 enum gw_rl_verdict
 gw_admit_take(const struct gw_principal *who, int64_t now_ns,
-    struct gw_admit_tickets *t, struct gw_admit_refusal *why)
+    struct gw_admit_tickets *t, struct gw_admit_refusal *why,
+    const struct gw_rl_share *sh)
 {
 	const struct gw_keyrec *k = who->rec;
 	struct gw_rl_limits lim;
@@ -40,24 +42,25 @@ gw_admit_take(const struct gw_principal *who, int64_t now_ns,
 		lim = (struct gw_rl_limits){
 		    k->rpm_limit, k->tpm_limit, k->max_parallel};
 		snprintf(ent, sizeof(ent), "k:%s", k->token);
-		v = gw_rl_admit(ent, &lim, now_ns, &t->key, &why->retry_after_s,
-		    &why->left_requests, &why->left_tokens);
+		v = gw_rl_admit_shared(ent, &lim, now_ns, &t->key,
+		    &why->retry_after_s, &why->left_requests, &why->left_tokens,
+		    sh);
 		why->level = GW_ADMIT_KEY;
 	}
 	if (v == GW_RL_OK && k->user_id != NULL) {
 		lim = (struct gw_rl_limits){
 		    k->user_rpm_limit, k->user_tpm_limit, k->user_max_parallel};
 		snprintf(ent, sizeof(ent), "u:%s", k->user_id);
-		v = gw_rl_admit(ent, &lim, now_ns, &t->user,
-		    &why->retry_after_s, NULL, NULL);
+		v = gw_rl_admit_shared(ent, &lim, now_ns, &t->user,
+		    &why->retry_after_s, NULL, NULL, sh);
 		why->level = GW_ADMIT_USER;
 	}
 	if (v == GW_RL_OK && k->team_id != NULL) {
 		lim = (struct gw_rl_limits){
 		    k->team_rpm_limit, k->team_tpm_limit, k->team_max_parallel};
 		snprintf(ent, sizeof(ent), "t:%s", k->team_id);
-		v = gw_rl_admit(ent, &lim, now_ns, &t->team,
-		    &why->retry_after_s, NULL, NULL);
+		v = gw_rl_admit_shared(ent, &lim, now_ns, &t->team,
+		    &why->retry_after_s, NULL, NULL, sh);
 		why->level = GW_ADMIT_TEAM;
 	}
 	if (v == GW_RL_OK)
@@ -111,10 +114,14 @@ gw_admit_request(struct gw_req *req, const struct gw_principal *who,
 {
 	const struct gw_keyrec *k = who->rec;
 	struct gw_admit_refusal why;
-	int64_t now = gw_now_mono_us() * 1000, reset_s;
+	struct gw_rl_share sh;
+	struct gw_rlshare_arg arg;
+	int64_t now = gw_now_real_us() * 1000, reset_s;
 	char msg[400];
 
-	if (gw_admit_take(who, now, t, &why) == GW_RL_OK) {
+	if (gw_admit_take(who, now, t, &why,
+	        gw_rlshare_get(&sh, &arg, req->cfg,
+	            req->ctx != NULL ? req->ctx->db : NULL)) == GW_RL_OK) {
 		if (k == NULL || who->admin || who->role != GW_ROLE_KEY)
 			return 0;
 		reset_s = (gw_rl_reset_ms(now) + 999) / 1000;

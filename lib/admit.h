@@ -1,7 +1,8 @@
 /*
  * admit.h: the rpm, tpm and max_parallel_requests limits of a caller's
  * key, its user and its team, host-wide (ratelimit.h entities "k:<key
- * hash>", "u:<user id>" and "t:<team id>"). A request is admitted when
+ * hash>", "u:<user id>" and "t:<team id>"), and across hosts when
+ * [rate_limit] shared is on (rlshare.h). A request is admitted when
  * every level admits it; when one refuses, what the levels before it took
  * is given back (gw_rl_undo) and the request is answered 429 with
  * Retry-After. An admitted request holds its tickets until it ends
@@ -40,13 +41,14 @@ struct gw_admit_refusal {
 
 /*
  * Take one request for who's key (a virtual key only), user and team at
- * now_ns, in that order. GW_RL_OK with t holding the tickets; else the
- * verdict, nothing held, and *why filled. Admins (and callers without a
- * record) are admitted and hold nothing.
+ * now_ns (CLOCK_REALTIME ns), in that order, with the other hosts through
+ * sh (NULL: this host alone). GW_RL_OK with t holding the tickets; else
+ * the verdict, nothing held, and *why filled. Admins (and callers without
+ * a record) are admitted and hold nothing.
  */
 enum gw_rl_verdict gw_admit_take(const struct gw_principal *who, int64_t now_ns,
-    struct gw_admit_tickets *t, struct gw_admit_refusal *why)
-    GW_NONNULL(1, 3, 4);
+    struct gw_admit_tickets *t, struct gw_admit_refusal *why,
+    const struct gw_rl_share *sh) GW_NONNULL(1, 3, 4);
 
 /*
  * The client's message for a refusal: "Rate limit exceeded for user
@@ -58,16 +60,17 @@ void gw_admit_message(const struct gw_principal *who,
     GW_NONNULL(1, 2, 3);
 
 /*
- * gw_admit_take for req: 0 when admitted (the key's x-ratelimit-*
- * headers added), else -1 with req answered 429 rate_limit_error and
- * Retry-After.
+ * gw_admit_take for req, shared with the other hosts when [rate_limit]
+ * shared is on (through the thread's database): 0 when admitted (the key's
+ * x-ratelimit-* headers added), else -1 with req answered 429 rate_limit_error
+ * and Retry-After.
  */
 int gw_admit_request(struct gw_req *req, const struct gw_principal *who,
     struct gw_admit_tickets *t) GW_NONNULL(1, 2, 3);
 
 /*
  * The request ended however it ended: count its tokens (>= 0) in the
- * window of now_ns (gw_now_mono_us() * 1000) and give its parallel slots
+ * window of now_ns (gw_now_real_us() * 1000) and give its parallel slots
  * back. Idempotent; a no-op on tickets not taken.
  */
 void gw_admit_done(struct gw_admit_tickets *t, int64_t tokens, int64_t now_ns)

@@ -98,6 +98,12 @@ struct gw_cfg {
 	int rl_clients; /* slots of the per-client table */
 	int rl_auth_fail_per_min;
 	int rl_auth_fail_burst;
+	/* Key, user and team limits held across hosts (rlshare.h). */
+	int rl_shared;
+	int rl_shared_hosts;       /* hosts expected: slices are 1/(2 hosts) */
+	int rl_shared_slice_max;   /* requests per slice at most */
+	int rl_shared_sync_ms;     /* tokens are sent at least this often */
+	int rl_shared_lease_ttl_s; /* a silent host's parallel slots expire */
 	char *rl_trusted_proxies;
 	struct gw_net rl_trusted[GW_CFG_MAX_NETS]; /* parsed from the above */
 	int rl_ntrusted;

@@ -37,8 +37,11 @@
 #include "ratelimit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -63,9 +66,17 @@ struct rl_entry {
 	_Atomic uint64_t par; /* parallel leases held */
 	_Atomic uint64_t req; /* window << 40 | requests */
 	_Atomic uint64_t tok; /* window << 40 | tokens */
-	uint64_t pad[2];
+	/* Shared limits (gw_rl_admit_shared): what this host was granted. */
+	_Atomic uint64_t greq;    /* window << 40 | requests granted */
+	_Atomic uint64_t gdry;    /* window + 1 once none is left, or 0 */
+	_Atomic uint64_t gpar;    /* parallel slots held */
+	_Atomic uint64_t gtok;    /* window << 40 | all hosts' tokens seen */
+	_Atomic uint64_t ftok;    /* window << 40 | our tokens sent */
+	_Atomic int64_t sync_ns;  /* tokens last sent */
+	_Atomic int64_t pdeny_ns; /* a parallel refusal holds until */
+	uint64_t pad[3];
 };
-_Static_assert(sizeof(struct rl_entry) == 64, "one cache line per entity");
+_Static_assert(sizeof(struct rl_entry) == 128, "two cache lines per entity");
 
 /*
  * The lock of the entities whose home slot is i % RL_STRIPES, and what its
@@ -83,16 +94,36 @@ struct rl_stripe {
  * The sequence tells two leases of one thread on one slot apart.
  */
 struct rl_area {
-	_Atomic int64_t tat; /* GCRA theoretical arrival time, ns */
-	char pad[56];
+	_Atomic int64_t tat;     /* GCRA theoretical arrival time, ns */
+	_Atomic uint64_t host;   /* this host's id for shared limits */
+	_Atomic int64_t beat_ns; /* the last heartbeat's start */
+	char pad[40];
 	struct rl_stripe stripe[RL_STRIPES];
 	struct rl_entry ent[RL_ENTRIES];
 	_Atomic uint64_t lease[RL_LEASES];
+	/* Entities with shared state for the heartbeat: one bit each. */
+	_Atomic uint64_t beat[RL_ENTRIES / 64];
 };
 
 static int warned_noshm, warned_full, warned_leases;
 static _Thread_local uint32_t lease_cursor;
 static _Thread_local uint16_t lease_seq;
+
+/* A random id for this host (this shared memory region), never 0. */
+static uint64_t
+host_new(void)
+{
+	uint64_t v = 0, t = (uint64_t)gw_now_real_us();
+	int fd;
+
+	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+			v = 0;
+		close(fd);
+	}
+	v ^= gw_shm_hash(&t, sizeof(t), (uint64_t)gw_shm_pid());
+	return v != 0 ? v : 1;
+}
 
 /* gw_shm_area's init: the area is zeroed, its locks are not yet. */
 static void
@@ -103,6 +134,7 @@ area_init(void *p)
 
 	for (i = 0; i < RL_STRIPES; i++)
 		gw_shm_lock_init(&a->stripe[i].lock);
+	atomic_store(&a->host, host_new());
 }
 
 static struct rl_area *
@@ -382,6 +414,13 @@ claim(struct rl_area *a, int c, uint64_t h1, uint64_t h2, uint64_t win)
 	atomic_store(&e->h2, h2);
 	atomic_store(&e->req, 0);
 	atomic_store(&e->tok, 0);
+	atomic_store(&e->greq, 0);
+	atomic_store(&e->gdry, 0);
+	atomic_store(&e->gpar, 0);
+	atomic_store(&e->gtok, 0);
+	atomic_store(&e->ftok, 0);
+	atomic_store(&e->sync_ns, 0);
+	atomic_store(&e->pdeny_ns, 0);
 	atomic_store_explicit(&e->h1, h1, memory_order_release);
 	/* Unlock, keeping one pin for the caller. */
 	atomic_store_explicit(&e->ref, 1, memory_order_release);
@@ -505,18 +544,155 @@ fail_open(int *flag, const char *reason, const char *msg)
 	gw_metrics_inc(GW_METRIC_RATELIMIT_FAILOPEN, reason, 1);
 }
 
+/* Raise a count word to at least n in window win. */
+static void
+count_max(_Atomic uint64_t *p, uint64_t win, uint64_t n)
+{
+	uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+
+	do {
+		if ((w >> CNT_BITS) == win && cnt_in(w, win) >= n)
+			return;
+	} while (!atomic_compare_exchange_weak_explicit(
+	    p, &w, pack(win, n), memory_order_relaxed, memory_order_relaxed));
+}
+
+/* Take n back from a count word, if it is still in window win. */
+static void
+count_sub(_Atomic uint64_t *p, uint64_t win, uint64_t n)
+{
+	uint64_t w = atomic_load_explicit(p, memory_order_relaxed), c;
+
+	do {
+		if ((c = cnt_in(w, win)) == 0)
+			return;
+	} while (!atomic_compare_exchange_weak_explicit(p, &w,
+	    pack(win, c > n ? c - n : 0), memory_order_relaxed,
+	    memory_order_relaxed));
+}
+
+/*
+ * Mark e's tokens of window win as sent: how many were not yet (0 when
+ * another thread took them first).
+ */
+static uint64_t
+tokens_claim(struct rl_entry *e, uint64_t win)
+{
+	uint64_t f = atomic_load(&e->ftok), t, sent;
+
+	do {
+		t = cnt_in(atomic_load(&e->tok), win);
+		sent = cnt_in(f, win);
+		if (t <= sent)
+			return 0;
+	} while (!atomic_compare_exchange_weak(&e->ftok, &f, pack(win, t)));
+	return t - sent;
+}
+
+/* The window's tokens as this host sees them: all hosts' and ours unsent. */
+static int64_t
+tokens_seen(struct rl_entry *e, uint64_t win, int shared)
+{
+	uint64_t t = cnt_in(atomic_load(&e->tok), win), f;
+
+	if (!shared)
+		return (int64_t)t;
+	f = cnt_in(atomic_load(&e->ftok), win);
+	return (
+	    int64_t)(cnt_in(atomic_load(&e->gtok), win) + (t > f ? t - f : 0));
+}
+
+/*
+ * Entity slot idx has shared state (a lease, tokens to send): the
+ * heartbeat looks at it (gw_rl_beat_collect) until it has none.
+ */
+static void
+beat_mark(struct rl_area *a, int idx)
+{
+	uint64_t bit = UINT64_C(1) << (idx & 63);
+	_Atomic uint64_t *w = &a->beat[idx >> 6];
+
+	if (!(atomic_load_explicit(w, memory_order_relaxed) & bit))
+		atomic_fetch_or(w, bit);
+}
+
+/*
+ * Ask the shared engine for s, sending e's unsent tokens with it; given
+ * back when it fails. 0, or -1 (the request is then judged by this host
+ * alone, counted in GW_METRIC_RATELIMIT_FAILOPEN).
+ */
+static int
+share_sync(struct rl_entry *e, const struct gw_rl_share *sh,
+    struct gw_rl_sync *s, uint64_t win, int64_t now_ns)
+{
+	uint64_t sent = tokens_claim(e, win);
+
+	s->tokens = (int64_t)sent;
+	s->got = s->win_tokens = s->held = 0;
+	if (sh->sync(sh->arg, s) != 0) {
+		count_sub(&e->ftok, win, sent);
+		gw_metrics_inc(GW_METRIC_RATELIMIT_FAILOPEN,
+		    "reason=\"shared_unavailable\"", 1);
+		return -1;
+	}
+	beat_mark(area(), (int)(e - area()->ent));
+	count_max(
+	    &e->gtok, win, (uint64_t)(s->win_tokens < 0 ? 0 : s->win_tokens));
+	atomic_store(&e->sync_ns, now_ns);
+	return 0;
+}
+
+/*
+ * The engine granted held slots: this host's grant only grows here (two
+ * threads may ask at once); the heartbeat shrinks it.
+ */
+static void
+par_grant(struct rl_entry *e, int64_t held)
+{
+	uint64_t g = atomic_load(&e->gpar), h = held < 0 ? 0 : (uint64_t)held;
+
+	while (g < h && !atomic_compare_exchange_weak(&e->gpar, &g, h))
+		;
+}
+
+/* Tokens are to be sent (and the others' read) before judging tpm. */
+static int
+tokens_due(struct rl_entry *e, const struct gw_rl_share *sh, int64_t tpm,
+    int64_t seen, uint64_t win, int64_t now_ns)
+{
+	uint64_t t = cnt_in(atomic_load(&e->tok), win);
+	uint64_t f = cnt_in(atomic_load(&e->ftok), win);
+	int64_t slice = (tpm - seen) / (sh->div > 0 ? sh->div : 1);
+
+	if (now_ns - atomic_load(&e->sync_ns) >= sh->sync_ns)
+		return 1;
+	return t > f && (int64_t)(t - f) >= (slice < 1 ? 1 : slice);
+}
+
 enum gw_rl_verdict
 gw_rl_admit(const char *entity, const struct gw_rl_limits *lim, int64_t now_ns,
     struct gw_rl_ticket *t, int *retry_after_s, int64_t *remaining_requests,
     int64_t *remaining_tokens)
 {
+	return gw_rl_admit_shared(entity, lim, now_ns, t, retry_after_s,
+	    remaining_requests, remaining_tokens, NULL);
+}
+
+enum gw_rl_verdict
+gw_rl_admit_shared(const char *entity, const struct gw_rl_limits *lim,
+    int64_t now_ns, struct gw_rl_ticket *t, int *retry_after_s,
+    int64_t *remaining_requests, int64_t *remaining_tokens,
+    const struct gw_rl_share *sh)
+{
 	enum gw_rl_verdict v = GW_RL_OK;
 	struct rl_area *a;
 	struct rl_entry *e = NULL;
-	uint64_t h1, h2, win, w, n = 0, used;
+	struct gw_rl_sync s;
+	uint64_t h1, h2, win, w, n = 0;
 	int64_t rr = lim->rpm < 0 ? -1 : lim->rpm;
 	int64_t rt = lim->tpm < 0 ? -1 : lim->tpm;
-	int idx;
+	int64_t used;
+	int idx, shared = sh != NULL && sh->sync != NULL, syncs = 0;
 
 	memset(t, 0, sizeof(*t));
 	t->idx = -1;
@@ -534,10 +710,25 @@ gw_rl_admit(const char *entity, const struct gw_rl_limits *lim, int64_t now_ns,
 		goto out;
 	}
 	e = &a->ent[idx];
+	if (shared) {
+		memset(&s, 0, sizeof(s));
+		s.h1 = h1;
+		s.h2 = h2;
+		s.win = (now_ns < 0 ? 0 : now_ns) / WIN_NS;
+		s.rpm = lim->rpm;
+		s.tpm = lim->tpm;
+		s.parallel = lim->parallel;
+	}
 	if (lim->tpm >= 0) {
-		used = cnt_in(
-		    atomic_load_explicit(&e->tok, memory_order_relaxed), win);
-		rt = (int64_t)used >= lim->tpm ? 0 : lim->tpm - (int64_t)used;
+		used = tokens_seen(e, win, shared);
+		if (shared && used < lim->tpm &&
+		    tokens_due(e, sh, lim->tpm, used, win, now_ns)) {
+			syncs++;
+			if (share_sync(e, sh, &s, win, now_ns) != 0)
+				shared = 0;
+			used = tokens_seen(e, win, shared);
+		}
+		rt = used >= lim->tpm ? 0 : lim->tpm - used;
 		if (rt == 0) {
 			v = GW_RL_TPM;
 			n = cnt_in(atomic_load(&e->req), win);
@@ -550,23 +741,51 @@ gw_rl_admit(const char *entity, const struct gw_rl_limits *lim, int64_t now_ns,
 	}
 	if (lim->rpm >= 0) {
 		w = atomic_load_explicit(&e->req, memory_order_relaxed);
-		do {
+		for (;;) {
 			n = cnt_in(w, win);
 			if ((int64_t)n >= lim->rpm) {
 				v = GW_RL_RPM;
 				rr = 0;
 				goto refused;
 			}
-		} while (!atomic_compare_exchange_weak_explicit(&e->req, &w,
-		    pack(win, n + 1), memory_order_relaxed,
-		    memory_order_relaxed));
+			if (shared && n >= cnt_in(atomic_load(&e->greq), win)) {
+				/* This host's slice is used up: another. */
+				if (atomic_load(&e->gdry) == win + 1 ||
+				    syncs > 3) {
+					v = GW_RL_RPM;
+					rr = 0;
+					goto refused;
+				}
+				syncs++;
+				s.slice = sh->slice_max > 0 ? sh->slice_max : 1;
+				s.need = 0;
+				if (share_sync(e, sh, &s, win, now_ns) != 0)
+					shared = 0;
+				else if (s.got > 0)
+					count_add(
+					    &e->greq, win, (uint64_t)s.got);
+				else
+					atomic_store(&e->gdry, win + 1);
+				s.slice = 0;
+				w = atomic_load_explicit(
+				    &e->req, memory_order_relaxed);
+				continue;
+			}
+			if (atomic_compare_exchange_weak_explicit(&e->req, &w,
+			        pack(win, n + 1), memory_order_relaxed,
+			        memory_order_relaxed))
+				break;
+		}
 		rr = lim->rpm - (int64_t)n - 1;
 		t->req_win = (int64_t)win;
 	}
 	if (lim->parallel >= 0) {
 		w = atomic_load_explicit(&e->par, memory_order_relaxed);
-		do {
-			if ((int64_t)w >= lim->parallel) {
+		for (;;) {
+			if ((int64_t)w >= lim->parallel ||
+			    (shared && w >= atomic_load(&e->gpar) &&
+			        (atomic_load(&e->pdeny_ns) > now_ns ||
+			            syncs > 3))) {
 				v = GW_RL_PARALLEL;
 				if (t->req_win >= 0) {
 					uncount(&e->req, win);
@@ -574,8 +793,29 @@ gw_rl_admit(const char *entity, const struct gw_rl_limits *lim, int64_t now_ns,
 				}
 				goto refused;
 			}
-		} while (!atomic_compare_exchange_weak_explicit(&e->par, &w,
-		    w + 1, memory_order_acquire, memory_order_relaxed));
+			if (shared && w >= atomic_load(&e->gpar)) {
+				/* Ask for one slot more than in flight here. */
+				syncs++;
+				s.keep = (int64_t)w;
+				s.need = (int64_t)w + 1;
+				if (share_sync(e, sh, &s, win, now_ns) != 0) {
+					shared = 0;
+				} else {
+					par_grant(e, s.held);
+					if (s.held < s.need)
+						atomic_store(&e->pdeny_ns,
+						    now_ns + sh->deny_ns);
+				}
+				s.need = 0;
+				w = atomic_load_explicit(
+				    &e->par, memory_order_relaxed);
+				continue;
+			}
+			if (atomic_compare_exchange_weak_explicit(&e->par, &w,
+			        w + 1, memory_order_acquire,
+			        memory_order_relaxed))
+				break;
+		}
 		if ((t->lease = lease_take(a, idx, &t->lease_word)) < 0) {
 			par_release(e);
 			fail_open(&warned_leases, "reason=\"lease_table_full\"",
@@ -588,6 +828,7 @@ gw_rl_admit(const char *entity, const struct gw_rl_limits *lim, int64_t now_ns,
 	t->idx = idx;
 	t->state = 1;
 	t->tokens = lim->tpm >= 0;
+	t->shared = shared;
 	unpin(e);
 	goto out;
 refused:
@@ -656,8 +897,12 @@ gw_rl_done(struct gw_rl_ticket *t, int64_t tokens, int64_t now_ns)
 
 	if ((a = ticket_close(t)) == NULL)
 		return;
-	if (t->tokens && tokens > 0)
+	if (t->tokens && tokens > 0) {
 		add_tokens(a, t, (uint64_t)tokens, win_of(now_ns));
+		/* XXX: the slot's, even if add_tokens found it elsewhere. */
+		if (t->shared)
+			beat_mark(a, t->idx);
+	}
 	if (t->lease >= 0)
 		lease_release(a, t);
 }
@@ -898,4 +1143,94 @@ gw_rl_client_auth_failed(
 	    (e = cl_slot(source, lim->slots, now_ns)) != NULL)
 		(void)gcra(
 		    &e->fail, lim->fail_rate, lim->fail_burst, now_ns, 1, NULL);
+}
+
+int
+gw_rl_beat_collect(int64_t now_ns, struct gw_rl_beat *b, int max)
+{
+	struct rl_area *a;
+	struct rl_entry *e;
+	uint64_t win = win_of(now_ns), h1, gp, p, p2, sent, bits, bit;
+	int w, i, n = 0;
+
+	if ((a = area()) == NULL)
+		return 0;
+	for (w = 0; w < RL_ENTRIES / 64 && n < max; w++) {
+		bits = atomic_load(&a->beat[w]);
+		for (; bits != 0 && n < max; bits &= bits - 1) {
+			i = w * 64 + __builtin_ctzll(bits);
+			bit = UINT64_C(1) << (i & 63);
+			e = &a->ent[i];
+			/* Cleared first: state added after is marked again. */
+			atomic_fetch_and(&a->beat[w], ~bit);
+			if ((h1 = atomic_load(&e->h1)) < 2)
+				continue;
+			gp = atomic_load(&e->gpar);
+			p = atomic_load(&e->par);
+			if (gp == 0 && p == 0 &&
+			    cnt_in(atomic_load(&e->tok), win) <=
+			        cnt_in(atomic_load(&e->ftok), win))
+				continue;
+			/* The grant shrinks to what is in flight. */
+			if (gp > p)
+				atomic_compare_exchange_strong(
+				    &e->gpar, &gp, p);
+			p2 = atomic_load(&e->par);
+			sent = tokens_claim(e, win);
+			if (sent > 0)
+				count_add(&e->gtok, win, sent);
+			if (p2 > 0 || p > 0)
+				beat_mark(a, i);
+			b[n].h1 = h1;
+			b[n].h2 = atomic_load(&e->h2);
+			b[n].held = (int64_t)(p2 > p ? p2 : p);
+			b[n].win = (now_ns < 0 ? 0 : now_ns) / WIN_NS;
+			b[n].tokens = (int64_t)sent;
+			b[n].idx = i;
+			n++;
+		}
+	}
+	return n;
+}
+
+void
+gw_rl_beat_unsent(const struct gw_rl_beat *b, int n)
+{
+	struct rl_area *a;
+	uint64_t win;
+	int i;
+
+	if ((a = area()) == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		if (b[i].tokens <= 0 || b[i].idx < 0 || b[i].idx >= RL_ENTRIES)
+			continue;
+		win = (uint64_t)b[i].win & WIN_MASK;
+		count_sub(&a->ent[b[i].idx].ftok, win, (uint64_t)b[i].tokens);
+		count_sub(&a->ent[b[i].idx].gtok, win, (uint64_t)b[i].tokens);
+		beat_mark(a, b[i].idx);
+	}
+}
+
+int
+gw_rl_beat_due(int64_t now_ns, int64_t interval_ns)
+{
+	struct rl_area *a;
+	int64_t last;
+
+	if ((a = area()) == NULL)
+		return 0;
+	last = atomic_load(&a->beat_ns);
+	if (last != 0 && now_ns - last < interval_ns && now_ns >= last)
+		return 0;
+	return atomic_compare_exchange_strong(&a->beat_ns, &last, now_ns);
+}
+
+void
+gw_rl_host_id(char out[17])
+{
+	struct rl_area *a = area();
+
+	snprintf(out, 17, "%016llx",
+	    (unsigned long long)(a != NULL ? atomic_load(&a->host) : 0));
 }

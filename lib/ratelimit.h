@@ -6,7 +6,9 @@
  * logged once).
  *
  * Clock: every now_ns must come from one host-wide clock; use
- * CLOCK_MONOTONIC (gw_now_mono_us() * 1000).
+ * CLOCK_MONOTONIC (gw_now_mono_us() * 1000) for the buckets, and for
+ * per-entity limits CLOCK_REALTIME (gw_now_real_us() * 1000), whose
+ * minutes are the same on every host (shared limits, below).
  *
  * Global bucket (the optional host-wide cap): a token bucket of rate
  * tokens/s and depth burst, kept as
@@ -59,6 +61,7 @@ struct gw_rl_ticket {
 	int32_t lease;       /* lease slot, or -1 */
 	int32_t state;       /* 0 nothing held, 1 held, 2 released */
 	int32_t tokens;      /* 1 when gw_rl_done counts tokens */
+	int32_t shared;      /* 1 when admitted with the other hosts */
 };
 
 enum gw_rl_verdict {
@@ -141,6 +144,79 @@ void gw_rl_done(struct gw_rl_ticket *t, int64_t tokens, int64_t now_ns)
  * still in the same window). Idempotent; a no-op after gw_rl_done.
  */
 void gw_rl_undo(struct gw_rl_ticket *t, int64_t now_ns) GW_NONNULL(1);
+
+/*
+ * Shared limits (rlshare.h): the hosts' admissions of an entity are
+ * bounded together by an engine they share (PostgreSQL). A host admits
+ * from shared memory while the slice of the window it was granted lasts;
+ * when it runs out it asks sync for another, sending the tokens it counted
+ * meanwhile, and the same for parallel slots. When sync fails the request
+ * is judged by this host's own counts against the whole limit (fail open,
+ * as without sharing). Windows must then be minutes of the epoch: pass
+ * now_ns from CLOCK_REALTIME (gw_now_real_us() * 1000) to every call.
+ */
+struct gw_rl_sync {
+	uint64_t h1, h2;  /* the entity */
+	int64_t win;      /* its window: minutes since the epoch */
+	int64_t rpm, tpm; /* its limits (-1: none) */
+	int64_t parallel;
+	int64_t slice;      /* requests wanted (0: none) */
+	int64_t tokens;     /* this host's tokens not sent before (>= 0) */
+	int64_t keep;       /* parallel: in flight here now */
+	int64_t need;       /* ... slots needed (0: no parallel request) */
+	int64_t got;        /* out: requests granted */
+	int64_t win_tokens; /* out: the window's tokens, all hosts */
+	int64_t held;       /* out: parallel slots held now */
+};
+
+struct gw_rl_share {
+	/* Ask the shared engine; 0 when it answered, -1 to fail open. */
+	int (*sync)(void *arg, struct gw_rl_sync *s);
+	void *arg;
+	int64_t slice_max; /* requests asked for at once */
+	int64_t div;       /* ... at most a div-th of what is left */
+	int64_t sync_ns;   /* tokens are sent at least this often */
+	int64_t deny_ns;   /* a parallel refusal holds this long */
+};
+
+/*
+ * gw_rl_admit, bounded with the other hosts through sh (NULL: this host
+ * alone, which is gw_rl_admit). sh->sync runs on this thread and may
+ * block: once per slice, per sync_ns for tpm and per parallel grant.
+ */
+enum gw_rl_verdict gw_rl_admit_shared(const char *entity,
+    const struct gw_rl_limits *lim, int64_t now_ns, struct gw_rl_ticket *t,
+    int *retry_after_s, int64_t *remaining_requests, int64_t *remaining_tokens,
+    const struct gw_rl_share *sh) GW_NONNULL(1, 2, 4);
+
+/*
+ * For the heartbeat (rlshare.h): an entity with parallel slots granted or
+ * in flight on this host, or tokens of window win not yet sent.
+ */
+struct gw_rl_beat {
+	uint64_t h1, h2;
+	int64_t held;   /* in flight here: the lease to keep */
+	int64_t win;    /* minutes since the epoch */
+	int64_t tokens; /* counted here and not yet sent */
+	int32_t idx;    /* private */
+};
+
+/*
+ * Fill b (room for max) with this host's entities to report at now_ns:
+ * their parallel grants shrink to what is in flight, their tokens count
+ * as sent. Returns how many (the rest wait for the next beat).
+ */
+int gw_rl_beat_collect(int64_t now_ns, struct gw_rl_beat *b, int max)
+    GW_NONNULL(2);
+/* The beat of b failed: its tokens are to be sent again. */
+void gw_rl_beat_unsent(const struct gw_rl_beat *b, int n) GW_NONNULL(1);
+/*
+ * 1 when this process should beat now (at most one process per host per
+ * interval_ns), else 0.
+ */
+int gw_rl_beat_due(int64_t now_ns, int64_t interval_ns);
+/* This host's id for the shared engine: 16 hex digits and a NUL. */
+void gw_rl_host_id(char out[17]) GW_NONNULL(1);
 
 /*
  * Reclaim the parallel slots of processes that died without releasing them

@@ -1267,7 +1267,7 @@ relay_end(struct relay *r)
 		gw_scheduler_leave(&r->sq, gw_now_mono_us());
 	if (r->who.role != GW_ROLE_NONE)
 		record_spend(r);
-	gw_admit_done(&r->lim, r->out.usage.total, gw_now_mono_us() * 1000);
+	gw_admit_done(&r->lim, r->out.usage.total, gw_now_real_us() * 1000);
 	gw_auth_release(&r->who);
 	json_object_put(r->body);
 	gw_buf_fini(&r->at.resp);

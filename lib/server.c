@@ -22,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "rlshare.h"
 #include "sha256.h"
 #include "shm.h"
 #include "req.h"
@@ -235,14 +236,25 @@ req_ended(struct gw_req *req)
 /* A detached request counts as live (for SIGTERM) until it is closed. */
 static const struct gw_req_hooks req_hooks = {req_ended, live_end};
 
-/* Frees the parallel-request slots of workers that died (kill -9). */
+/*
+ * Frees the parallel-request slots of workers that died (kill -9), and
+ * renews this host's shared leases (rlshare.h) on its own connection.
+ */
 static void *
 reaper(void *arg)
 {
+	struct gw_db *db = NULL;
+	const struct gw_cfg *cfg;
+
 	(void)arg;
 	for (;;) {
 		sleep(1);
 		gw_rl_reap();
+		pthread_mutex_lock(&cfg_lock);
+		cfg = gw_cfg_ref(cur_cfg);
+		pthread_mutex_unlock(&cfg_lock);
+		gw_rlshare_beat(&db, cfg);
+		gw_cfg_unref((struct gw_cfg *)cfg);
 	}
 	return NULL;
 }

@@ -38,7 +38,7 @@
 
 #include "err.h"
 
-#define GW_SHM_LAYOUT_VERSION 3
+#define GW_SHM_LAYOUT_VERSION 4
 /* The size gw_shm_attach maps: room for every area below with headroom. */
 #define GW_SHM_SIZE ((size_t)16 << 20)
 

@@ -384,8 +384,9 @@ class Stack:
         return [os.path.join(d, f) for f in sorted(os.listdir(d))] if os.path.isdir(d) else []
 
 
-def generate_key(stack):
-    st, body = call(stack.port, "POST", "/key/generate", json.dumps({"key_alias": "bench"}),
+def generate_key(stack, limits=None):
+    fields = dict({"key_alias": "bench"}, **(limits or {}))
+    st, body = call(stack.port, "POST", "/key/generate", json.dumps(fields),
                     {"Authorization": "Bearer " + MASTER_KEY, "Content-Type": "application/json"})
     if st != 200:
         raise SetupError("/key/generate answered %d: %s" % (st, body[:300]))
@@ -739,6 +740,8 @@ def main():
     ap.add_argument("--only", default="a,b,c,e,ir,d",
                     help="scenarios to run, comma-separated: a b c d e ir (instructions) "
                          "s (swap-aware scheduler, not in the default) [a,b,c,e,ir,d]")
+    ap.add_argument("--key-limits", type=json.loads, default={},
+                    help='the bench key\'s limits, e.g. \'{"rpm_limit": 1000000}\' (none)')
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = ap.parse_args()
@@ -799,7 +802,7 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
     pg = Pg(h)
     main_stack = Stack(h, pg, "llmgw", mock_url,
                        ["gateway.processes=%d" % P, "gateway.threads=%d" % W]).start()
-    vkey, token = generate_key(main_stack)
+    vkey, token = generate_key(main_stack, args.key_limits)
     llmgw = main_stack.target(vkey)
     pk = ("disabled (--no-portkey)" if args.no_portkey else "not needed (--only)"
           if "a" not in only else start_portkey(h, direct.port))

@@ -50,13 +50,13 @@ test_user_rpm_across_keys(void **state)
 	key_of(&a, "{\"token\":\"aaaa\",\"user_id\":\"alice\","
 	           "\"rpm_limit\":10,\"user_rpm_limit\":2}");
 	key_of(&b, "{\"token\":\"bbbb\",\"user_id\":\"alice\"}");
-	assert_int_equal(gw_admit_take(&a, T0, &t, &why), GW_RL_OK);
+	assert_int_equal(gw_admit_take(&a, T0, &t, &why, NULL), GW_RL_OK);
 	assert_int_equal(why.left_requests, 9);
 	gw_admit_done(&t, 0, T0);
 	b.rec->user_rpm_limit = 2; /* as the database would read it */
-	assert_int_equal(gw_admit_take(&b, T0, &t, &why), GW_RL_OK);
+	assert_int_equal(gw_admit_take(&b, T0, &t, &why, NULL), GW_RL_OK);
 	gw_admit_done(&t, 0, T0);
-	assert_int_equal(gw_admit_take(&a, T0, &t, &why), GW_RL_RPM);
+	assert_int_equal(gw_admit_take(&a, T0, &t, &why, NULL), GW_RL_RPM);
 	assert_int_equal(why.level, GW_ADMIT_USER);
 	assert_int_equal(why.limit, 2);
 	assert_true(why.retry_after_s >= 1 && why.retry_after_s <= 45);
@@ -66,7 +66,7 @@ test_user_rpm_across_keys(void **state)
 	                         "Retry in 45 s.");
 	/* The key's request was given back: 9 left of its 10 still. */
 	a.rec->user_rpm_limit = -1;
-	assert_int_equal(gw_admit_take(&a, T0, &t, &why), GW_RL_OK);
+	assert_int_equal(gw_admit_take(&a, T0, &t, &why, NULL), GW_RL_OK);
 	assert_int_equal(why.left_requests, 8);
 	gw_admit_done(&t, 0, T0);
 	gw_auth_release(&a);
@@ -87,7 +87,7 @@ test_team_refusal_undoes_key_and_user(void **state)
 	    "{\"token\":\"cccc\",\"user_id\":\"bob\",\"team_id\":\"t1\","
 	    "\"max_parallel_requests\":1,\"user_max_parallel_requests\":1,"
 	    "\"team_max_parallel_requests\":0}");
-	assert_int_equal(gw_admit_take(&w, T0, &t, &why), GW_RL_PARALLEL);
+	assert_int_equal(gw_admit_take(&w, T0, &t, &why, NULL), GW_RL_PARALLEL);
 	assert_int_equal(why.level, GW_ADMIT_TEAM);
 	assert_int_equal(why.retry_after_s, 1);
 	gw_admit_message(&w, &why, msg, sizeof(msg));
@@ -97,14 +97,14 @@ test_team_refusal_undoes_key_and_user(void **state)
 	gw_admit_done(&t, 0, T0); /* nothing held: a no-op */
 	/* The key's and the user's one slot each are free again. */
 	w.rec->team_max_parallel = -1;
-	assert_int_equal(gw_admit_take(&w, T0, &held, &why), GW_RL_OK);
-	assert_int_equal(gw_admit_take(&w, T0, &t, &why), GW_RL_PARALLEL);
+	assert_int_equal(gw_admit_take(&w, T0, &held, &why, NULL), GW_RL_OK);
+	assert_int_equal(gw_admit_take(&w, T0, &t, &why, NULL), GW_RL_PARALLEL);
 	assert_int_equal(why.level, GW_ADMIT_KEY);
 	gw_admit_message(&w, &why, msg, sizeof(msg));
 	assert_non_null(strstr(msg, "for key sk-...cccc: max_parallel"));
 	gw_admit_done(&held, 0, T0);
 	gw_admit_done(&held, 0, T0); /* idempotent */
-	assert_int_equal(gw_admit_take(&w, T0, &t, &why), GW_RL_OK);
+	assert_int_equal(gw_admit_take(&w, T0, &t, &why, NULL), GW_RL_OK);
 	gw_admit_done(&t, 0, T0);
 	gw_auth_release(&w);
 }
@@ -120,9 +120,9 @@ test_user_tpm(void **state)
 	(void)state;
 	key_of(&w, "{\"token\":\"dddd\",\"user_id\":\"carol\","
 	           "\"user_tpm_limit\":10}");
-	assert_int_equal(gw_admit_take(&w, T0, &t, &why), GW_RL_OK);
+	assert_int_equal(gw_admit_take(&w, T0, &t, &why, NULL), GW_RL_OK);
 	gw_admit_done(&t, 12, T0);
-	assert_int_equal(gw_admit_take(&w, T0, &t, &why), GW_RL_TPM);
+	assert_int_equal(gw_admit_take(&w, T0, &t, &why, NULL), GW_RL_TPM);
 	assert_int_equal(why.level, GW_ADMIT_USER);
 	assert_int_equal(why.limit, 10);
 	gw_auth_release(&w);
@@ -140,12 +140,12 @@ test_jwt_and_admin(void **state)
 	key_of(&w, "{\"token\":\"eeee\",\"user_id\":\"dan\",\"team_id\":\"t2\","
 	           "\"rpm_limit\":0,\"team_rpm_limit\":1}");
 	w.role = GW_ROLE_JWT;
-	assert_int_equal(gw_admit_take(&w, T0, &t, &why), GW_RL_OK);
+	assert_int_equal(gw_admit_take(&w, T0, &t, &why, NULL), GW_RL_OK);
 	gw_admit_done(&t, 0, T0);
-	assert_int_equal(gw_admit_take(&w, T0, &t, &why), GW_RL_RPM);
+	assert_int_equal(gw_admit_take(&w, T0, &t, &why, NULL), GW_RL_RPM);
 	assert_int_equal(why.level, GW_ADMIT_TEAM);
 	w.admin = 1;
-	assert_int_equal(gw_admit_take(&w, T0, &t, &why), GW_RL_OK);
+	assert_int_equal(gw_admit_take(&w, T0, &t, &why, NULL), GW_RL_OK);
 	gw_auth_release(&w);
 }
 

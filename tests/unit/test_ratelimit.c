@@ -817,6 +817,252 @@ test_client_auth_failures(void **state)
 	    GW_RL_CLIENT_OK);
 }
 
+/*
+ * Shared limits (gw_rl_admit_shared) against a fake engine that does what
+ * migration 010's functions do, for one entity; "other" is what the
+ * other hosts took or hold.
+ */
+struct fake_engine {
+	int calls, fail;
+	int64_t win, used, tokens, others_par, mine_par, sent;
+};
+
+static int
+fake_sync(void *arg, struct gw_rl_sync *s)
+{
+	struct fake_engine *f = arg;
+	int64_t g = 0, left, h;
+
+	f->calls++;
+	if (f->fail)
+		return -1;
+	if (s->win != f->win) {
+		f->win = s->win;
+		f->used = f->tokens = 0;
+	}
+	left = s->rpm - f->used;
+	if (s->rpm >= 0 && s->slice > 0 && left > 0) {
+		g = left / 4 < 1 ? 1 : left / 4;
+		g = g > s->slice ? s->slice : g > left ? left : g;
+	}
+	f->used += g;
+	f->tokens += s->tokens;
+	f->sent += s->tokens;
+	s->got = g;
+	s->win_tokens = f->tokens;
+	if (s->need > 0) {
+		if (f->mine_par >= s->need)
+			h = f->mine_par;
+		else if (f->others_par + s->need <= s->parallel)
+			h = s->need +
+			    (s->parallel - f->others_par - s->need) / 4;
+		else
+			h = f->mine_par > s->keep ? f->mine_par : s->keep;
+		f->mine_par = h;
+	}
+	s->held = f->mine_par;
+	return 0;
+}
+
+static struct gw_rl_share
+share_of(struct fake_engine *f)
+{
+	return (struct gw_rl_share){fake_sync, f, 100, 4, SEC, SEC / 5};
+}
+
+/* A real clock's minute: windows are minutes of the epoch. */
+#define W0 (INT64_C(29000000) * 60 * SEC + 15 * SEC)
+
+static void
+test_shared_rpm_slices(void **state)
+{
+	struct fake_engine f = {0};
+	struct gw_rl_share sh = share_of(&f);
+	struct gw_rl_limits lim = {20, -1, -1};
+	struct gw_rl_ticket t;
+	int i, ok = 0;
+
+	(void)state;
+	/* The other hosts took 8 of 20 before us. */
+	f.win = W0 / (60 * SEC);
+	f.used = 8;
+	for (i = 0; i < 30; i++)
+		if (gw_rl_admit_shared("k:slices", &lim, W0, &t, NULL, NULL,
+		        NULL, &sh) == GW_RL_OK) {
+			ok++;
+			gw_rl_done(&t, 0, W0);
+		}
+	/* Exactly what was left; slices of 3, 2, 1, 1, ... then one asking
+	 * in vain: a round trip per slice, none after the window ran dry. */
+	assert_int_equal(ok, 12);
+	assert_int_equal(f.used, 20);
+	assert_int_equal(f.calls, 10);
+	assert_int_equal(gw_rl_admit_shared("k:slices", &lim, W0 + SEC, &t,
+	                     NULL, NULL, NULL, &sh),
+	    GW_RL_RPM);
+	assert_int_equal(f.calls, 10);
+	/* The next window asks again. */
+	assert_int_equal(gw_rl_admit_shared("k:slices", &lim, W0 + 60 * SEC, &t,
+	                     NULL, NULL, NULL, &sh),
+	    GW_RL_OK);
+	assert_int_equal(f.calls, 11);
+}
+
+static void
+test_shared_unlimited_costs_nothing(void **state)
+{
+	struct fake_engine f = {0};
+	struct gw_rl_share sh = share_of(&f);
+	struct gw_rl_ticket t;
+
+	(void)state;
+	assert_int_equal(
+	    gw_rl_admit_shared("k:free", &none, W0, &t, NULL, NULL, NULL, &sh),
+	    GW_RL_OK);
+	assert_int_equal(f.calls, 0);
+	assert_int_equal(t.idx, -1);
+}
+
+static void
+test_shared_fail_open(void **state)
+{
+	struct fake_engine f = {.fail = 1};
+	struct gw_rl_share sh = share_of(&f);
+	struct gw_rl_limits lim = {5, -1, -1};
+	struct gw_rl_ticket t;
+	double before = gw_metrics_value(
+	    GW_METRIC_RATELIMIT_FAILOPEN, "reason=\"shared_unavailable\"");
+	int i, ok = 0;
+
+	(void)state;
+	/* The engine is down: this host's counts against the whole limit. */
+	for (i = 0; i < 8; i++)
+		if (gw_rl_admit_shared("k:down", &lim, W0, &t, NULL, NULL, NULL,
+		        &sh) == GW_RL_OK)
+			ok++;
+	assert_int_equal(ok, 5);
+	assert_true(gw_metrics_value(GW_METRIC_RATELIMIT_FAILOPEN,
+	                "reason=\"shared_unavailable\"") >= before + 5);
+}
+
+static void
+test_shared_tpm(void **state)
+{
+	struct fake_engine f = {0};
+	struct gw_rl_share sh = share_of(&f);
+	struct gw_rl_limits lim = {-1, 1000, -1};
+	struct gw_rl_ticket t;
+	int64_t left = 0;
+
+	(void)state;
+	/* The other hosts counted 900 tokens: seen at the first admission. */
+	f.win = W0 / (60 * SEC);
+	f.tokens = 900;
+	assert_int_equal(
+	    gw_rl_admit_shared("k:tpm", &lim, W0, &t, NULL, NULL, &left, &sh),
+	    GW_RL_OK);
+	assert_int_equal(f.calls, 1);
+	assert_int_equal(left, 100);
+	gw_rl_done(&t, 30, W0);
+	/* 30 unsent is over a quarter of what is left (70): sent first, and
+	 * the other hosts' 100 more are seen: over tpm. */
+	f.tokens += 100;
+	assert_int_equal(gw_rl_admit_shared(
+	                     "k:tpm", &lim, W0 + 1, &t, NULL, NULL, NULL, &sh),
+	    GW_RL_TPM);
+	assert_int_equal(f.calls, 2);
+	assert_int_equal(f.sent, 30);
+	/* Over tpm, refusals make no round trip (this host's view is never
+	 * above the truth); the heartbeat sends what is counted meanwhile. */
+	assert_int_equal(gw_rl_admit_shared("k:tpm", &lim, W0 + 2 * SEC, &t,
+	                     NULL, NULL, NULL, &sh),
+	    GW_RL_TPM);
+	assert_int_equal(f.calls, 2);
+}
+
+static void
+test_shared_parallel(void **state)
+{
+	struct fake_engine f = {.others_par = 1};
+	struct gw_rl_share sh = share_of(&f);
+	struct gw_rl_limits lim = {-1, -1, 2};
+	struct gw_rl_ticket a, b;
+
+	(void)state;
+	/* Another host holds 1 of 2: one for us. */
+	assert_int_equal(
+	    gw_rl_admit_shared("k:par", &lim, W0, &a, NULL, NULL, NULL, &sh),
+	    GW_RL_OK);
+	assert_int_equal(f.calls, 1);
+	assert_int_equal(
+	    gw_rl_admit_shared("k:par", &lim, W0, &b, NULL, NULL, NULL, &sh),
+	    GW_RL_PARALLEL);
+	assert_int_equal(f.calls, 2);
+	/* A refusal holds deny_ns without asking again. */
+	assert_int_equal(gw_rl_admit_shared("k:par", &lim, W0 + SEC / 10, &b,
+	                     NULL, NULL, NULL, &sh),
+	    GW_RL_PARALLEL);
+	assert_int_equal(f.calls, 2);
+	/* The other host let go: asked again after deny_ns. */
+	f.others_par = 0;
+	assert_int_equal(gw_rl_admit_shared("k:par", &lim, W0 + SEC, &b, NULL,
+	                     NULL, NULL, &sh),
+	    GW_RL_OK);
+	assert_int_equal(f.calls, 3);
+	gw_rl_done(&a, 0, W0 + SEC);
+	gw_rl_done(&b, 0, W0 + SEC);
+	/* Within the grant no round trip. */
+	assert_int_equal(gw_rl_admit_shared("k:par", &lim, W0 + SEC, &a, NULL,
+	                     NULL, NULL, &sh),
+	    GW_RL_OK);
+	assert_int_equal(f.calls, 3);
+	gw_rl_done(&a, 0, W0 + SEC);
+}
+
+static void
+test_beat_collect(void **state)
+{
+	struct fake_engine f = {0};
+	struct gw_rl_share sh = share_of(&f);
+	struct gw_rl_limits lim = {-1, 1000000, 4};
+	struct gw_rl_ticket a, b;
+	struct gw_rl_beat beat[8];
+	int n;
+
+	(void)state;
+	assert_int_equal(
+	    gw_rl_admit_shared("k:beat", &lim, W0, &a, NULL, NULL, NULL, &sh),
+	    GW_RL_OK);
+	assert_int_equal(
+	    gw_rl_admit_shared("k:beat", &lim, W0, &b, NULL, NULL, NULL, &sh),
+	    GW_RL_OK);
+	gw_rl_done(&b, 40, W0);
+	/* One in flight, 40 tokens unsent, a grant of 2. */
+	n = gw_rl_beat_collect(W0, beat, 8);
+	assert_int_equal(n, 1);
+	assert_int_equal(beat[0].held, 1);
+	assert_int_equal(beat[0].tokens, 40);
+	assert_int_equal(beat[0].win, W0 / (60 * SEC));
+	assert_int_equal(atomic_load(&area()->ent[beat[0].idx].gpar), 1);
+	/* Sent: not again; unless the beat failed. */
+	n = gw_rl_beat_collect(W0, beat, 8);
+	assert_int_equal(beat[0].tokens, 0);
+	gw_rl_beat_unsent(beat, n);
+	gw_rl_done(&a, 2, W0);
+	n = gw_rl_beat_collect(W0, beat, 8);
+	assert_int_equal(n, 1);
+	assert_int_equal(beat[0].held, 0);
+	assert_int_equal(beat[0].tokens, 2);
+	gw_rl_beat_unsent(beat, n);
+	n = gw_rl_beat_collect(W0, beat, 8);
+	assert_int_equal(beat[0].tokens, 2);
+	/* Nothing held nor unsent: nothing to say. */
+	assert_int_equal(gw_rl_beat_collect(W0, beat, 8), 0);
+	assert_int_equal(gw_rl_beat_due(W0, SEC), 1);
+	assert_int_equal(gw_rl_beat_due(W0 + SEC / 2, SEC), 0);
+	assert_int_equal(gw_rl_beat_due(W0 + SEC, SEC), 1);
+}
+
 int
 main(void)
 {
@@ -841,6 +1087,12 @@ main(void)
 	    T(test_claim_once),
 	    T(test_no_shm),
 	    T(test_perf),
+	    T(test_shared_rpm_slices),
+	    T(test_shared_unlimited_costs_nothing),
+	    T(test_shared_fail_open),
+	    T(test_shared_tpm),
+	    T(test_shared_parallel),
+	    T(test_beat_collect),
 	};
 #undef T
 
