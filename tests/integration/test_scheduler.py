@@ -392,7 +392,8 @@ def test_no_reordering_within_model(sfifo, smock):
     for t in bs:
         body = t.out["r"].body.decode()
         i = body.index("chatcmpl-mock-")
-        ids.append(int(body[i + 14:].split('"')[0]))
+        # "chatcmpl-mock-<pid>-<n>": n counts the mock's answers.
+        ids.append(int(body[i + 14:].split('"')[0].split("-")[-1]))
     assert ids == sorted(ids), ids
 
 
