@@ -304,24 +304,32 @@ install_new = if [ -e $(2) ]; then $(INSTALL) -m 0644 $(1) $(2).new; \
               echo "install: $(2) exists, new one in $(2).new"; \
               else $(INSTALL) -m 0644 $(1) $(2); fi
 
-.PHONY: install install-ui deb
-build/install/llmgw.conf: conf/llmgw.conf deploy/llmgwctl Makefile
+.PHONY: install install-ui deb FORCE
+# The rendered files depend on the paths: rendered again when they change.
+build/install/.paths: FORCE
+	@mkdir -p $(@D)
+	@echo '$(BINDIR) $(SBINDIR) $(LIBEXECDIR) $(DATADIR) $(SYSCONFDIR) $(I_RUN) $(I_LOG) $(I_STATE) $(INSTALL_LISTEN) $(VERSION)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+build/install/llmgw.conf: conf/llmgw.conf deploy/llmgwctl build/install/.paths Makefile
 	@mkdir -p $(@D)
 	deploy/llmgwctl render-conf $< $@ $(CONF_INSTALL)
 
-build/install/%: deploy/% Makefile
+build/install/%: deploy/% build/install/.paths Makefile
 	@mkdir -p $(@D)
 	$(RENDER) $< >$@
 
-build/install/lighttpd.conf: deploy/lighttpd/llmgw.conf Makefile
+build/install/lighttpd.conf: deploy/lighttpd/llmgw.conf build/install/.paths Makefile
 	@mkdir -p $(@D)
 	$(RENDER) -e 's|@DOC_ROOT@|$(DATADIR)/errors|g' \
+	    -e 's|$(I_LOG)/lighttpd-error.log|$(I_LOG)/front/lighttpd-error.log|' \
 	    -e 's|@PID_FILE@|$(I_RUN)/lighttpd.pid|g' \
 	    -e 's|@USER_LINES@|server.username = "www-data"\nserver.groupname = "www-data"|g' $< >$@
 
-build/install/apache.conf: deploy/apache/llmgw.conf Makefile
+build/install/apache.conf: deploy/apache/llmgw.conf build/install/.paths Makefile
 	@mkdir -p $(@D)
 	$(RENDER) -e 's|@SERVER_ROOT@|$(I_STATE)|g' -e 's|@PID_FILE@|$(I_RUN)/apache.pid|g' \
+	    -e 's|$(I_LOG)/apache-error.log|$(I_LOG)/front/apache-error.log|' \
 	    -e 's|@MODULE_DIR@|/usr/lib/apache2/modules|g' \
 	    -e 's|@USER_LINES@|User www-data\nGroup www-data|g' $< >$@
 
