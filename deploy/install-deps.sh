@@ -12,7 +12,8 @@ libcurl4-openssl-dev libjwt-dev libssl-dev postgresql lighttpd spawn-fcgi"
 # system site and service (llmgwctl runs Apache from its own rendered file).
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs libcmocka-dev python3 python3-pytest python3-aiohttp procps openssl
-prometheus apache2-bin clang iproute2"
+prometheus apache2-bin clang iproute2
+lintian logrotate dpkg-dev"
 elif [ "${1:-}" = "--apache" ]; then
     pkgs="$pkgs apache2-bin"
 fi

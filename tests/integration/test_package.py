@@ -116,6 +116,11 @@ def test_package_install_upgrade_purge():
     t0 = time.time()
     deb1 = build(version + "+test1")
     deb2 = build(version + "+test2")
+    # lintian meanwhile (the package must have no error; README lists the
+    # warnings left and why).
+    assert shutil.which("lintian"), "lintian missing (deploy/install-deps.sh --test)"
+    lint = subprocess.Popen(["lintian", "--no-tag-display-limit", deb1],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = tempfile.mkdtemp(prefix="llmgw-pkg-")
     os.chmod(base, 0o755)
     pg = Pg(base)
@@ -291,9 +296,16 @@ def test_package_install_upgrade_purge():
             with pytest.raises(KeyError):
                 pwd.getpwnam("llmgw")
         assert subprocess.run(["dpkg", "-s", "llmgw"], capture_output=True).returncode != 0
+        out = lint.communicate(timeout=120)[0]
+        errors = [l for l in out.splitlines() if l.startswith("E:")]
+        assert not errors, out
+        warnings = sorted({l.split()[2] for l in out.splitlines() if l.startswith("W:")})
+        assert set(warnings) <= {"no-manual-page", "missing-systemd-timer-for-cron-script"}, out
         print("package test: %.1f s, %d requests during the upgrade" %
               (time.time() - t0, len(statuses)))
     finally:
+        if lint.poll() is None:
+            lint.kill()
         cleanup()
         if mock is not None:
             mock.close()
