@@ -275,6 +275,7 @@ SYSCONFDIR    ?= $(PREFIX)/etc
 LOCALSTATEDIR ?= $(PREFIX)/var
 RUNSTATEDIR   ?= $(LOCALSTATEDIR)/run
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
 INSTALL       ?= install
 # The front's listening address in the installed sites.
 INSTALL_LISTEN ?= 127.0.0.1:4000
@@ -336,12 +337,14 @@ build/install/apache.conf: deploy/apache/llmgw.conf build/install/.paths Makefil
 INSTALL_GEN = build/install/llmgw.conf build/install/lighttpd.conf \
               build/install/apache.conf build/install/llmgw-families \
               build/install/cron/llmgw build/install/debian/logrotate \
+              build/install/debian/tmpfiles \
               $(patsubst deploy/%,build/install/%,$(wildcard deploy/systemd/*.service))
 
 install: all $(INSTALL_GEN) install-ui
 	$(INSTALL) -d $(D)$(BINDIR) $(D)$(SBINDIR) $(D)$(LIBEXECDIR) \
 	    $(D)$(DATADIR)/migrations $(D)$(DATADIR)/errors $(D)$(I_ETC) \
-	    $(D)$(SYSCONFDIR)/cron.d $(D)$(SYSCONFDIR)/logrotate.d $(D)$(SYSTEMDUNITDIR)
+	    $(D)$(SYSCONFDIR)/cron.d $(D)$(SYSCONFDIR)/logrotate.d $(D)$(SYSTEMDUNITDIR) \
+	    $(D)$(TMPFILESDIR)
 	$(INSTALL) -m 0755 bin/llmgw-migrate bin/llmgw-langfuse-export $(D)$(BINDIR)/
 	$(INSTALL) -m 0755 $(CGI) $(D)$(LIBEXECDIR)/
 	$(INSTALL) -m 0755 build/install/llmgw-families $(D)$(SBINDIR)/llmgw-families
@@ -354,6 +357,7 @@ install: all $(INSTALL_GEN) install-ui
 	@$(call install_new,build/install/cron/llmgw,$(D)$(SYSCONFDIR)/cron.d/llmgw)
 	@$(call install_new,build/install/debian/logrotate,$(D)$(SYSCONFDIR)/logrotate.d/llmgw)
 	$(INSTALL) -m 0644 build/install/systemd/*.service $(D)$(SYSTEMDUNITDIR)/
+	$(INSTALL) -m 0644 build/install/debian/tmpfiles $(D)$(TMPFILESDIR)/llmgw.conf
 
 # Hook for the admin page (deploy/ui/): its built files, if any.
 install-ui:
