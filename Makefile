@@ -276,6 +276,7 @@ LOCALSTATEDIR ?= $(PREFIX)/var
 RUNSTATEDIR   ?= $(LOCALSTATEDIR)/run
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
+MANDIR        ?= $(PREFIX)/share/man
 INSTALL       ?= install
 # The front's listening address in the installed sites.
 INSTALL_LISTEN ?= 127.0.0.1:4000
@@ -318,7 +319,7 @@ build/install/llmgw.conf: conf/llmgw.conf deploy/llmgwctl build/install/.paths M
 
 build/install/%: deploy/% build/install/.paths Makefile
 	@mkdir -p $(@D)
-	$(RENDER) $< >$@
+	$(RENDER) $< >$@ && chmod --reference=$< $@
 
 build/install/lighttpd.conf: deploy/lighttpd/llmgw.conf build/install/.paths Makefile
 	@mkdir -p $(@D)
@@ -344,7 +345,7 @@ install: all $(INSTALL_GEN) install-ui
 	$(INSTALL) -d $(D)$(BINDIR) $(D)$(SBINDIR) $(D)$(LIBEXECDIR) \
 	    $(D)$(DATADIR)/migrations $(D)$(DATADIR)/errors $(D)$(I_ETC) \
 	    $(D)$(SYSCONFDIR)/cron.d $(D)$(SYSCONFDIR)/logrotate.d $(D)$(SYSTEMDUNITDIR) \
-	    $(D)$(TMPFILESDIR)
+	    $(D)$(TMPFILESDIR) $(D)$(MANDIR)/man1 $(D)$(MANDIR)/man8
 	$(INSTALL) -m 0755 bin/llmgw-migrate bin/llmgw-langfuse-export $(D)$(BINDIR)/
 	$(INSTALL) -m 0755 $(CGI) $(D)$(LIBEXECDIR)/
 	$(INSTALL) -m 0755 build/install/llmgw-families $(D)$(SBINDIR)/llmgw-families
@@ -358,6 +359,12 @@ install: all $(INSTALL_GEN) install-ui
 	@$(call install_new,build/install/debian/logrotate,$(D)$(SYSCONFDIR)/logrotate.d/llmgw)
 	$(INSTALL) -m 0644 build/install/systemd/*.service $(D)$(SYSTEMDUNITDIR)/
 	$(INSTALL) -m 0644 build/install/debian/tmpfiles $(D)$(TMPFILESDIR)/llmgw.conf
+	deploy/mkman bin/llmgw-migrate 1 $(VERSION) | gzip -9n >$(D)$(MANDIR)/man1/llmgw-migrate.1.gz
+	deploy/mkman bin/llmgw-langfuse-export 1 $(VERSION) | gzip -9n \
+	    >$(D)$(MANDIR)/man1/llmgw-langfuse-export.1.gz
+	deploy/mkman build/install/llmgw-families 8 $(VERSION) | gzip -9n \
+	    >$(D)$(MANDIR)/man8/llmgw-families.8.gz
+	chmod 0644 $(D)$(MANDIR)/man1/llmgw-*.1.gz $(D)$(MANDIR)/man8/llmgw-families.8.gz
 
 # Hook for the admin page (deploy/ui/): its built files, if any.
 install-ui:

@@ -42,7 +42,10 @@ def test_install_layout_and_rendering(dest):
             "opt/gw/lib/systemd/system/llmgw@.service",
             "opt/gw/lib/systemd/system/llmgw-migrate.service",
             "opt/gw/lib/systemd/system/llmgw-lighttpd.service",
-            "opt/gw/lib/tmpfiles.d/llmgw.conf"]
+            "opt/gw/lib/tmpfiles.d/llmgw.conf",
+            "opt/gw/share/man/man1/llmgw-migrate.1.gz",
+            "opt/gw/share/man/man1/llmgw-langfuse-export.1.gz",
+            "opt/gw/share/man/man8/llmgw-families.8.gz"]
     want += ["opt/gw/lib/llmgw/llmgw-%s" % f for f in ("health", "chat", "embeddings", "keys", "spend")]
     for f in want:
         assert os.path.isfile(os.path.join(dest, f)), f
@@ -51,7 +54,7 @@ def test_install_layout_and_rendering(dest):
     # Every rendered file names the install paths, no placeholder left.
     for f in want:
         p = os.path.join(dest, f)
-        if "/bin/" in f or "/lib/llmgw/" in f or f.endswith(".sql"):
+        if "/bin/" in f or "/lib/llmgw/" in f or f.endswith((".sql", ".gz")):
             continue
         text = "\n".join(l for l in open(p).read().split("\n")
                          if not l.lstrip().startswith("#"))
@@ -64,7 +67,8 @@ def test_install_layout_and_rendering(dest):
     mig = open(os.path.join(dest, "opt/gw/lib/systemd/system/llmgw-migrate.service")).read()
     assert "/opt/gw/bin/llmgw-migrate -c /etc/gw/llmgw/llmgw.conf -m /opt/gw/share/llmgw/migrations" in mig
     cron = open(os.path.join(dest, "etc/gw/cron.d/llmgw")).read()
-    assert "llmgw /opt/gw/bin/llmgw-langfuse-export -q -c /etc/gw/llmgw/llmgw.conf" in cron
+    assert ("llmgw [ -x /opt/gw/bin/llmgw-langfuse-export ] && "
+            "/opt/gw/bin/llmgw-langfuse-export -q -c /etc/gw/llmgw/llmgw.conf") in cron
     conf = os.path.join(dest, "etc/gw/llmgw/llmgw.conf")
     got = {}
     for key in ("spend.spool_dir", "auth.master_key_file", "log.file", "gateway.shm_path"):

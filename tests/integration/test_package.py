@@ -10,7 +10,8 @@ health, a virtual key, a chat and its spend row; logrotate with the
 installed rule (the families reopen their log on SIGHUP); the second package
 installed over the first while requests run (its postinst migrates and
 rolls the families one at a time: no failed request, one spend row each);
-remove and purge (nothing of the package left, the llmgw user gone).
+a rollout that meets a family whose new program is not ready (it stops
+there, the old programs keep serving); remove and purge (nothing of the package left, the llmgw user gone).
 
 Root only (it installs into /etc, /usr, /var); skipped when not root or
 when an llmgw package is already installed. Whatever happens, the finally
@@ -274,6 +275,34 @@ def test_package_install_upgrade_purge():
         assert wait_rows(want) == want
         assert request(port, "GET", "/health/readiness").status == 200
 
+        # A rollout that meets a family whose new program is not ready
+        # (here a chat program that passes its check, then exits) stops
+        # there: health is replaced, chat and the ones after it keep their
+        # old programs, and chat keeps answering.
+        chat = "/usr/lib/llmgw/llmgw-chat"
+        shutil.copy2(chat, os.path.join(base, "llmgw-chat"))
+        with open(chat + ".tmp", "w") as f:
+            f.write('#!/bin/sh\ncase " $* " in *" -t "*) exit 0 ;; esac\nexit 1\n')
+        os.chmod(chat + ".tmp", 0o755)
+        os.rename(chat + ".tmp", chat)
+        try:
+            r = sh("llmgw-families", "restart", timeout=120)
+        finally:
+            shutil.copy2(os.path.join(base, "llmgw-chat"), chat + ".tmp")
+            os.rename(chat + ".tmp", chat)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "new llmgw-chat is not ready" in r.stderr, r.stderr
+        assert "rollout stopped" in r.stderr
+        after = pids()
+        assert after["health"] != rolled["health"] and alive(after["health"])
+        for f in ("chat", "embeddings", "keys", "spend"):
+            assert after[f] == rolled[f] and alive(after[f]), f
+        assert not os.path.exists("/run/llmgw/chat.new.sock")
+        c = request(port, "POST", "/v1/chat/completions", body, vkey)
+        assert c.status == 200, c
+        assert request(port, "GET", "/health/readiness").status == 200
+        rolled = after
+
         # Remove: the programs go, the configuration and state stay.
         r = dpkg("--remove", "llmgw")
         assert r.returncode == 0, r.stdout + r.stderr
@@ -300,7 +329,7 @@ def test_package_install_upgrade_purge():
         errors = [l for l in out.splitlines() if l.startswith("E:")]
         assert not errors, out
         warnings = sorted({l.split()[2] for l in out.splitlines() if l.startswith("W:")})
-        assert set(warnings) <= {"no-manual-page", "missing-systemd-timer-for-cron-script"}, out
+        assert set(warnings) <= {"missing-systemd-timer-for-cron-script"}, out
         print("package test: %.1f s, %d requests during the upgrade" %
               (time.time() - t0, len(statuses)))
     finally:
