@@ -264,5 +264,131 @@ fuzz: fuzz-build
 	        grep -a -m 5 'ERROR\|FINDING\|SUMMARY' $$log; fi; \
 	done; exit $$fail
 
+# ---- install and Debian package (issue 20) -------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=$(PREFIX)/etc]
+#              [LOCALSTATEDIR=$(PREFIX)/var] [RUNSTATEDIR=$(LOCALSTATEDIR)/run]
+# GNU directory names; the templates (sites, units, crontab, scripts) are
+# rendered with these paths. An existing llmgw.conf (or site) is never
+# overwritten: the new one goes beside it as <name>.new.
+# make deb: a Debian package (build/deb/llmgw_<version>_<arch>.deb) from a
+# staged install with PREFIX=/usr SYSCONFDIR=/etc LOCALSTATEDIR=/var
+# (deploy/debian/: control, maintainer scripts, logrotate).
+PREFIX        ?= /usr/local
+EXEC_PREFIX   ?= $(PREFIX)
+BINDIR        ?= $(EXEC_PREFIX)/bin
+SBINDIR       ?= $(EXEC_PREFIX)/sbin
+LIBEXECDIR    ?= $(EXEC_PREFIX)/lib/llmgw
+DATADIR       ?= $(PREFIX)/share/llmgw
+SYSCONFDIR    ?= $(PREFIX)/etc
+LOCALSTATEDIR ?= $(PREFIX)/var
+RUNSTATEDIR   ?= $(LOCALSTATEDIR)/run
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
+MANDIR        ?= $(PREFIX)/share/man
+INSTALL       ?= install
+# The front's listening address in the installed sites.
+INSTALL_LISTEN ?= 127.0.0.1:4000
+# The admin page's files: what the ui build leaves in UI_DIST (build/ui)
+# go to $(DATADIR)/www/ui, served under /ui/ by both installed sites.
+UI_DIST       ?= build/ui
+I_RUN   = $(RUNSTATEDIR)/llmgw
+I_LOG   = $(LOCALSTATEDIR)/log/llmgw
+I_STATE = $(LOCALSTATEDIR)/lib/llmgw
+I_ETC   = $(SYSCONFDIR)/llmgw
+RENDER  = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SBINDIR@|$(SBINDIR)|g' \
+          -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+          -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@RUN_DIR@|$(I_RUN)|g' \
+          -e 's|@LOG_DIR@|$(I_LOG)|g' -e 's|@STATE_DIR@|$(I_STATE)|g' \
+          -e 's|@LISTEN_HOST@|$(firstword $(subst :, ,$(INSTALL_LISTEN)))|g' \
+          -e 's|@LISTEN_PORT@|$(lastword $(subst :, ,$(INSTALL_LISTEN)))|g' \
+          -e 's|@ERROR_DIR@|$(DATADIR)/errors|g' -e 's|@VERSION@|$(VERSION)|g'
+# The example configuration with the install paths.
+CONF_INSTALL = gateway.listen=$(INSTALL_LISTEN) \
+          gateway.shm_path=$(I_RUN)/llmgw.shm \
+          auth.master_key_file=$(I_ETC)/master.key \
+          spend.spool_dir=$(I_STATE)/spool log.file=$(I_LOG)/llmgw.log
+D = $(DESTDIR)
+# install_new SRC DST: DST unless one exists (then DST.new).
+install_new = if [ -e $(2) ]; then $(INSTALL) -m 0644 $(1) $(2).new; \
+              echo "install: $(2) exists, new one in $(2).new"; \
+              else $(INSTALL) -m 0644 $(1) $(2); fi
+
+.PHONY: install install-ui deb FORCE
+# The rendered files depend on the paths: rendered again when they change.
+build/install/.paths: FORCE
+	@mkdir -p $(@D)
+	@echo '$(BINDIR) $(SBINDIR) $(LIBEXECDIR) $(DATADIR) $(SYSCONFDIR) $(I_RUN) $(I_LOG) $(I_STATE) $(INSTALL_LISTEN) $(VERSION)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+build/install/llmgw.conf: conf/llmgw.conf deploy/llmgwctl build/install/.paths Makefile
+	@mkdir -p $(@D)
+	deploy/llmgwctl render-conf $< $@ $(CONF_INSTALL)
+
+build/install/%: deploy/% build/install/.paths Makefile
+	@mkdir -p $(@D)
+	$(RENDER) $< >$@ && chmod --reference=$< $@
+
+build/install/lighttpd.conf: deploy/lighttpd/llmgw.conf build/install/.paths Makefile
+	@mkdir -p $(@D)
+	$(RENDER) -e 's|@DOC_ROOT@|$(DATADIR)/www|g' \
+	    -e 's|$(I_LOG)/lighttpd-error.log|$(I_LOG)/front/lighttpd-error.log|' \
+	    -e 's|@PID_FILE@|$(I_RUN)/lighttpd.pid|g' \
+	    -e 's|@USER_LINES@|server.username = "www-data"\nserver.groupname = "www-data"|g' $< >$@
+
+build/install/apache.conf: deploy/apache/llmgw.conf build/install/.paths Makefile
+	@mkdir -p $(@D)
+	$(RENDER) -e 's|@SERVER_ROOT@|$(I_STATE)|g' -e 's|@PID_FILE@|$(I_RUN)/apache.pid|g' \
+	    -e 's|@UI_DIR@|$(DATADIR)/www/ui|g' \
+	    -e 's|$(I_LOG)/apache-error.log|$(I_LOG)/front/apache-error.log|' \
+	    -e 's|@MODULE_DIR@|/usr/lib/apache2/modules|g' \
+	    -e 's|@USER_LINES@|User www-data\nGroup www-data|g' $< >$@
+
+INSTALL_GEN = build/install/llmgw.conf build/install/lighttpd.conf \
+              build/install/apache.conf build/install/llmgw-families \
+              build/install/cron/llmgw build/install/debian/logrotate \
+              build/install/debian/tmpfiles \
+              $(patsubst deploy/%,build/install/%,$(wildcard deploy/systemd/*.service))
+
+install: all $(INSTALL_GEN) install-ui
+	$(INSTALL) -d $(D)$(BINDIR) $(D)$(SBINDIR) $(D)$(LIBEXECDIR) \
+	    $(D)$(DATADIR)/migrations $(D)$(DATADIR)/errors $(D)$(I_ETC) \
+	    $(D)$(SYSCONFDIR)/cron.d $(D)$(SYSCONFDIR)/logrotate.d $(D)$(SYSTEMDUNITDIR) \
+	    $(D)$(TMPFILESDIR) $(D)$(MANDIR)/man1 $(D)$(MANDIR)/man8
+	$(INSTALL) -m 0755 bin/llmgw-migrate bin/llmgw-langfuse-export $(D)$(BINDIR)/
+	$(INSTALL) -m 0755 $(CGI) $(D)$(LIBEXECDIR)/
+	$(INSTALL) -m 0755 build/install/llmgw-families $(D)$(SBINDIR)/llmgw-families
+	$(INSTALL) -m 0644 $(MIGRATIONS) $(D)$(DATADIR)/migrations/
+	$(INSTALL) -m 0644 deploy/errors/status-*.html $(D)$(DATADIR)/errors/
+	$(INSTALL) -m 0644 build/install/llmgw.conf $(D)$(DATADIR)/llmgw.conf.example
+	@$(call install_new,build/install/llmgw.conf,$(D)$(I_ETC)/llmgw.conf)
+	@$(call install_new,build/install/lighttpd.conf,$(D)$(I_ETC)/lighttpd.conf)
+	@$(call install_new,build/install/apache.conf,$(D)$(I_ETC)/apache.conf)
+	@$(call install_new,build/install/cron/llmgw,$(D)$(SYSCONFDIR)/cron.d/llmgw)
+	@$(call install_new,build/install/debian/logrotate,$(D)$(SYSCONFDIR)/logrotate.d/llmgw)
+	$(INSTALL) -m 0644 build/install/systemd/*.service $(D)$(SYSTEMDUNITDIR)/
+	$(INSTALL) -m 0644 build/install/debian/tmpfiles $(D)$(TMPFILESDIR)/llmgw.conf
+	deploy/mkman bin/llmgw-migrate 1 $(VERSION) | gzip -9n >$(D)$(MANDIR)/man1/llmgw-migrate.1.gz
+	deploy/mkman bin/llmgw-langfuse-export 1 $(VERSION) | gzip -9n \
+	    >$(D)$(MANDIR)/man1/llmgw-langfuse-export.1.gz
+	deploy/mkman build/install/llmgw-families 8 $(VERSION) | gzip -9n \
+	    >$(D)$(MANDIR)/man8/llmgw-families.8.gz
+	chmod 0644 $(D)$(MANDIR)/man1/llmgw-*.1.gz $(D)$(MANDIR)/man8/llmgw-families.8.gz
+
+# The admin page (deploy/ui/, built into build/ui by `make ui`).
+install-ui: ui
+	$(INSTALL) -d $(D)$(DATADIR)/www/ui
+	cd $(UI_DIST) && find . -type f -exec $(INSTALL) -D -m 0644 {} \
+	    $(abspath $(D)$(DATADIR))/www/ui/{} \;
+
+DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_VERSION ?= $(VERSION)
+DEB_ROOT     = build/deb/root
+DEB          = build/deb/llmgw_$(DEB_VERSION)_$(DEB_ARCH).deb
+deb: all
+	rm -rf $(DEB_ROOT)
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr \
+	    SYSCONFDIR=/etc LOCALSTATEDIR=/var RUNSTATEDIR=/run SYSTEMDUNITDIR=/lib/systemd/system
+	DEB_VERSION=$(DEB_VERSION) DEB_ARCH=$(DEB_ARCH) deploy/debian/build-deb $(DEB_ROOT) $(DEB)
+
 -include $(LIB_OBJ:.o=.d) $(wildcard build/src/*.d) $(wildcard $(B)/tests/*.d) \
          $(wildcard build/fuzz/lib/*.d)

@@ -13,7 +13,8 @@ libcurl4-openssl-dev libjwt-dev libssl-dev postgresql lighttpd spawn-fcgi"
 # system site and service (llmgwctl runs Apache from its own rendered file).
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs libcmocka-dev python3 python3-pytest python3-aiohttp procps openssl
-prometheus apache2-bin clang iproute2 chromium"
+prometheus apache2-bin clang iproute2 chromium
+lintian logrotate dpkg-dev adduser"
 elif [ "${1:-}" = "--apache" ]; then
     pkgs="$pkgs apache2-bin"
 fi

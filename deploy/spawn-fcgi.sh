@@ -1,5 +1,7 @@
 #!/bin/sh
-# Start every llmgw route family with spawn-fcgi, without systemd.
+# Start every llmgw route family with spawn-fcgi, without systemd, from a
+# tree under /opt/llmgw. (Installed with make install or the package: use
+# llmgw-families start | restart | stop instead, which also rolls upgrades.)
 # Each program logs to [log] file (spawn-fcgi without -n would send stderr
 # to /dev/null): set `file = /var/log/llmgw/llmgw.log` in llmgw.conf, or use
 # these -n lines under a supervisor (runit, s6, daemontools).

@@ -81,14 +81,90 @@ usage(const char *prog)
 	fprintf(stderr,
 	    "usage: llmgw-%s [-c config] [-t] [-g section.key] [-s socket] "
 	    "[-1]\n"
-	    "  -c FILE  configuration (default $LLMGW_CONFIG or "
-	    "/etc/llmgw/llmgw.conf)\n"
-	    "  -t       check the configuration and exit\n"
-	    "  -g NAME  print the effective value of section.key and exit\n"
-	    "  -s PATH  listen on this unix socket instead of fd 0 "
-	    "(spawn-fcgi)\n"
-	    "  -1       one worker process, no supervisor (debugging)\n",
-	    prog);
+	    "       llmgw-%s -h | --help\n",
+	    prog, prog);
+}
+
+#ifndef GW_VERSION
+#define GW_VERSION "dev"
+#endif
+
+/* The routes each family answers (the fronts send them there). */
+static const char *
+family_routes(const char *prog)
+{
+	static const struct {
+		const char *prog, *routes;
+	} t[] = {
+	    {"chat",
+	        "/v1/chat/completions, /v1/completions, /v1/models,\n"
+	        "/v1/model/info, /v1/model_group/info (and each without /v1)"},
+	    {"embeddings", "/v1/embeddings, /embeddings"},
+	    {"keys", "/key/..., /user/..., /team/... (keys, users, teams, "
+	             "members)"},
+	    {"spend", "/spend/..., /global/spend/..., /user/daily/activity, "
+	              "/team/daily/activity"},
+	    {"health", "/health, /health/liveliness, /health/readiness, "
+	               "/metrics; a 404\n"
+	               "in the OpenAI error shape for every other path"},
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(t[i].prog, prog) == 0)
+			return t[i].routes;
+	return "its route family";
+}
+
+/* -h, --help: the manual, on stdout. */
+static void
+help(const char *prog)
+{
+	printf("llmgw-%s %s: the llmgw %s route family, a FastCGI program\n"
+	       "\n"
+	       "usage: llmgw-%s [-c config] [-t] [-g section.key] [-s socket] "
+	       "[-1]\n"
+	       "\n"
+	       "Answers:\n%s.\n\n"
+	       "Run under spawn-fcgi (the listening socket is fd 0) behind "
+	       "lighttpd or\nApache; a supervisor of [gateway] processes "
+	       "workers of [gateway] threads\nthreads each. SIGHUP reloads the "
+	       "configuration (a bad file is refused,\nthe old one stays) and "
+	       "reopens [log] file; SIGTERM finishes the requests\nin flight "
+	       "(up to [gateway] shutdown_timeout_s) and exits.\n"
+	       "\n"
+	       "Options:\n"
+	       "  -c FILE  the configuration (default $LLMGW_CONFIG, else "
+	       "/etc/llmgw/llmgw.conf)\n"
+	       "  -t       check the configuration, print \"FILE: "
+	       "configuration ok\", exit\n"
+	       "  -g NAME  print the effective value of section.key (after the "
+	       "environment)\n           and exit\n"
+	       "  -s PATH  listen on this unix socket instead of fd 0\n"
+	       "  -1       one worker process, no supervisor (debugging)\n"
+	       "  -h, --help  this text\n"
+	       "\n"
+	       "Files:\n"
+	       "  /etc/llmgw/llmgw.conf     the configuration (conf/llmgw.conf "
+	       "documents it)\n"
+	       "  [auth] master_key_file    the master key, first line\n"
+	       "  [spend] spool_dir         spend rows not yet in "
+	       "PostgreSQL\n"
+	       "  [gateway] shm_path        the state all families share\n"
+	       "  [log] file                the log (else stderr)\n"
+	       "\n"
+	       "Environment:\n"
+	       "  LLMGW_CONFIG              the configuration file\n"
+	       "  LLMGW_MASTER_KEY          the master key (wins over "
+	       "master_key_file)\n"
+	       "  LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY\n"
+	       "                            override [langfuse]\n"
+	       "\n"
+	       "Exit status:\n"
+	       "  0  stopped on SIGTERM; -t or -g succeeded; -h\n"
+	       "  1  the configuration (or log file) is bad, or -g names no "
+	       "setting\n"
+	       "  2  bad usage\n",
+	    prog, GW_VERSION, prog, prog, family_routes(prog));
 }
 
 static void
@@ -561,6 +637,10 @@ gw_server_main(int argc, char **argv, const struct gw_server_ops *ops)
 
 	if (path == NULL || path[0] == '\0')
 		path = "/etc/llmgw/llmgw.conf";
+	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+		help(ops->prog);
+		return 0;
+	}
 	while ((opt = getopt(argc, argv, "c:tg:s:1h")) != -1) {
 		switch (opt) {
 		case 'c':
@@ -578,9 +658,12 @@ gw_server_main(int argc, char **argv, const struct gw_server_ops *ops)
 		case '1':
 			single = 1;
 			break;
+		case 'h':
+			help(ops->prog);
+			return 0;
 		default:
 			usage(ops->prog);
-			return opt == 'h' ? 0 : 2;
+			return 2;
 		}
 	}
 	snprintf(prog, sizeof(prog), "%s", ops->prog);

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -12,6 +13,47 @@
 #include "http_upstream.h"
 #include "langfuse.h"
 #include "log.h"
+
+static void
+help(void)
+{
+	printf(
+	    "llmgw-langfuse-export %s: ship recorded requests to Langfuse\n"
+	    "\n"
+	    "usage: llmgw-langfuse-export [-c config] [-q]\n"
+	    "\n"
+	    "Sends the requests recorded in PostgreSQL that are not exported "
+	    "yet to\nLangfuse ([langfuse] format = otel | legacy), each once, "
+	    "in batches of\n[langfuse] batch_size, and prunes recorded "
+	    "payloads older than\nretention_days. A PostgreSQL advisory lock "
+	    "makes an overlapping run a\nno-op. Prints one summary line "
+	    "(sent, failed, pruned, lag_s). Run by cron\nevery minute "
+	    "(/etc/cron.d/llmgw).\n"
+	    "\n"
+	    "Options:\n"
+	    "  -c FILE  the configuration (default $LLMGW_CONFIG, else "
+	    "/etc/llmgw/llmgw.conf)\n"
+	    "  -q       print nothing when export is disabled or nothing "
+	    "was sent\n"
+	    "  -h, --help  this text\n"
+	    "\n"
+	    "Files:\n"
+	    "  /etc/llmgw/llmgw.conf   [langfuse] and [database]\n"
+	    "  [langfuse] secret_key_file  the secret key, first line\n"
+	    "\n"
+	    "Environment:\n"
+	    "  LLMGW_CONFIG   the configuration file\n"
+	    "  LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY  "
+	    "override\n                 [langfuse] host, public_key, "
+	    "secret_key_file\n"
+	    "\n"
+	    "Exit status:\n"
+	    "  0  everything due was sent, or export is disabled; -h\n"
+	    "  1  something could not be sent (cron mails the operator), or "
+	    "bad\n     configuration, or no database\n"
+	    "  2  bad usage\n",
+	    GW_VERSION);
+}
 
 int
 main(int argc, char **argv)
@@ -25,6 +67,10 @@ main(int argc, char **argv)
 	int opt, quiet = 0, rc = 1;
 	enum gw_status s;
 
+	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+		help();
+		return 0;
+	}
 	while ((opt = getopt(argc, argv, "c:qh")) != -1) {
 		switch (opt) {
 		case 'c':
@@ -33,11 +79,14 @@ main(int argc, char **argv)
 		case 'q':
 			quiet = 1;
 			break;
+		case 'h':
+			help();
+			return 0;
 		default:
 			fprintf(stderr,
-			    "usage: llmgw-langfuse-export [-c config] "
-			    "[-q]\n");
-			return opt == 'h' ? 0 : 2;
+			    "usage: llmgw-langfuse-export [-c config] [-q]\n"
+			    "       llmgw-langfuse-export -h | --help\n");
+			return 2;
 		}
 	}
 	if (path == NULL)
