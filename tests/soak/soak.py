@@ -4,19 +4,22 @@ time at half the sustainable rate, run by `make soak SOAK_S=1800
 [FRONT=apache]` and not part of `make check`.
 
 It starts its own PostgreSQL, mock upstream and stack (the classes of
-tests/integration/conftest.py), measures the rate the stack sustains for
-MEASURE_S seconds with CLIENTS unpaced clients, then runs for --seconds at
-half that rate, paced. The mix: non-streamed chats, streamed chats (half of
-them with stream_options.include_usage), embeddings, clients that close the
-socket after a few events of a long stream, and a key-churn thread that
-every few seconds generates a key, uses it, blocks it, deletes it and checks
-both are refused.
+tests/integration/conftest.py), sends each family more concurrent requests
+than it has threads, measures the rate the stack sustains for MEASURE_S
+seconds with CLIENTS unpaced clients, then runs for --seconds at half that
+rate, paced. The mix: non-streamed chats, streamed chats (half of them with
+stream_options.include_usage), embeddings, clients that close the socket
+after a few events of a long stream, and a key-churn thread that every few
+seconds generates a key, uses it, blocks it, deletes it and checks that
+every process refuses it within SETTLE_S of each change.
 
 Every SAMPLE_S seconds it samples each worker's and the front's open
-descriptors and RSS (/proc). At the end it checks:
+descriptors and RSS (/proc); after warm-up and at the end it pauses the
+load for REST_S and takes the same at rest. At the end it checks:
   - after warm-up, every process group's descriptors and RSS stay within
-    5 % of their value at the end of warm-up (series min/max and
-    least-squares slope are printed);
+    5 %: the median of the last fifth of the samples against that of the
+    first fifth (series min/max and least-squares slope are printed), and
+    the values at rest at the end against those after warm-up;
   - no lost row: every answered chat/embedding has exactly one spend_logs
     row with its status, streams the client cut have client_disconnected,
     and there is no row nobody asked for;
@@ -53,6 +56,10 @@ SETTLE_S = 2.0       # a block/delete is refused everywhere within this (the
                      # issue: 1 s; twice that on this shared machine)
 FLAT = 0.05          # growth allowed after warm-up
 REST_S = 5.0         # the load paused this long for a sample at rest
+FLAT_MIN_S = 600     # shorter runs print the growth but do not judge it:
+                     # the chat workers' idle upstream connections (up to 64
+                     # a process) and the allocator's arenas still fill with
+                     # the peaks of a minute's traffic
 PRICE = "prices.qwen3-30b-a3b=1.5 2.5"
 MSGS = [{"role": "user", "content": "hello there soak friend"}]
 
@@ -702,16 +709,19 @@ def soak(a, pg, mock, stack):
             len(acct["missing"]), len(acct["wrong"]), len(acct["unasked"])))
     if dict(a.mix).get("cut") and not by_kind.get("cut"):
         fails.append("no disconnect was injected")
-    for f in flat:
+    judged = a.seconds >= FLAT_MIN_S
+    for f in flat if judged else []:
         if not f["ok"]:
             fails.append("%s %s grew %.1f %%: %d -> %d" % (
                 f["group"], f["measure"], 100 * f["growth"], f["first"], f["last"]))
-    for r in rest:
+    for r in rest if judged else []:
         if not r["ok"]:
             fails.append("%s at rest grew: fds %d -> %d, RSS %d -> %d KiB" % (
                 r["group"], r["fds"][0], r["fds"][1], r["rss_kib"][0], r["rss_kib"][1]))
     if died:
         fails.append("workers replaced: %s" % died)
+    if not judged:
+        print("\n(a run under %d s: descriptor and RSS growth shown, not judged)" % FLAT_MIN_S)
     print("\nsoak %s" % ("FAILED: " + "; ".join(fails) if fails else "ok"))
     return 1 if fails else 0
 
