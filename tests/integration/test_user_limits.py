@@ -192,18 +192,21 @@ def test_jwt_user_created_later_applies_at_once(keys_stack, jwt_keys):
 def test_jwt_while_postgres_is_down(keys_stack, jwt_keys, pg):
     """Nothing cached and no database: a JWT naming a team is 503 (the
     team may be blocked), one naming only a user goes on its claims."""
-    team_new(keys_stack, "ul-jt-down")
+    # XXX A clean-clone CI run saw this /team/new answer 503 "Database
+    # unavailable": an earlier test's PostgreSQL restart still showed on
+    # one of the keys family's thread connections (its 250 ms reconnect
+    # back-off, or the server still starting). The precondition is a
+    # database that answers again; the session note has the open question.
+    # (400: an attempt that answered 503 had made it after all.)
+    assert until(lambda: post(keys_stack, "/team/new", {"team_id": "ul-jt-down"}).status
+                 in (200, 400), timeout=10) is not None
     team_tok = jwt(jwt_keys, "ul-jwt-d1", team_id="ul-jt-down")
     user_tok = jwt(jwt_keys, "ul-jwt-d2")
     pg.stop()
     try:
         err = assert_openai_error(chat(keys_stack, team_tok), 503, "no_db_connection")
         assert "team could not be checked" in err["message"]
-        # XXX one clean-clone CI run (of six) answered this 503 with the
-        # generic "Database unavailable" (a handler's GW_E_DB, not auth's
-        # message) right after the stop; not yet found, see the session
-        # note. The claims-only answer must come within a second.
-        assert until(lambda: chat(keys_stack, user_tok).status == 200, timeout=1) is not None
+        assert chat(keys_stack, user_tok).status == 200
     finally:
         pg.start()
     assert until(lambda: chat(keys_stack, team_tok).status == 200, timeout=20) is not None
