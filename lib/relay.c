@@ -1191,6 +1191,9 @@ record_spend(struct relay *r)
 	s.request_tags = r->tags.len ? r->tags.p : NULL;
 	s.session_id = gw_capture_session_id(body, session) ? session : NULL;
 	if (req->cfg->langfuse_enabled) {
+		/* The queue wait goes to Langfuse too (issue 21). */
+		if (r->sq.t_enter)
+			r->cap.sched_queue_wait_us = r->sq.wait_us;
 		gw_capture_request(&r->cap, body);
 		s.lf_mode = gw_capture_mode_name(&r->cap);
 		s.lf_input = gw_capture_input(&r->cap, body);

@@ -456,3 +456,39 @@ def test_scheduler_off_passes_through(soff, smock):
     st = status(soff)
     assert st["enabled"] is False and st["groups"] == []
     assert "llmgw_scheduler" not in soff.get("/metrics").body.decode()
+
+
+def test_queue_wait_goes_to_langfuse(make_stack, smock, base_dir, pg):
+    """With Langfuse on, a queued request's recorded trace carries its
+    queue wait (issue 21: the scheduler's wait as generation metadata)."""
+    sk = os.path.join(base_dir, "sched-lf.secret")
+    with open(sk, "w") as f:
+        f.write("sk-lf-sched-test\n")
+    s = make_stack("sched-lf", smock.url, COMMON + [
+        "scheduler.enabled=on", "scheduler.max_wait_s=3", "scheduler.queue_max=6",
+        "langfuse.enabled=on", "langfuse.host=http://127.0.0.1:9",
+        "langfuse.public_key=pk-lf-sched-test", "langfuse.secret_key_file=" + sk])
+    try:
+        wait_for(lambda: idle(s), 10, "idle")
+        chat(s, "lfq-a")
+        smock.control(delay_ms=1500)
+        ta = background(chat, s, "lfq-a")
+        wait_for(lambda: in_flight(s, "lfq-a") == 1, 5, "a in flight")
+        tb = background(chat, s, "lfq-b")
+        wait_for(lambda: waiting(s, "lfq-b") == 1, 5, "b queued")
+        ta.join(30)
+        tb.join(30)
+        b = tb.out["r"]
+        assert b.status == 200, b
+        rid = b.headers["x-request-id"]
+        deadline, trace = time.time() + 10, ""
+        while time.time() < deadline and not trace:
+            trace = pg.psql("SELECT trace FROM request_payloads WHERE request_id = '%s'" % rid)
+            time.sleep(0.1)
+        assert trace, "no payload row"
+        t = json.loads(trace)
+        q = t["queue_wait_ms"] if "queue_wait_ms" in t else t.get("metadata", {}).get("queue_wait_ms")
+        assert q is not None and 300 < q < 3000, t
+    finally:
+        smock.control()
+        s.stop()
