@@ -99,7 +99,13 @@ class Pg:
     def __init__(self, base):
         self.dir = os.path.join(base, "pg")
         self.env = dict(os.environ, LLMGW_VAR=os.path.join(base, "pgvar"),
-                        LLMGW_PG_DIR=self.dir, LLMGW_PG_FAST="1")
+                        LLMGW_PG_DIR=self.dir, LLMGW_PG_FAST="1",
+                        # Every stack of the session stays up until its
+                        # end, each process holding a connection per
+                        # busy thread, a listener and a heartbeat: 300
+                        # ran out late in a full run (503s in
+                        # test_user_limits).
+                        LLMGW_PG_MAX_CONNECTIONS="1500")
 
     def ctl(self, *args, check=True):
         return subprocess.run([CTL, *args], env=self.env, check=check,
