@@ -192,11 +192,10 @@ def test_jwt_user_created_later_applies_at_once(keys_stack, jwt_keys):
 def test_jwt_while_postgres_is_down(keys_stack, jwt_keys, pg):
     """Nothing cached and no database: a JWT naming a team is 503 (the
     team may be blocked), one naming only a user goes on its claims."""
-    # XXX A clean-clone CI run saw this /team/new answer 503 "Database
-    # unavailable": an earlier test's PostgreSQL restart still showed on
-    # one of the keys family's thread connections (its 250 ms reconnect
-    # back-off, or the server still starting). The precondition is a
-    # database that answers again; the session note has the open question.
+    # Clean-clone CI runs saw this /team/new answer 503 "Database
+    # unavailable": the session cluster had run out of connections (300,
+    # now 1500 in conftest). The precondition stays: a database that
+    # answers.
     # (400: an attempt that answered 503 had made it after all.)
     assert until(lambda: post(keys_stack, "/team/new", {"team_id": "ul-jt-down"}).status
                  in (200, 400), timeout=10) is not None
