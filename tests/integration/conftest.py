@@ -346,12 +346,12 @@ def stack(make_stack, fake_upstream):
 class Mock:
     """bin/mock-upstream (tests/mock/mock_upstream.c) on a free port."""
 
-    def __init__(self, base):
-        self.port_file = os.path.join(base, "mock.port")
-        self.log = open(os.path.join(base, "mock.log"), "ab")
+    def __init__(self, base, name="mock", args=()):
+        self.port_file = os.path.join(base, name + ".port")
+        self.log = open(os.path.join(base, name + ".log"), "ab")
         self.proc = subprocess.Popen(
             [os.path.join(TREE, "bin", "mock-upstream"), "--port", "0",
-             "--port-file", self.port_file, "--quiet"],
+             "--port-file", self.port_file, "--quiet", *args],
             stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.time() + 10
         while time.time() < deadline:

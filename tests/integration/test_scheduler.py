@@ -9,55 +9,28 @@ import json
 import os
 import socket
 import struct
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import AUTH, TREE, assert_openai_error, post, request
+from conftest import AUTH, Mock, assert_openai_error, post, request
 
 SWAP_MS = 1000
 MSGS = [{"role": "user", "content": "hello"}]
 
 
-class SwapMock:
+class SwapMock(Mock):
     """Our own bin/mock-upstream with llama-swap's swapping."""
 
     def __init__(self, base, name, policy="wait"):
-        self.port_file = os.path.join(base, name + ".port")
-        self.log = open(os.path.join(base, name + ".log"), "ab")
-        self.proc = subprocess.Popen(
-            [os.path.join(TREE, "bin", "mock-upstream"), "--port", "0",
-             "--port-file", self.port_file, "--quiet",
-             "--swap-ms", str(SWAP_MS), "--swap-policy", policy,
-             # Answer ids of its own: spend rows are found by response id.
-             "--id-base", "170000000"],
-            stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if os.path.exists(self.port_file) and open(self.port_file).read().strip():
-                break
-            time.sleep(0.02)
-        self.port = int(open(self.port_file).read())
-        self.url = "http://127.0.0.1:%d" % self.port
-
-    def get(self, path):
-        return request(self.port, "GET", path).json()
+        super().__init__(base, name, [
+            "--swap-ms", str(SWAP_MS), "--swap-policy", policy,
+            # Answer ids of its own: spend rows are found by response id.
+            "--id-base", "170000000"])
 
     def control(self, **opts):
         assert request(self.port, "POST", "/__control", opts).status == 200
-
-    def stats(self):
-        return self.get("/__stats")
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
