@@ -502,6 +502,21 @@ def post(stack, path, body, headers=AUTH, timeout=30):
     return stack.request("POST", path, body=body, headers=headers, timeout=timeout)
 
 
+def open_stream(stack, key, chunks=50, delay=100):
+    """A slow stream (the mock's chunks and delay) opened with key, read up
+    to its first event; the socket, still open."""
+    body = ('{"model":"qwen3-30b-a3b@chunks=%d,chunk_delay_ms=%d","stream":true,'
+            '"messages":[{"role":"user","content":"x"}]}' % (chunks, delay)).encode()
+    s = socket.create_connection(("127.0.0.1", stack.port))
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+              + key.encode() + b"\r\nContent-Length: " + str(len(body)).encode()
+              + b"\r\n\r\n" + body)
+    got = b""
+    while b"data: " not in got:
+        got += s.recv(4096)
+    return s
+
+
 def bearer(key):
     return {"Authorization": "Bearer " + key}
 

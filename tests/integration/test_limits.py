@@ -2,14 +2,13 @@
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import AUTH, assert_openai_error, bearer, new_key, post
+from conftest import AUTH, assert_openai_error, bearer, new_key, open_stream, post
 
 MSGS = [{"role": "user", "content": "hi"}]
 
@@ -132,19 +131,6 @@ def test_tpm_limit(limited):
     assert r.status == 200 and r.headers["x-ratelimit-remaining-tokens"] == "4"
     err = assert_openai_error(chat(limited, k), 429)  # 12 >= 10
     assert "tpm_limit 10" in err["message"]
-
-
-def open_stream(stack, key, chunks=50, delay=100):
-    body = ('{"model":"qwen3-30b-a3b@chunks=%d,chunk_delay_ms=%d","stream":true,'
-            '"messages":[{"role":"user","content":"x"}]}' % (chunks, delay)).encode()
-    s = socket.create_connection(("127.0.0.1", stack.port))
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-              + key.encode() + b"\r\nContent-Length: " + str(len(body)).encode()
-              + b"\r\n\r\n" + body)
-    got = b""
-    while b"data: " not in got:
-        got += s.recv(4096)
-    return s
 
 
 def test_max_parallel_holds_and_recovers(limited):

@@ -3,10 +3,9 @@ limits hold across all its keys, and a JWT caller's team and user are
 read from the database (cached per process, dropped by LISTEN
 notifications): an unknown or blocked team is refused, the team's models
 and limits apply, and so do those of a user the database has."""
-import socket
 import time
 
-from conftest import RAW_KEYS, assert_openai_error, bearer, make_jwt, new_key, post
+from conftest import RAW_KEYS, assert_openai_error, bearer, make_jwt, new_key, open_stream, post
 
 MSGS = [{"role": "user", "content": "hi"}]
 
@@ -55,19 +54,6 @@ def until(pred, timeout=5.0):
             return time.monotonic() - t0
         time.sleep(0.05)
     return None
-
-
-def open_stream(stack, key, chunks=50, delay=100):
-    body = ('{"model":"qwen3-30b-a3b@chunks=%d,chunk_delay_ms=%d","stream":true,'
-            '"messages":[{"role":"user","content":"x"}]}' % (chunks, delay)).encode()
-    s = socket.create_connection(("127.0.0.1", stack.port))
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-              + key.encode() + b"\r\nContent-Length: " + str(len(body)).encode()
-              + b"\r\n\r\n" + body)
-    got = b""
-    while b"data: " not in got:
-        got += s.recv(4096)
-    return s
 
 
 def test_user_rpm_across_two_keys(keys_stack):
