@@ -110,6 +110,10 @@ DB_WRAP = PQconnectdbParams PQfinish PQstatus PQtransactionStatus \
           PQconsumeInput PQnotifies PQfreemem
 $(B)/tests/test_db: LDFLAGS += $(DB_WRAP:%=-Wl,--wrap=%)
 
+# test_authcache answers the key lookups itself; the listener never connects.
+AUTHCACHE_WRAP = gw_db_new gw_db_free gw_db_listen gw_keystore_lookup
+$(B)/tests/test_authcache: LDFLAGS += $(AUTHCACHE_WRAP:%=-Wl,--wrap=%)
+
 # Packages: installed with apt-get when missing (needs root or sudo).
 deps:
 	@deploy/install-deps.sh

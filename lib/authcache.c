@@ -20,6 +20,13 @@
 
 #define NBUCKETS 4096
 #define MAX_ENTRIES 100000
+/*
+ * "No such key" records: each unknown token asked about costs one, so
+ * they are capped apart from the keys (at the cap they all go) and swept
+ * once older than key_cache_ttl_s, SWEEP_BUCKETS buckets per insert.
+ */
+#define MAX_MISSING 4096
+#define SWEEP_BUCKETS 16
 #define UNTRUSTED_AGE_US 1000000
 /*
  * How often the listener looks up from its socket for a new conninfo: a
@@ -36,8 +43,10 @@ struct node {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct node *buckets[NBUCKETS];
 static size_t nentries;
-static uint64_t inval_gen; /* bumped by every invalidation */
-static int listener_up;    /* guarded by lock */
+static size_t nmissing;     /* of nentries, found == 0 */
+static size_t sweep_cursor; /* the next bucket the sweep looks at */
+static uint64_t inval_gen;  /* bumped by every invalidation */
+static int listener_up;     /* guarded by lock */
 static pthread_once_t listener_once = PTHREAD_ONCE_INIT;
 /* The database to listen on, from the newest configuration seen. */
 static char *listener_conninfo; /* guarded by lock */
@@ -50,31 +59,55 @@ bucket_of(const char *token)
 	return gw_hash_str(token) % NBUCKETS;
 }
 
-/* Remove the nodes for which drop() says so; lock held. */
+/* Take *pp out of its bucket and free it; lock held. */
 static void
-remove_if(int (*drop)(const struct gw_keyrec *, const char *), const char *arg)
+unlink_node(struct node **pp)
 {
-	struct node **pp, *n;
-	size_t b;
+	struct node *n = *pp;
 
-	inval_gen++;
-	for (b = 0; b < NBUCKETS; b++) {
-		pp = &buckets[b];
-		while ((n = *pp) != NULL) {
-			if (drop(n->rec, arg)) {
-				*pp = n->next;
-				gw_keyrec_unref(n->rec);
-				free(n);
-				nentries--;
-			} else {
-				pp = &n->next;
-			}
-		}
+	*pp = n->next;
+	if (!n->rec->found)
+		nmissing--;
+	gw_keyrec_unref(n->rec);
+	free(n);
+	nentries--;
+}
+
+/* Free the nodes of bucket b for which drop() says so; lock held. */
+static void
+drop_in(size_t b, int (*drop)(const struct gw_keyrec *, const void *),
+    const void *arg)
+{
+	struct node **pp = &buckets[b];
+
+	while (*pp != NULL) {
+		if (drop((*pp)->rec, arg))
+			unlink_node(pp);
+		else
+			pp = &(*pp)->next;
 	}
 }
 
+/* Free the nodes for which drop() says so, everywhere; lock held. */
+static void
+evict_if(int (*drop)(const struct gw_keyrec *, const void *), const void *arg)
+{
+	size_t b;
+
+	for (b = 0; b < NBUCKETS; b++)
+		drop_in(b, drop, arg);
+}
+
+/* An invalidation: evict, and tell lookups under way not to cache. */
+static void
+remove_if(int (*drop)(const struct gw_keyrec *, const void *), const void *arg)
+{
+	inval_gen++;
+	evict_if(drop, arg);
+}
+
 static int
-drop_all(const struct gw_keyrec *r, const char *arg)
+drop_all(const struct gw_keyrec *r, const void *arg)
 {
 	(void)r;
 	(void)arg;
@@ -82,13 +115,27 @@ drop_all(const struct gw_keyrec *r, const char *arg)
 }
 
 static int
-drop_team(const struct gw_keyrec *r, const char *team)
+drop_missing(const struct gw_keyrec *r, const void *arg)
+{
+	(void)arg;
+	return !r->found;
+}
+
+/* A "no such key" record fetched before *arg (int64_t, monotonic us). */
+static int
+drop_old_missing(const struct gw_keyrec *r, const void *arg)
+{
+	return !r->found && r->fetched_us < *(const int64_t *)arg;
+}
+
+static int
+drop_team(const struct gw_keyrec *r, const void *team)
 {
 	return r->team_id != NULL && strcmp(r->team_id, team) == 0;
 }
 
 static int
-drop_user(const struct gw_keyrec *r, const char *user)
+drop_user(const struct gw_keyrec *r, const void *user)
 {
 	return r->user_id != NULL && strcmp(r->user_id, user) == 0;
 }
@@ -101,14 +148,41 @@ remove_token(const char *token)
 	inval_gen++;
 	while ((n = *pp) != NULL) {
 		if (strcmp(n->rec->token, token) == 0) {
-			*pp = n->next;
-			gw_keyrec_unref(n->rec);
-			free(n);
-			nentries--;
+			unlink_node(pp);
 			return;
 		}
 		pp = &n->next;
 	}
+}
+
+/*
+ * Room for rec: the whole cache goes at MAX_ENTRIES, the "no such key"
+ * records at MAX_MISSING; and a few buckets lose the ones older than the
+ * cache's TTL. Lock held.
+ */
+static void
+make_room(const struct gw_keyrec *rec, const struct gw_cfg *cfg, int64_t now)
+{
+	int64_t before = now - (int64_t)cfg->key_cache_ttl_s * 1000000;
+	size_t i;
+
+	if (nentries >= MAX_ENTRIES)
+		evict_if(drop_all, NULL);
+	else if (!rec->found && nmissing >= MAX_MISSING)
+		evict_if(drop_missing, NULL);
+	for (i = 0; i < SWEEP_BUCKETS && nmissing > 0; i++) {
+		drop_in(sweep_cursor, drop_old_missing, &before);
+		sweep_cursor = (sweep_cursor + 1) % NBUCKETS;
+	}
+}
+
+void
+gw_authcache_stats(size_t *entries, size_t *missing)
+{
+	pthread_mutex_lock(&lock);
+	*entries = nentries;
+	*missing = nmissing;
+	pthread_mutex_unlock(&lock);
 }
 
 void
@@ -363,13 +437,14 @@ get(struct gw_db *db, const struct gw_cfg *cfg, const char *token,
 		return GW_OK;
 	}
 	remove_token(token);
-	if (nentries >= MAX_ENTRIES)
-		remove_if(drop_all, NULL);
+	make_room(rec, cfg, gw_now_mono_us());
 	n = gw_xmalloc(sizeof(*n));
 	n->rec = gw_keyrec_ref(rec);
 	n->next = buckets[bucket_of(token)];
 	buckets[bucket_of(token)] = n;
 	nentries++;
+	if (!rec->found)
+		nmissing++;
 	pthread_mutex_unlock(&lock);
 	*out = rec;
 	return GW_OK;

@@ -11,7 +11,10 @@
  * it is, so traffic keeps flowing through a PostgreSQL outage. A reload
  * that changes [database] conninfo empties the cache and moves the
  * listener to the new database (the first request under the new file
- * tells it).
+ * tells it). A token that names no key is remembered as such too (a
+ * flood of one wrong key costs one lookup), but at most 4,096 of those
+ * and none older than key_cache_ttl_s, so unknown tokens cannot grow the
+ * cache.
  */
 #ifndef GW_AUTHCACHE_H
 #define GW_AUTHCACHE_H
@@ -39,6 +42,12 @@ enum gw_status gw_authcache_get(struct gw_db *db, const struct gw_cfg *cfg,
 enum gw_status gw_authcache_get_jwt(struct gw_db *db, const struct gw_cfg *cfg,
     const char *team_id, const char *user_id, struct gw_keyrec **out)
     GW_NONNULL(1, 2, 5);
+
+/*
+ * How many records the cache holds, and how many of them say "no such
+ * key" (capped and swept apart from the keys; for tests and metrics).
+ */
+void gw_authcache_stats(size_t *entries, size_t *missing) GW_NONNULL(1, 2);
 
 /* Apply one notification payload ("key:<hash>", "team:<id>", "user:<id>"). */
 void gw_authcache_invalidate(const char *payload) GW_NONNULL(1);
