@@ -274,6 +274,21 @@ def warm_families(port, token, n=64):
             t.start()
         for t in threads:
             t.join(60)
+    # The master key needs no lookup, and a virtual key one per process:
+    # here each request brings a key of its own, a cache miss on whichever
+    # thread takes it, so every thread opens its database connection now
+    # (otherwise key churn opens them one by one through the run).
+    warm = [post(port, "/key/generate", {"key_alias": "soak-warm-%d" % i}).json()
+            for i in range(n)]
+    for _, path, body in (reqs[3], reqs[5]):  # a held chat, a held embedding
+        threads = [threading.Thread(target=conftest.request, daemon=True, args=(
+            port, "POST", path, body, {"Authorization": "Bearer " + w["key"]}))
+                   for w in warm]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    return {w["token"] for w in warm}
 
 
 class Churn(threading.Thread):
@@ -350,13 +365,16 @@ class Churn(threading.Thread):
 
 
 def proc_usage(pid):
-    """(open descriptors, resident KiB) or None."""
+    """(open descriptors, resident KiB, private resident KiB) or None. The
+    private part (RssAnon: heap, stacks) is what a leak grows; the rest is
+    the files mapped (the programs, libraries and the shared-memory file,
+    whose pages count once a process has touched them)."""
     try:
         fds = len(os.listdir("/proc/%d/fd" % pid))
         with open("/proc/%d/status" % pid) as f:
-            rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-        return fds, rss
-    except (OSError, StopIteration):
+            st = dict(l.split(":", 1) for l in f if ":" in l)
+        return fds, int(st["VmRSS"].split()[0]), int(st["RssAnon"].split()[0])
+    except (OSError, KeyError, ValueError):
         return None
 
 
@@ -385,25 +403,22 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.stack, self.mock, self.period = stack, mock, period
         self.stop = threading.Event()
-        self.series = []   # (t, {group: (fds, rss)}, {group: pids})
-        self.per_pid = []  # (t, {chat worker pid: (fds, rss)})
+        self.series = []   # (t, {group: (fds, rss, private)}, {group: pids})
+        self.per_pid = []  # (t, {chat worker pid: (fds, rss, private)})
         self.hold = threading.Event()  # set: no samples (the load paused)
         self.t0 = time.monotonic()
 
     def snapshot(self):
-        """({group: (fds, rss)}, {group: pids}, {chat worker: (fds, rss)})."""
+        """({group: (fds, rss, private rss)}, {group: pids},
+        {chat worker: (fds, rss, private rss)})."""
         g = groups(self.stack)
         best = {}
         per_pid = {p: proc_usage(p) for p in g["chat workers"]}
         for _ in range(5):
             for name, pids in g.items():
-                us = [proc_usage(p) for p in pids]
-                fds = sum(u[0] for u in us if u)
-                rss = sum(u[1] for u in us if u)
-                if name in best:
-                    best[name] = (min(best[name][0], fds), min(best[name][1], rss))
-                else:
-                    best[name] = (fds, rss)
+                us = [u for u in (proc_usage(p) for p in pids) if u]
+                now = tuple(sum(u[i] for u in us) for i in range(3))
+                best[name] = tuple(map(min, best[name], now)) if name in best else now
             time.sleep(0.05)
         # The upstream's open connections (the chat workers' pools) and
         # the mock's RSS: shown, not part of the verdict.
@@ -411,8 +426,8 @@ class Sampler(threading.Thread):
             conns = self.mock.stats()["connections_open"]
         except (OSError, ValueError, KeyError):
             conns = -1
-        u = proc_usage(self.mock.proc.pid) or (0, 0)
-        best["(mock upstream)"] = (conns, u[1])
+        u = proc_usage(self.mock.proc.pid) or (0, 0, 0)
+        best["(mock upstream)"] = (conns, u[1], u[2])
         return best, g, per_pid
 
     def sample(self):
@@ -461,7 +476,7 @@ def flatness(series, warm_s, end_s):
     out = []
     for name in after[0][1]:
         for i, what in ((0, "connections open" if name.startswith("(") else "fds"),
-                        (1, "RSS KiB")):
+                        (1, "RSS KiB"), (2, "private RSS KiB")):
             ts = [t for t, _ in after]
             vs = [s[name][i] for _, s in after]
             first, last = med(vs[:w]), med(vs[-w:])
@@ -486,8 +501,9 @@ def spend_rows(pg):
     return rows
 
 
-def account(tally, pg, wait_s=60):
-    """Lost, wrong and unasked-for rows; waits for the spool to ship."""
+def account(tally, pg, warm_tokens=(), wait_s=60):
+    """Lost, wrong and unasked-for rows; waits for the spool to ship.
+    Rows of the master key and of warm_tokens are warm_families'."""
     want = [(k, s, r, t) for k, s, r, t in tally.rows if s == 200]
     deadline = time.time() + wait_s
     while True:
@@ -505,8 +521,9 @@ def account(tally, pg, wait_s=60):
         if row[0] != 200 or row[3] != token or row[1] != (kind == "cut") or \
                 row[2] != (kind in ("stream", "stream_usage", "cut")):
             wrong.append((kind, rid, row))
-    # The master key's rows are warm_families' requests, not counted.
-    unasked = [r for r in rows if r not in asked and rows[r][3] != ""]
+    # The master key's and the warm-up keys' rows are warm_families'.
+    unasked = [r for r in rows if r not in asked and rows[r][3] != ""
+               and rows[r][3] not in warm_tokens]
     refused_rows = sum(1 for k, s, r, _ in tally.rows if s == 401 and r in rows)
     return {"answered": len(want), "rows": len(rows), "missing": missing,
             "wrong": wrong, "unasked": unasked, "refused_with_row": refused_rows}
@@ -567,7 +584,7 @@ def soak(a, pg, mock, stack):
     assert r.status == 200, r
     key, token = r.json()["key"], r.json()["token"]
     tally = Tally()
-    warm_families(stack.port, token)
+    warm_tokens = warm_families(stack.port, token)
     say("front %s on :%d; measuring the sustainable rate: %d clients, %.0f s unpaced"
         % (stack.front, stack.port, CLIENTS, MEASURE_S))
     t0 = time.monotonic()
@@ -614,11 +631,12 @@ def soak(a, pg, mock, stack):
     sampler.stop.set()
     sampler.join(30)
     mock1 = mock.stats()
-    acct = account(tally, pg)
+    acct = account(tally, pg, warm_tokens)
 
     # Only the samples taken under load.
     flat = flatness(sampler.series, warm_s, soaked + REST_S - 0.5)
     rest = [{"group": g, "fds": [rest0[g][0], rest1[g][0]], "rss_kib": [rest0[g][1], rest1[g][1]],
+             "private_kib": [rest0[g][2], rest1[g][2]],
              "ok": g.startswith("(") or (rest1[g][0] <= rest0[g][0] * (1 + FLAT) and
                                          rest1[g][1] <= rest0[g][1] * (1 + FLAT))}
             for g in rest0 if g in rest1]
@@ -668,12 +686,13 @@ def soak(a, pg, mock, stack):
             f["group"], f["measure"], f["first"], f["last"], 100 * f["growth"], f["min"],
             f["max"], f["slope_per_h"], pct, "yes" if f["ok"] else "NO"))
     print("\nAt rest (the load paused %.0f s) after warm-up and at the end:\n" % REST_S)
-    print("| process group | fds | RSS KiB | RSS growth | flat |\n|---|---:|---:|---:|---|")
+    print("| process group | fds | RSS KiB | RSS growth | private RSS KiB | flat |\n"
+          "|---|---:|---:|---:|---:|---|")
     for r in rest:
-        print("| %s | %d → %d | %d → %d | %+.1f %% | %s |" % (
+        print("| %s | %d → %d | %d → %d | %+.1f %% | %d → %d | %s |" % (
             r["group"], r["fds"][0], r["fds"][1], r["rss_kib"][0], r["rss_kib"][1],
             100.0 * (r["rss_kib"][1] - r["rss_kib"][0]) / max(1, r["rss_kib"][0]),
-            "yes" if r["ok"] else "NO"))
+            r["private_kib"][0], r["private_kib"][1], "yes" if r["ok"] else "NO"))
     print("\nrows: %d answered, %d spend rows, %d missing, %d wrong, %d nobody asked for, "
           "%d refused (401) requests with a row" % (
               acct["answered"], acct["rows"], len(acct["missing"]), len(acct["wrong"]),
