@@ -7,6 +7,7 @@ upstream's view of what reached it."""
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -344,3 +345,33 @@ def test_passthrough_config_checked(rr, tmp_path, value, needle):
     r = subprocess.run([os.path.join(TREE, "cgi-bin", "llmgw-health"),
                         "-c", str(p), "-t"], capture_output=True, text=True)
     assert r.returncode != 0 and needle in r.stderr, r.stderr
+
+
+def payload(pg, rid, timeout=15):
+    """The request_payloads row (Langfuse capture) of request rid."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        out = pg.psql("SELECT to_jsonb(p) FROM request_payloads p WHERE request_id = '%s'" % rid)
+        if out:
+            return json.loads(out)
+        time.sleep(0.1)
+    return None
+
+
+def test_responses_captured_for_langfuse(make_stack, rr_mock, pg, base_dir):
+    sk = os.path.join(base_dir, "rr-lf.secret")
+    open(sk, "w").write("sk-lf-test\n")
+    s = make_stack("rr-lf", rr_mock.url, [
+        "langfuse.enabled=on", "langfuse.host=http://127.0.0.1:9",
+        "langfuse.public_key=pk-lf-test", "langfuse.secret_key_file=" + sk])
+    r = post(s, "/v1/responses", {"model": "m", "input": "hello there", "instructions": "be brief"})
+    assert r.status == 200, r
+    p = payload(pg, r.headers["x-request-id"])
+    assert p["record_mode"] == "full"
+    assert p["input"] == {"instructions": "be brief", "input": "hello there"}
+    assert p["output"] == {"content": "tok1 tok2 tok3 tok4 tok5 ", "finish_reason": "completed"}
+    r = post(s, "/v1/responses", {"model": "m", "input": "hi", "stream": True})
+    assert r.status == 200, r
+    p = payload(pg, r.headers["x-request-id"])
+    assert p["input"] == "hi"
+    assert p["output"] == {"content": "tok1 tok2 tok3 tok4 tok5 ", "finish_reason": "completed"}
