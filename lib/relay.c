@@ -1619,7 +1619,11 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 		goto out;
 	}
 	if (call == GW_CALL_PASSTHROUGH) {
-		/* Relayed as is: read (when JSON) for its model only. */
+		/*
+		 * Relayed as is: read (when JSON) for its model and the spend
+		 * row's tags and metadata only; metadata over the cap is left
+		 * out of the row, the bytes sent upstream are the client's.
+		 */
 		r->pt_path = gw_xstrdup(c->route->path);
 		if (gw_json_parse_max(req->body.p ? req->body.p : "",
 		        req->body.len, (size_t)req->cfg->max_json_values,
@@ -1627,6 +1631,8 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 			json_object_put(r->body);
 			r->body = NULL;
 		}
+		(void)gw_validate_metadata(
+		    r->body, (size_t)req->cfg->max_metadata_bytes, &verr);
 	} else {
 		st = gw_relay_parse_body(call, req->body.p, req->body.len,
 		    (size_t)req->cfg->max_json_values, &r->body, &verr);

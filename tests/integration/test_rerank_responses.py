@@ -375,3 +375,16 @@ def test_responses_captured_for_langfuse(make_stack, rr_mock, pg, base_dir):
     p = payload(pg, r.headers["x-request-id"])
     assert p["input"] == "hi"
     assert p["output"] == {"content": "tok1 tok2 tok3 tok4 tok5 ", "finish_reason": "completed"}
+
+
+def test_passthrough_metadata_bounded_in_the_row(rr, rr_mock, pg):
+    """A passthrough body is relayed whole, but its metadata over
+    [gateway] max_metadata_bytes stays out of the spend row."""
+    big = {"content": "a b", "metadata": {"note": "x" * 20000}}
+    r = post(rr, "/tokenize", big)
+    assert r.status == 200, r
+    assert json.loads(rr_mock.last()["body"]) == big
+    row = spend_row(pg, r.headers["x-request-id"])
+    assert "note" not in (row["metadata"] or {})
+    r = post(rr, "/tokenize", {"content": "a", "metadata": {"note": "small"}})
+    assert spend_row(pg, r.headers["x-request-id"])["metadata"]["note"] == "small"
