@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "json_util.h"
+#include "responses.h"
 #include "sha256.h"
 
 void
@@ -139,12 +140,40 @@ first_choice(struct gw_capture *c, json_object *o)
 	return NULL;
 }
 
+/* A Responses stream's event: its text deltas, and how it ended. */
+static void
+responses_event(struct gw_capture *c, json_object *ev)
+{
+	const char *type = gw_json_get_str(ev, "type"), *s;
+
+	if (type == NULL)
+		return;
+	if (strcmp(type, "response.output_text.delta") == 0 &&
+	    (s = gw_json_get_str(ev, "delta")) != NULL)
+		add_text(c, s, strlen(s));
+	else if (strncmp(type, "response.", 9) == 0 &&
+	         (s = gw_json_get_str(gw_json_get(ev, "response"), "status")) !=
+	             NULL &&
+	         strcmp(s, "in_progress") != 0)
+		snprintf(c->finish_reason, sizeof(c->finish_reason), "%s", s);
+}
+
+static void
+add_text_cb(void *arg, const char *s, size_t n)
+{
+	add_text(arg, s, n);
+}
+
 void
 gw_capture_chunk(struct gw_capture *c, json_object *chunk)
 {
 	json_object *ch, *delta, *tc;
 	const char *s;
 
+	if (c->on && c->call == GW_CALL_RESPONSES) {
+		responses_event(c, chunk);
+		return;
+	}
 	if (!c->on || (ch = first_choice(c, chunk)) == NULL)
 		return;
 	delta = gw_json_get(ch, "delta");
@@ -178,6 +207,13 @@ gw_capture_answer(struct gw_capture *c, json_object *answer)
 			json_object_object_add(c->extra, "dimensions",
 			    json_object_new_int64(
 			        (int64_t)json_object_array_length(emb)));
+		return;
+	}
+	if (c->call == GW_CALL_RESPONSES) {
+		gw_responses_output_text(answer, add_text_cb, c);
+		if ((s = gw_json_get_str(answer, "status")) != NULL)
+			snprintf(c->finish_reason, sizeof(c->finish_reason),
+			    "%s", s);
 		return;
 	}
 	if ((ch = first_choice(c, answer)) == NULL)
@@ -231,6 +267,35 @@ bounded(json_object *v)
 	return m;
 }
 
+/*
+ * A Responses request's input: its instructions (as a system message)
+ * and its input, a string or a list of items; redacted, their lengths.
+ */
+static json_object *
+responses_input(const struct gw_capture *c, json_object *body)
+{
+	json_object *ins = gw_json_get(body, "instructions"), *in, *out;
+
+	in = gw_json_get(body, "input");
+	if (c->in_mode != GW_LANGFUSE_RECORD_FULL) {
+		out = json_object_new_object();
+		json_object_object_add(out, "chars",
+		    json_object_new_int64(
+		        (int64_t)(gw_capture_text_chars(ins) +
+		                  gw_capture_text_chars(in))));
+		return out;
+	}
+	if (ins == NULL || !json_object_is_type(ins, json_type_string))
+		return bounded(in);
+	out = json_object_new_object();
+	json_object_object_add(out, "instructions", json_object_get(ins));
+	if (in != NULL)
+		json_object_object_add(out, "input", json_object_get(in));
+	in = bounded(out);
+	json_object_put(out);
+	return in;
+}
+
 json_object *
 gw_capture_input(const struct gw_capture *c, json_object *body)
 {
@@ -264,6 +329,8 @@ gw_capture_input(const struct gw_capture *c, json_object *body)
 		}
 		return arr;
 	}
+	if (c->call == GW_CALL_RESPONSES)
+		return responses_input(c, body);
 	it = gw_json_get(
 	    body, c->call == GW_CALL_COMPLETION ? "prompt" : "input");
 	if (c->in_mode == GW_LANGFUSE_RECORD_FULL)

@@ -29,9 +29,12 @@
 
 /* The kinds of OpenAI call relayed; what is captured depends on it. */
 enum gw_call {
-	GW_CALL_CHAT = 0,   /* /v1/chat/completions */
-	GW_CALL_COMPLETION, /* /v1/completions */
-	GW_CALL_EMBEDDING,  /* /v1/embeddings */
+	GW_CALL_CHAT = 0,    /* /v1/chat/completions */
+	GW_CALL_COMPLETION,  /* /v1/completions */
+	GW_CALL_EMBEDDING,   /* /v1/embeddings */
+	GW_CALL_RERANK,      /* /v1/rerank */
+	GW_CALL_RESPONSES,   /* /v1/responses */
+	GW_CALL_PASSTHROUGH, /* [upstream] passthrough paths */
 };
 
 struct gw_capture {

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "config.h"
+#include "err.h"
 #include "model_info.h"
 #include "models.h"
 #include "relay.h"
@@ -48,6 +50,32 @@ model_group_info(struct gw_req *req, struct gw_route_call *c)
 	return gw_model_info_groups(req, &c->who);
 }
 
+/*
+ * GET and DELETE /v1/responses/{id}: a stored response lives on the
+ * upstream that made it, and neither llama-server nor llama-swap keeps
+ * any; the gateway does not either (XXX: relay them once one does).
+ */
+static enum gw_status
+responses_stored(struct gw_req *req, struct gw_route_call *c)
+{
+	(void)c;
+	gw_reply_error_ex(req, 501, "not_implemented_error", NULL,
+	    "Stored responses are not kept: GET and DELETE "
+	    "/v1/responses/{id} are not served (send \"store\": false and "
+	    "keep the answer)");
+	return GW_OK;
+}
+
+/*
+ * An [upstream] passthrough path: relayed as is (lib/relay.c,
+ * GW_CALL_PASSTHROUGH), the route's path naming the upstream's.
+ */
+static enum gw_status
+passthrough_call(struct gw_req *req, struct gw_route_call *c)
+{
+	return gw_relay(req, GW_CALL_PASSTHROUGH, c);
+}
+
 static const struct gw_route chat_routes[] = {
     {"POST", "/chat/completions", GW_ACCESS_CALLER, relay_call, "chat",
         GW_CALL_CHAT, 0},
@@ -58,11 +86,22 @@ static const struct gw_route chat_routes[] = {
     {"GET", "/model/info", GW_ACCESS_CALLER, model_info, "model_info", 0, 0},
     {"GET", "/model_group/info", GW_ACCESS_CALLER, model_group_info,
         "model_group_info", 0, 0},
+    {"POST", "/responses", GW_ACCESS_CALLER, relay_call, "responses",
+        GW_CALL_RESPONSES, 0},
+    {"GET", "/responses/{}", GW_ACCESS_CALLER, responses_stored, "responses", 0,
+        0},
+    {"DELETE", "/responses/{}", GW_ACCESS_CALLER, responses_stored, "responses",
+        0, 0},
 };
 
 static const struct gw_route embeddings_routes[] = {
     {"POST", "/embeddings", GW_ACCESS_CALLER, relay_call, "embeddings",
         GW_CALL_EMBEDDING, 0},
+    /* llama-swap's three names for one call: its upstream's /v1/rerank. */
+    {"POST", "/rerank", GW_ACCESS_CALLER, relay_call, "rerank", GW_CALL_RERANK,
+        0},
+    {"POST", "/reranking", GW_ACCESS_CALLER, relay_call, "rerank",
+        GW_CALL_RERANK, 0},
 };
 
 /* LiteLLM serves every OpenAI path with and without "/v1". */
@@ -71,9 +110,28 @@ static const struct gw_router chat_router = {
 static const struct gw_router embeddings_router = {
     "/v1", embeddings_routes, GW_ARRAY_LEN(embeddings_routes), 0};
 
+/*
+ * The chat family also serves the passthrough paths the configuration
+ * lists: exactly those paths (no "/v1" variant, no prefix match), POST
+ * only, each through a one-route table of its own so that the dispatcher
+ * authenticates and labels it as every route.
+ */
 enum gw_status
 gw_chat_handle(struct gw_req *req)
 {
+	struct gw_route pt = {"POST", NULL, GW_ACCESS_CALLER, passthrough_call,
+	    "pass_through", GW_CALL_PASSTHROUGH, 0};
+	struct gw_router one = {NULL, &pt, 1, 0};
+	char path[160];
+	size_t n = strlen(req->path);
+
+	if (req->cfg->npassthru > 0 && n < sizeof(path)) {
+		memcpy(path, req->path, n + 1);
+		while (n > 1 && path[n - 1] == '/')
+			path[--n] = '\0';
+		if ((pt.path = gw_cfg_find_passthrough(req->cfg, path)) != NULL)
+			return gw_dispatch(req, &one);
+	}
 	return gw_dispatch(req, &chat_router);
 }
 

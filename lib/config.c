@@ -189,6 +189,8 @@ static const struct key_def keys[] = {
         86400, NULL, 0},
     {"upstream", "models_cache_s", CT_INT, O(upstream_models_cache_s), "5", 0,
         3600, NULL, 0},
+    {"upstream", "passthrough", CT_STR, O(upstream_passthrough), "", 0, 0, NULL,
+        0},
     {"upstream", "retries", CT_INT, O(upstream_retries), "1", 0, 10, NULL, 0},
     {"upstream", "stream_keepalive_s", CT_INT, O(stream_keepalive_s), "15", 0,
         3600, NULL, 0},
@@ -412,8 +414,7 @@ add_price(struct parse *p, const char *model, const char *value)
 
 	in = strtok_r(copy, " \t", &save);
 	outp = strtok_r(NULL, " \t", &save);
-	extra = strtok_r(NULL, " \t", &save);
-	if (in == NULL || outp == NULL || extra != NULL ||
+	if (in == NULL || outp == NULL ||
 	    parse_price(in, &pr.input_per_m) != GW_OK ||
 	    parse_price(outp, &pr.output_per_m) != GW_OK) {
 		st = fail(p, NULL, NULL,
@@ -421,6 +422,19 @@ add_price(struct parse *p, const char *model, const char *value)
 		    "tokens, "
 		    "two non-negative numbers",
 		    model);
+		goto out;
+	}
+	/* Then name=value units, LiteLLM's names: USD per request. */
+	while ((extra = strtok_r(NULL, " \t", &save)) != NULL) {
+		if ((strncmp(extra, "input_cost_per_request=", 23) == 0 &&
+		        parse_price(extra + 23, &pr.per_request) == GW_OK) ||
+		    (strncmp(extra, "input_cost_per_query=", 21) == 0 &&
+		        parse_price(extra + 21, &pr.per_request) == GW_OK))
+			continue;
+		st = fail(p, NULL, NULL,
+		    "[prices] %s: '%s' is not input_cost_per_request=<USD> "
+		    "or input_cost_per_query=<USD>",
+		    model, extra);
 		goto out;
 	}
 	if (gw_cfg_find_price(cfg, model) != NULL) {
@@ -734,6 +748,78 @@ count_char(const char *s, char c)
 	return n;
 }
 
+/*
+ * The first path segments the gateway's own families serve: a passthrough
+ * path may not shadow them (nor anything under /v1/, the OpenAI API the
+ * gateway checks before relaying).
+ */
+static const char *const own_segments[] = {"v1", "chat", "completions",
+    "models", "model", "model_group", "embeddings", "rerank", "reranking",
+    "responses", "audio", "key", "user", "team", "global", "spend", "health",
+    "metrics", "ui", "organization"};
+
+/* Passthrough paths at most, and bytes of one. */
+#define PASSTHRU_MAX 32
+#define PASSTHRU_LEN 128
+
+/*
+ * [upstream] passthrough: a comma-separated list of paths, each "/" then
+ * [A-Za-z0-9_.-/] without "//" or "..", none of the gateway's own; into
+ * cfg->passthru (trailing slashes dropped, as the dispatcher drops them).
+ */
+static enum gw_status
+parse_passthrough(struct parse *p)
+{
+	struct gw_cfg *cfg = p->cfg;
+	char *copy = gw_xstrdup(cfg->upstream_passthrough), *tok, *save = NULL;
+	enum gw_status st = GW_OK;
+	size_t n, i, seg;
+
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		tok = gw_strtrim(tok);
+		n = strlen(tok);
+		while (n > 1 && tok[n - 1] == '/')
+			tok[--n] = '\0';
+		if (n == 0)
+			continue;
+		if (tok[0] != '/' || n < 2 || n > PASSTHRU_LEN ||
+		    strspn(tok,
+		        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
+		        "VWXYZ0123456789_.-/") != n ||
+		    strstr(tok, "//") != NULL || strstr(tok, "..") != NULL) {
+			st = fail(p, NULL, "[upstream] passthrough",
+			    "'%s' must be a path: '/' then letters, digits, "
+			    "'_' '.' '-' '/', at most %d bytes",
+			    tok, PASSTHRU_LEN);
+			goto out;
+		}
+		seg = strcspn(tok + 1, "/");
+		for (i = 0; i < GW_ARRAY_LEN(own_segments); i++)
+			if (strlen(own_segments[i]) == seg &&
+			    strncmp(tok + 1, own_segments[i], seg) == 0) {
+				st = fail(p, NULL, "[upstream] passthrough",
+				    "'%s' is under /%s, which the gateway "
+				    "serves itself",
+				    tok, own_segments[i]);
+				goto out;
+			}
+		if (cfg->npassthru == PASSTHRU_MAX) {
+			st = fail(p, NULL, "[upstream] passthrough",
+			    "at most %d paths", PASSTHRU_MAX);
+			goto out;
+		}
+		if (gw_cfg_find_passthrough(cfg, tok) != NULL)
+			continue;
+		cfg->passthru = gw_xrealloc(cfg->passthru,
+		    (cfg->npassthru + 1) * sizeof(*cfg->passthru));
+		cfg->passthru[cfg->npassthru++] = gw_xstrdup(tok);
+	}
+out:
+	free(copy);
+	return st;
+}
+
 static enum gw_status
 validate(struct parse *p)
 {
@@ -753,6 +839,8 @@ validate(struct parse *p)
 	if (count_char(cfg->sched_groups, ';') + 1 > 15)
 		return fail(p, NULL, "[scheduler] groups",
 		    "at most 15 groups (separated by ';')");
+	if (parse_passthrough(p) != GW_OK)
+		return GW_E_INVALID;
 	colon = strrchr(cfg->listen, ':');
 	if (colon == NULL || colon == cfg->listen || atoi(colon + 1) <= 0 ||
 	    atoi(colon + 1) > 65535)
@@ -888,6 +976,9 @@ gw_cfg_unref(struct gw_cfg *cfg)
 	for (i = 0; i < cfg->nprices; i++)
 		free(cfg->prices[i].model);
 	free(cfg->prices);
+	for (i = 0; i < cfg->npassthru; i++)
+		free(cfg->passthru[i]);
+	free(cfg->passthru);
 	free_secret(cfg->master_key);
 	free_secret(cfg->upstream_api_key);
 	free_secret(cfg->langfuse_secret_key);
@@ -955,6 +1046,17 @@ gw_cfg_find_price(const struct gw_cfg *cfg, const char *model)
 	for (i = 0; i < cfg->nprices; i++)
 		if (!strcmp(cfg->prices[i].model, model))
 			return &cfg->prices[i];
+	return NULL;
+}
+
+const char *
+gw_cfg_find_passthrough(const struct gw_cfg *cfg, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->npassthru; i++)
+		if (!strcmp(cfg->passthru[i], path))
+			return cfg->passthru[i];
 	return NULL;
 }
 

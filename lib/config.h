@@ -21,11 +21,15 @@ struct gw_alias {
 	size_t ntargets;
 };
 
-/* Price of one actual model in USD per 1M tokens. */
+/*
+ * Price of one actual model in USD per 1M tokens, and per request
+ * (LiteLLM's input_cost_per_request, input_cost_per_query for rerank).
+ */
 struct gw_price {
 	char *model;
 	double input_per_m;
 	double output_per_m;
+	double per_request;
 };
 
 enum gw_langfuse_format { GW_LANGFUSE_OTEL = 0, GW_LANGFUSE_LEGACY };
@@ -73,6 +77,13 @@ struct gw_cfg {
 	int upstream_retries;
 	int upstream_models_cache_s;
 	int stream_keepalive_s;
+	/*
+	 * "/infill, /tokenize": more upstream paths relayed as they are by
+	 * the chat family (passthrough.*), parsed at load into passthru.
+	 */
+	char *upstream_passthrough;
+	char **passthru;
+	size_t npassthru;
 	/* [auth] */
 	char *master_key_file;
 	char *master_key; /* the secret itself; LLMGW_MASTER_KEY wins */
@@ -180,6 +191,12 @@ const struct gw_alias *gw_cfg_find_alias(
 /* Borrowed price for an actual model, or NULL (cost 0). */
 const struct gw_price *gw_cfg_find_price(
     const struct gw_cfg *cfg, const char *model) GW_NONNULL(1, 2);
+/*
+ * The [upstream] passthrough entry equal to path (borrowed; it lives as
+ * long as cfg), or NULL when path is not listed.
+ */
+const char *gw_cfg_find_passthrough(const struct gw_cfg *cfg, const char *path)
+    GW_NONNULL(1, 2);
 
 /*
  * Print the effective value of "section.key" (secrets print as "(set)")

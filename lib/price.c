@@ -14,5 +14,6 @@ gw_price_cost(const struct gw_cfg *cfg, const char *actual_model,
 		return 0;
 	return ((double)prompt_tokens * p->input_per_m +
 	           (double)completion_tokens * p->output_per_m) /
-	       1e6;
+	           1e6 +
+	       p->per_request;
 }

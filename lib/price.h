@@ -11,8 +11,9 @@
 #include "config.h"
 
 /*
- * USD for prompt_tokens and completion_tokens on actual_model: 0 when
- * actual_model is NULL or not listed in [prices].
+ * USD for prompt_tokens and completion_tokens on actual_model, plus its
+ * per-request price (input_cost_per_request / input_cost_per_query): 0
+ * when actual_model is NULL or not listed in [prices].
  */
 double gw_price_cost(const struct gw_cfg *cfg, const char *actual_model,
     int64_t prompt_tokens, int64_t completion_tokens) GW_NONNULL(1);

@@ -20,6 +20,8 @@
 #include "price.h"
 #include "redact.h"
 #include "req.h"
+#include "rerank.h"
+#include "responses.h"
 #include "revoke.h"
 #include "route.h"
 #include "scheduler.h"
@@ -42,7 +44,8 @@
 /* A request queued by the scheduler asks again this often. */
 #define SCHED_POLL_US (25 * 1000)
 
-enum mode { MODE_NONE = 0, MODE_SSE, MODE_BUFFER, MODE_ERROR };
+/* MODE_RAW: a passthrough answer, relayed as it comes (status, type). */
+enum mode { MODE_NONE = 0, MODE_SSE, MODE_BUFFER, MODE_ERROR, MODE_RAW };
 enum abort_reason {
 	ABORT_NONE = 0,
 	ABORT_CLIENT,
@@ -115,6 +118,7 @@ struct relay {
 	enum gw_revoke_why revoked;    /* why it was ended, if it was */
 	struct gw_scheduler_ticket sq; /* its place ([scheduler]) */
 	struct gw_loop_timer sq_timer;
+	char *pt_path; /* a passthrough's path ([upstream] passthrough) */
 };
 
 /* A stream's client may fall this far behind before its upstream waits. */
@@ -132,6 +136,22 @@ gw_relay_url(const char *base, const char *path)
 	return gw_xstrcat3(base, n, "/v1", path);
 }
 
+/*
+ * {base_url without a trailing /v1}{path}: a passthrough path is the
+ * upstream's own (llama-server's /infill is at its root). Caller frees.
+ */
+static char *
+root_url(const char *base, const char *path)
+{
+	size_t n = strlen(base);
+
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	if (n >= 3 && strncmp(base + n - 3, "/v1", 3) == 0)
+		n -= 3;
+	return gw_xstrcat3(base, n, "", path);
+}
+
 static const char *
 call_path(enum gw_call call)
 {
@@ -142,6 +162,12 @@ call_path(enum gw_call call)
 		return "/completions";
 	case GW_CALL_EMBEDDING:
 		return "/embeddings";
+	case GW_CALL_RERANK:
+		return "/rerank";
+	case GW_CALL_RESPONSES:
+		return "/responses";
+	case GW_CALL_PASSTHROUGH:
+		return "/pass_through";
 	}
 	return "/chat/completions";
 }
@@ -176,7 +202,10 @@ take_usage(struct relay *r, json_object *msg)
 {
 	struct gw_json_usage u;
 
-	gw_json_get_usage(msg, &u);
+	if (r->call == GW_CALL_RESPONSES)
+		gw_responses_get_usage(msg, &u);
+	else
+		gw_json_get_usage(msg, &u);
 	gw_relay_note_usage(&r->out.usage, &u);
 	note_id(r, &u);
 }
@@ -357,6 +386,17 @@ on_head(void *arg, int status, const char *ctype, const char *retry_after)
 	r->at.t_last_data = gw_now_mono_us();
 	snprintf(r->at.retry_after, sizeof(r->at.retry_after), "%s",
 	    retry_after ? retry_after : "");
+	if (r->call == GW_CALL_PASSTHROUGH) {
+		/* Relayed as it comes, errors too: the upstream's own answer.
+		 */
+		r->at.mode = MODE_RAW;
+		answer_headers(r);
+		gw_req_send_head(r->req, status,
+		    ctype != NULL && ctype[0] != '\0'
+		        ? ctype
+		        : "application/octet-stream");
+		return 0;
+	}
 	if (status >= 200 && status < 300 && r->stream && ctype != NULL &&
 	    strncmp(ctype, "text/event-stream", 17) == 0) {
 		r->at.mode = MODE_SSE;
@@ -385,6 +425,9 @@ on_data(void *arg, const char *p, size_t n)
 	size_t cap;
 
 	r->at.t_last_data = gw_now_mono_us();
+	if (r->at.mode == MODE_RAW)
+		return client_write(r, p, n) < 0 || client_flush(r) < 0 ? -1
+		                                                        : 0;
 	if (r->at.mode == MODE_SSE) {
 		/* On the loop, a slow client pauses only its own upstream. */
 		if (r->at.xfer != NULL &&
@@ -587,7 +630,8 @@ reply_answer(struct relay *r)
 	 * and read its usage without building it (a json-c parse costs more
 	 * than the rest of the request).
 	 */
-	if (r->cap.on)
+	/* A Responses answer's usage has its own names: parsed. */
+	if (r->cap.on || r->call == GW_CALL_RESPONSES)
 		ok = gw_json_parse(r->at.resp.p, r->at.resp.len, &o, m,
 		         sizeof(m)) == GW_OK &&
 		     json_object_is_type(o, json_type_object);
@@ -644,6 +688,14 @@ gw_relay_parse_body(enum gw_call call, const char *buf, size_t len,
 		return gw_validate_completion(*body, e);
 	case GW_CALL_EMBEDDING:
 		return gw_validate_embedding(*body, e);
+	case GW_CALL_RERANK:
+		return gw_rerank_validate(*body, e);
+	case GW_CALL_RESPONSES:
+		return gw_responses_validate(*body, e);
+	case GW_CALL_PASSTHROUGH:
+		/* Relayed as is: any JSON (gw_relay does not even need that).
+		 */
+		return GW_OK;
 	}
 	return gw_validate_chat(*body, e);
 }
@@ -718,6 +770,9 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 		                                           : "status_4xx";
 	if (r->out.client_gone)
 		return;
+	/* A passthrough's answer under way ends as it ended upstream. */
+	if (r->at.mode == MODE_RAW && req->head_sent)
+		return;
 	if (!req->head_sent)
 		answer_headers(r);
 	if (r->at.abort == ABORT_REVOKED) {
@@ -766,8 +821,20 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 			sse_error(r, r->at.up_status,
 			    gw_err_type_for_http(r->at.up_status),
 			    "Upstream error");
-		else
+		else if (r->call == GW_CALL_RESPONSES &&
+		         gw_responses_unsupported(
+		             r->at.up_status, r->at.resp.p, r->at.resp.len)) {
+			snprintf(msg, sizeof(msg),
+			    "The upstream does not serve the Responses API "
+			    "(POST /v1/responses answered %d); use "
+			    "/v1/chat/completions",
+			    r->at.up_status);
+			gw_reply_error_ex(
+			    req, 501, "not_implemented_error", NULL, msg);
+		} else
 			reply_upstream_error(r);
+		break;
+	case MODE_RAW:
 		break;
 	case MODE_NONE:
 		gw_reply_error_ex(req, 502, "upstream_error", NULL,
@@ -917,6 +984,8 @@ count_litellm(struct relay *r, const struct gw_spend_rec *s, const char *model)
 	char l[GW_METRICS_LABELS_MAX], st[21];
 	const char *key = key_labels.s;
 	size_t kn = ll_key_labels(k), n;
+	/* A passthrough counts under its path (a listed one: bounded). */
+	const char *route = r->pt_path ? r->pt_path : call_path(r->call);
 	double v;
 
 	gw_fmt_u64(st, (uint64_t)(s->status > 0 ? s->status : 0));
@@ -925,7 +994,7 @@ count_litellm(struct relay *r, const struct gw_spend_rec *s, const char *model)
 	n = kn;
 	ll_label(l, sizeof(l), &n, "requested_model", r->req->model);
 	ll_label(l, sizeof(l), &n, "status_code", st);
-	ll_label(l, sizeof(l), &n, "route", call_path(r->call));
+	ll_label(l, sizeof(l), &n, "route", route);
 	gw_metrics_inc(GW_METRIC_LL_REQUESTS, ll_done(l, sizeof(l), n), 1);
 	if (s->status >= 400) {
 		memcpy(l, key, kn + 1);
@@ -934,7 +1003,7 @@ count_litellm(struct relay *r, const struct gw_spend_rec *s, const char *model)
 		ll_label(l, sizeof(l), &n, "exception_status", st);
 		ll_label(l, sizeof(l), &n, "exception_class",
 		    ll_exception_class(s->status));
-		ll_label(l, sizeof(l), &n, "route", call_path(r->call));
+		ll_label(l, sizeof(l), &n, "route", route);
 		gw_metrics_inc(
 		    GW_METRIC_LL_FAILED, ll_done(l, sizeof(l), n), 1);
 	}
@@ -1027,15 +1096,23 @@ estimate_usage(struct relay *r)
 	size_t chars = 0;
 
 	if (body != NULL)
-		chars = gw_capture_text_chars(gw_json_get(body, "messages")) +
-		        gw_capture_text_chars(gw_json_get(body, "prompt")) +
-		        gw_capture_text_chars(gw_json_get(body, "input"));
+		chars =
+		    gw_capture_text_chars(gw_json_get(body, "messages")) +
+		    gw_capture_text_chars(gw_json_get(body, "prompt")) +
+		    gw_capture_text_chars(gw_json_get(body, "input")) +
+		    gw_capture_text_chars(gw_json_get(body, "instructions"));
 	r->out.usage.prompt = (int64_t)((chars + 3) / 4);
 	r->out.usage.completion = r->out.chunks;
 	r->out.usage.total = r->out.usage.prompt + r->out.usage.completion;
 }
 
-static const char *const call_names[] = {"chat", "completion", "embedding"};
+/*
+ * The spend row's call_type, by enum gw_call: ours for the first three
+ * (the spend API answers LiteLLM's acompletion, atext_completion,
+ * aembedding for them), LiteLLM's own names for the rest.
+ */
+static const char *const call_names[] = {"chat", "completion", "embedding",
+    "arerank", "aresponses", "pass_through_endpoint"};
 
 /*
  * Append s[0, n) to b as a JSON string, trimmed of spaces; not when empty,
@@ -1155,21 +1232,33 @@ record_spend(struct relay *r)
 	int reached = r->at.up_status >= 200 && r->at.up_status < 300;
 	char session[GW_CAPTURE_STR_MAX + 1];
 
-	if (!r->out.usage.known && reached)
+	/*
+	 * Estimated when the upstream said nothing, but not for a rerank
+	 * (its per-request price counts it) or a passthrough (cost 0).
+	 */
+	int estimate = !r->out.usage.known && reached &&
+	               r->call != GW_CALL_RERANK &&
+	               r->call != GW_CALL_PASSTHROUGH;
+
+	if (estimate)
 		estimate_usage(r);
 	s.request_id = req->id;
 	s.who = &r->who;
 	s.model = r->model;
 	s.actual_model = r->at.up_status ? r->target : NULL;
 	s.call_type = call_names[r->call];
-	s.usage_estimated = !r->out.usage.known && reached;
-	if (r->out.usage.known || reached) {
+	s.usage_estimated = estimate;
+	if (r->call == GW_CALL_PASSTHROUGH) {
+		/* Counted, never charged: whatever it says is not tokens. */
+	} else if (r->out.usage.known || reached) {
 		s.prompt_tokens = r->out.usage.prompt;
 		s.completion_tokens = r->out.usage.completion;
 		s.total_tokens = r->out.usage.total;
 	}
-	s.cost = gw_price_cost(
-	    req->cfg, s.actual_model, s.prompt_tokens, s.completion_tokens);
+	s.cost = r->call == GW_CALL_PASSTHROUGH || !reached
+	             ? 0
+	             : gw_price_cost(req->cfg, s.actual_model, s.prompt_tokens,
+	                   s.completion_tokens);
 	s.start_us = req->start_real_us;
 	s.end_us = gw_now_real_us();
 	s.first_token_us = r->out.t_first_token
@@ -1215,6 +1304,12 @@ static void
 set_target(struct relay *r)
 {
 	r->target = r->targets.models[r->t];
+	if (r->call == GW_CALL_PASSTHROUGH) {
+		/* The client's bytes, as they came. */
+		r->post.body = r->req->body.p ? r->req->body.p : "";
+		r->post.body_len = r->req->body.len;
+		return;
+	}
 	json_object_object_add(
 	    r->body, "model", json_object_new_string(r->target));
 	r->post.body = gw_json_str(r->body, &r->post.body_len);
@@ -1279,6 +1374,7 @@ relay_end(struct relay *r)
 	gw_buf_fini(&r->tags);
 	free(r->url);
 	free(r->model);
+	free(r->pt_path);
 	if (req->dout != NULL)
 		gw_req_done(req);
 	free(r);
@@ -1522,20 +1618,43 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 		gw_reply_error(req, st, msg);
 		goto out;
 	}
-	st = gw_relay_parse_body(call, req->body.p, req->body.len,
-	    (size_t)req->cfg->max_json_values, &r->body, &verr);
-	/* Too much metadata is refused first, and dropped: the row is kept. */
-	if (gw_validate_metadata(r->body, (size_t)req->cfg->max_metadata_bytes,
-	        &verr) != GW_OK ||
-	    st != GW_OK) {
-		bad_request(req, &verr);
-		goto out;
+	if (call == GW_CALL_PASSTHROUGH) {
+		/*
+		 * Relayed as is: read (when JSON) for its model and the spend
+		 * row's tags and metadata only; metadata over the cap is left
+		 * out of the row, the bytes sent upstream are the client's.
+		 */
+		r->pt_path = gw_xstrdup(c->route->path);
+		if (gw_json_parse_max(req->body.p ? req->body.p : "",
+		        req->body.len, (size_t)req->cfg->max_json_values,
+		        &r->body, msg, sizeof(msg)) != GW_OK) {
+			json_object_put(r->body);
+			r->body = NULL;
+		}
+		(void)gw_validate_metadata(
+		    r->body, (size_t)req->cfg->max_metadata_bytes, &verr);
+	} else {
+		st = gw_relay_parse_body(call, req->body.p, req->body.len,
+		    (size_t)req->cfg->max_json_values, &r->body, &verr);
+		/* Too much metadata is refused first, and dropped. */
+		if (gw_validate_metadata(r->body,
+		        (size_t)req->cfg->max_metadata_bytes, &verr) != GW_OK ||
+		    st != GW_OK) {
+			bad_request(req, &verr);
+			goto out;
+		}
 	}
 	/* Now: the request's headers are not kept once it is detached. */
 	spend_tags(req, r->body, &r->tags);
-	r->model = gw_xstrdup(gw_json_get_str(r->body, "model"));
-	if (gw_auth_model(&r->who, r->model, msg, sizeof(msg), &deny) !=
-	    GW_OK) {
+	sv = gw_json_get(r->body, "model");
+	r->model =
+	    gw_xstrdup(sv != NULL && json_object_is_type(sv, json_type_string)
+	                   ? json_object_get_string(sv)
+	                   : "");
+	/* A passthrough naming no model is not about one. */
+	if ((call != GW_CALL_PASSTHROUGH || r->model[0] != '\0') &&
+	    gw_auth_model(&r->who, r->model, msg, sizeof(msg), &deny) !=
+	        GW_OK) {
 		gw_reply_error_ex(req, 401, deny, "model", msg);
 		goto out;
 	}
@@ -1547,23 +1666,34 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 	}
 	if (gw_admit_request(req, &r->who, &r->lim) != 0)
 		goto out;
-	if (call != GW_CALL_EMBEDDING) {
+	/* Streams: chat, completions, responses (its usage comes anyway). */
+	if (call == GW_CALL_CHAT || call == GW_CALL_COMPLETION ||
+	    call == GW_CALL_RESPONSES) {
 		sv = gw_json_get(r->body, "stream");
 		r->stream = sv != NULL && json_object_get_boolean(sv);
-		if (r->stream)
+		if (r->stream && call != GW_CALL_RESPONSES)
 			force_stream_usage(r);
 	}
 	/* A key's stream ends when the key is refused (revoke.h). */
 	if (r->stream && r->who.role == GW_ROLE_KEY && r->who.rec != NULL)
 		gw_revoke_add(&r->rv, r->who.rec, req->start_mono_us);
-	gw_alias_resolve(req->cfg, r->model, &r->targets);
-	r->url = gw_relay_url(req->cfg->upstream_url, call_path(call));
+	if (call == GW_CALL_PASSTHROUGH) {
+		/* Not aliased: the model, if any, goes as the client named it.
+		 */
+		r->targets.one = r->model;
+		r->targets.models = &r->targets.one;
+		r->targets.n = 1;
+		r->url = root_url(req->cfg->upstream_url, r->pt_path);
+	} else {
+		gw_alias_resolve(req->cfg, r->model, &r->targets);
+		r->url = gw_relay_url(req->cfg->upstream_url, call_path(call));
+	}
 	r->post.url = r->url;
 	r->post.bearer = req->cfg->upstream_api_key;
 	r->post.request_id = req->id;
 	r->post.connect_timeout_ms = req->cfg->upstream_connect_timeout_ms;
 	/* Swap-aware admission: may queue the request (scheduler.h). */
-	if (req->cfg->sched_enabled) {
+	if (req->cfg->sched_enabled && call != GW_CALL_PASSTHROUGH) {
 		switch (sched_begin(r)) {
 		case 1:
 			return GW_DETACHED;

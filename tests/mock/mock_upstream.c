@@ -48,12 +48,12 @@ struct buf {
 
 /* Per-request options; -1 means "not set". */
 enum { O_DELAY, O_CHUNKS, O_CHUNK_DELAY, O_REASONING, O_DIMS, O_FAULT,
-	O_STATUS, O_FAIL_TIMES, O_COUNT };
+	O_STATUS, O_FAIL_TIMES, O_NO_RESPONSES, O_NO_USAGE, O_COUNT };
 static const char *const opt_names[O_COUNT] = {"delay_ms", "chunks",
     "chunk_delay_ms", "reasoning_chunks", "dims", "fault", "status",
-    "fail_times"};
+    "fail_times", "no_responses", "no_usage"};
 static const int opt_max[O_COUNT] = {3600000, 100000, 3600000, 100000,
-    MAX_DIMS, 0, 599, 1000000};
+    MAX_DIMS, 0, 599, 1000000, 1, 1};
 
 enum { F_NONE, F_500, F_503, F_400, F_429, F_404, F_TEXT500, F_DROP_BEFORE,
 	F_RESET_BEFORE, F_DROP_MID, F_MALFORMED, F_HANG, F_KEYLEAK,
@@ -73,7 +73,8 @@ struct opts {
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtb2NrIn0.bW9ja3NpZ25hdHVyZQ"
 
 enum route { R_NONE, R_BADMETHOD, R_HEALTH, R_MODELS, R_CHAT, R_COMPL,
-	R_EMBED, R_LAST, R_STATS, R_RESET, R_CONTROL, R_RUNNING };
+	R_EMBED, R_LAST, R_STATS, R_RESET, R_CONTROL, R_RUNNING, R_RERANK,
+	R_RESPONSES, R_TOKENIZE };
 
 enum state { S_READ, S_DELAY, S_HANG, S_WRITE, S_STREAM, S_LINGER,
 	S_QUEUED };
@@ -1520,6 +1521,291 @@ handle_control(struct conn *c)
 	respond_json(c, 200, &g_tmp);
 }
 
+/* ---- rerank, the Responses API, llama-server's /tokenize ---- */
+
+/* Words of a that b holds too (case-insensitive): the mock's relevance. */
+static int
+overlap(const char *a, const char *b)
+{
+	const char *p = a, *q;
+	size_t n, m;
+	int hits = 0;
+
+	while (*p) {
+		while (*p && is_ws((unsigned char)*p))
+			p++;
+		for (n = 0; p[n] && !is_ws((unsigned char)p[n]); n++)
+			;
+		if (n == 0)
+			break;
+		for (q = b; *q;) {
+			while (*q && is_ws((unsigned char)*q))
+				q++;
+			for (m = 0; q[m] && !is_ws((unsigned char)q[m]); m++)
+				;
+			if (m == n && !strncasecmp(p, q, n)) {
+				hits++;
+				break;
+			}
+			q += m;
+		}
+		p += n;
+	}
+	return hits;
+}
+
+static const char *
+doc_text(struct json_object *d)
+{
+	struct json_object *t;
+
+	if (json_object_is_type(d, json_type_string))
+		return json_object_get_string(d);
+	if (json_object_object_get_ex(d, "text", &t) &&
+	    json_object_is_type(t, json_type_string))
+		return json_object_get_string(t);
+	return NULL;
+}
+
+/*
+ * POST /v1/rerank as llama-server answers it: results sorted by score
+ * (query words found in the document over the document's words), top_n
+ * of them, usage {prompt_tokens, total_tokens} unless no_usage=1.
+ */
+static void
+handle_rerank(struct conn *c)
+{
+	struct json_object *q, *docs, *v;
+	struct buf *t = &g_tmp;
+	const char *model, *query, *text;
+	size_t mlen, n, i, j;
+	int top, tokens, words;
+	double score[256], tmp;
+	int idx[256], ti;
+
+	if (require_model(c, &model, &mlen) < 0)
+		return;
+	if (!json_object_object_get_ex(c->json, "query", &q) ||
+	    !json_object_is_type(q, json_type_string) ||
+	    !json_object_object_get_ex(c->json, "documents", &docs) ||
+	    !json_object_is_type(docs, json_type_array) ||
+	    (n = json_object_array_length(docs)) == 0 || n > 256) {
+		respond_error(c, 400, "query and 1 to 256 documents needed",
+		    "invalid_request_error", NULL, NULL, NULL);
+		return;
+	}
+	query = json_object_get_string(q);
+	tokens = count_words(query, strlen(query));
+	for (i = 0; i < n; i++) {
+		text = doc_text(json_object_array_get_idx(docs, i));
+		if (text == NULL)
+			text = "";
+		words = count_words(text, strlen(text));
+		tokens += words;
+		score[i] = (double)overlap(query, text) / (words + 1);
+		idx[i] = (int)i;
+	}
+	/* Highest first; equal scores keep the documents' order. */
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && score[j] > score[j - 1]; j--) {
+			tmp = score[j], score[j] = score[j - 1], score[j - 1] = tmp;
+			ti = idx[j], idx[j] = idx[j - 1], idx[j - 1] = ti;
+		}
+	top = (int)n;
+	if (json_object_object_get_ex(c->json, "top_n", &v) &&
+	    json_object_is_type(v, json_type_int) &&
+	    json_object_get_int(v) > 0 && json_object_get_int(v) < top)
+		top = json_object_get_int(v);
+	t->len = 0;
+	buf_str(t, "{\"model\":");
+	buf_json(t, model, mlen);
+	buf_str(t, ",\"object\":\"list\",");
+	if (opt_get(&c->opt, O_NO_USAGE, 0) == 0)
+		buf_printf(t, "\"usage\":{\"prompt_tokens\":%d,"
+		    "\"total_tokens\":%d},", tokens, tokens);
+	buf_str(t, "\"results\":[");
+	for (i = 0; i < (size_t)top; i++)
+		buf_printf(t, "%s{\"index\":%d,\"relevance_score\":%.6f}",
+		    i ? "," : "", idx[i], score[i]);
+	buf_str(t, "]}");
+	respond_json(c, 200, t);
+}
+
+/* Words of a Responses "input": a string, or items' content or text. */
+static int
+count_input(struct json_object *v)
+{
+	struct json_object *it, *content;
+	size_t i, n;
+	int sum = 0;
+
+	if (json_object_is_type(v, json_type_string))
+		return count_prompt(v, 0);
+	if (!json_object_is_type(v, json_type_array))
+		return 0;
+	n = json_object_array_length(v);
+	for (i = 0; i < n; i++) {
+		it = json_object_array_get_idx(v, i);
+		if (json_object_object_get_ex(it, "content", &content)) {
+			if (json_object_is_type(content, json_type_array)) {
+				size_t k;
+				struct json_object *part, *text;
+
+				for (k = 0; k < json_object_array_length(
+				    content); k++) {
+					part = json_object_array_get_idx(
+					    content, k);
+					if (json_object_object_get_ex(part,
+					    "text", &text))
+						sum += count_prompt(text, 0);
+				}
+			} else {
+				sum += count_prompt(content, 0);
+			}
+		}
+	}
+	return sum;
+}
+
+/* One SSE event with its type line, as the Responses API streams them. */
+static void
+resp_event(struct buf *out, const char *type, const struct buf *data)
+{
+	buf_printf(out, "event: %s\ndata: ", type);
+	buf_add(out, data->p, data->len);
+	buf_str(out, "\n\n");
+}
+
+/* The response object; status "completed" with usage, or in progress. */
+static void
+resp_object(struct buf *t, const char *id, long long created,
+    const struct buf *model, const char *msg_id, int n, int prompt, int done)
+{
+	int i;
+
+	buf_printf(t, "{\"id\":\"%s\",\"object\":\"response\","
+	    "\"created_at\":%lld,\"status\":\"%s\",\"model\":", id, created,
+	    done ? "completed" : "in_progress");
+	buf_add(t, model->p, model->len);
+	buf_str(t, ",\"output\":[");
+	if (done) {
+		buf_printf(t, "{\"type\":\"message\",\"id\":\"%s\","
+		    "\"status\":\"completed\",\"role\":\"assistant\","
+		    "\"content\":[{\"type\":\"output_text\",\"text\":\"",
+		    msg_id);
+		for (i = 1; i <= n; i++)
+			buf_printf(t, "tok%d ", i);
+		buf_str(t, "\",\"annotations\":[]}]}");
+	}
+	buf_str(t, "],\"usage\":");
+	if (done)
+		buf_printf(t, "{\"input_tokens\":%d,\"output_tokens\":%d,"
+		    "\"total_tokens\":%d}", prompt, n, prompt + n);
+	else
+		buf_str(t, "null");
+	buf_str(t, "}");
+}
+
+/*
+ * POST /v1/responses: "tok1 tok2 ..." (chunks=N words), as JSON or as
+ * the Responses event stream, usage in the answer and in
+ * response.completed; no_responses=1 answers as an upstream without the
+ * API does (llama-swap: 404 page not found, plain text).
+ */
+static void
+handle_responses(struct conn *c)
+{
+	struct json_object *v;
+	struct buf model = {0}, ev = {0}, d = {0};
+	const char *m;
+	char id[80], msg_id[80];
+	size_t mlen;
+	long long created = (long long)time(NULL);
+	int n = opt_get(&c->opt, O_CHUNKS, 5), prompt = 0, i, seq = 0;
+
+	if (opt_get(&c->opt, O_NO_RESPONSES, 0)) {
+		respond_full(c, 404, "text/plain; charset=utf-8", NULL,
+		    "404 page not found", 18);
+		return;
+	}
+	if (c->json_bad) {
+		respond_error(c, 400, "invalid JSON body",
+		    "invalid_request_error", NULL, NULL, NULL);
+		return;
+	}
+	if (require_model(c, &m, &mlen) < 0)
+		return;
+	if (json_object_object_get_ex(c->json, "input", &v))
+		prompt += count_input(v);
+	if (json_object_object_get_ex(c->json, "instructions", &v))
+		prompt += count_prompt(v, 0);
+	buf_json(&model, m, mlen);
+	snprintf(id, sizeof(id), "resp_mock_%ld_%lu", (long)getpid(), ++g_id);
+	snprintf(msg_id, sizeof(msg_id), "msg_mock_%ld_%lu", (long)getpid(),
+	    g_id);
+	if (!c->want_stream) {
+		resp_object(&d, id, created, &model, msg_id, n, prompt, 1);
+		respond_full(c, 200, "application/json", NULL, d.p, d.len);
+		goto out;
+	}
+	buf_printf(&d, "{\"type\":\"response.created\",\"sequence_number\":"
+	    "%d,\"response\":", seq++);
+	resp_object(&d, id, created, &model, msg_id, n, prompt, 0);
+	buf_str(&d, "}");
+	resp_event(&ev, "response.created", &d);
+	d.len = 0;
+	buf_printf(&d, "{\"type\":\"response.output_item.added\","
+	    "\"sequence_number\":%d,\"output_index\":0,\"item\":{\"type\":"
+	    "\"message\",\"id\":\"%s\",\"status\":\"in_progress\",\"role\":"
+	    "\"assistant\",\"content\":[]}}", seq++, msg_id);
+	resp_event(&ev, "response.output_item.added", &d);
+	for (i = 1; i <= n; i++) {
+		d.len = 0;
+		buf_printf(&d, "{\"type\":\"response.output_text.delta\","
+		    "\"sequence_number\":%d,\"item_id\":\"%s\","
+		    "\"output_index\":0,\"content_index\":0,\"delta\":"
+		    "\"tok%d \"}", seq++, msg_id, i);
+		resp_event(&ev, "response.output_text.delta", &d);
+	}
+	d.len = 0;
+	buf_printf(&d, "{\"type\":\"response.completed\",\"sequence_number\":"
+	    "%d,\"response\":", seq++);
+	resp_object(&d, id, created, &model, msg_id, n, prompt, 1);
+	buf_str(&d, "}");
+	resp_event(&ev, "response.completed", &d);
+	respond_full(c, 200, "text/event-stream", NULL, ev.p, ev.len);
+out:
+	buf_free(&model);
+	buf_free(&ev);
+	buf_free(&d);
+}
+
+/* llama-server's POST /tokenize: one token id per word of "content". */
+static void
+handle_tokenize(struct conn *c)
+{
+	struct json_object *v;
+	struct buf *t = &g_tmp;
+	const char *s;
+	int n, i;
+
+	if (c->json_bad || !json_object_object_get_ex(c->json, "content", &v) ||
+	    !json_object_is_type(v, json_type_string)) {
+		respond_error(c, 400, "\"content\" must be a string",
+		    "invalid_request_error", "content", NULL, NULL);
+		return;
+	}
+	s = json_object_get_string(v);
+	n = count_words(s, strlen(s));
+	t->len = 0;
+	buf_str(t, "{\"tokens\":[");
+	for (i = 0; i < n; i++)
+		buf_printf(t, "%s%d", i ? "," : "", 100 + i);
+	buf_str(t, "]}");
+	respond_full(c, 200, "application/json; charset=utf-8", NULL, t->p,
+	    t->len);
+}
+
 /* ---- request dispatch ---- */
 
 static enum route
@@ -1535,7 +1821,9 @@ route_of(const char *m, size_t ml, const char *p, size_t pl)
 	    {"/completions", "POST", R_COMPL},
 	    {"/embeddings", "POST", R_EMBED}, {"/__last", "GET", R_LAST},
 	    {"/__stats", "GET", R_STATS}, {"/__reset", "POST", R_RESET},
-	    {"/__control", "POST", R_CONTROL}, {"/running", "GET", R_RUNNING}};
+	    {"/__control", "POST", R_CONTROL}, {"/running", "GET", R_RUNNING},
+	    {"/rerank", "POST", R_RERANK}, {"/responses", "POST", R_RESPONSES},
+	    {"/tokenize", "POST", R_TOKENIZE}};
 	size_t i;
 
 	if (pl >= 4 && !memcmp(p, "/v1/", 4)) {
@@ -1708,6 +1996,15 @@ respond(struct conn *c)
 		break;
 	case R_EMBED:
 		handle_embed(c);
+		break;
+	case R_RERANK:
+		handle_rerank(c);
+		break;
+	case R_RESPONSES:
+		handle_responses(c);
+		break;
+	case R_TOKENIZE:
+		handle_tokenize(c);
 		break;
 	case R_BADMETHOD:
 		respond_error(c, 405, "method not allowed",
@@ -2025,6 +2322,8 @@ dispatch(struct conn *c)
 		return 0;
 	}
 	if (c->route >= R_CHAT && c->route <= R_EMBED)
+		parse_body(c);
+	if (c->route >= R_RERANK)
 		parse_body(c);
 
 	/* options: defaults < model suffix < x-mock-* headers */

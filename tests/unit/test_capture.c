@@ -153,6 +153,59 @@ test_trace_keys(void **state)
 	assert_int_equal(gw_capture_session_id(NULL, session), 0);
 }
 
+/* Responses: input with instructions, streamed deltas, a whole answer. */
+static void
+test_responses(void **state)
+{
+	struct gw_capture c;
+	json_object *body, *o, *in;
+
+	(void)state;
+	body = parse("{\"model\":\"m\",\"instructions\":\"be brief\","
+	             "\"input\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+	gw_capture_init(&c, 1, GW_LANGFUSE_RECORD_FULL, GW_CALL_RESPONSES);
+	gw_capture_request(&c, body);
+	in = gw_capture_input(&c, body);
+	assert_string_equal(gw_json_str(in, NULL),
+	    "{\"instructions\":\"be brief\",\"input\":[{\"role\":\"user\","
+	    "\"content\":\"hi\"}]}");
+	json_object_put(in);
+	o = parse("{\"type\":\"response.created\",\"response\":{\"status\":"
+	          "\"in_progress\"}}");
+	gw_capture_chunk(&c, o);
+	json_object_put(o);
+	o = parse("{\"type\":\"response.output_text.delta\",\"delta\":\"a \"}");
+	gw_capture_chunk(&c, o);
+	gw_capture_chunk(&c, o);
+	json_object_put(o);
+	o = parse("{\"type\":\"response.completed\",\"response\":{\"status\":"
+	          "\"completed\"}}");
+	gw_capture_chunk(&c, o);
+	json_object_put(o);
+	o = gw_capture_output(&c);
+	assert_string_equal(gw_json_str(o, NULL),
+	    "{\"content\":\"a a \",\"finish_reason\":\"completed\"}");
+	json_object_put(o);
+	gw_capture_fini(&c);
+	/* A JSON answer; redacted input: its length only. */
+	gw_capture_init(&c, 1, GW_LANGFUSE_RECORD_REDACTED, GW_CALL_RESPONSES);
+	gw_capture_request(&c, body);
+	in = gw_capture_input(&c, body);
+	assert_string_equal(gw_json_str(in, NULL), "{\"chars\":10}");
+	json_object_put(in);
+	o = parse("{\"status\":\"completed\",\"output\":[{\"type\":"
+	          "\"message\",\"content\":[{\"type\":\"output_text\","
+	          "\"text\":\"xyz\"}]}]}");
+	gw_capture_answer(&c, o);
+	json_object_put(o);
+	o = gw_capture_output(&c);
+	assert_string_equal(gw_json_str(o, NULL),
+	    "{\"chars\":3,\"finish_reason\":\"completed\"}");
+	json_object_put(o);
+	gw_capture_fini(&c);
+	json_object_put(body);
+}
+
 int
 main(void)
 {
@@ -160,6 +213,7 @@ main(void)
 	    cmocka_unit_test(test_trace_ids),
 	    cmocka_unit_test(test_str_ok),
 	    cmocka_unit_test(test_trace_keys),
+	    cmocka_unit_test(test_responses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

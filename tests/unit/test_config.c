@@ -378,6 +378,31 @@ test_reload_report(void **state)
 	gw_cfg_unref(cfg);
 }
 
+/* [upstream] passthrough: the list parsed once, exact paths only. */
+static void
+test_passthrough_list(void **state)
+{
+	struct gw_cfg *cfg = NULL;
+	char err[512];
+
+	(void)state;
+	if (gw_cfg_load("data/config/passthrough-ok.conf", &cfg, err,
+	        sizeof(err)) != GW_OK)
+		fail_msg("%s", err);
+	assert_int_equal(cfg->npassthru, 4);
+	assert_string_equal(gw_cfg_find_passthrough(cfg, "/infill"), "/infill");
+	/* Trailing slashes and spaces dropped, as the dispatcher drops them. */
+	assert_non_null(gw_cfg_find_passthrough(cfg, "/tokenize"));
+	assert_non_null(gw_cfg_find_passthrough(cfg, "/detokenize"));
+	assert_non_null(gw_cfg_find_passthrough(cfg, "/slots/save"));
+	assert_null(gw_cfg_find_passthrough(cfg, "/slots"));
+	assert_null(gw_cfg_find_passthrough(cfg, "/v1/infill"));
+	assert_null(gw_cfg_find_passthrough(cfg, "/infill/x"));
+	/* The last of two per-request prices counts. */
+	assert_true(gw_cfg_find_price(cfg, "m")->per_request == 0.2);
+	gw_cfg_unref(cfg);
+}
+
 int
 main(void)
 {
@@ -390,6 +415,7 @@ main(void)
 	    cmocka_unit_test(test_untrusted_files),
 	    cmocka_unit_test(test_load_fp),
 	    cmocka_unit_test(test_reload_report),
+	    cmocka_unit_test(test_passthrough_list),
 	};
 
 	gw_log_init("unit", GW_LOG_ERR, NULL);

@@ -49,6 +49,20 @@ test_listed(void **state)
 	gw_cfg_unref(cfg);
 }
 
+/* A price per request (rerank's per query) comes on top of the tokens. */
+static void
+test_per_request(void **state)
+{
+	struct gw_cfg *cfg = load();
+
+	(void)state;
+	assert_near(gw_price_cost(cfg, "rerank-model", 10, 0),
+	    10 * 1.0 / 1e6 + 0.002, 1e-15);
+	assert_near(gw_price_cost(cfg, "rerank-model", 0, 0), 0.002, 1e-15);
+	assert_near(gw_price_cost(cfg, "per-request", 99, 99), 0.5, 1e-15);
+	gw_cfg_unref(cfg);
+}
+
 static void
 test_unlisted(void **state)
 {
@@ -69,6 +83,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_listed),
+	    cmocka_unit_test(test_per_request),
 	    cmocka_unit_test(test_unlisted),
 	};
 
