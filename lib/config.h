@@ -21,11 +21,18 @@ struct gw_alias {
 	size_t ntargets;
 };
 
-/* Price of one actual model in USD per 1M tokens. */
+/*
+ * Price of one actual model in USD per 1M tokens, and the optional units
+ * of the calls not counted in tokens (LiteLLM's model_prices names; a
+ * negative value: not set).
+ */
 struct gw_price {
 	char *model;
 	double input_per_m;
 	double output_per_m;
+	double per_second;    /* input_cost_per_second: audio transcribed */
+	double per_character; /* input_cost_per_character: text spoken */
+	double per_request;   /* input_cost_per_request: when no unit applies */
 };
 
 enum gw_langfuse_format { GW_LANGFUSE_OTEL = 0, GW_LANGFUSE_LEGACY };
@@ -51,6 +58,7 @@ struct gw_cfg {
 	int processes; /* worker processes per route family */
 	int threads;   /* FastCGI threads per process */
 	long max_body_bytes;
+	long max_audio_bytes;   /* an audio upload's body (multipart) */
 	int max_json_values;    /* values a request body may hold */
 	int max_metadata_bytes; /* a request's "metadata", as JSON */
 	int shutdown_timeout_s;
