@@ -32,6 +32,10 @@ enum gw_call {
 	GW_CALL_CHAT = 0,   /* /v1/chat/completions */
 	GW_CALL_COMPLETION, /* /v1/completions */
 	GW_CALL_EMBEDDING,  /* /v1/embeddings */
+	/* Not relayed by relay.c: audio.c (no capture). */
+	GW_CALL_TRANSCRIPTION, /* /v1/audio/transcriptions */
+	GW_CALL_TRANSLATION,   /* /v1/audio/translations */
+	GW_CALL_SPEECH,        /* /v1/audio/speech */
 };
 
 struct gw_capture {

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "audio.h"
 #include "model_info.h"
 #include "models.h"
 #include "relay.h"
@@ -14,6 +15,12 @@ static enum gw_status
 relay_call(struct gw_req *req, struct gw_route_call *c)
 {
 	return gw_relay(req, (enum gw_call)c->route->arg, c);
+}
+
+static enum gw_status
+audio_call(struct gw_req *req, struct gw_route_call *c)
+{
+	return gw_audio_relay(req, (enum gw_call)c->route->arg, c);
 }
 
 static enum gw_status
@@ -58,6 +65,12 @@ static const struct gw_route chat_routes[] = {
     {"GET", "/model/info", GW_ACCESS_CALLER, model_info, "model_info", 0, 0},
     {"GET", "/model_group/info", GW_ACCESS_CALLER, model_group_info,
         "model_group_info", 0, 0},
+    {"POST", "/audio/transcriptions", GW_ACCESS_CALLER, audio_call,
+        "audio_transcriptions", GW_CALL_TRANSCRIPTION, 0},
+    {"POST", "/audio/translations", GW_ACCESS_CALLER, audio_call,
+        "audio_translations", GW_CALL_TRANSLATION, 0},
+    {"POST", "/audio/speech", GW_ACCESS_CALLER, audio_call, "audio_speech",
+        GW_CALL_SPEECH, 0},
 };
 
 static const struct gw_route embeddings_routes[] = {

@@ -1,7 +1,8 @@
 /*
  * chat.h: the chat route family (cgi-bin/llmgw-chat):
  * POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
- * GET /v1/models/{model}, and the same paths without /v1 (as LiteLLM).
+ * GET /v1/models/{model}, POST /v1/audio/transcriptions, /v1/audio/translations
+ * and /v1/audio/speech (audio.h), and the same paths without /v1 (as LiteLLM).
  * And the embeddings family (cgi-bin/llmgw-embeddings): POST /v1/embeddings.
  */
 #ifndef GW_CHAT_H

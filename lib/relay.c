@@ -142,6 +142,10 @@ call_path(enum gw_call call)
 		return "/completions";
 	case GW_CALL_EMBEDDING:
 		return "/embeddings";
+	case GW_CALL_TRANSCRIPTION: /* audio.c's: never relayed here */
+	case GW_CALL_TRANSLATION:
+	case GW_CALL_SPEECH:
+		break;
 	}
 	return "/chat/completions";
 }
@@ -644,6 +648,10 @@ gw_relay_parse_body(enum gw_call call, const char *buf, size_t len,
 		return gw_validate_completion(*body, e);
 	case GW_CALL_EMBEDDING:
 		return gw_validate_embedding(*body, e);
+	case GW_CALL_TRANSCRIPTION: /* audio.c's: never relayed here */
+	case GW_CALL_TRANSLATION:
+	case GW_CALL_SPEECH:
+		break;
 	}
 	return gw_validate_chat(*body, e);
 }
