@@ -11,9 +11,11 @@
 #include "alias.h"
 #include "auth.h"
 #include "budget.h"
+#include "evloop.h"
 #include "http_upstream.h"
 #include "json_util.h"
 #include "log.h"
+#include "metrics.h"
 #include "multipart.h"
 #include "price.h"
 #include "redact.h"
@@ -37,6 +39,8 @@
 #define FIELD_MAX 64
 /* Timeouts and disconnects are checked this often. */
 #define TICK_US (100 * 1000)
+/* A speech client may fall this far behind before its upstream waits. */
+#define BACKLOG_MAX (256 * 1024)
 
 enum abort_reason {
 	ABORT_NONE = 0,
@@ -75,6 +79,8 @@ struct audio {
 	struct gw_buf resp;
 	int64_t t_begin, t_last_data, t_last_tick;
 	enum abort_reason abort;
+	struct gw_xfer *xfer; /* on the event loop: the transfer running */
+	int paused;           /* ... held back for a client behind */
 	/* What the request amounted to. */
 	int client_gone;
 	int64_t t_first_byte; /* monotonic us, 0 before one */
@@ -221,6 +227,15 @@ through_head(struct audio *a)
 	    a->up_ctype[0] ? a->up_ctype : "application/octet-stream");
 }
 
+static void
+on_drained(void *arg)
+{
+	struct audio *a = arg;
+
+	if (a->xfer != NULL)
+		gw_upstream_resume(a->xfer);
+}
+
 static int
 on_data(void *arg, const char *p, size_t n)
 {
@@ -231,6 +246,20 @@ on_data(void *arg, const char *p, size_t n)
 	if (a->t_first_byte == 0)
 		a->t_first_byte = a->t_last_data;
 	if (a->through) {
+		/* On the loop, a slow client pauses only its own upstream. */
+		if (a->xfer != NULL && gw_req_backlog(a->req) > BACKLOG_MAX) {
+			gw_req_on_drain(a->req, on_drained, a);
+			gw_metrics_inc(GW_METRIC_SLOW_CLIENT_PAUSES, "", 1);
+			a->paused = 1;
+			/* Its queue must be draining, or no resume comes. */
+			if (gw_req_flush(a->req) != GW_OK) {
+				a->client_gone = 1;
+				a->abort = ABORT_CLIENT;
+				return -1;
+			}
+			return 1;
+		}
+		a->paused = 0;
 		/* Each chunk as it arrives: nothing is kept. */
 		through_head(a);
 		if (gw_req_write(a->req, p, n) != GW_OK ||
@@ -277,8 +306,9 @@ on_tick(void *arg)
 			a->abort = ABORT_FIRST_BYTE;
 			return -1;
 		}
-	} else if (now - a->t_last_data >
-	           (int64_t)a->cfg->upstream_idle_timeout_s * 1000000) {
+	} else if (!a->paused &&
+	           now - a->t_last_data >
+	               (int64_t)a->cfg->upstream_idle_timeout_s * 1000000) {
 		a->abort = ABORT_IDLE;
 		return -1;
 	}
@@ -594,7 +624,51 @@ audio_end(struct audio *a)
 	gw_buf_fini(&a->resp);
 	free(a->url);
 	free(a->model);
+	if (req->dout != NULL)
+		gw_req_done(req);
 	free(a);
+}
+
+/* ---- speech on the event loop: a long answer holds no thread. */
+
+static struct gw_upstream_multi *loop_multi; /* used by the loop only */
+
+static void loop_done(
+    void *arg, enum gw_status st, const struct gw_upstream_result *res);
+
+static void
+loop_attempt(struct audio *a)
+{
+	attempt_reset(a);
+	a->xfer = gw_upstream_start(loop_multi, &a->post, &a->cb, loop_done);
+}
+
+static void
+loop_done(void *arg, enum gw_status st, const struct gw_upstream_result *res)
+{
+	struct audio *a = arg;
+
+	a->xfer = NULL;
+	a->paused = 0;
+	if (attempt_next(a, st, res)) {
+		loop_attempt(a);
+		return;
+	}
+	finish(a, st, res);
+	audio_end(a);
+}
+
+/* On the loop thread, with the request that lives on (gw_req_go_async). */
+static void
+loop_start(struct gw_req *detached, void *arg)
+{
+	struct audio *a = arg;
+
+	a->req = detached;
+	a->post.request_id = detached->id;
+	if (loop_multi == NULL)
+		loop_multi = gw_upstream_multi_new(gw_loop_get());
+	loop_attempt(a);
 }
 
 static void
@@ -872,9 +946,13 @@ gw_audio_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 	a->post.content_type = call == GW_CALL_SPEECH ? NULL : a->ctype;
 	set_target(a);
 	/*
-	 * On this thread, as a non-streamed chat call: a speech answer is
-	 * written to the client chunk by chunk as libcurl hands it over.
+	 * Speech may play for minutes: it goes to the event loop (as a chat
+	 * stream), and this thread back to accepting. A transcription stays
+	 * here: its form is in this thread's body buffer, its answer small.
 	 */
+	if (call == GW_CALL_SPEECH &&
+	    gw_req_go_async(req, loop_start, a) == GW_DETACHED)
+		return GW_DETACHED;
 	do {
 		attempt_reset(a);
 		st = gw_upstream_post(req->ctx->up, &a->post, &a->cb, &res);

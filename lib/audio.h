@@ -32,7 +32,8 @@ struct gw_route_call;
 /*
  * Relay one audio call (GW_CALL_TRANSCRIPTION, GW_CALL_TRANSLATION or
  * GW_CALL_SPEECH) for the caller the dispatcher authenticated (taken from
- * c); always replies (or the client is gone). GW_OK.
+ * c); always replies (or the client is gone). GW_OK, or GW_DETACHED
+ * when a speech call goes on on the event loop.
  */
 enum gw_status gw_audio_relay(struct gw_req *req, enum gw_call call,
     struct gw_route_call *c) GW_NONNULL(1, 3);

@@ -19,6 +19,7 @@ import pytest
 from conftest import (AUTH, MASTER_KEY, Mock, _cleanups, assert_openai_error,
                       bearer, new_key, post, request)
 from test_openai_sdk import SDK, ensure_sdk
+from test_relay import metric
 
 CAP = 200000                # the stack's [gateway] max_audio_bytes
 SPEECH_CHUNKS, SPEECH_DELAY_MS = 6, 150
@@ -335,6 +336,91 @@ def test_speech_streams_binary_chunk_by_chunk(st, pg):
     assert float(s["spend"]) == pytest.approx(len(text) * PER_CHAR)
     assert s["metadata"]["input_characters"] == len(text)
     assert float(r.getheader("x-litellm-response-cost")) == pytest.approx(len(text) * PER_CHAR)
+
+
+def test_speech_holds_no_thread(make_stack, audio_mock):
+    """One worker process of two threads: six speech answers at once all
+    play out together (the event loop holds them), and a transcription
+    is answered meanwhile."""
+    one = make_stack("audio-one", audio_mock.url, [
+        "gateway.processes=1", "gateway.threads=2", "aliases.tts-1=tts-kokoro"])
+    socks = []
+    body = json.dumps({"model": "tts-1", "input": "hi", "voice": "a"}).encode()
+    t0 = time.monotonic()
+    for _ in range(6):
+        s = socket.create_connection(("127.0.0.1", one.port), timeout=30)
+        s.sendall(b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"Authorization: Bearer " + MASTER_KEY.encode() +
+                  b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                  % len(body) + body)
+        socks.append(s)
+    time.sleep(0.2)
+    r = upload(one, [("model", "whisper-1")])
+    t_upload = time.monotonic() - t0
+    assert r.status == 200, r
+    sizes = []
+    for s in socks:
+        got = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        s.close()
+        assert got.startswith(b"HTTP/1.1 200"), got[:200]
+        sizes.append(len(got))
+    t_all = time.monotonic() - t0
+    total = SPEECH_DELAY_MS * (SPEECH_CHUNKS - 1) / 1000
+    # On two threads, six answers of 0.75 s would take 2.25 s at least.
+    assert t_all < 2 * total, t_all
+    assert t_upload < total, t_upload
+    assert min(sizes) > SPEECH_CHUNKS * 3200
+    print("six speech answers on two threads: %.3f s; upload answered at %.3f s"
+          % (t_all, t_upload))
+
+
+def test_speech_slow_reader_pauses_its_upstream(st):
+    """A client that stops reading a long speech answer (6.4 MB) pauses
+    its upstream (the worker queues at most 256 KiB of it); read again, the
+    answer comes whole."""
+    n = 2000
+    pauses0 = metric(st, "llmgw_slow_client_pauses_total")
+    body = json.dumps({"model": "tts-kokoro@chunks=%d,chunk_delay_ms=0" % n,
+                       "input": "long", "voice": "a", "response_format": "wav"}).encode()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", st.port))
+    s.sendall(b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+              b"Authorization: Bearer " + MASTER_KEY.encode() +
+              b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+              % len(body) + body)
+    time.sleep(1.5)
+    assert metric(st, "llmgw_slow_client_pauses_total") > pauses0
+    s.settimeout(30)
+    got = bytearray()
+    while True:
+        d = s.recv(1 << 16)
+        if not d:
+            break
+        got += d
+    s.close()
+    head, _, chunked = bytes(got).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"audio/wav" in head.lower()
+    data, i = bytearray(), 0
+    if b"transfer-encoding: chunked" in head.lower():
+        while True:
+            j = chunked.index(b"\r\n", i)
+            k = int(chunked[i:j].split(b";")[0], 16)
+            if k == 0:
+                break
+            data += chunked[j + 2:j + 2 + k]
+            i = j + 4 + k
+    else:
+        data = chunked
+    data = bytes(data)
+    assert len(data) == 44 + n * 3200
+    w = wave.open(io.BytesIO(data))
+    assert w.getnframes() == n * 1600
 
 
 def test_speech_input_checked(st, audio_mock):
