@@ -543,6 +543,7 @@ record_spend(struct audio *a)
 	struct gw_spend_rec s = {0};
 	int reached = a->up_status >= 200 && a->up_status < 300;
 	json_object *meta = json_object_new_object();
+	char labels[GW_METRICS_LABELS_MAX];
 
 	s.request_id = req->id;
 	s.who = &a->who;
@@ -576,6 +577,11 @@ record_spend(struct audio *a)
 		    meta, "audio_seconds", json_object_new_double(a->seconds));
 	s.metadata = meta;
 	gw_spend_record(req->cfg, &s);
+	if (s.cost > 0)
+		gw_metrics_add_double(GW_METRIC_SPEND_USD,
+		    gw_metrics_labels(
+		        labels, sizeof(labels), "model", a->target, NULL),
+		    s.cost);
 	json_object_put(meta);
 }
 

@@ -36,9 +36,9 @@ skip_ws(const char *p, const char *end)
  * One parameter "; name=value" of a header value at *pp (before end):
  * name into [*n, *n + *nl), value into out (NUL-ended, unquoted).
  * 1 when one was read, 0 at the end, -1 when malformed: a quoted value
- * with a backslash (quoted-pairs are read differently by different
- * parsers: refused, so that the gateway and the upstream never disagree
- * on a name), or a value longer than outlen - 1.
+ * with a control character or a backslash (quoted-pairs are read differently by
+ * different parsers: refused, so that the gateway and the upstream never
+ * disagree on a name), or a value longer than outlen - 1.
  */
 static int
 next_param(const char **pp, const char *end, const char **n, size_t *nl,
@@ -62,7 +62,9 @@ next_param(const char **pp, const char *end, const char **n, size_t *nl,
 	p = skip_ws(p + 1, end);
 	if (p < end && *p == '"') {
 		v = ++p;
-		while (p < end && *p != '"' && *p != '\\' && *p != '\0')
+		/* qdtext: no control characters either (no CR, LF). */
+		while (p < end && *p != '"' && *p != '\\' &&
+		       ((unsigned char)*p >= 0x20 || *p == '\t') && *p != 0x7f)
 			p++;
 		if (p == end || *p != '"')
 			return -1;

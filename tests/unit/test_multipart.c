@@ -97,7 +97,9 @@ test_boundary(void **state)
 	    "multipart/form-data; boundary=\"a \"",
 	    "multipart/form-data; boundary=\"a\\b\"",
 	    "multipart/form-data; boundary=a x",
-	    "multipart/form-data; boundary=\"abc"};
+	    "multipart/form-data; boundary=\"abc",
+	    /* a control character in a quoted parameter (a header split) */
+	    "multipart/form-data; boundary=a; x=\"1\r\nX-Evil: 2\""};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(
 		    gw_multipart_boundary(bad[i], b, sizeof(b)), GW_E_INVALID);
