@@ -104,8 +104,8 @@ call_path(enum gw_call call)
 }
 
 /*
- * LiteLLM's CallTypes: "atranscription" for both upload routes (it has no
- * translation type: its proxy serves translations as transcriptions).
+ * LiteLLM's CallTypes: "atranscription" for both upload routes (CallTypes
+ * has no translation type), "aspeech".
  */
 static const char *
 call_name(enum gw_call call)

@@ -209,14 +209,16 @@ def test_auth_and_model_restriction(st, pg, audio_mock):
     assert s["call_type"] == "aspeech" and s["status"] == 401 and float(s["spend"]) == 0
 
 
-def test_bad_uploads_answer_400(st, audio_mock):
+def test_bad_uploads_answer_400(st, pg, audio_mock):
     before = audio_mock.stats()["audio"]
     # Not multipart at all.
     r = post(st, "/v1/audio/transcriptions", {"model": "whisper-1"})
     assert "multipart/form-data" in assert_openai_error(r, 400, "invalid_request_error")["message"]
     # No file part; a file that is a plain field; no model; an empty one.
-    err = assert_openai_error(upload(st, [("model", "whisper-1")], file=None), 400)
-    assert err["param"] == "file"
+    r = upload(st, [("model", "whisper-1")], file=None)
+    assert assert_openai_error(r, 400)["param"] == "file"
+    s = row(pg, r.headers["x-request-id"])
+    assert s["status"] == 400 and s["call_type"] == "atranscription"
     err = assert_openai_error(upload(st, [("model", "whisper-1"), ("file", "x")], file=None), 400)
     assert err["param"] == "file"
     err = assert_openai_error(upload(st, [("language", "en")]), 400)
@@ -237,7 +239,7 @@ def test_bad_uploads_answer_400(st, audio_mock):
     assert audio_mock.stats()["audio"] == before
 
 
-def test_over_the_cap_413(st, audio_mock):
+def test_over_the_cap_413(st, pg, audio_mock):
     before = audio_mock.stats()["audio"]
     big = make_wav(seconds=CAP / 32000 + 1)          # just over the cap
     body, ctype = form([("model", "whisper-1")], file=big)
@@ -246,6 +248,13 @@ def test_over_the_cap_413(st, audio_mock):
                    headers=dict(AUTH, **{"Content-Type": ctype}))
     err = assert_openai_error(r, 413)
     assert "%d bytes ([gateway] max_audio_bytes)" % CAP in err["message"]
+    s = row(pg, r.headers["x-request-id"])
+    assert s["status"] == 413 and s["call_type"] == "atranscription"
+    assert s["error_type"] == "request_too_large" and float(s["spend"]) == 0
+    # Under the cap, JSON routes keep max_body_bytes, audio its own.
+    r = upload(st, [("model", "whisper-1")], file=make_wav(seconds=CAP / 32000 - 1))
+    assert r.status == 200, r
+    before += 1
     # Above the front's limit for JSON routes (16 MiB), still llmgw's own
     # answer on an audio path: the front lets audio uploads through.
     huge = b"\0" * (17 * 1024 * 1024)
