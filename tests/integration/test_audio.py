@@ -45,6 +45,7 @@ def audio(make_stack, audio_mock):
         "gateway.max_audio_bytes=%d" % CAP,
         "aliases.whisper-1=whisper-large",
         "aliases.tts-1=tts-kokoro",
+        "aliases.tts-fb=tts-x@fault=500, tts-kokoro",
         "prices.whisper-large=0 0 input_cost_per_second=%s "
         "input_cost_per_request=%s" % (PER_SECOND, PER_REQUEST),
         "prices.whisper-flat=0 0 input_cost_per_request=%s" % FLAT,
@@ -430,6 +431,23 @@ def test_speech_slow_reader_pauses_its_upstream(st):
     assert len(data) == 44 + n * 3200
     w = wave.open(io.BytesIO(data))
     assert w.getnframes() == n * 1600
+
+
+def test_speech_falls_back_and_relays_errors(st, pg):
+    # The alias's first model answers 500: its next one plays.
+    r = post(st, "/v1/audio/speech", {"model": "tts-fb", "input": "abc", "voice": "a",
+                                      "response_format": "wav"})
+    assert r.status == 200 and r.body[:4] == b"RIFF", r
+    assert r.headers["x-litellm-model-id"] == "tts-kokoro"
+    assert r.headers["x-litellm-attempted-fallbacks"] == "1"
+    s = row(pg, r.headers["x-request-id"])
+    assert s["actual_model"] == "tts-kokoro" and float(s["spend"]) == pytest.approx(3 * PER_CHAR)
+    # An upstream error is relayed in the OpenAI shape, its status kept.
+    r = post(st, "/v1/audio/speech", {"model": "tts-x@fault=429", "input": "abc", "voice": "a"})
+    assert_openai_error(r, 429)
+    assert r.headers["retry-after"]
+    s = row(pg, r.headers["x-request-id"])
+    assert s["status"] == 429 and float(s["spend"]) == 0
 
 
 def test_speech_input_checked(st, audio_mock):
