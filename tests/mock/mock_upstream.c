@@ -32,7 +32,7 @@
 #include <json-c/json.h>
 
 #define HEAD_MAX (64 * 1024)		/* request line + headers */
-#define BODY_MAX (16 * 1024 * 1024)	/* request body */
+#define BODY_MAX (32 * 1024 * 1024)	/* request body (audio uploads) */
 #define IN_MAX (HEAD_MAX + BODY_MAX + 4096)
 #define MAX_HDRS 100
 #define MAX_EVENTS 256
