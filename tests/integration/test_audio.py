@@ -295,6 +295,22 @@ def test_over_the_cap_413(st, pg, audio_mock):
     assert audio_mock.stats()["audio"] == before
 
 
+def test_default_cap_takes_25_mb(make_stack, audio_mock, front):
+    """With the shipped limits (max_audio_bytes 25 MiB, the fronts' 32 MiB
+    on audio paths, 16 MiB elsewhere) a 25 MB upload goes through whole."""
+    d = make_stack("audio-default", audio_mock.url, [], front=front)
+    body, ctype = form([("model", "whisper-large"), ("response_format", "verbose_json")],
+                       file=make_wav(seconds=780))
+    assert 24 * 1000 * 1000 < len(body) < 25 * 1024 * 1024
+    t0 = time.monotonic()
+    r = d.request("POST", "/v1/audio/transcriptions", body=body,
+                  headers=dict(AUTH, **{"Content-Type": ctype}), timeout=60)
+    took = time.monotonic() - t0
+    assert r.status == 200, r
+    assert r.json()["duration"] == pytest.approx(780)
+    print("a %d-byte upload through %s: %.1f ms" % (len(body), front, took * 1000))
+
+
 def test_client_leaves_mid_upload(st, pg, audio_mock):
     k = new_key(st)
     before = audio_mock.stats()["audio"]
