@@ -34,15 +34,17 @@ skip_ws(const char *p, const char *end)
 
 /*
  * One parameter "; name=value" of a header value at *pp (before end):
- * name into [*n, *n + *nl), value into out (NUL-ended, unquoted).
- * 1 when one was read, 0 at the end, -1 when malformed: a quoted value
- * with a control character or a backslash (quoted-pairs are read differently by
- * different parsers: refused, so that the gateway and the upstream never
- * disagree on a name), or a value longer than outlen - 1.
+ * name into [*n, *n + *nl), value into out (NUL-ended, unquoted, its
+ * backslashes kept as they are; *bs says whether it has one). 1 when one
+ * was read, 0 at the end, -1 when malformed: a quoted value with a control
+ * character or a backslash before a quote (quoted-pairs are read
+ * differently by different parsers: where one ends a value at a quote and
+ * another does not, they would split the header differently), or a value
+ * longer than outlen - 1.
  */
 static int
 next_param(const char **pp, const char *end, const char **n, size_t *nl,
-    char *out, size_t outlen)
+    char *out, size_t outlen, int *bs)
 {
 	const char *p = skip_ws(*pp, end), *v;
 	size_t len;
@@ -62,16 +64,25 @@ next_param(const char **pp, const char *end, const char **n, size_t *nl,
 	p = skip_ws(p + 1, end);
 	if (p < end && *p == '"') {
 		v = ++p;
+		*bs = 0;
 		/* qdtext: no control characters either (no CR, LF). */
-		while (p < end && *p != '"' && *p != '\\' &&
-		       ((unsigned char)*p >= 0x20 || *p == '\t') && *p != 0x7f)
+		while (p < end && *p != '"' &&
+		       ((unsigned char)*p >= 0x20 || *p == '\t') &&
+		       *p != 0x7f) {
+			if (*p == '\\') {
+				if (p + 1 < end && p[1] == '"')
+					return -1;
+				*bs = 1;
+			}
 			p++;
+		}
 		if (p == end || *p != '"')
 			return -1;
 		len = (size_t)(p - v);
 		p++;
 	} else {
 		v = p;
+		*bs = 0;
 		while (p < end && is_tchar((unsigned char)*p))
 			p++;
 		len = (size_t)(p - v);
@@ -93,7 +104,7 @@ gw_multipart_boundary(const char *ctype, char *out, size_t outlen)
 	const char *p = ctype, *end = ctype + strlen(ctype), *n;
 	char v[GW_MULTIPART_BOUNDARY_MAX + 2];
 	size_t nl, i, len;
-	int rc, found = 0;
+	int rc, found = 0, bs;
 
 	out[0] = '\0';
 	p = skip_ws(p, end);
@@ -101,9 +112,11 @@ gw_multipart_boundary(const char *ctype, char *out, size_t outlen)
 	    strncasecmp(p, mt, sizeof(mt) - 1) != 0)
 		return GW_E_INVALID;
 	p += sizeof(mt) - 1;
-	while ((rc = next_param(&p, end, &n, &nl, v, sizeof(v))) == 1) {
+	while ((rc = next_param(&p, end, &n, &nl, v, sizeof(v), &bs)) == 1) {
 		if (nl != 8 || strncasecmp(n, "boundary", 8) != 0)
 			continue;
+		if (bs)
+			goto bad; /* which bytes: with the backslash or not? */
 		if (found)
 			goto bad; /* two boundaries: which one? */
 		len = strlen(v);
@@ -134,15 +147,16 @@ disposition(const char *p, const char *end, struct gw_multipart_part *part)
 	char v[GW_MULTIPART_HEAD_MAX];
 	const char *n;
 	size_t nl;
-	int rc, have_name = 0, have_file = 0;
+	int rc, have_name = 0, have_file = 0, bs;
 
 	p = skip_ws(p, end);
 	if (end - p < 9 || strncasecmp(p, "form-data", 9) != 0)
 		return -1;
 	p += 9;
-	while ((rc = next_param(&p, end, &n, &nl, v, sizeof(v))) == 1) {
+	while ((rc = next_param(&p, end, &n, &nl, v, sizeof(v), &bs)) == 1) {
 		if (nl == 4 && strncasecmp(n, "name", 4) == 0) {
-			if (have_name || strlen(v) >= sizeof(part->name))
+			/* A backslash: "mo\\del" is "model" to some parsers. */
+			if (have_name || bs || strlen(v) >= sizeof(part->name))
 				return -1;
 			memcpy(part->name, v, strlen(v) + 1);
 			have_name = 1;

@@ -154,6 +154,23 @@ test_parts(void **state)
 	assert_true(s.p[1].data_off + s.p[1].data_len < s.p[2].head_off);
 }
 
+/* A Windows path as a filename (old browsers) is a file, not an error. */
+static void
+test_backslash_filename(void **state)
+{
+	static const char body[] =
+	    "--b\r\nContent-Disposition: form-data; name=\"file\"; "
+	    "filename=\"C:\\audio\\a.wav\"\r\n\r\nRIFF\r\n--b--";
+	struct seen s = {0};
+	char msg[200];
+
+	(void)state;
+	assert_int_equal(scan(body, sizeof(body) - 1, "b", &s, msg), GW_OK);
+	assert_int_equal(s.n, 1);
+	assert_true(s.p[0].is_file);
+	assert_string_equal(data_of(body, &s.p[0]), "RIFF");
+}
+
 static void
 test_preamble_and_stop(void **state)
 {
@@ -204,6 +221,9 @@ test_refused(void **state)
 	    "--b--",
 	    "--b\r\nContent-Disposition: form-data; name=\"mo\\del\"\r\n\r\nx"
 	    "\r\n--b--",
+	    /* a backslash before a quote: where does the filename end? */
+	    "--b\r\nContent-Disposition: form-data; filename=\"a\\\"; "
+	    "name=\"model\"\r\n\r\nx\r\n--b--",
 	    /* a folded header, a header line without a colon */
 	    "--b\r\nContent-Disposition: form-data;\r\n "
 	    "name=a\r\n\r\nx\r\n--b--",
@@ -314,6 +334,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_boundary),
 	    cmocka_unit_test(test_parts),
+	    cmocka_unit_test(test_backslash_filename),
 	    cmocka_unit_test(test_preamble_and_stop),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_name_bound),
