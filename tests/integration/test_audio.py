@@ -195,6 +195,10 @@ def test_auth_and_model_restriction(st, pg, audio_mock):
     r = st.request("POST", "/v1/audio/speech", body={"model": "tts-1", "input": "x",
                                                      "voice": "a"})
     assert_openai_error(r, 401)
+    # One route table: another method is 405 with Allow, as everywhere.
+    r = st.get("/v1/audio/speech", headers=AUTH)
+    assert_openai_error(r, 405)
+    assert r.headers["allow"] == "POST"
     k = new_key(st, models=["whisper-1"])
     r = upload(st, [("model", "whisper-1")], key=k["key"])
     assert r.status == 200, r
