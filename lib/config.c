@@ -409,7 +409,7 @@ parse_price(const char *s, double *out)
  * model_prices names): GW_E_INVALID for an unknown name or a bad number.
  */
 static enum gw_status
-price_unit(struct gw_price *pr, char *tok)
+price_unit(struct gw_price *pr, const char *tok)
 {
 	static const struct {
 		const char *name;
@@ -420,15 +420,16 @@ price_unit(struct gw_price *pr, char *tok)
 	        offsetof(struct gw_price, per_character)},
 	    {"input_cost_per_request", offsetof(struct gw_price, per_request)},
 	};
-	char *eq = strchr(tok, '=');
+	const char *eq = strchr(tok, '=');
 	double *v;
-	size_t i;
+	size_t i, nl;
 
 	if (eq == NULL)
 		return GW_E_INVALID;
-	*eq = '\0';
+	nl = (size_t)(eq - tok);
 	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(tok, units[i].name) != 0)
+		if (strlen(units[i].name) != nl ||
+		    strncmp(tok, units[i].name, nl) != 0)
 			continue;
 		v = (double *)(void *)((char *)pr + units[i].off);
 		if (*v >= 0) /* set twice */
