@@ -511,3 +511,21 @@ def test_openai_sdk_audio(audio, base_dir):
                              "wave": "WAVE"}
     assert out["too_long"] == {"status": 400, "type": "invalid_request_error",
                                "param": "input"}
+
+
+def test_model_info_shows_the_audio_units(audio):
+    r = audio.get("/model/info", headers=AUTH)
+    assert r.status == 200, r
+    info = {d["model_name"]: d["model_info"] for d in r.json()["data"]}
+    w = info["whisper-1"]
+    assert w["mode"] == "audio_transcription" and w["id"] == "whisper-large"
+    assert w["input_cost_per_second"] == pytest.approx(PER_SECOND)
+    assert w["input_cost_per_request"] == pytest.approx(PER_REQUEST)
+    t = info["tts-1"]
+    assert t["mode"] == "audio_speech"
+    assert t["input_cost_per_character"] == pytest.approx(PER_CHAR)
+    assert "input_cost_per_second" not in t
+    r = audio.get("/model_group/info", headers=AUTH)
+    g = {d["model_group"]: d for d in r.json()["data"]}
+    assert g["tts-1"]["mode"] == "audio_speech"
+    assert g["tts-1"]["input_cost_per_character"] == pytest.approx(PER_CHAR)
