@@ -35,6 +35,10 @@ enum gw_call {
 	GW_CALL_RERANK,      /* /v1/rerank */
 	GW_CALL_RESPONSES,   /* /v1/responses */
 	GW_CALL_PASSTHROUGH, /* [upstream] passthrough paths */
+	/* Not relayed by relay.c: audio.c (no capture). */
+	GW_CALL_TRANSCRIPTION, /* /v1/audio/transcriptions */
+	GW_CALL_TRANSLATION,   /* /v1/audio/translations */
+	GW_CALL_SPEECH,        /* /v1/audio/speech */
 };
 
 struct gw_capture {

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "audio.h"
 #include "config.h"
 #include "err.h"
 #include "model_info.h"
@@ -16,6 +17,12 @@ static enum gw_status
 relay_call(struct gw_req *req, struct gw_route_call *c)
 {
 	return gw_relay(req, (enum gw_call)c->route->arg, c);
+}
+
+static enum gw_status
+audio_call(struct gw_req *req, struct gw_route_call *c)
+{
+	return gw_audio_relay(req, (enum gw_call)c->route->arg, c);
 }
 
 static enum gw_status
@@ -92,6 +99,12 @@ static const struct gw_route chat_routes[] = {
         0},
     {"DELETE", "/responses/{}", GW_ACCESS_CALLER, responses_stored, "responses",
         0, 0},
+    {"POST", "/audio/transcriptions", GW_ACCESS_CALLER, audio_call,
+        "audio_transcriptions", GW_CALL_TRANSCRIPTION, 0},
+    {"POST", "/audio/translations", GW_ACCESS_CALLER, audio_call,
+        "audio_translations", GW_CALL_TRANSLATION, 0},
+    {"POST", "/audio/speech", GW_ACCESS_CALLER, audio_call, "audio_speech",
+        GW_CALL_SPEECH, 0},
 };
 
 static const struct gw_route embeddings_routes[] = {

@@ -2,9 +2,11 @@
  * chat.h: the chat route family (cgi-bin/llmgw-chat):
  * POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
  * GET /v1/models/{model}, POST /v1/responses (GET /v1/responses/{id}: 501),
- * the same paths without /v1 (as LiteLLM), and the [upstream] passthrough
- * paths. And the embeddings family (cgi-bin/llmgw-embeddings):
- * POST /v1/embeddings, POST /v1/rerank (and /v1/reranking).
+ * POST /v1/audio/transcriptions, /v1/audio/translations and
+ * /v1/audio/speech (audio.h), the same paths without /v1 (as LiteLLM), and
+ * the [upstream] passthrough paths. And the embeddings family
+ * (cgi-bin/llmgw-embeddings): POST /v1/embeddings, POST /v1/rerank (and
+ * /v1/reranking).
  */
 #ifndef GW_CHAT_H
 #define GW_CHAT_H

@@ -89,6 +89,8 @@ static const struct key_def keys[] = {
     {"gateway", "access_log", CT_BOOL, O(access_log), "on", 0, 1, NULL, 0},
     {"gateway", "listen", CT_STR, O(listen), "127.0.0.1:4000", 0, 0, NULL,
         CF_RESTART},
+    {"gateway", "max_audio_bytes", CT_LONG, O(max_audio_bytes), "26214400",
+        1024, 1073741824L, NULL, 0},
     {"gateway", "max_body_bytes", CT_LONG, O(max_body_bytes), "8388608", 1024,
         1073741824L, NULL, 0},
     {"gateway", "max_json_values", CT_INT, O(max_json_values), "200000", 16,
@@ -404,11 +406,48 @@ parse_price(const char *s, double *out)
 	                                                    : GW_E_INVALID;
 }
 
+/*
+ * One optional unit of a [prices] line, "name=value" (LiteLLM's
+ * model_prices names): GW_E_INVALID for an unknown name or a bad number.
+ */
+static enum gw_status
+price_unit(struct gw_price *pr, const char *tok)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} units[] = {
+	    {"input_cost_per_second", offsetof(struct gw_price, per_second)},
+	    {"input_cost_per_character",
+	        offsetof(struct gw_price, per_character)},
+	    {"input_cost_per_request", offsetof(struct gw_price, per_request)},
+	    {"input_cost_per_query", offsetof(struct gw_price, per_request)},
+	};
+	const char *eq = strchr(tok, '=');
+	double *v;
+	size_t i, nl;
+
+	if (eq == NULL)
+		return GW_E_INVALID;
+	nl = (size_t)(eq - tok);
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strlen(units[i].name) != nl ||
+		    strncmp(tok, units[i].name, nl) != 0)
+			continue;
+		v = (double *)(void *)((char *)pr + units[i].off);
+		if (*v >= 0) /* set twice */
+			return GW_E_INVALID;
+		return parse_price(eq + 1, v);
+	}
+	return GW_E_INVALID;
+}
+
 static enum gw_status
 add_price(struct parse *p, const char *model, const char *value)
 {
 	struct gw_cfg *cfg = p->cfg;
-	struct gw_price pr = {0};
+	struct gw_price pr = {
+	    .per_second = -1, .per_character = -1, .per_request = -1};
 	char *copy = gw_xstrdup(value), *in, *outp, *extra, *save = NULL;
 	enum gw_status st = GW_E_INVALID;
 
@@ -424,18 +463,17 @@ add_price(struct parse *p, const char *model, const char *value)
 		    model);
 		goto out;
 	}
-	/* Then name=value units, LiteLLM's names: USD per request. */
 	while ((extra = strtok_r(NULL, " \t", &save)) != NULL) {
-		if ((strncmp(extra, "input_cost_per_request=", 23) == 0 &&
-		        parse_price(extra + 23, &pr.per_request) == GW_OK) ||
-		    (strncmp(extra, "input_cost_per_query=", 21) == 0 &&
-		        parse_price(extra + 21, &pr.per_request) == GW_OK))
-			continue;
-		st = fail(p, NULL, NULL,
-		    "[prices] %s: '%s' is not input_cost_per_request=<USD> "
-		    "or input_cost_per_query=<USD>",
-		    model, extra);
-		goto out;
+		if (price_unit(&pr, extra) != GW_OK) {
+			st = fail(p, NULL, NULL,
+			    "[prices] %s: '%s': expected "
+			    "input_cost_per_second=, input_cost_per_character= "
+			    "or input_cost_per_request= "
+			    "(input_cost_per_query=) "
+			    "a non-negative number (USD), each once",
+			    model, extra);
+			goto out;
+		}
 	}
 	if (gw_cfg_find_price(cfg, model) != NULL) {
 		st = fail(p, NULL, NULL, "[prices] %s: set twice", model);

@@ -22,13 +22,20 @@ struct gw_alias {
 };
 
 /*
- * Price of one actual model in USD per 1M tokens, and per request
- * (LiteLLM's input_cost_per_request, input_cost_per_query for rerank).
+ * Price of one actual model in USD per 1M tokens, and the optional units
+ * of the calls not counted in tokens (LiteLLM's model_prices names; a
+ * negative value: not set).
  */
 struct gw_price {
 	char *model;
 	double input_per_m;
 	double output_per_m;
+	double per_second;    /* input_cost_per_second: audio transcribed */
+	double per_character; /* input_cost_per_character: text spoken */
+	/*
+	 * input_cost_per_request (input_cost_per_query, rerank's name): added
+	 * to a call's token cost; an audio call's cost when no unit applies.
+	 */
 	double per_request;
 };
 
@@ -55,6 +62,7 @@ struct gw_cfg {
 	int processes; /* worker processes per route family */
 	int threads;   /* FastCGI threads per process */
 	long max_body_bytes;
+	long max_audio_bytes;   /* an audio upload's body (multipart) */
 	int max_json_values;    /* values a request body may hold */
 	int max_metadata_bytes; /* a request's "metadata", as JSON */
 	int shutdown_timeout_s;

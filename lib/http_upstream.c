@@ -274,7 +274,14 @@ post_prepare(struct gw_upstream *up, const struct gw_upstream_post *p,
 	 * Few and short: libcurl formats every header byte through its own
 	 * printf (about 125 instructions a byte); its default Accept stays.
 	 */
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	if (p->content_type == NULL) {
+		hdrs =
+		    curl_slist_append(hdrs, "Content-Type: application/json");
+	} else {
+		snprintf(
+		    line, sizeof(line), "Content-Type: %s", p->content_type);
+		hdrs = curl_slist_append(hdrs, line);
+	}
 	/* No "Expect: 100-continue" round trip (curl asks above 1 MiB). */
 	if (p->body_len > 1024 * 1024)
 		hdrs = curl_slist_append(hdrs, "Expect:");

@@ -64,6 +64,9 @@ struct gw_upstream_post {
 	int timeout_ms;      /* whole transfer; 0: none */
 	const char *userpwd; /* HTTP basic auth "user:password", or NULL */
 	const char *const *headers; /* more "Name: value" lines, NULL-ended */
+	/* The body's Content-Type (a multipart's, with its boundary); NULL:
+	 * application/json. */
+	const char *content_type;
 };
 
 struct gw_upstream_result {

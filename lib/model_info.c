@@ -17,7 +17,8 @@ struct info {
 	const char *target; /* what the upstream is asked for */
 	const struct gw_alias *alias;
 	const struct gw_price *price; /* of target; NULL: unpriced (0) */
-	const char *mode;             /* "chat" or "embedding" */
+	/* "chat", "embedding", "audio_transcription", "audio_speech" */
+	const char *mode;
 };
 
 /*
@@ -49,6 +50,28 @@ info_of(const struct gw_cfg *cfg, const char *name, struct info *in)
 	                 : name;
 	in->price = gw_cfg_find_price(cfg, in->target);
 	in->mode = mode_of(name, in->target);
+	/* Priced by the second or the character: an audio model. */
+	if (in->price != NULL && in->price->per_second >= 0)
+		in->mode = "audio_transcription";
+	else if (in->price != NULL && in->price->per_character >= 0)
+		in->mode = "audio_speech";
+}
+
+/* LiteLLM's audio price units, those set (USD, as configured). */
+static void
+add_units(json_object *o, const struct gw_price *p)
+{
+	if (p == NULL)
+		return;
+	if (p->per_second >= 0)
+		json_object_object_add(o, "input_cost_per_second",
+		    json_object_new_double(p->per_second));
+	if (p->per_character >= 0)
+		json_object_object_add(o, "input_cost_per_character",
+		    json_object_new_double(p->per_character));
+	if (p->per_request >= 0)
+		json_object_object_add(o, "input_cost_per_request",
+		    json_object_new_double(p->per_request));
 }
 
 /* USD per 1M tokens as USD per token, printed short ("1.5e-07"). */
@@ -100,6 +123,7 @@ deployment(const struct info *in)
 	    mi, "input_cost_per_token", per_token(in->price, 0));
 	json_object_object_add(
 	    mi, "output_cost_per_token", per_token(in->price, 1));
+	add_units(mi, in->price);
 	json_object_object_add(mi, "max_tokens", NULL);
 	json_object_object_add(mi, "max_input_tokens", NULL);
 	json_object_object_add(mi, "max_output_tokens", NULL);
@@ -127,6 +151,7 @@ group(const struct info *in)
 	    o, "input_cost_per_token", per_token(in->price, 0));
 	json_object_object_add(
 	    o, "output_cost_per_token", per_token(in->price, 1));
+	add_units(o, in->price);
 	add_str(o, "mode", in->mode);
 	json_object_object_add(o, "tpm", NULL);
 	json_object_object_add(o, "rpm", NULL);

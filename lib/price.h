@@ -18,4 +18,19 @@
 double gw_price_cost(const struct gw_cfg *cfg, const char *actual_model,
     int64_t prompt_tokens, int64_t completion_tokens) GW_NONNULL(1);
 
+/* The units of a call not counted in tokens (gw_price_cost_units). */
+enum gw_price_unit {
+	GW_PRICE_SECONDS = 0, /* audio transcribed: input_cost_per_second */
+	GW_PRICE_CHARACTERS,  /* text spoken: input_cost_per_character */
+};
+
+/*
+ * USD for amount of unit on actual_model (amount < 0: unknown): amount
+ * times the model's price of that unit when both are known, else its
+ * input_cost_per_request, else 0 (also when actual_model is NULL or not
+ * listed in [prices]).
+ */
+double gw_price_cost_units(const struct gw_cfg *cfg, const char *actual_model,
+    enum gw_price_unit unit, double amount) GW_NONNULL(1);
+
 #endif /* GW_PRICE_H */

@@ -168,6 +168,10 @@ call_path(enum gw_call call)
 		return "/responses";
 	case GW_CALL_PASSTHROUGH:
 		return "/pass_through";
+	case GW_CALL_TRANSCRIPTION: /* audio.c's: never relayed here */
+	case GW_CALL_TRANSLATION:
+	case GW_CALL_SPEECH:
+		break;
 	}
 	return "/chat/completions";
 }
@@ -696,6 +700,10 @@ gw_relay_parse_body(enum gw_call call, const char *buf, size_t len,
 		/* Relayed as is: any JSON (gw_relay does not even need that).
 		 */
 		return GW_OK;
+	case GW_CALL_TRANSCRIPTION: /* audio.c's: never relayed here */
+	case GW_CALL_TRANSLATION:
+	case GW_CALL_SPEECH:
+		break;
 	}
 	return gw_validate_chat(*body, e);
 }
@@ -1112,7 +1120,9 @@ estimate_usage(struct relay *r)
  * aembedding for them), LiteLLM's own names for the rest.
  */
 static const char *const call_names[] = {"chat", "completion", "embedding",
-    "arerank", "aresponses", "pass_through_endpoint"};
+    "arerank", "aresponses", "pass_through_endpoint",
+    /* audio.c records its own rows; here for a complete table */
+    "atranscription", "atranscription", "aspeech"};
 
 /*
  * Append s[0, n) to b as a JSON string, trimmed of spaces; not when empty,

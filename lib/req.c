@@ -342,8 +342,13 @@ gw_req_query(
 enum gw_status
 gw_req_read_body(struct gw_req *req)
 {
+	return gw_req_read_body_max(req, req->cfg->max_body_bytes);
+}
+
+enum gw_status
+gw_req_read_body_max(struct gw_req *req, long max)
+{
 	const char *cl = gw_req_param(req, "CONTENT_LENGTH");
-	long max = req->cfg->max_body_bytes;
 	char *end;
 	long long want = -1;
 	int n;

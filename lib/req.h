@@ -122,6 +122,12 @@ enum gw_status gw_req_query_opt(const struct gw_req *req, const char *name,
  * body is shorter than announced.
  */
 enum gw_status gw_req_read_body(struct gw_req *req) GW_NONNULL(1);
+/*
+ * The same with its own cap of max bytes (an audio upload's, [gateway]
+ * max_audio_bytes): GW_E_TOOBIG before reading when CONTENT_LENGTH says
+ * more, else as soon as more has arrived.
+ */
+enum gw_status gw_req_read_body_max(struct gw_req *req, long max) GW_NONNULL(1);
 
 /* Add a response header ("Name: value") before the head is sent. */
 void gw_req_add_header(struct gw_req *req, const char *name, const char *fmt,

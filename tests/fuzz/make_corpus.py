@@ -150,3 +150,26 @@ for claims in [
         put("jwt", bytes([mode]) + claims)
 put("jwt", b'\x09{"alg":"HS256","typ":"JWT"}\n{"sub":"u"}')
 put("jwt", b'\x09{"alg":"HS256","alg":"none"}\n{"sub":"u"}')
+
+# Multipart: a Content-Type line, then the body (test_multipart's forms).
+MP_FILE = (b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n"
+           b"whisper-1\r\n--XyZ\r\nContent-Disposition: form-data; "
+           b"name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav"
+           b"\r\n\r\nRIFF\x24\x00\x00\x00WAVEfmt \r\n--XyY\r\n\r\n--XyZ\r\n"
+           b"Content-Disposition: form-data; name=response_format\r\n\r\n"
+           b"verbose_json\r\n--XyZ--\r\n")
+for ct, body in [
+        (b"multipart/form-data; boundary=XyZ", MP_FILE),
+        (b"multipart/form-data; boundary=\"XyZ\"", MP_FILE),
+        (b"Multipart/Form-Data; charset=x; BOUNDARY=XyZ", b"preamble\r\n" + MP_FILE),
+        (b"multipart/form-data; boundary=b",
+         b"--b\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--b  \r\n"
+         b"Content-Disposition: form-data; name=b\r\n\r\n2\r\n--b--"),
+        (b"multipart/form-data; boundary=b",
+         b"--b\r\nContent-Disposition: form-data; name=a; name=c\r\n\r\nx\r\n--b--"),
+        (b"multipart/form-data; boundary=b",
+         b"--b\r\nContent-Disposition: form-data;\r\n name=a\r\n\r\nx\r\n--b--"),
+        (b"multipart/form-data; boundary=a; boundary=b", b"--b\r\n\r\n--b--"),
+        (b"application/json", b"{}"),
+]:
+    put("multipart", ct + b"\n" + body)

@@ -19,11 +19,11 @@ LAYERS = {
     "base": """util log err config evloop shm db http_upstream json_util sha256
                sse metrics ratelimit alias migrate validate capture keystore
                revoke authcache jwtauth langfuse price spool budget_reset
-               redact scheduler rlshare rerank responses""",
+               redact scheduler rlshare rerank responses multipart""",
     "request": "req server",
     "feature": """auth route relay chat models model_info health keys_api
                   org_api keygen mgmt members spend shipper budget
-                  spend_api spend_report admit""",
+                  spend_api spend_report admit audio""",
 }
 RANK = {"base": 0, "request": 1, "feature": 2}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([A-Za-z0-9_]+)\.h"', re.M)

@@ -6,6 +6,7 @@
  * delays driven by a binary heap of deadlines and the epoll_wait timeout.
  * Endpoints, options and fault injection are described in README.md.
  */
+#define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +32,7 @@
 #include <json-c/json.h>
 
 #define HEAD_MAX (64 * 1024)		/* request line + headers */
-#define BODY_MAX (16 * 1024 * 1024)	/* request body */
+#define BODY_MAX (32 * 1024 * 1024)	/* request body (audio uploads) */
 #define IN_MAX (HEAD_MAX + BODY_MAX + 4096)
 #define MAX_HDRS 100
 #define MAX_EVENTS 256
@@ -74,7 +76,7 @@ struct opts {
 
 enum route { R_NONE, R_BADMETHOD, R_HEALTH, R_MODELS, R_CHAT, R_COMPL,
 	R_EMBED, R_LAST, R_STATS, R_RESET, R_CONTROL, R_RUNNING, R_RERANK,
-	R_RESPONSES, R_TOKENIZE };
+	R_RESPONSES, R_TOKENIZE, R_TRANSCRIBE, R_TRANSLATE, R_SPEECH };
 
 enum state { S_READ, S_DELAY, S_HANG, S_WRITE, S_STREAM, S_LINGER,
 	S_QUEUED };
@@ -103,6 +105,7 @@ struct stream {
 	char id[64];
 	long long created;
 	struct buf model;		/* JSON-encoded model string */
+	int speech;			/* a WAV answer (speech_step) */
 };
 
 struct conn {
@@ -145,6 +148,7 @@ struct stats {
 	/* --swap-ms: loads (into an empty group), swaps (another model was
 	 * loaded), requests aborted by a swap (--swap-policy abort) */
 	unsigned long loads, swaps, swap_aborted;
+	unsigned long audio;	/* transcriptions, translations, speech */
 };
 
 /*
@@ -1185,6 +1189,7 @@ handle_generate(struct conn *c, int chat)
 		}
 	}
 	s->chat = chat;
+	s->speech = 0;
 	s->n = n;
 	s->finish = finish_len ? "\"length\"" : "\"stop\"";
 	s->prompt = 0;
@@ -1421,6 +1426,285 @@ handle_embed(struct conn *c)
 
 /* ---- control / inspection endpoints ---- */
 
+/* ---- audio: transcriptions, translations, speech ---- */
+
+/* The value of parameter name (lowercase) in a header value, or NULL. */
+static const char *
+hdr_param(const char *v, size_t vl, const char *name, size_t *outl)
+{
+	size_t nl = strlen(name), i;
+
+	for (i = 0; i + nl + 1 < vl; i++) {
+		if (strncasecmp(v + i, name, nl) || v[i + nl] != '=' ||
+		    (i > 0 && v[i - 1] != ' ' && v[i - 1] != ';'))
+			continue;
+		v += i + nl + 1;
+		vl -= i + nl + 1;
+		if (vl > 0 && *v == '"') {
+			const char *e = memchr(v + 1, '"', vl - 1);
+
+			if (!e)
+				return NULL;
+			*outl = (size_t)(e - v - 1);
+			return v + 1;
+		}
+		for (i = 0; i < vl && v[i] != ';' && v[i] != ' '; i++)
+			;
+		*outl = i;
+		return v;
+	}
+	return NULL;
+}
+
+/* One form part: its data, and whether it has a filename. */
+struct mpart {
+	const char *data;
+	size_t len;
+	int file;
+};
+
+/*
+ * The part named name of the multipart body (boundary bd), found plainly
+ * (the mock checks what the gateway relays; lib/multipart.c is the
+ * careful one). 0 when found.
+ */
+static int
+mp_find(const char *body, size_t n, const char *bd, size_t bl,
+    const char *name, struct mpart *out)
+{
+	char delim[128], want[96];
+	const char *p = body, *end = body + n, *h, *he, *d;
+	size_t dl;
+
+	if (bl + 4 >= sizeof(delim))
+		return -1;
+	memcpy(delim, "\r\n--", 4);
+	memcpy(delim + 4, bd, bl);
+	dl = bl + 4;
+	snprintf(want, sizeof(want), "name=\"%s\"", name);
+	if (n < dl - 2 || memcmp(p, delim + 2, dl - 2))
+		return -1;
+	p += dl - 2;
+	while (p + 2 <= end && !(p[0] == '-' && p[1] == '-')) {
+		h = p + 2;
+		he = memmem(h, (size_t)(end - h), "\r\n\r\n", 4);
+		if (!he)
+			return -1;
+		d = he + 4;
+		p = memmem(d, (size_t)(end - d), delim, dl);
+		if (!p)
+			return -1;
+		if (memmem(h, (size_t)(he - h), want, strlen(want))) {
+			out->data = d;
+			out->len = (size_t)(p - d);
+			out->file = memmem(h, (size_t)(he - h), "filename=", 9)
+			    != NULL;
+			return 0;
+		}
+		p += dl;
+	}
+	return -1;
+}
+
+static uint32_t
+le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+/* Seconds of a PCM WAV file (RIFF, fmt byte rate, data size); -1 if none. */
+static double
+wav_seconds(const unsigned char *p, size_t n)
+{
+	size_t off = 12;
+	uint32_t rate = 0, sz;
+
+	if (n < 12 || memcmp(p, "RIFF", 4) || memcmp(p + 8, "WAVE", 4))
+		return -1;
+	while (off + 8 <= n) {
+		sz = le32(p + off + 4);
+		if (!memcmp(p + off, "fmt ", 4) && sz >= 16 && off + 24 <= n)
+			rate = le32(p + off + 16);
+		else if (!memcmp(p + off, "data", 4))
+			return rate ? (double)sz / rate : -1;
+		off += 8 + sz + (sz & 1);
+	}
+	return -1;
+}
+
+/*
+ * A transcription (or translation): the form must hold a file part and a
+ * model; the answer follows response_format (json by default; text, srt,
+ * vtt as text; verbose_json with the duration of the WAV sent). The model
+ * it got is echoed in the text and, in JSON, in "model".
+ */
+static void
+handle_transcribe(struct conn *c, int translate)
+{
+	const struct hdr *h = req_hdr(c->in.p, &c->req, "content-type");
+	const char *v, *bd;
+	size_t vl, bl;
+	struct mpart file, model, fmt = {"json", 4, 0};
+	struct buf *t = &g_tmp;
+	char text[256];
+	double secs;
+
+	if (!h || (vl = h->vl) < 19 ||
+	    strncasecmp((v = c->in.p + h->vo), "multipart/form-data", 19) ||
+	    !(bd = hdr_param(v, vl, "boundary", &bl))) {
+		respond_error(c, 400, "mock: expected multipart/form-data",
+		    "invalid_request_error", NULL, NULL, NULL);
+		return;
+	}
+	if (mp_find(c->bodyp, c->bodyn, bd, bl, "file", &file) || !file.file) {
+		respond_error(c, 400, "mock: no file part",
+		    "invalid_request_error", "file", NULL, NULL);
+		return;
+	}
+	if (mp_find(c->bodyp, c->bodyn, bd, bl, "model", &model) ||
+	    model.len == 0 || model.len > 150) {
+		respond_error(c, 400, "mock: no model field",
+		    "invalid_request_error", "model", NULL, NULL);
+		return;
+	}
+	mp_find(c->bodyp, c->bodyn, bd, bl, "response_format", &fmt);
+	secs = wav_seconds((const unsigned char *)file.data, file.len);
+	snprintf(text, sizeof(text), "mock %s by %.*s of %zu bytes",
+	    translate ? "translation" : "transcription", (int)model.len,
+	    model.data, file.len);
+	t->len = 0;
+	if ((fmt.len == 4 && !memcmp(fmt.data, "text", 4)) ||
+	    (fmt.len == 3 && !memcmp(fmt.data, "srt", 3)) ||
+	    (fmt.len == 3 && !memcmp(fmt.data, "vtt", 3))) {
+		if (fmt.len == 3)
+			buf_printf(t, "%s1\n00:00:00.000 --> 00:00:01.000\n",
+			    fmt.data[0] == 'v' ? "WEBVTT\n\n" : "");
+		buf_printf(t, "%s\n", text);
+		respond_full(c, 200, fmt.data[0] == 'v' ? "text/vtt"
+		    : "text/plain; charset=utf-8", NULL, t->p, t->len);
+		return;
+	}
+	buf_str(t, "{\"text\":");
+	buf_json(t, text, strlen(text));
+	buf_str(t, ",\"model\":");
+	buf_json(t, model.data, model.len);
+	if (fmt.len == 12 && !memcmp(fmt.data, "verbose_json", 12))
+		buf_printf(t, ",\"task\":\"%s\",\"language\":\"english\","
+		    "\"duration\":%.3f,\"segments\":[]", translate ? "translate"
+		    : "transcribe", secs >= 0 ? secs : 0);
+	buf_str(t, "}");
+	respond_json(c, 200, t);
+}
+
+#define SPEECH_RATE 16000	/* Hz, 16-bit mono */
+#define SPEECH_CHUNK 3200	/* bytes a chunk: 0.1 s */
+
+/*
+ * Speech: model, input and voice required; the answer is a WAV of
+ * `chunks` pieces (4 by default) of 0.1 s each, sent one by one with
+ * `chunk_delay_ms` between them (the first holds the header), chunked,
+ * as audio/wav (audio/mpeg for other formats: the same bytes).
+ */
+static void
+handle_speech(struct conn *c)
+{
+	struct stream *s = &c->st;
+	struct json_object *v;
+	const char *model, *ctype = "audio/wav";
+	size_t mlen;
+
+	if (c->json_bad) {
+		respond_error(c, 400, "mock: expected a JSON object",
+		    "invalid_request_error", NULL, NULL, NULL);
+		return;
+	}
+	if (require_model(c, &model, &mlen) < 0)
+		return;
+	if (!json_object_object_get_ex(c->json, "input", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    !json_object_object_get_ex(c->json, "voice", &v)) {
+		respond_error(c, 400, "mock: input and voice are required",
+		    "invalid_request_error", "input", NULL, NULL);
+		return;
+	}
+	if (json_object_object_get_ex(c->json, "response_format", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    strcmp(json_object_get_string(v), "wav"))
+		ctype = "audio/mpeg";
+	memset(s, 0, offsetof(struct stream, model));
+	s->speech = 1;
+	s->n = opt_get(&c->opt, O_CHUNKS, 4);
+	s->delay = opt_get(&c->opt, O_CHUNK_DELAY, 0);
+	s->phase = P_CONTENT;
+	s->chunked = c->req.minor == 1;
+	if (!s->chunked)
+		c->keep = 0;
+	buf_printf(&c->out, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
+	    "x-mock-model: %.*s\r\n%s%s\r\n", ctype, (int)(mlen < 150 ? mlen
+	    : 150), model, s->chunked ? "Transfer-Encoding: chunked\r\n" : "",
+	    c->keep ? "" : "Connection: close\r\n");
+	log_req(c, 200, NULL);
+	c->tick = 1;	/* the first piece at once */
+	c->state = S_STREAM;
+	g_st.streams_started++;
+}
+
+static void
+put_le(struct buf *b, uint32_t v, int n)
+{
+	unsigned char x[4] = {v & 0xff, v >> 8 & 0xff, v >> 16 & 0xff,
+	    v >> 24 & 0xff};
+
+	buf_add(b, x, (size_t)n);
+}
+
+/* The next piece of a speech answer, after its delay. */
+static void
+speech_step(struct conn *c)
+{
+	struct stream *s = &c->st;
+	struct buf *t = &g_tmp;
+	uint32_t data = (uint32_t)s->n * SPEECH_CHUNK;
+	int i;
+
+	if (s->idx >= s->n) {
+		if (s->chunked)
+			buf_add(&c->out, "0\r\n\r\n", 5);
+		s->phase = P_END;
+		return;
+	}
+	if (s->delay > 0 && !c->tick) {
+		timer_set(c, s->delay);
+		return;
+	}
+	c->tick = 0;
+	t->len = 0;
+	if (s->idx == 0) {
+		buf_add(t, "RIFF", 4);
+		put_le(t, 36 + data, 4);
+		buf_add(t, "WAVEfmt ", 8);
+		put_le(t, 16, 4);
+		put_le(t, 1, 2);		/* PCM */
+		put_le(t, 1, 2);		/* mono */
+		put_le(t, SPEECH_RATE, 4);
+		put_le(t, SPEECH_RATE * 2, 4);
+		put_le(t, 2, 2);
+		put_le(t, 16, 2);
+		buf_add(t, "data", 4);
+		put_le(t, data, 4);
+	}
+	/* A square wave, a different pitch each piece. */
+	for (i = 0; i < SPEECH_CHUNK / 2; i++)
+		put_le(t, (i / (8 + s->idx)) & 1 ? 0x2000 : 0xe000, 2);
+	if (s->chunked)
+		buf_printf(&c->out, "%zx\r\n", t->len);
+	buf_add(&c->out, t->p, t->len);
+	if (s->chunked)
+		buf_add(&c->out, "\r\n", 2);
+	s->idx++;
+}
+
 static void
 handle_last(struct conn *c)
 {
@@ -1474,11 +1758,11 @@ handle_stats(struct conn *c)
 	    "\"streams_started\":%lu,\"streams_completed\":%lu,"
 	    "\"streams_aborted\":%lu,\"connections\":%lu,"
 	    "\"connections_open\":%lu,\"loads\":%lu,\"swaps\":%lu,"
-	    "\"swap_aborted\":%lu}", g_st.requests, g_st.chat,
+	    "\"swap_aborted\":%lu,\"audio\":%lu}", g_st.requests, g_st.chat,
 	    g_st.completions, g_st.embeddings, g_st.models, g_st.health,
 	    g_st.streams_started, g_st.streams_completed, g_st.streams_aborted,
 	    g_st.connections, g_open, g_st.loads, g_st.swaps,
-	    g_st.swap_aborted);
+	    g_st.swap_aborted, g_st.audio);
 	respond_json(c, 200, t);
 }
 
@@ -1823,7 +2107,10 @@ route_of(const char *m, size_t ml, const char *p, size_t pl)
 	    {"/__stats", "GET", R_STATS}, {"/__reset", "POST", R_RESET},
 	    {"/__control", "POST", R_CONTROL}, {"/running", "GET", R_RUNNING},
 	    {"/rerank", "POST", R_RERANK}, {"/responses", "POST", R_RESPONSES},
-	    {"/tokenize", "POST", R_TOKENIZE}};
+	    {"/tokenize", "POST", R_TOKENIZE},
+	    {"/audio/transcriptions", "POST", R_TRANSCRIBE},
+	    {"/audio/translations", "POST", R_TRANSLATE},
+	    {"/audio/speech", "POST", R_SPEECH}};
 	size_t i;
 
 	if (pl >= 4 && !memcmp(p, "/v1/", 4)) {
@@ -2005,6 +2292,13 @@ respond(struct conn *c)
 		break;
 	case R_TOKENIZE:
 		handle_tokenize(c);
+		break;
+	case R_TRANSCRIBE:
+	case R_TRANSLATE:
+		handle_transcribe(c, c->route == R_TRANSLATE);
+		break;
+	case R_SPEECH:
+		handle_speech(c);
 		break;
 	case R_BADMETHOD:
 		respond_error(c, 405, "method not allowed",
@@ -2307,6 +2601,7 @@ dispatch(struct conn *c)
 	g_st.chat += c->route == R_CHAT;
 	g_st.completions += c->route == R_COMPL;
 	g_st.embeddings += c->route == R_EMBED;
+	g_st.audio += c->route >= R_TRANSCRIBE && c->route <= R_SPEECH;
 	g_last_head.len = 0;
 	buf_add(&g_last_head, b, c->req.head_len);
 	g_last_req = c->req;
@@ -2323,7 +2618,9 @@ dispatch(struct conn *c)
 	}
 	if (c->route >= R_CHAT && c->route <= R_EMBED)
 		parse_body(c);
-	if (c->route >= R_RERANK)
+	/* JSON bodies; not the audio uploads (multipart) */
+	if ((c->route >= R_RERANK && c->route <= R_TOKENIZE) ||
+	    c->route == R_SPEECH)
 		parse_body(c);
 
 	/* options: defaults < model suffix < x-mock-* headers */
@@ -2519,7 +2816,10 @@ conn_run(struct conn *c)
 				c->close_mode = c->keep ? C_KEEP : C_GRACEFUL;
 				continue;
 			}
-			stream_step(c);
+			if (c->st.speech)
+				speech_step(c);
+			else
+				stream_step(c);
 			continue;
 		case S_HANG:
 			if (c->peer_eof) {

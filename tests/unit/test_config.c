@@ -82,6 +82,7 @@ test_defaults_and_values(void **state)
 	assert_int_equal(cfg->threads, 8);
 	assert_int_equal(cfg->processes, 2);              /* default */
 	assert_int_equal(cfg->max_body_bytes, 8388608);   /* default */
+	assert_int_equal(cfg->max_audio_bytes, 26214400); /* 25 MiB */
 	assert_int_equal(cfg->max_metadata_bytes, 16384); /* default */
 	assert_int_equal(cfg->upstream_first_byte_timeout_s, 600);
 	assert_int_equal(cfg->upstream_connect_timeout_ms, 5000);
@@ -398,7 +399,7 @@ test_passthrough_list(void **state)
 	assert_null(gw_cfg_find_passthrough(cfg, "/slots"));
 	assert_null(gw_cfg_find_passthrough(cfg, "/v1/infill"));
 	assert_null(gw_cfg_find_passthrough(cfg, "/infill/x"));
-	/* The last of two per-request prices counts. */
+	/* input_cost_per_query is rerank's name of the per-request price. */
 	assert_true(gw_cfg_find_price(cfg, "m")->per_request == 0.2);
 	gw_cfg_unref(cfg);
 }

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <string.h>
 
 #include "config.h"
 #include "log.h"
@@ -78,6 +79,68 @@ test_unlisted(void **state)
 	gw_cfg_unref(cfg);
 }
 
+/* The units of audio calls: per second, per character, per request. */
+static void
+test_units(void **state)
+{
+	struct gw_cfg *cfg = load();
+
+	(void)state;
+	/* 12.5 s of audio at 0.0001 USD a second. */
+	assert_near(
+	    gw_price_cost_units(cfg, "whisper-large", GW_PRICE_SECONDS, 12.5),
+	    0.00125, 1e-15);
+	/* Duration unknown: its per-request price. */
+	assert_near(
+	    gw_price_cost_units(cfg, "whisper-large", GW_PRICE_SECONDS, -1),
+	    0.002, 1e-15);
+	/* No per-character price there: per request too. */
+	assert_near(
+	    gw_price_cost_units(cfg, "whisper-large", GW_PRICE_CHARACTERS, 100),
+	    0.002, 1e-15);
+	assert_near(
+	    gw_price_cost_units(cfg, "tts-kokoro", GW_PRICE_CHARACTERS, 1000),
+	    0.015, 1e-15);
+	/* No unit price, no request price: 0. */
+	assert_true(
+	    gw_price_cost_units(cfg, "tts-kokoro", GW_PRICE_SECONDS, 10) == 0);
+	assert_near(
+	    gw_price_cost_units(cfg, "per-request-only", GW_PRICE_SECONDS, 10),
+	    0.01, 1e-15);
+	/*
+	 * Token prices stay as they were, the per-request price added;
+	 * unlisted models cost nothing.
+	 */
+	assert_near(
+	    gw_price_cost(cfg, "whisper-large", 1000, 1000), 0.002, 1e-15);
+	assert_true(gw_price_cost_units(
+	                cfg, "qwen3-30b-a3b", GW_PRICE_SECONDS, 10) == 0);
+	assert_true(
+	    gw_price_cost_units(cfg, "other", GW_PRICE_SECONDS, 10) == 0);
+	assert_true(
+	    gw_price_cost_units(cfg, NULL, GW_PRICE_CHARACTERS, 10) == 0);
+	gw_cfg_unref(cfg);
+}
+
+/* An unknown unit, a unit set twice, a negative price: refused. */
+static void
+test_bad_units(void **state)
+{
+	static const char *const files[] = {"data/price/bad-unit.conf",
+	    "data/price/twice-unit.conf", "data/price/neg-unit.conf"};
+	struct gw_cfg *cfg = NULL;
+	char err[512];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		assert_int_equal(gw_cfg_load(files[i], &cfg, err, sizeof(err)),
+		    GW_E_INVALID);
+		assert_null(cfg);
+		assert_non_null(strstr(err, "[prices] m"));
+	}
+}
+
 int
 main(void)
 {
@@ -85,6 +148,8 @@ main(void)
 	    cmocka_unit_test(test_listed),
 	    cmocka_unit_test(test_per_request),
 	    cmocka_unit_test(test_unlisted),
+	    cmocka_unit_test(test_units),
+	    cmocka_unit_test(test_bad_units),
 	};
 
 	gw_log_init("unit", GW_LOG_ERR, NULL);
