@@ -9,6 +9,7 @@ import http.client
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -460,12 +461,15 @@ def test_speech_falls_back_and_relays_errors(st, pg):
     assert r.status == 200 and r.body[:4] == b"RIFF", r
     assert r.headers["x-litellm-model-id"] == "tts-kokoro"
     assert r.headers["x-litellm-attempted-fallbacks"] == "1"
+    # The relay's answer headers (gw_relay_answer_headers): ms as "12.345".
+    assert re.fullmatch(r"\d+\.\d{3}", r.headers["x-litellm-response-duration-ms"]), r
     s = row(pg, r.headers["x-request-id"])
     assert s["actual_model"] == "tts-kokoro" and float(s["spend"]) == pytest.approx(3 * PER_CHAR)
     # An upstream error is relayed in the OpenAI shape, its status kept.
     r = post(st, "/v1/audio/speech", {"model": "tts-x@fault=429", "input": "abc", "voice": "a"})
     assert_openai_error(r, 429)
-    assert r.headers["retry-after"]
+    assert r.headers["retry-after"] == "1"
+    assert r.headers["x-litellm-model-id"] == "tts-x@fault=429"
     s = row(pg, r.headers["x-request-id"])
     assert s["status"] == 429 and float(s["spend"]) == 0
 
