@@ -490,18 +490,8 @@ record_spend(struct audio *a)
 		s.total_tokens = a->prompt_tokens + a->completion_tokens;
 	}
 	s.cost = reached && !a->client_gone ? answer_cost(a) : 0;
-	s.start_us = req->start_real_us;
-	s.end_us = gw_now_real_us();
-	s.first_token_us =
-	    a->t_first_byte
-	        ? req->start_real_us + (a->t_first_byte - req->start_mono_us)
-	        : 0;
-	s.status = req->status ? req->status : 499;
-	s.error_type = req->err_type[0] ? req->err_type
-	               : a->client_gone ? "client_disconnected"
-	                                : NULL;
+	gw_relay_spend_ending(&s, req, a->t_first_byte, a->client_gone);
 	s.stream = a->through;
-	s.client_disconnected = a->client_gone;
 	/* The unit it was priced by, for the operator's reports. */
 	if (a->call == GW_CALL_SPEECH && a->chars > 0)
 		json_object_object_add(

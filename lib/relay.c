@@ -1253,6 +1253,23 @@ label_of(const struct relay *r, const char *name, int served)
 	return "other";
 }
 
+void
+gw_relay_spend_ending(struct gw_spend_rec *s, const struct gw_req *req,
+    int64_t t_first_mono, int client_gone)
+{
+	s->start_us = req->start_real_us;
+	s->end_us = gw_now_real_us();
+	s->first_token_us =
+	    t_first_mono
+	        ? req->start_real_us + (t_first_mono - req->start_mono_us)
+	        : 0;
+	s->status = req->status ? req->status : 499;
+	s->error_type = req->err_type[0] ? req->err_type
+	                : client_gone    ? "client_disconnected"
+	                                 : NULL;
+	s->client_disconnected = client_gone;
+}
+
 static void
 record_spend(struct relay *r)
 {
@@ -1289,18 +1306,9 @@ record_spend(struct relay *r)
 	             ? 0
 	             : gw_price_cost(req->cfg, s.actual_model, s.prompt_tokens,
 	                   s.completion_tokens);
-	s.start_us = req->start_real_us;
-	s.end_us = gw_now_real_us();
-	s.first_token_us = r->out.t_first_token
-	                       ? req->start_real_us +
-	                             (r->out.t_first_token - req->start_mono_us)
-	                       : 0;
-	s.status = req->status ? req->status : 499;
-	s.error_type = req->err_type[0]     ? req->err_type
-	               : r->out.client_gone ? "client_disconnected"
-	                                    : NULL;
+	gw_relay_spend_ending(
+	    &s, req, r->out.t_first_token, r->out.client_gone);
 	s.stream = r->stream;
-	s.client_disconnected = r->out.client_gone;
 	s.metadata = body ? spend_metadata(body) : NULL;
 	/* The scheduler's wait before the upstream call (scheduler.h). */
 	if (s.metadata != NULL && r->sq.t_enter)

@@ -21,6 +21,7 @@ struct gw_json_usage;
 struct gw_principal;
 struct gw_req;
 struct gw_route_call;
+struct gw_spend_rec;
 struct gw_upstream_result;
 struct gw_verr;
 struct json_object;
@@ -95,6 +96,15 @@ void gw_relay_cost_headers(struct gw_req *req, const struct gw_principal *who,
  */
 void gw_relay_reply_upstream_error(struct gw_req *req, int status,
     const char *body, size_t len, const char *retry_after) GW_NONNULL(1);
+
+/*
+ * How the request ended, into its spend row s: start and end times, the
+ * first byte's (t_first_mono, monotonic us; 0: none came), the status
+ * answered (499 when none: the client left), the error type, and whether
+ * the client left (client_gone).
+ */
+void gw_relay_spend_ending(struct gw_spend_rec *s, const struct gw_req *req,
+    int64_t t_first_mono, int client_gone) GW_NONNULL(1, 2);
 
 /*
  * The message (into buf[size]) for an upstream that timed out: with no
