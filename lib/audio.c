@@ -18,7 +18,6 @@
 #include "metrics.h"
 #include "multipart.h"
 #include "price.h"
-#include "redact.h"
 #include "relay.h"
 #include "req.h"
 #include "route.h"
@@ -178,13 +177,7 @@ on_head(void *arg, int status, const char *ctype, const char *retry_after)
 static void
 answer_headers(struct audio *a)
 {
-	int64_t us = gw_now_mono_us() - a->req->start_mono_us;
-
-	gw_req_add_header(a->req, "x-litellm-response-duration-ms", "%.3f",
-	    (double)(us > 0 ? us : 0) / 1000.0);
-	gw_req_add_header(a->req, "x-litellm-attempted-fallbacks", "%zu", a->t);
-	if (a->target != NULL)
-		gw_req_add_header_str(a->req, "x-litellm-model-id", a->target);
+	gw_relay_answer_headers(a->req, a->req->start_mono_us, a->t, a->target);
 }
 
 /* The cost of a successful answer, from what is known of it. */
@@ -201,17 +194,6 @@ answer_cost(const struct audio *a)
 	    a->cfg, a->target, GW_PRICE_SECONDS, a->seconds);
 }
 
-static void
-cost_headers(struct audio *a, double cost)
-{
-	double ks = gw_budget_key_spend(&a->who);
-
-	gw_req_add_header(a->req, "x-litellm-response-cost", "%.10g", cost);
-	if (ks >= 0)
-		gw_req_add_header(
-		    a->req, "x-litellm-key-spend", "%.10g", ks + cost);
-}
-
 /* The client's head for an answer streamed through. */
 static void
 through_head(struct audio *a)
@@ -220,7 +202,7 @@ through_head(struct audio *a)
 		return;
 	answer_headers(a);
 	if (a->call == GW_CALL_SPEECH)
-		cost_headers(a, answer_cost(a));
+		gw_relay_cost_headers(a->req, &a->who, answer_cost(a));
 	gw_req_add_header(a->req, "Cache-Control", "no-cache");
 	gw_req_add_header(a->req, "X-Accel-Buffering", "no");
 	gw_req_send_head(a->req, a->up_status,
@@ -353,48 +335,6 @@ out:
 	json_object_put(o);
 }
 
-/* The upstream said no: the same status, its words in the OpenAI shape. */
-static void
-reply_upstream_error(struct audio *a)
-{
-	json_object *o = NULL, *e;
-	const char *msg = NULL, *type = NULL, *param = NULL;
-	char text[512], m[128], *clean;
-	int status = a->up_status;
-
-	if (a->resp.len > 0 &&
-	    gw_json_parse(a->resp.p, a->resp.len, &o, m, sizeof(m)) == GW_OK) {
-		e = gw_json_get(o, "error");
-		if (e != NULL && json_object_is_type(e, json_type_object)) {
-			msg = gw_json_get_str(e, "message");
-			type = gw_json_get_str(e, "type");
-			param = gw_json_get_str(e, "param");
-		} else if (e != NULL &&
-		           json_object_is_type(e, json_type_string)) {
-			msg = json_object_get_string(e);
-		} else if (json_object_is_type(o, json_type_object)) {
-			msg = gw_json_get_str(o, "detail");
-		}
-	}
-	if (msg == NULL && a->resp.len > 0) {
-		snprintf(text, sizeof(text), "%.*s",
-		    (int)(a->resp.len < sizeof(text) - 1 ? a->resp.len
-		                                         : sizeof(text) - 1),
-		    a->resp.p);
-		msg = gw_strtrim(text);
-	}
-	if (msg == NULL || msg[0] == '\0')
-		msg = gw_err_reason(status);
-	if (type == NULL || type[0] == '\0')
-		type = gw_err_type_for_http(status);
-	if (status == 429)
-		gw_req_add_header(a->req, "Retry-After", "1");
-	clean = gw_redact_new(msg, NULL); /* its words, not a key it quotes */
-	gw_reply_error_ex(a->req, status, type, param, clean);
-	free(clean);
-	json_object_put(o);
-}
-
 /* After the last attempt: answer from what it saw. */
 static void
 finish(struct audio *a, enum gw_status st, const struct gw_upstream_result *res)
@@ -414,13 +354,8 @@ finish(struct audio *a, enum gw_status st, const struct gw_upstream_result *res)
 	}
 	answer_headers(a);
 	if (a->abort == ABORT_FIRST_BYTE || a->abort == ABORT_IDLE) {
-		snprintf(msg, sizeof(msg),
-		    a->abort == ABORT_FIRST_BYTE
-		        ? "Upstream did not answer within %d s"
-		        : "Upstream stalled for more than %d s",
-		    a->abort == ABORT_FIRST_BYTE
-		        ? a->cfg->upstream_first_byte_timeout_s
-		        : a->cfg->upstream_idle_timeout_s);
+		gw_relay_timeout_msg(
+		    a->cfg, a->abort == ABORT_FIRST_BYTE, msg, sizeof(msg));
 		gw_reply_error_ex(req, 504, "timeout_error", NULL, msg);
 		return;
 	}
@@ -430,20 +365,19 @@ finish(struct audio *a, enum gw_status st, const struct gw_upstream_result *res)
 		return;
 	}
 	if (st != GW_OK) {
-		snprintf(msg, sizeof(msg), "%s: %s",
-		    res->connect_failed ? "Upstream unreachable"
-		                        : "Upstream connection failed",
-		    res->err);
+		gw_relay_failed_msg(res, msg, sizeof(msg));
 		gw_reply_error_ex(req, 502, "upstream_error", NULL, msg);
 		return;
 	}
 	if (a->up_status < 200 || a->up_status >= 300) {
-		reply_upstream_error(a);
+		/* A 429 gets Retry-After: 1 (on_head keeps no upstream's). */
+		gw_relay_reply_upstream_error(
+		    req, a->up_status, a->resp.p, a->resp.len, NULL);
 		return;
 	}
 	/* A whole answer, relayed as it came (JSON, text, srt, vtt). */
 	read_usage(a);
-	cost_headers(a, answer_cost(a));
+	gw_relay_cost_headers(a->req, &a->who, answer_cost(a));
 	gw_reply(req, a->up_status,
 	    a->up_ctype[0] ? a->up_ctype : "application/json", a->resp.p,
 	    a->resp.len);
@@ -556,18 +490,8 @@ record_spend(struct audio *a)
 		s.total_tokens = a->prompt_tokens + a->completion_tokens;
 	}
 	s.cost = reached && !a->client_gone ? answer_cost(a) : 0;
-	s.start_us = req->start_real_us;
-	s.end_us = gw_now_real_us();
-	s.first_token_us =
-	    a->t_first_byte
-	        ? req->start_real_us + (a->t_first_byte - req->start_mono_us)
-	        : 0;
-	s.status = req->status ? req->status : 499;
-	s.error_type = req->err_type[0] ? req->err_type
-	               : a->client_gone ? "client_disconnected"
-	                                : NULL;
+	gw_relay_spend_ending(&s, req, a->t_first_byte, a->client_gone);
 	s.stream = a->through;
-	s.client_disconnected = a->client_gone;
 	/* The unit it was priced by, for the operator's reports. */
 	if (a->call == GW_CALL_SPEECH && a->chars > 0)
 		json_object_object_add(
@@ -683,6 +607,44 @@ bad_request(struct gw_req *req, const char *param, const char *msg)
 	gw_reply_error_ex(req, 400, "invalid_request_error", param, msg);
 }
 
+/*
+ * A body read that failed with st: answered (0 or -1 as read_form and
+ * read_speech return). Over the bound: 413 naming max and the key that
+ * sets it; cut short: the client left mid-upload, so no upstream call and
+ * no spend row (LiteLLM never reaches its call, or its logging, without
+ * the whole body either).
+ */
+static int
+read_failed(struct audio *a, enum gw_status st, long max, const char *key)
+{
+	char msg[200];
+
+	if (st == GW_OK)
+		return 0;
+	if (st == GW_E_TOOBIG) {
+		snprintf(msg, sizeof(msg),
+		    "Request body exceeds %ld bytes%s%s%s", max,
+		    key ? " ([gateway] " : "", key ? key : "", key ? ")" : "");
+		gw_reply_error(a->req, st, msg);
+		return -1;
+	}
+	a->record = 0;
+	a->client_gone = 1;
+	gw_reply_error(a->req, st, "Request body incomplete");
+	return -1;
+}
+
+/* A model name the spend row can hold: 0, or -1 when answered 400. */
+static int
+model_name_ok(struct gw_req *req, const char *s, size_t n)
+{
+	if (gw_capture_str_ok(s, n))
+		return 0;
+	bad_request(req, "model",
+	    "model must be a name of at most 200 bytes of UTF-8 text");
+	return -1;
+}
+
 /* What a transcription's form says (its text fields, and its file). */
 struct form {
 	const char *body;
@@ -742,25 +704,8 @@ read_form(struct audio *a)
 	}
 	gw_strlcpy(a->ctype, ct, sizeof(a->ctype));
 	st = gw_req_read_body_max(req, a->cfg->max_audio_bytes);
-	if (st == GW_E_TOOBIG) {
-		snprintf(msg, sizeof(msg),
-		    "Request body exceeds %ld bytes ([gateway] "
-		    "max_audio_bytes)",
-		    a->cfg->max_audio_bytes);
-		gw_reply_error(req, st, msg);
+	if (read_failed(a, st, a->cfg->max_audio_bytes, "max_audio_bytes") < 0)
 		return -1;
-	}
-	if (st != GW_OK) {
-		/*
-		 * Shorter than announced: the client left mid-upload. No
-		 * upstream call and no spend row: LiteLLM never reaches its
-		 * call (or its logging) without the whole form either.
-		 */
-		a->record = 0;
-		a->client_gone = 1;
-		gw_reply_error(req, st, "Request body incomplete");
-		return -1;
-	}
 	f.body = req->body.p;
 	if (gw_multipart_scan(req->body.p, req->body.len, boundary, on_part, &f,
 	        msg, sizeof(msg)) != GW_OK) {
@@ -781,11 +726,8 @@ read_form(struct audio *a)
 		bad_request(req, "model", "you must provide a model parameter");
 		return -1;
 	}
-	if (!gw_capture_str_ok(req->body.p + f.model_off, f.model_len)) {
-		bad_request(req, "model",
-		    "model must be a name of at most 200 bytes of UTF-8 text");
+	if (model_name_ok(req, req->body.p + f.model_off, f.model_len) < 0)
 		return -1;
-	}
 	a->model_off = f.model_off;
 	a->model_len = f.model_len;
 	a->model = gw_xmalloc(f.model_len + 1);
@@ -828,18 +770,8 @@ read_speech(struct audio *a)
 	long chars;
 	enum gw_status st = gw_req_read_body(req);
 
-	if (st == GW_E_TOOBIG) {
-		snprintf(msg, sizeof(msg), "Request body exceeds %ld bytes",
-		    a->cfg->max_body_bytes);
-		gw_reply_error(req, st, msg);
+	if (read_failed(a, st, a->cfg->max_body_bytes, NULL) < 0)
 		return -1;
-	}
-	if (st != GW_OK) {
-		a->record = 0;
-		a->client_gone = 1;
-		gw_reply_error(req, st, "Request body incomplete");
-		return -1;
-	}
 	if (gw_json_parse_max(req->body.p, req->body.len,
 	        (size_t)a->cfg->max_json_values, &a->body, msg,
 	        sizeof(msg)) != GW_OK) {
@@ -857,11 +789,8 @@ read_speech(struct audio *a)
 		return -1;
 	}
 	model = json_object_get_string(m);
-	if (!gw_capture_str_ok(model, strlen(model))) {
-		bad_request(req, "model",
-		    "model must be a name of at most 200 bytes of UTF-8 text");
+	if (model_name_ok(req, model, strlen(model)) < 0)
 		return -1;
-	}
 	in = gw_json_get(a->body, "input");
 	if (in == NULL || !json_object_is_type(in, json_type_string) ||
 	    (chars = gw_audio_chars(json_object_get_string(in),

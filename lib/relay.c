@@ -241,16 +241,12 @@ key_headers(struct relay *r)
 	}
 }
 
-/*
- * What the answer came from, in the head of every answer after the
- * attempts (JSON, error, or a stream's head before its first chunk): the
- * time so far in ms ("12.345"), the fallbacks tried and the actual target.
- * No printf: this runs on every request.
- */
-static void
-answer_headers(struct relay *r)
+/* No printf: this runs on every request. */
+void
+gw_relay_answer_headers(
+    struct gw_req *req, int64_t t_start, size_t fallbacks, const char *target)
 {
-	int64_t us = gw_now_mono_us() - r->t_start;
+	int64_t us = gw_now_mono_us() - t_start;
 	char d[32];
 	size_t n;
 
@@ -262,11 +258,33 @@ answer_headers(struct relay *r)
 	d[n + 2] = (char)('0' + us % 100 / 10);
 	d[n + 3] = (char)('0' + us % 10);
 	d[n + 4] = '\0';
-	gw_req_add_header_str(r->req, "x-litellm-response-duration-ms", d);
-	gw_fmt_u64(d, (uint64_t)r->t);
-	gw_req_add_header_str(r->req, "x-litellm-attempted-fallbacks", d);
-	if (r->target != NULL)
-		gw_req_add_header_str(r->req, "x-litellm-model-id", r->target);
+	gw_req_add_header_str(req, "x-litellm-response-duration-ms", d);
+	gw_fmt_u64(d, (uint64_t)fallbacks);
+	gw_req_add_header_str(req, "x-litellm-attempted-fallbacks", d);
+	if (target != NULL)
+		gw_req_add_header_str(req, "x-litellm-model-id", target);
+}
+
+/*
+ * What the answer came from, in the head of every answer after the
+ * attempts (JSON, error, or a stream's head before its first chunk).
+ */
+static void
+answer_headers(struct relay *r)
+{
+	gw_relay_answer_headers(r->req, r->t_start, r->t, r->target);
+}
+
+void
+gw_relay_cost_headers(
+    struct gw_req *req, const struct gw_principal *who, double cost)
+{
+	double ks = gw_budget_key_spend(who);
+
+	gw_req_add_header(req, "x-litellm-response-cost", "%.10g", cost);
+	if (ks >= 0)
+		gw_req_add_header(
+		    req, "x-litellm-key-spend", "%.10g", ks + cost);
 }
 
 /* Commit the client's answer to 200 text/event-stream. */
@@ -572,20 +590,16 @@ end_revoked(struct relay *r)
 	    sizeof(r->req->err_type));
 }
 
-/*
- * The upstream said no (4xx/5xx): the same status, its message in the
- * OpenAI error shape (wrapping a plain-text or foreign JSON error).
- */
-static void
-reply_upstream_error(struct relay *r)
+/* Wraps a plain-text or foreign JSON error. */
+void
+gw_relay_reply_upstream_error(struct gw_req *req, int status, const char *body,
+    size_t len, const char *retry_after)
 {
 	json_object *o = NULL, *e;
 	const char *type = NULL, *param = NULL, *msg = NULL;
 	char text[512], m[128], *clean;
-	int status = r->at.up_status;
 
-	if (r->at.resp.len > 0 && gw_json_parse(r->at.resp.p, r->at.resp.len,
-	                              &o, m, sizeof(m)) == GW_OK) {
+	if (len > 0 && gw_json_parse(body, len, &o, m, sizeof(m)) == GW_OK) {
 		e = gw_json_get(o, "error");
 		if (e != NULL && json_object_is_type(e, json_type_object)) {
 			msg = gw_json_get_str(e, "message");
@@ -600,11 +614,10 @@ reply_upstream_error(struct relay *r)
 				msg = gw_json_get_str(o, "detail");
 		}
 	}
-	if (msg == NULL && r->at.resp.len > 0) {
+	if (msg == NULL && len > 0) {
 		snprintf(text, sizeof(text), "%.*s",
-		    (int)(r->at.resp.len < sizeof(text) - 1 ? r->at.resp.len
-		                                            : sizeof(text) - 1),
-		    r->at.resp.p);
+		    (int)(len < sizeof(text) - 1 ? len : sizeof(text) - 1),
+		    body);
 		msg = gw_strtrim(text);
 	}
 	if (msg == NULL || msg[0] == '\0')
@@ -612,13 +625,34 @@ reply_upstream_error(struct relay *r)
 	if (type == NULL || type[0] == '\0')
 		type = gw_err_type_for_http(status);
 	if (status == 429)
-		gw_req_add_header(r->req, "Retry-After", "%s",
-		    r->at.retry_after[0] ? r->at.retry_after : "1");
+		gw_req_add_header(req, "Retry-After", "%s",
+		    retry_after != NULL && retry_after[0] ? retry_after : "1");
 	/* Its words, not a key it may quote (#15, 7). */
 	clean = gw_redact_new(msg, NULL);
-	gw_reply_error_ex(r->req, status, type, param, clean);
+	gw_reply_error_ex(req, status, type, param, clean);
 	free(clean);
 	json_object_put(o);
+}
+
+void
+gw_relay_timeout_msg(
+    const struct gw_cfg *cfg, int first_byte, char *buf, size_t size)
+{
+	snprintf(buf, size,
+	    first_byte ? "Upstream did not answer within %d s"
+	               : "Upstream stalled for more than %d s",
+	    first_byte ? cfg->upstream_first_byte_timeout_s
+	               : cfg->upstream_idle_timeout_s);
+}
+
+void
+gw_relay_failed_msg(
+    const struct gw_upstream_result *res, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s: %s",
+	    res->connect_failed ? "Upstream unreachable"
+	                        : "Upstream connection failed",
+	    res->err);
 }
 
 static void
@@ -661,17 +695,10 @@ reply_answer(struct relay *r)
 		gw_relay_note_usage(&r->out.usage, &u);
 		note_id(r, &u);
 	}
-	if (r->out.usage.known) {
-		double cost = gw_price_cost(r->cfg, r->target,
-		    r->out.usage.prompt, r->out.usage.completion);
-		double ks = gw_budget_key_spend(&r->who);
-
-		gw_req_add_header(
-		    r->req, "x-litellm-response-cost", "%.10g", cost);
-		if (ks >= 0)
-			gw_req_add_header(
-			    r->req, "x-litellm-key-spend", "%.10g", ks + cost);
-	}
+	if (r->out.usage.known)
+		gw_relay_cost_headers(r->req, &r->who,
+		    gw_price_cost(r->cfg, r->target, r->out.usage.prompt,
+		        r->out.usage.completion));
 	gw_reply(r->req, r->at.up_status, "application/json", r->at.resp.p,
 	    r->at.resp.len);
 }
@@ -788,13 +815,8 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 		return;
 	}
 	if (r->at.abort == ABORT_FIRST_BYTE || r->at.abort == ABORT_IDLE) {
-		snprintf(msg, sizeof(msg),
-		    r->at.abort == ABORT_FIRST_BYTE
-		        ? "Upstream did not answer within %d s"
-		        : "Upstream stalled for more than %d s",
-		    r->at.abort == ABORT_FIRST_BYTE
-		        ? r->cfg->upstream_first_byte_timeout_s
-		        : r->cfg->upstream_idle_timeout_s);
+		gw_relay_timeout_msg(
+		    r->cfg, r->at.abort == ABORT_FIRST_BYTE, msg, sizeof(msg));
 		if (req->head_sent)
 			sse_error(r, 504, "timeout_error", msg);
 		else
@@ -807,10 +829,7 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 		return;
 	}
 	if (st != GW_OK) {
-		snprintf(msg, sizeof(msg), "%s: %s",
-		    res->connect_failed ? "Upstream unreachable"
-		                        : "Upstream connection failed",
-		    res->err);
+		gw_relay_failed_msg(res, msg, sizeof(msg));
 		if (req->head_sent)
 			sse_error(r, 502, "upstream_error", msg);
 		else
@@ -840,7 +859,8 @@ finish(struct relay *r, enum gw_status st, const struct gw_upstream_result *res)
 			gw_reply_error_ex(
 			    req, 501, "not_implemented_error", NULL, msg);
 		} else
-			reply_upstream_error(r);
+			gw_relay_reply_upstream_error(r->req, r->at.up_status,
+			    r->at.resp.p, r->at.resp.len, r->at.retry_after);
 		break;
 	case MODE_RAW:
 		break;
@@ -1233,6 +1253,23 @@ label_of(const struct relay *r, const char *name, int served)
 	return "other";
 }
 
+void
+gw_relay_spend_ending(struct gw_spend_rec *s, const struct gw_req *req,
+    int64_t t_first_mono, int client_gone)
+{
+	s->start_us = req->start_real_us;
+	s->end_us = gw_now_real_us();
+	s->first_token_us =
+	    t_first_mono
+	        ? req->start_real_us + (t_first_mono - req->start_mono_us)
+	        : 0;
+	s->status = req->status ? req->status : 499;
+	s->error_type = req->err_type[0] ? req->err_type
+	                : client_gone    ? "client_disconnected"
+	                                 : NULL;
+	s->client_disconnected = client_gone;
+}
+
 static void
 record_spend(struct relay *r)
 {
@@ -1269,18 +1306,9 @@ record_spend(struct relay *r)
 	             ? 0
 	             : gw_price_cost(req->cfg, s.actual_model, s.prompt_tokens,
 	                   s.completion_tokens);
-	s.start_us = req->start_real_us;
-	s.end_us = gw_now_real_us();
-	s.first_token_us = r->out.t_first_token
-	                       ? req->start_real_us +
-	                             (r->out.t_first_token - req->start_mono_us)
-	                       : 0;
-	s.status = req->status ? req->status : 499;
-	s.error_type = req->err_type[0]     ? req->err_type
-	               : r->out.client_gone ? "client_disconnected"
-	                                    : NULL;
+	gw_relay_spend_ending(
+	    &s, req, r->out.t_first_token, r->out.client_gone);
 	s.stream = r->stream;
-	s.client_disconnected = r->out.client_gone;
 	s.metadata = body ? spend_metadata(body) : NULL;
 	/* The scheduler's wait before the upstream call (scheduler.h). */
 	if (s.metadata != NULL && r->sq.t_enter)

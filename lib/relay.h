@@ -16,9 +16,13 @@
 #include "capture.h" /* enum gw_call */
 #include "err.h"
 
+struct gw_cfg;
 struct gw_json_usage;
+struct gw_principal;
 struct gw_req;
 struct gw_route_call;
+struct gw_spend_rec;
+struct gw_upstream_result;
 struct gw_verr;
 struct json_object;
 
@@ -63,5 +67,55 @@ enum gw_status gw_relay_parse_body(enum gw_call call, const char *buf,
  */
 void gw_relay_note_usage(struct gw_usage *acc, const struct gw_json_usage *u)
     GW_NONNULL(1, 2);
+
+/*
+ * The pieces of an answer the relay and audio.c (its calls relayed the
+ * same way) share. They only add headers or answer on req.
+ */
+
+/*
+ * The head of every answer after the attempts: the time since t_start
+ * (monotonic us) in ms as "12.345", the fallbacks tried, and the model
+ * that answered (target; left out when NULL).
+ */
+void gw_relay_answer_headers(struct gw_req *req, int64_t t_start,
+    size_t fallbacks, const char *target) GW_NONNULL(1);
+
+/*
+ * A priced answer's x-litellm-response-cost, and x-litellm-key-spend (the
+ * key's spend with cost) when who's spend is known.
+ */
+void gw_relay_cost_headers(struct gw_req *req, const struct gw_principal *who,
+    double cost) GW_NONNULL(1, 2);
+
+/*
+ * The upstream said no (status 4xx/5xx, its body[0, len), NULL-ok when len
+ * is 0): answer the same status with its message, type and param in the
+ * OpenAI error shape, redacted; a 429 carries Retry-After: retry_after
+ * (NULL or "": 1).
+ */
+void gw_relay_reply_upstream_error(struct gw_req *req, int status,
+    const char *body, size_t len, const char *retry_after) GW_NONNULL(1);
+
+/*
+ * How the request ended, into its spend row s: start and end times, the
+ * first byte's (t_first_mono, monotonic us; 0: none came), the status
+ * answered (499 when none: the client left), the error type, and whether
+ * the client left (client_gone).
+ */
+void gw_relay_spend_ending(struct gw_spend_rec *s, const struct gw_req *req,
+    int64_t t_first_mono, int client_gone) GW_NONNULL(1, 2);
+
+/*
+ * The message (into buf[size]) for an upstream that timed out: with no
+ * first byte within [upstream] first_byte_timeout_s (first_byte 1), or
+ * silent for idle_timeout_s (0).
+ */
+void gw_relay_timeout_msg(const struct gw_cfg *cfg, int first_byte, char *buf,
+    size_t size) GW_NONNULL(1, 3);
+
+/* The message (into buf[size]) for a transfer that failed (res->err). */
+void gw_relay_failed_msg(const struct gw_upstream_result *res, char *buf,
+    size_t size) GW_NONNULL(1, 2);
 
 #endif /* GW_RELAY_H */

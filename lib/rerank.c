@@ -1,38 +1,10 @@
 /* rerank.c: the rerank request body (Jina / Cohere shape), checked. */
 #include "rerank.h"
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "json_util.h"
-
-static enum gw_status GW_PRINTF(3, 4)
-    bad(struct gw_verr *e, const char *param, const char *fmt, ...)
-{
-	va_list ap;
-
-	snprintf(e->param, sizeof(e->param), "%s", param);
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-	va_end(ap);
-	return GW_E_INVALID;
-}
-
-/* A required non-empty string member. */
-static enum gw_status
-need_string(json_object *body, const char *key, struct gw_verr *e)
-{
-	json_object *v = gw_json_get(body, key);
-
-	if (v == NULL || json_object_is_type(v, json_type_null))
-		return bad(e, key, "'%s' is required", key);
-	if (!json_object_is_type(v, json_type_string))
-		return bad(e, key, "'%s' must be a string", key);
-	if (json_object_get_string_len(v) == 0)
-		return bad(e, key, "'%s' must not be empty", key);
-	return GW_OK;
-}
 
 enum gw_status
 gw_rerank_validate(json_object *body, struct gw_verr *e)
@@ -43,22 +15,25 @@ gw_rerank_validate(json_object *body, struct gw_verr *e)
 	int64_t top;
 
 	if (body == NULL || !json_object_is_type(body, json_type_object))
-		return bad(e, "", "Request body must be a JSON object");
-	if ((st = need_string(body, "model", e)) != GW_OK ||
-	    (st = need_string(body, "query", e)) != GW_OK)
+		return gw_validate_fail(
+		    e, "", "Request body must be a JSON object");
+	if ((st = gw_validate_need_string(body, "model", e)) != GW_OK ||
+	    (st = gw_validate_need_string(body, "query", e)) != GW_OK)
 		return st;
 	docs = gw_json_get(body, "documents");
 	if (docs == NULL || json_object_is_type(docs, json_type_null))
-		return bad(e, "documents", "'documents' is required");
+		return gw_validate_fail(
+		    e, "documents", "'documents' is required");
 	if (!json_object_is_type(docs, json_type_array))
-		return bad(e, "documents",
+		return gw_validate_fail(e, "documents",
 		    "'documents' must be an array of strings or {\"text\"} "
 		    "objects");
 	n = json_object_array_length(docs);
 	if (n == 0)
-		return bad(e, "documents", "'documents' must not be empty");
+		return gw_validate_fail(
+		    e, "documents", "'documents' must not be empty");
 	if (n > GW_RERANK_DOCS_MAX)
-		return bad(e, "documents",
+		return gw_validate_fail(e, "documents",
 		    "'documents' holds %zu entries; at most %d", n,
 		    GW_RERANK_DOCS_MAX);
 	for (i = 0; i < n; i++) {
@@ -69,7 +44,7 @@ gw_rerank_validate(json_object *body, struct gw_verr *e)
 		if (json_object_is_type(d, json_type_object) && v != NULL &&
 		    json_object_is_type(v, json_type_string))
 			continue;
-		return bad(e, "documents",
+		return gw_validate_fail(e, "documents",
 		    "'documents[%zu]' must be a string or an object with a "
 		    "string 'text'",
 		    i);
@@ -77,10 +52,11 @@ gw_rerank_validate(json_object *body, struct gw_verr *e)
 	v = gw_json_get(body, "top_n");
 	if (v != NULL && !json_object_is_type(v, json_type_null)) {
 		if (!json_object_is_type(v, json_type_int))
-			return bad(e, "top_n", "'top_n' must be an integer");
+			return gw_validate_fail(
+			    e, "top_n", "'top_n' must be an integer");
 		top = json_object_get_int64(v);
 		if (top < 1 || (uint64_t)top > n)
-			return bad(e, "top_n",
+			return gw_validate_fail(e, "top_n",
 			    "'top_n' must be between 1 and the number of "
 			    "documents (%zu), got %lld",
 			    n, (long long)top);
@@ -88,7 +64,7 @@ gw_rerank_validate(json_object *body, struct gw_verr *e)
 	v = gw_json_get(body, "return_documents");
 	if (v != NULL && !json_object_is_type(v, json_type_null) &&
 	    !json_object_is_type(v, json_type_boolean))
-		return bad(e, "return_documents",
+		return gw_validate_fail(e, "return_documents",
 		    "'return_documents' must be a boolean");
 	return GW_OK;
 }

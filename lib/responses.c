@@ -1,47 +1,14 @@
 /* responses.c: the Responses API's body, usage and lack, for the relay. */
 #include "responses.h"
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-
-static enum gw_status GW_PRINTF(3, 4)
-    bad(struct gw_verr *e, const char *param, const char *fmt, ...)
-{
-	va_list ap;
-
-	snprintf(e->param, sizeof(e->param), "%s", param);
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-	va_end(ap);
-	return GW_E_INVALID;
-}
 
 static int
 absent(json_object *v)
 {
 	return v == NULL || json_object_is_type(v, json_type_null);
-}
-
-/* An optional number within [lo, hi]. */
-static enum gw_status
-number_in(
-    json_object *body, const char *key, double lo, double hi, struct gw_verr *e)
-{
-	json_object *v = gw_json_get(body, key);
-	double d;
-
-	if (absent(v))
-		return GW_OK;
-	if (!json_object_is_type(v, json_type_int) &&
-	    !json_object_is_type(v, json_type_double))
-		return bad(e, key, "'%s' must be a number", key);
-	d = json_object_get_double(v);
-	if (d < lo || d > hi)
-		return bad(e, key, "'%s' must be between %g and %g, got %g",
-		    key, lo, hi, d);
-	return GW_OK;
 }
 
 enum gw_status
@@ -51,35 +18,33 @@ gw_responses_validate(json_object *body, struct gw_verr *e)
 	enum gw_status st;
 
 	if (body == NULL || !json_object_is_type(body, json_type_object))
-		return bad(e, "", "Request body must be a JSON object");
-	v = gw_json_get(body, "model");
-	if (absent(v))
-		return bad(e, "model", "'model' is required");
-	if (!json_object_is_type(v, json_type_string))
-		return bad(e, "model", "'model' must be a string");
-	if (json_object_get_string_len(v) == 0)
-		return bad(e, "model", "'model' must not be empty");
+		return gw_validate_fail(
+		    e, "", "Request body must be a JSON object");
+	if ((st = gw_validate_need_string(body, "model", e)) != GW_OK)
+		return st;
 	v = gw_json_get(body, "input");
 	if (absent(v) && absent(gw_json_get(body, "previous_response_id")))
-		return bad(e, "input", "'input' is required");
+		return gw_validate_fail(e, "input", "'input' is required");
 	if (!absent(v) && !json_object_is_type(v, json_type_string) &&
 	    !json_object_is_type(v, json_type_array))
-		return bad(e, "input",
+		return gw_validate_fail(e, "input",
 		    "'input' must be a string or an array of input items");
 	v = gw_json_get(body, "instructions");
 	if (!absent(v) && !json_object_is_type(v, json_type_string))
-		return bad(
+		return gw_validate_fail(
 		    e, "instructions", "'instructions' must be a string");
 	v = gw_json_get(body, "stream");
 	if (!absent(v) && !json_object_is_type(v, json_type_boolean))
-		return bad(e, "stream", "'stream' must be a boolean");
+		return gw_validate_fail(
+		    e, "stream", "'stream' must be a boolean");
 	v = gw_json_get(body, "max_output_tokens");
 	if (!absent(v) && (!json_object_is_type(v, json_type_int) ||
 	                      json_object_get_int64(v) < 1))
-		return bad(e, "max_output_tokens",
+		return gw_validate_fail(e, "max_output_tokens",
 		    "'max_output_tokens' must be an integer of at least 1");
-	if ((st = number_in(body, "temperature", 0, 2, e)) != GW_OK ||
-	    (st = number_in(body, "top_p", 0, 1, e)) != GW_OK)
+	if ((st = gw_validate_number_in(body, "temperature", 0, 2, e)) !=
+	        GW_OK ||
+	    (st = gw_validate_number_in(body, "top_p", 0, 1, e)) != GW_OK)
 		return st;
 	return GW_OK;
 }

@@ -8,8 +8,8 @@
 
 #include "json_util.h"
 
-static enum gw_status GW_PRINTF(3, 4)
-    bad(struct gw_verr *e, const char *param, const char *fmt, ...)
+enum gw_status
+gw_validate_fail(struct gw_verr *e, const char *param, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -27,9 +27,8 @@ is_number(json_object *v)
 	       json_object_is_type(v, json_type_double);
 }
 
-/* An optional number field within [lo, hi]. */
-static enum gw_status
-number_in(
+enum gw_status
+gw_validate_number_in(
     json_object *body, const char *key, double lo, double hi, struct gw_verr *e)
 {
 	json_object *v = gw_json_get(body, key);
@@ -38,11 +37,25 @@ number_in(
 	if (v == NULL || json_object_is_type(v, json_type_null))
 		return GW_OK;
 	if (!is_number(v))
-		return bad(e, key, "'%s' must be a number", key);
+		return gw_validate_fail(e, key, "'%s' must be a number", key);
 	d = json_object_get_double(v);
 	if (d < lo || d > hi)
-		return bad(e, key, "'%s' must be between %g and %g, got %g",
-		    key, lo, hi, d);
+		return gw_validate_fail(e, key,
+		    "'%s' must be between %g and %g, got %g", key, lo, hi, d);
+	return GW_OK;
+}
+
+enum gw_status
+gw_validate_need_string(json_object *body, const char *key, struct gw_verr *e)
+{
+	json_object *v = gw_json_get(body, key);
+
+	if (v == NULL || json_object_is_type(v, json_type_null))
+		return gw_validate_fail(e, key, "'%s' is required", key);
+	if (!json_object_is_type(v, json_type_string))
+		return gw_validate_fail(e, key, "'%s' must be a string", key);
+	if (json_object_get_string_len(v) == 0)
+		return gw_validate_fail(e, key, "'%s' must not be empty", key);
 	return GW_OK;
 }
 
@@ -57,14 +70,16 @@ integer_min(json_object *body, const char *key, int64_t lo, int64_t hi,
 	if (v == NULL || json_object_is_type(v, json_type_null))
 		return GW_OK;
 	if (!json_object_is_type(v, json_type_int))
-		return bad(e, key, "'%s' must be an integer", key);
+		return gw_validate_fail(e, key, "'%s' must be an integer", key);
 	n = json_object_get_int64(v);
 	if (n < lo)
-		return bad(e, key, "'%s' must be at least %lld, got %lld", key,
-		    (long long)lo, (long long)n);
+		return gw_validate_fail(e, key,
+		    "'%s' must be at least %lld, got %lld", key, (long long)lo,
+		    (long long)n);
 	if (n > hi)
-		return bad(e, key, "'%s' must be at most %lld, got %lld", key,
-		    (long long)hi, (long long)n);
+		return gw_validate_fail(e, key,
+		    "'%s' must be at most %lld, got %lld", key, (long long)hi,
+		    (long long)n);
 	return GW_OK;
 }
 
@@ -77,7 +92,7 @@ optional_type(json_object *body, const char *key, enum json_type t,
 	if (v == NULL || json_object_is_type(v, json_type_null) ||
 	    json_object_is_type(v, t))
 		return GW_OK;
-	return bad(e, key, "'%s' must be %s", key, what);
+	return gw_validate_fail(e, key, "'%s' must be %s", key, what);
 }
 
 static enum gw_status
@@ -86,14 +101,16 @@ check_model(json_object *body, struct gw_verr *e)
 	json_object *v;
 
 	if (!json_object_is_type(body, json_type_object))
-		return bad(e, "", "Request body must be a JSON object");
+		return gw_validate_fail(
+		    e, "", "Request body must be a JSON object");
 	v = gw_json_get(body, "model");
 	if (v == NULL)
-		return bad(e, "model", "'model' is required");
+		return gw_validate_fail(e, "model", "'model' is required");
 	if (!json_object_is_type(v, json_type_string))
-		return bad(e, "model", "'model' must be a string");
+		return gw_validate_fail(e, "model", "'model' must be a string");
 	if (json_object_get_string_len(v) == 0)
-		return bad(e, "model", "'model' must not be empty");
+		return gw_validate_fail(
+		    e, "model", "'model' must not be empty");
 	return GW_OK;
 }
 
@@ -105,10 +122,13 @@ check_sampling(json_object *body, struct gw_verr *e)
 	enum gw_status st;
 	size_t i, n;
 
-	if ((st = number_in(body, "temperature", 0, 2, e)) != GW_OK ||
-	    (st = number_in(body, "top_p", 0, 1, e)) != GW_OK ||
-	    (st = number_in(body, "presence_penalty", -2, 2, e)) != GW_OK ||
-	    (st = number_in(body, "frequency_penalty", -2, 2, e)) != GW_OK ||
+	if ((st = gw_validate_number_in(body, "temperature", 0, 2, e)) !=
+	        GW_OK ||
+	    (st = gw_validate_number_in(body, "top_p", 0, 1, e)) != GW_OK ||
+	    (st = gw_validate_number_in(body, "presence_penalty", -2, 2, e)) !=
+	        GW_OK ||
+	    (st = gw_validate_number_in(body, "frequency_penalty", -2, 2, e)) !=
+	        GW_OK ||
 	    (st = integer_min(body, "max_tokens", 1, INT64_MAX, e)) != GW_OK ||
 	    (st = integer_min(
 	         body, "max_completion_tokens", 1, INT64_MAX, e)) != GW_OK ||
@@ -126,17 +146,17 @@ check_sampling(json_object *body, struct gw_verr *e)
 	if (stop != NULL && !json_object_is_type(stop, json_type_null) &&
 	    !json_object_is_type(stop, json_type_string)) {
 		if (!json_object_is_type(stop, json_type_array))
-			return bad(e, "stop",
+			return gw_validate_fail(e, "stop",
 			    "'stop' must be a string or an array of strings");
 		n = json_object_array_length(stop);
 		if (n > 4)
-			return bad(
+			return gw_validate_fail(
 			    e, "stop", "'stop' takes at most 4 sequences");
 		for (i = 0; i < n; i++)
 			if (!json_object_is_type(
 			        json_object_array_get_idx(stop, i),
 			        json_type_string))
-				return bad(e, "stop",
+				return gw_validate_fail(e, "stop",
 				    "'stop' must be a string or an array of "
 				    "strings");
 	}
@@ -157,17 +177,18 @@ check_message(json_object *m, size_t i, struct gw_verr *e)
 	/* The parameter's name is formatted only for an error. */
 #define PARAM(suffix) (snprintf(p, sizeof(p), "messages[%zu]" suffix, i), p)
 	if (!json_object_is_type(m, json_type_object))
-		return bad(e, PARAM(""), "'%s' must be an object", p);
+		return gw_validate_fail(
+		    e, PARAM(""), "'%s' must be an object", p);
 	role = gw_json_get(m, "role");
 	if (role == NULL || !json_object_is_type(role, json_type_string))
-		return bad(e, PARAM(".role"),
+		return gw_validate_fail(e, PARAM(".role"),
 		    "'%s' is required and must be a string", p);
 	r = json_object_get_string(role);
 	for (k = 0; k < sizeof(roles) / sizeof(roles[0]); k++)
 		if (strcmp(r, roles[k]) == 0)
 			break;
 	if (k == sizeof(roles) / sizeof(roles[0]))
-		return bad(e, PARAM(".role"),
+		return gw_validate_fail(e, PARAM(".role"),
 		    "'%s' must be one of system, user, assistant, tool, "
 		    "function, developer; got '%.40s'",
 		    p, r);
@@ -176,12 +197,12 @@ check_message(json_object *m, size_t i, struct gw_verr *e)
 		/* Only an assistant turn (tool calls) may omit content. */
 		if (strcmp(r, "assistant") == 0)
 			return GW_OK;
-		return bad(e, PARAM(".content"),
+		return gw_validate_fail(e, PARAM(".content"),
 		    "'%s' is required for role '%s'", p, r);
 	}
 	if (!json_object_is_type(content, json_type_string) &&
 	    !json_object_is_type(content, json_type_array))
-		return bad(e, PARAM(".content"),
+		return gw_validate_fail(e, PARAM(".content"),
 		    "'%s' must be a string or an array of parts", p);
 #undef PARAM
 	return GW_OK;
@@ -198,12 +219,15 @@ gw_validate_chat(json_object *body, struct gw_verr *e)
 		return st;
 	msgs = gw_json_get(body, "messages");
 	if (msgs == NULL)
-		return bad(e, "messages", "'messages' is required");
+		return gw_validate_fail(
+		    e, "messages", "'messages' is required");
 	if (!json_object_is_type(msgs, json_type_array))
-		return bad(e, "messages", "'messages' must be an array");
+		return gw_validate_fail(
+		    e, "messages", "'messages' must be an array");
 	n = json_object_array_length(msgs);
 	if (n == 0)
-		return bad(e, "messages", "'messages' must not be empty");
+		return gw_validate_fail(
+		    e, "messages", "'messages' must not be empty");
 	for (i = 0; i < n; i++)
 		if ((st = check_message(
 		         json_object_array_get_idx(msgs, i), i, e)) != GW_OK)
@@ -228,20 +252,21 @@ check_text_input(json_object *body, const char *key, int allow_empty_string,
 	size_t i, n;
 
 	if (v == NULL || json_object_is_type(v, json_type_null))
-		return bad(e, key, "'%s' is required", key);
+		return gw_validate_fail(e, key, "'%s' is required", key);
 	if (json_object_is_type(v, json_type_string)) {
 		if (!allow_empty_string && json_object_get_string_len(v) == 0)
-			return bad(e, key, "'%s' must not be empty", key);
+			return gw_validate_fail(
+			    e, key, "'%s' must not be empty", key);
 		return GW_OK;
 	}
 	if (!json_object_is_type(v, json_type_array))
-		return bad(e, key,
+		return gw_validate_fail(e, key,
 		    "'%s' must be a string or an array of strings or token "
 		    "arrays",
 		    key);
 	n = json_object_array_length(v);
 	if (n == 0)
-		return bad(e, key, "'%s' must not be empty", key);
+		return gw_validate_fail(e, key, "'%s' must not be empty", key);
 	for (i = 0; i < n; i++) {
 		it = json_object_array_get_idx(v, i);
 		if (json_object_is_type(it, json_type_string) ||
@@ -250,7 +275,7 @@ check_text_input(json_object *body, const char *key, int allow_empty_string,
 		if (json_object_is_type(it, json_type_array) &&
 		    json_object_array_length(it) > 0)
 			continue;
-		return bad(e, key,
+		return gw_validate_fail(e, key,
 		    "'%s' must be a string or an array of strings or token "
 		    "arrays",
 		    key);
@@ -291,7 +316,7 @@ gw_validate_embedding(json_object *body, struct gw_verr *e)
 		fmt = gw_json_get_str(body, "encoding_format");
 		if (fmt == NULL ||
 		    (strcmp(fmt, "float") != 0 && strcmp(fmt, "base64") != 0))
-			return bad(e, "encoding_format",
+			return gw_validate_fail(e, "encoding_format",
 			    "'encoding_format' must be 'float' or 'base64'");
 	}
 	return GW_OK;
@@ -310,7 +335,7 @@ gw_validate_metadata(json_object *body, size_t max_bytes, struct gw_verr *e)
 		return GW_OK;
 	/* Refused, it is not kept either: the spend row reads the body. */
 	json_object_object_del(body, "metadata");
-	return bad(e, "metadata",
+	return gw_validate_fail(e, "metadata",
 	    "'metadata' must be at most %zu bytes as JSON, got %zu "
 	    "([gateway] max_metadata_bytes)",
 	    max_bytes, len);

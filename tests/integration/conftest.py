@@ -529,3 +529,23 @@ def new_key(stack, **fields):
     out = r.json()
     RAW_KEYS.append(out["key"])
     return out
+
+
+def wait_json_row(pg, sql, what, timeout=15):
+    """The one row sql (a SELECT to_jsonb(...)) returns, decoded, polled
+    for until it is there: rows come through the spool and shipper, not at
+    once. AssertionError naming what when none came within timeout s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        out = pg.psql(sql)
+        if out:
+            return json.loads(out)
+        time.sleep(0.1)
+    raise AssertionError("no %s within %g s" % (what, timeout))
+
+
+def spend_row(pg, rid, timeout=15):
+    """The spend_logs row of request rid, once shipped."""
+    return wait_json_row(pg, "SELECT to_jsonb(s) FROM spend_logs s "
+                         "WHERE request_id = '%s'" % rid,
+                         "spend row for " + rid, timeout)

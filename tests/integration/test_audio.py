@@ -9,6 +9,7 @@ import http.client
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -17,7 +18,7 @@ import wave
 import pytest
 
 from conftest import (AUTH, MASTER_KEY, Mock, _cleanups, assert_openai_error,
-                      bearer, new_key, post, request)
+                      bearer, new_key, post, request, spend_row)
 from test_openai_sdk import SDK, ensure_sdk
 from test_relay import metric
 
@@ -94,17 +95,6 @@ def upload(stack, fields, key=MASTER_KEY, path="/v1/audio/transcriptions", **kw)
         bearer(key), **{"Content-Type": ctype}))
 
 
-def row(pg, rid, timeout=15):
-    """The spend row of request rid, once shipped."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        out = pg.psql("SELECT to_jsonb(s) FROM spend_logs s WHERE request_id = '%s'" % rid)
-        if out:
-            return json.loads(out)
-        time.sleep(0.1)
-    raise AssertionError("no spend row for " + rid)
-
-
 def last(mock):
     """The mock's /__last, its body as the bytes it got (the mock writes
     them into its JSON unvalidated: undone with surrogateescape)."""
@@ -128,7 +118,7 @@ def test_transcription_spend_per_second(st, pg, audio_mock):
     assert out["duration"] == pytest.approx(1.5) and out["task"] == "transcribe"
     want = 1.5 * PER_SECOND
     assert float(r.headers["x-litellm-response-cost"]) == pytest.approx(want)
-    s = row(pg, r.headers["x-request-id"])
+    s = spend_row(pg, r.headers["x-request-id"])
     assert s["call_type"] == "atranscription" and s["status"] == 200
     assert s["model"] == "whisper-large" and s["actual_model"] == "whisper-large"
     assert float(s["spend"]) == pytest.approx(want)
@@ -148,7 +138,7 @@ def test_translation_and_formats_per_request(st, pg):
     assert r.status == 200, r
     assert r.json()["text"].startswith("mock translation by whisper-large")
     assert float(r.headers["x-litellm-response-cost"]) == pytest.approx(PER_REQUEST)
-    s = row(pg, r.headers["x-request-id"])
+    s = spend_row(pg, r.headers["x-request-id"])
     assert s["call_type"] == "atranscription"  # LiteLLM has no translation type
     assert float(s["spend"]) == pytest.approx(PER_REQUEST)
     # text, srt, vtt: relayed as the upstream gives them, without /v1 too.
@@ -156,7 +146,7 @@ def test_translation_and_formats_per_request(st, pg):
                path="/audio/transcriptions")
     assert r.status == 200 and r.headers["content-type"].startswith("text/plain")
     assert r.body == b"mock transcription by whisper-flat of %d bytes\n" % len(WAV)
-    assert float(row(pg, r.headers["x-request-id"])["spend"]) == pytest.approx(FLAT)
+    assert float(spend_row(pg, r.headers["x-request-id"])["spend"]) == pytest.approx(FLAT)
     r = upload(st, [("model", "whisper-flat"), ("response_format", "srt")])
     assert r.status == 200 and r.body.startswith(b"1\n00:00:00.000 --> ")
     r = upload(st, [("model", "whisper-flat"), ("response_format", "vtt")])
@@ -181,7 +171,7 @@ def test_alias_rewrites_only_the_model_field(st, pg, audio_mock):
     assert want != sent and got["body"] == want
     assert got["headers"]["content-type"] == ctype
     assert got["headers"]["content-length"] == str(len(want))
-    s = row(pg, r.headers["x-request-id"])
+    s = spend_row(pg, r.headers["x-request-id"])
     assert s["model"] == "whisper-1" and s["actual_model"] == "whisper-large"
     assert float(s["spend"]) == pytest.approx(PER_REQUEST)  # json: no duration
 
@@ -210,7 +200,7 @@ def test_auth_and_model_restriction(st, pg, audio_mock):
     assert_openai_error(r, 401, "key_model_access_denied")
     assert audio_mock.stats()["audio"] == before + 1
     # The refusal has its row, at no cost.
-    s = row(pg, r.headers["x-request-id"])
+    s = spend_row(pg, r.headers["x-request-id"])
     assert s["call_type"] == "aspeech" and s["status"] == 401 and float(s["spend"]) == 0
 
 
@@ -222,7 +212,7 @@ def test_bad_uploads_answer_400(st, pg, audio_mock):
     # No file part; a file that is a plain field; no model; an empty one.
     r = upload(st, [("model", "whisper-1")], file=None)
     assert assert_openai_error(r, 400)["param"] == "file"
-    s = row(pg, r.headers["x-request-id"])
+    s = spend_row(pg, r.headers["x-request-id"])
     assert s["status"] == 400 and s["call_type"] == "atranscription"
     err = assert_openai_error(upload(st, [("model", "whisper-1"), ("file", "x")], file=None), 400)
     assert err["param"] == "file"
@@ -253,7 +243,7 @@ def test_over_the_cap_413(st, pg, audio_mock):
                    headers=dict(AUTH, **{"Content-Type": ctype}))
     err = assert_openai_error(r, 413)
     assert "%d bytes ([gateway] max_audio_bytes)" % CAP in err["message"]
-    s = row(pg, r.headers["x-request-id"])
+    s = spend_row(pg, r.headers["x-request-id"])
     assert s["status"] == 413 and s["call_type"] == "atranscription"
     assert s["error_type"] == "request_too_large" and float(s["spend"]) == 0
     # Under the cap, JSON routes keep max_body_bytes, audio its own.
@@ -330,7 +320,7 @@ def test_client_leaves_mid_upload(st, pg, audio_mock):
     assert audio_mock.stats()["audio"] == before      # no upstream call
     r = upload(st, [("model", "whisper-1")], key=k["key"])   # the workers serve on
     assert r.status == 200, r
-    row(pg, r.headers["x-request-id"])
+    spend_row(pg, r.headers["x-request-id"])
     time.sleep(0.5)
     assert rows_of(pg, k["token"]) == 1                # the cut uploads left none
     assert audio_mock.stats()["audio"] == before + 1
@@ -360,7 +350,7 @@ def test_speech_streams_binary_chunk_by_chunk(st, pg):
     print("speech first bytes %.3f s, end %.3f s" % (t_first, t_end))
     w = wave.open(io.BytesIO(audio_bytes))
     assert w.getframerate() == 16000 and w.getnframes() == SPEECH_CHUNKS * 1600
-    s = row(pg, r.getheader("x-request-id"))
+    s = spend_row(pg, r.getheader("x-request-id"))
     assert s["call_type"] == "aspeech" and s["status"] == 200
     assert s["model"] == "tts-1" and s["actual_model"] == "tts-kokoro"
     assert float(s["spend"]) == pytest.approx(len(text) * PER_CHAR)
@@ -460,13 +450,16 @@ def test_speech_falls_back_and_relays_errors(st, pg):
     assert r.status == 200 and r.body[:4] == b"RIFF", r
     assert r.headers["x-litellm-model-id"] == "tts-kokoro"
     assert r.headers["x-litellm-attempted-fallbacks"] == "1"
-    s = row(pg, r.headers["x-request-id"])
+    # The relay's answer headers (gw_relay_answer_headers): ms as "12.345".
+    assert re.fullmatch(r"\d+\.\d{3}", r.headers["x-litellm-response-duration-ms"]), r
+    s = spend_row(pg, r.headers["x-request-id"])
     assert s["actual_model"] == "tts-kokoro" and float(s["spend"]) == pytest.approx(3 * PER_CHAR)
     # An upstream error is relayed in the OpenAI shape, its status kept.
     r = post(st, "/v1/audio/speech", {"model": "tts-x@fault=429", "input": "abc", "voice": "a"})
     assert_openai_error(r, 429)
-    assert r.headers["retry-after"]
-    s = row(pg, r.headers["x-request-id"])
+    assert r.headers["retry-after"] == "1"
+    assert r.headers["x-litellm-model-id"] == "tts-x@fault=429"
+    s = spend_row(pg, r.headers["x-request-id"])
     assert s["status"] == 429 and float(s["spend"]) == 0
 
 

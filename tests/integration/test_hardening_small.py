@@ -2,9 +2,9 @@
 (4), upstream error messages redacted (7), user and team ids bounded, and a
 teammate's key metadata not shown to a member (9)."""
 import json
-import time
 
-from conftest import (AUTH, assert_openai_error, bearer, new_key, post)
+from conftest import (AUTH, assert_openai_error, bearer, new_key, post,
+                      spend_row)
 
 MSGS = [{"role": "user", "content": "hello there friend"}]
 MODEL = "qwen3-30b-a3b"
@@ -13,17 +13,6 @@ META_MAX = 16384  # [gateway] max_metadata_bytes, the default
 
 def chat(stack, key, body, path="/v1/chat/completions"):
     return post(stack, path, body, bearer(key))
-
-
-def spend_row(pg, rid, timeout=15):
-    """The spend row of request rid, once shipped (None if none came)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        out = pg.psql("SELECT to_jsonb(s) FROM spend_logs s WHERE request_id = '%s'" % rid)
-        if out:
-            return json.loads(out)
-        time.sleep(0.1)
-    return None
 
 
 def metadata_of(size):

@@ -7,13 +7,11 @@ upstream's view of what reached it."""
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
 from conftest import (AUTH, MASTER_KEY, TREE, Mock, assert_openai_error,
-                      bearer, new_key, post)
-from test_hardening_small import spend_row
+                      bearer, new_key, post, spend_row, wait_json_row)
 from test_openai_sdk import SDK, ensure_sdk
 
 PASSTHROUGH = "/tokenize, /infill"
@@ -349,13 +347,9 @@ def test_passthrough_config_checked(rr, tmp_path, value, needle):
 
 def payload(pg, rid, timeout=15):
     """The request_payloads row (Langfuse capture) of request rid."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        out = pg.psql("SELECT to_jsonb(p) FROM request_payloads p WHERE request_id = '%s'" % rid)
-        if out:
-            return json.loads(out)
-        time.sleep(0.1)
-    return None
+    return wait_json_row(pg, "SELECT to_jsonb(p) FROM request_payloads p "
+                         "WHERE request_id = '%s'" % rid,
+                         "request_payloads row for " + rid, timeout)
 
 
 def test_responses_captured_for_langfuse(make_stack, rr_mock, pg, base_dir):

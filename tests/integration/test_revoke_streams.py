@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import AUTH, assert_openai_error, bearer, new_key, post
+from conftest import (AUTH, assert_openai_error, bearer, new_key, post,
+                      spend_row)
 
 MSGS = [{"role": "user", "content": "hello there friend"}]  # 18 chars: 5 estimated
 SLOW = "qwen3-30b-a3b@chunks=100,chunk_delay_ms=100"  # 10 s of chunks
@@ -71,16 +72,6 @@ class Stream:
         return [e[len("data: "):] for _, e in self.events if e.startswith("data: ")]
 
 
-def wait_row(pg, rid, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = pg.psql("SELECT to_jsonb(s) FROM spend_logs s WHERE request_id = '%s'" % rid)
-        if got:
-            return json.loads(got)
-        time.sleep(0.1)
-    raise AssertionError("no spend row for " + rid)
-
-
 def aborted(mock):
     return mock.stats()["streams_aborted"]
 
@@ -104,7 +95,7 @@ def check_ended(pg, mock, s, t_change, case, etype, words, err_type, aborted_bef
     while aborted(mock) <= aborted_before and time.time() < deadline:
         time.sleep(0.05)
     assert aborted(mock) == aborted_before + 1
-    row = wait_row(pg, s.rid)
+    row = spend_row(pg, s.rid)
     assert row["error_type"] == err_type and row["stream"] is True
     assert row["usage_estimated"] is True and row["client_disconnected"] is False
     # One token per chunk relayed: exactly what the client got.
@@ -233,7 +224,7 @@ def test_stream_waiting_for_its_first_byte_is_refused(rv, pg, mock):
     assert took < LIMIT_S, took
     err = assert_openai_error(out["r"], 401, "auth_error")
     assert "Key is blocked" in err["message"]
-    row = wait_row(pg, out["r"].headers["x-request-id"])
+    row = spend_row(pg, out["r"].headers["x-request-id"])
     assert row["status"] == 401 and row["error_type"] == "key_revoked"
     assert row["completion_tokens"] == 0
 

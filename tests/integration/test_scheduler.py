@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import AUTH, Mock, assert_openai_error, post, request
+from conftest import AUTH, Mock, assert_openai_error, post, request, spend_row
 
 SWAP_MS = 1000
 MSGS = [{"role": "user", "content": "hello"}]
@@ -61,17 +61,6 @@ def chat(stack, model, stream=False, timeout=60):
     r = post(stack, "/v1/chat/completions", body, timeout=timeout)
     r.t_end = time.monotonic()
     return r
-
-
-def spend_row(stack, rid, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        out = stack.pg.psql("SELECT to_jsonb(s) FROM spend_logs s "
-                            "WHERE request_id = '%s'" % rid)
-        if out:
-            return json.loads(out)
-        time.sleep(0.1)
-    raise AssertionError("no spend row for %s" % rid)
 
 
 def status(stack):
@@ -143,13 +132,13 @@ def test_lone_model_never_delayed(son, smock):
         rs.append(t.out["r"])
     for x in rs:
         assert x.status == 200, x
-        row = spend_row(son, x.headers["x-request-id"])
+        row = spend_row(son.pg, x.headers["x-request-id"])
         assert row["metadata"]["queue_time_seconds"] == 0, row["metadata"]
     # lone-a idle: lone-b alone is not held either (the mock swaps).
     b = chat(son, "lone-b")
     assert b.status == 200, b
     assert b.elapsed >= SWAP_MS / 1000.0 - 0.05
-    row = spend_row(son, b.headers["x-request-id"])
+    row = spend_row(son.pg, b.headers["x-request-id"])
     assert row["metadata"]["queue_time_seconds"] == 0
     assert "queue_ms=0.000" in son.log("chat")
     g, m = model_state(status(son), "lone-b")
@@ -170,7 +159,7 @@ def test_other_model_waits_for_busy_one(son, smock):
     a, b = ta.out["r"], tb.out["r"]
     assert a.status == 200 and b.status == 200, (a, b)
     assert b.t_end > a.t_end
-    row = spend_row(son, b.headers["x-request-id"])
+    row = spend_row(son.pg, b.headers["x-request-id"])
     q = row["metadata"]["queue_time_seconds"]
     assert 0.3 < q < 3.0, q
     # It waited >= 1 s: its stream kept its client alive meanwhile.
@@ -207,7 +196,7 @@ def test_max_wait_bounds_minority_model(son, smock):
     assert all(x.status == 200 for x in done), [x for x in done if x.status != 200]
     # Held max_wait_s (a was busy throughout), at most max_wait_s + the
     # drain of a's requests in flight (1.5 s) + margin.
-    q = spend_row(son, b.headers["x-request-id"])["metadata"]["queue_time_seconds"]
+    q = spend_row(son.pg, b.headers["x-request-id"])["metadata"]["queue_time_seconds"]
     assert 2.9 <= q <= 3 + 1.5 + 1.5, q
     assert b_end < stop, "b waited for the flood to end"
     # The flood went on after b: the group switched back to a.
@@ -285,7 +274,7 @@ def test_queue_full_answers_429(son, smock):
         t.join(30)
         assert t.out["r"].status == 200
     smock.control()
-    row = spend_row(son, r.headers["x-request-id"])
+    row = spend_row(son.pg, r.headers["x-request-id"])
     assert row["status"] == 429
 
 
@@ -395,7 +384,7 @@ def test_wait_bounded_by_first_byte_timeout(sto, smock):
     assert "not scheduled within 2 s" in err["message"], err
     assert 1.8 < b.elapsed < 3.5, b.elapsed
     assert ta.out["r"].status == 200 and b"data: [DONE]" in ta.out["r"].body
-    row = spend_row(sto, b.headers["x-request-id"])
+    row = spend_row(sto.pg, b.headers["x-request-id"])
     assert row["status"] == 504
     assert row["metadata"]["queue_time_seconds"] >= 1.8
     assert waiting(sto, "to-b") == 0
@@ -423,7 +412,7 @@ def test_scheduler_off_passes_through(soff, smock):
     smock.control()
     b = tb.out["r"]
     assert b.status == 200
-    row = spend_row(soff, b.headers["x-request-id"])
+    row = spend_row(soff.pg, b.headers["x-request-id"])
     assert "queue_time_seconds" not in row["metadata"]
     assert "queue_ms=" not in soff.log("chat")
     st = status(soff)

@@ -285,6 +285,46 @@ test_metadata_cap(void **state)
 	json_object_put(o);
 }
 
+/* The field checks rerank.c and responses.c share with validate.c. */
+static void
+test_shared_checks(void **state)
+{
+	static const char body[] =
+	    "{\"s\":\"x\",\"empty\":\"\",\"nul\":null,\"n\":3,\"d\":0.5}";
+	char longp[200];
+	struct gw_verr e = {"", ""};
+	json_object *o = NULL;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(
+	    gw_json_parse(body, strlen(body), &o, msg, sizeof(msg)), GW_OK);
+	assert_int_equal(gw_validate_need_string(o, "s", &e), GW_OK);
+	assert_int_equal(gw_validate_need_string(o, "nul", &e), GW_E_INVALID);
+	assert_string_equal(e.param, "nul");
+	assert_string_equal(e.msg, "'nul' is required");
+	assert_int_equal(gw_validate_need_string(o, "n", &e), GW_E_INVALID);
+	assert_string_equal(e.msg, "'n' must be a string");
+	assert_int_equal(gw_validate_need_string(o, "empty", &e), GW_E_INVALID);
+	assert_string_equal(e.msg, "'empty' must not be empty");
+	assert_int_equal(gw_validate_number_in(o, "absent", 0, 1, &e), GW_OK);
+	assert_int_equal(gw_validate_number_in(o, "nul", 0, 1, &e), GW_OK);
+	assert_int_equal(gw_validate_number_in(o, "d", 0, 1, &e), GW_OK);
+	assert_int_equal(gw_validate_number_in(o, "n", 0, 2, &e), GW_E_INVALID);
+	assert_string_equal(e.param, "n");
+	assert_string_equal(e.msg, "'n' must be between 0 and 2, got 3");
+	assert_int_equal(gw_validate_number_in(o, "s", 0, 2, &e), GW_E_INVALID);
+	assert_string_equal(e.msg, "'s' must be a number");
+	/* A message longer than e holds is cut, not overrun. */
+	memset(longp, 'p', sizeof(longp) - 1);
+	longp[sizeof(longp) - 1] = '\0';
+	assert_int_equal(
+	    gw_validate_fail(&e, longp, "%s%s", longp, longp), GW_E_INVALID);
+	assert_int_equal(strlen(e.param), sizeof(e.param) - 1);
+	assert_int_equal(strlen(e.msg), sizeof(e.msg) - 1);
+	json_object_put(o);
+}
+
 int
 main(void)
 {
@@ -292,6 +332,7 @@ main(void)
 	    cmocka_unit_test(test_cases),
 	    cmocka_unit_test(test_long_role),
 	    cmocka_unit_test(test_metadata_cap),
+	    cmocka_unit_test(test_shared_checks),
 	};
 
 	return cmocka_run_group_tests_name("validate", tests, NULL, NULL);
