@@ -209,12 +209,22 @@ gw_spool_shipped(struct gw_spool_reader *rd, int rows, void (*done)(void *tag))
 	}
 	rows_shipped += (uint64_t)rows;
 	set_gauge();
-	/* Rotate a big, fully shipped file (every tag is back by now). */
-	if (rd->off == append_size && append_size > SPOOL_ROTATE_BYTES &&
-	    (fd = spool_open(append_path, sizeof(append_path))) >= 0) {
-		close(append_fd);
-		append_fd = fd;
-		append_size = 0;
+	/*
+	 * Rotate a big, fully shipped file (every tag is back by now). The
+	 * old one goes at once, while its lock is still held: left on disk
+	 * unlocked, it would look orphaned, and an orphan scan (this
+	 * process's or another's) would send all its rows again.
+	 */
+	if (rd->off == append_size && append_size > SPOOL_ROTATE_BYTES) {
+		char old[sizeof(append_path)];
+
+		gw_strlcpy(old, append_path, sizeof(old));
+		if ((fd = spool_open(append_path, sizeof(append_path))) >= 0) {
+			unlink(old);
+			close(append_fd);
+			append_fd = fd;
+			append_size = 0;
+		}
 	}
 	pthread_mutex_unlock(&lock);
 	while ((t = ready) != NULL) {
