@@ -316,17 +316,52 @@ req_ended(struct gw_req *req)
 static const struct gw_req_hooks req_hooks = {req_ended, live_end};
 
 /*
- * glibc's allocator, set for a long-lived threaded worker (unless the
- * environment tunes it): two arenas, not eight per core, each keeping its
- * own high-water mark of pages; and fixed mmap and trim thresholds, since
- * by default a freed large block (a 1 MiB spool batch) raises both to its
- * size for good, after which the heap keeps megabytes it no longer uses.
+ * glibc's allocator, set for a long-lived threaded worker: two arenas, not
+ * eight per core, each keeping its own high-water mark of pages; fixed
+ * mmap and trim thresholds, since by default a freed large block raises
+ * both to its size for good, after which the heap keeps megabytes it no
+ * longer uses; and a per-thread cache of small blocks only (up to 256
+ * bytes): each thread keeps up to 7 freed blocks of every size it has
+ * seen, which no trim returns, and with 16 threads meeting ever new sizes
+ * of answers and bodies that grows for hours. glibc reads the last one
+ * only at start (a tunable, no mallopt), so gw_server_main starts the
+ * program again with GW_TUNABLES once; mallopt sets the rest in case it
+ * could not. An operator's own MALLOC_ARENA_MAX or GLIBC_TUNABLES wins.
  */
+#define GW_TUNABLES                                                            \
+	"glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=262144:"         \
+	"glibc.malloc.trim_threshold=524288:glibc.malloc.tcache_max=256"
+#define GW_TUNED_ENV "LLMGW_MALLOC_TUNED"
+
+/* 1 when the environment tunes the allocator itself (not our re-exec). */
+static int
+operator_tuned(void)
+{
+	return getenv("MALLOC_ARENA_MAX") != NULL ||
+	       (getenv("GLIBC_TUNABLES") != NULL &&
+	           getenv(GW_TUNED_ENV) == NULL);
+}
+
+/* Start this program again with GW_TUNABLES; returns only when it cannot. */
+static void
+reexec_tuned(char **argv)
+{
+	if (operator_tuned() || getenv(GW_TUNED_ENV) != NULL)
+		return;
+	if (setenv("GLIBC_TUNABLES", GW_TUNABLES, 1) != 0 ||
+	    setenv(GW_TUNED_ENV, "1", 1) != 0)
+		return;
+	execv("/proc/self/exe", argv);
+	gw_log_errno(NULL, "server",
+	    "cannot start again with the allocator's tunables (running "
+	    "without its small-block cache bound)");
+	unsetenv("GLIBC_TUNABLES");
+}
+
 static void
 tune_malloc(void)
 {
-	if (getenv("MALLOC_ARENA_MAX") != NULL ||
-	    getenv("GLIBC_TUNABLES") != NULL)
+	if (operator_tuned())
 		return;
 	mallopt(M_ARENA_MAX, 2);
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
@@ -714,6 +749,7 @@ gw_server_main(int argc, char **argv, const struct gw_server_ops *ops)
 		gw_cfg_unref(cfg);
 		return rc;
 	}
+	reexec_tuned(argv);
 	if (gw_log_init(
 	        prog, (enum gw_log_level)cfg->log_level, cfg->log_file) < 0) {
 		fprintf(stderr, "llmgw-%s: cannot open log file %s: %s\n", prog,
