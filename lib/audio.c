@@ -74,7 +74,8 @@ struct audio {
 	/* The attempt running, or the last one. */
 	int up_status;
 	char up_ctype[128];
-	int through; /* the answer goes to the client as it comes */
+	char up_retry_after[64]; /* the upstream's Retry-After, or "" */
+	int through;             /* the answer goes to the client as it comes */
 	struct gw_buf resp;
 	int64_t t_begin, t_last_data, t_last_tick;
 	enum abort_reason abort;
@@ -157,8 +158,9 @@ on_head(void *arg, int status, const char *ctype, const char *retry_after)
 {
 	struct audio *a = arg;
 
-	(void)retry_after;
 	a->up_status = status;
+	gw_strlcpy(a->up_retry_after, retry_after ? retry_after : "",
+	    sizeof(a->up_retry_after));
 	a->t_last_data = gw_now_mono_us();
 	gw_strlcpy(a->up_ctype, ctype ? ctype : "", sizeof(a->up_ctype));
 	/*
@@ -370,9 +372,9 @@ finish(struct audio *a, enum gw_status st, const struct gw_upstream_result *res)
 		return;
 	}
 	if (a->up_status < 200 || a->up_status >= 300) {
-		/* A 429 gets Retry-After: 1 (on_head keeps no upstream's). */
-		gw_relay_reply_upstream_error(
-		    req, a->up_status, a->resp.p, a->resp.len, NULL);
+		/* A 429 passes the upstream's Retry-After on (else 1). */
+		gw_relay_reply_upstream_error(req, a->up_status, a->resp.p,
+		    a->resp.len, a->up_retry_after);
 		return;
 	}
 	/* A whole answer, relayed as it came (JSON, text, srt, vtt). */
