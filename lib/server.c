@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -342,11 +343,21 @@ operator_tuned(void)
 	           getenv(GW_TUNED_ENV) == NULL);
 }
 
-/* Start this program again with GW_TUNABLES; returns only when it cannot. */
+/*
+ * Start this program again with GW_TUNABLES; returns when it cannot, or
+ * when /proc/self/exe is not the program argv[0] names (run under valgrind
+ * or another loader, whose own binary that is): then it runs as it is.
+ */
 static void
 reexec_tuned(char **argv)
 {
+	struct stat self, prog;
+
 	if (operator_tuned() || getenv(GW_TUNED_ENV) != NULL)
+		return;
+	if (strchr(argv[0], '/') == NULL ||
+	    stat("/proc/self/exe", &self) != 0 || stat(argv[0], &prog) != 0 ||
+	    self.st_dev != prog.st_dev || self.st_ino != prog.st_ino)
 		return;
 	if (setenv("GLIBC_TUNABLES", GW_TUNABLES, 1) != 0 ||
 	    setenv(GW_TUNED_ENV, "1", 1) != 0)
