@@ -311,7 +311,10 @@ def test_faults_under_load(faults_env, pg):
     # A request the killed worker was answering has no row (it had none to
     # lose yet); there are at most its in-flight requests, seen as errors.
     assert len(answered) - killed["during_errors"] <= rows <= len(answered)
-    assert rows_ok == ok
+    # A request the killed worker had answered and spooled can still reach
+    # its client as an error (the answer lost with the process): a 200 row
+    # for an error the client saw, at most one per error of the kill.
+    assert ok <= rows_ok <= ok + killed["during_errors"], (rows_ok, ok)
     uncounted = sum(s == 200 for _, s in load.between(mock.gap[0], mock.gap[1] + 0.2))
     assert ok - uncounted <= mock.chat_calls() <= ok + killed["during_errors"], uncounted
     assert pg.psql("SELECT count(*) = count(DISTINCT request_id) FROM spend_logs "
