@@ -2,7 +2,6 @@
 #include "http_upstream.h"
 
 #include <curl/curl.h>
-#include <malloc.h>
 #include <sys/epoll.h>
 #include <strings.h>
 #include <stdio.h>
@@ -362,8 +361,6 @@ gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
 #define SPARE_MAX 32
 /* Upstream connections the multi keeps beyond those in use. */
 #define IDLE_CONNS_MAX 64
-/* The loop idle this long returns freed memory to the system. */
-#define IDLE_TRIM_US (2 * 1000000)
 /* Every transfer's on_tick runs this often. */
 #define LOOP_TICK_US (100 * 1000)
 
@@ -383,7 +380,6 @@ struct gw_upstream_multi {
 	CURLM *m;
 	struct gw_loop_timer timer; /* libcurl's timeout */
 	struct gw_loop_timer tick;  /* every transfer's on_tick */
-	struct gw_loop_timer trim;  /* idle: memory back to the system */
 	struct gw_xfer *running;
 	struct gw_upstream *spare[SPARE_MAX];
 	int nspare;
@@ -489,10 +485,8 @@ xfer_end(struct gw_upstream_multi *um, struct gw_xfer *x, CURLcode rc)
 		gw_upstream_free(x->up);
 	x->done(x->c.cb->arg, st, &x->res);
 	free(x);
-	if (um->running == NULL) {
+	if (um->running == NULL)
 		gw_loop_timer_set(um->loop, &um->tick, -1);
-		gw_loop_timer_set(um->loop, &um->trim, IDLE_TRIM_US);
-	}
 }
 
 static void
@@ -530,17 +524,6 @@ on_tick(void *arg)
 		gw_loop_timer_set(um->loop, &um->tick, LOOP_TICK_US);
 }
 
-/*
- * No transfer for IDLE_TRIM_US: hand the memory a burst of streams left in
- * malloc's arenas back to the system (glibc keeps it otherwise).
- */
-static void
-on_idle(void *arg)
-{
-	(void)arg;
-	malloc_trim(0);
-}
-
 struct gw_upstream_multi *
 gw_upstream_multi_new(struct gw_loop *loop)
 {
@@ -559,8 +542,6 @@ gw_upstream_multi_new(struct gw_loop *loop)
 	um->timer.arg = um;
 	um->tick.fn = on_tick;
 	um->tick.arg = um;
-	um->trim.fn = on_idle;
-	um->trim.arg = um;
 	return um;
 }
 
@@ -587,7 +568,6 @@ gw_upstream_start(struct gw_upstream_multi *um,
 	um->running = x;
 	if (um->tick.due_us == 0)
 		gw_loop_timer_set(um->loop, &um->tick, LOOP_TICK_US);
-	gw_loop_timer_set(um->loop, &um->trim, -1);
 	/* libcurl asks for a timer at once: the transfer starts there. */
 	curl_multi_add_handle(um->m, x->up->h);
 	return x;

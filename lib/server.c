@@ -329,9 +329,16 @@ static const struct gw_req_hooks req_hooks = {req_ended, live_end};
  * program again with GW_TUNABLES once; mallopt sets the rest in case it
  * could not. An operator's own MALLOC_ARENA_MAX or GLIBC_TUNABLES wins.
  */
-#define GW_TUNABLES                                                            \
-	"glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=262144:"         \
-	"glibc.malloc.trim_threshold=524288:glibc.malloc.tcache_max=256"
+#define GW_ARENA_MAX 2
+#define GW_MMAP_THRESHOLD 262144 /* 256 KiB */
+#define GW_TRIM_THRESHOLD 524288 /* 512 KiB */
+#define GW_TCACHE_MAX 256
+#define GW_STR_(x) #x
+#define GW_STR(x) GW_STR_(x)
+#define GW_TUNABLES                                                                                                                   \
+	"glibc.malloc.arena_max=" GW_STR(GW_ARENA_MAX) ":glibc.malloc.mmap_"                                                          \
+	                                               "threshold=" GW_STR(GW_MMAP_THRESHOLD) ":glibc.malloc.trim_threshold=" GW_STR( \
+	                                                   GW_TRIM_THRESHOLD) ":glibc.malloc.tcache_max=" GW_STR(GW_TCACHE_MAX)
 #define GW_TUNED_ENV "LLMGW_MALLOC_TUNED"
 
 /* 1 when the environment tunes the allocator itself (not our re-exec). */
@@ -374,9 +381,9 @@ tune_malloc(void)
 {
 	if (operator_tuned())
 		return;
-	mallopt(M_ARENA_MAX, 2);
-	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 512 * 1024);
+	mallopt(M_ARENA_MAX, GW_ARENA_MAX);
+	mallopt(M_MMAP_THRESHOLD, GW_MMAP_THRESHOLD);
+	mallopt(M_TRIM_THRESHOLD, GW_TRIM_THRESHOLD);
 }
 
 /*

@@ -937,17 +937,17 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
         per = {k: (peak[k] - idle[k]) / peak_open for k in idle} if peak else {}
         time.sleep(1)
         after = big.rss_parts()
-        time.sleep(2.5)  # an idle worker gives freed memory back after 2 s
+        time.sleep(10.5)  # every worker gives freed memory back every 10 s
         after3 = big.rss_parts()
         d = {"streams": hold_n, "errors": len(errors), "error_sample": errors[:5], "seconds": secs,
              "idle_rss_kib": idle, "hold_rss_kib": peak, "open_at_sample": peak_open,
              "kib_per_stream": per.get("total"), "kib_per_stream_parts": per,
-             "after_rss_kib": after, "after_3s_rss_kib": after3}
+             "after_rss_kib": after, "after_trim_rss_kib": after3}
         say("  %d errors in %.1f s; RSS idle %d KiB, held %s KiB (%d open) -> %s KiB/stream (%s)"
             % (d["errors"], secs, idle["total"], peak and peak["total"], peak_open,
                fmt(d["kib_per_stream"], "%.1f"),
                ", ".join("%s %.1f" % (k, v) for k, v in per.items() if k != "total")))
-        say("  RSS 1 s after the streams ended: %d KiB (%+d KiB vs idle); 3.5 s after: %d KiB (%+d KiB)"
+        say("  RSS 1 s after the streams ended: %d KiB (%+d KiB vs idle); 11.5 s after: %d KiB (%+d KiB)"
             % (after["total"], after["total"] - idle["total"], after3["total"],
                after3["total"] - idle["total"]))
         for er in errors[:5]:

@@ -55,7 +55,8 @@ CHURN_S = 3.0        # one key generated, used, blocked, deleted this often
 SETTLE_S = 2.0       # a block/delete is refused everywhere within this (the
                      # issue: 1 s; twice that on this shared machine)
 FLAT = 0.05          # growth allowed after warm-up
-REST_S = 5.0         # the load paused this long for a sample at rest
+REST_S = 11.0        # the load paused this long for a sample at rest (past
+                     # one of the workers' 10-s malloc_trim)
 FLAT_MIN_S = 600     # shorter runs print the growth but do not judge it:
                      # the chat workers' idle upstream connections (up to 64
                      # a process) and the allocator's arenas still fill with
@@ -615,8 +616,7 @@ def soak(a, pg, mock, stack):
 
     threading.Thread(target=report, daemon=True).start()
     # Warm-up, then the load paused for REST_S: the memory every process
-    # holds at rest after warm-up (the chat workers trim the heap 2 s after
-    # their last stream), then the rest of the run and the same at its end.
+    # holds at rest after warm-up (every worker trims its heap every 10 s), then the rest of the run and the same at its end.
     drive(stack.port, key, token, tally, warm_s, rate, 2, a.mix)
     rest0 = at_rest(sampler, churn)
     say("at rest after warm-up: %s" % {g: v for g, v in rest0.items() if "workers" in g})
