@@ -594,10 +594,21 @@ async def hold_streams(target, body, n, chunks, sample):
 
 # -------------------------------------------------------------- instructions
 
-def callgrind_ir(h, stack, family, path, body, headers, n):
+def shipped_tunables(family):
+    """The GLIBC_TUNABLES a worker re-execs itself with (lib/server.c), read
+    from the binary: under valgrind it does not re-exec, so the callgrind
+    worker is given them to count what ships."""
+    data = open(os.path.join(TREE, "cgi-bin", "llmgw-" + family), "rb").read()
+    m = re.search(rb"glibc\.malloc\.[a-z_]+=\d+(?::glibc\.malloc\.[a-z_]+=\d+)*", data)
+    if not m:
+        raise SetupError("llmgw-%s: no GLIBC_TUNABLES string in the binary" % family)
+    return {"GLIBC_TUNABLES": m.group(0).decode(), "LLMGW_MALLOC_TUNED": "1"}
+
+
+def callgrind_ir(h, stack, family, path, body, headers, n, name=None):
     """Total Ir of one llmgw-<family> worker (-1: no supervisor) under
     callgrind serving n sequential requests through lighttpd."""
-    out = os.path.join(h.tmp, "callgrind.%s.%d" % (family, n))
+    out = os.path.join(h.tmp, "callgrind.%s.%d" % (name or family, n))
     sock = stack.run_file(family + ".sock")
     if os.path.exists(sock):
         os.unlink(sock)
@@ -607,7 +618,8 @@ def callgrind_ir(h, stack, family, path, body, headers, n):
                               shutil.which("valgrind"), "--tool=callgrind", "--callgrind-out-file=" + out,
                               os.path.join(TREE, "cgi-bin", "llmgw-" + family), "-1", "-c",
                               os.path.join(stack.var, "llmgw.conf")],
-                             stdin=subprocess.DEVNULL, stdout=f, stderr=f, env=stack.env)
+                             stdin=subprocess.DEVNULL, stdout=f, stderr=f,
+                             env=dict(stack.env, **shipped_tunables(family)))
     h.on_exit(lambda: stop_popen(p, 60))
     def ready():
         if p.poll() is not None:
@@ -900,7 +912,7 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
                                       ("embeddings", "embeddings", EMB, EMB_BODY),
                                       ("stream20", "chat", CHAT, stream_body("bench-stream20"))):
             base = ir[fam]["baseline"] if fam in ir else callgrind_ir(h, cg, fam, path, body, auth, 0)
-            tot = callgrind_ir(h, cg, fam, path, body, auth, cg_n)
+            tot = callgrind_ir(h, cg, fam, path, body, auth, cg_n, name)
             ir[name] = {"baseline": base, "total": tot, "n": cg_n, "per_request": (tot - base) / cg_n}
             say("  %-10s %10.0f Ir/request (baseline %d, total %d)" % (name, ir[name]["per_request"], base, tot))
         cg.stop()
