@@ -37,6 +37,38 @@ enum gw_status gw_json_parse_max(const char *buf, size_t len, size_t max_values,
     json_object **out, char *msg, size_t msglen) GW_NONNULL(4, 5);
 
 /*
+ * Where a parsed object's top-level parts are in its text, so that the
+ * text can be sent on with its model replaced instead of the tree being
+ * serialized again: the "model" member's string value is bytes
+ * [model_at, model_end) (model_end 0: no such string member), the object's
+ * closing brace is at close_at. spliceable is 1 only when the text says
+ * what the tree does: an object with no key twice in any object, no key
+ * with an escape (json-c's keys end at an escaped NUL) and no lone
+ * surrogate escape (the tree holds U+FFFD for it).
+ */
+struct gw_json_doc {
+	size_t model_at, model_end;
+	size_t close_at;
+	int spliceable;
+};
+
+/* gw_json_parse_max, and *doc filled as above (doc is always written). */
+enum gw_status gw_json_parse_doc(const char *buf, size_t len, size_t max_values,
+    json_object **out, struct gw_json_doc *doc, char *msg, size_t msglen)
+    GW_NONNULL(4, 5, 6);
+
+/*
+ * Into b (reset first; not text's storage): text, of a spliceable
+ * document described by doc (with a model: model_end > 0), with the
+ * model's value replaced by model as a JSON string and, when members is
+ * not NULL, ",members" added before the closing brace; doc then describes
+ * b's text. One pass of copies, whatever the text's size.
+ */
+void gw_json_splice(struct gw_buf *b, const char *text, size_t len,
+    struct gw_json_doc *doc, const char *model, const char *members)
+    GW_NONNULL(1, 2, 4, 5);
+
+/*
  * "usage" of an upstream answer, read without building the document:
  * known when the answer had a "usage" object; has[i] when its member i
  * (0 prompt_tokens, 1 completion_tokens, 2 total_tokens) was an integer

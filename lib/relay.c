@@ -108,6 +108,16 @@ struct relay {
 	struct gw_buf tags;    /* the spend row's request_tags, or empty */
 	/* The request as relayed, and where its attempts stand. */
 	json_object *body;
+	/*
+	 * Where the client's text names the model: while the tree is as
+	 * parsed (doc.spliceable), each attempt's body is that text with
+	 * the model replaced (and, add_usage, stream_options added), never
+	 * serialized from the tree again.
+	 */
+	struct gw_json_doc doc;
+	int add_usage;
+	struct gw_buf sent;
+	const char *built_for; /* the target r->post.body names */
 	char *model, *url;
 	struct gw_targets targets;
 	size_t t;    /* the target tried now */
@@ -705,12 +715,15 @@ reply_answer(struct relay *r)
 
 enum gw_status
 gw_relay_parse_body(enum gw_call call, const char *buf, size_t len,
-    size_t max_values, json_object **body, struct gw_verr *e)
+    size_t max_values, json_object **body, struct gw_json_doc *doc,
+    struct gw_verr *e)
 {
+	struct gw_json_doc mine;
+
 	*body = NULL;
 	e->param[0] = '\0';
-	if (gw_json_parse_max(
-	        buf, len, max_values, body, e->msg, sizeof(e->msg)) != GW_OK)
+	if (gw_json_parse_doc(buf, len, max_values, body,
+	        doc != NULL ? doc : &mine, e->msg, sizeof(e->msg)) != GW_OK)
 		return GW_E_INVALID;
 	switch (call) {
 	case GW_CALL_CHAT:
@@ -749,6 +762,14 @@ force_stream_usage(struct relay *r)
 {
 	json_object *so = gw_json_get(r->body, "stream_options"), *iu;
 
+	/* None asked for (not even null): added to the text as it is sent. */
+	if (!json_object_object_get_ex(r->body, "stream_options", NULL) &&
+	    r->doc.spliceable && r->doc.model_end > 0) {
+		r->add_usage = 1;
+		r->client_usage = 0;
+		return;
+	}
+	r->doc.spliceable = 0; /* the tree changes */
 	if (so == NULL || !json_object_is_type(so, json_type_object)) {
 		so = json_object_new_object();
 		json_object_object_add(r->body, "stream_options", so);
@@ -1337,6 +1358,29 @@ record_spend(struct relay *r)
 	json_object_put(s.lf_trace);
 }
 
+/*
+ * r->sent: the client's text with the model set to r->target (and, the
+ * first time, stream_options added); after that, r->sent's own text with
+ * the model changed again (a fallback: the request may have left the
+ * thread that holds the client's text).
+ */
+static void
+splice_target(struct relay *r)
+{
+	struct gw_buf out = {NULL, 0, 0};
+
+	if (r->sent.p == NULL) {
+		gw_json_splice(&r->sent, r->req->body.p, r->req->body.len,
+		    &r->doc, r->target,
+		    r->add_usage ? "\"stream_options\":{\"include_usage\":true}"
+		                 : NULL);
+		return;
+	}
+	gw_json_splice(&out, r->sent.p, r->sent.len, &r->doc, r->target, NULL);
+	gw_buf_fini(&r->sent);
+	r->sent = out;
+}
+
 /* Aim the next attempts at targets[t]: the body names it. */
 static void
 set_target(struct relay *r)
@@ -1346,6 +1390,15 @@ set_target(struct relay *r)
 		/* The client's bytes, as they came. */
 		r->post.body = r->req->body.p ? r->req->body.p : "";
 		r->post.body_len = r->req->body.len;
+		return;
+	}
+	if (r->post.body != NULL && r->built_for == r->target)
+		return; /* built before the request left its thread */
+	r->built_for = r->target;
+	if (r->doc.spliceable && r->doc.model_end > 0) {
+		splice_target(r);
+		r->post.body = r->sent.p;
+		r->post.body_len = r->sent.len;
 		return;
 	}
 	json_object_object_add(
@@ -1406,6 +1459,7 @@ relay_end(struct relay *r)
 	gw_admit_done(&r->lim, r->out.usage.total, gw_now_real_us() * 1000);
 	gw_auth_release(&r->who);
 	json_object_put(r->body);
+	gw_buf_fini(&r->sent);
 	gw_buf_fini(&r->at.resp);
 	gw_sse_fini(&r->at.sse);
 	gw_capture_fini(&r->cap);
@@ -1673,7 +1727,8 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 		    r->body, (size_t)req->cfg->max_metadata_bytes, &verr);
 	} else {
 		st = gw_relay_parse_body(call, req->body.p, req->body.len,
-		    (size_t)req->cfg->max_json_values, &r->body, &verr);
+		    (size_t)req->cfg->max_json_values, &r->body, &r->doc,
+		    &verr);
 		/* Too much metadata is refused first, and dropped. */
 		if (gw_validate_metadata(r->body,
 		        (size_t)req->cfg->max_metadata_bytes, &verr) != GW_OK ||
@@ -1730,6 +1785,11 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 	r->post.bearer = req->cfg->upstream_api_key;
 	r->post.request_id = req->id;
 	r->post.connect_timeout_ms = req->cfg->upstream_connect_timeout_ms;
+	/*
+	 * The first target's body now, while this thread holds the client's
+	 * text: a stream or a queued request leaves it (gw_req_go_async).
+	 */
+	set_target(r);
 	/* Swap-aware admission: may queue the request (scheduler.h). */
 	if (req->cfg->sched_enabled && call != GW_CALL_PASSTHROUGH) {
 		switch (sched_begin(r)) {

@@ -25,6 +25,7 @@ struct gw_spend_rec;
 struct gw_upstream_result;
 struct gw_verr;
 struct json_object;
+struct gw_json_doc;
 
 /* Token counts the upstream reported (known = 0 when it reported none). */
 struct gw_usage {
@@ -54,11 +55,12 @@ char *gw_relay_url(const char *base_url, const char *path) GW_NONNULL(1, 2);
  * limit), and check it as a body of call: GW_OK with *body, or
  * GW_E_INVALID with e filled (param "" when it is no JSON).
  * *body, when not NULL, is the caller's to put, also on GW_E_INVALID (a
- * refused request's spend row still reads its metadata).
+ * refused request's spend row still reads its metadata). doc, when not
+ * NULL, says where the text's model is (gw_json_parse_doc).
  */
 enum gw_status gw_relay_parse_body(enum gw_call call, const char *buf,
-    size_t len, size_t max_values, struct json_object **body, struct gw_verr *e)
-    GW_NONNULL(5, 6);
+    size_t len, size_t max_values, struct json_object **body,
+    struct gw_json_doc *doc, struct gw_verr *e) GW_NONNULL(5, 7);
 
 /*
  * Note one reply's usage in acc, as chunks arrive: members a chunk lacks

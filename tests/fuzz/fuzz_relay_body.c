@@ -27,7 +27,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		memset(&e, 'x', sizeof(e));
 		/* The gateway's default cap on values, as requests get it. */
-		st = gw_relay_parse_body(calls[i], buf, size, 200000, &body, &e);
+		st = gw_relay_parse_body(calls[i], buf, size, 200000, &body, NULL, &e);
 		if (st == GW_OK && body == NULL)
 			FUZZ_FINDING("call %zu: GW_OK without a body", i);
 		if (st == GW_E_INVALID) {

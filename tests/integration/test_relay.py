@@ -596,3 +596,41 @@ def test_stop_lets_streams_on_the_loop_finish(make_stack, mock):
         time.sleep(0.1)
     assert rows == ["10"], rows
     s.stop()
+
+
+def test_body_sent_as_written_model_replaced(front_relay, mock):
+    """The client's text goes upstream as it came (spacing, number text,
+    key order, escapes, a 64 KiB prompt), only the model's value replaced;
+    a stream gets stream_options added before the closing brace."""
+    hdr = dict(AUTH, **{"Content-Type": "application/json"})
+    big = "x" * 65536
+    text = ('{ "temperature" : 0.50,\n "model" : "gpt-4" , "messages":[{"role":"user",'
+            '"content":"caf\\u00e9 \\"q\\" %s"}], "top_p": 1e0 }\n' % big)
+    r = front_relay.request("POST", "/v1/chat/completions", body=text, headers=hdr)
+    assert r.status == 200, r
+    sent = mock.last()["body"]
+    assert sent == text.replace('"gpt-4"', '"qwen3-30b-a3b"')
+    text = '{"model":"gpt-4","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+    r = front_relay.request("POST", "/v1/chat/completions", body=text, headers=hdr)
+    assert r.status == 200, r
+    assert b"data: [DONE]" in r.body
+    assert mock.last()["body"] == ('{"model":"qwen3-30b-a3b","stream":true,"messages":[{"role":"user",'
+                                   '"content":"hi"}],"stream_options":{"include_usage":true}}')
+
+
+@pytest.mark.parametrize("text", [
+    # a key twice: the upstream must not see a model the key check did not
+    '{"model":"qwen2.5-14b-instruct","model":"gpt-4","messages":[{"role":"user","content":"hi"}]}',
+    # an escaped key: json-c's key ends at the NUL, the text's does not
+    '{"model":"gpt-4","mo\\u0000x":1,"messages":[{"role":"user","content":"hi"}]}',
+    # a lone surrogate: the tree holds U+FFFD
+    '{"model":"gpt-4","messages":[{"role":"user","content":"\\ud800"}]}',
+])
+def test_body_rebuilt_when_text_and_tree_differ(front_relay, mock, text):
+    hdr = dict(AUTH, **{"Content-Type": "application/json"})
+    r = front_relay.request("POST", "/v1/chat/completions", body=text, headers=hdr)
+    assert r.status == 200, r
+    sent = mock.last()["body"]
+    assert sent != text.replace('"gpt-4"', '"qwen3-30b-a3b"')
+    assert sent.count('"model"') == 1
+    assert json.loads(sent)["model"] == "qwen3-30b-a3b"

@@ -936,6 +936,108 @@ test_parse_matches_jsonc(void **state)
 	assert_true(accepted > 3000 && refused > 20000);
 }
 
+/* gw_json_parse_doc + gw_json_splice: the text kept, the model replaced. */
+static void
+test_splice(void **state)
+{
+	static const struct {
+		const char *in;
+		int spliceable;
+		const char *out; /* model "q", no members added */
+	} cases[] = {
+	    {"{\"model\":\"gpt-4\",\"n\":1.50}", 1,
+	        "{\"model\":\"q\",\"n\":1.50}"},
+	    {" { \"a\" : [1, {\"model\":\"x\"}] , \"model\" : \"g\\u0041\" } "
+	     "\n",
+	        1,
+	        " { \"a\" : [1, {\"model\":\"x\"}] , \"model\" : \"q\" } \n"},
+	    {"{\"model\":\"a\",\"model\":\"b\"}", 0, NULL}, /* twice */
+	    {"{\"model\":\"a\",\"m\":{\"k\":1,\"k\":2}}", 0, NULL},
+	    {"{\"mode\\u006c\":\"a\"}", 0, NULL}, /* an escaped key */
+	    {"{\"model\":\"a\",\"c\":\"\\ud800\"}", 0, NULL}, /* lone */
+	    {"{\"model\":\"a\",\"c\":\"\\ud83d\\ude00\"}", 1,
+	        "{\"model\":\"q\",\"c\":\"\\ud83d\\ude00\"}"},
+	    {"[\"model\"]", 0, NULL},
+	};
+	struct gw_buf b = {NULL, 0, 0}, c = {NULL, 0, 0};
+	struct gw_json_doc doc;
+	json_object *o;
+	char msg[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(
+		    gw_json_parse_doc(cases[i].in, strlen(cases[i].in), 0, &o,
+		        &doc, msg, sizeof(msg)),
+		    GW_OK);
+		if (doc.spliceable != cases[i].spliceable)
+			fail_msg(
+			    "%s: spliceable %d", cases[i].in, doc.spliceable);
+		if (cases[i].out != NULL) {
+			gw_json_splice(&b, cases[i].in, strlen(cases[i].in),
+			    &doc, "q", NULL);
+			assert_string_equal(b.p, cases[i].out);
+		}
+		json_object_put(o);
+	}
+	/* No model member: nothing to splice into. */
+	assert_int_equal(
+	    gw_json_parse_doc("{\"m\":1}", 7, 0, &o, &doc, msg, sizeof(msg)),
+	    GW_OK);
+	assert_int_equal(doc.model_end, 0);
+	json_object_put(o);
+	/* Members added before the closing brace, the model quoted. */
+	assert_int_equal(gw_json_parse_doc("{\"model\":\"a\"} ", 14, 0, &o,
+	                     &doc, msg, sizeof(msg)),
+	    GW_OK);
+	gw_json_splice(&b, "{\"model\":\"a\"} ", 14, &doc, "x\"y",
+	    "\"stream_options\":{\"include_usage\":true}");
+	assert_string_equal(b.p, "{\"model\":\"x\\\"y\",\"stream_options\":{"
+	                         "\"include_usage\":true}} ");
+	/* doc now says where b's model is: spliced again from b's text. */
+	gw_json_splice(&c, b.p, b.len, &doc, "longer-model", NULL);
+	assert_string_equal(c.p, "{\"model\":\"longer-model\",\"stream_"
+	                         "options\":{\"include_usage\":true}} ");
+	gw_json_splice(&b, c.p, c.len, &doc, "s", "\"k\":1");
+	assert_string_equal(b.p, "{\"model\":\"s\",\"stream_options\":{"
+	                         "\"include_usage\":true},\"k\":1} ");
+	gw_buf_fini(&c);
+	json_object_put(o);
+	gw_buf_fini(&b);
+}
+
+/* A long plain run, and one byte of each kind the fast scan must stop at. */
+static void
+test_string_runs(void **state)
+{
+	char buf[200], msg[256];
+	const char stops[] = {'"', '\\', 0x1f, (char)0xc3};
+	json_object *o;
+	size_t i, at;
+
+	(void)state;
+	for (at = 1; at < 40; at++)
+		for (i = 0; i < sizeof(stops); i++) {
+			memset(buf, 'a', sizeof(buf));
+			buf[0] = '"';
+			buf[at] = stops[i];
+			buf[60] = '"';
+			/* '"' ends the string early: trailing data; '\\a' is a
+			 * bad escape; 0x1f a control; 0xc3 'a' bad UTF-8. */
+			assert_int_equal(
+			    gw_json_parse(buf, 61, &o, msg, sizeof(msg)),
+			    GW_E_INVALID);
+			assert_null(o);
+		}
+	memset(buf, 'a', sizeof(buf));
+	buf[0] = '"';
+	buf[60] = '"';
+	assert_int_equal(gw_json_parse(buf, 61, &o, msg, sizeof(msg)), GW_OK);
+	assert_int_equal(json_object_get_string_len(o), 59);
+	json_object_put(o);
+}
+
 int
 main(void)
 {
@@ -958,6 +1060,8 @@ main(void)
 	    cmocka_unit_test(test_usage_depth),
 	    cmocka_unit_test(test_max_values),
 	    cmocka_unit_test(test_parse_matches_jsonc),
+	    cmocka_unit_test(test_splice),
+	    cmocka_unit_test(test_string_runs),
 	};
 
 	return cmocka_run_group_tests_name("json_util", tests, NULL, NULL);

@@ -154,7 +154,7 @@ test_parse_body(void **state)
 		memset(&e, 'x', sizeof(e));
 		body = (json_object *)&e; /* must be overwritten */
 		st = gw_relay_parse_body(cases[i].call, cases[i].body,
-		    strlen(cases[i].body), 0, &body, &e);
+		    strlen(cases[i].body), 0, &body, NULL, &e);
 		if (cases[i].param == NULL) {
 			if (st != GW_OK || body == NULL)
 				fail_msg("%s refused: (%s) %s", cases[i].body,
