@@ -23,9 +23,26 @@ struct sink {
 	size_t cap;
 };
 
+/*
+ * 1 when the environment names no proxy: libcurl then reads the proxy
+ * variables again on every transfer (five getenv walks of environ), so
+ * they are read once at start and, none being set, every transfer is told
+ * there is none. A proxy set in the environment is used as libcurl would.
+ */
+static int no_proxy_env;
+
 enum gw_status
 gw_upstream_global_init(void)
 {
+	static const char *const vars[] = {"http_proxy", "HTTP_PROXY",
+	    "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
+	    "NO_PROXY"};
+	size_t i;
+
+	no_proxy_env = 1;
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		if (getenv(vars[i]) != NULL)
+			no_proxy_env = 0;
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK
 	           ? GW_OK
 	           : GW_E_INTERNAL;
@@ -75,6 +92,8 @@ base_options(CURL *h, int connect_timeout_ms)
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (no_proxy_env)
+		curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
 }
 
 static enum gw_status
