@@ -1117,8 +1117,9 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
     say("load average at the end: %s (other work on the machine adds noise)" % " ".join(res["loadavg_end"]))
     say("llmgw benchmark  wrk -t%d -c%d -d%ds, %d rounds A B A B; llmgw/floor %d proc x %d threads"
         % (T, C, dur, args.rounds, P, W))
-    say("| scenario | target | req/s | p50 ms | p90 ms | p99 ms | errors | CPU s/1k req | llmgw/x |")
-    say("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    if rows or e:
+        say("| scenario | target | req/s | p50 ms | p90 ms | p99 ms | errors | CPU s/1k req | llmgw/x |")
+        say("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in rows:
         lg = r.get("llmgw")
         for t, v in r.items():
@@ -1130,9 +1131,10 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
         say("| (e) spend %ds | llmgw | %.0f | %.2f | | %.2f | %d | %.3f | |"
             % (spend_s, e["rps"], e["p50"], e["p99"], e["errors"], e["cpu_per_1k"]))
     say("")
-    say("CPU: llmgw = lighttpd + every llmgw-* process + all processes of its private PostgreSQL cluster;"
-        " nginx = master + workers; floor = lighttpd + fcgi_fixed; portkey = node; direct = the mock (not shown)."
-        " CPU s/1k req = CPU ms per request.")
+    if rows or e:
+        say("CPU: llmgw = lighttpd + every llmgw-* process + all processes of its private PostgreSQL cluster;"
+            " nginx = master + workers; floor = lighttpd + fcgi_fixed; portkey = node; direct = the mock (not shown)."
+            " CPU s/1k req = CPU ms per request.")
     for name, r in rows:
         for t in ("llmgw", "floor", "nginx"):
             if t in r and r[t]["cpu_parts"] and (t != "nginx" or name.startswith("(f)")):
