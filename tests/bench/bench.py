@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""llmgw benchmark harness (issue #8): llmgw against a plain nginx proxy, the
-lighttpd + trivial FastCGI floor, the Portkey gateway and the mock upstream
-itself, all on 127.0.0.1 and measured side by side in one run.
+"""llmgw benchmark harness (targets of issue 19): llmgw against a plain nginx
+proxy, the lighttpd + trivial FastCGI floor, the Portkey gateway and the mock
+upstream itself, all on 127.0.0.1 and measured side by side in one run.
 
-    /usr/bin/python3 tests/bench/bench.py [--quick] [--json FILE] [--keep]
+    /usr/bin/python3 tests/bench/bench.py [--quick] [--streams N] [--json FILE] [--keep]
 
 Needs `make all` first (bin/mock-upstream, cgi-bin/llmgw-*); installs wrk,
 nginx, lighttpd, spawn-fcgi, libfcgi-dev, valgrind, PostgreSQL with apt-get
@@ -45,10 +45,30 @@ STREAM_MOCK = "qwen3-30b-a3b@chunks=20"
 LONG_MOCK = "qwen3-30b-a3b@chunks=%d,chunk_delay_ms=100"
 
 
+# (f): chat bodies of about N KiB (None: CHAT_BODY's "hello").
+BODY_KIB = (None, 1, 16, 64, 256)
+WORDS = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
+
+
 def stream_body(model):
     return json.dumps({"model": model, "stream": True,
                        "messages": [{"role": "user", "content": "hello"}]},
                       separators=(",", ":"))
+
+
+def sized_body(model, kib):
+    """A chat request of kib KiB in all (with model "gpt-4"; another model
+    name changes it by the names' difference): ASCII words, no escapes."""
+    env = '{"model":"%s","messages":[{"role":"user","content":"%s"}]}'
+    if kib is None:
+        return env % (model, "hello")
+    n = kib * 1024 - len(env % ("gpt-4", ""))
+    text = (WORDS * (n // len(WORDS) + 1))[:n]
+    return env % (model, text)
+
+
+def kib_label(kib):
+    return "small" if kib is None else "%d KiB" % kib
 
 
 class SetupError(Exception):
@@ -173,13 +193,18 @@ def tree(roots):
 
 
 def cpu_ticks(pids, split=False):
-    """pid -> utime + stime (fields 14, 15 of /proc/PID/stat), or (utime, stime)."""
+    """pid -> user + system ticks, or (user, system): the process's own
+    (utime, stime: fields 14, 15 of /proc/PID/stat) plus those of its
+    children that exited and were waited for (cutime, cstime: 16, 17), so a
+    PostgreSQL backend or autovacuum worker that ends between two samples
+    still counts (in its postmaster's)."""
     t = {}
     for p in pids:
         try:
             with open("/proc/%d/stat" % p) as f:
                 v = f.read().rsplit(")", 1)[1].split()
-            t[p] = (int(v[11]), int(v[12])) if split else int(v[11]) + int(v[12])
+            u, k = int(v[11]) + int(v[13]), int(v[12]) + int(v[14])
+            t[p] = (u, k) if split else u + k
         except (OSError, IndexError, ValueError):
             pass
     return t
@@ -209,6 +234,31 @@ def rss_kib(pids):
         except (OSError, IndexError, ValueError):
             pass
     return total
+
+
+def mem_detail(pids):
+    """Summed over pids: KiB of Rss, Anonymous (heap, stacks, malloc
+    arenas), the rest of Rss (file and shared memory), from
+    /proc/PID/smaps_rollup; and open descriptors (/proc/PID/fd)."""
+    out = {"rss": 0, "anon": 0, "file_shmem": 0, "fds": 0, "procs": 0, "fds_per_proc": []}
+    for p in pids:
+        try:
+            f = {}
+            with open("/proc/%d/smaps_rollup" % p) as fh:
+                for line in fh:
+                    k, _, v = line.partition(":")
+                    if v.strip().endswith("kB"):
+                        f[k] = int(v.split()[0])
+            fds = len(os.listdir("/proc/%d/fd" % p))
+        except (OSError, ValueError):
+            continue
+        out["rss"] += f.get("Rss", 0)
+        out["anon"] += f.get("Anonymous", 0)
+        out["file_shmem"] += f.get("Rss", 0) - f.get("Anonymous", 0)
+        out["fds"] += fds
+        out["procs"] += 1
+        out["fds_per_proc"].append(fds)
+    return out
 
 
 # ------------------------------------------------------------------ targets
@@ -300,7 +350,8 @@ class Pg:
 class Stack:
     """llmgw (every family + lighttpd) started with deploy/llmgwctl."""
 
-    def __init__(self, h, pg, name, upstream, overrides, families=None):
+    def __init__(self, h, pg, name, upstream, overrides, families=None, env=None):
+        """env: more environment for llmgwctl (e.g. LLMGW_LIGHTTPD_*)."""
         self.h, self.pg, self.upstream = h, pg, upstream
         self.var = os.path.join(h.tmp, name)
         self.port = free_port()
@@ -308,7 +359,7 @@ class Stack:
                  "aliases.bench-stream20=" + STREAM_MOCK] + list(overrides)
         self.env = dict(os.environ, LLMGW_VAR=self.var, LLMGW_LISTEN="127.0.0.1:%d" % self.port,
                         LLMGW_PG_DIR=pg.dir, LLMGW_MASTER_KEY=MASTER_KEY,
-                        LLMGW_CONF_OVERRIDES="\n".join(lines))
+                        LLMGW_CONF_OVERRIDES="\n".join(lines), **(env or {}))
 
     def ctl(self, *args, check=True):
         return run([CTL, *args], env=self.env, check=check)
@@ -336,6 +387,17 @@ class Stack:
         r = {"lighttpd": rss_kib(lt), "llmgw-chat": rss_kib(chat), "other families": rss_kib(other)}
         r["total"] = sum(r.values())
         return r
+
+    def mem_parts(self):
+        """(rss_parts(), {group: mem_detail()}) of the same moment."""
+        lt = tree([read_pidfile(self.run_file("lighttpd.pid"))])
+        chat = tree([read_pidfile(self.run_file("chat.pid"))])
+        other = [p for p in self.gw_pids() if p not in lt and p not in chat]
+        det = {"lighttpd": mem_detail(lt), "llmgw-chat": mem_detail(chat),
+               "other families": mem_detail(other)}
+        r = {k: v["rss"] for k, v in det.items()}
+        r["total"] = sum(r.values())
+        return r, det
 
     def warm_up(self, target, procs, limit=400):
         """Sequential chat requests until every chat worker process has served
@@ -546,39 +608,57 @@ def first_chunk(target, body, n):
     return {"p50": statistics.median(out), "p90": q[8], "n": n}
 
 
-async def hold_streams(target, body, n, chunks, sample):
-    """n streams at once; sample() is called while they are open.
+async def hold_streams(target, body, n, chunks, sample, rate=4000):
+    """n streams at once, opened at `rate` a second (a burst of 10,000 SYNs
+    overflows any listen backlog); sample() is called every 250 ms while
+    they are open. Each stream is a bare asyncio.Protocol (a StreamReader
+    costs about twice the client CPU, and the client shares the cores).
     Returns (errors, samples [(open streams, value)], seconds)."""
+    loop = asyncio.get_running_loop()
     req = raw_request(target.port, CHAT, body, target.headers)
     state = {"open": 0, "done": 0}
     errors = []
+    # A stream's chunks come every 100 ms: give it its length and a minute.
+    limit = chunks * 0.1 + 60
 
-    async def one():
-        w = None
-        try:
-            r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", target.port), 30)
-            w.write(req)
-            await w.drain()
-            data, counted = b"", False
-            while True:
-                d = await asyncio.wait_for(r.read(65536), 30)
-                if not d:
-                    break
-                data += d
-                if not counted and b"data:" in data:
-                    counted = True
-                    state["open"] += 1
-            if counted:
+    class Stream(asyncio.Protocol):
+        def __init__(self):
+            self.parts, self.counted, self.done = [], False, loop.create_future()
+
+        def connection_made(self, transport):
+            transport.write(req)
+
+        def data_received(self, data):
+            self.parts.append(data)
+            if not self.counted and b"data:" in data:
+                self.counted = True
+                state["open"] += 1
+
+        def connection_lost(self, exc):
+            if self.counted:
                 state["open"] -= 1
+            if not self.done.done():
+                self.done.set_result(exc)
+
+    async def one(i):
+        await asyncio.sleep(i / rate)
+        tr = None
+        try:
+            tr, pr = await asyncio.wait_for(
+                loop.create_connection(Stream, "127.0.0.1", target.port), 30)
+            exc = await asyncio.wait_for(asyncio.shield(pr.done), limit)
+            data = b"".join(pr.parts)
             got = data.count(b'"content":"tok')
-            if not data.startswith(b"HTTP/1.1 200") or b"data: [DONE]" not in data or got != chunks:
+            if exc is not None:
+                errors.append("connection lost: %r after %d chunks" % (exc, got))
+            elif not data.startswith(b"HTTP/1.1 200") or b"data: [DONE]" not in data or got != chunks:
                 errors.append("status/content: %r (%d chunks)" % (data[:120], got))
         except Exception as e:  # noqa: BLE001 - every failure is an error here
             errors.append(repr(e))
         finally:
             state["done"] += 1
-            if w is not None:
-                w.close()
+            if tr is not None:
+                tr.close()
 
     async def sampler(samples):
         while state["done"] < n:
@@ -588,7 +668,7 @@ async def hold_streams(target, body, n, chunks, sample):
 
     samples = []
     t0 = time.time()
-    await asyncio.gather(sampler(samples), *[one() for _ in range(n)])
+    await asyncio.gather(sampler(samples), *[one(i) for i in range(n)])
     return errors, samples, time.time() - t0
 
 
@@ -749,9 +829,11 @@ def main():
     ap.add_argument("--processes", type=int, default=2, help="llmgw and floor processes [2]")
     ap.add_argument("--workers-threads", type=int, default=16, help="threads per process [16]")
     ap.add_argument("--no-portkey", action="store_true")
-    ap.add_argument("--only", default="a,b,c,e,ir,d",
-                    help="scenarios to run, comma-separated: a b c d e ir (instructions) "
-                         "s (swap-aware scheduler, not in the default) [a,b,c,e,ir,d]")
+    ap.add_argument("--only", default="a,b,c,e,f,ir,d",
+                    help="scenarios to run, comma-separated: a b c d e f ir (instructions) "
+                         "s (swap-aware scheduler, not in the default) [a,b,c,e,f,ir,d]")
+    ap.add_argument("--streams", type=int,
+                    help="(d): streams held open at once [10000, quick 1000]")
     ap.add_argument("--key-limits", type=json.loads, default={},
                     help='the bench key\'s limits, e.g. \'{"rpm_limit": 1000000}\' (none)')
     ap.add_argument("--json", help="also write the results here")
@@ -763,7 +845,9 @@ def main():
     ttfb_n = 50 if q else 200
     spend_s = 8 if q else 30
     cg_n = 200 if q else 2000
-    hold_n, hold_chunks = 1000, (30 if q else 100)
+    hold_n, hold_chunks = args.streams or (1000 if q else 10000), (30 if q else 100)
+    if hold_n < 1:
+        ap.error("--streams must be at least 1")
     T, C = args.threads, args.connections
 
     signal.signal(signal.SIGTERM, on_sigterm)
@@ -797,7 +881,7 @@ def main():
 def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
     P, W = args.processes, args.workers_threads
     only = set(x.strip() for x in args.only.split(","))
-    unknown = only - {"a", "b", "c", "d", "e", "ir", "s"}
+    unknown = only - {"a", "b", "c", "d", "e", "f", "ir", "s"}
     if unknown:
         raise SetupError("--only: unknown scenario(s) %s" % ", ".join(sorted(unknown)))
     if only == {"s"}:  # its own mocks and stacks: nothing else to set up
@@ -865,7 +949,9 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
         say("(e) spend path, %d s" % spend_s)
         call(direct.port, "POST", "/__reset", "{}")
         before = int(pg.psql("SELECT count(*) FROM spend_logs WHERE api_key = '%s'" % token))
+        time.sleep(0.3)  # that psql's backend ends (its CPU is not (e)'s)
         box, during = {}, []
+        g0 = cpu_groups(llmgw.groups())
         th = threading.Thread(target=lambda: box.update(wrk(h, llmgw, CHAT, CHAT_BODY, T, C, spend_s)))
         th.start()
         while th.is_alive():  # the backlog under load, once a second
@@ -883,18 +969,47 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
             time.sleep(0.05)
         drained = time.time() - t_end
         time.sleep(0.3)
+        # wrk's run and the drain, before the count below (a scan of the
+        # table: not the spend path's cost)
+        win = cpu_delta(g0, cpu_groups(llmgw.groups()))
         after = int(pg.psql("SELECT count(*) FROM spend_logs WHERE api_key = '%s'" % token))
         upstream = json.loads(call(direct.port, "GET", "/__stats")[1])["chat"]
-        e = {"rps": s["rps"], "wrk_2xx": s["ok"], "errors": s["errors"], "rows": after - before,
+        rows_n = after - before
+        pg_s = sum(win.get("postgres", (0, 0)))
+        e = {"rps": s["rps"], "wrk_2xx": s["ok"], "errors": s["errors"], "rows": rows_n,
              "upstream_calls": upstream, "drain_s": drained, "backlog_during": during,
              "backlog_trace": trace if len(trace) <= 8 else trace[:5] + trace[-3:], "p50": s["p50"] / 1000, "p99": s["p99"] / 1000,
              "cpu_per_1k": 1000 * s["cpu_s"] / s["requests"],
-             "cpu_parts": {g: [1000 * v / s["requests"] for v in uk] for g, uk in s["cpu"].items()}}
+             "cpu_parts": {g: [1000 * v / s["requests"] for v in uk] for g, uk in s["cpu"].items()},
+             # wrk's run + the drain: PostgreSQL's CPU per row written
+             "window_cpu_s": {g: list(v) for g, v in win.items()},
+             "pg_ms_per_row": 1000 * pg_s / rows_n if rows_n else None}
         say("  %.0f req/s, wrk 2xx %d, spend rows %d, upstream calls %d, backlog 0 after %.2f s"
             % (e["rps"], e["wrk_2xx"], e["rows"], e["upstream_calls"], e["drain_s"]))
         say("  backlog rows under load (1/s): max %d, mean %.0f; at the end: %d"
             % (max(during, default=0), statistics.mean(during) if during else 0, trace[0][1]))
+        say("  postgres CPU %.2f s over wrk + drain: %s ms per spend row"
+            % (pg_s, fmt(e["pg_ms_per_row"], "%.4f")))
         res["spend"] = e
+
+    # (f) cost that grows with the work: chat bodies of 1 to 256 KiB
+    f = None
+    if "f" in only:
+        say("(f) chat, body size %s" % ", ".join(kib_label(k) for k in BODY_KIB))
+        f = {}
+        for kib in BODY_KIB:
+            bodies = {"llmgw": sized_body("gpt-4", kib), "nginx": sized_body("qwen3-30b-a3b", kib)}
+            r = rounds(h, args, [llmgw, nginx], CHAT, bodies, T, C, dur, "(f) " + kib_label(kib))
+            rows.append(("(f) chat " + kib_label(kib), r))
+            f[kib_label(kib)] = {"kib": kib, "bytes": {k: len(v) for k, v in bodies.items()},
+                                 "llmgw": r["llmgw"], "nginx": r["nginx"]}
+        for t in ("llmgw", "nginx"):
+            small = f["small"][t]["cpu_per_1k"]
+            for kib in BODY_KIB[1:]:
+                v = f[kib_label(kib)]
+                v[t + "_extra_ms"] = v[t]["cpu_per_1k"] - small
+                v[t + "_us_per_kib"] = 1000 * v[t + "_extra_ms"] / kib
+        res["body_size"] = f
     main_stack.stop()
 
     # instructions per request (callgrind; perf where it counts)
@@ -929,36 +1044,47 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
         say("  perf stat instructions/request: chat %s, embeddings %s" % (
             fmt(perf["chat"], "%.0f"), fmt(perf["embeddings"], "%.0f")))
 
-    # (d) 1000 streams held open
+    # (d) hold_n streams held open
     big = None
     if "d" in only:
         say("(d) %d streams x %d chunks every 100 ms" % (hold_n, hold_chunks))
+        lt_env, lt_note = lighttpd_limits(hold_n)
+        say("  lighttpd: " + lt_note)
         # The same processes x threads as (a): a stream holds no thread.
         big = Stack(h, pg, "streams", mock_url,
-                    ["gateway.processes=%d" % P, "gateway.threads=%d" % W]).start()
+                    ["gateway.processes=%d" % P, "gateway.threads=%d" % W], env=lt_env).start()
         bt = big.target(vkey)
         warm = big.warm_up(bt, P)
         say("  warm-up: %d sequential requests until each of the %d chat workers had served one" % (warm, P))
         time.sleep(1)
-        idle = big.rss_parts()
+        idle, idle_det = big.mem_parts()
         errors, samples, secs = asyncio.run(hold_streams(
-            bt, stream_body(LONG_MOCK % hold_chunks), hold_n, hold_chunks, big.rss_parts))
+            bt, stream_body(LONG_MOCK % hold_chunks), hold_n, hold_chunks, big.mem_parts))
         most = max((o for o, _ in samples), default=0)
-        peak_open, peak = max((s for s in samples if s[0] >= 0.99 * most),
-                              key=lambda s: s[1]["total"]) if samples else (0, None)
+        peak_open, (peak, peak_det) = max((s for s in samples if s[0] >= 0.99 * most),
+                                          key=lambda s: s[1][0]["total"]) if samples else (0, (None, None))
         per = {k: (peak[k] - idle[k]) / peak_open for k in idle} if peak else {}
+        # where it goes: anonymous memory vs file/shared pages, descriptors
+        per_det = {g: {k: (peak_det[g][k] - idle_det[g][k]) / peak_open
+                       for k in ("anon", "file_shmem", "fds")} for g in idle_det} if peak else {}
         time.sleep(1)
         after = big.rss_parts()
         time.sleep(10.5)  # every worker gives freed memory back every 10 s
         after3 = big.rss_parts()
         d = {"streams": hold_n, "errors": len(errors), "error_sample": errors[:5], "seconds": secs,
+             "lighttpd": lt_env, "most_open": most,
              "idle_rss_kib": idle, "hold_rss_kib": peak, "open_at_sample": peak_open,
              "kib_per_stream": per.get("total"), "kib_per_stream_parts": per,
+             "idle_detail": idle_det, "hold_detail": peak_det, "per_stream_detail": per_det,
              "after_rss_kib": after, "after_trim_rss_kib": after3}
-        say("  %d errors in %.1f s; RSS idle %d KiB, held %s KiB (%d open) -> %s KiB/stream (%s)"
-            % (d["errors"], secs, idle["total"], peak and peak["total"], peak_open,
+        say("  %d errors in %.1f s (at most %d open at once); RSS idle %d KiB, held %s KiB (%d open) -> %s KiB/stream (%s)"
+            % (d["errors"], secs, most, idle["total"], peak and peak["total"], peak_open,
                fmt(d["kib_per_stream"], "%.1f"),
                ", ".join("%s %.1f" % (k, v) for k, v in per.items() if k != "total")))
+        for g, v in per_det.items():
+            say("    %-15s per stream: anon %.1f KiB, file/shmem %.1f KiB, %.2f fds; held: %d procs, fds per proc %s"
+                % (g, v["anon"], v["file_shmem"], v["fds"], peak_det[g]["procs"],
+                   sorted(peak_det[g]["fds_per_proc"], reverse=True)[:6]))
         say("  RSS 1 s after the streams ended: %d KiB (%+d KiB vs idle); 11.5 s after: %d KiB (%+d KiB)"
             % (after["total"], after["total"] - idle["total"], after3["total"],
                after3["total"] - idle["total"]))
@@ -975,8 +1101,8 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
     # llmgw's own complaints during the run, counted by message
     complaints = {}
     for st in [main_stack] + ([big] if big else []):
-        for f in st.logs():
-            for line in open(f, errors="replace"):
+        for fl in st.logs():
+            for line in open(fl, errors="replace"):
                 if "lvl=err" in line or "lvl=warn" in line:
                     key = re.sub(r"(ts|pid|req)=\S+ ", "", line.strip())
                     key = re.sub(r"/tmp/llmgw-bench-[^/]+/", "$TMP/", key)
@@ -991,8 +1117,9 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
     say("load average at the end: %s (other work on the machine adds noise)" % " ".join(res["loadavg_end"]))
     say("llmgw benchmark  wrk -t%d -c%d -d%ds, %d rounds A B A B; llmgw/floor %d proc x %d threads"
         % (T, C, dur, args.rounds, P, W))
-    say("| scenario | target | req/s | p50 ms | p90 ms | p99 ms | errors | CPU s/1k req | llmgw/x |")
-    say("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    if rows or e:
+        say("| scenario | target | req/s | p50 ms | p90 ms | p99 ms | errors | CPU s/1k req | llmgw/x |")
+        say("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in rows:
         lg = r.get("llmgw")
         for t, v in r.items():
@@ -1004,12 +1131,16 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
         say("| (e) spend %ds | llmgw | %.0f | %.2f | | %.2f | %d | %.3f | |"
             % (spend_s, e["rps"], e["p50"], e["p99"], e["errors"], e["cpu_per_1k"]))
     say("")
-    say("CPU: llmgw = lighttpd + every llmgw-* process + all processes of its private PostgreSQL cluster;"
-        " nginx = master + workers; floor = lighttpd + fcgi_fixed; portkey = node; direct = the mock (not shown).")
+    if rows or e:
+        say("CPU: llmgw = lighttpd + every llmgw-* process + all processes of its private PostgreSQL cluster;"
+            " nginx = master + workers; floor = lighttpd + fcgi_fixed; portkey = node; direct = the mock (not shown)."
+            " CPU s/1k req = CPU ms per request.")
     for name, r in rows:
-        for t in ("llmgw", "floor"):
-            if t in r and r[t]["cpu_parts"]:
-                say("  %-15s %-6s CPU s/1k: %s" % (name, t, cpu_line(r[t]["cpu_parts"])))
+        for t in ("llmgw", "floor", "nginx"):
+            if t in r and r[t]["cpu_parts"] and (t != "nginx" or name.startswith("(f)")):
+                say("  %-17s %-6s CPU s/1k: %s" % (name, t, cpu_line(r[t]["cpu_parts"])))
+    if e:
+        say("  %-17s %-6s CPU s/1k: %s" % ("(e) spend", "llmgw", cpu_line(e["cpu_parts"])))
     if ttfb:
         say("first data event, %d sequential streams: llmgw p50 %.3f p90 %.3f ms; direct p50 %.3f p90 %.3f ms"
             % (ttfb["llmgw"]["n"], ttfb["llmgw"]["p50"], ttfb["llmgw"]["p90"], ttfb["direct"]["p50"],
@@ -1020,43 +1151,28 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
             % (cg_n, ir["chat"]["per_request"], ir["embeddings"]["per_request"], ir["stream20"]["per_request"],
                "n/a (instructions not supported here)" if perf["chat"] is None else
                "chat %.0f, embeddings %.0f" % (perf["chat"], perf["embeddings"])))
+    if f:
+        say("(f) CPU ms per request by body size; extra = over the small body, per KiB = extra / KiB:")
+        say("| body | llmgw ms/req | extra ms | us/KiB | nginx ms/req | extra ms | us/KiB | llmgw req/s | nginx req/s |")
+        say("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for lab, v in f.items():
+            ex = lambda t, k: fmt(v.get(t + k), "%.3f" if k == "_extra_ms" else "%.2f") if v["kib"] else ""
+            say("| %s (%d B) | %.3f | %s | %s | %.3f | %s | %s | %.0f | %.0f |"
+                % (lab, v["bytes"]["llmgw"], v["llmgw"]["cpu_per_1k"], ex("llmgw", "_extra_ms"),
+                   ex("llmgw", "_us_per_kib"), v["nginx"]["cpu_per_1k"], ex("nginx", "_extra_ms"),
+                   ex("nginx", "_us_per_kib"), v["llmgw"]["rps"], v["nginx"]["rps"]))
     if d:
-        say("(d) %d streams: %d errors, %s KiB RSS per open stream (lighttpd + llmgw-*)"
-            % (hold_n, d["errors"], fmt(d["kib_per_stream"], "%.1f")))
+        say("(d) %d streams (%s): %d errors, %s KiB RSS per open stream (lighttpd + llmgw-*): %s"
+            % (hold_n, d["lighttpd"] and ", ".join("%s=%s" % kv for kv in d["lighttpd"].items()) or "shipped lighttpd limits",
+               d["errors"], fmt(d["kib_per_stream"], "%.1f"),
+               ", ".join("%s %.1f" % (k, v) for k, v in d["kib_per_stream_parts"].items() if k != "total")))
     if e:
-        say("  (e) spend       llmgw  CPU s/1k: %s" % cpu_line(e["cpu_parts"]))
-        say("(e) wrk 2xx %d, spend_logs rows %d, upstream calls %d, backlog 0 after %.2f s"
-            % (e["wrk_2xx"], e["rows"], e["upstream_calls"], e["drain_s"]))
+        say("(e) wrk 2xx %d, spend_logs rows %d, upstream calls %d, backlog 0 after %.2f s; "
+            "CPU s over wrk + drain: %s"
+            % (e["wrk_2xx"], e["rows"], e["upstream_calls"], e["drain_s"],
+               ", ".join("%s %.2f" % (g, sum(v)) for g, v in e["window_cpu_s"].items())))
     say("")
-    targets = {}
-    if a:
-        tg = [("(a) llmgw >= 0.35 x nginx", a["llmgw"]["rps"] / a["nginx"]["rps"], 0.35, "a_nginx"),
-              ("(a) llmgw >= 0.7 x floor", a["llmgw"]["rps"] / a["floor"]["rps"], 0.7, "a_floor"),
-              ("(a) llmgw >= 25 x portkey",
-               a["llmgw"]["rps"] / a["portkey"]["rps"] if "portkey" in a else None, 25, "a_portkey")]
-        for label, val, need, key in tg:
-            say("%s  %-34s %s (need %s)" % (verdict(None if val is None else val >= need), label, fmt(val), need))
-            targets[key] = val
-        dp = a1["llmgw"]["p50"] - a1["nginx"]["p50"]
-        say("%s  %-34s %+.3f ms (llmgw %.3f, nginx %.3f)" % (verdict(dp <= 0.2), "(a) c=1 p50 <= nginx + 0.2 ms",
-                                                            dp, a1["llmgw"]["p50"], a1["nginx"]["p50"]))
-        targets["a_c1_dp50"] = dp
-    if ttfb:
-        dt = ttfb["llmgw"]["p50"] - ttfb["direct"]["p50"]
-        say("%s  %-34s %+.3f ms" % (verdict(dt <= 1.0), "(b) first chunk <= direct + 1 ms", dt))
-        targets["b_ttfb_dp50"] = dt
-    if d:
-        ok_d = d["errors"] == 0 and d["kib_per_stream"] is not None and d["kib_per_stream"] <= 32
-        say("%s  %-34s %d errors, %s KiB/stream" % (verdict(ok_d), "(d) 0 errors, <= 32 KiB/stream",
-                                                   d["errors"], fmt(d["kib_per_stream"], "%.1f")))
-        targets["d_ok"] = ok_d
-    if e:
-        ok_e = e["rows"] >= e["wrk_2xx"] and e["rows"] == e["upstream_calls"] and e["drain_s"] <= 2
-        say("%s  %-34s rows %d vs wrk 2xx %d (+%d in flight when wrk stopped), upstream %d, drained %.2f s"
-            % (verdict(ok_e), "(e) no spend row lost", e["rows"], e["wrk_2xx"], e["rows"] - e["wrk_2xx"],
-               e["upstream_calls"], e["drain_s"]))
-        targets["e_ok"] = ok_e
-    res["targets"] = targets
+    res["targets"] = report_targets(a, a1, ir, ttfb, rows, d, e, f, hold_n)
     if complaints:
         say("")
         say("llmgw logged warn/err lines (count, message):")
@@ -1064,6 +1180,105 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
             say("  %6d  %s" % (n, l[:300]))
     return 0
 
+
+def report_targets(a, a1, ir, ttfb, rows, d, e, f, hold_n):
+    """The PASS/FAIL lines against issue 19's targets of the scenarios that
+    ran: verdict, label, measured, needed. Returns {key: measured}."""
+    out = []  # (key, label, ok, measured text, needed text, value)
+
+    def t(key, label, val, need, ok, shown, needed):
+        out.append((key, label, None if val is None else ok, shown, needed, val))
+
+    def ratio(x, y):
+        return x / y if x is not None and y else None
+
+    if a:
+        lg, fl = a["llmgw"], a["floor"]
+        v = ratio(lg["cpu_per_1k"], fl["cpu_per_1k"])
+        t("a_cpu_floor", "(a) CPU/req <= 2.0 x floor's", v, 2.0, v is not None and v <= 2.0,
+          "%s x (llmgw %s, floor %s ms)" % (fmt(v), fmt(lg["cpu_per_1k"], "%.3f"), fmt(fl["cpu_per_1k"], "%.3f")),
+          "<= 2.0 x")
+        v = ratio(lg["rps"], fl["rps"])
+        t("a_rps_floor", "(a) req/s >= 0.5 x floor's", v, 0.5, v is not None and v >= 0.5,
+          "%s x (llmgw %.0f, floor %.0f req/s)" % (fmt(v), lg["rps"], fl["rps"]), ">= 0.5 x")
+        pk = a.get("portkey")
+        v = ratio(lg["rps"], pk["rps"]) if pk else None
+        t("a_rps_portkey", "(a) req/s >= 15 x Portkey's", v, 15, v is not None and v >= 15,
+          "%s x (portkey %s req/s)" % (fmt(v), fmt(pk and pk["rps"], "%.0f")) if pk else "n/a (no portkey)",
+          ">= 15 x")
+    if ir:
+        v = ir["chat"]["per_request"]
+        t("ir_chat", "(ir) chat Ir/request <= 100,000", v, 1e5, v <= 1e5, "%.0f Ir" % v, "<= 100000")
+    if a1:
+        v = a1["llmgw"]["p50"] - a1["nginx"]["p50"]
+        t("a_c1_dp50", "(a) c=1 p50 <= nginx + 0.1 ms", v, 0.1, v <= 0.1,
+          "%+.3f ms (llmgw %.3f, nginx %.3f)" % (v, a1["llmgw"]["p50"], a1["nginx"]["p50"]), "<= +0.100 ms")
+    if ttfb:
+        v = ttfb["llmgw"]["p50"] - ttfb["direct"]["p50"]
+        t("b_ttfb_dp50", "(b) first chunk <= direct + 0.2 ms", v, 0.2, v <= 0.2,
+          "%+.3f ms (llmgw %.3f, direct %.3f p50)" % (v, ttfb["llmgw"]["p50"], ttfb["direct"]["p50"]),
+          "<= +0.200 ms")
+    b = dict(rows).get("(b) stream 20")
+    if b:
+        v = b["llmgw"]["cpu_per_1k"]
+        t("b_stream_cpu_ms", "(b) 20-chunk stream <= 0.25 CPU ms", v, 0.25, v is not None and v <= 0.25,
+          "%s ms per stream" % fmt(v, "%.3f"), "<= 0.250 ms")
+    if d:
+        at = "" if hold_n >= 10000 else " (target at 10000: run --streams 10000)"
+        t("d_errors", "(d) %d streams: 0 errors" % hold_n, d["errors"], 0, d["errors"] == 0,
+          "%d errors, at most %d open at once%s" % (d["errors"], d["most_open"], at), "0")
+        v = d["kib_per_stream"]
+        t("d_kib_per_stream", "(d) <= 24 KiB RSS per open stream", v, 24, v is not None and v <= 24,
+          "%s KiB (lighttpd %s, llmgw-chat %s, other %s)" % (
+              fmt(v, "%.1f"), *(fmt(d["kib_per_stream_parts"].get(k), "%.1f")
+                                for k in ("lighttpd", "llmgw-chat", "other families"))), "<= 24 KiB")
+    if e:
+        ok = e["rows"] >= e["wrk_2xx"] and e["rows"] == e["upstream_calls"] and e["drain_s"] <= 2
+        t("e_ok", "(e) no spend row lost", ok, True, ok,
+          "rows %d vs wrk 2xx %d (+%d in flight when wrk stopped), upstream %d, drained %.2f s"
+          % (e["rows"], e["wrk_2xx"], e["rows"] - e["wrk_2xx"], e["upstream_calls"], e["drain_s"]),
+          "rows == upstream calls >= 2xx, drained <= 2 s")
+        v = e["pg_ms_per_row"]
+        t("e_pg_ms_per_row", "(e) PostgreSQL <= 0.010 CPU ms/row", v, 0.01, v is not None and v <= 0.010,
+          "%s ms (postgres %.2f s / %d rows)" % (fmt(v, "%.4f"), sum(e["window_cpu_s"].get("postgres", (0, 0))),
+                                                e["rows"]), "<= 0.0100 ms")
+    if f and "64 KiB" in f:
+        v = f["64 KiB"].get("llmgw_extra_ms")
+        t("f_64k_extra_ms", "(f) 64 KiB body <= small + 0.1 CPU ms", v, 0.1, v is not None and v <= 0.1,
+          "%+.3f ms (llmgw %.3f vs %.3f; nginx %+.3f)" % (v, f["64 KiB"]["llmgw"]["cpu_per_1k"],
+                                                          f["small"]["llmgw"]["cpu_per_1k"],
+                                                          f["64 KiB"]["nginx_extra_ms"]), "<= +0.100 ms")
+    say("targets (issue 19): verdict, target, measured, needed")
+    for key, label, ok, shown, needed, _ in out:
+        say("%s  %-40s %s  (need %s)" % (verdict(ok), label, shown, needed))
+    return {key: val for key, _, _, _, _, val in out}
+
+
+def lighttpd_limits(streams):
+    """({LLMGW_LIGHTTPD_*: value}, what it means) for (d): lighttpd holds
+    two descriptors per stream (client, FastCGI) and stops accepting at 90 %
+    of server.max-fds, each process within its own RLIMIT_NOFILE, which only
+    CAP_SYS_RESOURCE raises past the hard limit: above that, more lighttpd
+    processes (server.max-worker) share the listening socket."""
+    need = 2 * streams + 1024
+    if need <= 16384 * 0.9 and streams + 256 <= 4096:
+        return {}, "the shipped limits (max-connections 4096, max-fds 16384)"
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    try:  # can this process (root, capabilities) raise it? lighttpd then can
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard + 1))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        cap = 1 << 20
+    except (ValueError, OSError):
+        cap = hard
+    fds = min(cap, max(16384, int(need / 0.9) + 1))
+    workers = -(-need // int(fds * 0.9 - 256))
+    conns = min(streams + 256, fds // 2) if workers == 1 else fds // 2 - 128
+    env = {"LLMGW_LIGHTTPD_MAX_CONNECTIONS": str(conns), "LLMGW_LIGHTTPD_MAX_FDS": str(fds)}
+    if workers > 1:
+        env["LLMGW_LIGHTTPD_WORKERS"] = str(workers)
+    return env, ("max-connections %d, max-fds %d%s (RLIMIT_NOFILE hard limit %d%s)"
+                 % (conns, fds, ", max-worker %d" % workers if workers > 1 else "", hard,
+                    "" if cap > hard else ", not raisable here: no CAP_SYS_RESOURCE"))
 
 if __name__ == "__main__":
     sys.exit(main())
