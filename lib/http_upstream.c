@@ -380,6 +380,8 @@ gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
 #define SPARE_MAX 32
 /* Upstream connections the multi keeps beyond those in use. */
 #define IDLE_CONNS_MAX 64
+/* libcurl's receive buffer for a loop transfer (its least is 1024). */
+#define LOOP_RECV_BUF 1024L
 /* Every transfer's on_tick runs this often. */
 #define LOOP_TICK_US (100 * 1000)
 
@@ -579,7 +581,12 @@ gw_upstream_start(struct gw_upstream_multi *um,
 	x->c.h = x->up->h;
 	x->done = done;
 	post_prepare(x->up, p, &x->c);
-	curl_easy_setopt(x->up->h, CURLOPT_BUFFERSIZE, 4096L);
+	/*
+	 * A loop transfer is a stream, held for minutes with a chunk (a few
+	 * hundred bytes) now and then: libcurl's receive buffer is part of
+	 * every open stream's memory (issue 19: <= 24 KiB a stream).
+	 */
+	curl_easy_setopt(x->up->h, CURLOPT_BUFFERSIZE, LOOP_RECV_BUF);
 	curl_easy_setopt(x->up->h, CURLOPT_PRIVATE, x);
 	x->next = um->running;
 	if (um->running != NULL)

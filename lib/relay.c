@@ -118,6 +118,9 @@ struct relay {
 	int add_usage;
 	struct gw_buf sent;
 	const char *built_for; /* the target r->post.body names */
+	/* body holds only metadata and user (slim_body); the prompt's size */
+	int slim;
+	size_t prompt_chars;
 	char *model, *url;
 	struct gw_targets targets;
 	size_t t;    /* the target tried now */
@@ -1138,18 +1141,23 @@ count_metrics(struct relay *r, const struct gw_spend_rec *s, const char *model)
  * no usage: 4 characters of prompt text per token, and one token per
  * streamed chunk.
  */
+static size_t
+prompt_chars(json_object *body)
+{
+	return body == NULL
+	           ? 0
+	           : gw_capture_text_chars(gw_json_get(body, "messages")) +
+	                 gw_capture_text_chars(gw_json_get(body, "prompt")) +
+	                 gw_capture_text_chars(gw_json_get(body, "input")) +
+	                 gw_capture_text_chars(
+	                     gw_json_get(body, "instructions"));
+}
+
 static void
 estimate_usage(struct relay *r)
 {
-	json_object *body = r->body;
-	size_t chars = 0;
+	size_t chars = r->slim ? r->prompt_chars : prompt_chars(r->body);
 
-	if (body != NULL)
-		chars =
-		    gw_capture_text_chars(gw_json_get(body, "messages")) +
-		    gw_capture_text_chars(gw_json_get(body, "prompt")) +
-		    gw_capture_text_chars(gw_json_get(body, "input")) +
-		    gw_capture_text_chars(gw_json_get(body, "instructions"));
 	r->out.usage.prompt = (int64_t)((chars + 3) / 4);
 	r->out.usage.completion = r->out.chunks;
 	r->out.usage.total = r->out.usage.prompt + r->out.usage.completion;
@@ -1508,6 +1516,37 @@ loop_done(void *arg, enum gw_status st, const struct gw_upstream_result *res)
 		relay_finish(r, st, res);
 }
 
+/*
+ * A stream holds its relay for minutes: once its body's text is built
+ * (spliced, so no fallback needs the tree) and no Langfuse capture reads
+ * the tree, only what its spend row reads stays (metadata, user) and the
+ * prompt's size for an estimate.
+ */
+static void
+slim_body(struct relay *r)
+{
+	static const char *const keep[] = {"metadata", "user"};
+	json_object *slim, *v;
+	size_t i;
+
+	if (r->body == NULL || !r->doc.spliceable || r->sent.p == NULL ||
+	    r->cap.on || r->cfg->langfuse_enabled)
+		return;
+	r->prompt_chars = prompt_chars(r->body);
+	/* None of them, and no queue wait to note: no object at all. */
+	slim = r->sq.t_enter ? json_object_new_object() : NULL;
+	for (i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		if (json_object_object_get_ex(r->body, keep[i], &v)) {
+			if (slim == NULL)
+				slim = json_object_new_object();
+			json_object_object_add(
+			    slim, keep[i], json_object_get(v));
+		}
+	json_object_put(r->body);
+	r->body = slim;
+	r->slim = 1;
+}
+
 /* On the loop thread, with the request that lives on (gw_req_go_async). */
 static void
 loop_start(struct gw_req *detached, void *arg)
@@ -1805,8 +1844,11 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 	 * A stream may last minutes: it goes to the event loop, and this
 	 * thread back to accepting.
 	 */
-	if (r->stream && gw_req_go_async(req, loop_start, r) == GW_DETACHED)
-		return GW_DETACHED;
+	if (r->stream) {
+		slim_body(r);
+		if (gw_req_go_async(req, loop_start, r) == GW_DETACHED)
+			return GW_DETACHED;
+	}
 	set_target(r);
 	do {
 		attempt_reset(r);

@@ -21,8 +21,11 @@
 
 /* Buffers above this size are released after a request, not kept. */
 #define REQ_KEEP_BYTES (64 * 1024)
-/* A detached request keeps this much of its queue's storage. */
-#define OUT_KEEP_BYTES 4096
+/*
+ * A detached request keeps this much of its queue's storage once it is
+ * written: a stream's chunk fits, its head (larger, once) does not stay.
+ */
+#define OUT_KEEP_BYTES 512
 /* FastCGI records (fastcgi spec, section 8). */
 #define FCGI_HEADER_LEN 8
 #define FCGI_REC_MAX 65535

@@ -445,3 +445,18 @@ def test_spend_logs_bad_params(spend, query, param):
 def test_spend_logs_needs_auth(front_spend):
     assert_openai_error(front_spend.get("/spend/logs"), 401)
     assert_openai_error(front_spend.request("POST", "/spend/logs", body="{}"), 405)
+
+
+def test_stream_row_keeps_metadata_and_user(front_spend, pg):
+    """A stream's relay keeps only what its row reads (metadata, user, the
+    prompt's size) while it runs: the row still has them all."""
+    k = new_key(front_spend)
+    r = chat(front_spend, k["key"], model="qwen3-30b-a3b", stream=True,
+             user="end-7", metadata={"session_id": "sess-9", "tag": "kept"})
+    assert r.status == 200, r
+    rid = r.headers["x-request-id"]
+    assert wait_rows(pg, "request_id = '%s'" % rid, 1) == 1
+    row = json.loads(pg.psql("SELECT to_jsonb(s) FROM spend_logs s WHERE request_id = '%s'" % rid))
+    assert row["metadata"]["tag"] == "kept" and row["metadata"]["end_user"] == "end-7"
+    assert row["session_id"] == "sess-9"
+    assert row["stream"] is True and row["usage_estimated"] is False
