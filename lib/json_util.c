@@ -77,6 +77,51 @@ sc_utf8(const unsigned char *p, const unsigned char *end)
 	return 0;
 }
 
+/*
+ * How many of the bytes from p (up to end) are neither a quote, a
+ * backslash, a control character nor non-ASCII: a string's common run,
+ * 16 bytes a test with SSE2 (in every x86-64), else 8 bytes in a word.
+ */
+static inline size_t
+plain_run(const unsigned char *p, const unsigned char *end)
+{
+	const unsigned char *at = p;
+#ifdef __SSE2__
+	const __m128i quote = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'),
+	              space = _mm_set1_epi8(0x20);
+
+	while (end - at >= 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)at);
+		/* Signed: a byte >= 0x80 is "less than" a space too. */
+		unsigned m = (unsigned)_mm_movemask_epi8(
+		    _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+		                     _mm_cmpeq_epi8(x, bs)),
+		        _mm_cmplt_epi8(x, space)));
+
+		if (m != 0)
+			return (size_t)(at - p) + (size_t)__builtin_ctz(m);
+		at += 16;
+	}
+#else
+	const uint64_t ones = 0x0101010101010101ULL,
+	               highs = 0x8080808080808080ULL;
+
+	while (end - at >= 8) {
+		uint64_t x, q, b;
+
+		memcpy(&x, at, sizeof(x));
+		q = x ^ (ones * '"');
+		b = x ^ (ones * '\\');
+		if ((((q - ones) & ~q) | ((b - ones) & ~b) |
+		        ((x - ones * 0x20) & ~x) | x) &
+		    highs)
+			break;
+		at += 8;
+	}
+#endif
+	return (size_t)(at - p);
+}
+
 /* A string; [*start, *start + *len) is its raw (still escaped) text. */
 static int
 sc_string(struct scan *s, const unsigned char **start, size_t *len)
@@ -88,8 +133,12 @@ sc_string(struct scan *s, const unsigned char **start, size_t *len)
 	*start = ++s->p;
 	s->escaped = 0;
 	while (s->p < s->end) {
-		unsigned c = *s->p;
+		unsigned c;
 
+		s->p += plain_run(s->p, s->end);
+		if (s->p >= s->end)
+			break;
+		c = *s->p;
 		if (c == '"') {
 			*len = (size_t)(s->p++ - *start);
 			return 0;
@@ -550,51 +599,6 @@ p_unicode(struct gw_buf *b, const unsigned char *p, const unsigned char *end,
  * document when it has no escapes, else unescaped into ps->text (valid
  * until the next string). Neither is NUL-terminated at *len.
  */
-/*
- * How many of the bytes from p (up to end) are neither a quote, a
- * backslash, a control character nor non-ASCII: a string's common run,
- * 16 bytes a test with SSE2 (in every x86-64), else 8 bytes in a word.
- */
-static inline size_t
-plain_run(const unsigned char *p, const unsigned char *end)
-{
-	const unsigned char *at = p;
-#ifdef __SSE2__
-	const __m128i quote = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'),
-	              space = _mm_set1_epi8(0x20);
-
-	while (end - at >= 16) {
-		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)at);
-		/* Signed: a byte >= 0x80 is "less than" a space too. */
-		unsigned m = (unsigned)_mm_movemask_epi8(
-		    _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
-		                     _mm_cmpeq_epi8(x, bs)),
-		        _mm_cmplt_epi8(x, space)));
-
-		if (m != 0)
-			return (size_t)(at - p) + (size_t)__builtin_ctz(m);
-		at += 16;
-	}
-#else
-	const uint64_t ones = 0x0101010101010101ULL,
-	               highs = 0x8080808080808080ULL;
-
-	while (end - at >= 8) {
-		uint64_t x, q, b;
-
-		memcpy(&x, at, sizeof(x));
-		q = x ^ (ones * '"');
-		b = x ^ (ones * '\\');
-		if ((((q - ones) & ~q) | ((b - ones) & ~b) |
-		        ((x - ones * 0x20) & ~x) | x) &
-		    highs)
-			break;
-		at += 8;
-	}
-#endif
-	return (size_t)(at - p);
-}
-
 static int
 p_string(struct parse *ps, const char **str, size_t *len)
 {
