@@ -848,7 +848,7 @@ gw_audio_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 	a->call = call;
 	a->record = 1;
 	a->seconds = -1;
-	a->cb = (struct gw_upstream_cb){a, on_head, on_data, on_tick};
+	a->cb = (struct gw_upstream_cb){a, on_head, on_data, on_tick, NULL};
 	gw_route_take_caller(c, &a->who);
 	gw_req_add_header_str(req, "x-litellm-version", GW_VERSION);
 	if ((call == GW_CALL_SPEECH ? read_speech(a) : read_form(a)) < 0)

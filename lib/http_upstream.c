@@ -131,6 +131,7 @@ gw_upstream_get(struct gw_upstream *up, const char *url, int connect_timeout_ms,
 
 struct post_ctx {
 	const struct gw_upstream_cb *cb;
+	struct gw_xfer *x; /* on the event loop; NULL: a blocking POST */
 	struct gw_upstream_result *res;
 	CURL *h;
 	int head_done;
@@ -196,6 +197,8 @@ deliver_head(struct post_ctx *c)
 	return 0;
 }
 
+static void mark_dirty(struct gw_xfer *x);
+
 static size_t
 post_write(char *p, size_t size, size_t n, void *arg)
 {
@@ -214,6 +217,8 @@ post_write(char *p, size_t size, size_t n, void *arg)
 		c->res->aborted = 1;
 		return 0;
 	}
+	if (c->x != NULL && c->cb->on_read_end != NULL)
+		mark_dirty(c->x);
 	return len;
 }
 
@@ -367,7 +372,7 @@ enum gw_status
 gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
     const struct gw_upstream_cb *cb, struct gw_upstream_result *res)
 {
-	struct post_ctx c = {cb, res, up->h, 0, "", "", NULL};
+	struct post_ctx c = {cb, NULL, res, up->h, 0, "", "", NULL};
 
 	post_prepare(up, p, &c);
 	return post_result(up, &c, curl_easy_perform(up->h));
@@ -394,6 +399,8 @@ struct gw_xfer {
 	    void *arg, enum gw_status st, const struct gw_upstream_result *res);
 	int resume; /* asked to go on (see gw_upstream_resume) */
 	struct gw_xfer *next, *prev; /* the multi's running transfers */
+	int dirty;                   /* on_data since the last on_read_end */
+	struct gw_xfer *dirty_next;
 };
 
 struct gw_upstream_multi {
@@ -402,6 +409,7 @@ struct gw_upstream_multi {
 	struct gw_loop_timer timer; /* libcurl's timeout */
 	struct gw_loop_timer tick;  /* every transfer's on_tick */
 	struct gw_xfer *running;
+	struct gw_xfer *dirty; /* given data by the libcurl call at hand */
 	struct gw_upstream *spare[SPARE_MAX];
 	int nspare;
 	int resume_posted;
@@ -413,7 +421,17 @@ struct sock {
 	struct gw_upstream_multi *um;
 };
 
-static void check_done(struct gw_upstream_multi *um);
+static void after_action(struct gw_upstream_multi *um);
+
+static void
+mark_dirty(struct gw_xfer *x)
+{
+	if (x->dirty)
+		return;
+	x->dirty = 1;
+	x->dirty_next = x->um->dirty;
+	x->um->dirty = x;
+}
 
 static void
 on_sock_event(void *arg, uint32_t events)
@@ -429,7 +447,7 @@ on_sock_event(void *arg, uint32_t events)
 	if (events & EPOLLERR)
 		flags |= CURL_CSELECT_ERR;
 	curl_multi_socket_action(um->m, s->io.fd, flags, &running);
-	check_done(um);
+	after_action(um);
 }
 
 static int
@@ -472,7 +490,7 @@ on_timer(void *arg)
 	int running;
 
 	curl_multi_socket_action(um->m, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(um);
+	after_action(um);
 }
 
 static int
@@ -493,6 +511,13 @@ xfer_end(struct gw_upstream_multi *um, struct gw_xfer *x, CURLcode rc)
 	enum gw_status st;
 
 	curl_multi_remove_handle(um->m, x->up->h);
+	if (x->dirty) {
+		struct gw_xfer **pp = &um->dirty;
+
+		while (*pp != x)
+			pp = &(*pp)->dirty_next;
+		*pp = x->dirty_next;
+	}
 	if (x->prev != NULL)
 		x->prev->next = x->next;
 	else
@@ -524,6 +549,26 @@ check_done(struct gw_upstream_multi *um)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &x);
 		xfer_end(um, x, msg->data.result);
 	}
+}
+
+/*
+ * After a libcurl call: each transfer it gave data ends its read
+ * (on_read_end), then the transfers it finished end.
+ */
+static void
+after_action(struct gw_upstream_multi *um)
+{
+	struct gw_xfer *x;
+
+	while ((x = um->dirty) != NULL) {
+		um->dirty = x->dirty_next;
+		x->dirty = 0;
+		if (x->c.cb->on_read_end(x->c.cb->arg) < 0) {
+			x->res.aborted = 1;
+			xfer_end(um, x, CURLE_ABORTED_BY_CALLBACK);
+		}
+	}
+	check_done(um);
 }
 
 /* Timeouts, keep-alives and vanished clients: each transfer's on_tick. */
@@ -574,6 +619,7 @@ gw_upstream_start(struct gw_upstream_multi *um,
 {
 	struct gw_xfer *x = gw_xcalloc(1, sizeof(*x));
 
+	x->c.x = x;
 	x->um = um;
 	x->up = um->nspare > 0 ? um->spare[--um->nspare] : gw_upstream_new();
 	x->c.cb = cb;
@@ -611,7 +657,7 @@ resume_all(void *arg)
 			x->resume = 0;
 			curl_easy_pause(x->up->h, CURLPAUSE_CONT);
 		}
-	check_done(um);
+	after_action(um);
 }
 
 void

@@ -52,6 +52,12 @@ struct gw_upstream_cb {
 	int (*on_data)(void *arg, const char *p, size_t n);
 	/* Called several times a second, also while no byte arrives. */
 	int (*on_tick)(void *arg);
+	/*
+	 * On the event loop, when not NULL: libcurl has handed over what one
+	 * read brought (several on_data calls, one per HTTP chunk), so bytes
+	 * kept for the client can go in one write. -1 ends the transfer.
+	 */
+	int (*on_read_end)(void *arg);
 };
 
 struct gw_upstream_post {

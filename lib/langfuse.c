@@ -683,7 +683,7 @@ post(const struct gw_cfg *cfg, struct gw_upstream *up, const char *path,
     const char *body, int otel, struct answer *a, FILE *log)
 {
 	const char *hdrs[] = {"x-langfuse-ingestion-version: 4", NULL};
-	struct gw_upstream_cb cb = {a, ans_head, ans_data, NULL};
+	struct gw_upstream_cb cb = {a, ans_head, ans_data, NULL, NULL};
 	struct gw_upstream_post p = {0};
 	struct gw_upstream_result res;
 	char *url = NULL, *userpwd = NULL;

@@ -480,9 +480,12 @@ on_data(void *arg, const char *p, size_t n)
 			return -1;
 		/*
 		 * After [DONE] the end of the request flushes, once the spend
-		 * row is spooled: an answer complete means a row recorded.
+		 * row is spooled: an answer complete means a row recorded. On
+		 * the loop, what one read brought goes in one write
+		 * (on_read_end), not one per HTTP chunk.
 		 */
-		return r->at.done_seen ? 0 : client_flush(r);
+		return r->at.done_seen || r->at.xfer != NULL ? 0
+		                                             : client_flush(r);
 	}
 	cap = r->at.mode == MODE_ERROR ? ERROR_BODY_MAX : ANSWER_MAX;
 	if (r->at.resp.len + n > cap) {
@@ -498,6 +501,17 @@ on_data(void *arg, const char *p, size_t n)
 	}
 	gw_buf_append(&r->at.resp, p, n);
 	return 0;
+}
+
+/* On the loop: the events one read brought, written in one go. */
+static int
+on_read_end(void *arg)
+{
+	struct relay *r = arg;
+
+	if (r->at.mode != MODE_SSE || r->at.done_seen)
+		return 0;
+	return client_flush(r);
 }
 
 static int
@@ -1733,7 +1747,8 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 	r->cfg = req->cfg;
 	r->call = call;
 	r->t_start = req->start_mono_us;
-	r->cb = (struct gw_upstream_cb){r, on_head, on_data, on_tick};
+	r->cb =
+	    (struct gw_upstream_cb){r, on_head, on_data, on_tick, on_read_end};
 	gw_capture_init(&r->cap, req->cfg->langfuse_enabled,
 	    req->cfg->langfuse_record, call);
 	/* The relay may outlive the handler (a stream): the caller is ours. */
