@@ -730,6 +730,26 @@ def callgrind_ir(h, stack, family, path, body, headers, n, name=None):
     return int(m.group(1))
 
 
+# Inclusive Ir of the library entry points a request goes through: what
+# llmgw's own code cannot cut without using less of them.
+LIB_ENTRIES = {"libcurl": ("curl_easy_perform", "curl_multi_socket_action"),
+               "libfcgi": ("FCGX_Accept_r", "FCGX_Finish_r")}
+
+
+def library_ir(out_file, n):
+    """{library: inclusive Ir per request} from a callgrind out file."""
+    if not n or not shutil.which("callgrind_annotate"):
+        return None
+    r = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", out_file],
+                       capture_output=True, text=True)
+    found = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+\S*:(\w+) ", line)
+        if m and m.group(2) not in found:
+            found[m.group(2)] = int(m.group(1).replace(",", ""))
+    return {lib: sum(found.get(f, 0) for f in fns) / n for lib, fns in LIB_ENTRIES.items()}
+
+
 def perf_works():
     if not shutil.which("perf"):
         return False
@@ -1030,6 +1050,11 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
             tot = callgrind_ir(h, cg, fam, path, body, auth, cg_n, name)
             ir[name] = {"baseline": base, "total": tot, "n": cg_n, "per_request": (tot - base) / cg_n}
             say("  %-10s %10.0f Ir/request (baseline %d, total %d)" % (name, ir[name]["per_request"], base, tot))
+            lib = library_ir(os.path.join(h.tmp, "callgrind.%s.%d" % (name, cg_n)), cg_n)
+            if lib:
+                ir[name]["libraries"] = lib
+                say("  %-10s of which libcurl %.0f, libfcgi %.0f (inclusive: their calls and all below)"
+                    % ("", lib["libcurl"], lib["libfcgi"]))
         cg.stop()
         res["callgrind"] = ir
         perf = {}
