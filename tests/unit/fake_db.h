@@ -169,6 +169,16 @@ gw_db_exec(struct gw_db *db, const char *sql, int nparams,
 	return st;
 }
 
+/* The shipper's named statement runs as any other here. */
+enum gw_status
+gw_db_exec_named(struct gw_db *db, const char *name, const char *sql,
+    int nparams, const char *const *params, int retry, struct gw_db_rows **rows,
+    char *err, size_t errlen)
+{
+	(void)name;
+	return gw_db_exec(db, sql, nparams, params, retry, rows, err, errlen);
+}
+
 int
 gw_db_rows_count(const struct gw_db_rows *rows)
 {
