@@ -56,16 +56,21 @@ charge_shipped(void *tag)
 
 static const char ship_sql[] =
     /*
-     * jsonb: the batch is parsed once; json would re-parse each row's text
-     * for every -> below and for the record (4 parses per row).
+     * json, not jsonb: json_to_recordset reads the batch's text as it
+     * goes, where jsonb would build every object first (keys sorted) and
+     * then look each field up. The columns are spend_logs' and the
+     * Langfuse payload's; a line's other fields are ignored.
      */
-    "WITH src AS (SELECT value AS j FROM jsonb_array_elements($1::jsonb)), "
-    /* LATERAL: "(f(j)).*" would expand j once per column. */
-    "rows AS (SELECT r.*, src.j->'lf_input' AS lf_input, "
-    "src.j->'lf_output' AS lf_output, src.j->>'lf_mode' AS lf_mode, "
-    "src.j->'lf_trace' AS lf_trace FROM "
-    "src CROSS JOIN LATERAL jsonb_populate_record(NULL::spend_logs, src.j) "
-    "AS r), "
+    "WITH rows AS (SELECT * FROM json_to_recordset($1::json) AS r("
+    "request_id text, api_key text, key_alias text, user_id text, team_id "
+    "text, model text, actual_model text, call_type text, prompt_tokens "
+    "integer, completion_tokens integer, total_tokens integer, spend double "
+    "precision, usage_estimated boolean, start_time timestamptz, end_time "
+    "timestamptz, completion_start_time timestamptz, ttft_ms double "
+    "precision, status integer, error_type text, stream boolean, "
+    "client_disconnected boolean, metadata jsonb, response_id text, "
+    "request_tags jsonb, session_id text, lf_input jsonb, lf_output jsonb, "
+    "lf_mode text, lf_trace jsonb)), "
     "ins AS (INSERT INTO spend_logs (request_id, api_key, key_alias, "
     "user_id, team_id, model, actual_model, call_type, prompt_tokens, "
     "completion_tokens, total_tokens, spend, usage_estimated, start_time, "
@@ -130,8 +135,8 @@ gw_shipper_ship(struct gw_db *db, int fd, uint64_t *off, int max_rows)
 	if (b.used == 0)
 		goto out;
 	params[0] = b.json.p;
-	if (gw_db_exec(db, ship_sql, 1, params, 0, NULL, err, sizeof(err)) !=
-	    GW_OK) {
+	if (gw_db_exec_named(db, "gw_ship", ship_sql, 1, params, 0, NULL, err,
+	        sizeof(err)) != GW_OK) {
 		/* PostgreSQL's CONTEXT quotes row data: not for the log. */
 		char *ctx = strstr(err, "CONTEXT:");
 		int data = strncmp(gw_db_last_sqlstate(db), "22", 2) == 0;
