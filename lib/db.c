@@ -233,26 +233,34 @@ prepared_slot(const struct gw_db *db, const char *name)
  */
 static PGresult *
 exec_prepared(struct gw_db *db, const char *name, const char *sql, int nparams,
-    const char *const *params)
+    const char *const *params, const int *lengths, const int *formats)
 {
 	PGresult *res;
 
 	if (prepared_slot(db, name) < 0) {
 		if (db->nprepared == DB_MAX_PREPARED)
 			return PQexecParams(db->conn, sql, nparams, NULL,
-			    params, NULL, NULL, 0);
+			    params, lengths, formats, 0);
 		res = PQprepare(db->conn, name, sql, nparams, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			return res;
 		PQclear(res);
 		db->prepared[db->nprepared++] = name;
 	}
-	return PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
+	return PQexecPrepared(
+	    db->conn, name, nparams, params, lengths, formats, 0);
 }
 
+/* A statement's parameters: text unless lengths and formats say not. */
+struct params {
+	int n;
+	const char *const *values;
+	const int *lengths, *formats;
+};
+
 static enum gw_status
-exec_once(struct gw_db *db, const char *name, const char *sql, int nparams,
-    const char *const *params, int script, struct gw_db_rows **rows, char *err,
+exec_once(struct gw_db *db, const char *name, const char *sql,
+    const struct params *pa, int script, struct gw_db_rows **rows, char *err,
     size_t errlen)
 {
 	PGresult *res = NULL;
@@ -267,10 +275,11 @@ exec_once(struct gw_db *db, const char *name, const char *sql, int nparams,
 	if (script)
 		res = PQexec(db->conn, sql);
 	else if (name != NULL)
-		res = exec_prepared(db, name, sql, nparams, params);
+		res = exec_prepared(
+		    db, name, sql, pa->n, pa->values, pa->lengths, pa->formats);
 	else
-		res = PQexecParams(
-		    db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		res = PQexecParams(db->conn, sql, pa->n, NULL, pa->values,
+		    pa->lengths, pa->formats, 0);
 	rs = PQresultStatus(res);
 	if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
 		if (rows != NULL) {
@@ -315,8 +324,8 @@ lost_err(struct gw_db *db, char *err, size_t errlen)
  * socket (run again only when retry says it is idempotent).
  */
 static enum gw_status
-exec_stmt(struct gw_db *db, const char *name, const char *sql, int nparams,
-    const char *const *params, int script, int retry, struct gw_db_rows **rows,
+exec_stmt(struct gw_db *db, const char *name, const char *sql,
+    const struct params *pa, int script, int retry, struct gw_db_rows **rows,
     char *err, size_t errlen)
 {
 	enum gw_status st;
@@ -329,8 +338,7 @@ exec_stmt(struct gw_db *db, const char *name, const char *sql, int nparams,
 		return GW_E_DB;
 	}
 	tx = in_tx(db);
-	st = exec_once(
-	    db, name, sql, nparams, params, script, rows, err, errlen);
+	st = exec_once(db, name, sql, pa, script, rows, err, errlen);
 	if (st != GW_E_DB || db->conn == NULL)
 		return st;
 	if (tx) {
@@ -341,14 +349,12 @@ exec_stmt(struct gw_db *db, const char *name, const char *sql, int nparams,
 	}
 	if (strcmp(db->sqlstate, "26000") == 0 && name != NULL) {
 		/* Not run: prepared anew on the same connection. */
-		st = exec_once(
-		    db, name, sql, nparams, params, script, rows, err, errlen);
+		st = exec_once(db, name, sql, pa, script, rows, err, errlen);
 	} else if (strncmp(db->sqlstate, "57P", 3) == 0 ||
 	           (retry && (PQstatus(db->conn) != CONNECTION_OK ||
 	                         strncmp(db->sqlstate, "08", 2) == 0))) {
 		drop(db);
-		st = exec_once(
-		    db, name, sql, nparams, params, script, rows, err, errlen);
+		st = exec_once(db, name, sql, pa, script, rows, err, errlen);
 	}
 	return st;
 }
@@ -358,23 +364,29 @@ gw_db_exec(struct gw_db *db, const char *sql, int nparams,
     const char *const *params, int retry, struct gw_db_rows **rows, char *err,
     size_t errlen)
 {
-	return exec_stmt(
-	    db, NULL, sql, nparams, params, 0, retry, rows, err, errlen);
+	struct params pa = {nparams, params, NULL, NULL};
+
+	return exec_stmt(db, NULL, sql, &pa, 0, retry, rows, err, errlen);
 }
 
 enum gw_status
 gw_db_exec_named(struct gw_db *db, const char *name, const char *sql,
-    int nparams, const char *const *params, int retry, struct gw_db_rows **rows,
-    char *err, size_t errlen)
+    int nparams, const char *const *params, const int *lengths,
+    const int *formats, int retry, struct gw_db_rows **rows, char *err,
+    size_t errlen)
 {
-	return exec_stmt(
-	    db, name, sql, nparams, params, 0, retry, rows, err, errlen);
+	struct params pa = {nparams, params, lengths, formats};
+
+	return exec_stmt(db, name, sql, &pa, 0, retry, rows, err, errlen);
 }
+
+/* No parameters. */
+static const struct params none = {0, NULL, NULL, NULL};
 
 enum gw_status
 gw_db_exec_script(struct gw_db *db, const char *sql, char *err, size_t errlen)
 {
-	return exec_stmt(db, NULL, sql, 0, NULL, 1, 0, NULL, err, errlen);
+	return exec_stmt(db, NULL, sql, &none, 1, 0, NULL, err, errlen);
 }
 
 enum gw_status
@@ -386,7 +398,7 @@ gw_db_begin(struct gw_db *db, char *err, size_t errlen)
 		gw_db_rollback(db);
 	}
 	/* Nothing is lost when BEGIN meets a broken connection: retried. */
-	return exec_stmt(db, NULL, "BEGIN", 0, NULL, 0, 1, NULL, err, errlen);
+	return exec_stmt(db, NULL, "BEGIN", &none, 0, 1, NULL, err, errlen);
 }
 
 enum gw_status
@@ -406,7 +418,7 @@ gw_db_commit(struct gw_db *db, char *err, size_t errlen)
 		    db->sqlstate);
 	} else {
 		st = exec_stmt(
-		    db, NULL, "COMMIT", 0, NULL, 0, 0, NULL, err, errlen);
+		    db, NULL, "COMMIT", &none, 0, 0, NULL, err, errlen);
 	}
 	/* After a failure nothing of the transaction is left open. */
 	if (st != GW_OK)

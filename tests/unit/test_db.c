@@ -563,32 +563,32 @@ test_named_prepared_once_per_connection(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, 1,
-	                     NULL, err, sizeof(err)),
+	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, NULL,
+	                     NULL, 1, NULL, err, sizeof(err)),
 	    GW_OK);
-	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, 1,
-	                     NULL, err, sizeof(err)),
+	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, NULL,
+	                     NULL, 1, NULL, err, sizeof(err)),
 	    GW_OK);
 	assert_string_equal(fake.sent, "PREPARE s1;EXECUTE s1;EXECUTE s1;");
 	fake.sent[0] = '\0';
 	queue(O_BREAK, NULL);
-	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, 1,
-	                     NULL, err, sizeof(err)),
+	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, NULL,
+	                     NULL, 1, NULL, err, sizeof(err)),
 	    GW_OK);
 	assert_int_equal(fake.connects, 2);
 	assert_string_equal(fake.sent, "PREPARE s1;EXECUTE s1;");
 	fake.sent[0] = '\0';
 	fake.conn->nprepared = 0;
-	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, 0,
-	                     NULL, err, sizeof(err)),
+	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, NULL,
+	                     NULL, 0, NULL, err, sizeof(err)),
 	    GW_OK);
 	assert_int_equal(fake.connects, 2);
 	assert_string_equal(fake.sent, "PREPARE s1;EXECUTE s1;");
 	/* A plain statement between them changes nothing. */
 	fake.sent[0] = '\0';
 	assert_int_equal(exec(db, "SELECT 2", 1, err, sizeof(err)), GW_OK);
-	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, 0,
-	                     NULL, err, sizeof(err)),
+	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, NULL,
+	                     NULL, 0, NULL, err, sizeof(err)),
 	    GW_OK);
 	assert_string_equal(fake.sent, "SELECT 2;EXECUTE s1;");
 	gw_db_free(db);
