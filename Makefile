@@ -105,7 +105,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $(LIB)
 # test_db runs db.c against a fake libpq: every libpq function db.c calls.
 DB_WRAP = PQconnectdbParams PQfinish PQstatus PQtransactionStatus \
           PQerrorMessage PQsetNoticeProcessor PQserverVersion PQexec \
-          PQexecParams PQresultStatus PQresultErrorField PQresultErrorMessage \
+          PQexecParams PQprepare PQexecPrepared PQresultStatus PQresultErrorField PQresultErrorMessage \
           PQclear PQntuples PQnfields PQgetisnull PQgetvalue PQsocket \
           PQconsumeInput PQnotifies PQfreemem
 $(B)/tests/test_db: LDFLAGS += $(DB_WRAP:%=-Wl,--wrap=%)

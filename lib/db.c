@@ -17,6 +17,8 @@
 
 /* After a failed connect, wait this long before trying again. */
 #define DB_RETRY_US (250 * 1000)
+/* Named statements (gw_db_exec_named) one connection keeps prepared. */
+#define DB_MAX_PREPARED 4
 
 /*
  * Bumped whenever an established connection of this process breaks. A
@@ -42,6 +44,9 @@ struct gw_db {
 	 */
 	int tx_lost;
 	char sqlstate[6];
+	/* The names prepared on conn (static strings), reset with it. */
+	const char *prepared[DB_MAX_PREPARED];
+	int nprepared;
 };
 
 struct gw_db_rows {
@@ -133,6 +138,7 @@ drop(struct gw_db *db)
 	PQfinish(db->conn);
 	db->conn = NULL;
 	db->next_try_us = 0;
+	db->nprepared = 0;
 }
 
 enum gw_status
@@ -148,6 +154,7 @@ gw_db_ensure(struct gw_db *db, char *err, size_t errlen)
 	        in_tx(db)))
 		return GW_OK;
 	now = gw_now_mono_us();
+	db->nprepared = 0;
 	if (db->conn != NULL) {
 		PQfinish(db->conn);
 		db->conn = NULL;
@@ -207,24 +214,72 @@ gw_db_ensure(struct gw_db *db, char *err, size_t errlen)
 	return GW_OK;
 }
 
+/* The slot of name among the statements prepared on db->conn, or -1. */
+static int
+prepared_slot(const struct gw_db *db, const char *name)
+{
+	int i;
+
+	for (i = 0; i < db->nprepared; i++)
+		if (strcmp(db->prepared[i], name) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * Run sql by name: prepared on this connection first when it is not yet
+ * (the server parses and plans it once, not on every call). NULL: libpq
+ * is out of memory, as PQexecParams would answer.
+ */
+static PGresult *
+exec_prepared(struct gw_db *db, const char *name, const char *sql, int nparams,
+    const char *const *params, const int *lengths, const int *formats)
+{
+	PGresult *res;
+
+	if (prepared_slot(db, name) < 0) {
+		if (db->nprepared == DB_MAX_PREPARED)
+			return PQexecParams(db->conn, sql, nparams, NULL,
+			    params, lengths, formats, 0);
+		res = PQprepare(db->conn, name, sql, nparams, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return res;
+		PQclear(res);
+		db->prepared[db->nprepared++] = name;
+	}
+	return PQexecPrepared(
+	    db->conn, name, nparams, params, lengths, formats, 0);
+}
+
+/* A statement's parameters: text unless lengths and formats say not. */
+struct params {
+	int n;
+	const char *const *values;
+	const int *lengths, *formats;
+};
+
 static enum gw_status
-exec_once(struct gw_db *db, const char *sql, int nparams,
-    const char *const *params, int script, struct gw_db_rows **rows, char *err,
+exec_once(struct gw_db *db, const char *name, const char *sql,
+    const struct params *pa, int script, struct gw_db_rows **rows, char *err,
     size_t errlen)
 {
 	PGresult *res = NULL;
 	ExecStatusType rs;
 	const char *state;
 	enum gw_status st;
+	int slot;
 
 	if ((st = gw_db_ensure(db, err, errlen)) != GW_OK)
 		return st;
 	db->sqlstate[0] = '\0';
 	if (script)
 		res = PQexec(db->conn, sql);
+	else if (name != NULL)
+		res = exec_prepared(
+		    db, name, sql, pa->n, pa->values, pa->lengths, pa->formats);
 	else
-		res = PQexecParams(
-		    db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		res = PQexecParams(db->conn, sql, pa->n, NULL, pa->values,
+		    pa->lengths, pa->formats, 0);
 	rs = PQresultStatus(res);
 	if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
 		if (rows != NULL) {
@@ -242,6 +297,13 @@ exec_once(struct gw_db *db, const char *sql, int nparams,
 	set_err(err, errlen,
 	    res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn), state);
 	PQclear(res);
+	/*
+	 * 26000: the server no longer has it (a DISCARD ALL, e.g. by a
+	 * pooler); nothing ran. Prepared again by the next call.
+	 */
+	if (name != NULL && strcmp(db->sqlstate, "26000") == 0 &&
+	    (slot = prepared_slot(db, name)) >= 0)
+		db->prepared[slot] = db->prepared[--db->nprepared];
 	return GW_E_DB;
 }
 
@@ -262,8 +324,8 @@ lost_err(struct gw_db *db, char *err, size_t errlen)
  * socket (run again only when retry says it is idempotent).
  */
 static enum gw_status
-exec_stmt(struct gw_db *db, const char *sql, int nparams,
-    const char *const *params, int script, int retry, struct gw_db_rows **rows,
+exec_stmt(struct gw_db *db, const char *name, const char *sql,
+    const struct params *pa, int script, int retry, struct gw_db_rows **rows,
     char *err, size_t errlen)
 {
 	enum gw_status st;
@@ -276,7 +338,7 @@ exec_stmt(struct gw_db *db, const char *sql, int nparams,
 		return GW_E_DB;
 	}
 	tx = in_tx(db);
-	st = exec_once(db, sql, nparams, params, script, rows, err, errlen);
+	st = exec_once(db, name, sql, pa, script, rows, err, errlen);
 	if (st != GW_E_DB || db->conn == NULL)
 		return st;
 	if (tx) {
@@ -285,12 +347,14 @@ exec_stmt(struct gw_db *db, const char *sql, int nparams,
 			db->tx_lost = 1;
 		return st;
 	}
-	if (strncmp(db->sqlstate, "57P", 3) == 0 ||
-	    (retry && (PQstatus(db->conn) != CONNECTION_OK ||
-	                  strncmp(db->sqlstate, "08", 2) == 0))) {
+	if (strcmp(db->sqlstate, "26000") == 0 && name != NULL) {
+		/* Not run: prepared anew on the same connection. */
+		st = exec_once(db, name, sql, pa, script, rows, err, errlen);
+	} else if (strncmp(db->sqlstate, "57P", 3) == 0 ||
+	           (retry && (PQstatus(db->conn) != CONNECTION_OK ||
+	                         strncmp(db->sqlstate, "08", 2) == 0))) {
 		drop(db);
-		st = exec_once(
-		    db, sql, nparams, params, script, rows, err, errlen);
+		st = exec_once(db, name, sql, pa, script, rows, err, errlen);
 	}
 	return st;
 }
@@ -300,13 +364,29 @@ gw_db_exec(struct gw_db *db, const char *sql, int nparams,
     const char *const *params, int retry, struct gw_db_rows **rows, char *err,
     size_t errlen)
 {
-	return exec_stmt(db, sql, nparams, params, 0, retry, rows, err, errlen);
+	struct params pa = {nparams, params, NULL, NULL};
+
+	return exec_stmt(db, NULL, sql, &pa, 0, retry, rows, err, errlen);
 }
+
+enum gw_status
+gw_db_exec_named(struct gw_db *db, const char *name, const char *sql,
+    int nparams, const char *const *params, const int *lengths,
+    const int *formats, int retry, struct gw_db_rows **rows, char *err,
+    size_t errlen)
+{
+	struct params pa = {nparams, params, lengths, formats};
+
+	return exec_stmt(db, name, sql, &pa, 0, retry, rows, err, errlen);
+}
+
+/* No parameters. */
+static const struct params none = {0, NULL, NULL, NULL};
 
 enum gw_status
 gw_db_exec_script(struct gw_db *db, const char *sql, char *err, size_t errlen)
 {
-	return exec_stmt(db, sql, 0, NULL, 1, 0, NULL, err, errlen);
+	return exec_stmt(db, NULL, sql, &none, 1, 0, NULL, err, errlen);
 }
 
 enum gw_status
@@ -318,7 +398,7 @@ gw_db_begin(struct gw_db *db, char *err, size_t errlen)
 		gw_db_rollback(db);
 	}
 	/* Nothing is lost when BEGIN meets a broken connection: retried. */
-	return exec_stmt(db, "BEGIN", 0, NULL, 0, 1, NULL, err, errlen);
+	return exec_stmt(db, NULL, "BEGIN", &none, 0, 1, NULL, err, errlen);
 }
 
 enum gw_status
@@ -337,7 +417,8 @@ gw_db_commit(struct gw_db *db, char *err, size_t errlen)
 		set_err(err, errlen, "transaction aborted by an earlier error",
 		    db->sqlstate);
 	} else {
-		st = exec_stmt(db, "COMMIT", 0, NULL, 0, 0, NULL, err, errlen);
+		st = exec_stmt(
+		    db, NULL, "COMMIT", &none, 0, 0, NULL, err, errlen);
 	}
 	/* After a failure nothing of the transaction is left open. */
 	if (st != GW_OK)

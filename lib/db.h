@@ -43,6 +43,18 @@ enum gw_status gw_db_exec(struct gw_db *db, const char *sql, int nparams,
     const char *const *params, int retry, struct gw_db_rows **rows, char *err,
     size_t errlen) GW_NONNULL(1, 2);
 /*
+ * As gw_db_exec, for a statement run often: prepared under name (a string
+ * that lives as long as the process) once per connection, then executed
+ * by name, so that the server parses and plans it once. A handle keeps 4
+ * names; a fifth runs as gw_db_exec would. lengths and formats are
+ * libpq's (NULL: text parameters; formats[i] 1: params[i] is binary, of
+ * lengths[i] bytes).
+ */
+enum gw_status gw_db_exec_named(struct gw_db *db, const char *name,
+    const char *sql, int nparams, const char *const *params, const int *lengths,
+    const int *formats, int retry, struct gw_db_rows **rows, char *err,
+    size_t errlen) GW_NONNULL(1, 2, 3);
+/*
  * Run a multi-statement script (no parameters), e.g. a migration file.
  * Errors as gw_db_exec; never tried again.
  */

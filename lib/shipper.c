@@ -16,6 +16,7 @@
 #include "db.h"
 #include "log.h"
 #include "spool.h"
+#include "spoolcols.h"
 #include "util.h"
 
 #define ORPHAN_SCAN_US (2 * 1000000)
@@ -54,84 +55,145 @@ charge_shipped(void *tag)
 	"EXCLUDED.successful_requests, failed_requests = d.failed_requests + " \
 	"EXCLUDED.failed_requests"
 
+/* The batch's rows (the CTE "rows": spend_logs' columns), inserted. */
+#define SHIP_INS                                                               \
+	"ins AS (INSERT INTO spend_logs (request_id, api_key, key_alias, "     \
+	"user_id, team_id, model, actual_model, call_type, prompt_tokens, "    \
+	"completion_tokens, total_tokens, spend, usage_estimated, "            \
+	"start_time, end_time, completion_start_time, ttft_ms, status, "       \
+	"error_type, stream, client_disconnected, metadata, response_id, "     \
+	"request_tags, session_id) SELECT request_id, coalesce(api_key, ''), " \
+	"key_alias, user_id, team_id, coalesce(model, ''), actual_model, "     \
+	"call_type, coalesce(prompt_tokens, 0), coalesce(completion_tokens, "  \
+	"0), coalesce(total_tokens, 0), coalesce(spend, 0), "                  \
+	"coalesce(usage_estimated, false), start_time, end_time, "             \
+	"completion_start_time, ttft_ms, status, error_type, "                 \
+	"coalesce(stream, "                                                    \
+	"false), coalesce(client_disconnected, false), coalesce(metadata, "    \
+	"'{}'), response_id, CASE WHEN jsonb_typeof(request_tags) = 'array' "  \
+	"THEN request_tags ELSE '[]' END, session_id FROM rows ON CONFLICT "   \
+	"(request_id) DO NOTHING RETURNING request_id, api_key, user_id, "     \
+	"team_id, spend, model, (start_time AT TIME ZONE 'UTC')::date AS "     \
+	"day, "                                                                \
+	"prompt_tokens, completion_tokens, total_tokens, status BETWEEN 200 "  \
+	"AND 299 AS ok, coalesce(metadata->>'end_user', '') AS end_user, "     \
+	"request_tags), "
+
+/* Their Langfuse payloads, from src (r: request_id, lf_mode and lf_*). */
+#define SHIP_PAY(src)                                                          \
+	"pay AS (INSERT INTO request_payloads (request_id, record_mode, "      \
+	"input, output, trace) SELECT r.request_id, r.lf_mode, r.lf_input, "   \
+	"r.lf_output, CASE WHEN jsonb_typeof(r.lf_trace) = 'object' THEN "     \
+	"r.lf_trace ELSE '{}' END FROM " src " JOIN ins USING (request_id) "   \
+	"WHERE r.lf_mode IS NOT NULL ON CONFLICT (request_id) DO NOTHING "     \
+	"RETURNING 1), "
+
+/* The totals and the daily aggregates move by what was inserted. */
+#define SHIP_TOTALS                                                            \
+	"k AS (UPDATE keys SET spend = keys.spend + s.total FROM (SELECT "     \
+	"api_key, sum(spend) AS total FROM ins WHERE api_key <> '' GROUP BY "  \
+	"api_key) s WHERE keys.token = s.api_key RETURNING 1), "               \
+	"u AS (INSERT INTO users (user_id, spend) SELECT user_id, sum(spend) " \
+	"FROM ins WHERE user_id IS NOT NULL GROUP BY user_id ON CONFLICT "     \
+	"(user_id) DO UPDATE SET spend = users.spend + EXCLUDED.spend "        \
+	"RETURNING 1), "                                                       \
+	"t AS (UPDATE teams SET spend = teams.spend + s.total FROM (SELECT "   \
+	"team_id, sum(spend) AS total FROM ins WHERE team_id IS NOT NULL "     \
+	"GROUP BY team_id) s WHERE teams.team_id = s.team_id RETURNING 1), "   \
+	"d AS (INSERT INTO spend_daily AS d SELECT day, api_key, model, "      \
+	"coalesce(user_id, ''), coalesce(team_id, ''), end_user, "             \
+	"sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), "      \
+	"sum(spend), count(*), count(*) FILTER (WHERE ok), count(*) FILTER "   \
+	"(WHERE NOT ok) FROM ins GROUP BY 1, 2, 3, 4, 5, 6 ON CONFLICT (day, " \
+	"api_key, model, user_id, team_id, end_user) DO UPDATE SET " AGG_ADD   \
+	" RETURNING 1), "                                                      \
+	"g AS (INSERT INTO spend_daily_tags AS d SELECT day, tag, api_key, "   \
+	"coalesce(user_id, ''), coalesce(team_id, ''), sum(prompt_tokens), "   \
+	"sum(completion_tokens), sum(total_tokens), sum(spend), count(*), "    \
+	"count(*) FILTER (WHERE ok), count(*) FILTER (WHERE NOT ok) FROM ins " \
+	"CROSS JOIN LATERAL (SELECT DISTINCT value AS tag FROM "               \
+	"jsonb_array_elements_text(ins.request_tags)) x GROUP BY 1, 2, 3, 4, " \
+	"5 ON CONFLICT (day, tag, api_key, user_id, team_id) DO UPDATE "       \
+	"SET " AGG_ADD " RETURNING 1) "                                        \
+	"SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM pay)"
+
+/*
+ * The batch as columns (spoolcols.h): binary arrays, taken as they are.
+ * The payloads read their own columns, so that "rows" has one reader and
+ * is not kept aside in a tuplestore for a second.
+ */
+static const char ship_cols_sql[] =
+    "WITH rows AS (SELECT * FROM " GW_SPOOLCOLS_SQL "), " SHIP_INS SHIP_PAY(
+        "unnest($1::text[], $28::text[], $26::jsonb[], $27::jsonb[], "
+        "$29::jsonb[]) AS r(request_id, lf_mode, lf_input, lf_output, "
+        "lf_trace)") SHIP_TOTALS;
+
+/*
+ * The batch as JSON, when it does not convert (a line of another shape):
+ * PostgreSQL reads every value, and refuses what it must.
+ */
 static const char ship_sql[] =
     /*
-     * jsonb: the batch is parsed once; json would re-parse each row's text
-     * for every -> below and for the record (4 parses per row).
+     * json, not jsonb: json_to_recordset reads the batch's text as it
+     * goes, where jsonb would build every object first (keys sorted) and
+     * then look each field up. The columns are spend_logs' and the
+     * Langfuse payload's; a line's other fields are ignored.
      */
-    "WITH src AS (SELECT value AS j FROM jsonb_array_elements($1::jsonb)), "
-    /* LATERAL: "(f(j)).*" would expand j once per column. */
-    "rows AS (SELECT r.*, src.j->'lf_input' AS lf_input, "
-    "src.j->'lf_output' AS lf_output, src.j->>'lf_mode' AS lf_mode, "
-    "src.j->'lf_trace' AS lf_trace FROM "
-    "src CROSS JOIN LATERAL jsonb_populate_record(NULL::spend_logs, src.j) "
-    "AS r), "
-    "ins AS (INSERT INTO spend_logs (request_id, api_key, key_alias, "
-    "user_id, team_id, model, actual_model, call_type, prompt_tokens, "
-    "completion_tokens, total_tokens, spend, usage_estimated, start_time, "
-    "end_time, completion_start_time, ttft_ms, status, error_type, stream, "
-    "client_disconnected, metadata, response_id, request_tags, session_id) "
-    "SELECT "
-    "request_id, "
-    "coalesce(api_key, ''), key_alias, user_id, team_id, coalesce(model, "
-    "''), actual_model, call_type, coalesce(prompt_tokens, 0), "
-    "coalesce(completion_tokens, 0), coalesce(total_tokens, 0), "
-    "coalesce(spend, 0), coalesce(usage_estimated, false), start_time, "
-    "end_time, completion_start_time, ttft_ms, status, error_type, "
-    "coalesce(stream, false), coalesce(client_disconnected, false), "
-    "coalesce(metadata, '{}'), response_id, CASE WHEN "
-    "jsonb_typeof(request_tags) = 'array' THEN request_tags ELSE '[]' END, "
-    "session_id FROM rows ON CONFLICT (request_id) DO NOTHING "
-    "RETURNING request_id, api_key, user_id, team_id, spend, model, "
-    "(start_time AT TIME ZONE 'UTC')::date AS day, prompt_tokens, "
-    "completion_tokens, total_tokens, status BETWEEN 200 AND 299 AS ok, "
-    "coalesce(metadata->>'end_user', '') AS end_user, request_tags), "
-    "pay AS (INSERT INTO request_payloads (request_id, record_mode, input, "
-    "output, trace) SELECT r.request_id, r.lf_mode, r.lf_input, "
-    "r.lf_output, CASE WHEN jsonb_typeof(r.lf_trace) = 'object' THEN "
-    "r.lf_trace ELSE '{}' END FROM rows r JOIN ins USING (request_id) WHERE "
-    "r.lf_mode IS NOT NULL ON CONFLICT (request_id) DO NOTHING RETURNING 1), "
-    "k AS (UPDATE keys SET spend = keys.spend + s.total FROM (SELECT "
-    "api_key, sum(spend) AS total FROM ins WHERE api_key <> '' GROUP BY "
-    "api_key) s WHERE keys.token = s.api_key RETURNING 1), "
-    "u AS (INSERT INTO users (user_id, spend) SELECT user_id, sum(spend) "
-    "FROM ins WHERE user_id IS NOT NULL GROUP BY user_id ON CONFLICT "
-    "(user_id) DO UPDATE SET spend = users.spend + EXCLUDED.spend "
-    "RETURNING 1), "
-    "t AS (UPDATE teams SET spend = teams.spend + s.total FROM (SELECT "
-    "team_id, sum(spend) AS total FROM ins WHERE team_id IS NOT NULL GROUP "
-    "BY team_id) s WHERE teams.team_id = s.team_id RETURNING 1), "
-    "d AS (INSERT INTO spend_daily AS d SELECT day, api_key, model, "
-    "coalesce(user_id, ''), coalesce(team_id, ''), end_user, "
-    "sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), "
-    "sum(spend), count(*), count(*) FILTER (WHERE ok), count(*) FILTER "
-    "(WHERE NOT ok) FROM ins GROUP BY 1, 2, 3, 4, 5, 6 ON CONFLICT (day, "
-    "api_key, model, user_id, team_id, end_user) DO UPDATE SET " AGG_ADD
-    " RETURNING 1), "
-    "g AS (INSERT INTO spend_daily_tags AS d SELECT day, tag, api_key, "
-    "coalesce(user_id, ''), coalesce(team_id, ''), sum(prompt_tokens), "
-    "sum(completion_tokens), sum(total_tokens), sum(spend), count(*), "
-    "count(*) FILTER (WHERE ok), count(*) FILTER (WHERE NOT ok) FROM ins "
-    "CROSS JOIN LATERAL (SELECT DISTINCT value AS tag FROM "
-    "jsonb_array_elements_text(ins.request_tags)) x GROUP BY 1, 2, 3, 4, 5 "
-    "ON CONFLICT (day, tag, api_key, user_id, team_id) DO UPDATE SET " AGG_ADD
-    " RETURNING 1) "
-    "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM pay)";
+    "WITH rows AS (SELECT * FROM json_to_recordset($1::json) AS r("
+    "request_id text, api_key text, key_alias text, user_id text, team_id "
+    "text, model text, actual_model text, call_type text, prompt_tokens "
+    "integer, completion_tokens integer, total_tokens integer, spend double "
+    "precision, usage_estimated boolean, start_time timestamptz, end_time "
+    "timestamptz, completion_start_time timestamptz, ttft_ms double "
+    "precision, status integer, error_type text, stream boolean, "
+    "client_disconnected boolean, metadata jsonb, response_id text, "
+    "request_tags jsonb, session_id text, lf_input jsonb, lf_output jsonb, "
+    "lf_mode text, lf_trace jsonb)), " SHIP_INS SHIP_PAY("rows r") SHIP_TOTALS;
+
+/*
+ * The columns' statement failed with state: try the batch as JSON at
+ * once, so that this path is never what holds a batch back (a replay of
+ * one that did commit inserts nothing and moves no total)? Not for a
+ * refused row (class 22: found below, as for JSON), nor when the
+ * database is gone (no state, 08, 57: the next cycle tries again); yes
+ * for anything else, a protocol violation (08P01) included.
+ */
+static int
+retry_as_json(const char *state)
+{
+	return state[0] != '\0' && strncmp(state, "22", 2) != 0 &&
+	       (strncmp(state, "08", 2) != 0 || strcmp(state, "08P01") == 0) &&
+	       strncmp(state, "57", 2) != 0;
+}
 
 int
 gw_shipper_ship(struct gw_db *db, int fd, uint64_t *off, int max_rows)
 {
 	struct gw_spool_batch b;
+	struct gw_spoolcols cols;
 	const char *params[1];
 	char err[512];
-	int rc = 0;
+	int rc = 0, as_json = 1;
+	enum gw_status st = GW_OK;
 
+	memset(&cols, 0, sizeof(cols));
 	gw_spool_read(fd, *off, max_rows, &b);
 	if (b.used == 0)
 		goto out;
-	params[0] = b.json.p;
-	if (gw_db_exec(db, ship_sql, 1, params, 0, NULL, err, sizeof(err)) !=
-	    GW_OK) {
+	if (gw_spoolcols_build(&cols, b.raw, b.used) == GW_OK &&
+	    cols.rows == b.rows && b.rows > 0) {
+		st = gw_db_exec_named(db, "gw_ship_cols", ship_cols_sql,
+		    GW_SPOOLCOLS_N, cols.values, cols.lengths, cols.formats, 0,
+		    NULL, err, sizeof(err));
+		as_json = st != GW_OK && retry_as_json(gw_db_last_sqlstate(db));
+	}
+	if (as_json) {
+		params[0] = b.json.p;
+		st = gw_db_exec_named(db, "gw_ship", ship_sql, 1, params, NULL,
+		    NULL, 0, NULL, err, sizeof(err));
+	}
+	gw_spoolcols_fini(&cols);
+	if (st != GW_OK) {
 		/* PostgreSQL's CONTEXT quotes row data: not for the log. */
 		char *ctx = strstr(err, "CONTEXT:");
 		int data = strncmp(gw_db_last_sqlstate(db), "22", 2) == 0;

@@ -56,6 +56,22 @@ for d in sorted(json_docs):
     put("json_usage", d)
     put("relay_body", d)
 
+# Spooled spend lines: test_spoolcols' literals and shapes (one line, so
+# that fuzz_spoolcols compares them with json-c), and a batch of three.
+SPOOL = [
+    b'{"request_id":"r1","api_key":"","key_alias":null,"model":"m",'
+    b'"prompt_tokens":3,"spend":1.7e-05,"usage_estimated":false,'
+    b'"start_time":"2026-01-01T00:00:00.250Z","status":200,'
+    b'"metadata":{"a":[1,{"b":"}]\\""}]},"request_tags":["t"]}',
+    b'{"request_id":"a\\"\\\\\\/\\n\\u0041","stream":true}',
+]
+for s in c_strings("tests/unit/test_spoolcols.c"):
+    if s.startswith(b"{"):
+        SPOOL.append(s)
+for d in SPOOL:
+    put("spoolcols", d)
+put("spoolcols", b"\n".join(SPOOL[:3]) + b"\n")
+
 # Request bodies as clients send them.
 for d in [
     b'{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}',

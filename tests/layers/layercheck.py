@@ -19,7 +19,7 @@ LAYERS = {
     "base": """util log err config evloop shm db http_upstream json_util sha256
                sse metrics ratelimit alias migrate validate capture keystore
                revoke authcache jwtauth langfuse price spool budget_reset
-               redact scheduler rlshare rerank responses multipart""",
+               redact scheduler rlshare rerank responses multipart spoolcols""",
     "request": "req server",
     "feature": """auth route relay chat models model_info health keys_api
                   org_api keygen mgmt members spend shipper budget

@@ -9,7 +9,8 @@
  * array of spend rows) is refused as data (22P02) when any row has "bad",
  * and its rows are kept in fake.rows otherwise; any other statement is
  * answered by fake.answer (NULL: no rows). fake.down makes every statement
- * fail as a lost connection would (08006).
+ * fail as a lost connection would (08006). The shipper's binary columns
+ * are declined (gw_spoolcols_build), so batches come as JSON.
  */
 #ifndef GW_TEST_FAKE_DB_H
 #define GW_TEST_FAKE_DB_H
@@ -21,6 +22,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "spoolcols.h"
 
 #define FAKE_MAX_ROWS 256
 #define FAKE_MAX_COLS 8
@@ -167,6 +169,39 @@ gw_db_exec(struct gw_db *db, const char *sql, int nparams,
 			free(vals[i]);
 	}
 	return st;
+}
+
+/*
+ * The shipper's columns (spoolcols.h) are declined here, so that its
+ * batches reach this fake as JSON rows; test_spoolcols checks them.
+ */
+enum gw_status
+gw_spoolcols_build(struct gw_spoolcols *c, const char *lines, size_t len)
+{
+	(void)lines;
+	(void)len;
+	memset(c, 0, sizeof(*c));
+	return GW_E_INVALID;
+}
+
+void
+gw_spoolcols_fini(struct gw_spoolcols *c)
+{
+	(void)c;
+}
+
+/* The shipper's named statement runs as any other here. */
+enum gw_status
+gw_db_exec_named(struct gw_db *db, const char *name, const char *sql,
+    int nparams, const char *const *params, const int *lengths,
+    const int *formats, int retry, struct gw_db_rows **rows, char *err,
+    size_t errlen)
+{
+	(void)name;
+	(void)formats;
+	if (lengths != NULL)
+		abort(); /* binary parameters: spoolcols, declined above */
+	return gw_db_exec(db, sql, nparams, params, retry, rows, err, errlen);
 }
 
 int

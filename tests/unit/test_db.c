@@ -33,6 +33,8 @@ enum outcome {
 struct pg_conn {
 	int up;
 	PGTransactionStatusType ts;
+	char prepared[4][32]; /* the names PQprepare made here */
+	int nprepared;
 };
 
 struct pg_result {
@@ -217,6 +219,54 @@ __wrap_PQexecParams(PGconn *c, const char *sql, int n, const Oid *types,
 	(void)formats;
 	(void)resultFormat;
 	return run(c, sql);
+}
+
+PGresult *__wrap_PQprepare(
+    PGconn *c, const char *name, const char *sql, int n, const Oid *types);
+PGresult *
+__wrap_PQprepare(
+    PGconn *c, const char *name, const char *sql, int n, const Oid *types)
+{
+	char stmt[64];
+	PGresult *r;
+
+	(void)sql;
+	(void)n;
+	(void)types;
+	snprintf(stmt, sizeof(stmt), "PREPARE %s", name);
+	r = run(c, stmt);
+	if (r->status == PGRES_COMMAND_OK) {
+		assert_true(c->nprepared < 4);
+		snprintf(c->prepared[c->nprepared++], sizeof(c->prepared[0]),
+		    "%s", name);
+	}
+	return r;
+}
+
+PGresult *__wrap_PQexecPrepared(PGconn *c, const char *name, int n,
+    const char *const *values, const int *lengths, const int *formats,
+    int resultFormat);
+PGresult *
+__wrap_PQexecPrepared(PGconn *c, const char *name, int n,
+    const char *const *values, const int *lengths, const int *formats,
+    int resultFormat)
+{
+	char stmt[64];
+	int i;
+
+	(void)n;
+	(void)values;
+	(void)lengths;
+	(void)formats;
+	(void)resultFormat;
+	for (i = 0; i < c->nprepared; i++)
+		if (strcmp(c->prepared[i], name) == 0)
+			break;
+	if (c->up && i == c->nprepared)
+		return result(PGRES_FATAL_ERROR, "26000",
+		    "prepared statement does not exist\n");
+	snprintf(stmt, sizeof(stmt), "EXECUTE %s", name);
+	return run(c, stmt);
 }
 
 ExecStatusType __wrap_PQresultStatus(const PGresult *r);
@@ -501,6 +551,49 @@ test_request_done_rolls_back_a_leftover(void **state)
 	gw_db_free(db);
 }
 
+/*
+ * A named statement is prepared once per connection: again after a
+ * reconnect, and again when the server lost it (26000, a pooler's DISCARD
+ * ALL), which is not an error for the caller (nothing had run).
+ */
+static void
+test_named_prepared_once_per_connection(void **state)
+{
+	struct gw_db *db = gw_db_new("dbname=x", 1, 0);
+	char err[256];
+
+	(void)state;
+	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, NULL,
+	                     NULL, 1, NULL, err, sizeof(err)),
+	    GW_OK);
+	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, NULL,
+	                     NULL, 1, NULL, err, sizeof(err)),
+	    GW_OK);
+	assert_string_equal(fake.sent, "PREPARE s1;EXECUTE s1;EXECUTE s1;");
+	fake.sent[0] = '\0';
+	queue(O_BREAK, NULL);
+	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, NULL,
+	                     NULL, 1, NULL, err, sizeof(err)),
+	    GW_OK);
+	assert_int_equal(fake.connects, 2);
+	assert_string_equal(fake.sent, "PREPARE s1;EXECUTE s1;");
+	fake.sent[0] = '\0';
+	fake.conn->nprepared = 0;
+	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, NULL,
+	                     NULL, 0, NULL, err, sizeof(err)),
+	    GW_OK);
+	assert_int_equal(fake.connects, 2);
+	assert_string_equal(fake.sent, "PREPARE s1;EXECUTE s1;");
+	/* A plain statement between them changes nothing. */
+	fake.sent[0] = '\0';
+	assert_int_equal(exec(db, "SELECT 2", 1, err, sizeof(err)), GW_OK);
+	assert_int_equal(gw_db_exec_named(db, "s1", "SELECT 1", 0, NULL, NULL,
+	                     NULL, 0, NULL, err, sizeof(err)),
+	    GW_OK);
+	assert_string_equal(fake.sent, "SELECT 2;EXECUTE s1;");
+	gw_db_free(db);
+}
+
 /* Unreachable: GW_E_DB with libpq's reason, and a short backoff. */
 static void
 test_unreachable(void **state)
@@ -532,6 +625,8 @@ main(void)
 	    cmocka_unit_test_setup(test_rollback_and_begin_follow_libpq, setup),
 	    cmocka_unit_test_setup(
 	        test_request_done_rolls_back_a_leftover, setup),
+	    cmocka_unit_test_setup(
+	        test_named_prepared_once_per_connection, setup),
 	    cmocka_unit_test_setup(test_unreachable, setup),
 	};
 
