@@ -1,4 +1,4 @@
-/* req.c: the FastCGI request wrapper (fcgiapp.h only, never fcgi_stdio). */
+/* req.c: the FastCGI request wrapper (over fcgi.c). */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "req.h"
 
@@ -26,12 +26,7 @@
  * written: a stream's chunk fits, its head (larger, once) does not stay.
  */
 #define OUT_KEEP_BYTES 512
-/* FastCGI records (fastcgi spec, section 8). */
-#define FCGI_HEADER_LEN 8
-#define FCGI_REC_MAX 65535
-#define FCGI_END_REQUEST 3
-#define FCGI_STDOUT 6
-#define NO_RECORD ((size_t)-1)
+#define NO_RECORD GW_FCGI_NO_RECORD
 /* How long an ended request waits for the web server to take its end. */
 #define LINGER_US (30 * 1000000LL)
 
@@ -53,7 +48,7 @@ struct gw_reqout {
 };
 
 void
-gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_ctx *ctx,
+gw_req_begin(struct gw_req *req, struct gw_fcgi *fr, struct gw_ctx *ctx,
     const struct gw_cfg *cfg, const struct gw_req_hooks *hooks)
 {
 	const char *uri;
@@ -77,10 +72,10 @@ gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_ctx *ctx,
 	/* Time-ordered: spend_logs' primary key then grows at its end. */
 	gw_uuid7(ctx ? ctx->rng : (uint64_t[2]){0, 0},
 	    req->start_real_us / 1000, req->id);
-	req->method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
+	req->method = gw_fcgi_param(fr->envp, "REQUEST_METHOD");
 	if (req->method == NULL)
 		req->method = "GET";
-	uri = FCGX_GetParam("REQUEST_URI", fr->envp);
+	uri = gw_fcgi_param(fr->envp, "REQUEST_URI");
 	if (uri == NULL || uri[0] == '\0')
 		uri = "/";
 	req->path = gw_xstrdup(uri);
@@ -148,8 +143,8 @@ gw_req_client_gone(const struct gw_req *req)
 
 	if (req->dout != NULL)
 		return req->dout->gone;
-	p.fd = req->fr->ipcFd;
-	if (req->fr->ipcFd < 0)
+	p.fd = req->fr->fd;
+	if (req->fr->fd < 0)
 		return 1;
 	if (poll(&p, 1, 0) <= 0)
 		return 0;
@@ -187,7 +182,7 @@ gw_req_log_field(struct gw_req *req, const char *name, const char *value)
 const char *
 gw_req_param(const struct gw_req *req, const char *name)
 {
-	return FCGX_GetParam(name, req->fr->envp);
+	return gw_fcgi_param(req->fr->envp, name);
 }
 
 const char *
@@ -384,7 +379,7 @@ gw_req_read_body_max(struct gw_req *req, long max)
 			room = 65536;
 		char *dst = gw_buf_extend(&req->body, room);
 
-		n = FCGX_GetStr(dst, (int)room, req->fr->in);
+		n = gw_fcgi_read(req->fr, dst, room);
 		req->body.len -= room - (size_t)(n > 0 ? n : 0);
 		req->body.p[req->body.len] = '\0';
 		if (n <= 0)
@@ -433,54 +428,23 @@ gw_req_add_header_str(struct gw_req *req, const char *name, const char *value)
 	gw_buf_append(&req->hdrs, "\r\n", 2);
 }
 
-/* An 8-byte record header at h. */
-static void
-fcgi_header(unsigned char *h, int type, int request_id, size_t len)
-{
-	h[0] = 1;
-	h[1] = (unsigned char)type;
-	h[2] = (unsigned char)(request_id >> 8);
-	h[3] = (unsigned char)request_id;
-	h[4] = (unsigned char)(len >> 8);
-	h[5] = (unsigned char)len;
-	h[6] = 0; /* no padding */
-	h[7] = 0;
-}
-
 /* Queue n bytes of stdout on a detached request, in records. */
 static int
 out_put(struct gw_reqout *o, const char *p, size_t n)
 {
-	size_t have, take;
-
 	if (o->gone)
 		return -1;
-	while (n > 0) {
-		if (o->rec == NO_RECORD) {
-			o->rec = o->q.len;
-			gw_buf_extend(&o->q, FCGI_HEADER_LEN);
-		}
-		have = o->q.len - o->rec - FCGI_HEADER_LEN;
-		take = n < FCGI_REC_MAX - have ? n : FCGI_REC_MAX - have;
-		gw_buf_append(&o->q, p, take);
-		have += take;
-		fcgi_header((unsigned char *)o->q.p + o->rec, FCGI_STDOUT,
-		    o->request_id, have);
-		if (have == FCGI_REC_MAX)
-			o->rec = NO_RECORD;
-		p += take;
-		n -= take;
-	}
+	gw_fcgi_frame(&o->q, &o->rec, o->request_id, p, n);
 	return 0;
 }
 
-/* Bytes for the client: into libfcgi's buffer, or a detached queue. */
+/* Bytes for the client: into the thread's framing, or a detached queue. */
 static int
 put(struct gw_req *req, const char *p, size_t n)
 {
 	if (req->dout != NULL)
 		return out_put(req->dout, p, n);
-	return FCGX_PutStr(p, (int)n, req->fr->out) == (int)n ? 0 : -1;
+	return gw_fcgi_write(req->fr, p, n);
 }
 
 static void
@@ -604,7 +568,7 @@ gw_req_flush(struct gw_req *req)
 {
 	if (req->dout != NULL)
 		return out_drain(req) == 0 ? GW_OK : GW_E_INTERNAL;
-	return FCGX_FFlush(req->fr->out) == 0 ? GW_OK : GW_E_INTERNAL;
+	return gw_fcgi_flush(req->fr) == 0 ? GW_OK : GW_E_INTERNAL;
 }
 
 /* The web server did not take the end in LINGER_US: give up on it. */
@@ -652,10 +616,10 @@ gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 {
 	struct gw_req *d = gw_xmalloc(sizeof(*d));
 	struct gw_reqout *o = gw_xcalloc(1, sizeof(*o));
-	FCGX_Request *fr = req->fr;
+	struct gw_fcgi *fr = req->fr;
+	int request_id = fr->id;
+	int fd;
 
-	/* Whatever libfcgi holds goes first (nothing, as a rule). */
-	FCGX_FFlush(fr->out);
 	*d = *req;
 	/* Its headers and log fields go with it; the body stays (read). */
 	memset(&req->hdrs, 0, sizeof(req->hdrs));
@@ -666,20 +630,22 @@ gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 	o->loop = loop;
 	o->io.fn = on_conn_event;
 	o->io.arg = d;
-	o->io.fd = fr->ipcFd;
 	o->linger.fn = linger_over;
 	o->linger.arg = d;
-	o->request_id = fr->requestId;
+	o->request_id = request_id;
 	o->rec = NO_RECORD;
 	gw_strlcpy(o->method, d->method, sizeof(o->method));
 	d->method = o->method;
+	/*
+	 * The thread lets the connection go (what is queued written first:
+	 * nothing, as a rule); the parameters are gone with it.
+	 */
+	fd = gw_fcgi_release(fr);
+	o->io.fd = fd;
 	d->dout = o;
 	d->fr = NULL;
 	d->ctx = NULL;
 	d->cfg = gw_cfg_ref((struct gw_cfg *)d->cfg);
-	/* libfcgi lets go: its buffers and parameters are freed now. */
-	fr->ipcFd = -1;
-	FCGX_Free(fr, 0);
 	/* The loop takes it from here, starting with watching for a hang-up. */
 	gw_loop_post(loop, watch_conn, d);
 	req->async_fn = NULL;
@@ -736,7 +702,6 @@ void
 gw_req_done(struct gw_req *req)
 {
 	struct gw_reqout *o = req->dout;
-	unsigned char end[FCGI_HEADER_LEN * 3] = {0};
 	const struct gw_cfg *cfg = req->cfg;
 
 	gw_req_end(req);
@@ -748,11 +713,8 @@ gw_req_done(struct gw_req *req)
 		return;
 	}
 	/* An empty stdout record ends the stream; then the request's end. */
-	fcgi_header(end, FCGI_STDOUT, o->request_id, 0);
-	fcgi_header(end + FCGI_HEADER_LEN, FCGI_END_REQUEST, o->request_id, 8);
-	/* appStatus 0, protocolStatus FCGI_REQUEST_COMPLETE: all zero. */
 	o->rec = NO_RECORD;
-	gw_buf_append(&o->q, end, sizeof(end));
+	gw_fcgi_frame_end(&o->q, o->request_id);
 	o->ending = 1;
 	gw_loop_timer_set(o->loop, &o->linger, LINGER_US);
 	out_drain(req);

@@ -7,11 +7,11 @@
 #ifndef GW_REQ_H
 #define GW_REQ_H
 
-#include <fcgiapp.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "err.h"
+#include "fcgi.h"
 #include "util.h"
 
 struct gw_db;
@@ -44,7 +44,7 @@ struct gw_req_hooks {
 };
 
 struct gw_req {
-	FCGX_Request *fr;                 /* borrowed from the worker thread */
+	struct gw_fcgi *fr;               /* borrowed from the worker thread */
 	const struct gw_req_hooks *hooks; /* NULL-ok, static */
 	struct gw_ctx *ctx;       /* borrowed: the thread's db, upstream, rng */
 	const struct gw_cfg *cfg; /* held for the whole request */
@@ -75,7 +75,7 @@ struct gw_req {
  * ctx (NULL-ok: ids then come from a zero seed), cfg and hooks (NULL-ok)
  * stay borrowed by req until gw_req_end.
  */
-void gw_req_begin(struct gw_req *req, FCGX_Request *fr, struct gw_ctx *ctx,
+void gw_req_begin(struct gw_req *req, struct gw_fcgi *fr, struct gw_ctx *ctx,
     const struct gw_cfg *cfg, const struct gw_req_hooks *hooks)
     GW_NONNULL(1, 2, 4);
 /*

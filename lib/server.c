@@ -335,10 +335,14 @@ static const struct gw_req_hooks req_hooks = {req_ended, live_end};
 #define GW_TCACHE_MAX 256
 #define GW_STR_(x) #x
 #define GW_STR(x) GW_STR_(x)
-#define GW_TUNABLES                                                                                                                   \
-	"glibc.malloc.arena_max=" GW_STR(GW_ARENA_MAX) ":glibc.malloc.mmap_"                                                          \
-	                                               "threshold=" GW_STR(GW_MMAP_THRESHOLD) ":glibc.malloc.trim_threshold=" GW_STR( \
-	                                                   GW_TRIM_THRESHOLD) ":glibc.malloc.tcache_max=" GW_STR(GW_TCACHE_MAX)
+/* One tunable a line. */
+/* clang-format off */
+#define GW_TUNABLES                                                          \
+	"glibc.malloc.arena_max=" GW_STR(GW_ARENA_MAX)                       \
+	":glibc.malloc.mmap_threshold=" GW_STR(GW_MMAP_THRESHOLD)            \
+	":glibc.malloc.trim_threshold=" GW_STR(GW_TRIM_THRESHOLD)            \
+	":glibc.malloc.tcache_max=" GW_STR(GW_TCACHE_MAX)
+/* clang-format on */
 #define GW_TUNED_ENV "LLMGW_MALLOC_TUNED"
 
 /* 1 when the environment tunes the allocator itself (not our re-exec). */
@@ -419,14 +423,14 @@ worker_thread(void *arg)
 {
 	struct gw_thread *th = arg;
 	struct gw_req req = {0};
-	FCGX_Request fr;
+	struct gw_fcgi fr;
 	enum gw_status st;
 
 	th->ctx.up = gw_upstream_new();
 	thread_refresh_cfg(th);
-	FCGX_InitRequest(&fr, listen_fd, 0);
+	gw_fcgi_init(&fr, listen_fd);
 	for (;;) {
-		if (FCGX_Accept_r(&fr) < 0) {
+		if (gw_fcgi_accept(&fr) < 0) {
 			if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE))
 				break;
 			/*
@@ -459,21 +463,13 @@ worker_thread(void *arg)
 		gw_db_request_done(th->ctx.db);
 		if (req.fr != NULL) {
 			gw_req_end(&req);
-			/*
-			 * libfcgi closes by shutdown(), then waits for the web
-			 * server to close first (a second poll and read per
-			 * request, and the thread held meanwhile). With the
-			 * request read to its end, the web server sends nothing
-			 * more: a plain close is safe.
-			 */
-			if (FCGX_HasSeenEOF(fr.in) == EOF)
-				FCGX_Detach(&fr);
-			FCGX_Finish_r(&fr);
+			/* The answer and its end records in one write. */
+			gw_fcgi_finish(&fr);
 		}
 		if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE))
 			break;
 	}
-	FCGX_Free(&fr, 0);
+	gw_fcgi_free(&fr);
 	gw_req_fini(&req);
 	gw_db_free(th->ctx.db);
 	gw_upstream_free(th->ctx.up);

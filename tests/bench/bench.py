@@ -731,9 +731,11 @@ def callgrind_ir(h, stack, family, path, body, headers, n, name=None):
 
 
 # Inclusive Ir of the library entry points a request goes through: what
-# llmgw's own code cannot cut without using less of them.
+# llmgw's own code cannot cut without using less of them; and the FastCGI
+# side (lib/fcgi.c since issue 19; libfcgi's FCGX_Accept_r before).
 LIB_ENTRIES = {"libcurl": ("curl_easy_perform", "curl_multi_socket_action"),
-               "libfcgi": ("FCGX_Accept_r", "FCGX_Finish_r")}
+               "fastcgi": ("gw_fcgi_accept", "gw_fcgi_read", "gw_fcgi_finish",
+                           "FCGX_Accept_r", "FCGX_Finish_r")}
 
 
 def library_ir(out_file, n):
@@ -1053,8 +1055,8 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
             lib = library_ir(os.path.join(h.tmp, "callgrind.%s.%d" % (name, cg_n)), cg_n)
             if lib:
                 ir[name]["libraries"] = lib
-                say("  %-10s of which libcurl %.0f, libfcgi %.0f (inclusive: their calls and all below)"
-                    % ("", lib["libcurl"], lib["libfcgi"]))
+                say("  %-10s of which libcurl %.0f, FastCGI accept/read/finish %.0f (inclusive: their calls and all below)"
+                    % ("", lib["libcurl"], lib["fastcgi"]))
         cg.stop()
         res["callgrind"] = ir
         perf = {}

@@ -1,6 +1,6 @@
 /*
  * fuzz_fcgi: FastCGI parameter handling (lib/req.c) over a fake
- * FCGX_Request whose envp is built from the input, as
+ * struct gw_fcgi whose envp is built from the input, as
  * tests/unit/test_auth.c builds one: each line is one "NAME=VALUE"
  * parameter, up to 64 of them. gw_req_begin splits REQUEST_URI, then
  * every parameter is looked up with gw_req_param, every HTTP_ one with
@@ -13,7 +13,6 @@
 #include "fuzz.h"
 
 #include <ctype.h>
-#include <fcgiapp.h>
 
 #include "config.h"
 #include "log.h"
@@ -83,7 +82,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const headers[] = {"Authorization", "Content-Type",
 	    "Content-Length", "x-litellm-api-key", "X-Request-Id", ""};
-	FCGX_Request fr;
+	struct gw_fcgi fr;
 	struct gw_cfg cfg;
 	struct gw_req req;
 	char *text, *env[MAXENV + 1], *p, hname[256];
@@ -106,7 +105,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&cfg, 0, sizeof(cfg));
 	memset(&req, 0, sizeof(req));
 	fr.envp = env;
-	fr.ipcFd = -1;
+	fr.fd = -1;
 	gw_req_begin(&req, &fr, NULL, &cfg, NULL);
 
 	uri = gw_req_param(&req, "REQUEST_URI");

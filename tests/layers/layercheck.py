@@ -3,7 +3,7 @@
 
   base     knows nothing of requests: util log err config evloop shm db
            http_upstream, and the libraries built on them
-  request  req server: FastCGI, the process model, where a request begins
+  request  fcgi req server: FastCGI, the process model, where a request begins
            and ends
   feature  what answers requests: auth, route, relay, keys, spend, ...
 
@@ -20,7 +20,7 @@ LAYERS = {
                sse metrics ratelimit alias migrate validate capture keystore
                revoke authcache jwtauth langfuse price spool budget_reset
                redact scheduler rlshare rerank responses multipart spoolcols""",
-    "request": "req server",
+    "request": "fcgi req server",
     "feature": """auth route relay chat models model_info health keys_api
                   org_api keygen mgmt members spend shipper budget
                   spend_api spend_report admit audio""",

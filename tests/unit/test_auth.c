@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <fcgiapp.h>
 #include <string.h>
 
 #include "auth.h"
@@ -18,7 +17,7 @@
 #include "req.h"
 
 struct fake {
-	FCGX_Request fr;
+	struct gw_fcgi fr;
 	struct gw_cfg cfg;
 	struct gw_req req;
 	char *env[4];

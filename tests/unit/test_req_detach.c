@@ -1,6 +1,6 @@
 /*
  * Unit tests for lib/req.c's detached requests: a real FastCGI connection
- * (a unix socket, libfcgi accepting), the request handed to the event
+ * (a unix socket, lib/fcgi.c accepting), the request handed to the event
  * loop, and the records it writes read back and checked byte by byte.
  */
 #include <setjmp.h>
@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <fcgiapp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +26,7 @@
 struct fixture {
 	char dir[64], path[128];
 	int lfd, client;
-	FCGX_Request fr;
+	struct gw_fcgi fr;
 	struct gw_req req;
 	struct gw_cfg cfg;
 };
@@ -105,9 +104,8 @@ setup(void **state)
 	put_record(&w, 4, "", 0);
 	put_record(&w, 5, "", 0); /* FCGI_STDIN: empty, ended */
 	assert_int_equal(write(f->client, msg, (size_t)(w - msg)), w - msg);
-	assert_int_equal(FCGX_Init(), 0);
-	assert_int_equal(FCGX_InitRequest(&f->fr, f->lfd, 0), 0);
-	assert_int_equal(FCGX_Accept_r(&f->fr), 0);
+	gw_fcgi_init(&f->fr, f->lfd);
+	assert_int_equal(gw_fcgi_accept(&f->fr), 0);
 	f->cfg.refs = 1;
 	f->cfg.max_body_bytes = 1024;
 	gw_req_begin(&f->req, &f->fr, NULL, &f->cfg, &hooks);
@@ -121,7 +119,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	FCGX_Free(&f->fr, 1);
+	gw_fcgi_free(&f->fr);
 	gw_req_fini(&f->req);
 	close(f->lfd);
 	close(f->client);
@@ -168,7 +166,7 @@ test_detached_answer_is_framed(void **state)
 	assert_string_equal(d->path, "/v1/chat/completions");
 	/* libfcgi let go of the connection: its next accept would not close it.
 	 */
-	assert_int_equal(f->fr.ipcFd, -1);
+	assert_int_equal(f->fr.fd, -1);
 	snprintf(expect_head, sizeof(expect_head),
 	    "Status: 200 OK\r\nContent-Type: text/plain\r\nx-request-id: "
 	    "%s\r\nx-litellm-call-id: %s\r\n\r\n",
