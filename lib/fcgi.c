@@ -391,8 +391,10 @@ parse_params(struct gw_fcgi *c)
 	}
 	if (n + 1 > c->env_cap) {
 		free(c->envv);
+		free(c->nlen);
 		c->env_cap = n + 1 > 64 ? n + 1 : 64;
 		c->envv = gw_xmalloc(c->env_cap * sizeof(*c->envv));
+		c->nlen = gw_xmalloc(c->env_cap * sizeof(*c->nlen));
 	}
 	if (n == 0) {
 		c->envv[0] = NULL;
@@ -412,6 +414,7 @@ parse_params(struct gw_fcgi *c)
 			p += nl + vl;
 			continue;
 		}
+		c->nlen[k] = (unsigned)nl;
 		c->envv[k++] = s;
 		memcpy(s, p, (size_t)nl);
 		s[nl] = '=';
@@ -547,6 +550,20 @@ gw_fcgi_param(char *const *envp, const char *name)
 	for (; *envp != NULL; envp++)
 		if (!strncmp(*envp, name, n) && (*envp)[n] == '=')
 			return *envp + n + 1;
+	return NULL;
+}
+
+const char *
+gw_fcgi_get(const struct gw_fcgi *c, const char *name)
+{
+	size_t n, i;
+
+	if (c->envp == NULL || c->envp != c->envv)
+		return gw_fcgi_param(c->envp, name);
+	n = strlen(name);
+	for (i = 0; c->envv[i] != NULL; i++)
+		if (c->nlen[i] == n && !memcmp(c->envv[i], name, n))
+			return c->envv[i] + n + 1;
 	return NULL;
 }
 
@@ -691,6 +708,8 @@ gw_fcgi_free(struct gw_fcgi *c)
 	gw_buf_fini(&c->out);
 	free(c->in);
 	free(c->envv);
+	free(c->nlen);
+	c->nlen = NULL;
 	c->in = NULL;
 	c->envv = NULL;
 	c->envp = NULL;

@@ -39,6 +39,7 @@ struct gw_fcgi {
 	int64_t drain_until;       /* reads end then (monotonic us), or 0 */
 	struct gw_buf params;      /* FCGI_PARAMS content, then the strings */
 	char **envv;
+	unsigned *nlen; /* envv[i]'s name length */
 	size_t env_cap;
 	struct gw_buf out; /* framed stdout not yet written */
 	size_t rec;        /* the open stdout record's header in out */
@@ -57,6 +58,13 @@ int gw_fcgi_accept(struct gw_fcgi *c) GW_NONNULL(1);
 
 /* The parameter's value, or NULL. envp may be any "NAME=value" array. */
 const char *gw_fcgi_param(char *const *envp, const char *name);
+
+/*
+ * The same for c's envp, through the name lengths kept when c parsed the
+ * parameters itself (a test may hand it any envp: then as above).
+ */
+const char *gw_fcgi_get(const struct gw_fcgi *c, const char *name)
+    GW_NONNULL(1, 2);
 
 /*
  * Up to n bytes of the body into dst: > 0 bytes read, 0 at its end, -1

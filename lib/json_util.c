@@ -1114,12 +1114,18 @@ gw_jw_quote(struct gw_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s, *run = p;
+	const unsigned char *end = p + strlen(s);
 	char esc[6] = {'\\', 'u', '0', '0', 0, 0};
 
-	/* Most strings need no escape: one copy, quotes included. */
-	while (*p >= 0x20 && *p != '"' && *p != '\\')
+	/*
+	 * Most strings need no escape: one copy, quotes included. The scan
+	 * goes 16 bytes a step up to the tail or a non-ASCII byte (plain
+	 * here), then a byte a step.
+	 */
+	p += plain_run(p, end);
+	while (p < end && *p >= 0x20 && *p != '"' && *p != '\\')
 		p++;
-	if (*p == '\0') {
+	if (p == end) {
 		size_t n = (size_t)(p - run);
 		char *d = gw_buf_extend(b, n + 2);
 
@@ -1129,7 +1135,7 @@ gw_jw_quote(struct gw_buf *b, const char *s)
 		return;
 	}
 	gw_buf_append(b, "\"", 1);
-	for (; *p; p++) {
+	for (; p < end; p++) {
 		if (*p >= 0x20 && *p != '"' && *p != '\\')
 			continue;
 		gw_buf_append(b, run, (size_t)(p - run));

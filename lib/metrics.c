@@ -304,6 +304,27 @@ gw_metrics_label_escape(char *out, size_t outlen, const char *value)
 	char one[4];
 
 	while (*p) {
+		if (*p < 0x80 && *p != '\\' && *p != '"' && *p != '\n') {
+			/* A run of plain ASCII: copied as far as it fits. */
+			const unsigned char *q = p + 1;
+			size_t fit = outlen > pos + 1 ? outlen - pos - 1 : 0;
+
+			while (*q && *q < 0x80 && *q != '\\' && *q != '"' &&
+			       *q != '\n')
+				q++;
+			n = (size_t)(q - p);
+			need += n;
+			if (!full) {
+				size_t c = n < fit ? n : fit;
+
+				if (c > 0)
+					memcpy(out + pos, p, c);
+				pos += c;
+				full = n > fit;
+			}
+			p = q;
+			continue;
+		}
 		if (*p == '\\' || *p == '"' || *p == '\n') {
 			one[0] = '\\';
 			one[1] = *p == '\n' ? 'n' : (char)*p;

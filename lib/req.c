@@ -72,10 +72,10 @@ gw_req_begin(struct gw_req *req, struct gw_fcgi *fr, struct gw_ctx *ctx,
 	/* Time-ordered: spend_logs' primary key then grows at its end. */
 	gw_uuid7(ctx ? ctx->rng : (uint64_t[2]){0, 0},
 	    req->start_real_us / 1000, req->id);
-	req->method = gw_fcgi_param(fr->envp, "REQUEST_METHOD");
+	req->method = gw_fcgi_get(fr, "REQUEST_METHOD");
 	if (req->method == NULL)
 		req->method = "GET";
-	uri = gw_fcgi_param(fr->envp, "REQUEST_URI");
+	uri = gw_fcgi_get(fr, "REQUEST_URI");
 	if (uri == NULL || uri[0] == '\0')
 		uri = "/";
 	req->path = gw_xstrdup(uri);
@@ -182,7 +182,7 @@ gw_req_log_field(struct gw_req *req, const char *name, const char *value)
 const char *
 gw_req_param(const struct gw_req *req, const char *name)
 {
-	return gw_fcgi_param(req->fr->envp, name);
+	return gw_fcgi_get(req->fr, name);
 }
 
 const char *

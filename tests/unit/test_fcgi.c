@@ -206,6 +206,14 @@ test_request_and_answer(void **state)
 	assert_null(gw_fcgi_param(f->c.envp, "REQUEST"));
 	assert_null(gw_fcgi_param(f->c.envp, "HTTP_X"));
 	assert_null(gw_fcgi_param(f->c.envp, "HTTP_A"));
+	/* The same through the kept name lengths. */
+	assert_string_equal(
+	    gw_fcgi_get(&f->c, "REQUEST_URI"), "/v1/models?x=1");
+	assert_string_equal(gw_fcgi_get(&f->c, "REQUEST_METHOD"), "POST");
+	assert_int_equal(strlen(gw_fcgi_get(&f->c, "HTTP_X_LONG")), 299);
+	assert_null(gw_fcgi_get(&f->c, "REQUEST"));
+	assert_null(gw_fcgi_get(&f->c, "REQUEST_URIX"));
+	assert_null(gw_fcgi_get(&f->c, "HTTP_A"));
 	assert_null(f->c.envp[3]); /* three parameters */
 	read_body(&f->c, body, sizeof(body));
 	assert_string_equal(body, "{\"a\":1}");

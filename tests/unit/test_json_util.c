@@ -320,6 +320,53 @@ test_writer(void **state)
 }
 
 /*
+ * The writer's quoting scans 16 bytes a step: every special byte (quote,
+ * backslash, control, non-ASCII) at every place of strings of 1 to 40
+ * bytes comes back as it went in, and a plain string is copied as is.
+ */
+static void
+test_writer_runs(void **state)
+{
+	static const char specials[] = {'"', '\\', '\n', '\x1f', '\xc3'};
+	struct gw_buf b = {0};
+	json_object *o = NULL;
+	char s[48], expect[64], msg[128];
+	size_t len, at, k;
+
+	(void)state;
+	for (len = 1; len <= 40; len++) {
+		memset(s, 'a', len);
+		s[len] = '\0';
+		gw_buf_reset(&b, 0);
+		gw_jw_quote(&b, s);
+		snprintf(expect, sizeof(expect), "\"%s\"", s);
+		assert_string_equal(b.p, expect);
+		for (at = 0; at < len; at++) {
+			for (k = 0; k < sizeof(specials); k++) {
+				memset(s, 'a', len);
+				s[len] = '\0';
+				s[at] = specials[k];
+				if (specials[k] == '\xc3') {
+					if (at + 1 >= len)
+						continue;
+					s[at + 1] = '\xa9'; /* é: valid UTF-8 */
+				}
+				gw_buf_reset(&b, 0);
+				gw_jw_begin(&b);
+				gw_jw_str(&b, "s", s);
+				gw_jw_end(&b);
+				assert_int_equal(gw_json_parse(b.p, b.len, &o,
+				                     msg, sizeof(msg)),
+				    GW_OK);
+				assert_string_equal(gw_json_get_str(o, "s"), s);
+				json_object_put(o);
+			}
+		}
+	}
+	gw_buf_fini(&b);
+}
+
+/*
  * U+0000 never reaches a spooled row (PostgreSQL refuses it, and one such row
  * would stall its whole batch); an escaped backslash before "u0000" is text.
  */
@@ -1052,6 +1099,7 @@ main(void)
 	    cmocka_unit_test(test_accessors),
 	    cmocka_unit_test(test_writer),
 	    cmocka_unit_test(test_writer_nul),
+	    cmocka_unit_test(test_writer_runs),
 	    cmocka_unit_test(test_scan_usage),
 	    cmocka_unit_test(test_scan_id),
 	    cmocka_unit_test(test_top_id),
