@@ -1109,8 +1109,9 @@ gw_json_str(json_object *obj, size_t *len)
 	return s;
 }
 
-void
-gw_jw_quote(struct gw_buf *b, const char *s)
+/* s quoted, then sfx (n bytes: ":" after a key, "," after a value). */
+static void
+jw_quote_then(struct gw_buf *b, const char *s, const char *sfx, size_t sfxn)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s, *run = p;
@@ -1127,11 +1128,12 @@ gw_jw_quote(struct gw_buf *b, const char *s)
 		p++;
 	if (p == end) {
 		size_t n = (size_t)(p - run);
-		char *d = gw_buf_extend(b, n + 2);
+		char *d = gw_buf_extend(b, n + 2 + sfxn);
 
 		d[0] = '"';
 		memcpy(d + 1, run, n);
 		d[n + 1] = '"';
+		memcpy(d + n + 2, sfx, sfxn);
 		return;
 	}
 	gw_buf_append(b, "\"", 1);
@@ -1158,6 +1160,13 @@ gw_jw_quote(struct gw_buf *b, const char *s)
 	}
 	gw_buf_append(b, run, (size_t)(p - run));
 	gw_buf_append(b, "\"", 1);
+	gw_buf_append(b, sfx, sfxn);
+}
+
+void
+gw_jw_quote(struct gw_buf *b, const char *s)
+{
+	jw_quote_then(b, s, "", 0);
 }
 
 void
@@ -1178,8 +1187,7 @@ gw_jw_end(struct gw_buf *b)
 static void
 jw_key(struct gw_buf *b, const char *key)
 {
-	gw_jw_quote(b, key);
-	*gw_buf_extend(b, 1) = ':';
+	jw_quote_then(b, key, ":", 1);
 }
 
 void
@@ -1187,10 +1195,9 @@ gw_jw_str(struct gw_buf *b, const char *key, const char *value)
 {
 	jw_key(b, key);
 	if (value != NULL)
-		gw_jw_quote(b, value);
+		jw_quote_then(b, value, ",", 1);
 	else
-		gw_buf_append(b, "null", 4);
-	gw_buf_append(b, ",", 1);
+		gw_buf_append(b, "null,", 5);
 }
 
 void
@@ -1215,7 +1222,10 @@ void
 gw_jw_bool(struct gw_buf *b, const char *key, int v)
 {
 	jw_key(b, key);
-	gw_buf_puts(b, v ? "true," : "false,");
+	if (v)
+		gw_buf_append(b, "true,", 5);
+	else
+		gw_buf_append(b, "false,", 6);
 }
 
 void

@@ -854,6 +854,8 @@ def main():
     ap.add_argument("--only", default="a,b,c,e,f,ir,d",
                     help="scenarios to run, comma-separated: a b c d e f ir (instructions) "
                          "s (swap-aware scheduler, not in the default) [a,b,c,e,f,ir,d]")
+    ap.add_argument("--ir-kib", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
+                    help="(ir) also chat with these prompt sizes in KiB, e.g. 1,64 [none]")
     ap.add_argument("--streams", type=int,
                     help="(d): streams held open at once [10000, quick 1000]")
     ap.add_argument("--key-limits", type=json.loads, default={},
@@ -1045,9 +1047,10 @@ def bench(h, args, res, dur, ttfb_n, spend_s, cg_n, hold_n, hold_chunks, T, C):
         # from, so one worker runs before any is counted.
         callgrind_ir(h, cg, "chat", CHAT, CHAT_BODY, auth, 0)
         # A 20-chunk stream runs on the worker's event loop: counted too.
-        for name, fam, path, body in (("chat", "chat", CHAT, CHAT_BODY),
+        sized = [("chat%dk" % k, "chat", CHAT, sized_body("gpt-4", k)) for k in args.ir_kib]
+        for name, fam, path, body in [("chat", "chat", CHAT, CHAT_BODY),
                                       ("embeddings", "embeddings", EMB, EMB_BODY),
-                                      ("stream20", "chat", CHAT, stream_body("bench-stream20"))):
+                                      ("stream20", "chat", CHAT, stream_body("bench-stream20"))] + sized:
             base = ir[fam]["baseline"] if fam in ir else callgrind_ir(h, cg, fam, path, body, auth, 0)
             tot = callgrind_ir(h, cg, fam, path, body, auth, cg_n, name)
             ir[name] = {"baseline": base, "total": tot, "n": cg_n, "per_request": (tot - base) / cg_n}
