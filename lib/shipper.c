@@ -55,8 +55,11 @@ charge_shipped(void *tag)
 	"EXCLUDED.successful_requests, failed_requests = d.failed_requests + " \
 	"EXCLUDED.failed_requests"
 
-/* The batch's rows (the CTE "rows": spend_logs' columns), inserted. */
-#define SHIP_INS                                                               \
+/*
+ * The batch's rows (the CTE "rows": spend_logs' columns), inserted; with
+ * conflict (an ON CONFLICT clause, or "") after the row source.
+ */
+#define SHIP_INS(conflict)                                                     \
 	"ins AS (INSERT INTO spend_logs (request_id, api_key, key_alias, "     \
 	"user_id, team_id, model, actual_model, call_type, prompt_tokens, "    \
 	"completion_tokens, total_tokens, spend, usage_estimated, "            \
@@ -71,8 +74,8 @@ charge_shipped(void *tag)
 	"coalesce(stream, "                                                    \
 	"false), coalesce(client_disconnected, false), coalesce(metadata, "    \
 	"'{}'), response_id, CASE WHEN jsonb_typeof(request_tags) = 'array' "  \
-	"THEN request_tags ELSE '[]' END, session_id FROM rows ON CONFLICT "   \
-	"(request_id) DO NOTHING RETURNING request_id, api_key, user_id, "     \
+	"THEN request_tags ELSE '[]' END, session_id FROM rows" conflict       \
+	" RETURNING request_id, api_key, user_id, "                            \
 	"team_id, spend, model, (start_time AT TIME ZONE 'UTC')::date AS "     \
 	"day, "                                                                \
 	"prompt_tokens, completion_tokens, total_tokens, status BETWEEN 200 "  \
@@ -114,19 +117,42 @@ charge_shipped(void *tag)
 	"CROSS JOIN LATERAL (SELECT DISTINCT value AS tag FROM "               \
 	"jsonb_array_elements_text(ins.request_tags)) x GROUP BY 1, 2, 3, 4, " \
 	"5 ON CONFLICT (day, tag, api_key, user_id, team_id) DO UPDATE "       \
-	"SET " AGG_ADD " RETURNING 1) "                                        \
+	"SET " AGG_ADD " RETURNING 1) "
+
+/* What the statement answers: rows inserted, payloads inserted. */
+#define SHIP_COUNTS                                                            \
 	"SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM pay)"
+#define SHIP_COUNTS_NOPAY "SELECT (SELECT count(*) FROM ins), 0"
+
+/* Rows that may have been shipped already, or only new ones. */
+#define SHIP_INS_ONCE SHIP_INS(" ON CONFLICT (request_id) DO NOTHING")
+#define SHIP_INS_NEW SHIP_INS("")
 
 /*
  * The batch as columns (spoolcols.h): binary arrays, taken as they are.
  * The payloads read their own columns, so that "rows" has one reader and
  * is not kept aside in a tuplestore for a second.
+ *
+ * First as new rows (no ON CONFLICT: the primary key's own check finds a
+ * replayed row, where ON CONFLICT probes the index before each insert and
+ * takes a speculative-insertion lock), and without the payloads' insert
+ * when the batch has none. A batch that meets a row already shipped
+ * (23505: nothing of it was applied) goes again as ship_cols_sql, which
+ * leaves such rows out.
  */
+#define SHIP_COLS_ROWS "WITH rows AS (SELECT * FROM " GW_SPOOLCOLS_SQL "), "
+#define SHIP_COLS_PAY                                                          \
+	SHIP_PAY("(SELECT unnest($1::text[]) AS request_id, "                  \
+	         "unnest($28::text[]) AS lf_mode, unnest($26::jsonb[]) AS "    \
+	         "lf_input, unnest($27::jsonb[]) AS lf_output, "               \
+	         "unnest($29::jsonb[]) AS lf_trace) r")
+
+static const char ship_new_sql[] =
+    SHIP_COLS_ROWS SHIP_INS_NEW SHIP_TOTALS SHIP_COUNTS_NOPAY;
+static const char ship_new_pay_sql[] =
+    SHIP_COLS_ROWS SHIP_INS_NEW SHIP_COLS_PAY SHIP_TOTALS SHIP_COUNTS;
 static const char ship_cols_sql[] =
-    "WITH rows AS (SELECT * FROM " GW_SPOOLCOLS_SQL "), " SHIP_INS SHIP_PAY(
-        "unnest($1::text[], $28::text[], $26::jsonb[], $27::jsonb[], "
-        "$29::jsonb[]) AS r(request_id, lf_mode, lf_input, lf_output, "
-        "lf_trace)") SHIP_TOTALS;
+    SHIP_COLS_ROWS SHIP_INS_ONCE SHIP_COLS_PAY SHIP_TOTALS SHIP_COUNTS;
 
 /*
  * The batch as JSON, when it does not convert (a line of another shape):
@@ -148,7 +174,8 @@ static const char ship_sql[] =
     "precision, status integer, error_type text, stream boolean, "
     "client_disconnected boolean, metadata jsonb, response_id text, "
     "request_tags jsonb, session_id text, lf_input jsonb, lf_output jsonb, "
-    "lf_mode text, lf_trace jsonb)), " SHIP_INS SHIP_PAY("rows r") SHIP_TOTALS;
+    "lf_mode text, lf_trace jsonb)), " SHIP_INS_ONCE SHIP_PAY("rows r")
+        SHIP_TOTALS SHIP_COUNTS;
 
 /*
  * The columns' statement failed with state: try the batch as JSON at
@@ -182,9 +209,19 @@ gw_shipper_ship(struct gw_db *db, int fd, uint64_t *off, int max_rows)
 		goto out;
 	if (gw_spoolcols_build(&cols, b.raw, b.used) == GW_OK &&
 	    cols.rows == b.rows && b.rows > 0) {
-		st = gw_db_exec_named(db, "gw_ship_cols", ship_cols_sql,
-		    GW_SPOOLCOLS_N, cols.values, cols.lengths, cols.formats, 0,
-		    NULL, err, sizeof(err));
+		st = cols.payloads > 0
+		         ? gw_db_exec_named(db, "gw_ship_new_pay",
+		               ship_new_pay_sql, GW_SPOOLCOLS_N, cols.values,
+		               cols.lengths, cols.formats, 0, NULL, err,
+		               sizeof(err))
+		         : gw_db_exec_named(db, "gw_ship_new", ship_new_sql,
+		               GW_SPOOLCOLS_N, cols.values, cols.lengths,
+		               cols.formats, 0, NULL, err, sizeof(err));
+		if (st != GW_OK &&
+		    strcmp(gw_db_last_sqlstate(db), "23505") == 0)
+			st = gw_db_exec_named(db, "gw_ship_cols", ship_cols_sql,
+			    GW_SPOOLCOLS_N, cols.values, cols.lengths,
+			    cols.formats, 0, NULL, err, sizeof(err));
 		as_json = st != GW_OK && retry_as_json(gw_db_last_sqlstate(db));
 	}
 	if (as_json) {

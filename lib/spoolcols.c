@@ -56,6 +56,20 @@ static const struct {
     {"lf_trace", K_JSONB},
 };
 
+/* Some columns, by index. */
+#define COL_METADATA 21
+#define COL_REQUEST_TAGS 23
+#define COL_LF_MODE 27 /* not null: the row has a Langfuse payload */
+
+/*
+ * The JSON text that goes as NULL, by column: what the statement stores
+ * for NULL (coalesce), so that PostgreSQL has no JSON to parse for it.
+ */
+static const char *const none_json[GW_SPOOLCOLS_N] = {
+    [COL_METADATA] = "{}",
+    [COL_REQUEST_TAGS] = "[]",
+};
+
 /* Array header: ndim, flags, element type, length, lower bound. */
 #define HDR 20
 
@@ -318,7 +332,9 @@ put_value(struct gw_buf *b, int i, const char *p, const char *q)
 	double x;
 	size_t n = (size_t)(q - p);
 
-	if (n == 4 && memcmp(p, "null", 4) == 0) {
+	if ((n == 4 && memcmp(p, "null", 4) == 0) ||
+	    (none_json[i] != NULL && strlen(none_json[i]) == n &&
+	        memcmp(p, none_json[i], n) == 0)) {
 		put_be32(gw_buf_extend(b, 4), 0xffffffffu);
 		return 1;
 	}
@@ -415,6 +431,8 @@ put_line(struct gw_spoolcols *c, const char *p, const char *end)
 				return -1;
 			if (r > 0)
 				c->col[i].p[HDR - 16 + 3] = 1; /* has nulls */
+			else if (i == COL_LF_MODE)
+				c->payloads++;
 			p = v;
 			if (p < end && *p == ',') {
 				p++;

@@ -10,6 +10,9 @@
  * with simple escapes). Anything else makes gw_spoolcols_build refuse the
  * batch, and the shipper sends it as JSON for PostgreSQL to read (and
  * refuse, when it must) as before: a value is never read differently.
+ * A metadata of {} and request_tags of [] (what spend_logs stores for
+ * none) go as NULL, which the statement's coalesce turns back into them:
+ * PostgreSQL then parses no JSON for a row that has neither.
  */
 #ifndef GW_SPOOLCOLS_H
 #define GW_SPOOLCOLS_H
@@ -23,21 +26,30 @@
 
 /*
  * The statement's row source, in the columns' order: unnest() of the
- * arrays gw_spoolcols_build makes, as parameters $1..$29.
+ * arrays gw_spoolcols_build makes, as parameters $1..$29. In the select
+ * list, so that PostgreSQL takes one element of each per row as it goes
+ * (as FROM unnest(...), it would first copy every array into a
+ * tuplestore). The arrays are of one length: no NULL padding.
  */
 #define GW_SPOOLCOLS_SQL                                                       \
-	"unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "  \
-	"$6::text[], $7::text[], $8::text[], $9::int4[], $10::int4[], "        \
-	"$11::int4[], $12::float8[], $13::bool[], $14::timestamptz[], "        \
-	"$15::timestamptz[], $16::timestamptz[], $17::float8[], $18::int4[], " \
-	"$19::text[], $20::bool[], $21::bool[], $22::jsonb[], $23::text[], "   \
-	"$24::jsonb[], $25::text[], $26::jsonb[], $27::jsonb[], $28::text[], " \
-	"$29::jsonb[]) AS r(request_id, api_key, key_alias, user_id, "         \
-	"team_id, model, actual_model, call_type, prompt_tokens, "             \
-	"completion_tokens, total_tokens, spend, usage_estimated, "            \
-	"start_time, end_time, completion_start_time, ttft_ms, status, "       \
-	"error_type, stream, client_disconnected, metadata, response_id, "     \
-	"request_tags, session_id, lf_input, lf_output, lf_mode, lf_trace)"
+	"(SELECT unnest($1::text[]) AS request_id, unnest($2::text[]) AS "     \
+	"api_key, unnest($3::text[]) AS key_alias, unnest($4::text[]) AS "     \
+	"user_id, unnest($5::text[]) AS team_id, unnest($6::text[]) AS "       \
+	"model, unnest($7::text[]) AS actual_model, unnest($8::text[]) AS "    \
+	"call_type, unnest($9::int4[]) AS prompt_tokens, unnest($10::int4[]) " \
+	"AS completion_tokens, unnest($11::int4[]) AS total_tokens, "          \
+	"unnest($12::float8[]) AS spend, unnest($13::bool[]) AS "              \
+	"usage_estimated, unnest($14::timestamptz[]) AS start_time, "          \
+	"unnest($15::timestamptz[]) AS end_time, unnest($16::timestamptz[]) "  \
+	"AS completion_start_time, unnest($17::float8[]) AS ttft_ms, "         \
+	"unnest($18::int4[]) AS status, unnest($19::text[]) AS error_type, "   \
+	"unnest($20::bool[]) AS stream, unnest($21::bool[]) AS "               \
+	"client_disconnected, unnest($22::jsonb[]) AS metadata, "              \
+	"unnest($23::text[]) AS response_id, unnest($24::jsonb[]) AS "         \
+	"request_tags, unnest($25::text[]) AS session_id, "                    \
+	"unnest($26::jsonb[]) AS lf_input, unnest($27::jsonb[]) AS "           \
+	"lf_output, unnest($28::text[]) AS lf_mode, unnest($29::jsonb[]) AS "  \
+	"lf_trace) r"
 
 /* A batch's columns: params for PQexecParams in binary format. */
 struct gw_spoolcols {
@@ -46,6 +58,7 @@ struct gw_spoolcols {
 	int lengths[GW_SPOOLCOLS_N];
 	int formats[GW_SPOOLCOLS_N];
 	int rows;
+	int payloads; /* rows with a Langfuse payload (lf_mode not null) */
 };
 
 /*

@@ -26,7 +26,9 @@ enum {
 	C_FIRST = 15,
 	C_STATUS = 17,
 	C_METADATA = 21,
+	C_TAGS = 23,
 	C_SESSION = 24,
+	C_LF_INPUT = 25,
 	C_LF_MODE = 27,
 };
 
@@ -168,6 +170,51 @@ test_rows_in_order(void **state)
 	gw_spoolcols_fini(&c);
 }
 
+/*
+ * metadata {} and request_tags [] go as NULL (the statement stores them
+ * for NULL: no JSON for PostgreSQL to parse); any other value, and {} in
+ * a payload column, as it is. payloads counts the rows with an lf_mode.
+ */
+static void
+test_empty_json_as_null(void **state)
+{
+	static const char lines[] =
+	    "{\"metadata\":{},\"request_tags\":[],\"lf_input\":{}}\n"
+	    "{\"metadata\":[],\"request_tags\":{},\"lf_mode\":\"full\"}\n"
+	    "{\"metadata\":{\"a\":1},\"request_tags\":[\"t\"]}\n";
+	struct gw_spoolcols c;
+	const char *e;
+	int len;
+
+	(void)state;
+	assert_int_equal(
+	    gw_spoolcols_build(&c, lines, sizeof(lines) - 1), GW_OK);
+	assert_int_equal(c.rows, 3);
+	assert_int_equal(c.payloads, 1);
+	element(&c, C_METADATA, 0, &len);
+	assert_int_equal(len, -1);
+	element(&c, C_TAGS, 0, &len);
+	assert_int_equal(len, -1);
+	assert_int_equal(be32(c.values[C_METADATA] + 4), 1);
+	assert_int_equal(be32(c.values[C_TAGS] + 4), 1);
+	e = element(&c, C_LF_INPUT, 0, &len);
+	assert_int_equal(len, 3);
+	assert_memory_equal(e, "\x01{}", 3);
+	e = element(&c, C_METADATA, 1, &len);
+	assert_int_equal(len, 3);
+	assert_memory_equal(e, "\x01[]", 3);
+	e = element(&c, C_TAGS, 1, &len);
+	assert_int_equal(len, 3);
+	assert_memory_equal(e, "\x01{}", 3);
+	e = element(&c, C_METADATA, 2, &len);
+	assert_int_equal(len, 8);
+	assert_memory_equal(e, "\x01{\"a\":1}", 8);
+	e = element(&c, C_TAGS, 2, &len);
+	assert_int_equal(len, 6);
+	assert_memory_equal(e, "\x01[\"t\"]", 6);
+	gw_spoolcols_fini(&c);
+}
+
 /* Shapes PostgreSQL reads (or refuses) itself: the batch goes as JSON. */
 static void
 test_other_shapes_declined(void **state)
@@ -224,6 +271,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_line_as_spend_writes_it),
 	    cmocka_unit_test(test_rows_in_order),
+	    cmocka_unit_test(test_empty_json_as_null),
 	    cmocka_unit_test(test_other_shapes_declined),
 	};
 
