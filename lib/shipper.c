@@ -115,8 +115,9 @@ charge_shipped(void *tag)
 	"sum(completion_tokens), sum(total_tokens), sum(spend), count(*), "    \
 	"count(*) FILTER (WHERE ok), count(*) FILTER (WHERE NOT ok) FROM ins " \
 	"CROSS JOIN LATERAL (SELECT DISTINCT value AS tag FROM "               \
-	"jsonb_array_elements_text(ins.request_tags)) x GROUP BY 1, 2, 3, 4, " \
-	"5 ON CONFLICT (day, tag, api_key, user_id, team_id) DO UPDATE "       \
+	"jsonb_array_elements_text(ins.request_tags)) x WHERE "                \
+	"ins.request_tags <> '[]' GROUP BY 1, 2, 3, 4, 5 ON CONFLICT (day, "   \
+	"tag, api_key, user_id, team_id) DO UPDATE "                           \
 	"SET " AGG_ADD " RETURNING 1) "
 
 /* What the statement answers: rows inserted, payloads inserted. */
