@@ -71,4 +71,42 @@ enum gw_status gw_spoolcols_build(
 /* Free what gw_spoolcols_build allocated (c may be all zeroes). */
 void gw_spoolcols_fini(struct gw_spoolcols *c) GW_NONNULL(1);
 
+/*
+ * A batch's roll-ups, summed by the writer when every row of the batch is
+ * inserted (the statement then moves the totals and aggregates by these,
+ * instead of grouping the rows it inserted), as binary arrays in this
+ * order, $30..$60 after the columns:
+ *   keys: token text[], spend float8[] (api_key not '')
+ *   users: user_id, spend; teams: team_id, spend (not NULL)
+ *   spend_daily: day date[], api_key, model, user_id, team_id, end_user
+ *     (text[]: coalesce(x, '')), then the 7 sums below
+ *   spend_daily_tags: day, tag, api_key, user_id, team_id, the 7 sums
+ *   sums: prompt_tokens, completion_tokens, total_tokens int8[], spend
+ *     float8[], api_requests, successful_requests, failed_requests int8[]
+ * Each as the statement's SQL computes it: day of start_time in UTC,
+ * end_user coalesce(metadata->>'end_user', ''), distinct tags of an
+ * array request_tags, status 200-299 successful, spend summed in row
+ * order (float8 addition as sum()).
+ */
+#define GW_SPOOLCOLS_ROLLUPS_N 31
+
+struct gw_spoolcols_rollups {
+	struct gw_buf col[GW_SPOOLCOLS_ROLLUPS_N];
+	const char *values[GW_SPOOLCOLS_ROLLUPS_N];
+	int lengths[GW_SPOOLCOLS_ROLLUPS_N];
+	int formats[GW_SPOOLCOLS_ROLLUPS_N];
+};
+
+/*
+ * Sum the roll-ups of c (built by gw_spoolcols_build) into a. GW_E_INVALID
+ * when a value would need PostgreSQL's own reading to sum as it does (an
+ * end_user that is not a string, a tag that is not one, an escape other
+ * than put_string's, a NULL start_time or status): the statement's own
+ * grouping is then the way. Either way, gw_spoolcols_rollups_fini(a).
+ */
+enum gw_status gw_spoolcols_rollups(struct gw_spoolcols_rollups *a,
+    const struct gw_spoolcols *c) GW_NONNULL(1, 2);
+/* Free what gw_spoolcols_rollups allocated (a may be all zeroes). */
+void gw_spoolcols_rollups_fini(struct gw_spoolcols_rollups *a) GW_NONNULL(1);
+
 #endif /* GW_SPOOLCOLS_H */
