@@ -2,11 +2,11 @@
  * fuzz_spoolcols: gw_spoolcols_build and gw_spoolcols_rollups
  * (lib/spoolcols.c) over the input as spooled lines (the roll-ups run
  * under the sanitizers). An accepted batch must be well-formed binary
- * arrays (one dimension of c.rows elements, each inside its array), and when the
- * input is one line that json-c reads as an object, every text, integer
- * and boolean column must hold what json-c read for that key (NULL for a
- * JSON null or an absent key): the columns never read a value otherwise
- * than a JSON reader does.
+ * arrays (one dimension of c.rows elements, each inside its array), and when
+ * the input is one line that json-c reads as an object, every text, integer and
+ * boolean column must hold what json-c read for that key (NULL for a JSON null
+ * or an absent key): the columns never read a value otherwise than a JSON
+ * reader does.
  */
 #include "fuzz.h"
 
