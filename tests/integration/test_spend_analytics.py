@@ -406,3 +406,16 @@ def test_column_batch_replayed_with_new_rows(an, world, pg):
     # The end user's aggregate: cols-1 and cols-4.
     assert sql(pg, "SELECT api_requests FROM spend_daily WHERE day = '2026-04-02' "
                    "AND model = 'm-cols' AND end_user = 'eu-1'") == "2"
+
+
+def test_response_id_found_through_its_bloom_index(an, world, pg):
+    """spend_logs_response_idx (BRIN bloom, migration 012) finds a row by
+    response_id once its range is summarized, and no other row."""
+    sql(pg, "SELECT brin_summarize_new_values('spend_logs_response_idx')")
+    q = ("SET enable_seqscan = off; SET enable_indexscan = off; %s "
+         "SELECT request_id FROM spend_logs WHERE response_id = 'chatcmpl-an-007'")
+    plan = sql(pg, q % "EXPLAIN")
+    assert "spend_logs_response_idx" in plan, plan
+    assert [x for x in sql(pg, q % "").splitlines() if x != "SET"] == ["an-007"]
+    assert [x for x in sql(pg, (q % "").replace("an-007", "an-none")).splitlines()
+            if x != "SET"] == []
