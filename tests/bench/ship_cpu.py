@@ -7,15 +7,17 @@
 A private cluster (deploy/llmgwctl pg-start + migrate, as bench.py) gets
 --rows spend_logs rows and their aggregates (spend_analytics.load), then
 ships --ship-rows fresh spooled rows per round through gw_shipper_ship
-(tests/bench/ship_batches.c, --batch-rows a batch, 500 as [spend]
-batch_rows' default): rows as bench.py (e) makes
-them (--keys 1: one key, no user or team, one model) or as
-spend_analytics.py does (--keys 200). Per round it prints the ms per batch
-and what the cluster spent per row: CPU of every postgres process (the
-shipping backend through the postmaster's cutime once it exited and was
-reaped, counted once; the background processes' share beside: those
-alive throughout, and autovacuum workers sampled while they run), and WAL bytes (pg_current_wal_lsn
-before and after). --ddl runs SQL after the load (to compare index sets);
+(tests/bench/ship_batches.c, --batch-rows a batch: 500, as [spend]
+batch_rows): rows as bench.py (e) makes them (--keys 1: one key, no user
+or team, one model) or as spend_analytics.py does (--keys 200). Per
+round it prints the ms per batch and what the cluster spent per row: CPU
+of every postgres process (the shipping backend through the postmaster's
+cutime once it has been reaped, counted once; the background share
+beside: the processes alive throughout, and autovacuum workers sampled
+while they run), and WAL bytes (pg_current_wal_lsn before and after).
+A fresh connection per round prepares and plans the statement again
+(under 1 % of the backend's CPU here; once for a writer's long-lived
+connection). --ddl runs SQL after the load (to compare index sets);
 --stats loads pg_stat_statements and prints the batch statement's
 buffers and WAL. To compare with another commit, copy this file into its
 tree (git archive, make all) and run it there.
@@ -58,12 +60,12 @@ def background_s(live0, live1):
 
 
 def ship(pg, live0, args):
-    """Run the shipping tool (its stdout), and the CPU seconds of the
+    """Run the shipping tool: its stdout, and the CPU seconds of the
     autovacuum workers the postmaster started meanwhile (sampled every
-    50 ms while alive, as
-    once reaped their CPU is the postmaster's children's). Returns when
-    the backends started since live0 have been reaped (up to 2 s after
-    the tool), so that the shipping backend is counted once."""
+    50 ms while alive: once reaped, their CPU is the postmaster's
+    children's). Returns when the backends started since live0 have been
+    reaped (up to 2 s after the tool), so that the shipping backend is
+    counted once."""
     pm = bench.read_pidfile(os.path.join(pg.dir, "data", "postmaster.pid"))
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen, until = {}, None
