@@ -56,8 +56,8 @@ charge_shipped(void *tag)
 	"EXCLUDED.failed_requests"
 
 /* The batch's rows (the CTE "rows": spend_logs' columns), inserted. */
-#define SHIP_INS                                                               \
-	"ins AS (INSERT INTO spend_logs (request_id, api_key, key_alias, "     \
+#define SHIP_INS_SELECT                                                        \
+	"INSERT INTO spend_logs (request_id, api_key, key_alias, "             \
 	"user_id, team_id, model, actual_model, call_type, prompt_tokens, "    \
 	"completion_tokens, total_tokens, spend, usage_estimated, "            \
 	"start_time, end_time, completion_start_time, ttft_ms, status, "       \
@@ -71,8 +71,15 @@ charge_shipped(void *tag)
 	"coalesce(stream, "                                                    \
 	"false), coalesce(client_disconnected, false), coalesce(metadata, "    \
 	"'{}'), response_id, CASE WHEN jsonb_typeof(request_tags) = 'array' "  \
-	"THEN request_tags ELSE '[]' END, session_id FROM rows ON CONFLICT "   \
-	"(request_id) DO NOTHING RETURNING request_id, api_key, user_id, "     \
+	"THEN request_tags ELSE '[]' END, session_id FROM rows"
+
+/*
+ * The rows that may have been shipped already go once (ON CONFLICT), and
+ * what was inserted is returned for the roll-ups (SHIP_TOTALS).
+ */
+#define SHIP_INS_ONCE                                                          \
+	"ins AS (" SHIP_INS_SELECT " ON CONFLICT (request_id) DO NOTHING "     \
+	"RETURNING request_id, api_key, user_id, "                             \
 	"team_id, spend, model, (start_time AT TIME ZONE 'UTC')::date AS "     \
 	"day, "                                                                \
 	"prompt_tokens, completion_tokens, total_tokens, status BETWEEN 200 "  \
@@ -112,21 +119,71 @@ charge_shipped(void *tag)
 	"sum(completion_tokens), sum(total_tokens), sum(spend), count(*), "    \
 	"count(*) FILTER (WHERE ok), count(*) FILTER (WHERE NOT ok) FROM ins " \
 	"CROSS JOIN LATERAL (SELECT DISTINCT value AS tag FROM "               \
-	"jsonb_array_elements_text(ins.request_tags)) x GROUP BY 1, 2, 3, 4, " \
-	"5 ON CONFLICT (day, tag, api_key, user_id, team_id) DO UPDATE "       \
-	"SET " AGG_ADD " RETURNING 1) "                                        \
+	"jsonb_array_elements_text(ins.request_tags)) x WHERE "                \
+	"ins.request_tags <> '[]' GROUP BY 1, 2, 3, 4, 5 ON CONFLICT (day, "   \
+	"tag, api_key, user_id, team_id) DO UPDATE "                           \
+	"SET " AGG_ADD " RETURNING 1) "
+
+/* What the statement answers: rows inserted, payloads inserted. */
+#define SHIP_COUNTS                                                            \
 	"SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM pay)"
+
+/*
+ * The totals and the daily aggregates move by the roll-ups the writer
+ * summed (gw_spoolcols_rollups: $30..$60), when every row is inserted.
+ */
+#define SHIP_ROLLUPS                                                           \
+	"k AS (UPDATE keys SET spend = keys.spend + s.total FROM (SELECT "     \
+	"unnest($30::text[]) AS token, unnest($31::float8[]) AS total) s "     \
+	"WHERE keys.token = s.token RETURNING 1), "                            \
+	"u AS (INSERT INTO users (user_id, spend) SELECT "                     \
+	"unnest($32::text[]), unnest($33::float8[]) ON CONFLICT (user_id) DO " \
+	"UPDATE SET spend = users.spend + EXCLUDED.spend RETURNING 1), "       \
+	"t AS (UPDATE teams SET spend = teams.spend + s.total FROM (SELECT "   \
+	"unnest($34::text[]) AS team_id, unnest($35::float8[]) AS total) s "   \
+	"WHERE teams.team_id = s.team_id RETURNING 1), "                       \
+	"d AS (INSERT INTO spend_daily AS d SELECT unnest($36::date[]), "      \
+	"unnest($37::text[]), unnest($38::text[]), unnest($39::text[]), "      \
+	"unnest($40::text[]), unnest($41::text[]), unnest($42::int8[]), "      \
+	"unnest($43::int8[]), unnest($44::int8[]), unnest($45::float8[]), "    \
+	"unnest($46::int8[]), unnest($47::int8[]), unnest($48::int8[]) ON "    \
+	"CONFLICT (day, api_key, model, user_id, team_id, end_user) DO "       \
+	"UPDATE SET " AGG_ADD " RETURNING 1), "                                \
+	"g AS (INSERT INTO spend_daily_tags AS d SELECT unnest($49::date[]), " \
+	"unnest($50::text[]), unnest($51::text[]), unnest($52::text[]), "      \
+	"unnest($53::text[]), unnest($54::int8[]), unnest($55::int8[]), "      \
+	"unnest($56::int8[]), unnest($57::float8[]), unnest($58::int8[]), "    \
+	"unnest($59::int8[]), unnest($60::int8[]) ON CONFLICT (day, tag, "     \
+	"api_key, user_id, team_id) DO UPDATE SET " AGG_ADD " RETURNING 1) "
 
 /*
  * The batch as columns (spoolcols.h): binary arrays, taken as they are.
  * The payloads read their own columns, so that "rows" has one reader and
  * is not kept aside in a tuplestore for a second.
+ *
+ * First as new rows, with the writer's roll-ups: a plain INSERT (no ON
+ * CONFLICT, which probes the primary key before each row and takes a
+ * speculative-insertion lock; the key's own check finds a row shipped
+ * before), nothing returned but the request ids the payloads join, and no
+ * payload insert when the batch has none. A batch that meets a row
+ * already shipped (23505: nothing of it was applied), or whose roll-ups
+ * the writer cannot sum as PostgreSQL would, goes as ship_cols_sql: those
+ * rows are left out, and the roll-ups group what was inserted.
  */
+#define SHIP_COLS_ROWS "WITH rows AS (SELECT * FROM " GW_SPOOLCOLS_SQL "), "
+#define SHIP_COLS_PAY                                                          \
+	SHIP_PAY("(SELECT unnest($1::text[]) AS request_id, "                  \
+	         "unnest($28::text[]) AS lf_mode, unnest($26::jsonb[]) AS "    \
+	         "lf_input, unnest($27::jsonb[]) AS lf_output, "               \
+	         "unnest($29::jsonb[]) AS lf_trace) r")
+
+static const char ship_new_sql[] =
+    SHIP_COLS_ROWS "ins AS (" SHIP_INS_SELECT "), " SHIP_ROLLUPS "SELECT 0, 0";
+static const char ship_new_pay_sql[] = SHIP_COLS_ROWS
+    "ins AS (" SHIP_INS_SELECT
+    " RETURNING request_id), " SHIP_COLS_PAY SHIP_ROLLUPS SHIP_COUNTS;
 static const char ship_cols_sql[] =
-    "WITH rows AS (SELECT * FROM " GW_SPOOLCOLS_SQL "), " SHIP_INS SHIP_PAY(
-        "unnest($1::text[], $28::text[], $26::jsonb[], $27::jsonb[], "
-        "$29::jsonb[]) AS r(request_id, lf_mode, lf_input, lf_output, "
-        "lf_trace)") SHIP_TOTALS;
+    SHIP_COLS_ROWS SHIP_INS_ONCE SHIP_COLS_PAY SHIP_TOTALS SHIP_COUNTS;
 
 /*
  * The batch as JSON, when it does not convert (a line of another shape):
@@ -148,7 +205,8 @@ static const char ship_sql[] =
     "precision, status integer, error_type text, stream boolean, "
     "client_disconnected boolean, metadata jsonb, response_id text, "
     "request_tags jsonb, session_id text, lf_input jsonb, lf_output jsonb, "
-    "lf_mode text, lf_trace jsonb)), " SHIP_INS SHIP_PAY("rows r") SHIP_TOTALS;
+    "lf_mode text, lf_trace jsonb)), " SHIP_INS_ONCE SHIP_PAY("rows r")
+        SHIP_TOTALS SHIP_COUNTS;
 
 /*
  * The columns' statement failed with state: try the batch as JSON at
@@ -171,20 +229,45 @@ gw_shipper_ship(struct gw_db *db, int fd, uint64_t *off, int max_rows)
 {
 	struct gw_spool_batch b;
 	struct gw_spoolcols cols;
-	const char *params[1];
+	struct gw_spoolcols_rollups ru;
+	const char *params[1], *vals[GW_SPOOLCOLS_N + GW_SPOOLCOLS_ROLLUPS_N];
+	int lens[GW_SPOOLCOLS_N + GW_SPOOLCOLS_ROLLUPS_N];
+	int fmts[GW_SPOOLCOLS_N + GW_SPOOLCOLS_ROLLUPS_N];
 	char err[512];
 	int rc = 0, as_json = 1;
 	enum gw_status st = GW_OK;
 
 	memset(&cols, 0, sizeof(cols));
+	memset(&ru, 0, sizeof(ru));
 	gw_spool_read(fd, *off, max_rows, &b);
 	if (b.used == 0)
 		goto out;
 	if (gw_spoolcols_build(&cols, b.raw, b.used) == GW_OK &&
 	    cols.rows == b.rows && b.rows > 0) {
-		st = gw_db_exec_named(db, "gw_ship_cols", ship_cols_sql,
-		    GW_SPOOLCOLS_N, cols.values, cols.lengths, cols.formats, 0,
-		    NULL, err, sizeof(err));
+		st = GW_E_INVALID;
+		if (gw_spoolcols_rollups(&ru, &cols) == GW_OK) {
+			memcpy(vals, cols.values, sizeof(cols.values));
+			memcpy(vals + GW_SPOOLCOLS_N, ru.values,
+			    sizeof(ru.values));
+			memcpy(lens, cols.lengths, sizeof(cols.lengths));
+			memcpy(lens + GW_SPOOLCOLS_N, ru.lengths,
+			    sizeof(ru.lengths));
+			memcpy(fmts, cols.formats, sizeof(cols.formats));
+			memcpy(fmts + GW_SPOOLCOLS_N, ru.formats,
+			    sizeof(ru.formats));
+			st = gw_db_exec_named(db,
+			    cols.payloads > 0 ? "gw_ship_new_pay"
+			                      : "gw_ship_new",
+			    cols.payloads > 0 ? ship_new_pay_sql : ship_new_sql,
+			    GW_SPOOLCOLS_N + GW_SPOOLCOLS_ROLLUPS_N, vals, lens,
+			    fmts, 0, NULL, err, sizeof(err));
+		}
+		if (st == GW_E_INVALID ||
+		    (st != GW_OK &&
+		        strcmp(gw_db_last_sqlstate(db), "23505") == 0))
+			st = gw_db_exec_named(db, "gw_ship_cols", ship_cols_sql,
+			    GW_SPOOLCOLS_N, cols.values, cols.lengths,
+			    cols.formats, 0, NULL, err, sizeof(err));
 		as_json = st != GW_OK && retry_as_json(gw_db_last_sqlstate(db));
 	}
 	if (as_json) {
@@ -193,6 +276,7 @@ gw_shipper_ship(struct gw_db *db, int fd, uint64_t *off, int max_rows)
 		    NULL, 0, NULL, err, sizeof(err));
 	}
 	gw_spoolcols_fini(&cols);
+	gw_spoolcols_rollups_fini(&ru);
 	if (st != GW_OK) {
 		/* PostgreSQL's CONTEXT quotes row data: not for the log. */
 		char *ctx = strstr(err, "CONTEXT:");

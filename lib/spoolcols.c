@@ -56,6 +56,20 @@ static const struct {
     {"lf_trace", K_JSONB},
 };
 
+/* Some columns, by index. */
+#define COL_METADATA 21
+#define COL_REQUEST_TAGS 23
+#define COL_LF_MODE 27 /* not null: the row has a Langfuse payload */
+
+/*
+ * The JSON text that goes as NULL, by column: what the statement stores
+ * for NULL (coalesce), so that PostgreSQL has no JSON to parse for it.
+ */
+static const char *const none_json[GW_SPOOLCOLS_N] = {
+    [COL_METADATA] = "{}",
+    [COL_REQUEST_TAGS] = "[]",
+};
+
 /* Array header: ndim, flags, element type, length, lower bound. */
 #define HDR 20
 
@@ -318,7 +332,9 @@ put_value(struct gw_buf *b, int i, const char *p, const char *q)
 	double x;
 	size_t n = (size_t)(q - p);
 
-	if (n == 4 && memcmp(p, "null", 4) == 0) {
+	if ((n == 4 && memcmp(p, "null", 4) == 0) ||
+	    (none_json[i] != NULL && strlen(none_json[i]) == n &&
+	        memcmp(p, none_json[i], n) == 0)) {
 		put_be32(gw_buf_extend(b, 4), 0xffffffffu);
 		return 1;
 	}
@@ -415,6 +431,8 @@ put_line(struct gw_spoolcols *c, const char *p, const char *end)
 				return -1;
 			if (r > 0)
 				c->col[i].p[HDR - 16 + 3] = 1; /* has nulls */
+			else if (i == COL_LF_MODE)
+				c->payloads++;
 			p = v;
 			if (p < end && *p == ',') {
 				p++;
@@ -476,4 +494,538 @@ gw_spoolcols_fini(struct gw_spoolcols *c)
 {
 	for (int i = 0; i < GW_SPOOLCOLS_N; i++)
 		gw_buf_fini(&c->col[i]);
+}
+
+/*
+ * Roll-ups (gw_spoolcols_rollups). A text value: bytes, or NULL (p NULL).
+ */
+struct txt {
+	const char *p;
+	size_t n;
+};
+
+/* One row's share: what the roll-ups read, taken from the columns. */
+struct rrow {
+	struct txt key, user, team, model;
+	int32_t day;
+	int64_t pt, ct, tt;
+	double spend;
+	int ok;
+	size_t eu_off, eu_len; /* end user, decoded into the strings buffer */
+	int tag0, ntags;       /* its distinct tags, in the tag list */
+};
+
+/* A group of one roll-up: its parts (as in the table's key) and sums. */
+struct rgroup {
+	int32_t day;
+	struct txt part[5];
+	int64_t pt, ct, tt, n, ok;
+	double spend;
+};
+
+/* Groups by day and up to 5 text parts, found through an open table. */
+struct rtable {
+	int nparts;
+	struct rgroup *g;
+	int ng;
+	int *slot; /* group index + 1, 0: free */
+	size_t nslots;
+};
+
+/* A column's next element: *t (p NULL for NULL); cur moves past it. */
+static void
+next_elem(const char **cur, struct txt *t)
+{
+	uint32_t n;
+	const unsigned char *u = (const unsigned char *)*cur;
+
+	n = (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 |
+	    u[3];
+	*cur += 4;
+	if (n == 0xffffffffu) {
+		t->p = NULL;
+		t->n = 0;
+		return;
+	}
+	t->p = *cur;
+	t->n = n;
+	*cur += n;
+}
+
+static uint64_t
+get_be64(const char *p)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | u[i];
+	return v;
+}
+
+static const char *
+skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/*
+ * The JSON string [p, q) decoded into s as jsonb would (simple escapes and
+ * \u00XX for ASCII, as put_string); *off and *len say where. -1: another
+ * escape (left to PostgreSQL: the batch's roll-ups are then its own).
+ */
+static int
+decode_string(
+    struct gw_buf *s, const char *p, const char *q, size_t *off, size_t *len)
+{
+	size_t at = s->len;
+
+	/* put_string writes a 4-byte length first: keep only the bytes. */
+	if (put_string(s, p, q) != 0) {
+		s->len = at;
+		return -1;
+	}
+	*off = at + 4;
+	*len = s->len - at - 4;
+	return 0;
+}
+
+/*
+ * coalesce(metadata->>'end_user', '') of a jsonb text [p, end), into s.
+ * Not an object: none. A key with an escape, or an end_user that is not a
+ * string or null (its text would be jsonb's rendering): -1.
+ */
+static int
+end_user_of(
+    struct gw_buf *s, const char *p, const char *end, size_t *off, size_t *len)
+{
+	const char *k, *v, *ve, *found = NULL, *found_end = NULL;
+
+	*off = 0;
+	*len = 0;
+	p = skip_ws(p, end);
+	if (p >= end || *p != '{')
+		return 0;
+	p = skip_ws(p + 1, end);
+	if (p < end && *p == '}')
+		return 0;
+	for (;;) {
+		if (p >= end || *p != '"' || (k = string_end(p, end)) == NULL ||
+		    memchr(p, '\\', (size_t)(k - p)) != NULL)
+			return -1;
+		v = skip_ws(k, end);
+		if (v >= end || *v != ':')
+			return -1;
+		v = skip_ws(v + 1, end);
+		if ((ve = value_end(v, end)) == NULL)
+			return -1;
+		if (k - p == 10 && memcmp(p, "\"end_user\"", 10) == 0) {
+			found = v; /* the last one counts, as in jsonb */
+			found_end = ve;
+		}
+		p = skip_ws(ve, end);
+		if (p < end && *p == ',') {
+			p = skip_ws(p + 1, end);
+			continue;
+		}
+		if (p < end && *p == '}')
+			break;
+		return -1;
+	}
+	if (found == NULL ||
+	    (found_end - found == 4 && memcmp(found, "null", 4) == 0))
+		return 0;
+	if (*found != '"')
+		return -1;
+	return decode_string(s, found, found_end, off, len);
+}
+
+/*
+ * The distinct elements of a request_tags array [p, end) into the tag
+ * list (offsets into s). Not an array: none (the statement stores []).
+ * An element that is not a string: -1.
+ */
+static int
+tags_of(struct gw_buf *s, struct gw_buf *list, const char *p, const char *end,
+    int *ntags)
+{
+	const char *q;
+	size_t off, len, *t, *all;
+	int dup, first = (int)(list->len / (2 * sizeof(size_t)));
+
+	*ntags = 0;
+	p = skip_ws(p, end);
+	if (p >= end || *p != '[')
+		return 0;
+	p = skip_ws(p + 1, end);
+	if (p < end && *p == ']')
+		return 0;
+	for (;;) {
+		if (p >= end || *p != '"' || (q = string_end(p, end)) == NULL ||
+		    decode_string(s, p, q, &off, &len) != 0)
+			return -1;
+		all = (size_t *)(void *)list->p;
+		dup = 0;
+		for (int i = 0; i < *ntags && !dup; i++) {
+			size_t *o = all + 2 * (first + i);
+
+			dup = o[1] == len &&
+			      memcmp(s->p + o[0], s->p + off, len) == 0;
+		}
+		if (!dup) {
+			t = (size_t *)(void *)gw_buf_extend(
+			    list, 2 * sizeof(size_t));
+			t[0] = off;
+			t[1] = len;
+			(*ntags)++;
+		}
+		p = skip_ws(q, end);
+		if (p < end && *p == ',') {
+			p = skip_ws(p + 1, end);
+			continue;
+		}
+		if (p < end && *p == ']')
+			return 0;
+		return -1;
+	}
+}
+
+static uint64_t
+fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *u = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ u[i]) * 1099511628211ull;
+	return h;
+}
+
+static int
+txt_eq(const struct txt *a, const struct txt *b)
+{
+	return a->n == b->n && (a->n == 0 || memcmp(a->p, b->p, a->n) == 0);
+}
+
+/* The group of (day, part[0..nparts)), added when new. */
+static struct rgroup *
+group_of(struct rtable *t, int32_t day, const struct txt *part)
+{
+	uint64_t h = fnv(14695981039346656037ull, &day, sizeof(day));
+	size_t i;
+	struct rgroup *g;
+
+	for (int j = 0; j < t->nparts; j++) {
+		h = fnv(h, &part[j].n, sizeof(part[j].n));
+		h = fnv(h, part[j].p, part[j].n);
+	}
+	for (i = h & (t->nslots - 1); t->slot[i] != 0;
+	     i = (i + 1) & (t->nslots - 1)) {
+		int j;
+
+		g = &t->g[t->slot[i] - 1];
+		if (g->day != day)
+			continue;
+		for (j = 0; j < t->nparts && txt_eq(&g->part[j], &part[j]); j++)
+			;
+		if (j == t->nparts)
+			return g;
+	}
+	g = &t->g[t->ng++];
+	memset(g, 0, sizeof(*g));
+	g->day = day;
+	memcpy(g->part, part, sizeof(*part) * (size_t)t->nparts);
+	t->slot[i] = t->ng;
+	return g;
+}
+
+/* Add a row's share to g, in row order (as PostgreSQL's sum). */
+static void
+group_add(struct rgroup *g, const struct rrow *r)
+{
+	g->pt += r->pt;
+	g->ct += r->ct;
+	g->tt += r->tt;
+	g->spend = g->n == 0 ? r->spend : g->spend + r->spend;
+	g->n++;
+	g->ok += r->ok;
+}
+
+static void
+table_init(struct rtable *t, int nparts, int rows)
+{
+	t->nparts = nparts;
+	t->ng = 0;
+	t->g = gw_xcalloc((size_t)rows + 1, sizeof(*t->g));
+	for (t->nslots = 4; t->nslots < 2 * (size_t)rows + 2; t->nslots *= 2)
+		;
+	t->slot = gw_xcalloc(t->nslots, sizeof(*t->slot));
+}
+
+static void
+table_fini(struct rtable *t)
+{
+	free(t->g);
+	free(t->slot);
+}
+
+/* An array parameter of element type oid, with n elements to come. */
+static void
+arr_begin(struct gw_buf *b, uint32_t oid)
+{
+	char *h = gw_buf_extend(b, HDR);
+
+	put_be32(h, 1);
+	put_be32(h + 4, 0);
+	put_be32(h + 8, oid);
+	put_be32(h + 16, 1);
+}
+
+static void
+arr_end(struct gw_buf *b, int n)
+{
+	put_be32(b->p + 12, (uint32_t)n);
+}
+
+static void
+arr_txt(struct gw_buf *b, const struct txt *t)
+{
+	memcpy(elem(b, t->n), t->n ? t->p : "", t->n);
+}
+
+static void
+arr_i64(struct gw_buf *b, int64_t v)
+{
+	put_be64(elem(b, 8), (uint64_t)v);
+}
+
+static void
+arr_f64(struct gw_buf *b, double v)
+{
+	uint64_t bits;
+
+	memcpy(&bits, &v, sizeof(bits));
+	put_be64(elem(b, 8), bits);
+}
+
+static void
+arr_day(struct gw_buf *b, int32_t day)
+{
+	put_be32(elem(b, 4), (uint32_t)day);
+}
+
+/* The sums of a daily roll-up, from parameter at on (7 arrays). */
+static void
+put_sums(struct gw_buf *col, const struct rtable *t)
+{
+	for (int i = 0; i < 7; i++)
+		arr_begin(&col[i], i == 3 ? 701 : 20);
+	for (int i = 0; i < t->ng; i++) {
+		const struct rgroup *g = &t->g[i];
+
+		arr_i64(&col[0], g->pt);
+		arr_i64(&col[1], g->ct);
+		arr_i64(&col[2], g->tt);
+		arr_f64(&col[3], g->spend);
+		arr_i64(&col[4], g->n);
+		arr_i64(&col[5], g->ok);
+		arr_i64(&col[6], g->n - g->ok);
+	}
+	for (int i = 0; i < 7; i++)
+		arr_end(&col[i], t->ng);
+}
+
+/* The parts of a table's groups, one array each (text; day: date). */
+static void
+put_parts(struct gw_buf *col, const struct rtable *t, int with_day)
+{
+	int k = 0;
+
+	if (with_day) {
+		arr_begin(&col[k], 1082);
+		for (int i = 0; i < t->ng; i++)
+			arr_day(&col[k], t->g[i].day);
+		arr_end(&col[k++], t->ng);
+	}
+	for (int j = 0; j < t->nparts; j++, k++) {
+		arr_begin(&col[k], 25);
+		for (int i = 0; i < t->ng; i++)
+			arr_txt(&col[k], &t->g[i].part[j]);
+		arr_end(&col[k], t->ng);
+	}
+}
+
+/* The totals of one of keys, users, teams: (id, spend) arrays. */
+static void
+put_totals(struct gw_buf *col, const struct rtable *t)
+{
+	arr_begin(&col[0], 25);
+	arr_begin(&col[1], 701);
+	for (int i = 0; i < t->ng; i++) {
+		arr_txt(&col[0], &t->g[i].part[0]);
+		arr_f64(&col[1], t->g[i].spend);
+	}
+	arr_end(&col[0], t->ng);
+	arr_end(&col[1], t->ng);
+}
+
+/* An int4 element as a number (NULL: 0, as the statement's coalesce). */
+static int64_t
+int4_or0(const struct txt *t)
+{
+	const unsigned char *u = (const unsigned char *)t->p;
+
+	if (t->p == NULL)
+		return 0;
+	return (int32_t)((uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 |
+	                 (uint32_t)u[2] << 8 | u[3]);
+}
+
+/* A float8 element (NULL: 0). */
+static double
+float8_or0(const struct txt *t)
+{
+	uint64_t bits;
+	double v;
+
+	if (t->p == NULL)
+		return 0;
+	bits = get_be64(t->p);
+	memcpy(&v, &bits, sizeof(v));
+	return v;
+}
+
+/* NULL as '' (coalesce(x, '')). */
+static struct txt
+or_empty(struct txt t)
+{
+	if (t.p == NULL)
+		t.n = 0;
+	return t;
+}
+
+/* Floor division: days since 2000-01-01 of microseconds since then. */
+static int32_t
+day_of(int64_t us)
+{
+	int64_t d = 86400LL * 1000000LL;
+
+	return (int32_t)(us >= 0 ? us / d : -((-us + d - 1) / d));
+}
+
+enum gw_status
+gw_spoolcols_rollups(
+    struct gw_spoolcols_rollups *a, const struct gw_spoolcols *c)
+{
+	static const int need[] = {
+	    1, 3, 4, 5, 8, 9, 10, 11, 13, 17, COL_METADATA, COL_REQUEST_TAGS};
+	const char *cur[GW_SPOOLCOLS_N];
+	struct rrow *rows = NULL;
+	struct gw_buf strs = {0}, tags = {0};
+	struct rtable keys, users, teams, daily, dtags;
+	struct txt v[GW_SPOOLCOLS_N];
+	enum gw_status st = GW_E_INVALID;
+	int ntags = 0;
+
+	memset(a, 0, sizeof(*a));
+	table_init(&keys, 1, c->rows);
+	table_init(&users, 1, c->rows);
+	table_init(&teams, 1, c->rows);
+	table_init(&daily, 5, c->rows);
+	rows = gw_xcalloc((size_t)c->rows + 1, sizeof(*rows));
+	gw_buf_extend(&strs, 1); /* offsets from 1: never a NULL base */
+	for (size_t j = 0; j < sizeof(need) / sizeof(need[0]); j++)
+		cur[need[j]] = c->values[need[j]] + HDR;
+	for (int r = 0; r < c->rows; r++) {
+		struct rrow *w = &rows[r];
+
+		for (size_t j = 0; j < sizeof(need) / sizeof(need[0]); j++)
+			next_elem(&cur[need[j]], &v[need[j]]);
+		/* NOT NULL columns: the insert refuses the row itself. */
+		if (v[13].p == NULL || v[17].p == NULL)
+			goto out;
+		w->key = or_empty(v[1]);
+		w->user = v[3];
+		w->team = v[4];
+		w->model = or_empty(v[5]);
+		w->pt = int4_or0(&v[8]);
+		w->ct = int4_or0(&v[9]);
+		w->tt = int4_or0(&v[10]);
+		w->spend = float8_or0(&v[11]);
+		w->day = day_of((int64_t)get_be64(v[13].p));
+		w->ok = int4_or0(&v[17]) >= 200 && int4_or0(&v[17]) <= 299;
+		/* jsonb elements: a version byte, then the text. */
+		if (v[COL_METADATA].p != NULL &&
+		    end_user_of(&strs, v[COL_METADATA].p + 1,
+		        v[COL_METADATA].p + v[COL_METADATA].n, &w->eu_off,
+		        &w->eu_len) != 0)
+			goto out;
+		w->tag0 = ntags;
+		if (v[COL_REQUEST_TAGS].p != NULL &&
+		    tags_of(&strs, &tags, v[COL_REQUEST_TAGS].p + 1,
+		        v[COL_REQUEST_TAGS].p + v[COL_REQUEST_TAGS].n,
+		        &w->ntags) != 0)
+			goto out;
+		ntags += w->ntags;
+	}
+	/* The strings buffer no longer moves: group by its bytes. */
+	table_init(&dtags, 4, ntags);
+	for (int r = 0; r < c->rows; r++) {
+		struct rrow *w = &rows[r];
+		const size_t *tg = (const size_t *)(const void *)tags.p;
+		struct txt part[5];
+
+		if (w->key.n > 0)
+			group_add(group_of(&keys, 0, &w->key), w);
+		if (w->user.p != NULL)
+			group_add(group_of(&users, 0, &w->user), w);
+		if (w->team.p != NULL)
+			group_add(group_of(&teams, 0, &w->team), w);
+		part[0] = w->key;
+		part[1] = w->model;
+		part[2] = or_empty(w->user);
+		part[3] = or_empty(w->team);
+		part[4].p = strs.p + w->eu_off;
+		part[4].n = w->eu_len;
+		group_add(group_of(&daily, w->day, part), w);
+		for (int i = 0; i < w->ntags; i++) {
+			part[0].p = strs.p + tg[2 * (w->tag0 + i)];
+			part[0].n = tg[2 * (w->tag0 + i) + 1];
+			part[1] = w->key;
+			part[2] = or_empty(w->user);
+			part[3] = or_empty(w->team);
+			group_add(group_of(&dtags, w->day, part), w);
+		}
+	}
+	put_totals(&a->col[0], &keys);
+	put_totals(&a->col[2], &users);
+	put_totals(&a->col[4], &teams);
+	put_parts(&a->col[6], &daily, 1);
+	put_sums(&a->col[12], &daily);
+	put_parts(&a->col[19], &dtags, 1);
+	put_sums(&a->col[24], &dtags);
+	for (int i = 0; i < GW_SPOOLCOLS_ROLLUPS_N; i++) {
+		a->values[i] = a->col[i].p;
+		a->lengths[i] = (int)a->col[i].len;
+		a->formats[i] = 1;
+	}
+	table_fini(&dtags);
+	st = GW_OK;
+out:
+	table_fini(&keys);
+	table_fini(&users);
+	table_fini(&teams);
+	table_fini(&daily);
+	free(rows);
+	gw_buf_fini(&strs);
+	gw_buf_fini(&tags);
+	return st;
+}
+
+void
+gw_spoolcols_rollups_fini(struct gw_spoolcols_rollups *a)
+{
+	for (int i = 0; i < GW_SPOOLCOLS_ROLLUPS_N; i++)
+		gw_buf_fini(&a->col[i]);
 }

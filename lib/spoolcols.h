@@ -10,6 +10,9 @@
  * with simple escapes). Anything else makes gw_spoolcols_build refuse the
  * batch, and the shipper sends it as JSON for PostgreSQL to read (and
  * refuse, when it must) as before: a value is never read differently.
+ * A metadata of {} and request_tags of [] (what spend_logs stores for
+ * none) go as NULL, which the statement's coalesce turns back into them:
+ * PostgreSQL then parses no JSON for a row that has neither.
  */
 #ifndef GW_SPOOLCOLS_H
 #define GW_SPOOLCOLS_H
@@ -23,21 +26,30 @@
 
 /*
  * The statement's row source, in the columns' order: unnest() of the
- * arrays gw_spoolcols_build makes, as parameters $1..$29.
+ * arrays gw_spoolcols_build makes, as parameters $1..$29. In the select
+ * list, so that PostgreSQL takes one element of each per row as it goes
+ * (as FROM unnest(...), it would first copy every array into a
+ * tuplestore). The arrays are of one length: no NULL padding.
  */
 #define GW_SPOOLCOLS_SQL                                                       \
-	"unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "  \
-	"$6::text[], $7::text[], $8::text[], $9::int4[], $10::int4[], "        \
-	"$11::int4[], $12::float8[], $13::bool[], $14::timestamptz[], "        \
-	"$15::timestamptz[], $16::timestamptz[], $17::float8[], $18::int4[], " \
-	"$19::text[], $20::bool[], $21::bool[], $22::jsonb[], $23::text[], "   \
-	"$24::jsonb[], $25::text[], $26::jsonb[], $27::jsonb[], $28::text[], " \
-	"$29::jsonb[]) AS r(request_id, api_key, key_alias, user_id, "         \
-	"team_id, model, actual_model, call_type, prompt_tokens, "             \
-	"completion_tokens, total_tokens, spend, usage_estimated, "            \
-	"start_time, end_time, completion_start_time, ttft_ms, status, "       \
-	"error_type, stream, client_disconnected, metadata, response_id, "     \
-	"request_tags, session_id, lf_input, lf_output, lf_mode, lf_trace)"
+	"(SELECT unnest($1::text[]) AS request_id, unnest($2::text[]) AS "     \
+	"api_key, unnest($3::text[]) AS key_alias, unnest($4::text[]) AS "     \
+	"user_id, unnest($5::text[]) AS team_id, unnest($6::text[]) AS "       \
+	"model, unnest($7::text[]) AS actual_model, unnest($8::text[]) AS "    \
+	"call_type, unnest($9::int4[]) AS prompt_tokens, unnest($10::int4[]) " \
+	"AS completion_tokens, unnest($11::int4[]) AS total_tokens, "          \
+	"unnest($12::float8[]) AS spend, unnest($13::bool[]) AS "              \
+	"usage_estimated, unnest($14::timestamptz[]) AS start_time, "          \
+	"unnest($15::timestamptz[]) AS end_time, unnest($16::timestamptz[]) "  \
+	"AS completion_start_time, unnest($17::float8[]) AS ttft_ms, "         \
+	"unnest($18::int4[]) AS status, unnest($19::text[]) AS error_type, "   \
+	"unnest($20::bool[]) AS stream, unnest($21::bool[]) AS "               \
+	"client_disconnected, unnest($22::jsonb[]) AS metadata, "              \
+	"unnest($23::text[]) AS response_id, unnest($24::jsonb[]) AS "         \
+	"request_tags, unnest($25::text[]) AS session_id, "                    \
+	"unnest($26::jsonb[]) AS lf_input, unnest($27::jsonb[]) AS "           \
+	"lf_output, unnest($28::text[]) AS lf_mode, unnest($29::jsonb[]) AS "  \
+	"lf_trace) r"
 
 /* A batch's columns: params for PQexecParams in binary format. */
 struct gw_spoolcols {
@@ -46,6 +58,7 @@ struct gw_spoolcols {
 	int lengths[GW_SPOOLCOLS_N];
 	int formats[GW_SPOOLCOLS_N];
 	int rows;
+	int payloads; /* rows with a Langfuse payload (lf_mode not null) */
 };
 
 /*
@@ -57,5 +70,43 @@ enum gw_status gw_spoolcols_build(
     struct gw_spoolcols *c, const char *lines, size_t len) GW_NONNULL(1, 2);
 /* Free what gw_spoolcols_build allocated (c may be all zeroes). */
 void gw_spoolcols_fini(struct gw_spoolcols *c) GW_NONNULL(1);
+
+/*
+ * A batch's roll-ups, summed by the writer when every row of the batch is
+ * inserted (the statement then moves the totals and aggregates by these,
+ * instead of grouping the rows it inserted), as binary arrays in this
+ * order, $30..$60 after the columns:
+ *   keys: token text[], spend float8[] (api_key not '')
+ *   users: user_id, spend; teams: team_id, spend (not NULL)
+ *   spend_daily: day date[], api_key, model, user_id, team_id, end_user
+ *     (text[]: coalesce(x, '')), then the 7 sums below
+ *   spend_daily_tags: day, tag, api_key, user_id, team_id, the 7 sums
+ *   sums: prompt_tokens, completion_tokens, total_tokens int8[], spend
+ *     float8[], api_requests, successful_requests, failed_requests int8[]
+ * Each as the statement's SQL computes it: day of start_time in UTC,
+ * end_user coalesce(metadata->>'end_user', ''), distinct tags of an
+ * array request_tags, status 200-299 successful, spend summed in row
+ * order (float8 addition as sum()).
+ */
+#define GW_SPOOLCOLS_ROLLUPS_N 31
+
+struct gw_spoolcols_rollups {
+	struct gw_buf col[GW_SPOOLCOLS_ROLLUPS_N];
+	const char *values[GW_SPOOLCOLS_ROLLUPS_N];
+	int lengths[GW_SPOOLCOLS_ROLLUPS_N];
+	int formats[GW_SPOOLCOLS_ROLLUPS_N];
+};
+
+/*
+ * Sum the roll-ups of c (built by gw_spoolcols_build) into a. GW_E_INVALID
+ * when a value would need PostgreSQL's own reading to sum as it does (an
+ * end_user that is not a string, a tag that is not one, an escape other
+ * than put_string's, a NULL start_time or status): the statement's own
+ * grouping is then the way. Either way, gw_spoolcols_rollups_fini(a).
+ */
+enum gw_status gw_spoolcols_rollups(struct gw_spoolcols_rollups *a,
+    const struct gw_spoolcols *c) GW_NONNULL(1, 2);
+/* Free what gw_spoolcols_rollups allocated (a may be all zeroes). */
+void gw_spoolcols_rollups_fini(struct gw_spoolcols_rollups *a) GW_NONNULL(1);
 
 #endif /* GW_SPOOLCOLS_H */

@@ -1,11 +1,12 @@
 /*
- * fuzz_spoolcols: gw_spoolcols_build (lib/spoolcols.c) over the input as
- * spooled lines. An accepted batch must be well-formed binary arrays
- * (one dimension of c.rows elements, each inside its array), and when the
- * input is one line that json-c reads as an object, every text, integer
- * and boolean column must hold what json-c read for that key (NULL for a
- * JSON null or an absent key): the columns never read a value otherwise
- * than a JSON reader does.
+ * fuzz_spoolcols: gw_spoolcols_build and gw_spoolcols_rollups
+ * (lib/spoolcols.c) over the input as spooled lines (the roll-ups run
+ * under the sanitizers). An accepted batch must be well-formed binary
+ * arrays (one dimension of c.rows elements, each inside its array), and when
+ * the input is one line that json-c reads as an object, every text, integer and
+ * boolean column must hold what json-c read for that key (NULL for a JSON null
+ * or an absent key): the columns never read a value otherwise than a JSON
+ * reader does.
  */
 #include "fuzz.h"
 
@@ -132,6 +133,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			if (p != end)
 				FUZZ_FINDING("column %d: trailing bytes", i);
+		}
+		/* The roll-ups read what the columns hold: any batch. */
+		{
+			struct gw_spoolcols_rollups a;
+
+			if (gw_spoolcols_rollups(&a, &c) == GW_OK &&
+			    a.lengths[0] < 20)
+				FUZZ_FINDING("roll-ups: bad header");
+			gw_spoolcols_rollups_fini(&a);
 		}
 		if (c.rows == 1 && memchr(in, '\n', size) == NULL) {
 			char *line = fuzz_str(data, size);

@@ -335,3 +335,87 @@ def test_spend_logs_without_limit_is_never_cut(an, world, pg):
     assert r.status == 200 and len(r.json()) == 30 and r.headers["x-total-count"] == "30"
     r = get(an, "/spend/logs?limit=40&offset=80&" + RANGE)
     assert r.status == 200 and len(r.json()) == 10
+
+
+def cols_line(k, rid, spend, tags, metadata):
+    """A spooled line of the shape spend.c writes (every key, times with
+    milliseconds, ASCII): the shipper sends its batch as binary columns."""
+    return json.dumps({
+        "request_id": rid, "api_key": k["token"], "key_alias": k["key_alias"],
+        "user_id": k["user_id"], "team_id": k["team_id"], "model": "m-cols",
+        "actual_model": "qwen3-30b-a3b", "call_type": "chat", "prompt_tokens": 3,
+        "completion_tokens": 4, "total_tokens": 7, "spend": spend, "usage_estimated": False,
+        "start_time": "2026-04-02T10:00:00.250Z", "end_time": "2026-04-02T10:00:01.500Z",
+        "completion_start_time": None, "ttft_ms": None, "status": 200, "error_type": None,
+        "stream": False, "client_disconnected": False, "metadata": metadata,
+        "response_id": "chatcmpl-" + rid, "request_tags": tags, "session_id": None},
+        separators=(",", ":"))
+
+
+def ship_orphan(an, name, lines):
+    path = os.path.join(an.var, "spool", name)
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.rename(path + ".tmp", path)
+    deadline = time.time() + 20
+    while os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(path)
+
+
+def test_column_batch_replayed_with_new_rows(an, world, pg):
+    """A column batch goes first without ON CONFLICT; one that holds rows
+    already shipped (a replayed spool) goes again leaving them out: new
+    rows are stored, old ones keep their values, and the totals and daily
+    aggregates move by the new rows only. metadata {} and request_tags []
+    are stored as such (they travel as NULL)."""
+    k = world["c"]
+
+    def totals():
+        return sql(pg, "SELECT (SELECT spend FROM keys WHERE token = '%s') || ' ' || "
+                       "(SELECT spend FROM users WHERE user_id = 'an-user-a') || ' ' || "
+                       "(SELECT spend FROM teams WHERE team_id = 'an-team-a')" % k["token"])
+
+    def daily():
+        return sql(pg, "SELECT sum(api_requests) || ' ' || round(sum(spend)::numeric, 9) "
+                       "FROM spend_daily WHERE day = '2026-04-02' AND model = 'm-cols'")
+
+    def tag(t):
+        return sql(pg, "SELECT api_requests || ' ' || round(spend::numeric, 9) FROM "
+                       "spend_daily_tags WHERE day = '2026-04-02' AND tag = '%s'" % t)
+
+    t0 = [float(x) for x in totals().split()]
+    ship_orphan(an, "999996-1-1.spool", [
+        cols_line(k, "cols-1", 0.25, ["c-x"], {"end_user": "eu-1"}),
+        cols_line(k, "cols-2", 0.5, [], {})])
+    assert daily() == "2 0.750000000" and tag("c-x") == "1 0.250000000"
+    assert sql(pg, "SELECT metadata::text || ' ' || request_tags::text FROM spend_logs "
+                   "WHERE request_id = 'cols-2'") == "{} []"
+    # cols-1 again (another spend: must not count), with two new rows.
+    ship_orphan(an, "999995-1-1.spool", [
+        cols_line(k, "cols-3", 1.0, ["c-x", "c-x", "c-y"], {}),
+        cols_line(k, "cols-1", 8.0, ["c-x"], {"end_user": "eu-1"}),
+        cols_line(k, "cols-4", 2.0, [], {"end_user": "eu-1"})])
+    assert sql(pg, "SELECT string_agg(request_id || '=' || spend, ' ' ORDER BY request_id) "
+                   "FROM spend_logs WHERE model = 'm-cols'") == (
+        "cols-1=0.25 cols-2=0.5 cols-3=1 cols-4=2")
+    assert daily() == "4 3.750000000"
+    assert tag("c-x") == "2 1.250000000" and tag("c-y") == "1 1.000000000"
+    t1 = [float(x) for x in totals().split()]
+    assert [b - a for a, b in zip(t0, t1)] == [pytest.approx(3.75)] * 3
+    # The end user's aggregate: cols-1 and cols-4.
+    assert sql(pg, "SELECT api_requests FROM spend_daily WHERE day = '2026-04-02' "
+                   "AND model = 'm-cols' AND end_user = 'eu-1'") == "2"
+
+
+def test_response_id_found_through_its_bloom_index(an, world, pg):
+    """spend_logs_response_idx (BRIN bloom, migration 012) finds a row by
+    response_id once its range is summarized, and no other row."""
+    sql(pg, "SELECT brin_summarize_new_values('spend_logs_response_idx')")
+    q = ("SET enable_seqscan = off; SET enable_indexscan = off; %s "
+         "SELECT request_id FROM spend_logs WHERE response_id = 'chatcmpl-an-007'")
+    plan = sql(pg, q % "EXPLAIN")
+    assert "spend_logs_response_idx" in plan, plan
+    assert [x for x in sql(pg, q % "").splitlines() if x != "SET"] == ["an-007"]
+    assert [x for x in sql(pg, (q % "").replace("an-007", "an-none")).splitlines()
+            if x != "SET"] == []

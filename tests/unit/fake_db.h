@@ -10,7 +10,8 @@
  * and its rows are kept in fake.rows otherwise; any other statement is
  * answered by fake.answer (NULL: no rows). fake.down makes every statement
  * fail as a lost connection would (08006). The shipper's binary columns
- * are declined (gw_spoolcols_build), so batches come as JSON.
+ * are declined (gw_spoolcols_build, gw_spoolcols_rollups), so batches
+ * come as JSON.
  */
 #ifndef GW_TEST_FAKE_DB_H
 #define GW_TEST_FAKE_DB_H
@@ -188,6 +189,21 @@ void
 gw_spoolcols_fini(struct gw_spoolcols *c)
 {
 	(void)c;
+}
+
+enum gw_status
+gw_spoolcols_rollups(
+    struct gw_spoolcols_rollups *a, const struct gw_spoolcols *c)
+{
+	(void)c;
+	memset(a, 0, sizeof(*a));
+	return GW_E_INVALID;
+}
+
+void
+gw_spoolcols_rollups_fini(struct gw_spoolcols_rollups *a)
+{
+	(void)a;
 }
 
 /* The shipper's named statement runs as any other here. */

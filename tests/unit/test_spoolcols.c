@@ -26,7 +26,9 @@ enum {
 	C_FIRST = 15,
 	C_STATUS = 17,
 	C_METADATA = 21,
+	C_TAGS = 23,
 	C_SESSION = 24,
+	C_LF_INPUT = 25,
 	C_LF_MODE = 27,
 };
 
@@ -168,6 +170,211 @@ test_rows_in_order(void **state)
 	gw_spoolcols_fini(&c);
 }
 
+/*
+ * metadata {} and request_tags [] go as NULL (the statement stores them
+ * for NULL: no JSON for PostgreSQL to parse); any other value, and {} in
+ * a payload column, as it is. payloads counts the rows with an lf_mode.
+ */
+static void
+test_empty_json_as_null(void **state)
+{
+	static const char lines[] =
+	    "{\"metadata\":{},\"request_tags\":[],\"lf_input\":{}}\n"
+	    "{\"metadata\":[],\"request_tags\":{},\"lf_mode\":\"full\"}\n"
+	    "{\"metadata\":{\"a\":1},\"request_tags\":[\"t\"]}\n";
+	struct gw_spoolcols c;
+	const char *e;
+	int len;
+
+	(void)state;
+	assert_int_equal(
+	    gw_spoolcols_build(&c, lines, sizeof(lines) - 1), GW_OK);
+	assert_int_equal(c.rows, 3);
+	assert_int_equal(c.payloads, 1);
+	element(&c, C_METADATA, 0, &len);
+	assert_int_equal(len, -1);
+	element(&c, C_TAGS, 0, &len);
+	assert_int_equal(len, -1);
+	assert_int_equal(be32(c.values[C_METADATA] + 4), 1);
+	assert_int_equal(be32(c.values[C_TAGS] + 4), 1);
+	e = element(&c, C_LF_INPUT, 0, &len);
+	assert_int_equal(len, 3);
+	assert_memory_equal(e, "\x01{}", 3);
+	e = element(&c, C_METADATA, 1, &len);
+	assert_int_equal(len, 3);
+	assert_memory_equal(e, "\x01[]", 3);
+	e = element(&c, C_TAGS, 1, &len);
+	assert_int_equal(len, 3);
+	assert_memory_equal(e, "\x01{}", 3);
+	e = element(&c, C_METADATA, 2, &len);
+	assert_int_equal(len, 8);
+	assert_memory_equal(e, "\x01{\"a\":1}", 8);
+	e = element(&c, C_TAGS, 2, &len);
+	assert_int_equal(len, 6);
+	assert_memory_equal(e, "\x01[\"t\"]", 6);
+	gw_spoolcols_fini(&c);
+}
+
+/* Element row of a roll-up array: its bytes and *len; *n its count. */
+static const char *
+relem(const char *arr, int row, int *len, int *n)
+{
+	const char *p = arr + 20;
+
+	assert_int_equal(be32(arr), 1);
+	*n = (int)be32(arr + 12);
+	for (int i = 0; i < row; i++)
+		p += 4 + be32(p);
+	*len = (int)be32(p);
+	return p + 4;
+}
+
+static double
+f64(const char *p)
+{
+	uint64_t bits = be64(p);
+	double v;
+
+	memcpy(&v, &bits, sizeof(v));
+	return v;
+}
+
+/* Roll-up parameters, by index ($30 is 0). */
+enum {
+	R_KEY = 0,
+	R_USER = 2,
+	R_TEAM = 4,
+	R_DAY = 6,
+	R_END_USER = 11,
+	R_PROMPT = 12,
+	R_SPEND = 15,
+	R_REQUESTS = 16,
+	R_OK = 17,
+	R_FAILED = 18,
+	R_TDAY = 19,
+	R_TAG = 20,
+	R_TREQUESTS = 28,
+};
+
+/*
+ * The writer's roll-ups, as the statement's grouping has them: key totals
+ * without the master key's '', users and teams when not NULL, one daily
+ * row per day x key x model x user x team x end user (the last end_user
+ * of the metadata, in whatever spacing), one per distinct tag of a row.
+ */
+static void
+test_rollups(void **state)
+{
+	static const char lines[] =
+	    "{\"api_key\":\"ka\",\"user_id\":\"u1\",\"team_id\":null,"
+	    "\"model\":\"m\",\"prompt_tokens\":3,\"spend\":0.25,"
+	    "\"start_time\":\"2026-01-01T23:59:59.999Z\",\"status\":200,"
+	    "\"metadata\":{ \"end_user\" : \"x\", \"a\": [1], "
+	    "\"end_user\": \"e\\u0041\" "
+	    "},\"request_tags\":[\"t\",\"t\",\"u\"]}\n"
+	    "{\"api_key\":\"ka\",\"user_id\":\"u1\",\"model\":\"m\","
+	    "\"prompt_tokens\":4,\"spend\":0.5,"
+	    "\"start_time\":\"2026-01-01T00:00:00.000Z\",\"status\":500,"
+	    "\"metadata\":{\"end_user\":\"eA\"},\"request_tags\":[\"t\"]}\n"
+	    "{\"api_key\":\"\",\"team_id\":\"t1\",\"model\":\"m\","
+	    "\"spend\":1,\"start_time\":\"2026-01-02T00:00:00.000Z\","
+	    "\"status\":299,\"metadata\":[\"end_user\"],"
+	    "\"request_tags\":{\"t\":1}}\n";
+	struct gw_spoolcols c;
+	struct gw_spoolcols_rollups a;
+	const char *e;
+	int len, n;
+
+	(void)state;
+	assert_int_equal(
+	    gw_spoolcols_build(&c, lines, sizeof(lines) - 1), GW_OK);
+	assert_int_equal(gw_spoolcols_rollups(&a, &c), GW_OK);
+	e = relem(a.values[R_KEY], 0, &len, &n);
+	assert_int_equal(n, 1);
+	assert_memory_equal(e, "ka", 2);
+	e = relem(a.values[R_KEY + 1], 0, &len, &n);
+	assert_true(f64(e) == 0.75);
+	e = relem(a.values[R_USER], 0, &len, &n);
+	assert_int_equal(n, 1);
+	assert_memory_equal(e, "u1", 2);
+	e = relem(a.values[R_TEAM], 0, &len, &n);
+	assert_int_equal(n, 1);
+	assert_memory_equal(e, "t1", 2);
+	e = relem(a.values[R_TEAM + 1], 0, &len, &n);
+	assert_true(f64(e) == 1.0);
+	/* Day 9497 (2026-01-01) for both ka rows, end user "eA": one group. */
+	e = relem(a.values[R_DAY], 0, &len, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(len, 4);
+	assert_int_equal(be32(e), 9497);
+	e = relem(a.values[R_END_USER], 0, &len, &n);
+	assert_int_equal(len, 2);
+	assert_memory_equal(e, "eA", 2);
+	e = relem(a.values[R_PROMPT], 0, &len, &n);
+	assert_true(be64(e) == 7);
+	e = relem(a.values[R_SPEND], 0, &len, &n);
+	assert_true(f64(e) == 0.75);
+	e = relem(a.values[R_REQUESTS], 0, &len, &n);
+	assert_true(be64(e) == 2);
+	e = relem(a.values[R_OK], 0, &len, &n);
+	assert_true(be64(e) == 1);
+	e = relem(a.values[R_FAILED], 0, &len, &n);
+	assert_true(be64(e) == 1);
+	/* The master key's row: key '', no end user (metadata no object). */
+	e = relem(a.values[R_DAY], 1, &len, &n);
+	assert_int_equal(be32(e), 9498);
+	relem(a.values[R_DAY + 1], 1, &len, &n);
+	assert_int_equal(len, 0);
+	relem(a.values[R_END_USER], 1, &len, &n);
+	assert_int_equal(len, 0);
+	e = relem(a.values[R_OK], 1, &len, &n);
+	assert_true(be64(e) == 1);
+	/* Tags: t (both rows, once each), u; none from an object. */
+	e = relem(a.values[R_TAG], 0, &len, &n);
+	assert_int_equal(n, 2);
+	assert_memory_equal(e, "t", 1);
+	e = relem(a.values[R_TREQUESTS], 0, &len, &n);
+	assert_true(be64(e) == 2);
+	e = relem(a.values[R_TAG], 1, &len, &n);
+	assert_memory_equal(e, "u", 1);
+	e = relem(a.values[R_TDAY], 1, &len, &n);
+	assert_int_equal(be32(e), 9497);
+	gw_spoolcols_rollups_fini(&a);
+	gw_spoolcols_fini(&c);
+}
+
+/* What only PostgreSQL sums as it does: its own grouping then. */
+static void
+test_rollups_declined(void **state)
+{
+	static const char *const lines[] = {
+	    "{\"start_time\":\"2026-01-01T00:00:00.000Z\",\"status\":200,"
+	    "\"metadata\":{\"end_user\":1}}",
+	    "{\"start_time\":\"2026-01-01T00:00:00.000Z\",\"status\":200,"
+	    "\"metadata\":{\"end_\\u0075ser\":\"a\"}}",
+	    "{\"start_time\":\"2026-01-01T00:00:00.000Z\",\"status\":200,"
+	    "\"metadata\":{\"end_user\":\"caf\\u00e9\"}}",
+	    "{\"start_time\":\"2026-01-01T00:00:00.000Z\",\"status\":200,"
+	    "\"request_tags\":[\"a\",1]}",
+	    "{\"start_time\":\"2026-01-01T00:00:00.000Z\",\"status\":200,"
+	    "\"request_tags\":[null]}",
+	    "{\"status\":200}",
+	    "{\"start_time\":\"2026-01-01T00:00:00.000Z\"}",
+	};
+	struct gw_spoolcols c;
+	struct gw_spoolcols_rollups a;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		assert_int_equal(
+		    gw_spoolcols_build(&c, lines[i], strlen(lines[i])), GW_OK);
+		if (gw_spoolcols_rollups(&a, &c) != GW_E_INVALID)
+			fail_msg("summed: %s", lines[i]);
+		gw_spoolcols_rollups_fini(&a);
+		gw_spoolcols_fini(&c);
+	}
+}
+
 /* Shapes PostgreSQL reads (or refuses) itself: the batch goes as JSON. */
 static void
 test_other_shapes_declined(void **state)
@@ -224,6 +431,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_line_as_spend_writes_it),
 	    cmocka_unit_test(test_rows_in_order),
+	    cmocka_unit_test(test_empty_json_as_null),
+	    cmocka_unit_test(test_rollups),
+	    cmocka_unit_test(test_rollups_declined),
 	    cmocka_unit_test(test_other_shapes_declined),
 	};
 
