@@ -195,11 +195,21 @@ gw_relay_note_usage(struct gw_usage *acc, const struct gw_json_usage *u)
 	if (!u->known)
 		return;
 	acc->known = 1;
-	if (u->has[0])
+	/*
+	 * A negative count is no count: it would make a negative cost, which
+	 * spend_logs refuses (CHECK spend >= 0), and one such row would hold
+	 * up its whole batch. The sum saturates (json-c clamps to INT64_MAX).
+	 */
+	if (u->has[0] && u->v[0] >= 0)
 		acc->prompt = u->v[0];
-	if (u->has[1])
+	if (u->has[1] && u->v[1] >= 0)
 		acc->completion = u->v[1];
-	acc->total = u->has[2] ? u->v[2] : acc->prompt + acc->completion;
+	if (u->has[2] && u->v[2] >= 0)
+		acc->total = u->v[2];
+	else
+		acc->total = acc->prompt > INT64_MAX - acc->completion
+		                 ? INT64_MAX
+		                 : acc->prompt + acc->completion;
 }
 
 /* Keep the answer's "id", the first one seen: the spend row's response_id. */

@@ -95,6 +95,15 @@ test_usage(void **state)
 	chunk(&acc, "{\"usage\":{\"prompt_tokens\":1.5,\"completion_tokens\":"
 	            "\"3\"}}");
 	assert_true(acc.prompt == 8 && acc.completion == 9 && acc.total == 17);
+	/* Negative counts are none (a negative cost would stall shipping). */
+	chunk(&acc, "{\"usage\":{\"prompt_tokens\":-100,\"completion_tokens\":"
+	            "-1,\"total_tokens\":-101}}");
+	assert_true(acc.prompt == 8 && acc.completion == 9 && acc.total == 17);
+	/* Counts beyond int64 clamp; their sum saturates, never wraps. */
+	chunk(&acc, "{\"usage\":{\"prompt_tokens\":99999999999999999999,"
+	            "\"completion_tokens\":99999999999999999999}}");
+	assert_true(acc.prompt == INT64_MAX && acc.completion == INT64_MAX &&
+	            acc.total == INT64_MAX);
 }
 
 /* gw_relay_parse_body: the parse, then the check of the call's kind. */
