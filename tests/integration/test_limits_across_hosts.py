@@ -88,17 +88,21 @@ def limited_key(hosts, level="key", **limits):
 def test_sql_slices_shrink_near_the_limit(pg):
     """llmgw_rl_take: a slice is at most a div-th of what is left (at least
     1), never past the limit; the window's tokens add up over hosts."""
+    # A window far ahead: the hosts' beats, running meanwhile on the same
+    # database, prune windows older than their own (win 7 once vanished
+    # mid-loop and the slices began again).
+    W = 9000000000
     got = []
     for _ in range(20):
-        row = pg.psql("SELECT got, tokens FROM llmgw_rl_take(11, 12, 7, 100, 100, 4, 5)")
+        row = pg.psql("SELECT got, tokens FROM llmgw_rl_take(11, 12, %d, 100, 100, 4, 5)" % W)
         got.append(int(row.split("|")[0]))
     assert got[:6] == [25, 18, 14, 10, 8, 6], got
     assert sum(got) == 100 and got[-1] == 0, got
     assert pg.psql("SELECT requests, tokens FROM llmgw_rl_window "
-                   "WHERE h1 = 11 AND h2 = 12 AND win = 7") == "100|100"
+                   "WHERE h1 = 11 AND h2 = 12 AND win = %d" % W) == "100|100"
     # slice_max caps a slice; rpm < 0 grants none but still adds tokens.
-    assert pg.psql("SELECT got FROM llmgw_rl_take(13, 12, 7, 1000, 30, 4, 0)") == "30"
-    assert pg.psql("SELECT got || ',' || tokens FROM llmgw_rl_take(14, 12, 7, -1, 30, 4, 9)") == "0,9"
+    assert pg.psql("SELECT got FROM llmgw_rl_take(13, 12, %d, 1000, 30, 4, 0)" % W) == "30"
+    assert pg.psql("SELECT got || ',' || tokens FROM llmgw_rl_take(14, 12, %d, -1, 30, 4, 9)" % W) == "0,9"
 
 
 def test_sql_parallel_leases(pg):
