@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fastcgi.h> /* libfcgi's: the protocol's numbers (section 8) */
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -12,26 +13,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* The protocol's numbers (FastCGI 1.0, section 8). */
-#define FCGI_VERSION_1 1
-#define FCGI_BEGIN_REQUEST 1
-#define FCGI_ABORT_REQUEST 2
-#define FCGI_END_REQUEST 3
-#define FCGI_PARAMS 4
-#define FCGI_STDIN 5
-#define FCGI_STDOUT 6
-#define FCGI_GET_VALUES 9
-#define FCGI_GET_VALUES_RESULT 10
-#define FCGI_UNKNOWN_TYPE 11
-#define FCGI_RESPONDER 1
-#define FCGI_KEEP_CONN 1
-#define FCGI_REQUEST_COMPLETE 0
-#define FCGI_CANT_MPX_CONN 1
-#define FCGI_UNKNOWN_ROLE 3
-
-#define REC_MAX 65535
+#define REC_MAX FCGI_MAX_LENGTH
 /* One whole record (header, content, padding) fits: 65,798 bytes. */
-#define IN_CAP (GW_FCGI_HEADER_LEN + REC_MAX + 255)
+#define IN_CAP (FCGI_HEADER_LEN + REC_MAX + 255)
 /* Parameters of one request, all names and values: more is refused. */
 #define PARAMS_MAX (256 * 1024)
 #define PARAMS_MAX_N 512
@@ -138,9 +122,9 @@ gw_fcgi_frame(struct gw_buf *q, size_t *rec, int id, const void *data, size_t n)
 	while (n > 0) {
 		if (*rec == GW_FCGI_NO_RECORD) {
 			*rec = q->len;
-			gw_buf_extend(q, GW_FCGI_HEADER_LEN);
+			gw_buf_extend(q, FCGI_HEADER_LEN);
 		}
-		have = q->len - *rec - GW_FCGI_HEADER_LEN;
+		have = q->len - *rec - FCGI_HEADER_LEN;
 		take = n < REC_MAX - have ? n : REC_MAX - have;
 		gw_buf_append(q, p, take);
 		have += take;
@@ -152,16 +136,23 @@ gw_fcgi_frame(struct gw_buf *q, size_t *rec, int id, const void *data, size_t n)
 	}
 }
 
+/* FCGI_END_REQUEST at h (16 bytes): appStatus 0, then status. */
+static void
+put_end(unsigned char *h, int id, int protocol_status)
+{
+	put_header(h, FCGI_END_REQUEST, id, 8);
+	memset(h + FCGI_HEADER_LEN, 0, 8);
+	h[FCGI_HEADER_LEN + 4] = (unsigned char)protocol_status;
+}
+
 void
 gw_fcgi_frame_end(struct gw_buf *q, int id)
 {
 	unsigned char *h =
-	    (unsigned char *)gw_buf_extend(q, GW_FCGI_HEADER_LEN * 3);
+	    (unsigned char *)gw_buf_extend(q, FCGI_HEADER_LEN * 3);
 
 	put_header(h, FCGI_STDOUT, id, 0);
-	put_header(h + GW_FCGI_HEADER_LEN, FCGI_END_REQUEST, id, 8);
-	/* appStatus 0, FCGI_REQUEST_COMPLETE, reserved: all zero. */
-	memset(h + GW_FCGI_HEADER_LEN * 2, 0, GW_FCGI_HEADER_LEN);
+	put_end(h + FCGI_HEADER_LEN, id, FCGI_REQUEST_COMPLETE);
 }
 
 /* Write all of [p, p+n) (blocking). 0, or -1 with the connection gone. */
@@ -185,23 +176,24 @@ write_all(int fd, const char *p, size_t n)
 static void
 send_record(struct gw_fcgi *c, int type, int id, const void *p, size_t n)
 {
-	unsigned char m[GW_FCGI_HEADER_LEN + 256];
+	unsigned char m[FCGI_HEADER_LEN + 256];
 
-	if (n > sizeof(m) - GW_FCGI_HEADER_LEN)
+	if (n > sizeof(m) - FCGI_HEADER_LEN)
 		return;
 	put_header(m, type, id, n);
-	memcpy(m + GW_FCGI_HEADER_LEN, p, n);
-	if (write_all(c->fd, (const char *)m, GW_FCGI_HEADER_LEN + n) != 0)
+	memcpy(m + FCGI_HEADER_LEN, p, n);
+	if (write_all(c->fd, (const char *)m, FCGI_HEADER_LEN + n) != 0)
 		c->out_err = 1;
 }
 
 static void
 send_end(struct gw_fcgi *c, int id, int protocol_status)
 {
-	unsigned char b[8] = {0};
+	unsigned char m[FCGI_HEADER_LEN * 2];
 
-	b[4] = (unsigned char)protocol_status;
-	send_record(c, FCGI_END_REQUEST, id, b, sizeof(b));
+	put_end(m, id, protocol_status);
+	if (write_all(c->fd, (const char *)m, sizeof(m)) != 0)
+		c->out_err = 1;
 }
 
 /*
@@ -229,14 +221,13 @@ fill(struct gw_fcgi *c, size_t need)
 {
 	if (c->in_off == c->in_len)
 		c->in_off = c->in_len = 0;
-	if (c->in_off + need > c->in_cap) {
+	if (c->in_off + need > IN_CAP) {
 		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
 		c->in_len -= c->in_off;
 		c->in_off = 0;
 	}
 	while (c->in_len - c->in_off < need) {
-		ssize_t n =
-		    read_some(c, c->in + c->in_len, c->in_cap - c->in_len);
+		ssize_t n = read_some(c, c->in + c->in_len, IN_CAP - c->in_len);
 
 		if (n > 0)
 			c->in_len += (size_t)n;
@@ -254,7 +245,7 @@ next_header(struct gw_fcgi *c, struct rec *r)
 {
 	const unsigned char *h;
 
-	if (fill(c, GW_FCGI_HEADER_LEN) != 0)
+	if (fill(c, FCGI_HEADER_LEN) != 0)
 		return -1;
 	h = c->in + c->in_off;
 	if (h[0] != FCGI_VERSION_1)
@@ -263,7 +254,7 @@ next_header(struct gw_fcgi *c, struct rec *r)
 	r->id = (h[2] << 8) | h[3];
 	r->len = ((size_t)h[4] << 8) | h[5];
 	r->pad = h[6];
-	c->in_off += GW_FCGI_HEADER_LEN;
+	c->in_off += FCGI_HEADER_LEN;
 	return 0;
 }
 
@@ -306,9 +297,9 @@ get_values(struct gw_fcgi *c, const struct rec *r)
 	static const struct {
 		const char *name, *value;
 	} known[] = {
-	    {"FCGI_MAX_CONNS", "1"},
-	    {"FCGI_MAX_REQS", "1"},
-	    {"FCGI_MPXS_CONNS", "0"},
+	    {FCGI_MAX_CONNS, "1"},
+	    {FCGI_MAX_REQS, "1"},
+	    {FCGI_MPXS_CONNS, "0"},
 	};
 	const unsigned char *p = c->in + c->in_off, *end = p + r->len;
 	unsigned char out[256];
@@ -407,8 +398,7 @@ parse_params(struct gw_fcgi *c)
 	for (i = 0, k = 0; i < n; i++) {
 		long nl = nv_len(&p, end), vl = nv_len(&p, end);
 
-		/* A name no web server sends (empty, '=' or NUL in it): left
-		 * out. */
+		/* A name no web server sends ('=' or NUL in it): left out. */
 		if (nl == 0 || memchr(p, '=', (size_t)nl) != NULL ||
 		    memchr(p, '\0', (size_t)nl) != NULL) {
 			p += nl + vl;
@@ -513,10 +503,8 @@ drop_conn(struct gw_fcgi *c)
 int
 gw_fcgi_accept(struct gw_fcgi *c)
 {
-	if (c->in == NULL) {
+	if (c->in == NULL)
 		c->in = gw_xmalloc(IN_CAP);
-		c->in_cap = IN_CAP;
-	}
 	for (;;) {
 		reset_request(c);
 		if (c->fd < 0) {
@@ -572,7 +560,7 @@ gw_fcgi_read(struct gw_fcgi *c, void *dst, size_t n)
 {
 	struct rec r;
 
-	while (!c->in_eof) {
+	while (!c->in_eof || c->pad_left > 0) {
 		if (c->fd < 0)
 			return -1;
 		if (c->rec_left > 0) {
@@ -604,19 +592,17 @@ gw_fcgi_read(struct gw_fcgi *c, void *dst, size_t n)
 				return -1;
 			c->in_off += c->pad_left;
 			c->pad_left = 0;
+			if (c->in_eof)
+				break;
 		}
 		if (next_header(c, &r) != 0)
 			return -1;
 		if (r.type == FCGI_STDIN && r.id == c->id) {
+			/* The empty record ends the body, once past its
+			 * padding. */
 			c->rec_left = r.len;
 			c->pad_left = r.pad;
-			if (r.len == 0) {
-				if (fill(c, r.pad) != 0)
-					return -1;
-				c->in_off += r.pad;
-				c->pad_left = 0;
-				c->in_eof = 1;
-			}
+			c->in_eof = r.len == 0;
 			continue;
 		}
 		if (other_record(c, &r) != 0)
@@ -693,9 +679,8 @@ gw_fcgi_release(struct gw_fcgi *c)
 
 	gw_fcgi_flush(c);
 	fd = c->fd;
-	c->fd = -1;
-	c->keep = 0;
-	c->in_off = c->in_len = 0;
+	c->fd = -1; /* not closed: the new owner's */
+	drop_conn(c);
 	reset_request(c);
 	return fd;
 }
@@ -709,10 +694,5 @@ gw_fcgi_free(struct gw_fcgi *c)
 	free(c->in);
 	free(c->envv);
 	free(c->nlen);
-	c->nlen = NULL;
-	c->in = NULL;
-	c->envv = NULL;
-	c->envp = NULL;
-	c->env_cap = 0;
-	c->in_cap = 0;
+	gw_fcgi_init(c, c->listen_fd);
 }

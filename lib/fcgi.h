@@ -21,7 +21,6 @@
 
 #include "util.h"
 
-#define GW_FCGI_HEADER_LEN 8
 #define GW_FCGI_NO_RECORD ((size_t)-1)
 
 struct gw_fcgi {
@@ -34,7 +33,7 @@ struct gw_fcgi {
 	/* The rest is the reader's and writer's own. */
 	int listen_fd;
 	unsigned char *in; /* bytes read, not yet taken, at [in_off, in_len) */
-	size_t in_off, in_len, in_cap;
+	size_t in_off, in_len;
 	size_t rec_left, pad_left; /* of the FCGI_STDIN record being read */
 	int64_t drain_until;       /* reads end then (monotonic us), or 0 */
 	struct gw_buf params;      /* FCGI_PARAMS content, then the strings */

@@ -617,8 +617,6 @@ gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 	struct gw_req *d = gw_xmalloc(sizeof(*d));
 	struct gw_reqout *o = gw_xcalloc(1, sizeof(*o));
 	struct gw_fcgi *fr = req->fr;
-	int request_id = fr->id;
-	int fd;
 
 	*d = *req;
 	/* Its headers and log fields go with it; the body stays (read). */
@@ -632,7 +630,7 @@ gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 	o->io.arg = d;
 	o->linger.fn = linger_over;
 	o->linger.arg = d;
-	o->request_id = request_id;
+	o->request_id = fr->id;
 	o->rec = NO_RECORD;
 	gw_strlcpy(o->method, d->method, sizeof(o->method));
 	d->method = o->method;
@@ -640,8 +638,7 @@ gw_req_detach(struct gw_req *req, struct gw_loop *loop)
 	 * The thread lets the connection go (what is queued written first:
 	 * nothing, as a rule); the parameters are gone with it.
 	 */
-	fd = gw_fcgi_release(fr);
-	o->io.fd = fd;
+	o->io.fd = gw_fcgi_release(fr);
 	d->dout = o;
 	d->fr = NULL;
 	d->ctx = NULL;

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shm.h"
+
 enum kind { K_TEXT, K_INT4, K_FLOAT8, K_BOOL, K_TSTZ, K_JSONB };
 
 /* Element type OIDs (pg_type.h), by kind. */
@@ -692,16 +694,6 @@ tags_of(struct gw_buf *s, struct gw_buf *list, const char *p, const char *end,
 	}
 }
 
-static uint64_t
-fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *u = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ u[i]) * 1099511628211ull;
-	return h;
-}
-
 static int
 txt_eq(const struct txt *a, const struct txt *b)
 {
@@ -712,13 +704,13 @@ txt_eq(const struct txt *a, const struct txt *b)
 static struct rgroup *
 group_of(struct rtable *t, int32_t day, const struct txt *part)
 {
-	uint64_t h = fnv(14695981039346656037ull, &day, sizeof(day));
+	uint64_t h = gw_shm_hash(&day, sizeof(day), 0);
 	size_t i;
 	struct rgroup *g;
 
 	for (int j = 0; j < t->nparts; j++) {
-		h = fnv(h, &part[j].n, sizeof(part[j].n));
-		h = fnv(h, part[j].p, part[j].n);
+		h = gw_shm_hash(&part[j].n, sizeof(part[j].n), h);
+		h = gw_shm_hash(part[j].p, part[j].n, h);
 	}
 	for (i = h & (t->nslots - 1); t->slot[i] != 0;
 	     i = (i + 1) & (t->nslots - 1)) {

@@ -152,7 +152,7 @@ request(unsigned char *w, int id, int keep, const char *uri, const char *body)
 	o += put_record(w + o, 4, id, "", 0, 0);
 	if (body[0] != '\0')
 		o += put_record(w + o, 5, id, body, strlen(body), 7);
-	o += put_record(w + o, 5, id, "", 0, 0);
+	o += put_record(w + o, 5, id, "", 0, 5); /* the end, padded too */
 	return o;
 }
 
