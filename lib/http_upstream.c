@@ -14,6 +14,7 @@
 struct gw_upstream {
 	CURL *h;
 	int post_ready; /* the handle holds the options every POST shares */
+	int parts_set;  /* its body is read from a post_ctx's parts */
 	CURLU *url;     /* the last POST's URL, parsed once ... */
 	char *url_str;  /* ... from this string */
 };
@@ -115,6 +116,7 @@ gw_upstream_get(struct gw_upstream *up, const char *url, int connect_timeout_ms,
 
 	*http_status = 0;
 	curl_easy_reset(up->h);
+	up->parts_set = 0;
 	up->post_ready = 0;
 	base_options(up->h, connect_timeout_ms);
 	curl_easy_setopt(up->h, CURLOPT_URL, url);
@@ -138,6 +140,9 @@ struct post_ctx {
 	char ctype[128];
 	char retry_after[64];
 	struct curl_slist *hdrs; /* the request's header lines */
+	/* A body in parts (gw_upstream_post.parts): where libcurl is. */
+	const struct iovec *parts;
+	size_t nparts, part, off;
 };
 
 /* Copy a header's value when its name matches (case-insensitively). */
@@ -264,6 +269,79 @@ set_post_url(struct gw_upstream *up, const char *url)
 	}
 }
 
+/* libcurl asks for the next bytes of a body in parts. */
+static size_t
+post_read(char *dst, size_t size, size_t nitems, void *arg)
+{
+	struct post_ctx *c = arg;
+	size_t room = size * nitems, n = 0, take;
+
+	while (n < room && c->part < c->nparts) {
+		const struct iovec *v = &c->parts[c->part];
+
+		take = v->iov_len - c->off;
+		if (take > room - n)
+			take = room - n;
+		memcpy(dst + n, (const char *)v->iov_base + c->off, take);
+		n += take;
+		c->off += take;
+		if (c->off == v->iov_len)
+			c->part++, c->off = 0;
+	}
+	return n;
+}
+
+/* ... and to start again (a kept connection found closed: sent anew). */
+static int
+post_seek(void *arg, curl_off_t offset, int origin)
+{
+	struct post_ctx *c = arg;
+	size_t left;
+
+	if (origin != SEEK_SET || offset < 0)
+		return CURL_SEEKFUNC_CANTSEEK;
+	left = (size_t)offset;
+	for (c->part = 0; c->part < c->nparts; c->part++) {
+		if (left < c->parts[c->part].iov_len)
+			break;
+		left -= c->parts[c->part].iov_len;
+	}
+	if (c->part == c->nparts && left > 0)
+		return CURL_SEEKFUNC_FAIL;
+	c->off = left;
+	return CURL_SEEKFUNC_OK;
+}
+
+/* The body: in memory, or read from its parts as it is sent. */
+static void
+post_body(struct gw_upstream *up, const struct gw_upstream_post *p,
+    struct post_ctx *c)
+{
+	c->parts = p->parts;
+	c->nparts = p->nparts;
+	c->part = c->off = 0;
+	if (p->parts != NULL) {
+		/* No postfields: libcurl reads (POST stays the method). */
+		curl_easy_setopt(up->h, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(up->h, CURLOPT_READFUNCTION, post_read);
+		curl_easy_setopt(up->h, CURLOPT_READDATA, c);
+		curl_easy_setopt(up->h, CURLOPT_SEEKFUNCTION, post_seek);
+		curl_easy_setopt(up->h, CURLOPT_SEEKDATA, c);
+		up->parts_set = 1;
+	} else {
+		if (up->parts_set) {
+			curl_easy_setopt(up->h, CURLOPT_READFUNCTION, NULL);
+			curl_easy_setopt(up->h, CURLOPT_READDATA, NULL);
+			curl_easy_setopt(up->h, CURLOPT_SEEKFUNCTION, NULL);
+			curl_easy_setopt(up->h, CURLOPT_SEEKDATA, NULL);
+			up->parts_set = 0;
+		}
+		curl_easy_setopt(up->h, CURLOPT_POSTFIELDS, p->body);
+	}
+	curl_easy_setopt(
+	    up->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body_len);
+}
+
 /*
  * Set up up->h for the POST p (its headers list goes to c->hdrs, freed by
  * post_result): the part a blocking and a loop transfer share.
@@ -283,6 +361,7 @@ post_prepare(struct gw_upstream *up, const struct gw_upstream_post *p,
 	 */
 	if (!up->post_ready) {
 		curl_easy_reset(up->h);
+		up->parts_set = 0;
 		base_options(up->h, p->connect_timeout_ms);
 		curl_easy_setopt(up->h, CURLOPT_POST, 1L);
 		curl_easy_setopt(up->h, CURLOPT_HEADERFUNCTION, post_header);
@@ -325,9 +404,7 @@ post_prepare(struct gw_upstream *up, const struct gw_upstream_post *p,
 	curl_easy_setopt(up->h, CURLOPT_TIMEOUT_MS,
 	    (long)(p->timeout_ms > 0 ? p->timeout_ms : 0));
 	set_post_url(up, p->url);
-	curl_easy_setopt(up->h, CURLOPT_POSTFIELDS, p->body);
-	curl_easy_setopt(
-	    up->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body_len);
+	post_body(up, p, c);
 	curl_easy_setopt(up->h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(up->h, CURLOPT_HEADERDATA, c);
 	curl_easy_setopt(up->h, CURLOPT_WRITEDATA, c);
@@ -372,7 +449,7 @@ enum gw_status
 gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
     const struct gw_upstream_cb *cb, struct gw_upstream_result *res)
 {
-	struct post_ctx c = {cb, NULL, res, up->h, 0, "", "", NULL};
+	struct post_ctx c = {.cb = cb, .res = res, .h = up->h};
 
 	post_prepare(up, p, &c);
 	return post_result(up, &c, curl_easy_perform(up->h));

@@ -7,6 +7,7 @@
 #define GW_HTTP_UPSTREAM_H
 
 #include <stddef.h>
+#include <sys/uio.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -63,7 +64,15 @@ struct gw_upstream_cb {
 struct gw_upstream_post {
 	const char *url;
 	const char *body;
-	size_t body_len;
+	size_t body_len; /* with parts: their sum */
+	/*
+	 * Or, parts != NULL: the body is these nparts pieces in order, read
+	 * by libcurl as it sends (a big body changed in one place goes
+	 * without being copied whole first). They must stay until the POST
+	 * returns.
+	 */
+	const struct iovec *parts;
+	size_t nparts;
 	const char *bearer;     /* Authorization: Bearer ..., or NULL */
 	const char *request_id; /* sent as x-request-id, or NULL */
 	int connect_timeout_ms;

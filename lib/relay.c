@@ -38,6 +38,13 @@
 #define ERROR_BODY_MAX (64 * 1024)
 /* A whole (non-streamed) answer is kept up to this size. */
 #define ANSWER_MAX (64 * 1024 * 1024)
+/*
+ * A body of this or more goes upstream in parts of the client's text (libcurl
+ * sends a POST over 64 KiB apart from its head anyway, copying it into
+ * its upload buffer: one copy, not two). Below, libcurl puts the body in
+ * the head's send: a contiguous copy is cheaper than a second send.
+ */
+#define PARTS_MIN (64 * 1024)
 
 /* Timeouts, keep-alives and disconnects are checked this often. */
 #define TICK_US (100 * 1000)
@@ -118,6 +125,14 @@ struct relay {
 	int add_usage;
 	struct gw_buf sent;
 	const char *built_for; /* the target r->post.body names */
+	/*
+	 * A big body relayed from the thread that holds the client's text
+	 * (here): sent as parts of that text around the quoted model (in
+	 * qmodel), not copied whole into sent first.
+	 */
+	int here;
+	struct iovec parts[4];
+	struct gw_buf qmodel;
 	/* body holds only metadata and user (slim_body); the prompt's size */
 	int slim;
 	size_t prompt_chars;
@@ -1413,6 +1428,30 @@ splice_target(struct relay *r)
 	r->sent = out;
 }
 
+/*
+ * The body as the client's text in parts, the model replaced: the text up
+ * to the model, the target quoted, the rest. r->doc keeps the client's
+ * text's offsets, so a fallback does the same with its own target.
+ */
+static void
+splice_parts(struct relay *r)
+{
+	const char *t = r->req->body.p;
+	size_t len = r->req->body.len;
+
+	gw_buf_reset(&r->qmodel, SIZE_MAX);
+	gw_jw_quote(&r->qmodel, r->target);
+	r->parts[0] = (struct iovec){(void *)t, r->doc.model_at};
+	r->parts[1] = (struct iovec){r->qmodel.p, r->qmodel.len};
+	r->parts[2] = (struct iovec){
+	    (void *)(t + r->doc.model_end), len - r->doc.model_end};
+	r->post.parts = r->parts;
+	r->post.nparts = 3;
+	r->post.body = NULL;
+	r->post.body_len =
+	    r->doc.model_at + r->qmodel.len + (len - r->doc.model_end);
+}
+
 /* Aim the next attempts at targets[t]: the body names it. */
 static void
 set_target(struct relay *r)
@@ -1424,9 +1463,17 @@ set_target(struct relay *r)
 		r->post.body_len = r->req->body.len;
 		return;
 	}
-	if (r->post.body != NULL && r->built_for == r->target)
+	if ((r->post.body != NULL || r->post.parts != NULL) &&
+	    r->built_for == r->target)
 		return; /* built before the request left its thread */
 	r->built_for = r->target;
+	if (r->here && r->doc.spliceable && r->doc.model_end > 0 &&
+	    r->sent.p == NULL && !r->add_usage &&
+	    r->req->body.len + strlen(r->target) >= PARTS_MIN) {
+		splice_parts(r);
+		return;
+	}
+	r->post.parts = NULL;
 	if (r->doc.spliceable && r->doc.model_end > 0) {
 		splice_target(r);
 		r->post.body = r->sent.p;
@@ -1492,6 +1539,7 @@ relay_end(struct relay *r)
 	gw_auth_release(&r->who);
 	json_object_put(r->body);
 	gw_buf_fini(&r->sent);
+	gw_buf_fini(&r->qmodel);
 	gw_buf_fini(&r->at.resp);
 	gw_sse_fini(&r->at.sse);
 	gw_capture_fini(&r->cap);
@@ -1853,7 +1901,9 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 	 * The first target's body now, while this thread holds the client's
 	 * text: a stream or a queued request leaves it (gw_req_go_async).
 	 */
-	set_target(r);
+	if (r->stream ||
+	    (req->cfg->sched_enabled && call != GW_CALL_PASSTHROUGH))
+		set_target(r);
 	/* Swap-aware admission: may queue the request (scheduler.h). */
 	if (req->cfg->sched_enabled && call != GW_CALL_PASSTHROUGH) {
 		switch (sched_begin(r)) {
@@ -1874,6 +1924,7 @@ gw_relay(struct gw_req *req, enum gw_call call, struct gw_route_call *c)
 		if (gw_req_go_async(req, loop_start, r) == GW_DETACHED)
 			return GW_DETACHED;
 	}
+	r->here = 1; /* the attempts run here, the client's text at hand */
 	set_target(r);
 	do {
 		attempt_reset(r);

@@ -618,6 +618,34 @@ def test_body_sent_as_written_model_replaced(front_relay, mock):
                                    '"content":"hi"}],"stream_options":{"include_usage":true}}')
 
 
+def test_big_body_in_parts_survives_retry_and_fallback(relay, mock):
+    """A body of 64 KiB or more goes upstream as parts of the client's text
+    (no whole copy first): each attempt, a retry after a dropped connection
+    and a fallback to the alias's next model, sends it whole, the model
+    replaced by that attempt's target."""
+    hdr = dict(AUTH, **{"Content-Type": "application/json"})
+    big = "w%d " * 20000 % tuple(range(20000))
+    assert len(big) > 65536
+    tail = '"messages":[{"role":"user","content":"%s"}], "n" : 1 }' % big
+    chunks = time.monotonic_ns() % 1000 + 1  # a fresh fail_times counter
+    model = "qwen3-30b-a3b@fault=drop_before,fail_times=1,chunks=%d" % chunks
+    text = '{"model": "%s", %s' % (model, tail)
+    r = relay.request("POST", "/v1/chat/completions", body=text, headers=hdr)
+    assert r.status == 200, r
+    assert "chunks=%d (try 1)" % chunks in relay.log("chat")
+    assert mock.last()["body"] == text
+    assert r.json()["usage"]["prompt_tokens"] == 20000
+    text = '{"model": "fb-down", %s' % tail
+    r = relay.request("POST", "/v1/chat/completions", body=text, headers=hdr)
+    assert r.status == 200, r
+    assert mock.last()["body"] == text.replace('"fb-down"', '"qwen2.5-14b-instruct"')
+    assert r.json()["usage"]["prompt_tokens"] == 20000
+    # the next request on the same thread's handle, small: a body in memory
+    r = chat(relay, {"model": "gpt-4", "messages": MSGS})
+    assert r.status == 200, r
+    assert json.loads(mock.last()["body"])["messages"] == MSGS
+
+
 @pytest.mark.parametrize("text", [
     # a key twice: the upstream must not see a model the key check did not
     '{"model":"qwen2.5-14b-instruct","model":"gpt-4","messages":[{"role":"user","content":"hi"}]}',
