@@ -11,7 +11,6 @@
  * (20 characters for a key) or not tried again inside a run that failed
  * (a JWT's first part, base64).
  */
-#define _GNU_SOURCE /* memmem */
 #include "redact.h"
 
 #include <ctype.h>
@@ -238,17 +237,26 @@ redact_member(json_object *o, const char *key)
 char *
 gw_redact_sse_error_new(const char *ev, size_t len, size_t *outlen)
 {
-	json_object *o = NULL, *e;
-	struct gw_buf b = {0};
 	const char *data;
 	size_t dlen;
-	char msg[64];
-	int n;
 
 	/* Most events: no "error" in them, nothing parsed. */
 	if (gw_sse_data(ev, len, &data, &dlen) != 0 ||
-	    memmem(data, dlen, "\"error\"", 7) == NULL ||
-	    gw_json_parse(data, dlen, &o, msg, sizeof(msg)) != GW_OK)
+	    !(gw_sse_keys(data, dlen) & GW_SSE_ERROR))
+		return NULL;
+	return gw_redact_sse_error_data(ev, len, data, dlen, outlen);
+}
+
+char *
+gw_redact_sse_error_data(
+    const char *ev, size_t len, const char *data, size_t dlen, size_t *outlen)
+{
+	json_object *o = NULL, *e;
+	struct gw_buf b = {0};
+	char msg[64];
+	int n;
+
+	if (gw_json_parse(data, dlen, &o, msg, sizeof(msg)) != GW_OK)
 		return NULL;
 	e = gw_json_get(o, "error");
 	n = e != NULL && json_object_is_type(e, json_type_object)

@@ -27,5 +27,8 @@ char *gw_redact_new(const char *s, int *n) GW_NONNULL(1);
  */
 char *gw_redact_sse_error_new(const char *ev, size_t len, size_t *outlen)
     GW_NONNULL(1, 3);
+/* The same for an event whose data [data, data+dlen) in ev is known. */
+char *gw_redact_sse_error_data(const char *ev, size_t len, const char *data,
+    size_t dlen, size_t *outlen) GW_NONNULL(1, 3, 5);
 
 #endif /* GW_REDACT_H */

@@ -384,6 +384,7 @@ on_event(void *arg, const char *ev, size_t len)
 	const char *data;
 	char *clean;
 	size_t dlen, clen;
+	unsigned keys = 0;
 	int ret;
 
 	if (gw_sse_data(ev, len, &data, &dlen) == 0) {
@@ -393,8 +394,9 @@ on_event(void *arg, const char *ev, size_t len)
 			if (r->out.t_first_token == 0)
 				r->out.t_first_token = gw_now_mono_us();
 			r->out.chunks++;
+			keys = gw_sse_keys(data, dlen);
 			/* Parse only chunks that matter: usage, or capture. */
-			int parse = r->cap.on || gw_sse_has_usage(data, dlen);
+			int parse = r->cap.on || (keys & GW_SSE_USAGE);
 
 			if (!parse && r->out.chunks == 1) {
 				/* The first chunk's id, skimmed, not built. */
@@ -430,7 +432,10 @@ on_event(void *arg, const char *ev, size_t len)
 		}
 	}
 	/* An error event's message is redacted as an error answer's is. */
-	if ((clean = gw_redact_sse_error_new(ev, len, &clen)) != NULL)
+	clean = keys & GW_SSE_ERROR
+	            ? gw_redact_sse_error_data(ev, len, data, dlen, &clen)
+	            : NULL;
+	if (clean != NULL)
 		ev = clean, len = clen;
 	ret = client_write(r, ev, len) < 0 || client_write(r, "\n\n", 2) < 0;
 	free(clean);

@@ -1,8 +1,10 @@
 /* sse.c: SSE event splitting without copying complete events. */
-#define _GNU_SOURCE /* memmem */
 #include "sse.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /*
  * End of the first event in [p, p+n), looking for its blank line from
@@ -133,27 +135,62 @@ gw_sse_is_done(const char *data, size_t len)
 	return len == 6 && memcmp(data, "[DONE]", 6) == 0;
 }
 
+/* What the key at q (a quote) is: a "usage" object, "error", neither. */
+static unsigned
+key_at(const char *q, const char *end)
+{
+	if (end - q < 7)
+		return 0;
+	if (memcmp(q, "\"error\"", 7) == 0)
+		return GW_SSE_ERROR;
+	if (memcmp(q, "\"usage\"", 7) != 0)
+		return 0;
+	for (q += 7;
+	     q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r');
+	     q++)
+		;
+	if (q == end || *q++ != ':')
+		return 0;
+	while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+		q++;
+	return q < end && *q == '{' ? GW_SSE_USAGE : 0;
+}
+
+/*
+ * A quote followed by 'u' or 'e' is where either key may start: 16 such
+ * pairs tested a step (SSE2), the few found compared in full.
+ */
+unsigned
+gw_sse_keys(const char *data, size_t len)
+{
+	const char *p = data, *end = data + len;
+	unsigned k = 0;
+
+#ifdef __SSE2__
+	const __m128i quote = _mm_set1_epi8('"'), u = _mm_set1_epi8('u'),
+	              e = _mm_set1_epi8('e');
+
+	while (end - p > 16) {
+		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i b =
+		    _mm_loadu_si128((const __m128i *)(const void *)(p + 1));
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_and_si128(
+		    _mm_cmpeq_epi8(a, quote),
+		    _mm_or_si128(_mm_cmpeq_epi8(b, u), _mm_cmpeq_epi8(b, e))));
+
+		for (; m != 0; m &= m - 1)
+			k |= key_at(p + __builtin_ctz(m), end);
+		p += 16;
+	}
+#endif
+	for (; p + 1 < end; p++)
+		if (*p == '"' && (p[1] == 'u' || p[1] == 'e'))
+			k |= key_at(p, end);
+	return k;
+}
+
 int
 gw_sse_has_usage(const char *data, size_t len)
 {
-	static const char key[] = "\"usage\"";
-	const char *p = data, *end = data + len, *q;
-
-	while (
-	    (q = memmem(p, (size_t)(end - p), key, sizeof(key) - 1)) != NULL) {
-		q += sizeof(key) - 1;
-		while (q < end &&
-		       (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
-			q++;
-		if (q < end && *q == ':') {
-			q++;
-			while (q < end && (*q == ' ' || *q == '\t' ||
-			                      *q == '\n' || *q == '\r'))
-				q++;
-			if (q < end && *q == '{')
-				return 1;
-		}
-		p = q;
-	}
-	return 0;
+	return (gw_sse_keys(data, len) & GW_SSE_USAGE) != 0;
 }

@@ -50,9 +50,14 @@ int gw_sse_data(const char *ev, size_t len, const char **json, size_t *jlen)
 /* 1 when the data payload is [DONE]. */
 int gw_sse_is_done(const char *data, size_t len) GW_NONNULL(1);
 /*
- * 1 when the payload carries a "usage" object (not null): a cheap scan,
- * so that only those chunks are parsed.
+ * Which keys the payload names, in one cheap scan (so that only those
+ * chunks are parsed): GW_SSE_USAGE for a "usage" object (not null),
+ * GW_SSE_ERROR for the string "error" anywhere.
  */
+#define GW_SSE_USAGE 1u
+#define GW_SSE_ERROR 2u
+unsigned gw_sse_keys(const char *data, size_t len) GW_NONNULL(1);
+/* 1 when the payload carries a "usage" object (gw_sse_keys). */
 int gw_sse_has_usage(const char *data, size_t len) GW_NONNULL(1);
 
 #endif /* GW_SSE_H */

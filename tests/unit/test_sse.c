@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -154,6 +155,43 @@ test_has_usage(void **state)
 	assert_false(gw_sse_has_usage(d, strlen(d)));
 }
 
+/* Either key at every offset, across and at the end of 16-byte steps. */
+static void
+test_keys_at_every_offset(void **state)
+{
+	static const struct {
+		const char *tail;
+		unsigned want;
+	} cases[] = {
+	    {"\"usage\":{\"total_tokens\":1}}", GW_SSE_USAGE},
+	    {"\"usage\" :\t{}}", GW_SSE_USAGE},
+	    {"\"usage\":null}", 0},
+	    {"\"usage\"", 0},
+	    {"\"error\":{\"message\":\"m\"}}", GW_SSE_ERROR},
+	    {"\"e\":\"error\"", GW_SSE_ERROR},
+	    {"\"error\":1,\"usage\":{}}", GW_SSE_ERROR | GW_SSE_USAGE},
+	    {"\"c\":\"an \\\"error\\\" and \\\"usage\\\":{}\"}", 0},
+	    {"\"erro", 0},
+	    {"\"u", 0},
+	};
+	char buf[256];
+	size_t i, pad;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		for (pad = 0; pad < 40; pad++) {
+			int n = snprintf(buf, sizeof(buf), "{\"x\":\"%.*s\",%s",
+			    (int)pad,
+			    "eeeeeeeeeeuuuuuuuuuueeeeeeeeeeuuuuuuuuuu",
+			    cases[i].tail);
+
+			assert_int_equal(
+			    gw_sse_keys(buf, (size_t)n), cases[i].want);
+			assert_int_equal(gw_sse_has_usage(buf, (size_t)n),
+			    (cases[i].want & GW_SSE_USAGE) != 0);
+		}
+}
+
 struct big {
 	size_t len[4];
 	int n;
@@ -234,6 +272,7 @@ main(void)
 	    cmocka_unit_test(test_stop),
 	    cmocka_unit_test(test_data_and_done),
 	    cmocka_unit_test(test_has_usage),
+	    cmocka_unit_test(test_keys_at_every_offset),
 	    cmocka_unit_test(test_long_event_byte_by_byte_is_linear),
 	};
 
