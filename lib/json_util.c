@@ -1211,10 +1211,15 @@ gw_jw_int(struct gw_buf *b, const char *key, int64_t v)
 void
 gw_jw_num(struct gw_buf *b, const char *key, double v)
 {
+	char d[32];
+	size_t n;
+
 	jw_key(b, key);
-	if (isfinite(v))
-		gw_buf_printf(b, "%.17g,", v);
-	else
+	if (isfinite(v)) {
+		n = gw_fmt_g(d, v, 17);
+		d[n] = ',';
+		gw_buf_append(b, d, n + 1);
+	} else
 		gw_buf_append(b, "null,", 5);
 }
 

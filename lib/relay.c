@@ -261,14 +261,15 @@ static void
 key_headers(struct relay *r)
 {
 	const struct gw_keyrec *k = r->who.rec;
-	char n[21];
+	char n[21], g[32];
 
 	gw_req_add_header_str(r->req, "x-litellm-version", GW_VERSION);
 	if (k == NULL)
 		return;
-	if (k->max_budget >= 0)
-		gw_req_add_header(
-		    r->req, "x-litellm-key-max-budget", "%.10g", k->max_budget);
+	if (k->max_budget >= 0) {
+		gw_fmt_g(g, k->max_budget, 10);
+		gw_req_add_header_str(r->req, "x-litellm-key-max-budget", g);
+	}
 	if (k->rpm_limit >= 0) {
 		gw_fmt_u64(n, (uint64_t)k->rpm_limit);
 		gw_req_add_header_str(r->req, "x-litellm-key-rpm-limit", n);
@@ -318,11 +319,14 @@ gw_relay_cost_headers(
     struct gw_req *req, const struct gw_principal *who, double cost)
 {
 	double ks = gw_budget_key_spend(who);
+	char g[32];
 
-	gw_req_add_header(req, "x-litellm-response-cost", "%.10g", cost);
-	if (ks >= 0)
-		gw_req_add_header(
-		    req, "x-litellm-key-spend", "%.10g", ks + cost);
+	gw_fmt_g(g, cost, 10);
+	gw_req_add_header_str(req, "x-litellm-response-cost", g);
+	if (ks >= 0) {
+		gw_fmt_g(g, ks + cost, 10);
+		gw_req_add_header_str(req, "x-litellm-key-spend", g);
+	}
 }
 
 /* Commit the client's answer to 200 text/event-stream. */
@@ -336,8 +340,12 @@ sse_head(struct relay *r)
 	answer_headers(r);
 	gw_req_add_header(r->req, "Cache-Control", "no-cache");
 	gw_req_add_header(r->req, "X-Accel-Buffering", "no");
-	if (ks >= 0)
-		gw_req_add_header(r->req, "x-litellm-key-spend", "%.10g", ks);
+	if (ks >= 0) {
+		char g[32];
+
+		gw_fmt_g(g, ks, 10);
+		gw_req_add_header_str(r->req, "x-litellm-key-spend", g);
+	}
 	gw_req_send_head(r->req, 200, "text/event-stream");
 }
 

@@ -224,6 +224,119 @@ gw_fmt_u64(char out[21], uint64_t v)
 	return n;
 }
 
+static const uint64_t pow10_u64[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL,
+    100000ULL, 1000000ULL, 10000000ULL, 100000000ULL, 1000000000ULL,
+    10000000000ULL, 100000000000ULL, 1000000000000ULL, 10000000000000ULL,
+    100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+    100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL};
+
+/*
+ * The prec digits of v = m * 2^-sh rounded at 10^-k, for the decimal
+ * exponent *x: exact, in 128 bits (m < 2^53, 10^k <= 10^22, sh < 127),
+ * ties to even as printf rounds. -1 when out of that range.
+ */
+static int
+g_digits(uint64_t m, int sh, int prec, int *x, uint64_t *digits)
+{
+	unsigned __int128 num, rem, half, n;
+	int k, tries;
+
+	for (tries = 0; tries < 4; tries++) {
+		k = prec - 1 - *x;
+		if (k < 0 || k > 22)
+			return -1;
+		num = (unsigned __int128)m * pow10_u64[k < 19 ? k : 19];
+		if (k > 19)
+			num *= pow10_u64[k - 19];
+		n = num >> sh;
+		rem = num & ((((unsigned __int128)1) << sh) - 1);
+		half = ((unsigned __int128)1) << (sh - 1);
+		if (rem > half || (rem == half && (n & 1) != 0))
+			n++;
+		if (n >= pow10_u64[prec]) {
+			(*x)++;
+			continue;
+		}
+		if (n < pow10_u64[prec - 1]) {
+			(*x)--;
+			continue;
+		}
+		*digits = (uint64_t)n;
+		return 0;
+	}
+	return -1;
+}
+
+size_t
+gw_fmt_g(char out[32], double v, int prec)
+{
+	uint64_t u, m, digits;
+	char d[17];
+	size_t n = 0;
+	int bexp, sh, x, nd, i, ax;
+
+	memcpy(&u, &v, sizeof(u));
+	bexp = (int)((u >> 52) & 0x7ff);
+	m = u & ((1ULL << 52) - 1);
+	if (prec < 1 || prec > 17 || bexp == 0x7ff || (bexp == 0 && m != 0))
+		goto slow;
+	if (u >> 63)
+		out[n++] = '-';
+	if (bexp == 0) {
+		out[n++] = '0';
+		out[n] = '\0';
+		return n;
+	}
+	m |= 1ULL << 52;
+	sh = 1075 - bexp; /* v = m * 2^-sh */
+	if (sh <= 0 || sh >= 127)
+		goto slow;
+	/* floor(log10(2^(52 - sh))), one off at most: g_digits corrects. */
+	x = (int)(((int64_t)(52 - sh) * 78913) >> 18);
+	if (g_digits(m, sh, prec, &x, &digits) < 0)
+		goto slow;
+	for (i = prec - 1; i >= 0; i--) {
+		d[i] = (char)('0' + digits % 10);
+		digits /= 10;
+	}
+	for (nd = prec; nd > 1 && d[nd - 1] == '0'; nd--)
+		;
+	if (x < -4 || x >= prec) {
+		out[n++] = d[0];
+		if (nd > 1) {
+			out[n++] = '.';
+			memcpy(out + n, d + 1, (size_t)nd - 1);
+			n += (size_t)nd - 1;
+		}
+		out[n++] = 'e';
+		out[n++] = x < 0 ? '-' : '+';
+		ax = x < 0 ? -x : x;
+		if (ax >= 100)
+			out[n++] = (char)('0' + ax / 100);
+		out[n++] = (char)('0' + ax / 10 % 10);
+		out[n++] = (char)('0' + ax % 10);
+	} else if (x >= 0) {
+		memcpy(out + n, d, (size_t)x + 1);
+		n += (size_t)x + 1;
+		if (nd > x + 1) {
+			out[n++] = '.';
+			memcpy(out + n, d + x + 1, (size_t)(nd - x - 1));
+			n += (size_t)(nd - x - 1);
+		}
+	} else {
+		out[n++] = '0';
+		out[n++] = '.';
+		for (i = 0; i < -x - 1; i++)
+			out[n++] = '0';
+		memcpy(out + n, d, (size_t)nd);
+		n += (size_t)nd;
+	}
+	out[n] = '\0';
+	return n;
+slow:
+	return (size_t)snprintf(out, 32, "%.*g", prec, v);
+}
+
 void
 gw_buf_put_i64(struct gw_buf *b, int64_t v)
 {

@@ -66,6 +66,12 @@ char *gw_buf_extend(struct gw_buf *b, size_t n) GW_NONNULL(1);
 /* Decimal digits without printf (hot paths): returns the length. */
 size_t gw_fmt_u64(char out[21], uint64_t v);
 void gw_buf_put_i64(struct gw_buf *b, int64_t v);
+/*
+ * printf's "%.<prec>g" of v (prec 1..17) into out, NUL-ended: the same
+ * text, correctly rounded, without printf's cost where the value allows
+ * (below 2^53 and not tiny), by printf itself otherwise. Returns the length.
+ */
+size_t gw_fmt_g(char out[32], double v, int prec);
 /* thousandths / 1000 with three decimals ("%.3f" of a fixed-point value). */
 void gw_buf_put_milli(struct gw_buf *b, int64_t thousandths);
 void gw_buf_printf(struct gw_buf *b, const char *fmt, ...) GW_PRINTF(2, 3);

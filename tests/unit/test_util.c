@@ -168,6 +168,61 @@ test_strtrim(void **state)
 	assert_string_equal(gw_strtrim(s3), "");
 }
 
+/* gw_fmt_g against printf, for the values it formats itself and not. */
+static void
+check_g(double v, int prec)
+{
+	char want[64], got[32];
+	size_t n;
+
+	snprintf(want, sizeof(want), "%.*g", prec, v);
+	n = gw_fmt_g(got, v, prec);
+	if (strcmp(want, got) != 0 || n != strlen(want))
+		fail_msg("%%.%dg of %a: printf \"%s\", gw_fmt_g \"%s\" (%zu)",
+		    prec, v, want, got, n);
+}
+
+static void
+test_fmt_g(void **state)
+{
+	static const double fixed[] = {0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 1.5, 2.5,
+	    0.125, 1e-5, 1.5e-5, 0.0001, 0.00012345, 9.9999999995, 99999.5,
+	    123456789.0, 1234567890.0, 9999999999.0, 12345678901.0,
+	    9007199254740991.0, 9007199254740992.0, 1e16, 1e300, 1e-300, 5e-324,
+	    2.2250738585072014e-308, 0.30000000000000004, 1.0 / 3.0, 2.0 / 3.0,
+	    0.000002, 3.2e-7, 1e-22, 1e-23, __builtin_inf(), -__builtin_inf(),
+	    __builtin_nan("")};
+	uint64_t r = 0x9e3779b97f4a7c15ULL, u;
+	double v;
+	size_t i;
+	int prec;
+
+	(void)state;
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		for (prec = 1; prec <= 17; prec++)
+			check_g(fixed[i], prec);
+	/* Random mantissas at exponents from 2^-90 to 2^60. */
+	for (i = 0; i < 300000; i++) {
+		r ^= r << 13;
+		r ^= r >> 7;
+		r ^= r << 17;
+		u = (r & ((1ULL << 52) - 1)) |
+		    ((uint64_t)(1023 - 90 + (int)((r >> 52) % 150)) << 52) |
+		    (r & (1ULL << 63));
+		memcpy(&v, &u, sizeof(v));
+		check_g(v, 1 + (int)(i % 17));
+		check_g(v, 10);
+		check_g(v, 17);
+	}
+	/* Short decimals, as costs are, and halves where ties happen. */
+	for (i = 0; i < 200000; i++) {
+		v = (double)i * 1e-7;
+		check_g(v, 10);
+		check_g(v, 17);
+		check_g((double)i + 0.5, 1 + (int)(i % 6));
+	}
+}
+
 int
 main(void)
 {
@@ -180,6 +235,7 @@ main(void)
 	    cmocka_unit_test(test_uuid),
 	    cmocka_unit_test(test_uuid7),
 	    cmocka_unit_test(test_strtrim),
+	    cmocka_unit_test(test_fmt_g),
 	};
 
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
