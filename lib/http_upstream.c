@@ -2,21 +2,52 @@
 #include "http_upstream.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "evloop.h"
+#include "http1.h"
 #include "log.h"
+
+/* Plain-HTTP connections a thread keeps, by origin (least recent goes). */
+#define RAW_CONNS 4
+/* A blocking POST's receive buffer. */
+#define RAW_RBUF (16 * 1024)
+/* The longest origin ("host:port") the plain path takes. */
+#define RAW_ORIGIN_MAX 255
+/* Body parts the plain path sends in one sendmsg (with the head). */
+#define RAW_PARTS_MAX 14
+
+struct raw_conn {
+	CURL *h; /* holds the connection (CURLOPT_CONNECT_ONLY); NULL: none */
+	int fd;
+	uint64_t used; /* when last used, on up->raw_clock */
+	size_t olen;
+	char origin[RAW_ORIGIN_MAX + 1];
+};
+
+/* A blocking POST's own HTTP/1.1 (plain http:// only; see raw_post). */
+struct raw {
+	struct raw_conn conn[RAW_CONNS];
+	uint64_t clock;
+	struct gw_buf head;
+	struct gw_http1 h1;
+	char rbuf[RAW_RBUF];
+};
 
 struct gw_upstream {
 	CURL *h;
-	int post_ready; /* the handle holds the options every POST shares */
-	int parts_set;  /* its body is read from a post_ctx's parts */
-	CURLU *url;     /* the last POST's URL, parsed once ... */
-	char *url_str;  /* ... from this string */
+	int post_ready;  /* the handle holds the options every POST shares */
+	int parts_set;   /* its body is read from a post_ctx's parts */
+	CURLU *url;      /* the last POST's URL, parsed once ... */
+	char *url_str;   /* ... from this string */
+	struct raw *raw; /* made at the first plain POST */
 };
 
 struct sink {
@@ -31,6 +62,8 @@ struct sink {
  * there is none. A proxy set in the environment is used as libcurl would.
  */
 static int no_proxy_env;
+/* LLMGW_UPSTREAM_LIBCURL_HTTP=1: every POST through libcurl (raw_post). */
+static int raw_off;
 
 enum gw_status
 gw_upstream_global_init(void)
@@ -41,6 +74,8 @@ gw_upstream_global_init(void)
 	size_t i;
 
 	no_proxy_env = 1;
+	raw_off = getenv("LLMGW_UPSTREAM_LIBCURL_HTTP") != NULL &&
+	          strcmp(getenv("LLMGW_UPSTREAM_LIBCURL_HTTP"), "1") == 0;
 	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		if (getenv(vars[i]) != NULL)
 			no_proxy_env = 0;
@@ -67,6 +102,14 @@ gw_upstream_free(struct gw_upstream *up)
 	curl_easy_cleanup(up->h);
 	curl_url_cleanup(up->url);
 	free(up->url_str);
+	if (up->raw != NULL) {
+		int i;
+
+		for (i = 0; i < RAW_CONNS; i++)
+			curl_easy_cleanup(up->raw->conn[i].h);
+		gw_buf_fini(&up->raw->head);
+		free(up->raw);
+	}
 	free(up);
 }
 
@@ -445,12 +488,403 @@ post_result(struct gw_upstream *up, struct post_ctx *c, CURLcode rc)
 	return GW_OK;
 }
 
+/* ------------------------------------------------------------------ */
+/*
+ * Blocking POSTs to a plain http:// upstream, without libcurl's transfer
+ * machinery: libcurl makes the connection (CURLOPT_CONNECT_ONLY: its
+ * resolver, connect timeout and words for failures), then the head and
+ * body go out in one sendmsg and the answer is read with poll and recv
+ * (http1.h). libcurl 7.88 spends ~55,000 instructions a transfer on
+ * formatting its head through its own printf, its connection cache and
+ * progress; this path ~3,000. Anything else (https, a proxy, basic auth,
+ * more headers) goes through libcurl as before.
+ */
+
+struct raw_rd {
+	const struct gw_upstream_cb *cb;
+	struct gw_upstream_result *res;
+	int aborted;
+};
+
+/*
+ * url's authority and path when the plain path takes it: 1, or 0 (libcurl
+ * then takes it as it would).
+ */
+static int
+raw_url(const char *url, const char **auth, size_t *alen, const char **path)
+{
+	const char *q;
+
+	if (strncmp(url, "http://", 7) != 0)
+		return 0;
+	*auth = url + 7;
+	for (q = *auth; *q != '\0' && *q != '/' && *q != '?'; q++)
+		if (*q == '@' || *q == '#' || (unsigned char)*q <= ' ' ||
+		    (unsigned char)*q >= 0x7f)
+			return 0;
+	*alen = (size_t)(q - *auth);
+	if (*alen == 0 || *alen > RAW_ORIGIN_MAX)
+		return 0;
+	*path = q;
+	for (; *q != '\0'; q++)
+		if (*q == '#' || (unsigned char)*q <= ' ' ||
+		    (unsigned char)*q >= 0x7f)
+			return 0;
+	return 1;
+}
+
+/* A header value the head can carry as it is (no line breaks). */
+static int
+raw_value_ok(const char *v)
+{
+	return v == NULL || strpbrk(v, "\r\n") == NULL;
+}
+
+static void
+raw_conn_drop(struct raw_conn *c)
+{
+	curl_easy_cleanup(c->h);
+	c->h = NULL;
+	c->fd = -1;
+	c->olen = 0;
+}
+
+/*
+ * A connection to the origin auth: a kept one (*reused = 1) or a new one
+ * made by libcurl. NULL when it could not be made (res says why).
+ */
+static struct raw_conn *
+raw_conn_get(struct raw *rw, const char *auth, size_t alen, int fresh,
+    const struct gw_upstream_post *p, int64_t deadline,
+    struct gw_upstream_result *res, int *reused)
+{
+	struct raw_conn *c = NULL, *lru = &rw->conn[0];
+	char url[RAW_ORIGIN_MAX + 16];
+	curl_socket_t fd = CURL_SOCKET_BAD;
+	CURLcode rc;
+	int i;
+
+	*reused = 0;
+	for (i = 0; i < RAW_CONNS; i++) {
+		struct raw_conn *k = &rw->conn[i];
+
+		if (!fresh && k->h != NULL && k->olen == alen &&
+		    memcmp(k->origin, auth, alen) == 0) {
+			k->used = ++rw->clock;
+			*reused = 1;
+			return k;
+		}
+		if (k->h == NULL)
+			c = k;
+		else if (k->used < lru->used)
+			lru = k;
+	}
+	if (c == NULL) {
+		c = lru;
+		raw_conn_drop(c);
+	}
+	c->h = curl_easy_init();
+	GW_ASSERT(c->h != NULL);
+	base_options(c->h, p->connect_timeout_ms);
+	snprintf(url, sizeof(url), "http://%.*s/", (int)alen, auth);
+	curl_easy_setopt(c->h, CURLOPT_URL, url);
+	curl_easy_setopt(c->h, CURLOPT_CONNECT_ONLY, 1L);
+	if (deadline > 0) {
+		int64_t left = (deadline - gw_now_mono_us()) / 1000;
+
+		curl_easy_setopt(
+		    c->h, CURLOPT_TIMEOUT_MS, (long)(left < 1 ? 1 : left));
+	}
+	rc = curl_easy_perform(c->h);
+	if (rc == CURLE_OK &&
+	    (curl_easy_getinfo(c->h, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK ||
+	        fd == CURL_SOCKET_BAD))
+		rc = CURLE_COULDNT_CONNECT;
+	if (rc != CURLE_OK) {
+		raw_conn_drop(c);
+		snprintf(
+		    res->err, sizeof(res->err), "%s", curl_easy_strerror(rc));
+		res->connect_failed = rc == CURLE_COULDNT_CONNECT ||
+		                      rc == CURLE_COULDNT_RESOLVE_HOST ||
+		                      rc == CURLE_OPERATION_TIMEDOUT;
+		return NULL;
+	}
+	c->fd = (int)fd;
+	memcpy(c->origin, auth, alen);
+	c->olen = alen;
+	c->used = ++rw->clock;
+	return c;
+}
+
+/* The request's head, as libcurl would have sent it. */
+static void
+raw_head(struct gw_buf *b, const struct gw_upstream_post *p, const char *auth,
+    size_t alen, const char *path)
+{
+	char num[21];
+
+	gw_buf_reset(b, 4096);
+	gw_buf_append(b, "POST ", 5);
+	if (*path != '/')
+		gw_buf_append(b, "/", 1);
+	gw_buf_puts(b, path);
+	gw_buf_append(b, " HTTP/1.1\r\nHost: ", 17);
+	gw_buf_append(b, auth, alen);
+	gw_buf_append(b, "\r\nAccept: */*\r\nContent-Type: ", 29);
+	gw_buf_puts(
+	    b, p->content_type != NULL ? p->content_type : "application/json");
+	if (p->bearer != NULL) {
+		gw_buf_append(b, "\r\nAuthorization: Bearer ", 24);
+		gw_buf_puts(b, p->bearer);
+	}
+	if (p->request_id != NULL) {
+		gw_buf_append(b, "\r\nx-request-id: ", 16);
+		gw_buf_puts(b, p->request_id);
+	}
+	gw_buf_append(b, "\r\nContent-Length: ", 18);
+	gw_buf_append(b, num, gw_fmt_u64(num, p->body_len));
+	gw_buf_append(b, "\r\n\r\n", 4);
+}
+
+static int
+raw_on_head(void *arg, const struct gw_http1 *h)
+{
+	struct raw_rd *rd = arg;
+
+	rd->res->http_status = h->status;
+	if (rd->cb->on_head != NULL &&
+	    rd->cb->on_head(rd->cb->arg, h->status,
+	        h->content_type[0] ? h->content_type : NULL,
+	        h->retry_after[0] ? h->retry_after : NULL) < 0) {
+		rd->aborted = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+raw_on_body(void *arg, const char *p, size_t n)
+{
+	struct raw_rd *rd = arg;
+
+	/* Blocking: nothing is held back (a pause means go on). */
+	if (rd->cb->on_data != NULL && rd->cb->on_data(rd->cb->arg, p, n) < 0) {
+		rd->aborted = 1;
+		return -1;
+	}
+	rd->res->bytes += n;
+	return 0;
+}
+
+/* How one exchange on a connection ended. */
+enum raw_end {
+	RAW_KEEP,  /* answered; the connection can carry the next */
+	RAW_CLOSE, /* answered (or aborted); the connection is done */
+	RAW_RETRY, /* a kept connection was found closed: nothing came */
+	RAW_FAIL   /* failed: res->err says how */
+};
+
+static enum raw_end
+raw_fail(struct gw_upstream_result *res, CURLcode rc)
+{
+	snprintf(res->err, sizeof(res->err), "%s", curl_easy_strerror(rc));
+	return RAW_FAIL;
+}
+
+/*
+ * Send the request (v: head and body) on c and read its answer into cb,
+ * until deadline (0: none).
+ */
+static enum raw_end
+raw_exchange(struct raw *rw, struct raw_conn *c, struct iovec *v, int nv,
+    const struct gw_upstream_cb *cb, struct gw_upstream_result *res,
+    int64_t deadline)
+{
+	struct raw_rd rd = {cb, res, 0};
+	const struct gw_http1_cb hcb = {&rd, raw_on_head, raw_on_body};
+	struct msghdr msg = {0};
+	struct pollfd pfd = {.fd = c->fd};
+	int64_t now, last_tick = gw_now_mono_us(), wait;
+	int sending = 1, send_err = 0, first = 1;
+	enum gw_http1_rc hr;
+	size_t used;
+	ssize_t n;
+
+	gw_http1_init(&rw->h1, 0);
+	msg.msg_iov = v;
+	msg.msg_iovlen = (size_t)nv;
+	for (;;) {
+		/* Send what the socket takes; the answer may come early. */
+		if (sending && (first || (pfd.revents & (POLLOUT | POLLERR)))) {
+			n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				send_err = errno;
+				sending = 0;
+			}
+			while (n > 0 && msg.msg_iovlen > 0) {
+				size_t l = msg.msg_iov->iov_len;
+
+				if ((size_t)n < l) {
+					msg.msg_iov->iov_base =
+					    (char *)msg.msg_iov->iov_base + n;
+					msg.msg_iov->iov_len = l - (size_t)n;
+					break;
+				}
+				n -= (ssize_t)l;
+				msg.msg_iov++;
+				msg.msg_iovlen--;
+			}
+			if (msg.msg_iovlen == 0)
+				sending = 0;
+		}
+		first = 0;
+		now = gw_now_mono_us();
+		if (deadline > 0 && now >= deadline)
+			return raw_fail(res, CURLE_OPERATION_TIMEDOUT);
+		wait = 100;
+		if (deadline > 0 && (deadline - now + 999) / 1000 < wait)
+			wait = (deadline - now + 999) / 1000;
+		pfd.events = POLLIN | (sending ? POLLOUT : 0);
+		pfd.revents = 0;
+		if (poll(&pfd, 1, (int)wait) < 0 && errno != EINTR)
+			return raw_fail(res, CURLE_RECV_ERROR);
+		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+			n = recv(
+			    c->fd, rw->rbuf, sizeof(rw->rbuf), MSG_DONTWAIT);
+			if (n > 0) {
+				hr = gw_http1_feed(
+				    &rw->h1, rw->rbuf, (size_t)n, &used, &hcb);
+				if (hr == GW_HTTP1_ABORT || rd.aborted) {
+					res->aborted = 1;
+					return RAW_CLOSE;
+				}
+				if (hr == GW_HTTP1_BAD)
+					return raw_fail(
+					    res, CURLE_WEIRD_SERVER_REPLY);
+				if (hr == GW_HTTP1_DONE)
+					return rw->h1.close || sending ||
+					               send_err != 0 ||
+					               used < (size_t)n
+					           ? RAW_CLOSE
+					           : RAW_KEEP;
+			} else if (n == 0 ||
+			           (errno != EAGAIN && errno != EINTR)) {
+				int gone = n == 0 ? 0 : errno;
+
+				if (!gw_http1_started(&rw->h1))
+					return RAW_RETRY;
+				if (n == 0 &&
+				    gw_http1_eof(&rw->h1) == GW_HTTP1_DONE)
+					return RAW_CLOSE;
+				return raw_fail(
+				    res, gone != 0 ? CURLE_RECV_ERROR
+				         : gw_http1_head_done(&rw->h1)
+				             ? CURLE_PARTIAL_FILE
+				             : CURLE_WEIRD_SERVER_REPLY);
+			}
+		} else if (send_err != 0 && !sending && pfd.revents == 0 &&
+		           !gw_http1_started(&rw->h1)) {
+			/* Refused mid-send and nothing to read since. */
+			return RAW_RETRY;
+		}
+		now = gw_now_mono_us();
+		if (now - last_tick >= 100 * 1000) {
+			last_tick = now;
+			if (cb->on_tick != NULL && cb->on_tick(cb->arg) < 0) {
+				res->aborted = 1;
+				return RAW_CLOSE;
+			}
+		}
+	}
+}
+
+/*
+ * The plain path's POST: GW_OK, GW_E_UPSTREAM as gw_upstream_post, or
+ * GW_E_INVALID when p is not for it (libcurl then takes it).
+ */
+static enum gw_status
+raw_post(struct gw_upstream *up, const struct gw_upstream_post *p,
+    const struct gw_upstream_cb *cb, struct gw_upstream_result *res)
+{
+	const char *auth, *path;
+	size_t alen, i;
+	struct iovec v[RAW_PARTS_MAX + 1];
+	struct raw_conn *c;
+	int nv = 0, reused, attempt;
+	int64_t deadline = 0;
+	enum raw_end e = RAW_FAIL;
+
+	if (raw_off || !no_proxy_env || p->userpwd != NULL ||
+	    (p->headers != NULL && p->headers[0] != NULL) ||
+	    (p->parts != NULL && p->nparts > RAW_PARTS_MAX) ||
+	    !raw_url(p->url, &auth, &alen, &path) || !raw_value_ok(p->bearer) ||
+	    !raw_value_ok(p->request_id) || !raw_value_ok(p->content_type))
+		return GW_E_INVALID;
+	if (up->raw == NULL) {
+		up->raw = gw_xcalloc(1, sizeof(*up->raw));
+		for (i = 0; i < RAW_CONNS; i++)
+			up->raw->conn[i].fd = -1;
+	}
+	memset(res, 0, sizeof(*res));
+	if (p->timeout_ms > 0)
+		deadline = gw_now_mono_us() + (int64_t)p->timeout_ms * 1000;
+	raw_head(&up->raw->head, p, auth, alen, path);
+	/* Once at most: a kept connection the upstream had closed. */
+	for (attempt = 0; attempt < 2; attempt++) {
+		c = raw_conn_get(up->raw, auth, alen, attempt > 0, p, deadline,
+		    res, &reused);
+		if (c == NULL)
+			break;
+		nv = 0;
+		v[nv].iov_base = up->raw->head.p;
+		v[nv++].iov_len = up->raw->head.len;
+		if (p->parts != NULL) {
+			for (i = 0; i < p->nparts; i++)
+				if (p->parts[i].iov_len > 0)
+					v[nv++] = p->parts[i];
+		} else if (p->body_len > 0) {
+			v[nv].iov_base = (void *)p->body;
+			v[nv++].iov_len = p->body_len;
+		}
+		e = raw_exchange(up->raw, c, v, nv, cb, res, deadline);
+		if (e != RAW_KEEP)
+			raw_conn_drop(c);
+		if (e != RAW_RETRY)
+			break;
+		if (!reused) {
+			raw_fail(res, CURLE_GOT_NOTHING);
+			e = RAW_FAIL;
+			break;
+		}
+		res->http_status = 0;
+		res->bytes = 0;
+	}
+	/* The bearer was in the head's bytes. */
+	if (p->bearer != NULL)
+		explicit_bzero(up->raw->head.p, up->raw->head.len);
+	if (c == NULL)
+		return GW_E_UPSTREAM;
+	if (e == RAW_FAIL) {
+		/* As libcurl's path: a timeout before any answer byte. */
+		if (!gw_http1_head_done(&up->raw->h1) && res->bytes == 0 &&
+		    strcmp(res->err,
+		        curl_easy_strerror(CURLE_OPERATION_TIMEDOUT)) == 0)
+			res->connect_failed = 1;
+		return GW_E_UPSTREAM;
+	}
+	return GW_OK;
+}
+
 enum gw_status
 gw_upstream_post(struct gw_upstream *up, const struct gw_upstream_post *p,
     const struct gw_upstream_cb *cb, struct gw_upstream_result *res)
 {
 	struct post_ctx c = {.cb = cb, .res = res, .h = up->h};
 
+	enum gw_status st = raw_post(up, p, cb, res);
+
+	if (st != GW_E_INVALID)
+		return st;
 	post_prepare(up, p, &c);
 	return post_result(up, &c, curl_easy_perform(up->h));
 }

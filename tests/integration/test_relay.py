@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from conftest import AUTH, MASTER_KEY, TREE, assert_openai_error, free_port
+from conftest import (AUTH, MASTER_KEY, TREE, Mock, assert_openai_error,
+                      free_port)
 
 MSGS = [{"role": "user", "content": "hello there friend"}]
 
@@ -662,3 +663,53 @@ def test_body_rebuilt_when_text_and_tree_differ(front_relay, mock, text):
     assert sent != text.replace('"gpt-4"', '"qwen3-30b-a3b"')
     assert sent.count('"model"') == 1
     assert json.loads(sent)["model"] == "qwen3-30b-a3b"
+
+
+def test_plain_upstream_request_and_kept_connections(make_stack, base_dir):
+    """A plain http:// upstream is spoken to by lib/http_upstream.c's own
+    HTTP/1.1 (raw_post): the request the upstream sees is the one libcurl
+    sent, connections are kept (at most one per worker thread and origin),
+    and a kept connection the upstream closed is replaced without the
+    client seeing it, the request sent once."""
+    m = Mock(base_dir, "kept-mock")
+    key_file = os.path.join(base_dir, "kept-upstream.key")
+    with open(key_file, "w") as f:
+        f.write("sk-upstream-kept\n")
+    # 2 processes x 2 threads: 4 threads may hold a connection each.
+    s = make_stack("kept", m.url, ["gateway.threads=2",
+                                   "upstream.api_key_file=" + key_file])
+    try:
+        for i in range(60):
+            body = {"model": "gpt-4", "messages": MSGS, "seed": i}
+            r = chat(s, body)
+            assert r.status == 200, r.text
+            assert r.json()["usage"]["total_tokens"] > 0
+        last = m.last()
+        h = {k.lower(): v for k, v in last["headers"].items()}
+        assert last["method"] == "POST"
+        assert last["path"] == "/v1/chat/completions"
+        assert h["host"] == "127.0.0.1:%d" % m.port
+        assert h["content-type"] == "application/json"
+        assert h["authorization"] == "Bearer sk-upstream-kept"
+        assert re.fullmatch(r"[0-9a-f-]{8,64}", h["x-request-id"]), h
+        assert int(h["content-length"]) == len(last["body"].encode())
+        sent = json.loads(last["body"])
+        assert sent["model"] == "qwen3-30b-a3b" and sent["seed"] == 59
+        st = m.stats()
+        assert st["chat"] == 60
+        # Kept: 60 requests over at most one connection a thread (and
+        # the health family's checks, through libcurl).
+        assert st["connections"] <= 8, st
+        # The upstream restarts on the same port: every kept connection
+        # is dead; each request goes on a new one, sent once.
+        port = m.port
+        m.close()
+        m = Mock(base_dir, "kept-mock2", ("--port", str(port)))
+        assert m.port == port
+        for i in range(12):
+            r = chat(s, {"model": "gpt-4", "messages": MSGS})
+            assert r.status == 200, r.text
+        assert m.stats()["chat"] == 12
+    finally:
+        s.stop()
+        m.close()

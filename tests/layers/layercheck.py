@@ -16,7 +16,7 @@ import re
 import sys
 
 LAYERS = {
-    "base": """util log err config evloop shm db http_upstream json_util sha256
+    "base": """util log err config evloop shm db http1 http_upstream json_util sha256
                sse metrics ratelimit alias migrate validate capture keystore
                revoke authcache jwtauth langfuse price spool budget_reset
                redact scheduler rlshare rerank responses multipart spoolcols""",
