@@ -627,10 +627,18 @@ share_sync(struct rl_entry *e, const struct gw_rl_share *sh,
 {
 	uint64_t sent = tokens_claim(e, win);
 
+	/*
+	 * Counted as all hosts' at once, as the heartbeat does: while the
+	 * round trip lasts, this host's other threads must not see its own
+	 * tokens vanish from its view (they are no longer unsent).
+	 */
+	if (sent > 0)
+		count_add(&e->gtok, win, sent);
 	s->tokens = (int64_t)sent;
 	s->got = s->win_tokens = s->held = 0;
 	if (sh->sync(sh->arg, s) != 0) {
 		count_sub(&e->ftok, win, sent);
+		count_sub(&e->gtok, win, sent);
 		gw_metrics_inc(GW_METRIC_RATELIMIT_FAILOPEN,
 		    "reason=\"shared_unavailable\"", 1);
 		return -1;

@@ -980,6 +980,71 @@ test_shared_tpm(void **state)
 	assert_int_equal(f.calls, 2);
 }
 
+/*
+ * While a sync's round trip lasts, the host's other threads still count
+ * the tokens it is sending: they left "unsent" but the engine has not
+ * answered yet (in the two-host test, a thread admitting then saw up to a
+ * slice fewer and went past the documented bound).
+ */
+static int64_t during_left = -2;
+
+static int
+never_sync(void *arg, struct gw_rl_sync *s)
+{
+	(void)arg;
+	(void)s;
+	fail_msg("a second thread's admission made a round trip");
+	return -1;
+}
+
+static int
+sync_and_look(void *arg, struct gw_rl_sync *s)
+{
+	static const struct gw_rl_limits lim = {-1, 1000, -1};
+	struct gw_rl_share quiet = {
+	    never_sync, NULL, 100, 1000000, 1000 * SEC, SEC / 5};
+	struct gw_rl_ticket t2;
+
+	/* Another thread of this host admits mid-trip. */
+	if (s->tokens > 0)
+		assert_int_equal(gw_rl_admit_shared("k:trip", &lim, W0 + 2, &t2,
+		                     NULL, NULL, &during_left, &quiet),
+		    GW_RL_OK);
+	return fake_sync(arg, s);
+}
+
+static void
+test_shared_tpm_view_holds_during_sync(void **state)
+{
+	struct fake_engine f = {0};
+	struct gw_rl_share sh = {sync_and_look, &f, 100, 4, SEC, SEC / 5};
+	struct gw_rl_limits lim = {-1, 1000, -1};
+	struct gw_rl_ticket t;
+	int64_t left = 0;
+
+	(void)state;
+	f.win = W0 / (60 * SEC);
+	assert_int_equal(
+	    gw_rl_admit_shared("k:trip", &lim, W0, &t, NULL, NULL, &left, &sh),
+	    GW_RL_OK);
+	assert_int_equal(left, 1000);
+	gw_rl_done(&t, 400, W0);
+	/* 400 unsent: over a quarter of what is left, so sent. */
+	assert_int_equal(gw_rl_admit_shared("k:trip", &lim, W0 + 1, &t, NULL,
+	                     NULL, &left, &sh),
+	    GW_RL_OK);
+	assert_int_equal(f.sent, 400);
+	assert_int_equal(during_left, 600);
+	assert_int_equal(left, 600);
+	/* A failed trip gives them back as unsent: still counted once. */
+	f.fail = 1;
+	gw_rl_done(&t, 100, W0 + 1);
+	assert_int_equal(gw_rl_admit_shared("k:trip", &lim, W0 + 2, &t, NULL,
+	                     NULL, &left, &sh),
+	    GW_RL_OK);
+	assert_int_equal(left, 500);
+}
+
 static void
 test_shared_parallel(void **state)
 {
@@ -1091,6 +1156,7 @@ main(void)
 	    T(test_shared_unlimited_costs_nothing),
 	    T(test_shared_fail_open),
 	    T(test_shared_tpm),
+	    T(test_shared_tpm_view_holds_during_sync),
 	    T(test_shared_parallel),
 	    T(test_beat_collect),
 	};
