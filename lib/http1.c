@@ -1,6 +1,7 @@
 /* http1.c: an HTTP/1.x answer, read incrementally (http1.h). */
 #include "http1.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -27,6 +28,28 @@ gw_http1_init(struct gw_http1 *h, int no_body)
 	h->left = 0;
 	h->line_len = 0;
 	h->content_type[0] = h->retry_after[0] = '\0';
+}
+
+void
+gw_http1_fini(struct gw_http1 *h)
+{
+	free(h->big);
+	h->big = NULL;
+}
+
+/* Where a line cut by a read is gathered: room for len bytes, or NULL. */
+static char *
+line_room(struct gw_http1 *h, size_t len)
+{
+	if (len <= sizeof(h->small) && h->big == NULL)
+		return h->small;
+	if (len > GW_HTTP1_LINE_MAX)
+		return NULL;
+	if (h->big == NULL) {
+		h->big = gw_xmalloc(GW_HTTP1_LINE_MAX);
+		memcpy(h->big, h->small, h->line_len);
+	}
+	return h->big;
 }
 
 int
@@ -237,25 +260,24 @@ take_line(
 	const char *nl = memchr(p, '\n', n);
 	size_t take = nl != NULL ? (size_t)(nl - p) + 1 : n;
 	const char *l;
+	char *buf;
 	size_t ll;
 	int rc;
 
-	if (nl == NULL) {
-		if (h->line_len + n > sizeof(h->line))
-			return -1;
-		memcpy(h->line + h->line_len, p, n);
-		h->line_len += n;
-		return (long)n;
-	}
-	if (h->line_len + take > sizeof(h->line))
+	if (h->line_len + take > GW_HTTP1_LINE_MAX)
 		return -1;
-	if (h->line_len == 0) {
+	if (nl == NULL || h->line_len > 0) {
+		if ((buf = line_room(h, h->line_len + take)) == NULL)
+			return -1;
+		memcpy(buf + h->line_len, p, take);
+		h->line_len += take;
+		if (nl == NULL)
+			return (long)n;
+		l = buf;
+		ll = h->line_len - 1;
+	} else {
 		l = p;
 		ll = take - 1;
-	} else {
-		memcpy(h->line + h->line_len, p, take);
-		l = h->line;
-		ll = h->line_len + take - 1;
 	}
 	if (ll > 0 && l[ll - 1] == '\r')
 		ll--;
@@ -283,8 +305,8 @@ gw_http1_feed(struct gw_http1 *h, const char *p, size_t n, size_t *used,
 			if (h->state != S_BODY_CLOSE && take > h->left)
 				take = (size_t)h->left;
 			if (cb->on_body != NULL &&
-			    cb->on_body(cb->arg, p + off, take) < 0) {
-				rc = GW_HTTP1_ABORT;
+			    (got = cb->on_body(cb->arg, p + off, take)) != 0) {
+				rc = got > 0 ? GW_HTTP1_PAUSE : GW_HTTP1_ABORT;
 				goto out;
 			}
 			off += take;

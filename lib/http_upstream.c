@@ -1,8 +1,11 @@
 /* http_upstream.c: the only libcurl caller. */
 #include "http_upstream.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -10,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "evloop.h"
 #include "http1.h"
@@ -108,6 +112,7 @@ gw_upstream_free(struct gw_upstream *up)
 		for (i = 0; i < RAW_CONNS; i++)
 			curl_easy_cleanup(up->raw->conn[i].h);
 		gw_buf_fini(&up->raw->head);
+		gw_http1_fini(&up->raw->h1);
 		free(up->raw);
 	}
 	free(up);
@@ -912,6 +917,7 @@ struct gw_xfer {
 	struct gw_xfer *next, *prev; /* the multi's running transfers */
 	int dirty;                   /* on_data since the last on_read_end */
 	struct gw_xfer *dirty_next;
+	struct lx *lx; /* a plain transfer's state; NULL: libcurl's */
 };
 
 struct gw_upstream_multi {
@@ -924,6 +930,9 @@ struct gw_upstream_multi {
 	struct gw_upstream *spare[SPARE_MAX];
 	int nspare;
 	int resume_posted;
+	struct lconn *idle; /* plain connections kept for the next transfer */
+	int nidle;
+	char *rbuf; /* every plain transfer reads here */
 };
 
 /* A socket libcurl asked us to watch. */
@@ -931,6 +940,590 @@ struct sock {
 	struct gw_loop_io io;
 	struct gw_upstream_multi *um;
 };
+
+/* ------------------------------------------------------------------ */
+/*
+ * Plain transfers on the loop: a stream to an http:// upstream named by
+ * its address (base_url = http://127.0.0.1:8080, say) runs on the loop's
+ * own connections, as raw_post does on a worker thread: a non-blocking
+ * connect, head and body in one sendmsg, the answer read into one buffer
+ * the loop shares (http1.h). libcurl's multi took ~135,000 instructions a
+ * 20-chunk stream. A host name (it would need the resolver on the loop),
+ * https, a proxy, basic auth and more headers stay on libcurl.
+ */
+
+/* The loop's receive buffer, shared by every plain transfer. */
+#define LOOP_RBUF (16 * 1024)
+
+struct lconn {
+	struct gw_loop_io io;
+	struct gw_upstream_multi *um;
+	struct gw_xfer *x;  /* the transfer on it; NULL: idle */
+	struct lconn *next; /* the multi's idle connections */
+	int connecting;
+	size_t olen;
+	char origin[RAW_ORIGIN_MAX + 1];
+};
+
+struct lx {
+	struct lconn *lc;
+	const struct gw_upstream_post *p;
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	const char *auth;
+	size_t alen;
+	struct gw_buf head;
+	struct iovec v[2];
+	struct msghdr msg; /* what is still to send: v[...] */
+	int sending, reused, resent, dirty;
+	int kicked; /* lx_kick ran: the transfer may end */
+	int64_t conn_deadline, deadline;
+	char *held; /* read but held back by on_data: fed again on resume */
+	size_t held_len;
+	int paused;
+	struct gw_http1 h1;
+};
+
+static void lx_end(struct gw_xfer *x, enum raw_end e);
+
+/* The address of an authority "a.b.c.d[:port]" or "[v6][:port]": 0, -1. */
+static int
+lx_addr(const char *auth, size_t alen, struct sockaddr_storage *sa,
+    socklen_t *salen)
+{
+	char host[64];
+	const char *port = NULL, *end = auth + alen;
+	size_t hl;
+	unsigned long pn = 80;
+	char *e;
+
+	memset(sa, 0, sizeof(*sa));
+	if (alen > 0 && auth[0] == '[') {
+		const char *rb = memchr(auth, ']', alen);
+
+		if (rb == NULL)
+			return -1;
+		hl = (size_t)(rb - auth - 1);
+		if (hl >= sizeof(host))
+			return -1;
+		memcpy(host, auth + 1, hl);
+		host[hl] = '\0';
+		if (rb + 1 < end && rb[1] != ':')
+			return -1;
+		if (rb + 1 < end)
+			port = rb + 2;
+	} else {
+		const char *colon = memchr(auth, ':', alen);
+
+		hl = colon != NULL ? (size_t)(colon - auth) : alen;
+		if (hl >= sizeof(host))
+			return -1;
+		memcpy(host, auth, hl);
+		host[hl] = '\0';
+		if (colon != NULL)
+			port = colon + 1;
+	}
+	if (port != NULL) {
+		if (port == end || end - port > 5)
+			return -1;
+		pn = strtoul(port, &e, 10);
+		if (e != end || pn == 0 || pn > 65535)
+			return -1;
+	}
+	if (auth[0] == '[') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+			return -1;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)pn);
+		*salen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return -1;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)pn);
+		*salen = sizeof(*s4);
+	}
+	return 0;
+}
+
+static void
+lconn_close(struct lconn *lc)
+{
+	gw_loop_forget(lc->um->loop, &lc->io);
+	close(lc->io.fd);
+	/* An event of the batch at hand may still name it. */
+	gw_loop_post(lc->um->loop, free, lc);
+}
+
+/* Take lc off the idle list. */
+static void
+lconn_unidle(struct lconn *lc)
+{
+	struct lconn **pp = &lc->um->idle;
+
+	while (*pp != NULL && *pp != lc)
+		pp = &(*pp)->next;
+	if (*pp == lc) {
+		*pp = lc->next;
+		lc->um->nidle--;
+	}
+	lc->next = NULL;
+}
+
+static void
+lx_watch(struct gw_xfer *x)
+{
+	struct lx *l = x->lx;
+	uint32_t ev = 0;
+
+	if (l->lc->connecting)
+		ev = EPOLLOUT;
+	else if (!l->paused)
+		ev = EPOLLIN | (l->sending ? EPOLLOUT : 0);
+	gw_loop_watch(x->um->loop, &l->lc->io, ev);
+}
+
+static void on_lconn(void *arg, uint32_t events);
+
+/* A new connection for x (connecting, or failed: x ends). 0 or -1. */
+static int
+lx_connect(struct gw_xfer *x)
+{
+	struct lx *l = x->lx;
+	struct lconn *lc = gw_xcalloc(1, sizeof(*lc));
+	int fd, one = 1;
+
+	fd = socket(
+	    l->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		free(lc);
+		raw_fail(&x->res, CURLE_COULDNT_CONNECT);
+		x->res.connect_failed = 1;
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	lc->io.fn = on_lconn;
+	lc->io.arg = lc;
+	lc->io.fd = fd;
+	lc->um = x->um;
+	lc->x = x;
+	memcpy(lc->origin, l->auth, l->alen);
+	lc->olen = l->alen;
+	l->lc = lc;
+	l->reused = 0;
+	if (connect(fd, (struct sockaddr *)&l->sa, l->salen) < 0) {
+		if (errno != EINPROGRESS) {
+			raw_fail(&x->res, CURLE_COULDNT_CONNECT);
+			x->res.connect_failed = 1;
+			return -1;
+		}
+		lc->connecting = 1;
+		l->conn_deadline =
+		    gw_now_mono_us() + (int64_t)(l->p->connect_timeout_ms > 0
+		                                     ? l->p->connect_timeout_ms
+		                                     : 300000) *
+		                           1000;
+	}
+	return 0;
+}
+
+/* Send from the start again (a new connection). */
+static void
+lx_rewind(struct lx *l)
+{
+	l->v[0].iov_base = l->head.p;
+	l->v[0].iov_len = l->head.len;
+	l->v[1].iov_base = (void *)l->p->body;
+	l->v[1].iov_len = l->p->body_len;
+	memset(&l->msg, 0, sizeof(l->msg));
+	l->msg.msg_iov = l->v;
+	l->msg.msg_iovlen = l->p->body_len > 0 ? 2 : 1;
+	l->sending = 1;
+	gw_http1_init(&l->h1, 0);
+}
+
+/*
+ * A kept connection that turned out closed before any answer byte: once,
+ * the request goes again on a new one. 0 when it does (watched: the
+ * caller must not touch the old connection again), -1 when not (x as it
+ * was), -2 when the new one failed (x is to end, res says why).
+ */
+static int
+lx_retry(struct gw_xfer *x)
+{
+	struct lx *l = x->lx;
+
+	if (!l->reused || l->resent || gw_http1_started(&l->h1))
+		return -1;
+	l->resent = 1;
+	l->lc->x = NULL;
+	lconn_close(l->lc);
+	l->lc = NULL;
+	lx_rewind(l);
+	if (lx_connect(x) < 0)
+		return -2;
+	lx_watch(x);
+	return 0;
+}
+
+static int
+lx_on_head(void *arg, const struct gw_http1 *h)
+{
+	struct gw_xfer *x = arg;
+
+	x->res.http_status = h->status;
+	if (x->c.cb->on_head != NULL &&
+	    x->c.cb->on_head(x->c.cb->arg, h->status,
+	        h->content_type[0] ? h->content_type : NULL,
+	        h->retry_after[0] ? h->retry_after : NULL) < 0) {
+		x->res.aborted = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+lx_on_body(void *arg, const char *p, size_t n)
+{
+	struct gw_xfer *x = arg;
+	int rc =
+	    x->c.cb->on_data != NULL ? x->c.cb->on_data(x->c.cb->arg, p, n) : 0;
+
+	if (rc > 0)
+		return 1;
+	if (rc < 0) {
+		x->res.aborted = 1;
+		return -1;
+	}
+	x->res.bytes += n;
+	x->lx->dirty = 1;
+	return 0;
+}
+
+/*
+ * Hand n read bytes to the answer's reader. 1 when x ended (it is gone
+ * then), 0 when it goes on.
+ */
+static int
+lx_feed(struct gw_xfer *x, const char *p, size_t n)
+{
+	struct lx *l = x->lx;
+	const struct gw_http1_cb hcb = {x, lx_on_head, lx_on_body};
+	enum gw_http1_rc hr;
+	size_t used = 0;
+
+	hr = gw_http1_feed(&l->h1, p, n, &used, &hcb);
+	if (hr == GW_HTTP1_PAUSE) {
+		/* Kept until gw_upstream_resume; the socket unwatched. */
+		char *keep = gw_xmalloc(n - used);
+
+		memcpy(keep, p + used, n - used);
+		free(l->held);
+		l->held = keep;
+		l->held_len = n - used;
+		l->paused = 1;
+		lx_watch(x);
+	}
+	if (l->dirty && x->c.cb->on_read_end != NULL && hr != GW_HTTP1_ABORT) {
+		l->dirty = 0;
+		if (x->c.cb->on_read_end(x->c.cb->arg) < 0) {
+			x->res.aborted = 1;
+			hr = GW_HTTP1_ABORT;
+		}
+	}
+	l->dirty = 0;
+	switch (hr) {
+	case GW_HTTP1_ABORT:
+		x->res.aborted = 1;
+		lx_end(x, RAW_CLOSE);
+		return 1;
+	case GW_HTTP1_BAD:
+		raw_fail(&x->res, CURLE_WEIRD_SERVER_REPLY);
+		lx_end(x, RAW_FAIL);
+		return 1;
+	case GW_HTTP1_DONE:
+		lx_end(x, l->h1.close || l->sending || used < n ? RAW_CLOSE
+		                                                : RAW_KEEP);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Send what the socket takes. 0 when x goes on on this connection; 1 when
+ * x ended or went on on a new one (the caller stops there).
+ */
+static int
+lx_send(struct gw_xfer *x)
+{
+	struct lx *l = x->lx;
+	ssize_t n = sendmsg(l->lc->io.fd, &l->msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		switch (lx_retry(x)) {
+		case 0:
+			return 1;
+		case -2:
+			lx_end(x, RAW_FAIL);
+			return 1;
+		default:
+			break;
+		}
+		/* An answer may already wait (an early refusal): read it. */
+		if (!gw_http1_started(&l->h1))
+			raw_fail(&x->res, CURLE_SEND_ERROR);
+		l->sending = 0;
+		lx_watch(x);
+		return 0;
+	}
+	while (n > 0 && l->msg.msg_iovlen > 0) {
+		size_t len = l->msg.msg_iov->iov_len;
+
+		if ((size_t)n < len) {
+			l->msg.msg_iov->iov_base =
+			    (char *)l->msg.msg_iov->iov_base + n;
+			l->msg.msg_iov->iov_len = len - (size_t)n;
+			break;
+		}
+		n -= (ssize_t)len;
+		l->msg.msg_iov++;
+		l->msg.msg_iovlen--;
+	}
+	if (l->msg.msg_iovlen == 0) {
+		l->sending = 0;
+		lx_watch(x);
+	}
+	return 0;
+}
+
+/* The connection's end, or its failure: retried once, else x ends. */
+static void
+lx_closed(struct gw_xfer *x, int err)
+{
+	struct lx *l = x->lx;
+
+	switch (lx_retry(x)) {
+	case 0:
+		return;
+	case -2:
+		lx_end(x, RAW_FAIL);
+		return;
+	default:
+		break;
+	}
+	if (err == 0 && gw_http1_eof(&l->h1) == GW_HTTP1_DONE) {
+		lx_end(x, RAW_CLOSE);
+		return;
+	}
+	raw_fail(&x->res, err != 0                    ? CURLE_RECV_ERROR
+	                  : !gw_http1_started(&l->h1) ? CURLE_GOT_NOTHING
+	                  : gw_http1_head_done(&l->h1)
+	                      ? CURLE_PARTIAL_FILE
+	                      : CURLE_WEIRD_SERVER_REPLY);
+	lx_end(x, RAW_FAIL);
+}
+
+static void
+on_lconn(void *arg, uint32_t events)
+{
+	struct lconn *lc = arg;
+	struct gw_upstream_multi *um = lc->um;
+	struct gw_xfer *x = lc->x;
+	struct lx *l;
+	int err = 0;
+	socklen_t el = sizeof(err);
+	ssize_t n;
+
+	if (x == NULL) {
+		/* Idle: the upstream closed it (or said what it should not). */
+		lconn_unidle(lc);
+		lconn_close(lc);
+		return;
+	}
+	l = x->lx;
+	if (lc->connecting) {
+		if (getsockopt(lc->io.fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			err = errno;
+		if (err != 0) {
+			raw_fail(&x->res, CURLE_COULDNT_CONNECT);
+			x->res.connect_failed = 1;
+			lx_end(x, RAW_FAIL);
+			return;
+		}
+		lc->connecting = 0;
+		if (lx_send(x) == 0)
+			lx_watch(x);
+		return;
+	}
+	if (l->sending && (events & (EPOLLOUT | EPOLLERR)) && lx_send(x) != 0)
+		return;
+	/* A send that failed left its words; an answer may still come. */
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) ||
+	    l->paused)
+		return;
+	n = recv(lc->io.fd, um->rbuf, LOOP_RBUF, MSG_DONTWAIT);
+	if (n > 0) {
+		lx_feed(x, um->rbuf, (size_t)n);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	lx_closed(x, n < 0 ? errno : 0);
+}
+
+/*
+ * x's end: its connection kept (RAW_KEEP) or closed, its owner told (as
+ * post_result would have: aborted is GW_OK), x freed.
+ */
+static void
+lx_end(struct gw_xfer *x, enum raw_end e)
+{
+	struct gw_upstream_multi *um = x->um;
+	struct lx *l = x->lx;
+	struct lconn *lc = l->lc;
+	enum gw_status st = GW_OK;
+
+	if (lc != NULL) {
+		lc->x = NULL;
+		if (e == RAW_KEEP && um->nidle < IDLE_CONNS_MAX) {
+			/* Watched while idle: a close is seen at once. */
+			gw_loop_watch(um->loop, &lc->io, EPOLLIN | EPOLLRDHUP);
+			lc->next = um->idle;
+			um->idle = lc;
+			um->nidle++;
+		} else {
+			lconn_close(lc);
+		}
+	}
+	if (x->prev != NULL)
+		x->prev->next = x->next;
+	else
+		um->running = x->next;
+	if (x->next != NULL)
+		x->next->prev = x->prev;
+	if (e == RAW_FAIL && !x->res.aborted) {
+		st = GW_E_UPSTREAM;
+		if (!gw_http1_head_done(&l->h1) && x->res.bytes == 0 &&
+		    strcmp(x->res.err,
+		        curl_easy_strerror(CURLE_OPERATION_TIMEDOUT)) == 0)
+			x->res.connect_failed = 1;
+	}
+	if (l->p->bearer != NULL)
+		explicit_bzero(l->head.p, l->head.len);
+	x->done(x->c.cb->arg, st, &x->res);
+	gw_buf_fini(&l->head);
+	gw_http1_fini(&l->h1);
+	free(l->held);
+	free(l);
+	free(x);
+	if (um->running == NULL)
+		gw_loop_timer_set(um->loop, &um->tick, -1);
+}
+
+/* First step of a plain transfer, from the loop (never inside start). */
+static void
+lx_kick(void *arg)
+{
+	struct gw_xfer *x = arg;
+	struct lx *l = x->lx;
+	struct lconn *lc, **pp;
+
+	l->kicked = 1;
+	for (pp = &x->um->idle; (lc = *pp) != NULL; pp = &lc->next)
+		if (lc->olen == l->alen &&
+		    memcmp(lc->origin, l->auth, l->alen) == 0)
+			break;
+	if (lc != NULL) {
+		*pp = lc->next;
+		lc->next = NULL;
+		x->um->nidle--;
+		lc->x = x;
+		l->lc = lc;
+		l->reused = 1;
+	} else if (lx_connect(x) < 0) {
+		lx_end(x, RAW_FAIL);
+		return;
+	}
+	if (!l->lc->connecting && lx_send(x) != 0)
+		return;
+	lx_watch(x);
+}
+
+/* A plain transfer for p, or NULL when p is not for the plain path. */
+static struct lx *
+lx_new(const struct gw_upstream_post *p)
+{
+	const char *auth, *path;
+	size_t alen;
+	struct sockaddr_storage sa;
+	socklen_t salen = 0;
+	struct lx *l;
+
+	if (raw_off || !no_proxy_env || p->userpwd != NULL ||
+	    (p->headers != NULL && p->headers[0] != NULL) || p->parts != NULL ||
+	    !raw_url(p->url, &auth, &alen, &path) ||
+	    lx_addr(auth, alen, &sa, &salen) < 0 || !raw_value_ok(p->bearer) ||
+	    !raw_value_ok(p->request_id) || !raw_value_ok(p->content_type))
+		return NULL;
+	l = gw_xcalloc(1, sizeof(*l));
+	l->p = p;
+	l->sa = sa;
+	l->salen = salen;
+	l->auth = auth;
+	l->alen = alen;
+	raw_head(&l->head, p, auth, alen, path);
+	lx_rewind(l);
+	if (p->timeout_ms > 0)
+		l->deadline = gw_now_mono_us() + (int64_t)p->timeout_ms * 1000;
+	return l;
+}
+
+/* The tick's checks of a plain transfer: 1 when it ended. */
+static int
+lx_tick(struct gw_xfer *x, int64_t now)
+{
+	struct lx *l = x->lx;
+
+	if ((l->lc != NULL && l->lc->connecting && now >= l->conn_deadline) ||
+	    (l->deadline > 0 && now >= l->deadline)) {
+		raw_fail(&x->res, CURLE_OPERATION_TIMEDOUT);
+		if (l->lc != NULL && l->lc->connecting)
+			x->res.connect_failed = 1;
+		lx_end(x, RAW_FAIL);
+		return 1;
+	}
+	return 0;
+}
+
+/* Go on after a pause: the held bytes first, then the socket. */
+static void
+lx_resume(struct gw_xfer *x)
+{
+	struct lx *l = x->lx;
+	char *held = l->held;
+	size_t n = l->held_len;
+
+	if (!l->paused)
+		return;
+	l->paused = 0;
+	l->held = NULL;
+	l->held_len = 0;
+	if (n > 0 && lx_feed(x, held, n) != 0) {
+		free(held);
+		return;
+	}
+	free(held);
+	if (!l->paused)
+		lx_watch(x);
+}
 
 static void after_action(struct gw_upstream_multi *um);
 
@@ -1088,13 +1681,21 @@ on_tick(void *arg)
 {
 	struct gw_upstream_multi *um = arg;
 	struct gw_xfer *x, *next;
+	int64_t now = gw_now_mono_us();
 
 	for (x = um->running; x != NULL; x = next) {
 		next = x->next;
+		if (x->lx != NULL && !x->lx->kicked)
+			continue;
 		if (x->c.cb->on_tick != NULL &&
 		    x->c.cb->on_tick(x->c.cb->arg) < 0) {
 			x->res.aborted = 1;
-			xfer_end(um, x, CURLE_ABORTED_BY_CALLBACK);
+			if (x->lx != NULL)
+				lx_end(x, RAW_CLOSE);
+			else
+				xfer_end(um, x, CURLE_ABORTED_BY_CALLBACK);
+		} else if (x->lx != NULL) {
+			lx_tick(x, now);
 		}
 	}
 	if (um->running != NULL)
@@ -1119,6 +1720,7 @@ gw_upstream_multi_new(struct gw_loop *loop)
 	um->timer.arg = um;
 	um->tick.fn = on_tick;
 	um->tick.arg = um;
+	um->rbuf = gw_xmalloc(LOOP_RBUF);
 	return um;
 }
 
@@ -1130,6 +1732,21 @@ gw_upstream_start(struct gw_upstream_multi *um,
 {
 	struct gw_xfer *x = gw_xcalloc(1, sizeof(*x));
 
+	if ((x->lx = lx_new(p)) != NULL) {
+		x->um = um;
+		x->c.cb = cb;
+		x->c.res = &x->res;
+		x->done = done;
+		x->next = um->running;
+		if (um->running != NULL)
+			um->running->prev = x;
+		um->running = x;
+		if (um->tick.due_us == 0)
+			gw_loop_timer_set(um->loop, &um->tick, LOOP_TICK_US);
+		/* As libcurl's: it begins once the caller has x. */
+		gw_loop_post(um->loop, lx_kick, x);
+		return x;
+	}
 	x->c.x = x;
 	x->um = um;
 	x->up = um->nspare > 0 ? um->spare[--um->nspare] : gw_upstream_new();
@@ -1160,14 +1777,19 @@ static void
 resume_all(void *arg)
 {
 	struct gw_upstream_multi *um = arg;
-	struct gw_xfer *x;
+	struct gw_xfer *x, *next;
 
 	um->resume_posted = 0;
-	for (x = um->running; x != NULL; x = x->next)
+	for (x = um->running; x != NULL; x = next) {
+		next = x->next;
 		if (x->resume) {
 			x->resume = 0;
-			curl_easy_pause(x->up->h, CURLPAUSE_CONT);
+			if (x->lx != NULL)
+				lx_resume(x);
+			else
+				curl_easy_pause(x->up->h, CURLPAUSE_CONT);
 		}
+	}
 	after_action(um);
 }
 

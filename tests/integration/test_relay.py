@@ -667,10 +667,11 @@ def test_body_rebuilt_when_text_and_tree_differ(front_relay, mock, text):
 
 def test_plain_upstream_request_and_kept_connections(make_stack, base_dir):
     """A plain http:// upstream is spoken to by lib/http_upstream.c's own
-    HTTP/1.1 (raw_post): the request the upstream sees is the one libcurl
-    sent, connections are kept (at most one per worker thread and origin),
-    and a kept connection the upstream closed is replaced without the
-    client seeing it, the request sent once."""
+    HTTP/1.1 (raw_post on worker threads, the loop's plain transfers for
+    streams): the request the upstream sees is the one libcurl sent,
+    connections are kept (at most one per worker thread and origin, and
+    the loop's), and a kept connection the upstream closed is replaced
+    without the client seeing it, the request sent once."""
     m = Mock(base_dir, "kept-mock")
     key_file = os.path.join(base_dir, "kept-upstream.key")
     with open(key_file, "w") as f:
@@ -695,11 +696,23 @@ def test_plain_upstream_request_and_kept_connections(make_stack, base_dir):
         assert int(h["content-length"]) == len(last["body"].encode())
         sent = json.loads(last["body"])
         assert sent["model"] == "qwen3-30b-a3b" and sent["seed"] == 59
+        for i in range(20):
+            r = chat(s, {"model": "gpt-4@chunks=%d" % (i + 1), "messages": MSGS,
+                         "stream": True})
+            assert r.status == 200, r.text
+            ev = data_events(r.body)
+            assert ev[-1] == "[DONE]", ev[-3:]
+            text = "".join(e["choices"][0]["delta"].get("content") or ""
+                           for e in ev[:-1] if e["choices"])
+            assert len(text.split()) == i + 1, text
+        last = m.last()
+        assert json.loads(last["body"])["stream"] is True
+        assert {k.lower(): v for k, v in last["headers"].items()}["authorization"] == "Bearer sk-upstream-kept"
         st = m.stats()
-        assert st["chat"] == 60
+        assert st["chat"] == 80
         # Kept: 60 requests over at most one connection a thread (and
         # the health family's checks, through libcurl).
-        assert st["connections"] <= 8, st
+        assert st["connections"] <= 10, st
         # The upstream restarts on the same port: every kept connection
         # is dead; each request goes on a new one, sent once.
         port = m.port
@@ -709,7 +722,9 @@ def test_plain_upstream_request_and_kept_connections(make_stack, base_dir):
         for i in range(12):
             r = chat(s, {"model": "gpt-4", "messages": MSGS})
             assert r.status == 200, r.text
-        assert m.stats()["chat"] == 12
+            r = chat(s, {"model": "gpt-4", "messages": MSGS, "stream": True})
+            assert r.status == 200 and data_events(r.body)[-1] == "[DONE]", r
+        assert m.stats()["chat"] == 24
     finally:
         s.stop()
         m.close()

@@ -20,6 +20,8 @@ struct got {
 	char body[4096];
 	size_t blen;
 	int abort_head, abort_body_at; /* -1 at the head / after n bytes */
+	int pause_every; /* hold back every other body piece (1 each time) */
+	int held;
 };
 
 static int
@@ -39,6 +41,8 @@ on_body(void *arg, const char *p, size_t n)
 {
 	struct got *g = arg;
 
+	if (g->pause_every && (g->held = !g->held))
+		return 1;
 	assert_true(g->blen + n <= sizeof(g->body));
 	memcpy(g->body + g->blen, p, n);
 	g->blen += n;
@@ -59,19 +63,28 @@ run(const char *text, size_t len, size_t step, int eof, struct got *g,
 	enum gw_http1_rc rc = GW_HTTP1_MORE;
 	size_t off = 0, n, used;
 
+	memset(h, 0, sizeof(*h));
 	gw_http1_init(h, 0);
 	*taken = 0;
 	while (off < len) {
 		n = step == 0 || step > len - off ? len - off : step;
 		rc = gw_http1_feed(h, text + off, n, &used, &cb);
 		*taken += used;
+		if (rc == GW_HTTP1_PAUSE) {
+			/* Held back: the same bytes again, from where it
+			 * stopped. */
+			off += used;
+			continue;
+		}
 		if (rc != GW_HTTP1_MORE)
-			return rc;
+			goto out;
 		assert_int_equal(used, n);
 		off += n;
 	}
 	if (eof)
 		rc = gw_http1_eof(h);
+out:
+	gw_http1_fini(h);
 	return rc;
 }
 
@@ -81,23 +94,25 @@ check_all_steps(const char *text, int eof, enum gw_http1_rc want_rc,
     int want_status, const char *want_body, size_t want_taken)
 {
 	size_t step, taken;
+	int pause;
 
-	for (step = 0; step <= 17; step++) {
-		struct got g = {0};
-		struct gw_http1 h;
-		enum gw_http1_rc rc =
-		    run(text, strlen(text), step, eof, &g, &h, &taken);
+	for (pause = 0; pause <= 1; pause++)
+		for (step = 0; step <= 17; step++) {
+			struct got g = {.pause_every = pause};
+			struct gw_http1 h;
+			enum gw_http1_rc rc =
+			    run(text, strlen(text), step, eof, &g, &h, &taken);
 
-		assert_int_equal(rc, want_rc);
-		if (want_status == 0)
-			continue;
-		assert_int_equal(g.heads, 1);
-		assert_int_equal(g.status, want_status);
-		assert_int_equal(g.blen, strlen(want_body));
-		assert_memory_equal(g.body, want_body, g.blen);
-		if (want_taken > 0)
-			assert_int_equal(taken, want_taken);
-	}
+			assert_int_equal(rc, want_rc);
+			if (want_status == 0)
+				continue;
+			assert_int_equal(g.heads, 1);
+			assert_int_equal(g.status, want_status);
+			assert_int_equal(g.blen, strlen(want_body));
+			assert_memory_equal(g.body, want_body, g.blen);
+			if (want_taken > 0)
+				assert_int_equal(taken, want_taken);
+		}
 }
 
 static void
@@ -232,6 +247,33 @@ test_long_header_line_refused(void **state)
 	free(t);
 }
 
+/* A header line longer than the small buffer, cut by reads: kept whole. */
+static void
+test_long_line_across_reads(void **state)
+{
+	char t[4096], v[1500];
+	size_t step, taken;
+
+	(void)state;
+	memset(v, 'v', sizeof(v) - 1);
+	v[sizeof(v) - 1] = '\0';
+	snprintf(t, sizeof(t),
+	    "HTTP/1.1 503 Busy\r\nX-Long: %s\r\nContent-Type: text/%s\r\n"
+	    "Content-Length: 2\r\n\r\nok",
+	    v, v + 1300);
+	for (step = 1; step <= 700; step += 233) {
+		struct got g = {0};
+		struct gw_http1 h;
+
+		assert_int_equal(
+		    run(t, strlen(t), step, 0, &g, &h, &taken), GW_HTTP1_DONE);
+		assert_int_equal(g.status, 503);
+		assert_int_equal(strlen(g.ctype), 127);
+		assert_memory_equal(g.ctype, "text/vvv", 8);
+		assert_int_equal(g.blen, 2);
+	}
+}
+
 static void
 test_callbacks_abort(void **state)
 {
@@ -264,6 +306,7 @@ main(void)
 	    cmocka_unit_test(test_body_to_close_and_no_body),
 	    cmocka_unit_test(test_bad_answers),
 	    cmocka_unit_test(test_long_header_line_refused),
+	    cmocka_unit_test(test_long_line_across_reads),
 	    cmocka_unit_test(test_callbacks_abort),
 	};
 
