@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -25,6 +26,8 @@
 #define RAW_RBUF (16 * 1024)
 /* The longest origin ("host:port") the plain path takes. */
 #define RAW_ORIGIN_MAX 255
+/* A blocking plain POST hears on_tick (and checks its deadline) this often. */
+#define RAW_TICK_MS 100
 /* Body parts the plain path sends in one sendmsg (with the head). */
 #define RAW_PARTS_MAX 14
 
@@ -615,6 +618,18 @@ raw_conn_get(struct raw *rw, const char *auth, size_t alen, int fresh,
 		return NULL;
 	}
 	c->fd = (int)fd;
+	/*
+	 * Blocking, with a receive timeout of a tick: once the request is
+	 * sent, the answer is waited for in recv itself (no poll first).
+	 */
+	{
+		struct timeval tv = {0, RAW_TICK_MS * 1000};
+		int fl = fcntl(c->fd, F_GETFL);
+
+		if (fl >= 0)
+			fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK);
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
 	memcpy(c->origin, auth, alen);
 	c->olen = alen;
 	c->used = ++rw->clock;
@@ -746,16 +761,20 @@ raw_exchange(struct raw *rw, struct raw_conn *c, struct iovec *v, int nv,
 		now = gw_now_mono_us();
 		if (deadline > 0 && now >= deadline)
 			return raw_fail(res, CURLE_OPERATION_TIMEDOUT);
-		wait = 100;
+		wait = RAW_TICK_MS;
 		if (deadline > 0 && (deadline - now + 999) / 1000 < wait)
 			wait = (deadline - now + 999) / 1000;
 		pfd.events = POLLIN | (sending ? POLLOUT : 0);
 		pfd.revents = 0;
-		if (poll(&pfd, 1, (int)wait) < 0 && errno != EINTR)
+		if (!sending && wait == RAW_TICK_MS) {
+			/* All sent: wait in recv (SO_RCVTIMEO is a tick). */
+			pfd.revents = POLLIN;
+		} else if (poll(&pfd, 1, (int)wait) < 0 && errno != EINTR) {
 			return raw_fail(res, CURLE_RECV_ERROR);
+		}
 		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
-			n = recv(
-			    c->fd, rw->rbuf, sizeof(rw->rbuf), MSG_DONTWAIT);
+			n = recv(c->fd, rw->rbuf, sizeof(rw->rbuf),
+			    pfd.events & POLLOUT ? MSG_DONTWAIT : 0);
 			if (n > 0) {
 				hr = gw_http1_feed(
 				    &rw->h1, rw->rbuf, (size_t)n, &used, &hcb);
@@ -793,7 +812,7 @@ raw_exchange(struct raw *rw, struct raw_conn *c, struct iovec *v, int nv,
 			return RAW_RETRY;
 		}
 		now = gw_now_mono_us();
-		if (now - last_tick >= 100 * 1000) {
+		if (now - last_tick >= RAW_TICK_MS * 1000) {
 			last_tick = now;
 			if (cb->on_tick != NULL && cb->on_tick(cb->arg) < 0) {
 				res->aborted = 1;
@@ -1080,10 +1099,14 @@ lx_watch(struct gw_xfer *x)
 	struct lx *l = x->lx;
 	uint32_t ev = 0;
 
+	/*
+	 * Read with EPOLLRDHUP, as an idle connection is watched: a kept
+	 * connection's request and answer change nothing (no epoll_ctl).
+	 */
 	if (l->lc->connecting)
 		ev = EPOLLOUT;
 	else if (!l->paused)
-		ev = EPOLLIN | (l->sending ? EPOLLOUT : 0);
+		ev = EPOLLIN | EPOLLRDHUP | (l->sending ? EPOLLOUT : 0);
 	gw_loop_watch(x->um->loop, &l->lc->io, ev);
 }
 
