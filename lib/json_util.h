@@ -118,6 +118,8 @@ int gw_json_get_int(json_object *obj, const char *key, int64_t *out)
 /*
  * A JSON object written straight into a buffer (no json-c objects): open
  * with gw_jw_begin, add members, close with gw_jw_end. For hot paths.
+ * A member's key is a name of this code's own (a literal needing no
+ * escape): it is written as it is.
  */
 void gw_jw_begin(struct gw_buf *b) GW_NONNULL(1);
 void gw_jw_end(struct gw_buf *b) GW_NONNULL(1);

@@ -167,18 +167,30 @@ gw_xasprintf(const char *fmt, ...)
 	return p;
 }
 
-static void
-buf_reserve(struct gw_buf *b, size_t extra)
+static __attribute__((noinline)) void
+buf_grow(struct gw_buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;
 	size_t cap = b->cap ? b->cap : 256;
 
-	if (need <= b->cap)
-		return;
 	while (cap < need)
 		cap *= 2;
 	b->p = gw_xrealloc(b->p, cap);
 	b->cap = cap;
+}
+
+/* Room for extra more bytes and the NUL: the check inline, growth not. */
+static inline __attribute__((always_inline)) void
+buf_reserve(struct gw_buf *b, size_t extra)
+{
+	if (b->len + extra + 1 > b->cap)
+		buf_grow(b, extra);
+}
+
+void
+gw_buf_reserve(struct gw_buf *b, size_t n)
+{
+	buf_reserve(b, n);
 }
 
 char *

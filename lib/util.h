@@ -61,6 +61,8 @@ struct gw_buf {
 /* Append n bytes; grows as needed (aborts on OOM). */
 void gw_buf_append(struct gw_buf *b, const void *data, size_t n);
 void gw_buf_puts(struct gw_buf *b, const char *s);
+/* Room for n more bytes (and the NUL) without growing again. */
+void gw_buf_reserve(struct gw_buf *b, size_t n) GW_NONNULL(1);
 /* Grow by n bytes (still terminated) and return where they go. */
 char *gw_buf_extend(struct gw_buf *b, size_t n) GW_NONNULL(1);
 /* Decimal digits without printf (hot paths): returns the length. */
