@@ -122,6 +122,12 @@ plain_run(const unsigned char *p, const unsigned char *end)
 	return (size_t)(at - p);
 }
 
+size_t
+gw_json_plain_run(const char *p, const char *end)
+{
+	return plain_run((const unsigned char *)p, (const unsigned char *)end);
+}
+
 /* A string; [*start, *start + *len) is its raw (still escaped) text. */
 static int
 sc_string(struct scan *s, const unsigned char **start, size_t *len)

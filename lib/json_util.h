@@ -136,6 +136,12 @@ void gw_jw_null(struct gw_buf *b, const char *key) GW_NONNULL(1, 2);
  */
 void gw_jw_raw(struct gw_buf *b, const char *key, const char *json)
     GW_NONNULL(1, 2, 3);
+/*
+ * How many bytes from p (up to end) are neither a quote, a backslash, a
+ * control character nor non-ASCII: a JSON string's plain run, 16 bytes a
+ * step.
+ */
+size_t gw_json_plain_run(const char *p, const char *end) GW_NONNULL(1, 2);
 /* Append s as a JSON string literal (quotes and escapes). */
 void gw_jw_quote(struct gw_buf *b, const char *s) GW_NONNULL(1, 2);
 

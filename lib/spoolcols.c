@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_util.h"
 #include "shm.h"
 
 enum kind { K_TEXT, K_INT4, K_FLOAT8, K_BOOL, K_TSTZ, K_JSONB };
@@ -105,13 +106,19 @@ elem(struct gw_buf *b, size_t n)
 static const char *
 string_end(const char *p, const char *end)
 {
-	for (p++; p < end; p++) {
+	for (p++; p < end;) {
+		/* Plain bytes 16 at a time; a non-ASCII one is plain here. */
+		p += gw_json_plain_run(p, end);
+		if (p >= end)
+			break;
 		if (*p == '"')
 			return p + 1;
 		if (*p == '\\')
-			p++;
+			p += 2;
 		else if ((unsigned char)*p < 0x20)
 			return NULL;
+		else
+			p++;
 	}
 	return NULL;
 }
@@ -130,6 +137,15 @@ put_string(struct gw_buf *b, const char *p, const char *q)
 
 	d = elem(b, (size_t)(q - p - 2));
 	for (p++, q--; p < q; p++) {
+		size_t run = gw_json_plain_run(p, q);
+
+		/* The plain run in one copy; what stops it, a byte at a time.
+		 */
+		memcpy(d + n, p, run);
+		n += run;
+		p += run;
+		if (p >= q)
+			break;
 		if (*p != '\\') {
 			d[n++] = *p;
 			continue;

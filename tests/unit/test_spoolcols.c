@@ -144,6 +144,58 @@ test_line_as_spend_writes_it(void **state)
 	gw_spoolcols_fini(&c);
 }
 
+/*
+ * Strings are scanned and copied a plain run (16 bytes) at a time: an
+ * escape, a non-ASCII byte or a refused control character at every offset
+ * across two steps reads as it does byte by byte.
+ */
+static void
+test_strings_at_every_offset(void **state)
+{
+	static const struct {
+		const char *json, *text; /* text NULL: the batch is refused */
+	} cases[] = {
+	    {"\\\"", "\""},
+	    {"\\\\", "\\"},
+	    {"\\n", "\n"},
+	    {"\\u0041", "A"},
+	    {"\xc3\xa9", "\xc3\xa9"},
+	    {"\x01", NULL},
+	};
+	char line[512], want[128];
+	struct gw_spoolcols c;
+	const char *e;
+	size_t k;
+	int off, len;
+
+	(void)state;
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
+		for (off = 0; off <= 40; off++) {
+			snprintf(line, sizeof(line),
+			    "{\"request_id\":\"r\",\"key_alias\":\"%.*s%syy"
+			    "yyyyyyyyyyyyyyyyyy\"}\n",
+			    off, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+			    cases[k].json);
+			if (cases[k].text == NULL) {
+				assert_int_equal(
+				    gw_spoolcols_build(&c, line, strlen(line)),
+				    GW_E_INVALID);
+				gw_spoolcols_fini(&c);
+				continue;
+			}
+			assert_int_equal(
+			    gw_spoolcols_build(&c, line, strlen(line)), GW_OK);
+			snprintf(want, sizeof(want),
+			    "%.*s%syyyyyyyyyyyyyyyyyyyy", off,
+			    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+			    cases[k].text);
+			e = element(&c, C_KEY_ALIAS, 0, &len);
+			assert_int_equal(len, (int)strlen(want));
+			assert_memory_equal(e, want, strlen(want));
+			gw_spoolcols_fini(&c);
+		}
+}
+
 static void
 test_rows_in_order(void **state)
 {
@@ -430,6 +482,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_line_as_spend_writes_it),
+	    cmocka_unit_test(test_strings_at_every_offset),
 	    cmocka_unit_test(test_rows_in_order),
 	    cmocka_unit_test(test_empty_json_as_null),
 	    cmocka_unit_test(test_rollups),
