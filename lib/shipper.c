@@ -491,4 +491,6 @@ gw_shipper_drain(int timeout_ms)
 		pthread_mutex_unlock(&lock);
 		usleep(20 * 1000);
 	}
+	/* All shipped: the file goes, not shipped again at the next start. */
+	gw_spool_retire();
 }

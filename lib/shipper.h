@@ -27,7 +27,10 @@ struct gw_db;
  * the first request that runs under it.
  */
 void gw_shipper_start(const struct gw_cfg *cfg) GW_NONNULL(1);
-/* Give the writer up to timeout_ms to ship what is spooled (at exit). */
+/*
+ * Give the writer up to timeout_ms to ship what is spooled (at exit); when
+ * all of it is, the spool file is removed (gw_spool_retire).
+ */
 void gw_shipper_drain(int timeout_ms);
 
 /*

@@ -364,6 +364,30 @@ gw_spool_orphans(int (*ship)(void *arg, int fd), void *arg)
 	closedir(d);
 }
 
+int
+gw_spool_retire(void)
+{
+	int gone = 0;
+
+	pthread_mutex_lock(&lock);
+	/*
+	 * Removed while its lock is still held, as a rotated file is: left
+	 * on disk, the next start would take it for an orphan and send every
+	 * row again (refused as duplicates, then sent once more with ON
+	 * CONFLICT).
+	 */
+	if (append_fd >= 0 && spooled_total == shipped_total) {
+		unlink(append_path);
+		close(append_fd);
+		append_fd = -1;
+		append_path[0] = '\0';
+		append_size = 0;
+		gone = 1;
+	}
+	pthread_mutex_unlock(&lock);
+	return gone;
+}
+
 uint64_t
 gw_spool_backlog(void)
 {

@@ -104,6 +104,13 @@ void gw_spool_reject(const char *line, size_t len, const char *why)
  */
 void gw_spool_orphans(int (*ship)(void *arg, int fd), void *arg) GW_NONNULL(1);
 
+/*
+ * At a process's end: remove its spool file when every line in it is
+ * shipped (1; a line appended later opens a new file), else keep it for
+ * the next start to ship as an orphan (0).
+ */
+int gw_spool_retire(void);
+
 /* Bytes appended by this process and not yet shipped. */
 uint64_t gw_spool_backlog(void);
 

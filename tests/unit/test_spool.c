@@ -376,6 +376,47 @@ test_reject(void **state)
 	assert_string_equal(buf, "{\"bad\":1}\n{\"bad\":2}\n");
 }
 
+/*
+ * A process's end (gw_spool_retire): its file goes once every line is
+ * shipped, so the next start finds no orphan to send again; with a line
+ * not yet shipped it stays for that start.
+ */
+static void
+test_retire(void **state)
+{
+	struct gw_spool_batch b;
+	char path[4096];
+
+	(void)state;
+	assert_int_equal(gw_spool_append("{\"r\":1}\n", 8, NULL), GW_OK);
+	gw_spool_follow(&rd);
+	snprintf(path, sizeof(path), "%s", rd.path);
+	/* Not shipped yet: kept. */
+	assert_int_equal(gw_spool_retire(), 0);
+	assert_int_equal(access(path, F_OK), 0);
+	gw_spool_read(rd.fd, rd.off, 500, &b);
+	rd.off += b.used;
+	gw_spool_batch_fini(&b);
+	gw_spool_shipped(&rd, 1, on_done);
+	assert_int_equal(gw_spool_backlog(), 0);
+	assert_int_equal(gw_spool_retire(), 1);
+	assert_int_equal(access(path, F_OK), -1);
+	noffered = 0;
+	gw_spool_orphans(on_orphan, NULL);
+	assert_int_equal(noffered, 0);
+	/* A line after it opens a new file, followed as before. */
+	assert_int_equal(gw_spool_append("{\"r\":2}\n", 8, NULL), GW_OK);
+	gw_spool_follow(&rd);
+	assert_string_not_equal(rd.path, path);
+	assert_int_equal(rd.off, 0);
+	gw_spool_read(rd.fd, rd.off, 500, &b);
+	assert_string_equal(b.json.p, "[{\"r\":2}]");
+	rd.off += b.used;
+	gw_spool_batch_fini(&b);
+	gw_spool_shipped(&rd, 1, on_done);
+	assert_int_equal(gw_spool_backlog(), 0);
+}
+
 int
 main(void)
 {
@@ -388,6 +429,7 @@ main(void)
 	    cmocka_unit_test(test_rotation),
 	    cmocka_unit_test(test_orphans),
 	    cmocka_unit_test(test_reject),
+	    cmocka_unit_test(test_retire),
 	};
 
 	gw_log_init("unit", GW_LOG_ERR, NULL);
