@@ -271,7 +271,7 @@ fuzz: fuzz-build
 	        build/fuzz/corpus/$$t tests/fuzz/corpus/$$t \
 	        </dev/null >$$log 2>&1; rc=$$?; \
 	    if [ $$rc -eq 0 ] && grep -q '^Done' $$log; then \
-	        echo "fuzz_$$t: $$(grep -a 'DONE' $$log | tail -n 1)"; \
+	        echo "fuzz_$$t: $$(grep -a '^#[0-9]*[[:space:]]*DONE' $$log | tail -n 1)"; \
 	    else fail=1; echo "fuzz_$$t: FAILED (rc $$rc, $$log)"; \
 	        grep -a -m 5 'ERROR\|FINDING\|SUMMARY' $$log; fi; \
 	done; exit $$fail
