@@ -711,6 +711,33 @@ raw_fail(struct gw_upstream_result *res, CURLcode rc)
 	return RAW_FAIL;
 }
 
+/* sendmsg took n bytes of m's iovecs: m starts at what is still to send. */
+static void
+iov_sent(struct msghdr *m, size_t n)
+{
+	while (n > 0 && m->msg_iovlen > 0) {
+		size_t len = m->msg_iov->iov_len;
+
+		if (n < len) {
+			m->msg_iov->iov_base = (char *)m->msg_iov->iov_base + n;
+			m->msg_iov->iov_len = len - n;
+			return;
+		}
+		n -= len;
+		m->msg_iov++;
+		m->msg_iovlen--;
+	}
+}
+
+/* As libcurl's path has it: a timeout before any answer byte. */
+static void
+timeout_before_answer(struct gw_upstream_result *res, const struct gw_http1 *h)
+{
+	if (!gw_http1_head_done(h) && res->bytes == 0 &&
+	    strcmp(res->err, curl_easy_strerror(CURLE_OPERATION_TIMEDOUT)) == 0)
+		res->connect_failed = 1;
+}
+
 /*
  * Send the request (v: head and body) on c and read its answer into cb,
  * until deadline (0: none).
@@ -741,19 +768,8 @@ raw_exchange(struct raw *rw, struct raw_conn *c, struct iovec *v, int nv,
 				send_err = errno;
 				sending = 0;
 			}
-			while (n > 0 && msg.msg_iovlen > 0) {
-				size_t l = msg.msg_iov->iov_len;
-
-				if ((size_t)n < l) {
-					msg.msg_iov->iov_base =
-					    (char *)msg.msg_iov->iov_base + n;
-					msg.msg_iov->iov_len = l - (size_t)n;
-					break;
-				}
-				n -= (ssize_t)l;
-				msg.msg_iov++;
-				msg.msg_iovlen--;
-			}
+			if (n > 0)
+				iov_sent(&msg, (size_t)n);
 			if (msg.msg_iovlen == 0)
 				sending = 0;
 		}
@@ -889,11 +905,7 @@ raw_post(struct gw_upstream *up, const struct gw_upstream_post *p,
 	if (c == NULL)
 		return GW_E_UPSTREAM;
 	if (e == RAW_FAIL) {
-		/* As libcurl's path: a timeout before any answer byte. */
-		if (!gw_http1_head_done(&up->raw->h1) && res->bytes == 0 &&
-		    strcmp(res->err,
-		        curl_easy_strerror(CURLE_OPERATION_TIMEDOUT)) == 0)
-			res->connect_failed = 1;
+		timeout_before_answer(res, &up->raw->h1);
 		return GW_E_UPSTREAM;
 	}
 	return GW_OK;
@@ -1002,6 +1014,32 @@ struct lx {
 	int paused;
 	struct gw_http1 h1;
 };
+
+/* x joins the multi's running transfers: heard every tick from now. */
+static void
+running_add(struct gw_upstream_multi *um, struct gw_xfer *x)
+{
+	x->next = um->running;
+	if (um->running != NULL)
+		um->running->prev = x;
+	um->running = x;
+	if (um->tick.due_us == 0)
+		gw_loop_timer_set(um->loop, &um->tick, LOOP_TICK_US);
+}
+
+/* x leaves them; the tick stops with the last. */
+static void
+running_remove(struct gw_upstream_multi *um, struct gw_xfer *x)
+{
+	if (x->prev != NULL)
+		x->prev->next = x->next;
+	else
+		um->running = x->next;
+	if (x->next != NULL)
+		x->next->prev = x->prev;
+	if (um->running == NULL)
+		gw_loop_timer_set(um->loop, &um->tick, -1);
+}
 
 static void lx_end(struct gw_xfer *x, enum raw_end e);
 
@@ -1307,19 +1345,7 @@ lx_send(struct gw_xfer *x)
 		lx_watch(x);
 		return 0;
 	}
-	while (n > 0 && l->msg.msg_iovlen > 0) {
-		size_t len = l->msg.msg_iov->iov_len;
-
-		if ((size_t)n < len) {
-			l->msg.msg_iov->iov_base =
-			    (char *)l->msg.msg_iov->iov_base + n;
-			l->msg.msg_iov->iov_len = len - (size_t)n;
-			break;
-		}
-		n -= (ssize_t)len;
-		l->msg.msg_iov++;
-		l->msg.msg_iovlen--;
-	}
+	iov_sent(&l->msg, (size_t)n);
 	if (l->msg.msg_iovlen == 0) {
 		l->sending = 0;
 		lx_watch(x);
@@ -1426,18 +1452,10 @@ lx_end(struct gw_xfer *x, enum raw_end e)
 			lconn_close(lc);
 		}
 	}
-	if (x->prev != NULL)
-		x->prev->next = x->next;
-	else
-		um->running = x->next;
-	if (x->next != NULL)
-		x->next->prev = x->prev;
+	running_remove(um, x);
 	if (e == RAW_FAIL && !x->res.aborted) {
 		st = GW_E_UPSTREAM;
-		if (!gw_http1_head_done(&l->h1) && x->res.bytes == 0 &&
-		    strcmp(x->res.err,
-		        curl_easy_strerror(CURLE_OPERATION_TIMEDOUT)) == 0)
-			x->res.connect_failed = 1;
+		timeout_before_answer(&x->res, &l->h1);
 	}
 	if (l->p->bearer != NULL)
 		explicit_bzero(l->head.p, l->head.len);
@@ -1447,8 +1465,6 @@ lx_end(struct gw_xfer *x, enum raw_end e)
 	free(l->held);
 	free(l);
 	free(x);
-	if (um->running == NULL)
-		gw_loop_timer_set(um->loop, &um->tick, -1);
 }
 
 /* First step of a plain transfer, from the loop (never inside start). */
@@ -1645,12 +1661,7 @@ xfer_end(struct gw_upstream_multi *um, struct gw_xfer *x, CURLcode rc)
 			pp = &(*pp)->dirty_next;
 		*pp = x->dirty_next;
 	}
-	if (x->prev != NULL)
-		x->prev->next = x->next;
-	else
-		um->running = x->next;
-	if (x->next != NULL)
-		x->next->prev = x->prev;
+	running_remove(um, x);
 	st = post_result(x->up, &x->c, rc);
 	if (um->nspare < SPARE_MAX)
 		um->spare[um->nspare++] = x->up;
@@ -1658,8 +1669,6 @@ xfer_end(struct gw_upstream_multi *um, struct gw_xfer *x, CURLcode rc)
 		gw_upstream_free(x->up);
 	x->done(x->c.cb->arg, st, &x->res);
 	free(x);
-	if (um->running == NULL)
-		gw_loop_timer_set(um->loop, &um->tick, -1);
 }
 
 static void
@@ -1760,12 +1769,7 @@ gw_upstream_start(struct gw_upstream_multi *um,
 		x->c.cb = cb;
 		x->c.res = &x->res;
 		x->done = done;
-		x->next = um->running;
-		if (um->running != NULL)
-			um->running->prev = x;
-		um->running = x;
-		if (um->tick.due_us == 0)
-			gw_loop_timer_set(um->loop, &um->tick, LOOP_TICK_US);
+		running_add(um, x);
 		/* As libcurl's: it begins once the caller has x. */
 		gw_loop_post(um->loop, lx_kick, x);
 		return x;
@@ -1785,12 +1789,7 @@ gw_upstream_start(struct gw_upstream_multi *um,
 	 */
 	curl_easy_setopt(x->up->h, CURLOPT_BUFFERSIZE, LOOP_RECV_BUF);
 	curl_easy_setopt(x->up->h, CURLOPT_PRIVATE, x);
-	x->next = um->running;
-	if (um->running != NULL)
-		um->running->prev = x;
-	um->running = x;
-	if (um->tick.due_us == 0)
-		gw_loop_timer_set(um->loop, &um->tick, LOOP_TICK_US);
+	running_add(um, x);
 	/* libcurl asks for a timer at once: the transfer starts there. */
 	curl_multi_add_handle(um->m, x->up->h);
 	return x;
